@@ -1,0 +1,65 @@
+//! `hearth-config` owns `config.txt`: its line syntax, the typed [`Config`] it describes, its
+//! validation with complete, line-numbered error reports, and its canonical rendering.
+//!
+//! ```
+//! let text = hearth_config::Config::example("weather");
+//! let config = hearth_config::parse(&text, &["weather"]).expect("the example is valid");
+//! assert_eq!(config.profile, "weather");
+//! assert_eq!(config.timings.watchdog_s, Some(15)); // on by default
+//!
+//! let errors = hearth_config::parse("profile weather\nmqtbroker x\n", &["weather"]).unwrap_err();
+//! let first = errors.as_slice()[0].located("config.txt").to_string();
+//! assert_eq!(first, "config.txt:2: unknown key \"mqtbroker\" (did you mean \"mqttbroker\"?)");
+//! ```
+//!
+//! # Format
+//!
+//! One `key value` per line. Blank lines and lines starting with `#` are ignored; lines are
+//! trimmed; the key is the first word and the value is everything after the first run of
+//! spaces/tabs, so values may contain spaces. The value `None` means "no value". CRLF line
+//! endings and a leading UTF-8 BOM are accepted. Keys are case-sensitive.
+//!
+//! Compared with the MicroPython reference, which silently ignored every line it could not
+//! split into exactly two words and let later duplicates win, this parser rejects unknown
+//! keys, duplicates, valueless keys and bad values, and reports all of them at once. Every
+//! line the reference understood is understood here with the same meaning; `flavor` is
+//! accepted as a synonym of `profile`. See [`Timings::watchdog_s`] for how the old
+//! `watchdog` values keep their meaning while the default becomes "on".
+//!
+//! # Keys
+//!
+//! | key | field | rule |
+//! |---|---|---|
+//! | `profile` / `flavor` | [`Config::profile`] | required, one of the caller's profiles; not both |
+//! | `ssid` | [`Config::network`] | required; ≤ 32 bytes, or `(wired)`, `(wired2)`, `(none)` |
+//! | `password` | [`Network::Wifi`] | optional; 8..=63 characters or 64 hex digits; Wi-Fi only |
+//! | `mqttbroker` | [`Mqtt::broker`] | required unless `ssid (none)`; `host`, `host:port`, `[v6]:port` |
+//! | `mqttname` | [`Mqtt::name`] | required; 1..=64 characters, no whitespace, `/`, `+`, `#` |
+//! | `mqttuser`, `mqttpassword` | [`Mqtt::credentials`] | optional; no password without user |
+//! | `mqttkeepalive` | [`Mqtt::keepalive_s`] | 5..=3600 s, default 30, < `mqttreboot` |
+//! | `watchdog` | [`Timings::watchdog_s`] | 0 = off, default 15 s |
+//! | `espnowgroup`, `espnowpsk`, `espnowchannel` | [`Config::espnow`] | optional; channel 1..=13 |
+//! | timings | [`Timings`] | optional, reference defaults; see each field |
+//!
+//! A profile adds its own keys with [`KeySpec`] and [`parse_with`].
+
+#![no_std]
+
+extern crate alloc;
+
+mod error;
+mod model;
+mod parser;
+mod render;
+mod schema;
+mod syntax;
+mod values;
+
+pub use error::{ConfigError, ConfigErrors, ErrorKind, Located, LocatedAll};
+pub use model::{
+    Broker, Config, EspNow, Host, Mqtt, MqttCredentials, Network, Timings,
+    DEFAULT_MQTT_KEEPALIVE_S, DEFAULT_MQTT_PORT, DEFAULT_WATCHDOG_S, WATCHDOG_FEED_PERIOD_S,
+    WATCHDOG_MAX_S, WATCHDOG_MIN_S,
+};
+pub use parser::{parse, parse_with};
+pub use schema::KeySpec;

@@ -1,0 +1,281 @@
+//! The typed result of parsing: `Config` and its parts, with the documented defaults.
+//! Secrets are redacted from `Debug` output so a logged config does not leak them.
+
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use core::fmt;
+use core::net::{Ipv4Addr, Ipv6Addr};
+
+/// MQTT's standard plain-TCP port, used when `mqttbroker` names no port (the reference's only
+/// port).
+pub const DEFAULT_MQTT_PORT: u16 = 1883;
+
+/// Hardware watchdog timeout when `watchdog` is absent, `None`, or one of the reference's
+/// "on" values (see [`Timings::watchdog_s`]). Same as the reference's fixed timeout.
+pub const DEFAULT_WATCHDOG_S: u32 = 15;
+
+/// The main loop proves it is alive (feeds the watchdog) this often.
+pub const WATCHDOG_FEED_PERIOD_S: u32 = 1;
+
+/// Smallest explicit watchdog timeout: several feed periods, so one late feed is not a reset.
+pub const WATCHDOG_MIN_S: u32 = 5;
+
+/// Largest explicit watchdog timeout.
+pub const WATCHDOG_MAX_S: u32 = 3600;
+
+const _: () = assert!(WATCHDOG_MIN_S > WATCHDOG_FEED_PERIOD_S);
+const _: () = assert!(DEFAULT_WATCHDOG_S >= WATCHDOG_MIN_S && DEFAULT_WATCHDOG_S <= WATCHDOG_MAX_S);
+
+/// MQTT keepalive when `mqttkeepalive` is absent. (The reference used 0, i.e. none.)
+pub const DEFAULT_MQTT_KEEPALIVE_S: u16 = 30;
+
+/// A validated `config.txt`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// `profile` (or its reference synonym `flavor`): which appliance this file is for.
+    pub profile: String,
+    /// `ssid` and `password`.
+    pub network: Network,
+    /// `mqttbroker`, `mqttname`, `mqttuser`, `mqttpassword`, `mqttkeepalive`.
+    pub mqtt: Mqtt,
+    /// `espnowgroup`, `espnowpsk`, `espnowchannel`. Whether a profile needs them is the
+    /// profile's business; the framework only checks their form.
+    pub espnow: EspNow,
+    /// `watchdog` and the policy timeouts.
+    pub timings: Timings,
+    /// The profile's own keys (declared with [`KeySpec`](crate::KeySpec)) that were given a
+    /// value, after validation. Keys absent or `None` are not in the map.
+    pub profile_settings: BTreeMap<String, String>,
+}
+
+/// How the device reaches the LAN (`ssid`, `password`).
+#[derive(Clone, PartialEq, Eq)]
+pub enum Network {
+    /// Wi-Fi station. `password: None` is an open network.
+    Wifi {
+        ssid: String,
+        password: Option<String>,
+    },
+    /// `ssid (wired)`: Ethernet through a generic RMII PHY.
+    Wired,
+    /// `ssid (wired2)`: Ethernet on a WT32-ETH01 board (LAN8720).
+    Wired2,
+    /// `ssid (none)`: no network at all (e.g. an ESP-NOW-only device); MQTT never starts.
+    None,
+}
+
+impl fmt::Debug for Network {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Network::Wifi { ssid, password } => f
+                .debug_struct("Wifi")
+                .field("ssid", ssid)
+                .field("password", &password.as_ref().map(|_| Redacted))
+                .finish(),
+            Network::Wired => f.write_str("Wired"),
+            Network::Wired2 => f.write_str("Wired2"),
+            Network::None => f.write_str("None"),
+        }
+    }
+}
+
+/// MQTT session settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mqtt {
+    /// `mqttbroker`. Always `Some` unless the network is [`Network::None`].
+    pub broker: Option<Broker>,
+    /// `mqttname`: the device name in topics (`stat/<name>/...`) and the client-id prefix.
+    pub name: String,
+    /// `mqttuser` and `mqttpassword`; a password without a user is rejected.
+    pub credentials: Option<MqttCredentials>,
+    /// `mqttkeepalive`, seconds, 5..=3600.
+    pub keepalive_s: u16,
+}
+
+/// Broker login.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MqttCredentials {
+    pub user: String,
+    pub password: Option<String>,
+}
+
+impl fmt::Debug for MqttCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MqttCredentials")
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| Redacted))
+            .finish()
+    }
+}
+
+/// Where the MQTT broker is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Broker {
+    pub host: Host,
+    /// 1..=65535; [`DEFAULT_MQTT_PORT`] when the file names none.
+    pub port: u16,
+}
+
+/// The host part of `mqttbroker`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Host {
+    /// A DNS name to resolve, e.g. `mqtt.lan`.
+    Name(String),
+    Ipv4(Ipv4Addr),
+    /// Written `[addr]` or `[addr]:port` in the file.
+    Ipv6(Ipv6Addr),
+}
+
+/// Renders the way `mqttbroker` is written: `host`, `host:port`, `[v6]` or `[v6]:port`,
+/// omitting the default port.
+impl fmt::Display for Broker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.host {
+            Host::Name(n) => f.write_str(n)?,
+            Host::Ipv4(a) => write!(f, "{a}")?,
+            Host::Ipv6(a) => write!(f, "[{a}]")?,
+        }
+        if self.port != DEFAULT_MQTT_PORT {
+            write!(f, ":{}", self.port)?;
+        }
+        Ok(())
+    }
+}
+
+/// ESP-NOW link settings, all optional at this level.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct EspNow {
+    /// `espnowgroup`.
+    pub group: Option<String>,
+    /// `espnowpsk`.
+    pub psk: Option<String>,
+    /// `espnowchannel`, 1..=13 (used by a central).
+    pub channel: Option<u8>,
+}
+
+impl fmt::Debug for EspNow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EspNow")
+            .field("group", &self.group)
+            .field("psk", &self.psk.as_ref().map(|_| Redacted))
+            .field("channel", &self.channel)
+            .finish()
+    }
+}
+
+/// Watchdog and failure-policy timings. Defaults are the reference's values except where a
+/// reference weakness is fixed (watchdog on by default; capped MQTT back-off).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timings {
+    /// `watchdog`: hardware watchdog timeout in seconds; `None` = disabled (`watchdog 0`).
+    ///
+    /// Default: on, [`DEFAULT_WATCHDOG_S`]. The reference defaulted to off (its weakness: one
+    /// crash left the device dead), and treated any value other than `0` as "on, 15 s".
+    /// To keep old files meaning what they meant:
+    /// - `0` is off, as before;
+    /// - `1..=4` (in practice `watchdog 1`) and the words `on`, `yes`, `true` mean on with
+    ///   the default timeout, as before — such short timeouts would be too close to the
+    ///   1 s feed period to be meant literally;
+    /// - `5..=3600` is the timeout in seconds (a new meaning for values the reference
+    ///   treated as plain "on");
+    /// - the words `off`, `no`, `false` are rejected: the reference read them as *on*, so
+    ///   accepting them either way would surprise someone.
+    pub watchdog_s: Option<u32>,
+    /// `startdelay`: upper bound of the random start-up delay, s (0..=300, 0 = none). Default 10.
+    pub start_delay_s: u32,
+    /// `wdgrace`: delay before the watchdog is armed, s (0..=300). Default 10.
+    pub watchdog_grace_s: u32,
+    /// `mayblock`: how long a section that may block keeps the watchdog fed, s (1..=3600).
+    /// Default 120.
+    pub may_block_s: u32,
+    /// `netconnecttimeout`: give up one connection attempt after, s (5..=600). Default 60.
+    pub net_connect_timeout_s: u32,
+    /// `netretry`: wait after a lost or failed connection, s (1..=3600). Default 30.
+    pub net_retry_s: u32,
+    /// `netretryfudge`: random extra on top of `netretry`, s (0..=3600). Default 15.
+    pub net_retry_fudge_s: u32,
+    /// `netreboot`: reboot after this long without network, s (60..=86400); `None` =
+    /// never (`netreboot 0`). Default 600.
+    pub net_reboot_s: Option<u32>,
+    /// `mqttbackoffms`: first MQTT reconnect back-off, ms (100..=60000). Default 500.
+    pub mqtt_backoff_ms: u32,
+    /// `mqttbackoffmaxms`: back-off cap, ms (100..=3600000, ≥ `mqttbackoffms`). Default
+    /// 60000. (The reference had no cap.)
+    pub mqtt_backoff_max_ms: u32,
+    /// `mqttreboot`: reboot after this long without MQTT traffic, s (60..=86400); `None` =
+    /// never (`mqttreboot 0`). Default 600.
+    pub mqtt_reboot_s: Option<u32>,
+    /// `uptimeeval`: evaluate the Uptime publisher every, s (1..=86400). Default 60.
+    pub uptime_eval_s: u32,
+    /// `uptimeforce`: republish Uptime at least every, s (1..=86400, ≥ `uptimeeval`).
+    /// Default 1800.
+    pub uptime_force_s: u32,
+}
+
+impl Default for Timings {
+    fn default() -> Self {
+        Timings {
+            watchdog_s: Some(DEFAULT_WATCHDOG_S),
+            start_delay_s: 10,
+            watchdog_grace_s: 10,
+            may_block_s: 120,
+            net_connect_timeout_s: 60,
+            net_retry_s: 30,
+            net_retry_fudge_s: 15,
+            net_reboot_s: Some(600),
+            mqtt_backoff_ms: 500,
+            mqtt_backoff_max_ms: 60_000,
+            mqtt_reboot_s: Some(600),
+            uptime_eval_s: 60,
+            uptime_force_s: 1800,
+        }
+    }
+}
+
+/// Stands in for a secret in `Debug` output.
+struct Redacted;
+
+impl fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::format;
+    use alloc::string::ToString;
+
+    #[test]
+    fn broker_display() {
+        let b = |host, port| Broker { host, port }.to_string();
+        assert_eq!(b(Host::Name("mqtt.lan".into()), 1883), "mqtt.lan");
+        assert_eq!(
+            b(Host::Ipv4(Ipv4Addr::new(10, 0, 0, 1)), 8883),
+            "10.0.0.1:8883"
+        );
+        assert_eq!(b(Host::Ipv6(Ipv6Addr::LOCALHOST), 1883), "[::1]");
+        assert_eq!(b(Host::Ipv6(Ipv6Addr::LOCALHOST), 1), "[::1]:1");
+    }
+
+    #[test]
+    fn debug_redacts_secrets() {
+        let n = Network::Wifi {
+            ssid: "home".into(),
+            password: Some("hunter22secret".into()),
+        };
+        let c = MqttCredentials {
+            user: "u".into(),
+            password: Some("hunter22secret".into()),
+        };
+        let e = EspNow {
+            psk: Some("hunter22secret".into()),
+            ..EspNow::default()
+        };
+        for s in [format!("{n:?}"), format!("{c:?}"), format!("{e:?}")] {
+            assert!(!s.contains("hunter22"), "{s}");
+            assert!(s.contains("<redacted>"), "{s}");
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! Why the device restarted: the reasons a reset can have, the text stored in flash before a
+//! software reset, and how the next boot combines it with what the hardware says.
+
+/// What the chip's reset-cause register (or the simulator's "board") says about the last reset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HardwareReset {
+    /// Power was applied (first boot, or a power cut).
+    PowerOn,
+    /// A hardware watchdog expired.
+    Watchdog,
+    /// The firmware asked for the reset; the reason is in storage.
+    Software,
+    /// A brown-out or anything the platform cannot classify.
+    Other,
+}
+
+/// A reason the firmware itself decided to reset, stored before the reset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RebootReason {
+    /// No network connection for longer than the configured limit.
+    Network,
+    /// No MQTT traffic for longer than the configured limit.
+    Mqtt,
+    /// The `reboot` command.
+    Command,
+    /// The event loop hit an unrecoverable error.
+    Fault,
+}
+
+impl RebootReason {
+    /// The text stored in flash and later published.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Network => "network: no connection for too long",
+            Self::Mqtt => "mqtt: no broker for too long",
+            Self::Command => "command: reboot requested",
+            Self::Fault => "fault: unrecoverable runtime error",
+        }
+    }
+}
+
+/// The reason reported after boot: the stored software reason when the hardware says the
+/// firmware asked for the reset, else the hardware's own cause. A software reset with no stored
+/// reason (storage lost it) says so instead of inventing one.
+pub fn boot_reason(hardware: HardwareReset, stored: Option<&str>) -> &str {
+    match hardware {
+        HardwareReset::PowerOn => "power-on",
+        HardwareReset::Watchdog => "watchdog",
+        HardwareReset::Other => "other",
+        HardwareReset::Software => stored.unwrap_or("software: reason not recorded"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn software_reset_reports_the_stored_reason() {
+        let stored = RebootReason::Mqtt.as_str();
+        assert_eq!(boot_reason(HardwareReset::Software, Some(stored)), stored);
+        assert_eq!(
+            boot_reason(HardwareReset::Software, None),
+            "software: reason not recorded"
+        );
+    }
+
+    #[test]
+    fn hardware_causes_win_over_a_stale_stored_reason() {
+        let stale = Some(RebootReason::Command.as_str());
+        assert_eq!(boot_reason(HardwareReset::Watchdog, stale), "watchdog");
+        assert_eq!(boot_reason(HardwareReset::PowerOn, stale), "power-on");
+        assert_eq!(boot_reason(HardwareReset::Other, stale), "other");
+    }
+}

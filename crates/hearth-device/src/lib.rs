@@ -1,0 +1,17 @@
+//! hearth-device: one async main that composes the supervisor, the network, the MQTT session
+//! and an appliance profile over a small set of platform traits. The same code runs on the chip
+//! (esp-hal + embassy) and in the host simulator; only the [`platform`] implementations differ.
+#![no_std]
+
+extern crate alloc;
+
+pub mod platform;
+pub mod profiles;
+pub mod runtime;
+pub mod session;
+pub mod settings;
+
+pub use platform::{Board, NetError, Network};
+pub use profiles::Profile;
+pub use runtime::run;
+pub use settings::Settings;

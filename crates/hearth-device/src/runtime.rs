@@ -1,0 +1,570 @@
+//! The device's async main: boot report, random start-up delay, then one event loop that
+//! proves its liveness to the watchdog, steps the network and MQTT supervisors, runs the
+//! profile's hardware work, evaluates and publishes items, and serves commands. Every await
+//! that can take longer than one loop period is bounded by a timeout and announced to the
+//! watchdog as a permitted blocking window.
+
+use alloc::boxed::Box;
+use alloc::format;
+use alloc::string::String;
+use core::future::Future;
+
+use embassy_futures::select::{select, Either};
+use embassy_time::{with_timeout, Duration, Instant, Timer};
+use embedded_storage_async::nor_flash::NorFlash;
+use hearth_core::publish::{PubId, PubSpec, Publications};
+use hearth_core::reboot::{boot_reason, HardwareReset, RebootReason};
+use hearth_core::rng::SplitMix64;
+use hearth_core::supervisor::{
+    start_delay, Keepalive, MqttSupervisor, NetAction, NetEvent, NetState, NetSupervisor,
+    RetryDecision,
+};
+use hearth_core::topics::Topics;
+use hearth_core::{Millis, SECOND};
+use hearth_storage::{keys, KvStore};
+use rust_mqtt::buffer::AllocBuffer;
+
+use crate::platform::{Board, Network};
+use crate::profiles::Profile;
+use crate::session::{self, Incoming, MqttClient};
+use crate::settings::Settings;
+
+/// The loop comes around at least this often, even with nothing to do.
+pub const LOOP_PERIOD: Millis = SECOND;
+/// How often the link is polled while associating.
+const LINK_POLL: Millis = 100;
+/// Bound on one publish, ping or packet-body read.
+const IO_TIMEOUT: Millis = 5 * SECOND;
+/// Bound on one round of the profile's hardware work.
+const WORK_TIMEOUT: Millis = 5 * SECOND;
+/// Consecutive MQTT failures with the link up after which the link is considered stuck.
+const STUCK_AFTER_FAILURES: u32 = 3;
+/// Unsent log lines kept while offline.
+const LOG_CAPACITY: usize = 32;
+
+/// Milliseconds since boot.
+pub fn now_ms() -> Millis {
+    Instant::now().as_millis()
+}
+
+/// A value that identifies a storage-stress record: the sequence number and a check word.
+fn stress_record(n: u64) -> [u8; 32] {
+    let mut rec = [0u8; 32];
+    rec[..8].copy_from_slice(&n.to_le_bytes());
+    let check = n.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x4845_4152_5448_2121;
+    rec[8..16].copy_from_slice(&check.to_le_bytes());
+    for (i, b) in rec[16..].iter_mut().enumerate() {
+        *b = (n as u8).wrapping_add(i as u8);
+    }
+    rec
+}
+
+/// Decode a stress record; `None` if it is not one [`stress_record`] wrote.
+pub fn parse_stress_record(bytes: &[u8]) -> Option<u64> {
+    let n = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
+    (bytes == stress_record(n).as_slice()).then_some(n)
+}
+
+struct CoreItems {
+    uptime: PubId,
+    reboot_reason: PubId,
+}
+
+/// Run the device forever. Returns only by resetting the board.
+pub async fn run<N, B, F, P>(
+    settings: Settings,
+    net: &mut N,
+    board: &mut B,
+    store: &mut KvStore<F>,
+    profile: &mut P,
+) -> !
+where
+    N: Network,
+    B: Board,
+    F: NorFlash,
+    P: Profile,
+{
+    let boot = now_ms();
+    board.heartbeat(boot);
+    let mut rng = SplitMix64::new(board.seed());
+    let topics = Topics::new(&settings.name);
+    let mut pubs = Publications::new(LOG_CAPACITY);
+
+    // Boot report: why we restarted, how often, and the stress record if one is kept.
+    let reason = boot_report(board, store).await;
+    let items = CoreItems {
+        uptime: pubs.register(
+            PubSpec::periodic("Uptime", settings.uptime_eval, settings.uptime_force),
+            boot,
+        ),
+        reboot_reason: pubs.register(PubSpec::on_demand("RebootReason"), boot),
+    };
+    pubs.offer(items.reboot_reason, boot, Some(reason.clone()), true);
+    pubs.log(format!("boot: reason {reason}"));
+    profile.register(&mut pubs, boot);
+    let mut stress: u64 = match store_stress_read(store).await {
+        Ok(Some(n)) => {
+            board.console(&format!("stress-boot {n} ok"));
+            n
+        }
+        Ok(None) => 0,
+        Err(e) => {
+            board.console(&format!("stress-boot corrupt: {e}"));
+            0
+        }
+    };
+
+    // Random start-up delay, with the loop still proving it is alive.
+    let delay = start_delay(settings.start_delay_max, &mut rng);
+    board.console(&format!("start-up delay {delay} ms"));
+    let start = boot + delay;
+    while now_ms() < start {
+        board.heartbeat(now_ms());
+        Timer::at(Instant::from_millis(start.min(now_ms() + LOOP_PERIOD))).await;
+    }
+
+    let client_id = {
+        let id = board.unique_id();
+        let mut s = settings.name.clone();
+        for b in id {
+            s.push_str(&format!("{b:02x}"));
+        }
+        s
+    };
+    let now = now_ms();
+    let (mut netsup, action) = NetSupervisor::start(settings.net, now);
+    if action == NetAction::Connect {
+        net.up().await;
+    }
+    let mut mqttsup = MqttSupervisor::new(settings.mqtt, now);
+    let mut retry_at: Millis = now;
+    let mut session: Option<MqttClient<'static, N::Socket>> = None;
+
+    loop {
+        let now = now_ms();
+        board.heartbeat(now);
+        board.housekeeping(now).await;
+
+        // Network health.
+        let step = netsup.tick(now, net.link_up(), &mut rng);
+        if let Some(event) = step.event {
+            match event {
+                NetEvent::Up => board.console("network up"),
+                NetEvent::AttemptFailed => board.console("network attempt timed out"),
+                NetEvent::Lost => {
+                    board.console("network lost");
+                    let n = bump(store, keys::CONNLOST, board).await;
+                    pubs.log(format!("network lost (connlost {n})"));
+                }
+            }
+        }
+        match step.action {
+            Some(NetAction::Connect) => net.up().await,
+            Some(NetAction::Disconnect) => {
+                if session.take().is_some() {
+                    end_session(
+                        &mut mqttsup,
+                        &mut retry_at,
+                        store,
+                        board,
+                        &mut rng,
+                        &mut pubs,
+                        "network down",
+                    )
+                    .await;
+                }
+                net.down().await;
+            }
+            Some(NetAction::Reboot) => reboot(board, store, RebootReason::Network).await,
+            None => {}
+        }
+
+        // The profile's hardware work and the evaluation of due items.
+        if now >= profile.next_work()
+            && guarded(board, WORK_TIMEOUT, profile.work(now, &mut pubs))
+                .await
+                .is_none()
+        {
+            pubs.log("profile work timed out");
+        }
+        let now = now_ms();
+        while let Some((id, force)) = pubs.due(now) {
+            let value = if id == items.uptime {
+                Some(format!("{}", (now - boot) / 60_000))
+            } else if id == items.reboot_reason {
+                pubs.last(id).map(String::from)
+            } else {
+                profile.evaluate(id, now)
+            };
+            pubs.offer(id, now, value, force);
+        }
+
+        if board.storage_stress() {
+            stress += 1;
+            let rec = stress_record(stress);
+            match store.set_bytes(keys::STRESS, &rec).await {
+                Ok(()) => board.console(&format!("stress-ack {stress}")),
+                Err(e) => board.console(&format!("stress-write failed: {e}")),
+            }
+        }
+
+        // MQTT.
+        let link = netsup.state() == NetState::Connected;
+        if session.is_none() && link && now_ms() >= retry_at {
+            // AllocBuffer is a zero-sized handle to the heap: leaking a box of it allocates
+            // nothing, and gives each client the 'static buffer borrow rust-mqtt wants.
+            let mut client = MqttClient::new(Box::leak(Box::new(AllocBuffer)));
+            let attempt = async {
+                let socket = net
+                    .connect(&settings.broker_host, settings.broker_port)
+                    .await
+                    .map_err(|e| session::SessionError(format!("tcp: {e}")))?;
+                session::connect(&mut client, socket, &settings, &topics, &client_id).await
+            };
+            match guarded(board, settings.mqtt.connack_timeout, attempt).await {
+                Some(Ok(())) => {
+                    let now = now_ms();
+                    mqttsup.connected(now);
+                    board.console("mqtt connected");
+                    session = Some(client);
+                }
+                outcome => {
+                    let why = match outcome {
+                        Some(Err(e)) => e.0,
+                        _ => String::from("timed out"),
+                    };
+                    board.console(&format!("mqtt connect failed: {why}"));
+                    let now = now_ms();
+                    match mqttsup.failed(now, &mut rng) {
+                        RetryDecision::RetryAt(t) => retry_at = t,
+                        RetryDecision::Reboot => reboot(board, store, RebootReason::Mqtt).await,
+                    }
+                    if mqttsup.failures() >= STUCK_AFTER_FAILURES
+                        && mqttsup.failures().is_multiple_of(STUCK_AFTER_FAILURES)
+                    {
+                        board.console("link up but broker unreachable: re-associating");
+                        pubs.log("link stuck: re-associating");
+                        let step = netsup.link_stuck(now, &mut rng);
+                        if step.action == Some(NetAction::Disconnect) {
+                            let _ = bump(store, keys::CONNLOST, board).await;
+                            net.down().await;
+                        }
+                    }
+                }
+            }
+            continue;
+        }
+
+        let deadline = {
+            let mut d = now_ms() + LOOP_PERIOD;
+            if let Some(t) = pubs.next_deadline() {
+                d = d.min(t);
+            }
+            if let Some(t) = netsup.next_deadline() {
+                d = d.min(t);
+            }
+            if matches!(netsup.state(), NetState::Connecting { .. }) {
+                // Notice the link coming up promptly.
+                d = d.min(now_ms() + LINK_POLL);
+            }
+            d = d.min(profile.next_work());
+            if session.is_none() && link {
+                d = d.min(retry_at);
+            }
+            if board.storage_stress() {
+                d = now_ms();
+            }
+            d.max(now_ms())
+        };
+
+        let Some(client) = session.as_mut() else {
+            Timer::at(Instant::from_millis(deadline)).await;
+            continue;
+        };
+        let failure = serve(client, &mut mqttsup, &mut pubs, board, &topics, deadline).await;
+        let failure = match failure {
+            Ok(Some(cmd)) => {
+                handle_command(cmd, &mut pubs, board, store, profile, &topics).await;
+                None
+            }
+            Ok(None) => None,
+            Err(e) => Some(e),
+        };
+        if let Some(e) = failure {
+            session = None;
+            end_session(
+                &mut mqttsup,
+                &mut retry_at,
+                store,
+                board,
+                &mut rng,
+                &mut pubs,
+                &e.0,
+            )
+            .await;
+        }
+    }
+}
+
+/// A command that arrived and passed the retained-flag check.
+struct Command {
+    leaf: String,
+    payload: String,
+}
+
+/// One turn of an established session: keepalive, drain the queue, then wait for a packet
+/// until `deadline`. Returns a command to handle, or the error that ended the session.
+async fn serve<T, B>(
+    client: &mut MqttClient<'_, T>,
+    mqttsup: &mut MqttSupervisor,
+    pubs: &mut Publications,
+    board: &mut B,
+    topics: &Topics,
+    deadline: Millis,
+) -> Result<Option<Command>, session::SessionError>
+where
+    T: embedded_io_async::Read + embedded_io_async::Write,
+    B: Board,
+{
+    let timeout = |what: &str| session::SessionError(format!("{what} timed out"));
+    match mqttsup.keepalive(now_ms()) {
+        Keepalive::Dead => return Err(session::SessionError("no PINGRESP: broker silent".into())),
+        Keepalive::SendPing => {
+            guarded(board, IO_TIMEOUT, session::ping(client))
+                .await
+                .ok_or_else(|| timeout("ping"))??;
+            mqttsup.ping_sent(now_ms());
+        }
+        Keepalive::Idle => {}
+    }
+    while let Some(msg) = pubs.pop() {
+        let topic = topics.stat(&msg.item);
+        let sent = guarded(
+            board,
+            IO_TIMEOUT,
+            session::publish(client, &topic, &msg.payload, msg.retain),
+        )
+        .await;
+        match sent {
+            Some(Ok(())) => {
+                mqttsup.sent(now_ms());
+                board.console(&format!("pub {topic} {}", msg.payload));
+            }
+            other => {
+                pubs.unpop(msg);
+                return Err(match other {
+                    Some(Err(e)) => e,
+                    _ => timeout("publish"),
+                });
+            }
+        }
+    }
+    let deadline = deadline
+        .min(mqttsup.next_keepalive_deadline())
+        .max(now_ms());
+    let header = match select(
+        session::wait_header(client),
+        Timer::at(Instant::from_millis(deadline)),
+    )
+    .await
+    {
+        Either::First(header) => header?,
+        Either::Second(()) => return Ok(None),
+    };
+    let incoming = guarded(board, IO_TIMEOUT, session::read_body(client, header))
+        .await
+        .ok_or_else(|| timeout("packet body"))??;
+    let now = now_ms();
+    match incoming {
+        Incoming::Pong => {
+            mqttsup.pong(now);
+            Ok(None)
+        }
+        Incoming::Other => {
+            mqttsup.received(now);
+            Ok(None)
+        }
+        Incoming::Message {
+            topic,
+            payload,
+            retained,
+        } => {
+            mqttsup.received(now);
+            let Some(leaf) = topics.command_leaf(&topic) else {
+                board.console(&format!("message on unexpected topic {topic}"));
+                return Ok(None);
+            };
+            if retained {
+                // A retained command would run again at every connection: never obey it.
+                let line = format!("ignored retained command on {topic}");
+                board.console(&line);
+                pubs.log(line);
+                return Ok(None);
+            }
+            let payload = match String::from_utf8(payload) {
+                Ok(p) => p,
+                Err(_) => {
+                    pubs.log(format!("ignored {leaf}: payload is not UTF-8"));
+                    return Ok(None);
+                }
+            };
+            Ok(Some(Command {
+                leaf: leaf.into(),
+                payload,
+            }))
+        }
+    }
+}
+
+async fn handle_command<B: Board, F: NorFlash, P: Profile>(
+    cmd: Command,
+    pubs: &mut Publications,
+    board: &mut B,
+    store: &mut KvStore<F>,
+    profile: &mut P,
+    topics: &Topics,
+) {
+    board.console(&format!("command {} {:?}", cmd.leaf, cmd.payload));
+    let payload = cmd.payload.trim();
+    match cmd.leaf.as_str() {
+        "Refresh" => {
+            if !payload.is_empty() {
+                pubs.refresh();
+            }
+        }
+        "OTA" => match payload {
+            "reboot" => reboot(board, store, RebootReason::Command).await,
+            "stats" => {
+                let net = store
+                    .get_u32(keys::CONNLOST)
+                    .await
+                    .ok()
+                    .flatten()
+                    .unwrap_or(0);
+                let mqtt = store
+                    .get_u32(keys::MQTTLOST)
+                    .await
+                    .ok()
+                    .flatten()
+                    .unwrap_or(0);
+                let boots = store
+                    .get_u32(keys::BOOT_COUNT)
+                    .await
+                    .ok()
+                    .flatten()
+                    .unwrap_or(0);
+                pubs.log(format!(
+                    "connlost events net {net} mqtt {mqtt} boots {boots}"
+                ));
+            }
+            "resetstats" => {
+                let a = store.set_u32(keys::CONNLOST, 0).await;
+                let b = store.set_u32(keys::MQTTLOST, 0).await;
+                pubs.log(match (a, b) {
+                    (Ok(()), Ok(())) => String::from("stats reset"),
+                    (Err(e), _) | (_, Err(e)) => format!("stats reset failed: {e}"),
+                });
+            }
+            "getversion" => pubs.log(format!(
+                "hearth {} profile {} device {}",
+                board.version(),
+                profile.name(),
+                topics.name()
+            )),
+            other => pubs.log(format!("unsupported OTA command {other:?}")),
+        },
+        leaf => {
+            if !profile.command(leaf, payload, pubs).await {
+                pubs.log(format!("unknown command {leaf}"));
+            }
+        }
+    }
+}
+
+async fn end_session<B: Board, F: NorFlash>(
+    mqttsup: &mut MqttSupervisor,
+    retry_at: &mut Millis,
+    store: &mut KvStore<F>,
+    board: &mut B,
+    rng: &mut SplitMix64,
+    pubs: &mut Publications,
+    why: &str,
+) {
+    board.console(&format!("mqtt lost: {why}"));
+    let n = bump(store, keys::MQTTLOST, board).await;
+    pubs.log(format!("mqtt lost: {why} (mqttlost {n})"));
+    match mqttsup.failed(now_ms(), rng) {
+        RetryDecision::RetryAt(t) => *retry_at = t,
+        RetryDecision::Reboot => reboot(board, store, RebootReason::Mqtt).await,
+    }
+}
+
+/// Run `fut` for at most `limit` ms inside a permitted blocking window of the watchdog.
+async fn guarded<B: Board, T>(
+    board: &mut B,
+    limit: Millis,
+    fut: impl Future<Output = T>,
+) -> Option<T> {
+    board.may_block(now_ms());
+    let out = with_timeout(Duration::from_millis(limit), fut).await.ok();
+    board.may_block_exit(now_ms());
+    out
+}
+
+async fn bump<B: Board, F: NorFlash>(store: &mut KvStore<F>, key: keys::Key, board: &mut B) -> u32 {
+    match store.incr_u32(key).await {
+        Ok(n) => n,
+        Err(e) => {
+            board.console(&format!("storage: counter update failed: {e}"));
+            0
+        }
+    }
+}
+
+/// Store the reason, then reset. A failed store is reported but does not stop the reset.
+async fn reboot<B: Board, F: NorFlash>(
+    board: &mut B,
+    store: &mut KvStore<F>,
+    reason: RebootReason,
+) -> ! {
+    board.console(&format!("rebooting: {}", reason.as_str()));
+    if let Err(e) = store
+        .set_bytes(keys::REBOOT_REASON, reason.as_str().as_bytes())
+        .await
+    {
+        board.console(&format!("storage: could not record the reboot reason: {e}"));
+    }
+    board.reset()
+}
+
+async fn boot_report<B: Board, F: NorFlash>(board: &mut B, store: &mut KvStore<F>) -> String {
+    let hardware = board.hardware_reset();
+    let mut buf = [0u8; 64];
+    let stored = match store.get_bytes(keys::REBOOT_REASON, &mut buf).await {
+        Ok(Some(n)) => core::str::from_utf8(&buf[..n]).ok().map(String::from),
+        _ => None,
+    };
+    let reason = String::from(boot_reason(hardware, stored.as_deref()));
+    if stored.is_some() {
+        if let Err(e) = store.remove(keys::REBOOT_REASON).await {
+            board.console(&format!("storage: could not clear the reboot reason: {e}"));
+        }
+    }
+    let count = bump(store, keys::BOOT_COUNT, board).await;
+    board.console(&format!("boot #{count}, reason: {reason}"));
+    if hardware == HardwareReset::Watchdog {
+        board.console("the previous run was reset by the watchdog");
+    }
+    reason
+}
+
+async fn store_stress_read<F: NorFlash>(store: &mut KvStore<F>) -> Result<Option<u64>, String> {
+    let mut buf = [0u8; 64];
+    match store.get_bytes(keys::STRESS, &mut buf).await {
+        Ok(Some(n)) => parse_stress_record(&buf[..n])
+            .map(Some)
+            .ok_or_else(|| String::from("record does not verify")),
+        Ok(None) => Ok(None),
+        Err(e) => Err(format!("{e}")),
+    }
+}

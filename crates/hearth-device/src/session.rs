@@ -1,0 +1,202 @@
+//! One MQTT 5 session over any `embedded-io-async` stream, using the `rust-mqtt` client: connect
+//! with a retained last will, subscribe to the device's commands, publish, ping, and turn
+//! incoming packets into the few events the runtime cares about.
+//!
+//! rust-mqtt was chosen over minimq and mountain-mqtt (see docs/ARCHITECTURE.md): it runs over
+//! `embedded-io-async` 0.7 in both worlds (embassy-net's `TcpSocket` on the chip, a std socket
+//! adapter on the host), supports wills, credentials and the retain flag on received messages,
+//! and its `poll_header` is cancel-safe, so the runtime can race it against its timers.
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::num::NonZero;
+
+use rust_mqtt::buffer::AllocBuffer;
+use rust_mqtt::client::event::Event;
+use rust_mqtt::client::options::{
+    ConnectOptions, PublicationOptions, SubscriptionOptions, TopicReference, WillOptions,
+};
+use rust_mqtt::client::Client;
+use rust_mqtt::config::KeepAlive;
+use rust_mqtt::types::{MqttBinary, MqttString, TopicFilter, TopicName};
+use rust_mqtt::Bytes;
+
+use crate::settings::Settings;
+use hearth_core::topics::{Topics, OFFLINE, ONLINE};
+
+/// The rust-mqtt client as configured for a device: one subscription, one message in flight
+/// each way, a few user properties, no topic aliases.
+pub type MqttClient<'c, T> = Client<'c, 'c, T, AllocBuffer, 1, 1, 1, 1, 4, 0, 0>;
+
+/// Why the session failed. Every error ends the session; the supervisor decides what next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionError(pub String);
+
+impl core::fmt::Display for SessionError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn err(what: &str, e: impl core::fmt::Debug) -> SessionError {
+    SessionError(format!("{what}: {e:?}"))
+}
+
+fn topic_name(topic: &str) -> Result<TopicName<'_>, SessionError> {
+    let s = MqttString::from_str(topic).map_err(|e| err("topic", e))?;
+    TopicName::new(s).ok_or_else(|| SessionError(format!("invalid topic name {topic:?}")))
+}
+
+/// What arrived from the broker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Incoming {
+    /// A PINGRESP.
+    Pong,
+    /// A message on one of our command topics.
+    Message {
+        /// Topic name.
+        topic: String,
+        /// Payload bytes.
+        payload: Vec<u8>,
+        /// The retain flag: the broker replayed a stored message.
+        retained: bool,
+    },
+    /// Anything else (acknowledgements); it still proves the broker is alive.
+    Other,
+}
+
+/// Connect: CONNECT with clean start, keepalive, credentials and the retained last will
+/// `tele/<name>/LWT = Offline`; wait for the CONNACK; subscribe to `cmnd/<name>/+` and wait for
+/// its SUBACK; publish `Online` retained. The caller bounds the whole with a timeout.
+pub async fn connect<T>(
+    client: &mut MqttClient<'_, T>,
+    transport: T,
+    settings: &Settings,
+    topics: &Topics,
+    client_id: &str,
+) -> Result<(), SessionError>
+where
+    T: embedded_io_async::Read + embedded_io_async::Write,
+{
+    let lwt = topics.lwt();
+    let keepalive_s = (settings.mqtt.keepalive / 1000).clamp(1, u16::MAX as u64) as u16;
+    let keepalive = NonZero::new(keepalive_s).map_or(KeepAlive::Infinite, KeepAlive::Seconds);
+    let will = WillOptions::new(
+        topic_name(&lwt)?,
+        MqttBinary::from_slice(OFFLINE.as_bytes()).map_err(|e| err("will", e))?,
+    )
+    .retain();
+    let mut options = ConnectOptions::new()
+        .clean_start()
+        .keep_alive(keepalive)
+        .will(will);
+    if let Some(user) = &settings.mqtt_user {
+        options = options.user_name(MqttString::from_str(user).map_err(|e| err("user", e))?);
+    }
+    if let Some(password) = &settings.mqtt_password {
+        options = options
+            .password(MqttBinary::from_slice(password.as_bytes()).map_err(|e| err("password", e))?);
+    }
+    let id = MqttString::from_str(client_id).map_err(|e| err("client id", e))?;
+    client
+        .connect(transport, &options, Some(id))
+        .await
+        .map_err(|e| err("connect", e))?;
+
+    let filter_text = topics.cmnd("+");
+    let filter =
+        TopicFilter::new(MqttString::from_str(&filter_text).map_err(|e| err("filter", e))?)
+            .ok_or_else(|| SessionError(format!("invalid topic filter {filter_text:?}")))?;
+    client
+        .subscribe(filter, &SubscriptionOptions::new())
+        .await
+        .map_err(|e| err("subscribe", e))?;
+    loop {
+        match client
+            .poll()
+            .await
+            .map_err(|e| err("waiting for SUBACK", e))?
+        {
+            Event::Suback(s) if s.reason_code.is_success() => break,
+            Event::Suback(s) => {
+                return Err(SessionError(format!(
+                    "subscription refused: {:?}",
+                    s.reason_code
+                )))
+            }
+            _ => continue,
+        }
+    }
+    publish(client, &lwt, ONLINE, true).await
+}
+
+/// Publish `payload` on `topic` at QoS 0.
+pub async fn publish<T>(
+    client: &mut MqttClient<'_, T>,
+    topic: &str,
+    payload: &str,
+    retain: bool,
+) -> Result<(), SessionError>
+where
+    T: embedded_io_async::Read + embedded_io_async::Write,
+{
+    let mut options = PublicationOptions::new(TopicReference::Name(topic_name(topic)?));
+    if retain {
+        options = options.retain();
+    }
+    client
+        .publish(&options, Bytes::from(payload))
+        .await
+        .map(|_| ())
+        .map_err(|e| err("publish", e))
+}
+
+/// Send a PINGREQ.
+pub async fn ping<T>(client: &mut MqttClient<'_, T>) -> Result<(), SessionError>
+where
+    T: embedded_io_async::Read + embedded_io_async::Write,
+{
+    client.ping().await.map_err(|e| err("ping", e))
+}
+
+/// Wait for the next packet header. Cancel-safe: the runtime races it against its timers.
+pub async fn wait_header<T>(
+    client: &mut MqttClient<'_, T>,
+) -> Result<rust_mqtt::header::FixedHeader, SessionError>
+where
+    T: embedded_io_async::Read + embedded_io_async::Write,
+{
+    client.poll_header().await.map_err(|e| err("receive", e))
+}
+
+/// Read the body of a packet whose header arrived. Not cancel-safe: a timeout here ends the
+/// session.
+pub async fn read_body<T>(
+    client: &mut MqttClient<'_, T>,
+    header: rust_mqtt::header::FixedHeader,
+) -> Result<Incoming, SessionError>
+where
+    T: embedded_io_async::Read + embedded_io_async::Write,
+{
+    match client
+        .poll_body(header)
+        .await
+        .map_err(|e| err("receive", e))?
+    {
+        Event::Pingresp => Ok(Incoming::Pong),
+        Event::Publish(p) => {
+            let topic = p
+                .topic
+                .name()
+                .map(|n| AsRef::<MqttString<'_>>::as_ref(n).as_str().to_string())
+                .unwrap_or_default();
+            Ok(Incoming::Message {
+                topic,
+                payload: p.message.to_vec(),
+                retained: p.retain,
+            })
+        }
+        _ => Ok(Incoming::Other),
+    }
+}

@@ -1,0 +1,141 @@
+//! Runtime settings: what the runtime needs from `config.txt`, in the units the policies use.
+
+use alloc::string::String;
+
+use hearth_core::supervisor::{MqttPolicy, NetPolicy};
+use hearth_core::{Millis, MINUTE, SECOND};
+
+/// Everything the runtime needs to know, already validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// `mqttname`: the device name in topics.
+    pub name: String,
+    /// Broker host name or address.
+    pub broker_host: String,
+    /// Broker TCP port.
+    pub broker_port: u16,
+    /// Broker user name, if any.
+    pub mqtt_user: Option<String>,
+    /// Broker password, if any.
+    pub mqtt_password: Option<String>,
+    /// Network policy.
+    pub net: NetPolicy,
+    /// MQTT policy.
+    pub mqtt: MqttPolicy,
+    /// Upper bound of the random start-up delay; 0 = none.
+    pub start_delay_max: Millis,
+    /// `Uptime` evaluation period.
+    pub uptime_eval: Millis,
+    /// `Uptime` forced publication period.
+    pub uptime_force: Millis,
+}
+
+impl Settings {
+    /// Reference defaults for a device called `name` using `broker_host:broker_port`.
+    pub fn with_defaults(name: &str, broker_host: &str, broker_port: u16) -> Self {
+        Self {
+            name: name.into(),
+            broker_host: broker_host.into(),
+            broker_port,
+            mqtt_user: None,
+            mqtt_password: None,
+            net: NetPolicy::default(),
+            mqtt: MqttPolicy::default(),
+            start_delay_max: 10 * SECOND,
+            uptime_eval: MINUTE,
+            uptime_force: 30 * MINUTE,
+        }
+    }
+}
+
+/// Why a valid config still cannot run the MQTT runtime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettingsError {
+    /// `ssid (none)`: there is no network, so there is no broker to talk to.
+    NoNetwork,
+}
+
+impl core::fmt::Display for SettingsError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::NoNetwork => f.write_str(
+                "`ssid (none)` disables the network, but this profile needs MQTT; set ssid and mqttbroker",
+            ),
+        }
+    }
+}
+
+impl Settings {
+    /// The runtime settings of a validated config.
+    pub fn from_config(config: &hearth_config::Config) -> Result<Self, SettingsError> {
+        use hearth_config::Host;
+        let broker = config
+            .mqtt
+            .broker
+            .as_ref()
+            .ok_or(SettingsError::NoNetwork)?;
+        let host = match &broker.host {
+            Host::Name(n) => n.clone(),
+            Host::Ipv4(a) => alloc::format!("{a}"),
+            Host::Ipv6(a) => alloc::format!("[{a}]"),
+        };
+        let t = &config.timings;
+        let s = |secs: u32| secs as Millis * SECOND;
+        let mut settings = Self::with_defaults(&config.mqtt.name, &host, broker.port);
+        if let Some(c) = &config.mqtt.credentials {
+            settings.mqtt_user = Some(c.user.clone());
+            settings.mqtt_password = c.password.clone();
+        }
+        settings.net = NetPolicy {
+            connect_timeout: s(t.net_connect_timeout_s),
+            retry: s(t.net_retry_s),
+            retry_fudge: s(t.net_retry_fudge_s),
+            reboot_after: t.net_reboot_s.map_or(0, s),
+        };
+        settings.mqtt = MqttPolicy {
+            backoff_initial: t.mqtt_backoff_ms as Millis,
+            backoff_max: t.mqtt_backoff_max_ms as Millis,
+            reboot_after: t.mqtt_reboot_s.map_or(0, s),
+            keepalive: s(config.mqtt.keepalive_s as u32),
+            connack_timeout: MqttPolicy::default().connack_timeout,
+        };
+        settings.start_delay_max = s(t.start_delay_s);
+        settings.uptime_eval = s(t.uptime_eval_s);
+        settings.uptime_force = s(t.uptime_force_s);
+        Ok(settings)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_maps_to_policies() {
+        let text =
+            "profile weather\nssid Home Net\npassword secretpass\nmqttbroker 10.0.0.2:1884\n\
+                    mqttname dev1\nmqttuser u\nmqttpassword p\nnetreboot 0\nmqttbackoffms 250\n\
+                    mqttkeepalive 10\nstartdelay 0\n";
+        let config = hearth_config::parse(text, &["weather"]).expect("valid");
+        let s = Settings::from_config(&config).expect("has a broker");
+        assert_eq!((s.broker_host.as_str(), s.broker_port), ("10.0.0.2", 1884));
+        assert_eq!(s.mqtt_user.as_deref(), Some("u"));
+        assert_eq!(s.mqtt_password.as_deref(), Some("p"));
+        assert_eq!(s.net.reboot_after, 0, "netreboot 0 = never");
+        assert_eq!(s.mqtt.backoff_initial, 250);
+        assert_eq!(s.mqtt.keepalive, 10_000);
+        assert_eq!(s.mqtt.reboot_after, 600_000);
+        assert_eq!(s.start_delay_max, 0);
+        assert_eq!(s.name, "dev1");
+    }
+
+    #[test]
+    fn no_network_is_a_clear_error() {
+        let text = "profile weather\nssid (none)\nmqttname dev1\n";
+        let config = hearth_config::parse(text, &["weather"]).expect("valid");
+        assert_eq!(
+            Settings::from_config(&config),
+            Err(SettingsError::NoNetwork)
+        );
+    }
+}

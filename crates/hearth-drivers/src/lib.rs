@@ -1,0 +1,13 @@
+//! Chip drivers for Hearth appliances.
+//!
+//! Every driver is `no_std`, allocation-free and async over the `embedded-hal-async` traits
+//! (`I2c`, `DelayNs`), so the same code runs on the ESP32 and, through `hearth-simchips`, against
+//! simulated chips on the host. Drivers never panic on data read from the bus: anything a chip
+//! can return maps to an [`Error`].
+#![cfg_attr(not(test), no_std)]
+
+pub mod bme280;
+mod error;
+pub mod hdc1080;
+
+pub use error::Error;

@@ -1,0 +1,225 @@
+//! Command-line parsing for `hearth`: a small hand-written parser (no clap, to keep the build
+//! lean) whose every error names the problem and shows the usage.
+
+use std::path::PathBuf;
+
+/// Usage text.
+pub const USAGE: &str = "\
+hearth — reliable home-automation appliances, simulated on your PC
+
+usage:
+  hearth demo [--port PORT] [--devices N] [--for SECONDS]
+      start an embedded MQTT broker on 127.0.0.1 (default port 1883; 0 = any free port)
+      and N simulated weather stations (default 3), and show their topics live until
+      Ctrl-C (or for SECONDS)
+  hearth sim --config FILE --state DIR
+      run one simulated appliance against the broker named in FILE; DIR keeps its
+      flash, its log (device.log) and its control socket
+  hearth sim ctl DIR COMMAND...
+      send a fault or control command to the simulator running with state DIR:
+      wifi up|down|stuck, block SECONDS, slow SECONDS, power-cut, quit,
+      sensor CHIP FAULT, storage-stress on|off, status
+  hearth config check FILE
+      validate a config.txt; prints every error with its line and exits non-zero
+  hearth help | --help | --version";
+
+/// A parsed command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cli {
+    /// `hearth demo`.
+    Demo {
+        /// Broker port.
+        port: u16,
+        /// Number of simulated devices.
+        devices: u32,
+        /// Stop after this many seconds (for scripts and tests); `None` = until Ctrl-C.
+        seconds: Option<u64>,
+    },
+    /// `hearth sim`.
+    Sim {
+        /// Config file.
+        config: PathBuf,
+        /// State directory.
+        state: PathBuf,
+    },
+    /// `hearth sim ctl`.
+    Ctl {
+        /// State directory.
+        state: PathBuf,
+        /// The command words joined by spaces.
+        command: String,
+    },
+    /// The device process started by `hearth sim` (internal).
+    Device {
+        /// Config file.
+        config: PathBuf,
+        /// State directory.
+        state: PathBuf,
+    },
+    /// `hearth config check`.
+    ConfigCheck {
+        /// Config file.
+        file: PathBuf,
+    },
+    /// Help.
+    Help,
+    /// Version.
+    Version,
+}
+
+fn value<'a>(it: &mut impl Iterator<Item = &'a str>, flag: &str) -> Result<&'a str, String> {
+    it.next().ok_or_else(|| format!("{flag} needs a value"))
+}
+
+fn config_and_state<'a>(
+    args: impl Iterator<Item = &'a str>,
+    what: &str,
+) -> Result<(PathBuf, PathBuf), String> {
+    let mut config = None;
+    let mut state = None;
+    let mut it = args;
+    while let Some(a) = it.next() {
+        match a {
+            "--config" => config = Some(PathBuf::from(value(&mut it, a)?)),
+            "--state" => state = Some(PathBuf::from(value(&mut it, a)?)),
+            other => return Err(format!("unexpected argument {other:?} for `{what}`")),
+        }
+    }
+    let config = config.ok_or_else(|| format!("`{what}` needs --config FILE"))?;
+    let state = state.ok_or_else(|| format!("`{what}` needs --state DIR"))?;
+    Ok((config, state))
+}
+
+/// Parse the arguments after the program name.
+pub fn parse(args: &[String]) -> Result<Cli, String> {
+    let mut it = args.iter().map(String::as_str);
+    match it.next() {
+        None | Some("help" | "--help" | "-h") => Ok(Cli::Help),
+        Some("--version" | "-V") => Ok(Cli::Version),
+        Some("demo") => {
+            let mut port = 1883;
+            let mut devices = 3;
+            let mut seconds = None;
+            while let Some(a) = it.next() {
+                match a {
+                    "--port" => {
+                        let v = value(&mut it, a)?;
+                        port = v
+                            .parse()
+                            .map_err(|_| format!("--port expects 0..=65535, got {v:?}"))?;
+                    }
+                    "--devices" => {
+                        let v = value(&mut it, a)?;
+                        devices = v
+                            .parse()
+                            .ok()
+                            .filter(|n| (1..=20).contains(n))
+                            .ok_or_else(|| format!("--devices expects 1..=20, got {v:?}"))?;
+                    }
+                    "--for" => {
+                        let v = value(&mut it, a)?;
+                        seconds = Some(v.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                            format!("--for expects a number of seconds, got {v:?}")
+                        })?);
+                    }
+                    other => return Err(format!("unexpected argument {other:?} for `demo`")),
+                }
+            }
+            Ok(Cli::Demo {
+                port,
+                devices,
+                seconds,
+            })
+        }
+        Some("sim") => {
+            let rest: Vec<&str> = it.collect();
+            if rest.first() == Some(&"ctl") {
+                let state = rest.get(1).ok_or("`sim ctl` needs the state directory")?;
+                if rest.len() < 3 {
+                    return Err("`sim ctl DIR` needs a command (try `status`)".into());
+                }
+                return Ok(Cli::Ctl {
+                    state: PathBuf::from(state),
+                    command: rest[2..].join(" "),
+                });
+            }
+            let (config, state) = config_and_state(rest.into_iter(), "sim")?;
+            Ok(Cli::Sim { config, state })
+        }
+        Some("sim-device") => {
+            let (config, state) = config_and_state(it, "sim-device")?;
+            Ok(Cli::Device { config, state })
+        }
+        Some("config") => match (it.next(), it.next(), it.next()) {
+            (Some("check"), Some(file), None) => Ok(Cli::ConfigCheck {
+                file: PathBuf::from(file),
+            }),
+            _ => Err("usage: hearth config check FILE".into()),
+        },
+        Some(other) => Err(format!("unknown command {other:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Result<Cli, String> {
+        parse(&s.split_whitespace().map(String::from).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn parses_the_commands() {
+        assert_eq!(
+            p("demo"),
+            Ok(Cli::Demo {
+                port: 1883,
+                devices: 3,
+                seconds: None
+            })
+        );
+        assert_eq!(
+            p("demo --port 0 --devices 5 --for 9"),
+            Ok(Cli::Demo {
+                port: 0,
+                devices: 5,
+                seconds: Some(9)
+            })
+        );
+        assert_eq!(
+            p("sim --config c.txt --state d"),
+            Ok(Cli::Sim {
+                config: "c.txt".into(),
+                state: "d".into()
+            })
+        );
+        assert_eq!(
+            p("sim ctl d wifi down"),
+            Ok(Cli::Ctl {
+                state: "d".into(),
+                command: "wifi down".into()
+            })
+        );
+        assert_eq!(
+            p("config check x.txt"),
+            Ok(Cli::ConfigCheck {
+                file: "x.txt".into()
+            })
+        );
+        assert_eq!(p(""), Ok(Cli::Help));
+        assert_eq!(p("--version"), Ok(Cli::Version));
+    }
+
+    #[test]
+    fn errors_name_the_problem() {
+        assert!(p("demo --port 70000").unwrap_err().contains("--port"));
+        assert!(p("demo --devices 0").unwrap_err().contains("--devices"));
+        assert!(p("demo --port").unwrap_err().contains("needs a value"));
+        assert!(p("demo --for 0").unwrap_err().contains("--for"));
+        assert!(p("sim --config c").unwrap_err().contains("--state"));
+        assert!(p("sim ctl").unwrap_err().contains("state directory"));
+        assert!(p("sim ctl d").unwrap_err().contains("command"));
+        assert!(p("config check").is_err());
+        assert!(p("frobnicate").unwrap_err().contains("frobnicate"));
+    }
+}

@@ -1,0 +1,151 @@
+//! The control interface of a simulated device: a Unix socket `control.sock` in the state
+//! directory taking one command line per connection and answering one line. `hearth sim ctl`
+//! is its client.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::env::Wifi;
+
+/// File name of the control socket inside the state directory.
+pub const SOCKET_NAME: &str = "control.sock";
+
+/// The control socket of the state directory `dir`.
+pub fn socket_path(dir: &Path) -> PathBuf {
+    dir.join(SOCKET_NAME)
+}
+
+/// A command accepted on the control socket.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ControlCmd {
+    /// Change the Wi-Fi.
+    Wifi(Wifi),
+    /// Stop the device's event loop for this many ms.
+    Block(u64),
+    /// A permitted slow operation of this many ms.
+    Slow(u64),
+    /// Kill the device process without any cleanup, then power it up again.
+    PowerCut,
+    /// Stop the simulation.
+    Quit,
+    /// Inject a sensor fault (`sensor hdc1080 absent`, `sensor bme280 ok`).
+    Sensor(String, String),
+    /// Keep the device writing its store (`storage-stress on|off`).
+    StorageStress(bool),
+    /// One-line status.
+    Status,
+}
+
+/// Help text listing every command.
+pub const HELP: &str =
+    "commands: wifi up|down|stuck, block SECONDS, slow SECONDS, power-cut, quit, \
+sensor CHIP FAULT (chips: hdc1080, bme280; faults: ok, absent, readfails, garbage), \
+storage-stress on|off, status";
+
+fn seconds(word: &str) -> Result<u64, String> {
+    let s: f64 = word
+        .parse()
+        .map_err(|_| format!("expected a number of seconds, got {word:?}"))?;
+    if !(0.0..=3600.0).contains(&s) {
+        return Err(format!("seconds must be between 0 and 3600, got {word}"));
+    }
+    Ok((s * 1000.0).round() as u64)
+}
+
+impl ControlCmd {
+    /// Parse a command line.
+    pub fn parse(line: &str) -> Result<Self, String> {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["wifi", "up"] => Ok(Self::Wifi(Wifi::Up)),
+            ["wifi", "down"] => Ok(Self::Wifi(Wifi::Down)),
+            ["wifi", "stuck"] => Ok(Self::Wifi(Wifi::Stuck)),
+            ["wifi", ..] => Err("usage: wifi up|down|stuck".into()),
+            ["block", s] => Ok(Self::Block(seconds(s)?)),
+            ["slow", s] => Ok(Self::Slow(seconds(s)?)),
+            ["block" | "slow", ..] => Err("usage: block|slow SECONDS".into()),
+            ["power-cut"] => Ok(Self::PowerCut),
+            ["quit"] => Ok(Self::Quit),
+            ["status"] => Ok(Self::Status),
+            ["sensor", chip, fault] => {
+                hearth_simchips::parse_sensor_fault(chip, fault)?;
+                Ok(Self::Sensor((*chip).into(), (*fault).into()))
+            }
+            ["sensor", ..] => Err("usage: sensor CHIP FAULT".into()),
+            ["storage-stress", "on"] => Ok(Self::StorageStress(true)),
+            ["storage-stress", "off"] => Ok(Self::StorageStress(false)),
+            [] => Err(format!("empty command; {HELP}")),
+            [other, ..] => Err(format!("unknown command {other:?}; {HELP}")),
+        }
+    }
+}
+
+/// Send `command` to the simulator whose state directory is `dir`; returns its answer.
+pub fn send(dir: &Path, command: &str) -> Result<String, String> {
+    let path = socket_path(dir);
+    let mut stream = UnixStream::connect(&path).map_err(|e| {
+        format!(
+            "cannot reach the simulator at {}: {e} (is `hearth sim --state {}` running?)",
+            path.display(),
+            dir.display()
+        )
+    })?;
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+    writeln!(stream, "{command}").map_err(|e| format!("sending the command failed: {e}"))?;
+    let mut reply = String::new();
+    BufReader::new(stream)
+        .read_line(&mut reply)
+        .map_err(|e| format!("no answer from the simulator: {e}"))?;
+    Ok(reply.trim_end().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_command() {
+        assert_eq!(
+            ControlCmd::parse("wifi stuck"),
+            Ok(ControlCmd::Wifi(Wifi::Stuck))
+        );
+        assert_eq!(ControlCmd::parse("block 20"), Ok(ControlCmd::Block(20_000)));
+        assert_eq!(ControlCmd::parse("slow 0.5"), Ok(ControlCmd::Slow(500)));
+        assert_eq!(ControlCmd::parse("power-cut"), Ok(ControlCmd::PowerCut));
+        assert_eq!(ControlCmd::parse(" quit "), Ok(ControlCmd::Quit));
+        assert_eq!(ControlCmd::parse("status"), Ok(ControlCmd::Status));
+        assert_eq!(
+            ControlCmd::parse("sensor hdc1080 absent"),
+            Ok(ControlCmd::Sensor("hdc1080".into(), "absent".into()))
+        );
+        assert_eq!(
+            ControlCmd::parse("storage-stress on"),
+            Ok(ControlCmd::StorageStress(true))
+        );
+    }
+
+    #[test]
+    fn bad_commands_say_what_is_expected() {
+        for bad in [
+            "",
+            "wifi",
+            "wifi sideways",
+            "block",
+            "block -1",
+            "block x",
+            "block 99999",
+            "sensor",
+            "sensor nochip absent",
+            "sensor hdc1080 melted",
+            "dance",
+        ] {
+            let err = ControlCmd::parse(bad).expect_err(bad);
+            assert!(!err.is_empty());
+        }
+        assert!(ControlCmd::parse("dance")
+            .unwrap_err()
+            .contains("wifi up|down|stuck"));
+    }
+}

@@ -1,0 +1,369 @@
+//! The device process of the simulator: the very same runtime and profile code as the firmware,
+//! on simulated hardware — a NOR flash file, an I2C bus with register-level chip models, a
+//! network link the board controls, and a watchdog thread that resets the process when the loop
+//! stops proving it is alive.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hearth_core::reboot::HardwareReset;
+use hearth_core::supervisor::LoopWatchdog;
+use hearth_core::{Millis, SECOND};
+use hearth_device::profiles::weather::Weather;
+use hearth_device::{Board, Settings};
+use hearth_simchips::{SimClock, SimI2cBus, WeatherHandle};
+use hearth_storage::{FileFlash, KvStore};
+
+use crate::env::EnvMsg;
+use crate::net::{Link, SimNetwork};
+
+/// Exit code of a software reset (the runtime asked for it).
+pub const EXIT_RESET: i32 = 3;
+/// Exit code of a watchdog reset.
+pub const EXIT_WATCHDOG: i32 = 4;
+/// Exit code when the configuration is invalid: the board must not restart the device.
+pub const EXIT_CONFIG: i32 = 2;
+/// Environment variable carrying the reset cause from the board.
+pub const RESET_CAUSE_ENV: &str = "HEARTH_RESET_CAUSE";
+/// The flash file in the state directory.
+pub const FLASH_NAME: &str = "flash.bin";
+/// Size of the simulated key-value partition (the `nvs` partition of the firmware: 16 KiB).
+pub const FLASH_SIZE: u32 = 0x4000;
+/// The profiles this build knows.
+pub const PROFILES: &[&str] = &["weather"];
+
+/// Read and validate a config file; on error print every problem and return the exit code.
+pub fn load(path: &Path) -> Result<(hearth_config::Config, Settings), ExitCode> {
+    let shown = path.display().to_string();
+    let text = match std::fs::read(path) {
+        Ok(bytes) => match String::from_utf8(bytes) {
+            Ok(t) => t,
+            Err(_) => {
+                eprintln!("{shown}: not UTF-8 text; config.txt must be plain text");
+                return Err(ExitCode::from(EXIT_CONFIG as u8));
+            }
+        },
+        Err(e) => {
+            eprintln!("{shown}: cannot read: {e}");
+            return Err(ExitCode::from(EXIT_CONFIG as u8));
+        }
+    };
+    let config = match hearth_config::parse(&text, PROFILES) {
+        Ok(c) => c,
+        Err(errors) => {
+            for e in errors.as_slice() {
+                eprintln!("{}", e.located(&shown));
+            }
+            eprintln!("{shown}: {} error(s); nothing was started", errors.len());
+            return Err(ExitCode::from(EXIT_CONFIG as u8));
+        }
+    };
+    match Settings::from_config(&config) {
+        Ok(s) => Ok((config, s)),
+        Err(e) => {
+            eprintln!("{shown}: {e}");
+            Err(ExitCode::from(EXIT_CONFIG as u8))
+        }
+    }
+}
+
+/// `hearth config check FILE`.
+pub fn config_check(path: &Path) -> ExitCode {
+    match load(path) {
+        Ok((config, _)) => {
+            println!(
+                "{}: ok (profile {}, device {})",
+                path.display(),
+                config.profile,
+                config.mqtt.name
+            );
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
+fn console(line: &str) {
+    let t = embassy_time::Instant::now().as_millis() as f64 / 1000.0;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "[{t:>9.3}] {line}");
+    let _ = out.flush();
+}
+
+/// Faults and switches the board sends, shared with the loop.
+#[derive(Default)]
+struct Faults {
+    pending: Mutex<VecDeque<EnvMsg>>,
+    stress: AtomicBool,
+}
+
+/// The simulated board.
+pub struct SimBoard {
+    reset: HardwareReset,
+    watchdog: Arc<Mutex<LoopWatchdog>>,
+    faults: Arc<Faults>,
+    weather: WeatherHandle,
+    seed: u64,
+    id: [u8; 6],
+}
+
+impl Board for SimBoard {
+    fn hardware_reset(&self) -> HardwareReset {
+        self.reset
+    }
+
+    fn reset(&mut self) -> ! {
+        console("reset");
+        std::process::exit(EXIT_RESET)
+    }
+
+    fn heartbeat(&mut self, now: Millis) {
+        lock(&self.watchdog).heartbeat(now);
+    }
+
+    fn may_block(&mut self, now: Millis) {
+        lock(&self.watchdog).may_block(now);
+    }
+
+    fn may_block_exit(&mut self, now: Millis) {
+        lock(&self.watchdog).may_block_exit(now);
+    }
+
+    fn seed(&mut self) -> u64 {
+        self.seed
+    }
+
+    fn unique_id(&self) -> [u8; 6] {
+        self.id
+    }
+
+    fn version(&self) -> &str {
+        env!("CARGO_PKG_VERSION")
+    }
+
+    async fn housekeeping(&mut self, now: Millis) {
+        self.weather.advance_to(wall_clock_ms());
+        let next = lock(&self.faults.pending).pop_front();
+        match next {
+            Some(EnvMsg::Block(ms)) => {
+                console(&format!("fault: event loop blocked for {ms} ms"));
+                // A hung task: the executor thread stops, nothing proves liveness.
+                std::thread::sleep(Duration::from_millis(ms));
+                console("fault: event loop resumed");
+            }
+            Some(EnvMsg::Slow(ms)) => {
+                console(&format!(
+                    "slow operation of {ms} ms inside the may-block window"
+                ));
+                lock(&self.watchdog).may_block(now);
+                std::thread::sleep(Duration::from_millis(ms));
+                lock(&self.watchdog).may_block_exit(embassy_time::Instant::now().as_millis());
+                console("slow operation done");
+            }
+            _ => {}
+        }
+    }
+
+    fn storage_stress(&self) -> bool {
+        self.faults.stress.load(Ordering::SeqCst)
+    }
+
+    fn console(&mut self, line: &str) {
+        console(line);
+    }
+}
+
+/// Simulated weather time: the wall clock folded onto one week (a whole number of days, so the
+/// daily cycle stays at the right UTC hours). The model replays its random walk from the start
+/// of the week at every boot, which costs well under a millisecond; the walk restarts once a
+/// week, at Thursday 00:00 UTC.
+fn wall_clock_ms() -> u64 {
+    const WEEK_MS: u64 = 7 * 24 * 3600 * 1000;
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+        % WEEK_MS
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn reset_cause() -> HardwareReset {
+    match std::env::var(RESET_CAUSE_ENV).as_deref() {
+        Ok("software") => HardwareReset::Software,
+        Ok("watchdog") => HardwareReset::Watchdog,
+        Ok("power-on") | Err(_) => HardwareReset::PowerOn,
+        Ok(_) => HardwareReset::Other,
+    }
+}
+
+/// A stable 6-byte identity from the state directory, like a MAC address.
+fn identity(state: &Path) -> [u8; 6] {
+    let canonical = state.canonicalize().unwrap_or_else(|_| state.to_path_buf());
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in canonical.to_string_lossy().bytes() {
+        h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    let b = h.to_be_bytes();
+    // Locally administered, unicast.
+    [(b[2] & 0xfe) | 0x02, b[3], b[4], b[5], b[6], b[7]]
+}
+
+/// The hardware watchdog: fed while the loop-liveness policy allows, it resets the device when
+/// it starves for `timeout`. It is armed after the grace period.
+fn start_watchdog(policy: Arc<Mutex<LoopWatchdog>>, grace: Millis, timeout: Millis) {
+    std::thread::spawn(move || {
+        let mut last_fed = 0;
+        loop {
+            std::thread::sleep(Duration::from_millis(100));
+            let now = embassy_time::Instant::now().as_millis();
+            if now < grace || lock(&policy).should_feed(now) {
+                last_fed = now;
+            } else if now - last_fed >= timeout {
+                console("watchdog: the loop stopped proving liveness; resetting");
+                std::process::exit(EXIT_WATCHDOG);
+            }
+        }
+    });
+}
+
+/// Read environment messages from the board; the board going away powers the device off.
+fn start_env_reader(link: Arc<Link>, faults: Arc<Faults>, bus: SimI2cBus) {
+    std::thread::spawn(move || {
+        let stdin = std::io::stdin();
+        for line in stdin.lock().lines() {
+            let Ok(line) = line else { break };
+            match EnvMsg::parse(&line) {
+                Ok(EnvMsg::Wifi(w)) => {
+                    console(&format!("environment: wifi {}", w.as_str()));
+                    link.set_wifi(w);
+                }
+                Ok(EnvMsg::StorageStress(on)) => faults.stress.store(on, Ordering::SeqCst),
+                Ok(EnvMsg::Sensor(chip, fault)) => {
+                    match hearth_simchips::parse_sensor_fault(&chip, &fault) {
+                        Ok((addr, f)) => {
+                            console(&format!("environment: sensor {chip} {fault}"));
+                            if let Err(e) = bus.set_fault(addr, f) {
+                                console(&format!("environment: {e}"));
+                            }
+                        }
+                        Err(e) => console(&format!("environment: {e}")),
+                    }
+                }
+                Ok(m @ (EnvMsg::Block(_) | EnvMsg::Slow(_))) => lock(&faults.pending).push_back(m),
+                Err(e) => console(&format!("environment: {e}")),
+            }
+        }
+        // EOF: the board is gone.
+        std::process::exit(0);
+    });
+}
+
+/// Everything the device task needs.
+struct Parts {
+    settings: Settings,
+    net: SimNetwork,
+    board: SimBoard,
+    flash: FileFlash,
+    bus: SimI2cBus,
+}
+
+#[embassy_executor::task]
+async fn device_task(parts: Parts) {
+    let Parts {
+        settings,
+        mut net,
+        mut board,
+        flash,
+        bus,
+    } = parts;
+    let mut store = match KvStore::open(flash, 0..FLASH_SIZE).await {
+        Ok(store) => {
+            let report = store.report();
+            if let Some(reason) = report.formatted {
+                console(&format!("storage: {reason}; the store has been formatted"));
+            } else if report.scrubbed_pages > 0 {
+                console(&format!("storage: {report}"));
+            }
+            store
+        }
+        Err(e) => {
+            console(&format!("storage: cannot open the store: {e}"));
+            std::process::exit(EXIT_CONFIG);
+        }
+    };
+    let now = embassy_time::Instant::now().as_millis();
+    let mut profile = Weather::new(bus.clone(), bus, embassy_time::Delay, now);
+    hearth_device::run(settings, &mut net, &mut board, &mut store, &mut profile).await
+}
+
+/// `hearth sim-device`: run the device until it resets.
+pub fn run(config: &Path, state: &Path) -> ExitCode {
+    let (config, settings) = match load(config) {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    let flash_path: PathBuf = state.join(FLASH_NAME);
+    let flash = match FileFlash::open_or_create(&flash_path, FLASH_SIZE as usize) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("{}: {e}", flash_path.display());
+            return ExitCode::from(EXIT_CONFIG as u8);
+        }
+    };
+    let t = &config.timings;
+    let watchdog = Arc::new(Mutex::new(LoopWatchdog::new(
+        0,
+        3 * SECOND,
+        t.may_block_s as Millis * SECOND,
+    )));
+    if let Some(timeout_s) = t.watchdog_s {
+        start_watchdog(
+            watchdog.clone(),
+            t.watchdog_grace_s as Millis * SECOND,
+            timeout_s as Millis * SECOND,
+        );
+    }
+    let id = identity(state);
+    let seed = {
+        let mut s = [0u8; 8];
+        s[..6].copy_from_slice(&id);
+        u64::from_le_bytes(s) ^ std::process::id() as u64 ^ embassy_time::Instant::now().as_ticks()
+    };
+    // The weather follows the wall clock and the device identity, so it continues across
+    // reboots and has its daily cycle at the right hours.
+    let clock = SimClock::external(|| embassy_time::Instant::now().as_micros());
+    let (bus, mut weather) = hearth_simchips::weather_station_on(
+        u64::from_le_bytes([id[0], id[1], id[2], id[3], id[4], id[5], 0, 0]),
+        clock,
+    );
+    weather.advance_to(wall_clock_ms());
+    let link = Arc::new(Link::default());
+    let faults = Arc::new(Faults::default());
+    start_env_reader(link.clone(), faults.clone(), bus.clone());
+    let board = SimBoard {
+        reset: reset_cause(),
+        watchdog,
+        faults,
+        weather,
+        seed,
+        id,
+    };
+    let parts = Parts {
+        settings,
+        net: SimNetwork::new(link),
+        board,
+        flash,
+        bus,
+    };
+    let executor = Box::leak(Box::new(embassy_executor::Executor::new()));
+    executor.run(move |spawner| {
+        spawner.spawn(device_task(parts).expect("the device task is spawned once"));
+    })
+}

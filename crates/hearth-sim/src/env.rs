@@ -1,0 +1,107 @@
+//! The simulated environment a device lives in, shared between the board process and the
+//! device process: the state of the Wi-Fi, one-shot loop faults, sensor faults, storage stress.
+//! The board sends it to the device as text lines on the device's standard input.
+
+use std::fmt;
+
+/// What the simulated Wi-Fi does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wifi {
+    /// Normal.
+    Up,
+    /// The access point is gone: the link reports down.
+    Down,
+    /// The link reports up but no packet passes.
+    Stuck,
+}
+
+impl Wifi {
+    /// The lowercase name used on the control socket.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Up => "up",
+            Self::Down => "down",
+            Self::Stuck => "stuck",
+        }
+    }
+}
+
+/// One message from the board to the device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnvMsg {
+    /// The Wi-Fi changed.
+    Wifi(Wifi),
+    /// Stop the event loop for this many ms (as a hung task would).
+    Block(u64),
+    /// Run a permitted slow operation of this many ms inside the may-block window.
+    Slow(u64),
+    /// A sensor fault: chip name and fault name, as understood by hearth-simchips.
+    Sensor(String, String),
+    /// Write storage continuously (for power-cut tests).
+    StorageStress(bool),
+}
+
+impl fmt::Display for EnvMsg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Wifi(w) => write!(f, "wifi {}", w.as_str()),
+            Self::Block(ms) => write!(f, "block-ms {ms}"),
+            Self::Slow(ms) => write!(f, "slow-ms {ms}"),
+            Self::Sensor(chip, fault) => write!(f, "sensor {chip} {fault}"),
+            Self::StorageStress(on) => {
+                write!(f, "storage-stress {}", if *on { "on" } else { "off" })
+            }
+        }
+    }
+}
+
+impl EnvMsg {
+    /// Parse the line form produced by `Display`.
+    pub fn parse(line: &str) -> Result<Self, String> {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let ms = |w: &str| {
+            w.parse::<u64>()
+                .map_err(|_| format!("expected milliseconds, got {w:?}"))
+        };
+        match words.as_slice() {
+            ["wifi", "up"] => Ok(Self::Wifi(Wifi::Up)),
+            ["wifi", "down"] => Ok(Self::Wifi(Wifi::Down)),
+            ["wifi", "stuck"] => Ok(Self::Wifi(Wifi::Stuck)),
+            ["block-ms", n] => Ok(Self::Block(ms(n)?)),
+            ["slow-ms", n] => Ok(Self::Slow(ms(n)?)),
+            ["sensor", chip, fault] => Ok(Self::Sensor((*chip).into(), (*fault).into())),
+            ["storage-stress", "on"] => Ok(Self::StorageStress(true)),
+            ["storage-stress", "off"] => Ok(Self::StorageStress(false)),
+            _ => Err(format!("unknown environment message {line:?}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_message_round_trips() {
+        let all = [
+            EnvMsg::Wifi(Wifi::Up),
+            EnvMsg::Wifi(Wifi::Down),
+            EnvMsg::Wifi(Wifi::Stuck),
+            EnvMsg::Block(20_000),
+            EnvMsg::Slow(5),
+            EnvMsg::Sensor("hdc1080".into(), "absent".into()),
+            EnvMsg::StorageStress(true),
+            EnvMsg::StorageStress(false),
+        ];
+        for m in all {
+            assert_eq!(EnvMsg::parse(&m.to_string()), Ok(m));
+        }
+    }
+
+    #[test]
+    fn garbage_is_an_error() {
+        assert!(EnvMsg::parse("wifi sideways").is_err());
+        assert!(EnvMsg::parse("block-ms ten").is_err());
+        assert!(EnvMsg::parse("").is_err());
+    }
+}

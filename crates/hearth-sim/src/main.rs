@@ -1,0 +1,70 @@
+//! The `hearth` command: demo, simulator, control client, config checker.
+
+use std::process::ExitCode;
+
+use hearth_sim::cli::{self, Cli};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let cli = match cli::parse(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}\n\n{}", cli::USAGE);
+            return ExitCode::from(2);
+        }
+    };
+    match cli {
+        Cli::Help => {
+            println!("{}", cli::USAGE);
+            ExitCode::SUCCESS
+        }
+        Cli::Version => {
+            println!("hearth {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Cli::ConfigCheck { file } => hearth_sim::device::config_check(&file),
+        Cli::Device { config, state } => hearth_sim::device::run(&config, &state),
+        Cli::Sim { config, state } => {
+            // Check the config before powering anything up: a bad file is reported once, no
+            // restart loop.
+            if let Err(code) = hearth_sim::device::load(&config) {
+                return code;
+            }
+            match hearth_sim::power::run(&config, &state) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Cli::Ctl { state, command } => match hearth_sim::control::send(&state, &command) {
+            Ok(reply) => {
+                println!("{reply}");
+                if reply.starts_with("error") {
+                    ExitCode::from(1)
+                } else {
+                    ExitCode::SUCCESS
+                }
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Cli::Demo {
+            port,
+            devices,
+            seconds,
+        } => {
+            match hearth_sim::demo::run(port, devices, seconds.map(std::time::Duration::from_secs))
+            {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,379 @@
+//! The board process of `hearth sim`: power supply, reset line and environment of one simulated
+//! device. It starts the device process, restarts it after every reset with the reset cause the
+//! hardware would report, keeps the environment (Wi-Fi, sensor faults) across resets, serves the
+//! control socket, and writes everything the device prints to `device.log` in the state directory.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::control::{self, ControlCmd};
+use crate::device::{EXIT_CONFIG, EXIT_RESET, EXIT_WATCHDOG, RESET_CAUSE_ENV};
+use crate::env::{EnvMsg, Wifi};
+
+/// Name of the device log inside the state directory.
+pub const LOG_NAME: &str = "device.log";
+
+/// Several crashes within this window slow the restarts down, so a broken build cannot spin.
+const CRASH_WINDOW: Duration = Duration::from_secs(60);
+const CRASHES_BEFORE_PAUSE: usize = 5;
+const CRASH_PAUSE: Duration = Duration::from_secs(30);
+
+/// Errors that stop the board.
+#[derive(Debug, thiserror::Error)]
+pub enum BoardError {
+    /// The state directory cannot be used.
+    #[error("state directory {path}: {source}")]
+    State {
+        /// The directory.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Another simulator owns this state directory.
+    #[error(
+        "a simulator is already running with state directory {0} (its control socket answers)"
+    )]
+    Busy(PathBuf),
+    /// The device process could not be started.
+    #[error("cannot start the device process: {0}")]
+    Spawn(std::io::Error),
+    /// The device refused its configuration; restarting would not help.
+    #[error("the device stopped: its configuration is invalid (see above)")]
+    Config,
+}
+
+struct Request {
+    cmd: ControlCmd,
+    reply: Sender<String>,
+}
+
+/// The environment that outlives device resets.
+#[derive(Debug, Clone)]
+struct Environment {
+    wifi: Wifi,
+    stress: bool,
+    sensors: Vec<(String, String)>,
+}
+
+impl Environment {
+    fn messages(&self) -> Vec<EnvMsg> {
+        let mut v = vec![EnvMsg::Wifi(self.wifi), EnvMsg::StorageStress(self.stress)];
+        v.extend(
+            self.sensors
+                .iter()
+                .map(|(c, f)| EnvMsg::Sensor(c.clone(), f.clone())),
+        );
+        v
+    }
+}
+
+/// Why the device process ended, as its hardware would report it at the next boot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    Software,
+    Watchdog,
+    PowerCut,
+    Config,
+    Crash,
+}
+
+impl Ended {
+    fn cause(self) -> &'static str {
+        match self {
+            Self::Software => "software",
+            Self::Watchdog => "watchdog",
+            Self::PowerCut => "power-on",
+            Self::Config | Self::Crash => "other",
+        }
+    }
+}
+
+/// Run the board until `quit` (or until the device rejects its configuration).
+pub fn run(config: &Path, state: &Path) -> Result<(), BoardError> {
+    std::fs::create_dir_all(state).map_err(|source| BoardError::State {
+        path: state.into(),
+        source,
+    })?;
+    let sock = control::socket_path(state);
+    if UnixStream::connect(&sock).is_ok() {
+        return Err(BoardError::Busy(state.into()));
+    }
+    let _ = std::fs::remove_file(&sock);
+    let listener = UnixListener::bind(&sock).map_err(|source| BoardError::State {
+        path: sock.clone(),
+        source,
+    })?;
+    let log_path = state.join(LOG_NAME);
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|source| BoardError::State {
+            path: log_path.clone(),
+            source,
+        })?;
+
+    let (tx, rx) = mpsc::channel::<Request>();
+    thread::spawn(move || serve_control(listener, tx));
+
+    let mut board = Board {
+        config: config.to_path_buf(),
+        state: state.to_path_buf(),
+        env: Environment {
+            wifi: Wifi::Up,
+            stress: false,
+            sensors: Vec::new(),
+        },
+        log,
+        crashes: Vec::new(),
+    };
+    let result = board.main_loop(&rx);
+    let _ = std::fs::remove_file(&sock);
+    result
+}
+
+struct Board {
+    config: PathBuf,
+    state: PathBuf,
+    env: Environment,
+    log: File,
+    crashes: Vec<Instant>,
+}
+
+struct Running {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    started: Instant,
+}
+
+impl Board {
+    fn spawn(&mut self, cause: &str) -> Result<Running, BoardError> {
+        let exe = std::env::current_exe().map_err(BoardError::Spawn)?;
+        let mut child = Command::new(exe)
+            .arg("sim-device")
+            .arg("--config")
+            .arg(&self.config)
+            .arg("--state")
+            .arg(&self.state)
+            .env(RESET_CAUSE_ENV, cause)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(BoardError::Spawn)?;
+        let mut stdin = child.stdin.take();
+        if let Some(input) = stdin.as_mut() {
+            for msg in self.env.messages() {
+                let _ = writeln!(input, "{msg}");
+            }
+        }
+        for stream in [
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let mut log = self.log.try_clone().map_err(BoardError::Spawn)?;
+            thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    let _ = writeln!(log, "{line}");
+                    println!("{line}");
+                }
+            });
+        }
+        self.note(&format!(
+            "board: device started (pid {}, reset cause {cause})",
+            child.id()
+        ));
+        Ok(Running {
+            child,
+            stdin,
+            started: Instant::now(),
+        })
+    }
+
+    fn note(&mut self, line: &str) {
+        let _ = writeln!(self.log, "{line}");
+        println!("{line}");
+    }
+
+    fn send(&mut self, run: &mut Running, msg: EnvMsg) {
+        if let Some(input) = run.stdin.as_mut() {
+            let _ = writeln!(input, "{msg}");
+        }
+    }
+
+    fn main_loop(&mut self, rx: &Receiver<Request>) -> Result<(), BoardError> {
+        let mut cause = "power-on";
+        loop {
+            let mut run = self.spawn(cause)?;
+            let ended = self.supervise(&mut run, rx)?;
+            let Some(ended) = ended else {
+                return Ok(());
+            };
+            self.note(&format!(
+                "board: device ended ({ended:?}) after {:.1} s",
+                run.started.elapsed().as_secs_f64()
+            ));
+            match ended {
+                Ended::Config => return Err(BoardError::Config),
+                Ended::Crash => {
+                    let now = Instant::now();
+                    self.crashes
+                        .retain(|t| now.duration_since(*t) < CRASH_WINDOW);
+                    self.crashes.push(now);
+                    if self.crashes.len() >= CRASHES_BEFORE_PAUSE {
+                        self.note(
+                            "board: device keeps crashing; pausing 30 s before the next start",
+                        );
+                        if self.wait_commands(rx, CRASH_PAUSE) {
+                            return Ok(());
+                        }
+                        self.crashes.clear();
+                    }
+                }
+                _ => {}
+            }
+            cause = ended.cause();
+        }
+    }
+
+    /// Serve commands for `limit` while no device runs; true if told to quit.
+    fn wait_commands(&mut self, rx: &Receiver<Request>, limit: Duration) -> bool {
+        let until = Instant::now() + limit;
+        while Instant::now() < until {
+            if let Ok(req) = rx.recv_timeout(Duration::from_millis(100)) {
+                if req.cmd == ControlCmd::Quit {
+                    let _ = req.reply.send("ok quitting".into());
+                    return true;
+                }
+                let _ = req.reply.send("error: the device is not running".into());
+            }
+        }
+        false
+    }
+
+    /// Watch one device run; `None` means quit.
+    fn supervise(
+        &mut self,
+        run: &mut Running,
+        rx: &Receiver<Request>,
+    ) -> Result<Option<Ended>, BoardError> {
+        loop {
+            if let Ok(Some(status)) = run.child.try_wait() {
+                let ended = match (status.code(), status.signal()) {
+                    (Some(EXIT_RESET), _) => Ended::Software,
+                    (Some(EXIT_WATCHDOG), _) => Ended::Watchdog,
+                    (Some(EXIT_CONFIG), _) => Ended::Config,
+                    (_, Some(libc::SIGKILL)) => Ended::PowerCut,
+                    _ => Ended::Crash,
+                };
+                return Ok(Some(ended));
+            }
+            let req = match rx.recv_timeout(Duration::from_millis(20)) {
+                Ok(req) => req,
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => return Ok(None),
+            };
+            let reply = match req.cmd.clone() {
+                ControlCmd::Wifi(w) => {
+                    self.env.wifi = w;
+                    self.send(run, EnvMsg::Wifi(w));
+                    format!("ok wifi {}", w.as_str())
+                }
+                ControlCmd::Block(ms) => {
+                    self.send(run, EnvMsg::Block(ms));
+                    format!("ok blocking the loop for {ms} ms")
+                }
+                ControlCmd::Slow(ms) => {
+                    self.send(run, EnvMsg::Slow(ms));
+                    format!("ok slow operation of {ms} ms")
+                }
+                ControlCmd::Sensor(chip, fault) => {
+                    self.env.sensors.retain(|(c, _)| *c != chip);
+                    self.env.sensors.push((chip.clone(), fault.clone()));
+                    self.send(run, EnvMsg::Sensor(chip.clone(), fault.clone()));
+                    format!("ok sensor {chip} {fault}")
+                }
+                ControlCmd::StorageStress(on) => {
+                    self.env.stress = on;
+                    self.send(run, EnvMsg::StorageStress(on));
+                    format!("ok storage-stress {}", if on { "on" } else { "off" })
+                }
+                ControlCmd::Status => format!(
+                    "ok running pid {} for {:.1} s, wifi {}, storage-stress {}",
+                    run.child.id(),
+                    run.started.elapsed().as_secs_f64(),
+                    self.env.wifi.as_str(),
+                    if self.env.stress { "on" } else { "off" }
+                ),
+                ControlCmd::PowerCut => {
+                    let _ = run.child.kill();
+                    let _ = run.child.wait();
+                    self.note("board: power cut");
+                    let _ = req.reply.send("ok power cut".into());
+                    return Ok(Some(Ended::PowerCut));
+                }
+                ControlCmd::Quit => {
+                    let _ = run.child.kill();
+                    let _ = run.child.wait();
+                    self.note("board: quit");
+                    let _ = req.reply.send("ok quitting".into());
+                    return Ok(None);
+                }
+            };
+            let _ = req.reply.send(reply);
+        }
+    }
+}
+
+fn serve_control(listener: UnixListener, tx: Sender<Request>) {
+    for stream in listener.incoming() {
+        let Ok(stream) = stream else { continue };
+        let tx = tx.clone();
+        thread::spawn(move || {
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+            let mut line = String::new();
+            let Ok(mut writer) = stream.try_clone() else {
+                return;
+            };
+            if BufReader::new(stream).read_line(&mut line).is_err() {
+                return;
+            }
+            let answer = match ControlCmd::parse(line.trim()) {
+                Err(e) => format!("error: {e}"),
+                Ok(cmd) => {
+                    let (reply_tx, reply_rx) = mpsc::channel();
+                    if tx
+                        .send(Request {
+                            cmd,
+                            reply: reply_tx,
+                        })
+                        .is_err()
+                    {
+                        "error: the simulator is stopping".into()
+                    } else {
+                        reply_rx
+                            .recv_timeout(Duration::from_secs(20))
+                            .unwrap_or_else(|_| "error: no answer from the board".into())
+                    }
+                }
+            };
+            let _ = writeln!(writer, "{answer}");
+        });
+    }
+}

@@ -1,0 +1,449 @@
+//! Scenario tests: real mosquitto, real `hearth sim` processes, real faults. Each test owns its
+//! broker port, state directory and processes, and cleans them up on drop even when it fails.
+
+mod support;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::*;
+
+const S: fn(u64) -> Duration = Duration::from_secs;
+
+#[test]
+fn connects_publishes_uptime_and_lwt_and_broker_announces_offline_on_kill() {
+    let broker = Broker::start();
+    let obs = Observer::start(&broker);
+    let t0 = Instant::now();
+    let sim = Sim::start(&config("dev1", broker.port, ""));
+    let up = obs
+        .wait_for("stat/dev1/Uptime", S(20), |m| m.payload == "0")
+        .unwrap_or_else(|| panic!("no Uptime\n{}", sim.dump()));
+    println!(
+        "process start to first Uptime on the broker: {:?}",
+        up.at - t0
+    );
+    obs.wait_for("tele/dev1/LWT", S(5), |m| m.payload == "Online")
+        .expect("LWT Online");
+    // Availability is retained: a late subscriber sees it at once.
+    let late = Observer::start(&broker);
+    late.wait_for("tele/dev1/LWT", S(5), |m| {
+        m.payload == "Online" && m.retained
+    })
+    .expect("retained LWT Online for a late subscriber");
+    obs.wait_for("stat/dev1/RebootReason", S(5), |m| m.payload == "power-on")
+        .expect("boot reason");
+    // A power cut kills the process without DISCONNECT: the broker publishes the will.
+    assert!(sim.ctl("power-cut").starts_with("ok"));
+    obs.wait_for("tele/dev1/LWT", S(10), |m| m.payload == "Offline")
+        .unwrap_or_else(|| panic!("no Offline will\n{}", sim.dump()));
+    // And the device comes back by itself.
+    assert!(
+        sim.wait_log_count("mqtt connected", 2, S(20)),
+        "{}",
+        sim.dump()
+    );
+}
+
+#[test]
+fn broker_restart_reconnects_without_reboot_and_commands_still_work() {
+    let mut broker = Broker::start();
+    let port = broker.port;
+    let sim = Sim::start(&config("dev2", port, ""));
+    assert!(sim.wait_log("mqtt connected", S(20)), "{}", sim.dump());
+    broker.kill();
+    assert!(sim.wait_log("mqtt lost", S(10)), "{}", sim.dump());
+    std::thread::sleep(S(2));
+    let broker = Broker::start_on(port);
+    let obs = Observer::start(&broker);
+    let t = Instant::now();
+    // Back-off is capped at 2 s (+50 % jitter) in the test config, plus a connect timeout margin.
+    assert!(
+        sim.wait_log_count("mqtt connected", 2, S(10)),
+        "no reconnect\n{}",
+        sim.dump()
+    );
+    println!("reconnected {:?} after the broker came back", t.elapsed());
+    assert_eq!(
+        sim.log_count("boot #"),
+        1,
+        "must not reboot\n{}",
+        sim.dump()
+    );
+    // Subscriptions were restored: Refresh republishes Uptime.
+    std::thread::sleep(Duration::from_millis(500));
+    obs.clear();
+    broker.publish("cmnd/dev2/Refresh", "1", false);
+    obs.wait_for("stat/dev2/Uptime", S(5), |_| true)
+        .unwrap_or_else(|| panic!("Refresh after reconnect had no effect\n{}", sim.dump()));
+}
+
+#[test]
+fn frozen_broker_is_noticed_by_the_keepalive_and_the_device_recovers() {
+    let broker = Broker::start();
+    let sim = Sim::start(&config("dev3", broker.port, ""));
+    assert!(sim.wait_log("mqtt connected", S(20)), "{}", sim.dump());
+    broker.signal(libc::SIGSTOP);
+    let t = Instant::now();
+    // keepalive 5 s: a ping after 2.5 s of silence, dead 2.5 s later.
+    assert!(
+        sim.wait_log("no PINGRESP", S(12)),
+        "frozen broker not noticed\n{}",
+        sim.dump()
+    );
+    println!("frozen broker noticed after {:?}", t.elapsed());
+    std::thread::sleep(S(3));
+    broker.signal(libc::SIGCONT);
+    assert!(
+        sim.wait_log_count("mqtt connected", 2, S(30)),
+        "no recovery after thaw\n{}",
+        sim.dump()
+    );
+    assert_eq!(sim.log_count("boot #"), 1, "{}", sim.dump());
+}
+
+#[test]
+fn broker_down_longer_than_the_limit_reboots_and_reports_why() {
+    let mut broker = Broker::start();
+    let port = broker.port;
+    let sim = Sim::start(&config("dev4", port, "mqttreboot 60\n"));
+    assert!(sim.wait_log("mqtt connected", S(20)), "{}", sim.dump());
+    broker.kill();
+    assert!(
+        sim.wait_log("rebooting: mqtt", S(90)),
+        "no MQTT reboot\n{}",
+        sim.dump()
+    );
+    let broker = Broker::start_on(port);
+    let obs = Observer::start(&broker);
+    obs.wait_for("stat/dev4/RebootReason", S(30), |m| {
+        m.payload.starts_with("mqtt")
+    })
+    .unwrap_or_else(|| panic!("reason not published after reboot\n{}", sim.dump()));
+}
+
+#[test]
+fn wifi_down_then_up_reconnects() {
+    let broker = Broker::start();
+    let sim = Sim::start(&config("dev5", broker.port, ""));
+    assert!(sim.wait_log("mqtt connected", S(20)), "{}", sim.dump());
+    assert!(sim.ctl("wifi down").starts_with("ok"));
+    assert!(sim.wait_log("network lost", S(5)), "{}", sim.dump());
+    std::thread::sleep(S(3));
+    assert!(sim.ctl("wifi up").starts_with("ok"));
+    assert!(
+        sim.wait_log_count("mqtt connected", 2, S(20)),
+        "{}",
+        sim.dump()
+    );
+    assert_eq!(sim.log_count("boot #"), 1, "{}", sim.dump());
+}
+
+#[test]
+fn wifi_down_longer_than_the_network_limit_reboots() {
+    let broker = Broker::start();
+    let sim = Sim::start(&config("dev6", broker.port, "netreboot 60\n"));
+    assert!(sim.wait_log("mqtt connected", S(20)), "{}", sim.dump());
+    assert!(sim.ctl("wifi down").starts_with("ok"));
+    assert!(sim.wait_log("rebooting: network", S(90)), "{}", sim.dump());
+    assert!(sim.ctl("wifi up").starts_with("ok"));
+    let obs = Observer::start(&broker);
+    obs.wait_for("stat/dev6/RebootReason", S(30), |m| {
+        m.payload.starts_with("network")
+    })
+    .unwrap_or_else(|| panic!("{}", sim.dump()));
+}
+
+#[test]
+fn stuck_wifi_is_detected_and_recovered() {
+    let broker = Broker::start();
+    let sim = Sim::start(&config("dev7", broker.port, ""));
+    assert!(sim.wait_log("mqtt connected", S(20)), "{}", sim.dump());
+    assert!(sim.ctl("wifi stuck").starts_with("ok"));
+    assert!(
+        sim.wait_log("mqtt lost", S(15)),
+        "stuck link not noticed\n{}",
+        sim.dump()
+    );
+    assert!(
+        sim.wait_log("re-associating", S(60)),
+        "no re-association\n{}",
+        sim.dump()
+    );
+    assert!(sim.ctl("wifi up").starts_with("ok"));
+    assert!(
+        sim.wait_log_count("mqtt connected", 2, S(30)),
+        "{}",
+        sim.dump()
+    );
+}
+
+#[test]
+fn a_blocked_loop_is_reset_by_the_watchdog() {
+    let broker = Broker::start();
+    let sim = Sim::start(&config("dev8", broker.port, "watchdog 5\n"));
+    assert!(sim.wait_log("mqtt connected", S(20)), "{}", sim.dump());
+    assert!(sim.ctl("block 20").starts_with("ok"));
+    assert!(
+        sim.wait_log("watchdog: the loop stopped", S(15)),
+        "{}",
+        sim.dump()
+    );
+    assert!(
+        sim.wait_log("boot #2, reason: watchdog", S(10)),
+        "{}",
+        sim.dump()
+    );
+    let obs = Observer::start(&broker);
+    obs.wait_for("stat/dev8/RebootReason", S(20), |m| m.payload == "watchdog")
+        .unwrap_or_else(|| panic!("{}", sim.dump()));
+}
+
+#[test]
+fn a_slow_operation_inside_the_may_block_window_does_not_reset() {
+    let broker = Broker::start();
+    let sim = Sim::start(&config("dev9", broker.port, "watchdog 5\nmayblock 30\n"));
+    assert!(sim.wait_log("mqtt connected", S(20)), "{}", sim.dump());
+    assert!(sim.ctl("slow 10").starts_with("ok"));
+    assert!(sim.wait_log("slow operation done", S(15)), "{}", sim.dump());
+    std::thread::sleep(S(3));
+    assert_eq!(
+        sim.log_count("boot #"),
+        1,
+        "reset although permitted\n{}",
+        sim.dump()
+    );
+    assert_eq!(sim.log_count("watchdog:"), 0, "{}", sim.dump());
+}
+
+#[test]
+fn a_retained_reboot_command_does_not_loop_the_device() {
+    let broker = Broker::start();
+    broker.publish("cmnd/dev10/OTA", "reboot", true);
+    let sim = Sim::start(&config("dev10", broker.port, ""));
+    assert!(
+        sim.wait_log("ignored retained command on cmnd/dev10/OTA", S(20)),
+        "{}",
+        sim.dump()
+    );
+    std::thread::sleep(S(3));
+    assert_eq!(sim.log_count("rebooting"), 0, "{}", sim.dump());
+    assert_eq!(sim.log_count("boot #"), 1, "{}", sim.dump());
+    // A live (non-retained) reboot command is obeyed, and only once.
+    broker.publish("cmnd/dev10/OTA", "reboot", false);
+    assert!(
+        sim.wait_log("boot #2, reason: command", S(15)),
+        "{}",
+        sim.dump()
+    );
+    assert!(
+        sim.wait_log_count("ignored retained command", 2, S(15)),
+        "{}",
+        sim.dump()
+    );
+    std::thread::sleep(S(2));
+    assert_eq!(sim.log_count("boot #"), 2, "{}", sim.dump());
+}
+
+#[test]
+fn refresh_republishes_every_topic() {
+    let broker = Broker::start();
+    let obs = Observer::start(&broker);
+    let sim = Sim::start(&config("dev11", broker.port, ""));
+    for item in ["Temperature", "Humidity", "Pressure"] {
+        obs.wait_for(&format!("stat/dev11/{item}"), S(30), |_| true)
+            .unwrap_or_else(|| panic!("no {item}\n{}", sim.dump()));
+    }
+    obs.clear();
+    broker.publish("cmnd/dev11/Refresh", "1", false);
+    for item in [
+        "Uptime",
+        "RebootReason",
+        "Temperature",
+        "Humidity",
+        "Pressure",
+        "Malfunction",
+    ] {
+        obs.wait_for(&format!("stat/dev11/{item}"), S(5), |_| true)
+            .unwrap_or_else(|| panic!("Refresh did not republish {item}\n{}", sim.dump()));
+    }
+    // An empty or retained Refresh does nothing.
+    obs.clear();
+    broker.publish("cmnd/dev11/Refresh", "", false);
+    std::thread::sleep(S(2));
+    assert_eq!(obs.count("stat/dev11/Temperature"), 0);
+}
+
+#[test]
+fn weather_values_are_plausible_and_sensor_faults_show_in_malfunction() {
+    let broker = Broker::start();
+    let obs = Observer::start(&broker);
+    let sim = Sim::start(&config("dev12", broker.port, ""));
+    let t = obs
+        .wait_for("stat/dev12/Temperature", S(30), |_| true)
+        .expect("temperature");
+    let p = obs
+        .wait_for("stat/dev12/Pressure", S(5), |_| true)
+        .expect("pressure");
+    let h = obs
+        .wait_for("stat/dev12/Humidity", S(5), |_| true)
+        .expect("humidity");
+    let t: f64 = t.payload.parse().expect("temperature is a number");
+    let p: f64 = p.payload.parse().expect("pressure is a number");
+    let h: f64 = h.payload.parse().expect("humidity is a number");
+    assert!((-30.0..50.0).contains(&t), "temperature {t}");
+    assert!((900.0..1100.0).contains(&p), "pressure {p} hPa");
+    assert!((0.0..=100.0).contains(&h), "humidity {h}");
+    obs.wait_for("stat/dev12/Malfunction", S(5), |m| m.payload == "0")
+        .expect("no malfunction");
+    assert!(sim.ctl("sensor bme280 readfails").starts_with("ok"));
+    obs.wait_for("stat/dev12/Malfunction", S(20), |m| {
+        m.payload.parse::<u32>().is_ok_and(|v| v & 16 != 0)
+    })
+    .unwrap_or_else(|| panic!("pressure failure not reported\n{}", sim.dump()));
+    let cleared = Instant::now();
+    assert!(sim.ctl("sensor bme280 ok").starts_with("ok"));
+    obs.wait_for("stat/dev12/Malfunction", S(20), |m| {
+        m.payload == "0" && m.at > cleared
+    })
+    .unwrap_or_else(|| panic!("recovery not reported\n{}", sim.dump()));
+}
+
+#[test]
+fn two_hundred_power_cuts_never_corrupt_the_store() {
+    // No broker needed: the device keeps writing its store while the power is cut at random.
+    let port = free_port();
+    let sim = Sim::start(&config("dev13", port, "watchdog 0\n"));
+    assert!(sim.ctl("storage-stress on").starts_with("ok"));
+    assert!(sim.wait_log("stress-ack", S(20)), "{}", sim.dump());
+    let mut seed: u64 = 0x1234_5678;
+    for i in 0..200 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        std::thread::sleep(Duration::from_millis(15 + seed % 60));
+        let reply = sim.ctl("power-cut");
+        assert!(reply.starts_with("ok"), "cut {i}: {reply}");
+    }
+    // Let the last run write a little, then check every run's view of the store.
+    std::thread::sleep(S(1));
+    let log = sim.log();
+    let mut last_ack: Option<u64> = None;
+    let mut runs = 0;
+    let mut checked = 0;
+    for line in log.lines() {
+        if line.contains("board: device started") {
+            runs += 1;
+        } else if let Some(rest) = line.split("stress-boot ").nth(1) {
+            assert!(
+                !rest.contains("corrupt"),
+                "corrupt store after a power cut: {line}\n{log}"
+            );
+            let n: u64 = rest
+                .split_whitespace()
+                .next()
+                .and_then(|w| w.parse().ok())
+                .expect("stress number");
+            if let Some(ack) = last_ack {
+                assert!(
+                    n >= ack && n <= ack + 1,
+                    "acknowledged write {ack} lost: read {n}"
+                );
+                checked += 1;
+            }
+            last_ack = Some(n);
+        } else if let Some(rest) = line.split("stress-ack ").nth(1) {
+            last_ack = rest.trim().parse().ok();
+        }
+        assert!(
+            !line.contains("has been formatted"),
+            "store was reformatted: {line}"
+        );
+    }
+    assert!(runs >= 201, "expected 201 device runs, saw {runs}");
+    assert!(
+        checked >= 150,
+        "too few restarts verified a stored record: {checked}\n{log}"
+    );
+}
+
+#[test]
+fn a_malformed_config_gives_a_clear_error_and_no_restart_loop() {
+    let dir = TempDir::new("badcfg");
+    let cfg = dir.0.join("config.txt");
+    std::fs::write(
+        &cfg,
+        "profile weather\nssid Home\nmqtbroker 10.0.0.1\nmqttname dev\nwatchdog lots\n",
+    )
+    .unwrap();
+    let out = Command::new(HEARTH)
+        .args(["config", "check"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("config.txt:3: unknown key \"mqtbroker\" (did you mean \"mqttbroker\"?)"),
+        "{err}"
+    );
+    assert!(err.contains("config.txt:5:"), "{err}");
+    let t = Instant::now();
+    let out = Command::new(HEARTH)
+        .args(["sim", "--config"])
+        .arg(&cfg)
+        .arg("--state")
+        .arg(dir.0.join("state"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "sim must refuse a bad config");
+    assert!(t.elapsed() < S(5), "no restart loop: it must stop at once");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown key"));
+    assert!(
+        !dir.0.join("state").join("flash.bin").exists(),
+        "nothing was powered up"
+    );
+    // A good config passes the check.
+    std::fs::write(&cfg, config("dev", 1883, "")).unwrap();
+    let out = Command::new(HEARTH)
+        .args(["config", "check"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn the_demo_runs_with_its_embedded_broker_and_cleans_up() {
+    let out = Command::new(HEARTH)
+        .args(["demo", "--port", "0", "--devices", "2", "--for", "25"])
+        .output()
+        .expect("run hearth demo");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for needle in [
+        "tele/weather-1/LWT",
+        "tele/weather-2/LWT",
+        "stat/weather-1/Uptime",
+        "stat/weather-1/Temperature",
+        "stat/weather-2/Pressure",
+    ] {
+        assert!(text.contains(needle), "demo output lacks {needle}:\n{text}");
+    }
+    let dir = text
+        .lines()
+        .find_map(|l| l.strip_prefix("hearth demo: device state and logs in "))
+        .expect("the demo names its state directory");
+    assert!(
+        !std::path::Path::new(dir.trim()).exists(),
+        "demo left {dir} behind"
+    );
+}

@@ -1,0 +1,356 @@
+//! Scenario-test harness: a real mosquitto on a free port, real `hearth sim` processes, and a
+//! real MQTT observer (mosquitto_sub). Everything is cleaned up on drop, also when a test fails.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+pub const HEARTH: &str = env!("CARGO_BIN_EXE_hearth");
+
+/// A private temporary directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let p = std::env::temp_dir().join(format!("hearth-test-{}-{tag}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).expect("create temp dir");
+        Self(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn tool(name: &str) -> PathBuf {
+    if name == "mosquitto" {
+        if let Ok(p) = std::env::var("HEARTH_MOSQUITTO") {
+            return PathBuf::from(p);
+        }
+    }
+    for dir in ["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"] {
+        let p = Path::new(dir).join(name);
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("{name} not found: run scripts/test.sh, which installs mosquitto and mosquitto-clients");
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// Poll `cond` every 50 ms until it holds or `limit` passes.
+pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A mosquitto broker on a port of its own.
+pub struct Broker {
+    pub port: u16,
+    child: Option<Child>,
+    dir: TempDir,
+}
+
+impl Broker {
+    pub fn start() -> Self {
+        Self::start_on(free_port())
+    }
+
+    pub fn start_on(port: u16) -> Self {
+        let dir = TempDir::new("broker");
+        let conf = dir.0.join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\n"),
+        )
+        .expect("write mosquitto.conf");
+        let log = std::fs::File::create(dir.0.join("mosquitto.log")).expect("log");
+        let child = Command::new(tool("mosquitto"))
+            .arg("-c")
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start mosquitto");
+        let mut b = Self {
+            port,
+            child: Some(child),
+            dir,
+        };
+        assert!(
+            wait_until(Duration::from_secs(10), || TcpStream::connect((
+                "127.0.0.1",
+                port
+            ))
+            .is_ok()),
+            "mosquitto did not start listening on {port}"
+        );
+        b.child.as_mut().map(|c| c.id());
+        b
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn signal(&self, sig: i32) {
+        if let Some(c) = &self.child {
+            // SAFETY: kill(2) on our own child.
+            unsafe {
+                libc::kill(c.id() as libc::pid_t, sig);
+            }
+        }
+    }
+
+    /// Publish with mosquitto_pub.
+    pub fn publish(&self, topic: &str, payload: &str, retain: bool) {
+        let mut cmd = Command::new(tool("mosquitto_pub"));
+        cmd.args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &self.port.to_string(),
+            "-t",
+            topic,
+            "-m",
+            payload,
+        ]);
+        if retain {
+            cmd.arg("-r");
+        }
+        let status = cmd.status().expect("run mosquitto_pub");
+        assert!(status.success(), "mosquitto_pub failed");
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.signal(libc::SIGCONT);
+        self.kill();
+    }
+}
+
+/// A message seen by the observer.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub at: Instant,
+    pub retained: bool,
+    pub topic: String,
+    pub payload: String,
+}
+
+/// mosquitto_sub on `#`, collecting every message with the time it arrived.
+pub struct Observer {
+    child: Child,
+    pub seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Observer {
+    pub fn start(broker: &Broker) -> Self {
+        let mut child = Command::new(tool("mosquitto_sub"))
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &broker.port.to_string(),
+                "-t",
+                "#",
+                "-F",
+                "%r %t %p",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start mosquitto_sub");
+        let out = child.stdout.take().expect("stdout");
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let mut parts = line.splitn(3, ' ');
+                let retained = parts.next() == Some("1");
+                let topic = parts.next().unwrap_or_default().to_string();
+                let payload = parts.next().unwrap_or_default().to_string();
+                sink.lock().unwrap().push(Seen {
+                    at: Instant::now(),
+                    retained,
+                    topic,
+                    payload,
+                });
+            }
+        });
+        // Give the subscription a moment to be in place.
+        thread::sleep(Duration::from_millis(300));
+        Self { child, seen }
+    }
+
+    pub fn all(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    pub fn count(&self, topic: &str) -> usize {
+        self.all().iter().filter(|m| m.topic == topic).count()
+    }
+
+    /// Wait for a message on `topic` satisfying `pred`, seen after index `from`.
+    pub fn wait_for(
+        &self,
+        topic: &str,
+        limit: Duration,
+        pred: impl Fn(&Seen) -> bool,
+    ) -> Option<Seen> {
+        let mut found = None;
+        wait_until(limit, || {
+            found = self.all().into_iter().find(|m| m.topic == topic && pred(m));
+            found.is_some()
+        });
+        found
+    }
+
+    pub fn clear(&self) {
+        self.seen.lock().unwrap().clear();
+    }
+}
+
+impl Drop for Observer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A config for a test device: fast timings so failure policies trip in seconds.
+pub fn config(name: &str, port: u16, extra: &str) -> String {
+    format!(
+        "profile weather\nssid Test Network\npassword test-passphrase\nmqttbroker 127.0.0.1:{port}\n\
+         mqttname {name}\nstartdelay 0\nwdgrace 0\nmqttkeepalive 5\nmqttbackoffms 200\nmqttbackoffmaxms 2000\n\
+         netretry 1\nnetretryfudge 1\nnetconnecttimeout 5\n{extra}"
+    )
+}
+
+/// One `hearth sim` (board + device processes) with its own state directory.
+pub struct Sim {
+    pub dir: TempDir,
+    board: Option<Child>,
+}
+
+impl Sim {
+    pub fn start(config_text: &str) -> Self {
+        let dir = TempDir::new("sim");
+        let config = dir.0.join("config.txt");
+        std::fs::write(&config, config_text).expect("write config");
+        let board = Command::new(HEARTH)
+            .args(["sim", "--config"])
+            .arg(&config)
+            .arg("--state")
+            .arg(dir.0.join("state"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start hearth sim");
+        let sim = Self {
+            dir,
+            board: Some(board),
+        };
+        assert!(
+            wait_until(Duration::from_secs(10), || sim
+                .state()
+                .join("control.sock")
+                .exists()),
+            "the simulator did not open its control socket"
+        );
+        sim
+    }
+
+    pub fn state(&self) -> PathBuf {
+        self.dir.0.join("state")
+    }
+
+    pub fn ctl(&self, command: &str) -> String {
+        let out = Command::new(HEARTH)
+            .args(["sim", "ctl"])
+            .arg(self.state())
+            .args(command.split_whitespace())
+            .output()
+            .expect("run hearth sim ctl");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.state().join("device.log")).unwrap_or_default()
+    }
+
+    pub fn log_count(&self, needle: &str) -> usize {
+        self.log().matches(needle).count()
+    }
+
+    pub fn wait_log(&self, needle: &str, limit: Duration) -> bool {
+        wait_until(limit, || self.log().contains(needle))
+    }
+
+    /// Wait until `needle` appears at least `n` times in the log.
+    pub fn wait_log_count(&self, needle: &str, n: usize, limit: Duration) -> bool {
+        wait_until(limit, || self.log_count(needle) >= n)
+    }
+
+    /// Is the board still running?
+    pub fn running(&mut self) -> bool {
+        matches!(self.board.as_mut().map(|b| b.try_wait()), Some(Ok(None)))
+    }
+
+    pub fn dump(&self) -> String {
+        format!("--- device.log ---\n{}", self.log())
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        if let Some(mut b) = self.board.take() {
+            let _ = Command::new(HEARTH)
+                .args(["sim", "ctl"])
+                .arg(self.state())
+                .arg("quit")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+            if !wait_until(Duration::from_secs(5), || {
+                matches!(b.try_wait(), Ok(Some(_)))
+            }) {
+                let _ = b.kill();
+            }
+            let _ = b.wait();
+        }
+        let _ = std::io::stdout().flush();
+    }
+}

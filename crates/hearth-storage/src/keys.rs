@@ -1,0 +1,260 @@
+//! The store's key space: the [`Key`] newtype, the numbering rule (one range of key numbers per
+//! subsystem), every well-known key, and the declared type and length of each of them.
+//!
+//! # Numbering rule
+//!
+//! A key is a `u16`, stored little-endian in front of every value. Each subsystem owns one
+//! range; a new key takes the next free number in its subsystem's range and is added to
+//! [`WELL_KNOWN`] **in this file**, so that a collision shows up in one place (a unit test checks
+//! that numbers are unique and inside their range). A number, once used in a released firmware,
+//! is never reused for a different meaning: an old value of the old meaning may still be in flash.
+//!
+//! | range             | owner                                                          |
+//! |-------------------|----------------------------------------------------------------|
+//! | `0x0000`          | reserved, never used                                           |
+//! | `0x0001..=0x00FF` | system: boot and reboot bookkeeping                            |
+//! | `0x0100..=0x01FF` | supervisor: network and MQTT health counters                   |
+//! | `0x0200..=0x02FF` | netnow: ESP-NOW pairing, peer keys, replay counters            |
+//! | `0x0300..=0x03FF` | mqtt: session state                                            |
+//! | `0x0400..=0x04FF` | ota: update and rollback bookkeeping                           |
+//! | `0x0500..=0x05FF` | config: runtime overrides of `config.txt` settings             |
+//! | `0x1000..=0x1FFF` | profiles: `0x1000 + 0x100 * n` for the n-th appliance profile  |
+//! | `0xF000..=0xFEFF` | diagnostics (storage stress test, ...)                         |
+//! | `0xFF00..=0xFFFE` | unit tests only, never written by firmware                     |
+//! | `0xFFFF`          | reserved (looks like erased flash)                             |
+
+use core::fmt;
+
+use sequential_storage::map::SerializationError;
+
+use crate::value::ValueKind;
+
+/// A key of the store. Well-known keys are the constants of this module.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Key(u16);
+
+impl Key {
+    /// A key from its raw number. Prefer the named constants; see the numbering rule above.
+    pub const fn new(raw: u16) -> Self {
+        Key(raw)
+    }
+
+    /// The raw key number as stored in flash.
+    pub const fn raw(self) -> u16 {
+        self.0
+    }
+
+    /// The declared type and length of a well-known key; `None` for other keys.
+    pub fn spec(self) -> Option<&'static KeySpec> {
+        WELL_KNOWN.iter().find(|spec| spec.key == self)
+    }
+
+    /// The subsystem whose range holds this key number.
+    pub const fn subsystem(self) -> Option<Subsystem> {
+        Subsystem::of(self.0)
+    }
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.spec() {
+            Some(spec) => write!(f, "{} (0x{:04X})", spec.name, self.0),
+            None => write!(f, "key 0x{:04X}", self.0),
+        }
+    }
+}
+
+/// On flash a key is its number, two bytes little-endian, in front of the value.
+impl sequential_storage::map::Key for Key {
+    fn serialize_into(&self, buffer: &mut [u8]) -> Result<usize, SerializationError> {
+        let out = buffer
+            .get_mut(..2)
+            .ok_or(SerializationError::BufferTooSmall)?;
+        out.copy_from_slice(&self.0.to_le_bytes());
+        Ok(2)
+    }
+
+    fn deserialize_from(buffer: &[u8]) -> Result<(Self, usize), SerializationError> {
+        match buffer {
+            [lo, hi, ..] => Ok((Key(u16::from_le_bytes([*lo, *hi])), 2)),
+            _ => Err(SerializationError::BufferTooSmall),
+        }
+    }
+
+    fn get_len(_buffer: &[u8]) -> Result<usize, SerializationError> {
+        Ok(2)
+    }
+}
+
+/// The owners of the key ranges (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subsystem {
+    /// Boot and reboot bookkeeping.
+    System,
+    /// Network and MQTT health counters.
+    Supervisor,
+    /// ESP-NOW pairing, peer keys, replay counters.
+    NetNow,
+    /// MQTT session state.
+    Mqtt,
+    /// Update and rollback bookkeeping.
+    Ota,
+    /// Runtime overrides of configuration settings.
+    Config,
+    /// Appliance profiles.
+    Profile,
+    /// Diagnostics such as the storage stress test.
+    Diagnostics,
+    /// Unit tests only.
+    Test,
+}
+
+impl Subsystem {
+    /// The subsystem owning a raw key number; `None` for reserved and unassigned numbers.
+    pub const fn of(raw: u16) -> Option<Subsystem> {
+        Some(match raw {
+            0x0001..=0x00FF => Subsystem::System,
+            0x0100..=0x01FF => Subsystem::Supervisor,
+            0x0200..=0x02FF => Subsystem::NetNow,
+            0x0300..=0x03FF => Subsystem::Mqtt,
+            0x0400..=0x04FF => Subsystem::Ota,
+            0x0500..=0x05FF => Subsystem::Config,
+            0x1000..=0x1FFF => Subsystem::Profile,
+            0xF000..=0xFEFF => Subsystem::Diagnostics,
+            0xFF00..=0xFFFE => Subsystem::Test,
+            _ => return None,
+        })
+    }
+}
+
+/// The declared type and payload length bounds of a well-known key. Writes that break them are
+/// refused before anything touches flash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeySpec {
+    /// The key.
+    pub key: Key,
+    /// Name for logs and diagnostics.
+    pub name: &'static str,
+    /// The only type this key may hold.
+    pub kind: ValueKind,
+    /// Smallest payload length in bytes (for byte strings and text).
+    pub min_len: usize,
+    /// Largest payload length in bytes (for byte strings and text).
+    pub max_len: usize,
+}
+
+/// Why the device last rebooted on purpose: short UTF-8 text, at most 64 bytes.
+pub const REBOOT_REASON: Key = Key(0x0001);
+/// Number of boots: `u32`.
+pub const BOOT_COUNT: Key = Key(0x0002);
+/// Number of network connection losses: `u32`.
+pub const CONNLOST: Key = Key(0x0100);
+/// Number of MQTT session losses: `u32`.
+pub const MQTTLOST: Key = Key(0x0101);
+/// Reserved for the storage stress test: a blob of 8 to 64 bytes.
+pub const STRESS: Key = Key(0xF000);
+
+/// Every well-known key with its declared type and bounds.
+pub const WELL_KNOWN: &[KeySpec] = &[
+    KeySpec {
+        key: REBOOT_REASON,
+        name: "REBOOT_REASON",
+        kind: ValueKind::Str,
+        min_len: 0,
+        max_len: 64,
+    },
+    KeySpec {
+        key: BOOT_COUNT,
+        name: "BOOT_COUNT",
+        kind: ValueKind::U32,
+        min_len: 4,
+        max_len: 4,
+    },
+    KeySpec {
+        key: CONNLOST,
+        name: "CONNLOST",
+        kind: ValueKind::U32,
+        min_len: 4,
+        max_len: 4,
+    },
+    KeySpec {
+        key: MQTTLOST,
+        name: "MQTTLOST",
+        kind: ValueKind::U32,
+        min_len: 4,
+        max_len: 4,
+    },
+    KeySpec {
+        key: STRESS,
+        name: "STRESS",
+        kind: ValueKind::Bytes,
+        min_len: 8,
+        max_len: 64,
+    },
+];
+
+/// Upper bound used for the per-key cache of the store: the well-known keys plus room.
+pub(crate) const KEY_CACHE_SLOTS: usize = 16;
+
+const _: () = assert!(WELL_KNOWN.len() <= KEY_CACHE_SLOTS);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::value::MAX_VALUE_LEN;
+
+    #[test]
+    fn well_known_keys_are_unique_in_range_and_sane() {
+        for (i, a) in WELL_KNOWN.iter().enumerate() {
+            assert!(
+                a.key.subsystem().is_some(),
+                "{} outside every range",
+                a.name
+            );
+            assert_ne!(a.key.subsystem(), Some(Subsystem::Test), "{}", a.name);
+            assert!(a.min_len <= a.max_len && a.max_len <= MAX_VALUE_LEN);
+            if a.kind == ValueKind::U32 {
+                assert_eq!((a.min_len, a.max_len), (4, 4));
+            }
+            for b in &WELL_KNOWN[i + 1..] {
+                assert_ne!(a.key, b.key, "{} and {} share a number", a.name, b.name);
+                assert_ne!(a.name, b.name);
+            }
+        }
+    }
+
+    #[test]
+    fn subsystems_match_the_documented_ranges() {
+        assert_eq!(REBOOT_REASON.subsystem(), Some(Subsystem::System));
+        assert_eq!(BOOT_COUNT.subsystem(), Some(Subsystem::System));
+        assert_eq!(CONNLOST.subsystem(), Some(Subsystem::Supervisor));
+        assert_eq!(MQTTLOST.subsystem(), Some(Subsystem::Supervisor));
+        assert_eq!(STRESS.subsystem(), Some(Subsystem::Diagnostics));
+        assert_eq!(Subsystem::of(0x0000), None);
+        assert_eq!(Subsystem::of(0xFFFF), None);
+        assert_eq!(Subsystem::of(0x0800), None);
+    }
+
+    #[test]
+    fn key_wire_format_is_two_bytes_le() {
+        use sequential_storage::map::Key as _;
+        let mut buf = [0u8; 4];
+        assert_eq!(CONNLOST.serialize_into(&mut buf), Ok(2));
+        assert_eq!(&buf[..2], &[0x00, 0x01]);
+        assert_eq!(Key::deserialize_from(&buf), Ok((CONNLOST, 2)));
+        assert!(Key::deserialize_from(&buf[..1]).is_err());
+        assert!(CONNLOST.serialize_into(&mut buf[..1]).is_err());
+    }
+
+    #[test]
+    fn display_names_well_known_keys() {
+        assert_eq!(format!("{BOOT_COUNT}"), "BOOT_COUNT (0x0002)");
+        assert_eq!(format!("{}", Key::new(0x1234)), "key 0x1234");
+    }
+}

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Set up everything the tests need, then run all of them: formatting, lints, unit tests,
+# scenario tests against a real mosquitto, and the no_std cross-build. Exits non-zero on any
+# failure. Usage: scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+
+# --- setup -----------------------------------------------------------------------------------
+NO_STD_TARGET=riscv32imc-unknown-none-elf
+NO_STD_CRATES=(hearth-core hearth-config hearth-storage hearth-drivers hearth-device)
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+find_mosquitto() {
+  command -v mosquitto 2>/dev/null || { [ -x /usr/sbin/mosquitto ] && echo /usr/sbin/mosquitto; } || true
+}
+
+step "setup: mosquitto (broker) and mosquitto-clients (the tests' observer)"
+if [ -z "$(find_mosquitto)" ] || ! command -v mosquitto_sub >/dev/null || ! command -v mosquitto_pub >/dev/null; then
+  echo "mosquitto or its clients are missing: installing them with apt"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto mosquitto-clients >/dev/null
+fi
+HEARTH_MOSQUITTO="$(find_mosquitto)"
+[ -n "$HEARTH_MOSQUITTO" ] || { echo "mosquitto could not be installed" >&2; exit 1; }
+export HEARTH_MOSQUITTO
+"$HEARTH_MOSQUITTO" -h 2>/dev/null | head -1 || true
+
+step "setup: rust components and the $NO_STD_TARGET target"
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+if ! rustup target list --installed | grep -qx "$NO_STD_TARGET"; then
+  rustup target add "$NO_STD_TARGET"
+fi
+
+# --- checks ----------------------------------------------------------------------------------
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (all targets, warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "no_std cross-build for $NO_STD_TARGET"
+args=()
+for c in "${NO_STD_CRATES[@]}"; do args+=(-p "$c"); done
+cargo build --locked --target "$NO_STD_TARGET" "${args[@]}"
+
+step "unit and scenario tests"
+cargo test --workspace --locked -- --test-threads "${HEARTH_TEST_THREADS:-6}"
+
+echo
+echo "all checks passed"
