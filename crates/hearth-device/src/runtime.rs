@@ -435,24 +435,9 @@ async fn handle_command<B: Board, F: NorFlash, P: Profile>(
         "OTA" => match payload {
             "reboot" => reboot(board, store, RebootReason::Command).await,
             "stats" => {
-                let net = store
-                    .get_u32(keys::CONNLOST)
-                    .await
-                    .ok()
-                    .flatten()
-                    .unwrap_or(0);
-                let mqtt = store
-                    .get_u32(keys::MQTTLOST)
-                    .await
-                    .ok()
-                    .flatten()
-                    .unwrap_or(0);
-                let boots = store
-                    .get_u32(keys::BOOT_COUNT)
-                    .await
-                    .ok()
-                    .flatten()
-                    .unwrap_or(0);
+                let net = counter(store, keys::CONNLOST).await;
+                let mqtt = counter(store, keys::MQTTLOST).await;
+                let boots = counter(store, keys::BOOT_COUNT).await;
                 pubs.log(format!(
                     "connlost events net {net} mqtt {mqtt} boots {boots}"
                 ));
@@ -519,6 +504,12 @@ async fn bump<B: Board, F: NorFlash>(store: &mut KvStore<F>, key: keys::Key, boa
             0
         }
     }
+}
+
+/// A counter's value; missing or unreadable counts as 0 (the read error is not worth a
+/// diagnostic of its own: the counter is informational).
+async fn counter<F: NorFlash>(store: &mut KvStore<F>, key: keys::Key) -> u32 {
+    store.get_u32(key).await.ok().flatten().unwrap_or(0)
 }
 
 /// Store the reason, then reset. A failed store is reported but does not stop the reset.

@@ -447,3 +447,34 @@ fn the_demo_runs_with_its_embedded_broker_and_cleans_up() {
         "demo left {dir} behind"
     );
 }
+
+#[test]
+fn broker_credentials_from_the_config_are_used() {
+    let broker = Broker::start_with_login("hearth", "s3cret pass");
+    let good = Sim::start(&config(
+        "dev14",
+        broker.port,
+        "mqttuser hearth\nmqttpassword s3cret pass\n",
+    ));
+    let bad = Sim::start(&config(
+        "dev15",
+        broker.port,
+        "mqttuser hearth\nmqttpassword wrong\n",
+    ));
+    let anonymous = Sim::start(&config("dev16", broker.port, ""));
+    assert!(good.wait_log("mqtt connected", S(20)), "{}", good.dump());
+    assert!(bad.wait_log("mqtt connect failed", S(20)), "{}", bad.dump());
+    assert!(
+        anonymous.wait_log("mqtt connect failed", S(20)),
+        "{}",
+        anonymous.dump()
+    );
+    std::thread::sleep(S(2));
+    assert_eq!(bad.log_count("mqtt connected"), 0, "{}", bad.dump());
+    assert_eq!(
+        anonymous.log_count("mqtt connected"),
+        0,
+        "{}",
+        anonymous.dump()
+    );
+}

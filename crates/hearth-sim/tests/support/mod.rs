@@ -82,11 +82,35 @@ impl Broker {
     }
 
     pub fn start_on(port: u16) -> Self {
+        Self::start_with(port, None)
+    }
+
+    /// A broker that accepts only `user` with `password`.
+    pub fn start_with_login(user: &str, password: &str) -> Self {
+        Self::start_with(free_port(), Some((user, password)))
+    }
+
+    fn start_with(port: u16, login: Option<(&str, &str)>) -> Self {
         let dir = TempDir::new("broker");
         let conf = dir.0.join("mosquitto.conf");
+        let auth = match login {
+            None => "allow_anonymous true\n".to_string(),
+            Some((user, password)) => {
+                let file = dir.0.join("passwd");
+                let status = Command::new(tool("mosquitto_passwd"))
+                    .arg("-b")
+                    .arg("-c")
+                    .arg(&file)
+                    .args([user, password])
+                    .status()
+                    .expect("run mosquitto_passwd");
+                assert!(status.success(), "mosquitto_passwd failed");
+                format!("allow_anonymous false\npassword_file {}\n", file.display())
+            }
+        };
         std::fs::write(
             &conf,
-            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\n"),
+            format!("listener {port} 127.0.0.1\n{auth}persistence false\nlog_dest stderr\n"),
         )
         .expect("write mosquitto.conf");
         let log = std::fs::File::create(dir.0.join("mosquitto.log")).expect("log");
