@@ -28,6 +28,13 @@ HEARTH_MOSQUITTO="$(find_mosquitto)"
 export HEARTH_MOSQUITTO
 "$HEARTH_MOSQUITTO" -h 2>/dev/null | head -1 || true
 
+step "setup: libudev (serial-port support of \`hearth flash\`)"
+if ! pkg-config --exists libudev 2>/dev/null; then
+  echo "libudev-dev is missing: installing it with apt"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libudev-dev pkg-config >/dev/null
+fi
+
 step "setup: rust components and the $NO_STD_TARGET target"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 if ! rustup target list --installed | grep -qx "$NO_STD_TARGET"; then
@@ -37,17 +44,22 @@ fi
 # --- checks ----------------------------------------------------------------------------------
 step "cargo fmt --check"
 cargo fmt --all -- --check
+(cd firmware && cargo fmt -- --check)
 
-step "cargo clippy (all targets, warnings are errors)"
-cargo clippy --workspace --all-targets --locked -- -D warnings
+step "cargo clippy (all targets, all features, warnings are errors)"
+cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
+(cd firmware && cargo clippy --release --locked -- -D warnings)
 
 step "no_std cross-build for $NO_STD_TARGET"
 args=()
 for c in "${NO_STD_CRATES[@]}"; do args+=(-p "$c"); done
 cargo build --locked --target "$NO_STD_TARGET" "${args[@]}"
 
-step "unit and scenario tests"
-cargo test --workspace --locked -- --test-threads "${HEARTH_TEST_THREADS:-6}"
+step "firmware for ESP32-C3 and ESP32-C6: release build, flashable images, size budget"
+scripts/firmware.sh
+
+step "unit, image and scenario tests"
+cargo test --workspace --all-features --locked -- --test-threads "${HEARTH_TEST_THREADS:-6}"
 
 echo
 echo "all checks passed"

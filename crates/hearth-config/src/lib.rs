@@ -47,6 +47,7 @@
 
 extern crate alloc;
 
+pub mod blob;
 mod error;
 mod model;
 mod parser;

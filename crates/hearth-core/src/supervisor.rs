@@ -29,6 +29,10 @@ pub struct LoopWatchdog {
 }
 
 impl LoopWatchdog {
+    /// The feed window both worlds use: three loop periods, so one slow iteration is tolerated
+    /// but a stopped loop starves the hardware watchdog within seconds.
+    pub const FEED_WINDOW: Millis = 3 * crate::SECOND;
+
     /// `feed_window`: how long one heartbeat keeps the feeder feeding (a little over the
     /// heartbeat period). `may_block_window`: the longest a permitted blocking operation may take.
     pub fn new(now: Millis, feed_window: Millis, may_block_window: Millis) -> Self {

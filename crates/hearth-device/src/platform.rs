@@ -32,13 +32,16 @@ pub trait Network {
     /// A connected TCP stream.
     type Socket: embedded_io_async::Read + embedded_io_async::Write;
 
-    /// Start associating with the configured network; returns without waiting for the link.
+    /// Start associating with the configured network; returns promptly, without waiting for
+    /// the link (the loop awaits it outside any may-block window).
     async fn up(&mut self);
-    /// Take the interface down; open streams fail from now on.
+    /// Take the interface down; open streams fail from now on. Returns promptly.
     async fn down(&mut self);
     /// Does the link report being up (associated and addressed)?
     fn link_up(&mut self) -> bool;
     /// Open a TCP stream to `host:port` (name resolution included). The caller bounds the time.
+    /// A read that returns 0 bytes on the stream must be reported as an error (the peer closed),
+    /// never as `Ok(0)`, so the session ends instead of spinning.
     async fn connect(&mut self, host: &str, port: u16) -> Result<Self::Socket, NetError>;
 }
 

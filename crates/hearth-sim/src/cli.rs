@@ -19,6 +19,11 @@ usage:
       send a fault or control command to the simulator running with state DIR:
       wifi up|down|stuck, block SECONDS, slow SECONDS, power-cut, quit,
       sensor CHIP FAULT, storage-stress on|off, status
+  hearth flash --chip esp32c3|esp32c6 --config FILE [--elf FIRMWARE] (--save-image OUT | --port PORT)
+      validate FILE, then build bootloader + partition table + firmware + config and either
+      save one merged flash image (no board needed) or write it to the board on PORT
+  hearth flash monitor --port PORT [--baud 115200]
+      show a board's serial log
   hearth config check FILE
       validate a config.txt; prints every error with its line and exits non-zero
   hearth help | --help | --version";
@@ -55,6 +60,26 @@ pub enum Cli {
         config: PathBuf,
         /// State directory.
         state: PathBuf,
+    },
+    /// `hearth flash`: build the board image and save it or write it to a board.
+    Flash {
+        /// Chip name (`esp32c3`, `esp32c6`).
+        chip: String,
+        /// Config file written into the config partition.
+        config: PathBuf,
+        /// Firmware ELF; default: the release build of the firmware for the chip.
+        elf: Option<PathBuf>,
+        /// Save the merged image here instead of flashing.
+        save_image: Option<PathBuf>,
+        /// Serial port of the board.
+        port: Option<String>,
+    },
+    /// `hearth flash monitor`: show a board's serial log.
+    Monitor {
+        /// Serial port.
+        port: String,
+        /// Baud rate.
+        baud: u32,
     },
     /// `hearth config check`.
     ConfigCheck {
@@ -150,6 +175,61 @@ pub fn parse(args: &[String]) -> Result<Cli, String> {
             let (config, state) = config_and_state(it, "sim-device")?;
             Ok(Cli::Device { config, state })
         }
+        Some("flash") => {
+            let rest: Vec<&str> = it.collect();
+            if rest.first() == Some(&"monitor") {
+                let mut port = None;
+                let mut baud = 115_200;
+                let mut it = rest[1..].iter().copied();
+                while let Some(a) = it.next() {
+                    match a {
+                        "--port" => port = Some(value(&mut it, a)?.to_string()),
+                        "--baud" => {
+                            let v = value(&mut it, a)?;
+                            baud = v
+                                .parse()
+                                .ok()
+                                .filter(|b| *b > 0)
+                                .ok_or_else(|| format!("--baud expects a rate, got {v:?}"))?;
+                        }
+                        other => {
+                            return Err(format!(
+                                "unexpected argument {other:?} for `flash monitor`"
+                            ))
+                        }
+                    }
+                }
+                let port = port.ok_or("`flash monitor` needs --port PORT")?;
+                return Ok(Cli::Monitor { port, baud });
+            }
+            let (mut chip, mut config, mut elf, mut save_image, mut port) =
+                (None, None, None, None, None);
+            let mut it = rest.into_iter();
+            while let Some(a) = it.next() {
+                match a {
+                    "--chip" => chip = Some(value(&mut it, a)?.to_string()),
+                    "--config" => config = Some(PathBuf::from(value(&mut it, a)?)),
+                    "--elf" => elf = Some(PathBuf::from(value(&mut it, a)?)),
+                    "--save-image" => save_image = Some(PathBuf::from(value(&mut it, a)?)),
+                    "--port" => port = Some(value(&mut it, a)?.to_string()),
+                    other => return Err(format!("unexpected argument {other:?} for `flash`")),
+                }
+            }
+            let chip = chip.ok_or("`flash` needs --chip esp32c3|esp32c6")?;
+            let config = config.ok_or(
+                "`flash` needs --config FILE (it is validated before anything is written)",
+            )?;
+            if save_image.is_some() == port.is_some() {
+                return Err("`flash` needs exactly one of --save-image OUT or --port PORT".into());
+            }
+            Ok(Cli::Flash {
+                chip,
+                config,
+                elf,
+                save_image,
+                port,
+            })
+        }
         Some("config") => match (it.next(), it.next(), it.next()) {
             (Some("check"), Some(file), None) => Ok(Cli::ConfigCheck {
                 file: PathBuf::from(file),
@@ -220,6 +300,19 @@ mod tests {
         assert!(p("sim ctl").unwrap_err().contains("state directory"));
         assert!(p("sim ctl d").unwrap_err().contains("command"));
         assert!(p("config check").is_err());
+        assert!(p("flash --config c.txt --port p")
+            .unwrap_err()
+            .contains("--chip"));
+        assert!(p("flash --chip c3 --port p")
+            .unwrap_err()
+            .contains("--config"));
+        assert!(p("flash --chip c3 --config c")
+            .unwrap_err()
+            .contains("exactly one"));
+        assert!(p("flash --chip c3 --config c --port p --save-image o")
+            .unwrap_err()
+            .contains("exactly one"));
+        assert!(p("flash monitor").unwrap_err().contains("--port"));
         assert!(p("frobnicate").unwrap_err().contains("frobnicate"));
     }
 }

@@ -32,7 +32,8 @@ pub const EXIT_CONFIG: i32 = 2;
 pub const RESET_CAUSE_ENV: &str = "HEARTH_RESET_CAUSE";
 /// The flash file in the state directory.
 pub const FLASH_NAME: &str = "flash.bin";
-/// Size of the simulated key-value partition (the `nvs` partition of the firmware: 16 KiB).
+/// Size of the simulated key-value partition (16 KiB; the firmware's `hearth` partition has
+/// 64 KiB, which only changes how often the store recycles a sector).
 pub const FLASH_SIZE: u32 = 0x4000;
 /// The profiles this build knows.
 pub const PROFILES: &[&str] = &["weather"];
@@ -320,7 +321,7 @@ pub fn run(config: &Path, state: &Path) -> ExitCode {
     let t = &config.timings;
     let watchdog = Arc::new(Mutex::new(LoopWatchdog::new(
         0,
-        3 * SECOND,
+        LoopWatchdog::FEED_WINDOW,
         t.may_block_s as Millis * SECOND,
     )));
     if let Some(timeout_s) = t.watchdog_s {

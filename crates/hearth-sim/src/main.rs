@@ -52,6 +52,20 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Cli::Flash {
+            chip,
+            config,
+            elf,
+            save_image,
+            port,
+        } => hearth_sim::board::flash(
+            &chip,
+            &config,
+            elf.as_deref(),
+            save_image.as_deref(),
+            port.as_deref(),
+        ),
+        Cli::Monitor { port, baud } => hearth_sim::board::monitor(&port, baud),
         Cli::Demo {
             port,
             devices,

@@ -1,0 +1,184 @@
+//! The on-flash form of `config.txt` in the firmware's `config` data partition, shared by the
+//! host tool that writes it (`hearth flash`) and the firmware that reads it at boot:
+//!
+//! | offset | size | content |
+//! |---|---|---|
+//! | 0 | 4 | magic `HCFG` |
+//! | 4 | 4 | text length N, little-endian |
+//! | 8 | 4 | CRC-32 (IEEE 802.3, as zlib) of the text, little-endian |
+//! | 12 | N | the UTF-8 text of `config.txt` |
+//!
+//! The rest of the partition is erased flash (0xFF). An erased partition, a wrong magic, a
+//! length past the partition, a CRC mismatch and non-UTF-8 text are distinct errors, so the
+//! device can say exactly why it has no config.
+
+use alloc::vec::Vec;
+use core::fmt;
+
+/// The magic at the start of a config blob.
+pub const MAGIC: [u8; 4] = *b"HCFG";
+/// Bytes before the text.
+pub const HEADER_LEN: usize = 12;
+
+/// Why a config partition does not hold a usable config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobError {
+    /// The partition is erased: no config was ever written.
+    Empty,
+    /// The partition holds something else.
+    BadMagic,
+    /// The declared length does not fit the partition.
+    TooLong {
+        /// Declared text length.
+        declared: usize,
+        /// Room for text in the partition.
+        room: usize,
+    },
+    /// The text does not match its checksum (interrupted write or corruption).
+    BadChecksum,
+    /// The text is not UTF-8.
+    NotUtf8,
+}
+
+impl fmt::Display for BlobError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Empty => f.write_str(
+                "the config partition is empty (flash a config with `hearth flash --config FILE`)",
+            ),
+            Self::BadMagic => f.write_str("the config partition does not hold a Hearth config"),
+            Self::TooLong { declared, room } => {
+                write!(
+                    f,
+                    "the config claims {declared} bytes but the partition holds at most {room}"
+                )
+            }
+            Self::BadChecksum => {
+                f.write_str("the config fails its checksum (interrupted write or corrupted flash)")
+            }
+            Self::NotUtf8 => f.write_str("the config is not UTF-8 text"),
+        }
+    }
+}
+
+impl core::error::Error for BlobError {}
+
+/// CRC-32 (IEEE 802.3, reflected, as zlib and PNG), bit by bit: small, and fast enough for a
+/// few kilobytes once per boot.
+pub fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &byte in data {
+        crc ^= byte as u32;
+        for _ in 0..8 {
+            let mask = (crc & 1).wrapping_neg();
+            crc = (crc >> 1) ^ (0xEDB8_8320 & mask);
+        }
+    }
+    !crc
+}
+
+/// The blob for `text`.
+pub fn encode(text: &str) -> Vec<u8> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(HEADER_LEN + bytes.len());
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    out.extend_from_slice(&crc32(bytes).to_le_bytes());
+    out.extend_from_slice(bytes);
+    out
+}
+
+/// The text stored in `partition` (the whole partition's bytes, or at least its first part).
+pub fn decode(partition: &[u8]) -> Result<&str, BlobError> {
+    let header = partition.get(..HEADER_LEN).ok_or(BlobError::BadMagic)?;
+    if header[..4] == [0xFF; 4] {
+        return Err(BlobError::Empty);
+    }
+    if header[..4] != MAGIC {
+        return Err(BlobError::BadMagic);
+    }
+    let word =
+        |i: usize| u32::from_le_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
+    let declared = word(4) as usize;
+    let room = partition.len() - HEADER_LEN;
+    let text = partition
+        .get(HEADER_LEN..HEADER_LEN.saturating_add(declared))
+        .ok_or(BlobError::TooLong { declared, room })?;
+    if crc32(text) != word(8) {
+        return Err(BlobError::BadChecksum);
+    }
+    core::str::from_utf8(text).map_err(|_| BlobError::NotUtf8)
+}
+
+/// The declared total size of the blob at the start of `partition`, so a reader can fetch the
+/// header first and then exactly the bytes it needs.
+pub fn declared_len(header: &[u8; HEADER_LEN]) -> Option<usize> {
+    (header[..4] == MAGIC).then(|| {
+        HEADER_LEN + u32::from_le_bytes([header[4], header[5], header[6], header[7]]) as usize
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crc32_matches_the_standard_check_value() {
+        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+        assert_eq!(crc32(b""), 0);
+    }
+
+    #[test]
+    fn round_trip_inside_an_erased_partition() {
+        let text = "profile weather\nssid My Net\n";
+        let mut partition = alloc::vec![0xFF; 8192];
+        let blob = encode(text);
+        partition[..blob.len()].copy_from_slice(&blob);
+        assert_eq!(decode(&partition), Ok(text));
+        let header: [u8; HEADER_LEN] = partition[..HEADER_LEN].try_into().unwrap();
+        assert_eq!(declared_len(&header), Some(blob.len()));
+    }
+
+    #[test]
+    fn every_failure_is_named() {
+        assert_eq!(decode(&[0xFF; 64]), Err(BlobError::Empty));
+        assert_eq!(decode(&[0u8; 64]), Err(BlobError::BadMagic));
+        assert_eq!(decode(b"HCF"), Err(BlobError::BadMagic));
+        let mut blob = encode("abc");
+        blob[4] = 200;
+        assert_eq!(
+            decode(&blob),
+            Err(BlobError::TooLong {
+                declared: 200,
+                room: 3
+            })
+        );
+        let mut blob = encode("abc");
+        blob[HEADER_LEN] = b'x';
+        assert_eq!(decode(&blob), Err(BlobError::BadChecksum));
+        let mut blob = encode("ab");
+        blob[HEADER_LEN] = 0xC3;
+        blob[HEADER_LEN + 1] = 0x28;
+        let crc = crc32(&blob[HEADER_LEN..]).to_le_bytes();
+        blob[8..12].copy_from_slice(&crc);
+        assert_eq!(decode(&blob), Err(BlobError::NotUtf8));
+    }
+
+    #[test]
+    fn decode_never_panics_on_noise() {
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        for len in 0..200 {
+            let mut bytes = alloc::vec![0u8; len];
+            for b in bytes.iter_mut() {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                *b = seed as u8;
+            }
+            if len >= 4 && len % 3 == 0 {
+                bytes[..4].copy_from_slice(&MAGIC);
+            }
+            let _ = decode(&bytes);
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! `hearth flash`: the real-board commands. They need the serial-port stack (libudev on Linux),
+//! so they are compiled in with the `flash` feature; without it the simulator and the demo build
+//! with nothing but cargo, and these commands say how to get them.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+#[cfg(feature = "flash")]
+fn fail(e: hearth_flash::FlashError) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::from(2)
+}
+
+/// Build the board image; save it or write it to a board.
+#[cfg(feature = "flash")]
+pub fn flash(
+    chip: &str,
+    config: &Path,
+    elf: Option<&Path>,
+    save_image: Option<&Path>,
+    port: Option<&str>,
+) -> ExitCode {
+    use hearth_flash::Target;
+    let target = match Target::parse(chip) {
+        Ok(t) => t,
+        Err(e) => return fail(e),
+    };
+    let default_elf = std::path::PathBuf::from(format!(
+        "target/{}/release/hearth-firmware",
+        target.triple()
+    ));
+    let elf = elf.unwrap_or(&default_elf);
+    if !elf.exists() {
+        eprintln!(
+            "error: firmware {} not found; build it with `scripts/firmware.sh` (or pass --elf)",
+            elf.display()
+        );
+        return ExitCode::from(2);
+    }
+    if let Some(out) = save_image {
+        return match hearth_flash::save_image(target, elf, config, out) {
+            Ok(image) => {
+                for s in &image.segments {
+                    println!("  0x{:06x}  {:>8} bytes", s.addr, s.data.len());
+                }
+                println!(
+                    "{}: merged {target} image written (app {} bytes)",
+                    out.display(),
+                    image.app_size
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e),
+        };
+    }
+    let Some(port) = port else {
+        eprintln!("error: `flash` needs --save-image OUT or --port PORT");
+        return ExitCode::from(2);
+    };
+    let result = hearth_flash::load_config(config, &["weather"]).and_then(|text| {
+        let bytes = std::fs::read(elf).map_err(|source| hearth_flash::FlashError::Io {
+            path: elf.display().to_string(),
+            source,
+        })?;
+        let image = hearth_flash::build_image(target, &bytes, &text)?;
+        hearth_flash::flash(target, &image, port)
+    });
+    match result {
+        Ok(()) => {
+            println!(
+                "flashed {target} on {port}; watch it with `hearth flash monitor --port {port}`"
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e),
+    }
+}
+
+/// Show the board's serial log.
+#[cfg(feature = "flash")]
+pub fn monitor(port: &str, baud: u32) -> ExitCode {
+    match hearth_flash::monitor(port, baud) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
+    }
+}
+
+#[cfg(not(feature = "flash"))]
+fn unavailable() -> ExitCode {
+    eprintln!(
+        "error: this `hearth` was built without board support; rebuild it with \
+         `cargo run --features flash --bin hearth -- flash ...` (needs libudev-dev on Linux)"
+    );
+    ExitCode::from(2)
+}
+
+/// Build the board image; save it or write it to a board.
+#[cfg(not(feature = "flash"))]
+pub fn flash(
+    _chip: &str,
+    _config: &Path,
+    _elf: Option<&Path>,
+    _save_image: Option<&Path>,
+    _port: Option<&str>,
+) -> ExitCode {
+    unavailable()
+}
+
+/// Show the board's serial log.
+#[cfg(not(feature = "flash"))]
+pub fn monitor(_port: &str, _baud: u32) -> ExitCode {
+    unavailable()
+}

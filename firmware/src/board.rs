@@ -1,0 +1,159 @@
+//! The chip as a `hearth_device::Board`: reset cause, software reset, the loop-liveness policy
+//! shared with the watchdog feeder, hardware entropy, the base MAC as identity, the version,
+//! and the serial console. Also the panic path: a panic resets the chip (rather than halting
+//! with interrupts off, which only a watchdog would end) and leaves a mark in RTC memory so the
+//! next boot can report it.
+//!
+//! # Reset cause mapping (ESP32-C3 / ESP32-C6 `SocResetReason`)
+//!
+//! | hardware reason | code | `HardwareReset` |
+//! |---|---|---|
+//! | `ChipPowerOn` (power-on, EN pin; on these chips also chip-level brown-out and super-WDT, which the register cannot tell apart) | 0x01 | `PowerOn` |
+//! | `CoreSw` (`software_reset`), `Cpu0Sw` | 0x03, 0x0C | `Software` |
+//! | `CoreMwdt0`, `Cpu0Mwdt0` (TIMG0 watchdog) | 0x07, 0x0B | `Watchdog` |
+//! | `CoreMwdt1`, `Cpu0Mwdt1` (TIMG1 watchdog, the one Hearth arms) | 0x08, 0x11 | `Watchdog` |
+//! | `CoreRtcWdt`, `Cpu0RtcWdt`, `SysRtcWdt` (RTC watchdog) | 0x09, 0x0D, 0x10 | `Watchdog` |
+//! | `SysSuperWdt` (super watchdog) | 0x12 | `Watchdog` |
+//! | `SysBrownOut` | 0x0F | `Other` |
+//! | deep-sleep wake, USB-UART / USB-JTAG reset (e.g. after flashing), eFuse CRC, clock or power glitch, SDIO, JTAG | various | `Other` |
+//! | unreadable | — | `Other` |
+
+use alloc::string::String;
+use core::ptr::addr_of_mut;
+
+use esp_hal::rng::Rng;
+use esp_hal::rtc_cntl::SocResetReason;
+use hearth_core::reboot::HardwareReset;
+use hearth_core::Millis;
+use hearth_device::Board;
+
+use crate::watchdog::SharedPolicy;
+
+/// The firmware version reported by `getversion`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Written to [`PANIC_MARK`] just before a panic resets the chip.
+const PANIC_MAGIC: u32 = 0x5041_4E43; // "PANC"
+
+/// Survives software and watchdog resets (RTC fast memory, not initialised at boot); zeroed
+/// at power-on by esp-hal.
+#[esp_hal::ram(unstable(rtc_fast, persistent))]
+static mut PANIC_MARK: u32 = 0;
+
+/// The reset cause, classified for the runtime (see the table in the module comment).
+pub fn classify(reason: Option<SocResetReason>) -> HardwareReset {
+    use SocResetReason as R;
+    match reason {
+        Some(R::ChipPowerOn) => HardwareReset::PowerOn,
+        Some(R::CoreSw | R::Cpu0Sw) => HardwareReset::Software,
+        Some(
+            R::CoreMwdt0
+            | R::Cpu0Mwdt0
+            | R::CoreMwdt1
+            | R::Cpu0Mwdt1
+            | R::CoreRtcWdt
+            | R::Cpu0RtcWdt
+            | R::SysRtcWdt
+            | R::SysSuperWdt,
+        ) => HardwareReset::Watchdog,
+        _ => HardwareReset::Other,
+    }
+}
+
+/// Did the previous run end in a panic? Clears the mark.
+pub fn take_panic_mark() -> bool {
+    // SAFETY: single-threaded at boot; the static is a plain u32 in RTC memory.
+    unsafe {
+        let mark = addr_of_mut!(PANIC_MARK);
+        let was = mark.read_volatile() == PANIC_MAGIC;
+        mark.write_volatile(0);
+        was
+    }
+}
+
+/// esp-backtrace's `custom-halt` hook: called after the panic message and backtrace have been
+/// printed. Mark the panic and reset instead of spinning with interrupts disabled.
+#[unsafe(no_mangle)]
+pub extern "Rust" fn custom_halt() -> ! {
+    // SAFETY: the panic handler runs with interrupts disabled; nothing else touches the mark.
+    unsafe { addr_of_mut!(PANIC_MARK).write_volatile(PANIC_MAGIC) };
+    esp_hal::system::software_reset()
+}
+
+/// The ESP32-C3/C6 board.
+pub struct EspBoard {
+    reset: HardwareReset,
+    policy: &'static SharedPolicy,
+    rng: Rng,
+    id: [u8; 6],
+}
+
+impl EspBoard {
+    /// A board whose last reset was `reset`, sharing `policy` with the watchdog feeder.
+    pub fn new(reset: HardwareReset, policy: &'static SharedPolicy) -> Self {
+        let mut id = [0u8; 6];
+        id.copy_from_slice(esp_hal::efuse::base_mac_address().as_bytes());
+        Self {
+            reset,
+            policy,
+            rng: Rng::new(),
+            id,
+        }
+    }
+
+    fn with_policy(&self, f: impl FnOnce(&mut hearth_core::supervisor::LoopWatchdog)) {
+        self.policy.lock(|p| f(&mut p.borrow_mut()));
+    }
+}
+
+impl Board for EspBoard {
+    fn hardware_reset(&self) -> HardwareReset {
+        self.reset
+    }
+
+    fn reset(&mut self) -> ! {
+        log::info!("reset");
+        esp_hal::system::software_reset()
+    }
+
+    fn heartbeat(&mut self, now: Millis) {
+        self.with_policy(|p| p.heartbeat(now));
+    }
+
+    fn may_block(&mut self, now: Millis) {
+        self.with_policy(|p| p.may_block(now));
+    }
+
+    fn may_block_exit(&mut self, now: Millis) {
+        self.with_policy(|p| p.may_block_exit(now));
+    }
+
+    fn seed(&mut self) -> u64 {
+        // True random once the radio runs (Wi-Fi is started before the runtime asks).
+        (u64::from(self.rng.random()) << 32) | u64::from(self.rng.random())
+    }
+
+    fn unique_id(&self) -> [u8; 6] {
+        self.id
+    }
+
+    fn version(&self) -> &str {
+        VERSION
+    }
+
+    fn console(&mut self, line: &str) {
+        log::info!("{line}");
+    }
+}
+
+/// Format a MAC address for logs.
+pub fn mac_string(id: &[u8; 6]) -> String {
+    let mut s = String::with_capacity(17);
+    for (i, b) in id.iter().enumerate() {
+        if i > 0 {
+            s.push(':');
+        }
+        s.push_str(&alloc::format!("{b:02x}"));
+    }
+    s
+}

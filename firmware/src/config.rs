@@ -1,0 +1,157 @@
+//! The device's configuration at boot: reads `config.txt` from the `config` data partition,
+//! validates it with `hearth-config`, derives the runtime `Settings`, and rejects what this
+//! firmware cannot run (Ethernet, no network, an IPv6 broker).
+//!
+//! # On-flash format of the `config` partition (data, 8 KiB)
+//!
+//! Defined once, in `hearth_config::blob`, for both the writer (`hearth flash --config FILE`)
+//! and this reader:
+//!
+//! | offset | size | content |
+//! |---|---|---|
+//! | 0 | 4 | magic `HCFG` |
+//! | 4 | 4 | text length N, little-endian `u32` |
+//! | 8 | 4 | CRC-32 (IEEE 802.3, as zlib) of the text, little-endian |
+//! | 12 | N | the UTF-8 text of `config.txt` |
+//!
+//! The rest of the partition is erased flash (0xFF). The firmware never writes the partition.
+//!
+//! # When the config is unusable
+//!
+//! An erased partition, a foreign or corrupted blob, a text that fails validation, or a valid
+//! config this firmware cannot run is a *boot error*: every problem is logged on the serial
+//! console and the device enters the safe idle state of [`crate::fatal`]. It does not reset and
+//! retries nothing, so a bad config cannot crash-loop the device; flashing a good config and
+//! resetting is the way out.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use esp_storage::FlashStorage;
+use hearth_config::blob::{self, BlobError, HEADER_LEN};
+use hearth_config::{Config, Host, Network};
+use hearth_device::Settings;
+
+use crate::partitions::Region;
+
+/// The profiles this firmware contains.
+pub const PROFILES: &[&str] = &["weather"];
+
+/// The name used for the config in messages (errors carry line numbers within it).
+const SHOWN: &str = "config.txt";
+
+/// A config the firmware can run.
+pub struct Loaded {
+    /// The validated config.
+    pub config: Config,
+    /// The runtime settings derived from it.
+    pub settings: Settings,
+    /// The Wi-Fi network.
+    pub wifi: Wifi,
+}
+
+/// The Wi-Fi station credentials.
+pub struct Wifi {
+    /// Network name.
+    pub ssid: String,
+    /// WPA2 passphrase; `None` = open network.
+    pub password: Option<String>,
+}
+
+/// Read, validate and check the config. On failure, returns every problem as a line of text.
+pub fn load(flash: &mut FlashStorage<'_>, partition: &Region) -> Result<Loaded, Vec<String>> {
+    let text = read_text(flash, partition)
+        .map_err(|e| alloc::vec![format!("{SHOWN} (partition {partition}): {e}")])?;
+    let config = hearth_config::parse(&text, PROFILES).map_err(|errors| {
+        let mut lines: Vec<String> = errors
+            .as_slice()
+            .iter()
+            .map(|e| format!("{}", e.located(SHOWN)))
+            .collect();
+        lines.push(format!("{SHOWN}: {} error(s)", errors.len()));
+        lines
+    })?;
+    let settings = Settings::from_config(&config).map_err(|e| vec![format!("{SHOWN}: {e}")])?;
+    let mut problems = Vec::new();
+    let wifi = match &config.network {
+        Network::Wifi { ssid, password } => Some(Wifi {
+            ssid: ssid.clone(),
+            password: password.clone(),
+        }),
+        Network::Wired | Network::Wired2 => {
+            problems.push(format!(
+                "{SHOWN}: Ethernet (`ssid (wired)` / `ssid (wired2)`) is not supported by this \
+                 firmware yet; configure a Wi-Fi network"
+            ));
+            None
+        }
+        // `Settings::from_config` already rejects it (no broker); kept for completeness.
+        Network::None => {
+            problems.push(format!(
+                "{SHOWN}: `ssid (none)`: this profile needs a network"
+            ));
+            None
+        }
+    };
+    if let Some(broker) = &config.mqtt.broker {
+        if let Host::Ipv6(addr) = broker.host {
+            problems.push(format!(
+                "{SHOWN}: mqttbroker [{addr}]: this firmware speaks IPv4 only; use an IPv4 \
+                 address or a host name"
+            ));
+        }
+    }
+    match wifi {
+        Some(wifi) if problems.is_empty() => Ok(Loaded {
+            config,
+            settings,
+            wifi,
+        }),
+        _ => Err(problems),
+    }
+}
+
+/// The text of the config blob at the start of `partition`.
+fn read_text(flash: &mut FlashStorage<'_>, partition: &Region) -> Result<String, ReadError> {
+    let mut header = [0u8; HEADER_LEN];
+    flash
+        .read(partition.offset, &mut header)
+        .map_err(ReadError::Flash)?;
+    let Some(total) = blob::declared_len(&header) else {
+        // Not our magic: let the decoder say whether it is erased or foreign.
+        return Err(match blob::decode(&header) {
+            Err(e) => ReadError::Blob(e),
+            Ok(_) => ReadError::Blob(BlobError::BadMagic),
+        });
+    };
+    let room = partition.len as usize;
+    if total > room {
+        return Err(ReadError::Blob(BlobError::TooLong {
+            declared: total - HEADER_LEN,
+            room: room - HEADER_LEN,
+        }));
+    }
+    let mut bytes = vec![0u8; total];
+    flash
+        .read(partition.offset, &mut bytes)
+        .map_err(ReadError::Flash)?;
+    blob::decode(&bytes)
+        .map(String::from)
+        .map_err(ReadError::Blob)
+}
+
+enum ReadError {
+    Flash(esp_storage::FlashStorageError),
+    Blob(BlobError),
+}
+
+impl core::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Flash(e) => write!(f, "flash read failed: {e:?}"),
+            Self::Blob(e) => write!(f, "{e}"),
+        }
+    }
+}

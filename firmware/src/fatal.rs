@@ -1,0 +1,66 @@
+//! What the device does when it cannot start the runtime: the safe idle state for boot errors
+//! (no or bad config, missing partitions, an unusable store, the I2C bus, a network the Wi-Fi
+//! driver rejects), and a slow reset for a Wi-Fi driver that fails to start.
+//!
+//! The device logs every problem on the serial console, then idles: Wi-Fi is never started,
+//! nothing is retried and the device does not reset itself, so a bad config cannot make it
+//! crash-loop. It keeps feeding the RTC watchdog's boot guard from this loop (if the loop
+//! itself hung, the guard would reset the chip, which would boot into the same idle state) and
+//! repeats the problems every [`REPEAT_S`] seconds, so a console attached later still sees
+//! them. The way out is to flash a good config (`hearth flash --config FILE`) and reset.
+
+use alloc::string::String;
+
+use embassy_time::Timer;
+use embedded_storage_async::nor_flash::NorFlash;
+use hearth_core::reboot::RebootReason;
+use hearth_storage::{keys, KvStore};
+
+use crate::watchdog::Watchdogs;
+
+/// How often the problems are printed again.
+pub const REPEAT_S: u32 = 30;
+
+/// Log `problems` and idle forever (a boot error).
+pub async fn idle(problems: &[String], dogs: &mut Watchdogs) -> ! {
+    loop {
+        for line in problems {
+            log::error!("{line}");
+        }
+        log::error!(
+            "hearth: not started; idling without retrying. Fix the problem above \
+             (hearth flash --config FILE) and reset the device."
+        );
+        for _ in 0..REPEAT_S {
+            dogs.feed_boot_guard();
+            Timer::after_secs(1).await;
+        }
+    }
+}
+
+/// How long a device whose driver failed to start waits before resetting.
+pub const RESET_AFTER_S: u32 = 60;
+
+/// A failure that is not the config's fault and may be transient (the Wi-Fi driver did not
+/// start): log it, wait [`RESET_AFTER_S`] seconds feeding the boot guard, record the reason
+/// and reset. A persistent failure thus resets once a minute, never in a tight loop.
+pub async fn reset_later<F: NorFlash>(
+    problem: &str,
+    dogs: &mut Watchdogs,
+    store: &mut KvStore<F>,
+) -> ! {
+    log::error!("{problem}");
+    log::error!("hearth: resetting in {RESET_AFTER_S} s");
+    for _ in 0..RESET_AFTER_S {
+        dogs.feed_boot_guard();
+        Timer::after_secs(1).await;
+    }
+    let reason = RebootReason::Fault.as_str();
+    if let Err(e) = store
+        .set_bytes(keys::REBOOT_REASON, reason.as_bytes())
+        .await
+    {
+        log::error!("storage: could not record the reboot reason: {e}");
+    }
+    esp_hal::system::software_reset()
+}
