@@ -36,9 +36,6 @@ use hearth_device::Settings;
 
 use crate::partitions::Region;
 
-/// The profiles this firmware contains.
-pub const PROFILES: &[&str] = &["weather"];
-
 /// The name used for the config in messages (errors carry line numbers within it).
 const SHOWN: &str = "config.txt";
 
@@ -64,7 +61,7 @@ pub struct Wifi {
 pub fn load(flash: &mut FlashStorage<'_>, partition: &Region) -> Result<Loaded, Vec<String>> {
     let text = read_text(flash, partition)
         .map_err(|e| alloc::vec![format!("{SHOWN} (partition {partition}): {e}")])?;
-    let config = hearth_config::parse(&text, PROFILES).map_err(|errors| {
+    let config = hearth_device::profiles::parse_config(&text).map_err(|errors| {
         let mut lines: Vec<String> = errors
             .as_slice()
             .iter()

@@ -51,6 +51,7 @@ use embassy_executor::Spawner;
 use embassy_sync::blocking_mutex::Mutex;
 use esp_backtrace as _;
 use esp_hal::clock::CpuClock;
+use esp_hal::gpio::AnyPin;
 use esp_hal::timer::timg::TimerGroup;
 use esp_storage::FlashStorage;
 use hearth_core::reboot::{HardwareReset, RebootReason};
@@ -159,15 +160,21 @@ async fn main(spawner: Spawner) -> ! {
     };
 
     // The sensors.
-    #[cfg(feature = "esp32c3")]
-    let (sda, scl) = (p.GPIO8, p.GPIO9);
-    #[cfg(feature = "esp32c6")]
-    let (sda, scl) = (p.GPIO23, p.GPIO22);
+    let (sda_pin, scl_pin) = match sensors::pins(&loaded.config) {
+        Ok(pins) => pins,
+        Err(problem) => fatal::idle(&[problem], &mut dogs).await,
+    };
+    // SAFETY: `sensors::pins` checked that both GPIOs exist on this chip, are not the flash or
+    // USB pins, and differ; nothing else in this firmware takes a GPIO, so each is used once.
+    let (sda, scl) = unsafe { (AnyPin::steal(sda_pin), AnyPin::steal(scl_pin)) };
     let bus = match sensors::open_bus(p.I2C0, sda, scl) {
         Ok(bus) => bus,
         Err(e) => fatal::idle(&[format!("i2c: cannot configure I2C0: {e:?}")], &mut dogs).await,
     };
-    log::info!("i2c: I2C0 at {} kHz, {}", sensors::BUS_KHZ, sensors::PINS);
+    log::info!(
+        "i2c: I2C0 at {} kHz, SDA GPIO{sda_pin}, SCL GPIO{scl_pin}",
+        sensors::BUS_KHZ
+    );
     let mut profile = sensors::weather(&bus, now_ms());
 
     // The watchdog policy, its feeder and the board.

@@ -107,13 +107,14 @@ fn io_err(path: &Path, source: std::io::Error) -> FlashError {
     }
 }
 
-/// Read and validate a config file; every error is listed with its line.
-pub fn load_config(path: &Path, profiles: &[&str]) -> Result<String, FlashError> {
+/// Read and validate a config file (with the same rules as the simulator and the firmware);
+/// every error is listed with its line.
+pub fn load_config(path: &Path) -> Result<String, FlashError> {
     let bytes = std::fs::read(path).map_err(|e| io_err(path, e))?;
     let text = String::from_utf8(bytes)
         .map_err(|_| FlashError::Config(format!("{}: not UTF-8 text", path.display())))?;
     let shown = path.display().to_string();
-    if let Err(errors) = hearth_config::parse(&text, profiles) {
+    if let Err(errors) = hearth_device::profiles::parse_config(&text) {
         return Err(FlashError::Config(format!(
             "{}\n{shown}: {} error(s); nothing was written",
             errors.located(&shown),
@@ -211,7 +212,7 @@ pub fn save_image(
     config_path: &Path,
     out: &Path,
 ) -> Result<BoardImage, FlashError> {
-    let config = load_config(config_path, &["weather"])?;
+    let config = load_config(config_path)?;
     let elf = std::fs::read(elf_path).map_err(|e| io_err(elf_path, e))?;
     let image = build_image(target, &elf, &config)?;
     std::fs::write(out, merge(&image)).map_err(|e| io_err(out, e))?;

@@ -35,8 +35,6 @@ pub const FLASH_NAME: &str = "flash.bin";
 /// Size of the simulated key-value partition (16 KiB; the firmware's `hearth` partition has
 /// 64 KiB, which only changes how often the store recycles a sector).
 pub const FLASH_SIZE: u32 = 0x4000;
-/// The profiles this build knows.
-pub const PROFILES: &[&str] = &["weather"];
 
 /// Read and validate a config file; on error print every problem and return the exit code.
 pub fn load(path: &Path) -> Result<(hearth_config::Config, Settings), ExitCode> {
@@ -54,7 +52,7 @@ pub fn load(path: &Path) -> Result<(hearth_config::Config, Settings), ExitCode> 
             return Err(ExitCode::from(EXIT_CONFIG as u8));
         }
     };
-    let config = match hearth_config::parse(&text, PROFILES) {
+    let config = match hearth_device::profiles::parse_config(&text) {
         Ok(c) => c,
         Err(errors) => {
             for e in errors.as_slice() {

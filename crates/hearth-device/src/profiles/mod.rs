@@ -8,6 +8,20 @@ use hearth_core::Millis;
 
 pub mod weather;
 
+use hearth_config::{Config, ConfigErrors, KeySpec};
+
+/// The profiles this build contains (the values `profile` accepts).
+pub const PROFILES: &[&str] = &["weather"];
+
+/// Keys the profiles add to `config.txt`.
+pub const PROFILE_KEYS: &[KeySpec] = weather::KEYS;
+
+/// Parse and validate a `config.txt` for any profile of this build. The simulator, the firmware
+/// and `hearth flash` all use this, so one file means the same thing in both worlds.
+pub fn parse_config(text: &str) -> Result<Config, ConfigErrors> {
+    hearth_config::parse_with(text, PROFILES, PROFILE_KEYS)
+}
+
 /// An appliance.
 #[allow(async_fn_in_trait)]
 pub trait Profile {

@@ -13,6 +13,39 @@ use hearth_core::{Millis, MINUTE, SECOND};
 use hearth_drivers::bme280::{Address, Bme280};
 use hearth_drivers::hdc1080::Hdc1080;
 
+/// `i2csda` / `i2cscl`: the GPIO numbers of the I2C bus (optional; each board has defaults).
+/// The simulator accepts and ignores them; the firmware checks them against its chip.
+pub const KEYS: &[hearth_config::KeySpec] = &[
+    hearth_config::KeySpec {
+        name: "i2csda",
+        required: false,
+        validator: gpio_number,
+    },
+    hearth_config::KeySpec {
+        name: "i2cscl",
+        required: false,
+        validator: gpio_number,
+    },
+];
+
+fn gpio_number(value: &str) -> Result<(), &'static str> {
+    match value.parse::<u8>() {
+        Ok(n) if n <= 48 && value.bytes().all(|b| b.is_ascii_digit()) => Ok(()),
+        _ => Err("expected a GPIO number 0..=48"),
+    }
+}
+
+/// The I2C pins the config asks for: `(sda, scl)`, each `None` when not given.
+pub fn i2c_pins(config: &hearth_config::Config) -> (Option<u8>, Option<u8>) {
+    let pin = |key: &str| {
+        config
+            .profile_settings
+            .get(key)
+            .and_then(|v| v.parse().ok())
+    };
+    (pin("i2csda"), pin("i2cscl"))
+}
+
 /// Malfunction bit: the HDC1080 did not initialise.
 pub const MF_HDC_INIT: u32 = 1;
 /// Malfunction bit: the BME280 did not initialise.
@@ -202,6 +235,31 @@ impl<H: I2c, B: I2c, D: DelayNs> super::Profile for Weather<H, B, D> {
             Some(format!("{}", self.malfunction))
         } else {
             None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "profile weather\nssid Net\nmqttbroker h\nmqttname d\n";
+
+    #[test]
+    fn i2c_pins_are_optional_and_validated() {
+        let c = crate::profiles::parse_config(BASE).expect("valid without pins");
+        assert_eq!(i2c_pins(&c), (None, None));
+        let c = crate::profiles::parse_config(&alloc::format!("{BASE}i2csda 4\ni2cscl 5\n"))
+            .expect("valid");
+        assert_eq!(i2c_pins(&c), (Some(4), Some(5)));
+        for bad in ["i2csda 49", "i2csda -1", "i2csda GPIO4", "i2cscl +3"] {
+            let errs =
+                crate::profiles::parse_config(&alloc::format!("{BASE}{bad}\n")).expect_err(bad);
+            let text = alloc::format!("{}", errs.located("config.txt"));
+            assert!(
+                text.contains("config.txt:5:") && text.contains("GPIO number"),
+                "{text}"
+            );
         }
     }
 }
