@@ -11,7 +11,7 @@ pub mod runtime;
 pub mod session;
 pub mod settings;
 
-pub use platform::{Board, NetError, Network};
+pub use platform::{Board, DeviceStatus, NetError, Network};
 pub use profiles::Profile;
 pub use runtime::run;
 pub use settings::Settings;

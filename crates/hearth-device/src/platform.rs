@@ -26,6 +26,19 @@ impl core::fmt::Display for NetError {
     }
 }
 
+/// What the device is doing, for a status LED (or anything else the board shows it with).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceStatus {
+    /// Booting: start-up delay, opening the store.
+    Booting,
+    /// No network link; associating or waiting to retry.
+    NoNetwork,
+    /// Link up, no broker session.
+    NoBroker,
+    /// Connected to the broker: all is well.
+    Online,
+}
+
 /// The network interface (Wi-Fi station or Ethernet on the chip; a simulated link on the host).
 #[allow(async_fn_in_trait)]
 pub trait Network {
@@ -67,6 +80,8 @@ pub trait Board {
     /// Called once per loop iteration; the simulator injects loop faults here. The chip does
     /// nothing.
     async fn housekeeping(&mut self, _now: Millis) {}
+    /// The device's status changed. The chip shows it on a LED; the default does nothing.
+    fn status(&mut self, _status: DeviceStatus) {}
     /// Should the runtime exercise the store continuously (the simulator's power-cut test)?
     fn storage_stress(&self) -> bool {
         false

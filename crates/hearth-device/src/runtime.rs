@@ -24,7 +24,7 @@ use hearth_core::{Millis, SECOND};
 use hearth_storage::{keys, KvStore};
 use rust_mqtt::buffer::AllocBuffer;
 
-use crate::platform::{Board, Network};
+use crate::platform::{Board, DeviceStatus, Network};
 use crate::profiles::Profile;
 use crate::session::{self, Incoming, MqttClient};
 use crate::settings::Settings;
@@ -86,6 +86,7 @@ where
 {
     let boot = now_ms();
     board.heartbeat(boot);
+    board.status(DeviceStatus::Booting);
     let mut rng = SplitMix64::new(board.seed());
     let topics = Topics::new(&settings.name);
     let mut pubs = Publications::new(LOG_CAPACITY);
@@ -133,6 +134,7 @@ where
     };
     let now = now_ms();
     let (mut netsup, action) = NetSupervisor::start(settings.net, now);
+    board.status(DeviceStatus::NoNetwork);
     if action == NetAction::Connect {
         net.up().await;
     }
@@ -149,10 +151,14 @@ where
         let step = netsup.tick(now, net.link_up(), &mut rng);
         if let Some(event) = step.event {
             match event {
-                NetEvent::Up => board.console("network up"),
+                NetEvent::Up => {
+                    board.console("network up");
+                    board.status(DeviceStatus::NoBroker);
+                }
                 NetEvent::AttemptFailed => board.console("network attempt timed out"),
                 NetEvent::Lost => {
                     board.console("network lost");
+                    board.status(DeviceStatus::NoNetwork);
                     let n = bump(store, keys::CONNLOST, board).await;
                     pubs.log(format!("network lost (connlost {n})"));
                 }
@@ -174,6 +180,7 @@ where
                     .await;
                 }
                 net.down().await;
+                board.status(DeviceStatus::NoNetwork);
             }
             Some(NetAction::Reboot) => reboot(board, store, RebootReason::Network).await,
             None => {}
@@ -226,6 +233,7 @@ where
                     let now = now_ms();
                     mqttsup.connected(now);
                     board.console("mqtt connected");
+                    board.status(DeviceStatus::Online);
                     session = Some(client);
                 }
                 outcome => {
@@ -248,6 +256,7 @@ where
                         if step.action == Some(NetAction::Disconnect) {
                             let _ = bump(store, keys::CONNLOST, board).await;
                             net.down().await;
+                            board.status(DeviceStatus::NoNetwork);
                         }
                     }
                 }
@@ -476,6 +485,7 @@ async fn end_session<B: Board, F: NorFlash>(
     why: &str,
 ) {
     board.console(&format!("mqtt lost: {why}"));
+    board.status(DeviceStatus::NoBroker);
     let n = bump(store, keys::MQTTLOST, board).await;
     pubs.log(format!("mqtt lost: {why} (mqttlost {n})"));
     match mqttsup.failed(now_ms(), rng) {

@@ -13,13 +13,62 @@ use hearth_config::{Config, ConfigErrors, KeySpec};
 /// The profiles this build contains (the values `profile` accepts).
 pub const PROFILES: &[&str] = &["weather"];
 
-/// Keys the profiles add to `config.txt`.
-pub const PROFILE_KEYS: &[KeySpec] = weather::KEYS;
+/// Keys the board and the profiles add to `config.txt` beyond Hearth's own: board wiring
+/// (status LED, W5500 Ethernet on SPI for `ssid (wired)`) and the weather station's I2C pins.
+/// All are optional GPIO numbers (or a 0/1 flag); the firmware checks them against its chip,
+/// the simulator ignores them.
+pub const CONFIG_KEYS: &[KeySpec] = &[
+    gpio_key("led"),
+    KeySpec {
+        name: "ledinvert",
+        required: false,
+        validator: flag,
+    },
+    gpio_key("ethsck"),
+    gpio_key("ethmosi"),
+    gpio_key("ethmiso"),
+    gpio_key("ethcs"),
+    gpio_key("ethint"),
+    gpio_key("ethrst"),
+    gpio_key("i2csda"),
+    gpio_key("i2cscl"),
+];
+
+const fn gpio_key(name: &'static str) -> KeySpec {
+    KeySpec {
+        name,
+        required: false,
+        validator: gpio_number,
+    }
+}
+
+/// Validates a GPIO number.
+pub fn gpio_number(value: &str) -> Result<(), &'static str> {
+    match value.parse::<u8>() {
+        Ok(n) if n <= 48 && value.bytes().all(|b| b.is_ascii_digit()) => Ok(()),
+        _ => Err("expected a GPIO number 0..=48"),
+    }
+}
+
+fn flag(value: &str) -> Result<(), &'static str> {
+    match value {
+        "0" | "1" => Ok(()),
+        _ => Err("expected 0 or 1"),
+    }
+}
+
+/// A GPIO number given for `key`, if any (values were validated by [`parse_config`]).
+pub fn gpio(config: &Config, key: &str) -> Option<u8> {
+    config
+        .profile_settings
+        .get(key)
+        .and_then(|v| v.parse().ok())
+}
 
 /// Parse and validate a `config.txt` for any profile of this build. The simulator, the firmware
 /// and `hearth flash` all use this, so one file means the same thing in both worlds.
 pub fn parse_config(text: &str) -> Result<Config, ConfigErrors> {
-    hearth_config::parse_with(text, PROFILES, PROFILE_KEYS)
+    hearth_config::parse_with(text, PROFILES, CONFIG_KEYS)
 }
 
 /// An appliance.
@@ -39,5 +88,40 @@ pub trait Profile {
     /// A command on `cmnd/<name>/<leaf>`; returns false when the profile does not know it.
     async fn command(&mut self, _leaf: &str, _payload: &str, _pubs: &mut Publications) -> bool {
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "profile weather\nssid (wired)\nmqttbroker h\nmqttname d\n";
+
+    #[test]
+    fn board_keys_are_accepted_and_read() {
+        let text = alloc::format!(
+            "{BASE}led 8\nledinvert 1\nethsck 6\nethmosi 7\nethmiso 2\nethcs 10\nethint 3\nethrst 4\n"
+        );
+        let c = parse_config(&text).expect("valid");
+        assert_eq!(gpio(&c, "led"), Some(8));
+        assert_eq!(gpio(&c, "ethcs"), Some(10));
+        assert_eq!(gpio(&c, "ethsck"), Some(6));
+        assert_eq!(gpio(&c, "i2csda"), None);
+    }
+
+    #[test]
+    fn bad_board_values_name_their_line() {
+        for (bad, expect) in [
+            ("ledinvert 2", "0 or 1"),
+            ("ethcs x", "GPIO number"),
+            ("led 100", "GPIO number"),
+        ] {
+            let errs = parse_config(&alloc::format!("{BASE}{bad}\n")).expect_err(bad);
+            let text = alloc::format!("{}", errs.located("config.txt"));
+            assert!(
+                text.contains("config.txt:5:") && text.contains(expect),
+                "{text}"
+            );
+        }
     }
 }

@@ -13,37 +13,11 @@ use hearth_core::{Millis, MINUTE, SECOND};
 use hearth_drivers::bme280::{Address, Bme280};
 use hearth_drivers::hdc1080::Hdc1080;
 
-/// `i2csda` / `i2cscl`: the GPIO numbers of the I2C bus (optional; each board has defaults).
-/// The simulator accepts and ignores them; the firmware checks them against its chip.
-pub const KEYS: &[hearth_config::KeySpec] = &[
-    hearth_config::KeySpec {
-        name: "i2csda",
-        required: false,
-        validator: gpio_number,
-    },
-    hearth_config::KeySpec {
-        name: "i2cscl",
-        required: false,
-        validator: gpio_number,
-    },
-];
-
-fn gpio_number(value: &str) -> Result<(), &'static str> {
-    match value.parse::<u8>() {
-        Ok(n) if n <= 48 && value.bytes().all(|b| b.is_ascii_digit()) => Ok(()),
-        _ => Err("expected a GPIO number 0..=48"),
-    }
-}
-
-/// The I2C pins the config asks for: `(sda, scl)`, each `None` when not given.
+/// The I2C pins the config asks for (`i2csda`, `i2cscl`): `(sda, scl)`, each `None` when not
+/// given (each board has defaults). The simulator ignores them; the firmware checks them
+/// against its chip.
 pub fn i2c_pins(config: &hearth_config::Config) -> (Option<u8>, Option<u8>) {
-    let pin = |key: &str| {
-        config
-            .profile_settings
-            .get(key)
-            .and_then(|v| v.parse().ok())
-    };
-    (pin("i2csda"), pin("i2cscl"))
+    (super::gpio(config, "i2csda"), super::gpio(config, "i2cscl"))
 }
 
 /// Malfunction bit: the HDC1080 did not initialise.
