@@ -1,6 +1,6 @@
 //! The chip as a `hearth_device::Board`: reset cause, software reset, the loop-liveness policy
 //! shared with the watchdog feeder, hardware entropy, the base MAC as identity, the version,
-//! and the serial console. Also the panic path: a panic resets the chip (rather than halting
+//! the status LED (`crate::led`) and the serial console. Also the panic path: a panic resets the chip (rather than halting
 //! with interrupts off, which only a watchdog would end) and leaves a mark in RTC memory so the
 //! next boot can report it.
 //!
@@ -25,8 +25,9 @@ use esp_hal::rng::Rng;
 use esp_hal::rtc_cntl::SocResetReason;
 use hearth_core::reboot::HardwareReset;
 use hearth_core::Millis;
-use hearth_device::Board;
+use hearth_device::{Board, DeviceStatus};
 
+use crate::led::{self, Show};
 use crate::watchdog::SharedPolicy;
 
 /// The firmware version reported by `getversion`.
@@ -86,6 +87,8 @@ pub struct EspBoard {
     policy: &'static SharedPolicy,
     rng: Rng,
     id: [u8; 6],
+    /// The status last handed to the LED (repeats do not restart its pattern).
+    shown: Option<DeviceStatus>,
 }
 
 impl EspBoard {
@@ -98,6 +101,7 @@ impl EspBoard {
             policy,
             rng: Rng::new(),
             id,
+            shown: None,
         }
     }
 
@@ -129,7 +133,8 @@ impl Board for EspBoard {
     }
 
     fn seed(&mut self) -> u64 {
-        // True random once the radio runs (Wi-Fi is started before the runtime asks).
+        // True random once the radio runs or the ADC entropy source is on (the network, which
+        // starts one of them, is started before the runtime asks).
         (u64::from(self.rng.random()) << 32) | u64::from(self.rng.random())
     }
 
@@ -139,6 +144,13 @@ impl Board for EspBoard {
 
     fn version(&self) -> &str {
         VERSION
+    }
+
+    fn status(&mut self, status: DeviceStatus) {
+        if self.shown != Some(status) {
+            self.shown = Some(status);
+            led::show(Show::Status(status));
+        }
     }
 
     fn console(&mut self, line: &str) {

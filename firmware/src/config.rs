@@ -1,6 +1,7 @@
 //! The device's configuration at boot: reads `config.txt` from the `config` data partition,
-//! validates it with `hearth-config`, derives the runtime `Settings`, and rejects what this
-//! firmware cannot run (Ethernet, no network, an IPv6 broker).
+//! validates it with `hearth-config`, derives the runtime `Settings`, picks the network (Wi-Fi,
+//! or a W5500 on SPI for `ssid (wired)` and `ssid (wired2)`), and rejects what this firmware
+//! cannot run (no network, an IPv6 broker).
 //!
 //! # On-flash format of the `config` partition (data, 8 KiB)
 //!
@@ -45,8 +46,24 @@ pub struct Loaded {
     pub config: Config,
     /// The runtime settings derived from it.
     pub settings: Settings,
-    /// The Wi-Fi network.
-    pub wifi: Wifi,
+    /// How the device reaches the LAN.
+    pub uplink: Uplink,
+}
+
+/// How the device reaches the LAN.
+pub enum Uplink {
+    /// A Wi-Fi station.
+    Wifi(Wifi),
+    /// Ethernet through a W5500 on SPI (`ssid (wired)`; also `ssid (wired2)`, which names an
+    /// RMII board in the reference: these chips have no Ethernet MAC, so both mean the W5500).
+    Ethernet,
+}
+
+impl Uplink {
+    /// Is this the W5500?
+    pub fn is_wired(&self) -> bool {
+        matches!(self, Self::Ethernet)
+    }
 }
 
 /// The Wi-Fi station credentials.
@@ -72,17 +89,18 @@ pub fn load(flash: &mut FlashStorage<'_>, partition: &Region) -> Result<Loaded, 
     })?;
     let settings = Settings::from_config(&config).map_err(|e| vec![format!("{SHOWN}: {e}")])?;
     let mut problems = Vec::new();
-    let wifi = match &config.network {
-        Network::Wifi { ssid, password } => Some(Wifi {
+    let uplink = match &config.network {
+        Network::Wifi { ssid, password } => Some(Uplink::Wifi(Wifi {
             ssid: ssid.clone(),
             password: password.clone(),
-        }),
-        Network::Wired | Network::Wired2 => {
-            problems.push(format!(
-                "{SHOWN}: Ethernet (`ssid (wired)` / `ssid (wired2)`) is not supported by this \
-                 firmware yet; configure a Wi-Fi network"
-            ));
-            None
+        })),
+        Network::Wired => Some(Uplink::Ethernet),
+        Network::Wired2 => {
+            log::warn!(
+                "{SHOWN}: `ssid (wired2)` (a LAN8720 board in the reference) means the W5500 on \
+                 SPI here, as `ssid (wired)` does"
+            );
+            Some(Uplink::Ethernet)
         }
         // `Settings::from_config` already rejects it (no broker); kept for completeness.
         Network::None => {
@@ -100,11 +118,11 @@ pub fn load(flash: &mut FlashStorage<'_>, partition: &Region) -> Result<Loaded, 
             ));
         }
     }
-    match wifi {
-        Some(wifi) if problems.is_empty() => Ok(Loaded {
+    match uplink {
+        Some(uplink) if problems.is_empty() => Ok(Loaded {
             config,
             settings,
-            wifi,
+            uplink,
         }),
         _ => Err(problems),
     }

@@ -10,20 +10,23 @@
 //!    TIMG0 and provides the executor and the embassy time driver).
 //! 2. Flash: the partition table, then `config.txt` from the `config` partition, validated
 //!    (`config`). `watchdog 0` turns the boot guard off here.
-//! 3. The key-value store on the `hearth` partition (`KvStore::open` over esp-storage through
+//! 3. The wiring (`pins`): LED, I2C and, on a wired network, the W5500's pins, checked against
+//!    the chip. A good `led` pin starts the status LED task (`led`) even when another pin is
+//!    bad, so the boot error can blink.
+//! 4. The key-value store on the `hearth` partition (`KvStore::open` over esp-storage through
 //!    `BlockingAsync`; `FlashStorage` is a singleton, so it moves into the store only after
 //!    the partition work).
-//! 4. Wi-Fi and embassy-net (`net`); their tasks are spawned, association waits for the
-//!    runtime's `up()`.
 //! 5. I2C and the weather profile (`sensors`).
-//! 6. The loop-liveness policy, the watchdog feeder task (`watchdog`), the board (`board`),
+//! 6. The network (`net`): Wi-Fi, or the W5500 on SPI2 for `ssid (wired)`/`(wired2)`, under
+//!    embassy-net; their tasks are spawned, association or DHCP waits for the runtime's `up()`.
+//! 7. The loop-liveness policy, the watchdog feeder task (`watchdog`), the board (`board`),
 //!    then `hearth_device::run`, which never returns.
 //!
-//! Modules: `board` (Board: reset cause, reset, watchdog policy, RNG, MAC, console, panic
-//! reset), `config` (the config partition's format and loading), `fatal` (the safe idle state
-//! and the slow reset), `net` (Network: Wi-Fi station + embassy-net), `partitions` (the flash
-//! layout), `sensors` (I2C and the weather profile), `watchdog` (TIMG1/RTC watchdogs and their
-//! feeder).
+//! Modules: `board` (Board: reset cause, reset, watchdog policy, RNG, MAC, status, console,
+//! panic reset), `config` (the config partition's format and loading), `fatal` (the safe idle
+//! state and the slow reset), `led` (the status LED task), `net` (Network: embassy-net over a
+//! Wi-Fi station or a W5500), `partitions` (the flash layout), `pins` (the board's wiring),
+//! `sensors` (I2C and the weather profile), `watchdog` (TIMG1/RTC watchdogs and their feeder).
 
 #![no_std]
 #![no_main]
@@ -33,8 +36,10 @@ extern crate alloc;
 mod board;
 mod config;
 mod fatal;
+mod led;
 mod net;
 mod partitions;
+mod pins;
 mod sensors;
 mod watchdog;
 
@@ -44,6 +49,7 @@ compile_error!("choose one chip: --no-default-features --features esp32c6 for th
 compile_error!("choose a chip feature: esp32c3 or esp32c6");
 
 use alloc::format;
+use alloc::string::String;
 use core::cell::RefCell;
 
 use embassy_embedded_hal::adapter::BlockingAsync;
@@ -61,6 +67,7 @@ use hearth_storage::{keys, KvStore};
 use static_cell::StaticCell;
 
 use crate::board::EspBoard;
+use crate::config::Uplink;
 use crate::watchdog::{SharedPolicy, Watchdogs};
 
 esp_bootloader_esp_idf::esp_app_desc!();
@@ -127,6 +134,22 @@ async fn main(spawner: Spawner) -> ! {
         log::warn!("watchdog: disabled by the config (`watchdog 0`)");
     }
 
+    // The wiring, and the status LED as soon as its pin is known to be good.
+    let wiring = match pins::resolve(&loaded.config, loaded.uplink.is_wired()) {
+        Ok(wiring) => {
+            if let Some(pin) = wiring.led {
+                led::start(spawner, pin);
+            }
+            wiring
+        }
+        Err(rejected) => {
+            if let Some(pin) = rejected.led {
+                led::start(spawner, pin);
+            }
+            fatal::idle(&rejected.problems, &mut dogs).await
+        }
+    };
+
     // The key-value store.
     let mut store = match KvStore::open(BlockingAsync::new(flash), layout.store.range()).await {
         Ok(store) => store,
@@ -152,20 +175,10 @@ async fn main(spawner: Spawner) -> ! {
         }
     }
 
-    // Wi-Fi and the network stack.
-    let mut net = match net::start(spawner, p.WIFI, &loaded.wifi) {
-        Ok(net) => net,
-        Err(e) if e.config => fatal::idle(&[e.message], &mut dogs).await,
-        Err(e) => fatal::reset_later(&e.message, &mut dogs, &mut store).await,
-    };
-
-    // The sensors.
-    let (sda_pin, scl_pin) = match sensors::pins(&loaded.config) {
-        Ok(pins) => pins,
-        Err(problem) => fatal::idle(&[problem], &mut dogs).await,
-    };
-    // SAFETY: `sensors::pins` checked that both GPIOs exist on this chip, are not the flash or
-    // USB pins, and differ; nothing else in this firmware takes a GPIO, so each is used once.
+    // The sensors' bus (before the network, so that every boot error idles with it off).
+    let (sda_pin, scl_pin) = wiring.i2c;
+    // SAFETY: `pins::resolve` checked that both GPIOs exist on this chip, are not the flash or
+    // USB pins, and differ from each other and from every other pin this firmware takes.
     let (sda, scl) = unsafe { (AnyPin::steal(sda_pin), AnyPin::steal(scl_pin)) };
     let bus = match sensors::open_bus(p.I2C0, sda, scl) {
         Ok(bus) => bus,
@@ -175,6 +188,25 @@ async fn main(spawner: Spawner) -> ! {
         "i2c: I2C0 at {} kHz, SDA GPIO{sda_pin}, SCL GPIO{scl_pin}",
         sensors::BUS_KHZ
     );
+
+    // The network: Wi-Fi, or the W5500 (which never starts the radio).
+    let started = match (&loaded.uplink, wiring.ethernet) {
+        (Uplink::Wifi(credentials), _) => net::start_wifi(spawner, p.WIFI, credentials),
+        (Uplink::Ethernet, Some(eth)) => {
+            net::start_ethernet(spawner, p.SPI2, p.RNG, p.ADC1, &eth).await
+        }
+        // Cannot happen: `pins::resolve` returns the W5500's pins for every wired config.
+        (Uplink::Ethernet, None) => Err(net::StartError {
+            message: String::from("ethernet: the W5500 pins were not resolved"),
+            config: true,
+        }),
+    };
+    let mut net = match started {
+        Ok(net) => net,
+        Err(e) if e.config => fatal::idle(&[e.message], &mut dogs).await,
+        Err(e) => fatal::reset_later(&e.message, &mut dogs, &mut store).await,
+    };
+
     let mut profile = sensors::weather(&bus, now_ms());
 
     // The watchdog policy, its feeder and the board.

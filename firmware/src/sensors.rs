@@ -1,11 +1,12 @@
 //! The `weather` profile's hardware: I2C0 at 100 kHz on the pins the config names (`i2csda`,
-//! `i2cscl`) or the board defaults, shared by the HDC1080 and BME280 drivers through
-//! embassy-embedded-hal's shared-bus `I2cDevice` over an embassy-sync mutex (both drivers run on
-//! the device loop, so a no-op raw mutex suffices).
+//! `i2cscl`) or the board defaults (resolved and checked in [`crate::pins`]), shared by the
+//! HDC1080 and BME280 drivers through embassy-embedded-hal's shared-bus `I2cDevice` over an
+//! embassy-sync mutex (both drivers run on the device loop, so a no-op raw mutex suffices).
 //!
-//! Pins from the config are checked against the chip before use: the GPIO must exist, must not
-//! be one of the SPI-flash pins or the USB-Serial-JTAG pins (the console), and SDA and SCL must
-//! differ. A bad choice is a boot error, not a panic.
+//! Pins from the config are checked against the chip before use (`crate::pins`): the GPIO must
+//! exist, must not be one of the SPI-flash pins or the USB-Serial-JTAG pins (the console), and
+//! must not be used twice (SDA, SCL, the LED, the Ethernet pins). A bad choice is a boot error,
+//! not a panic.
 //!
 //! Default pins (the Arduino core's defaults for the generic dev boards):
 //!
@@ -31,39 +32,6 @@ use hearth_device::profiles::weather::Weather;
 
 /// Bus clock.
 pub const BUS_KHZ: u32 = 100;
-
-/// Default `(sda, scl)`, the GPIOs that exist, and those reserved for flash and USB.
-#[cfg(feature = "esp32c3")]
-const CHIP_PINS: (u8, u8, u8, &[u8]) = (8, 9, 21, &[12, 13, 14, 15, 16, 17, 18, 19]);
-/// Default `(sda, scl)`, the GPIOs that exist, and those reserved for flash and USB.
-#[cfg(feature = "esp32c6")]
-const CHIP_PINS: (u8, u8, u8, &[u8]) = (23, 22, 30, &[12, 13, 24, 25, 26, 27, 28, 29, 30]);
-
-/// The `(sda, scl)` GPIO numbers to use: the config's, checked against this chip, or the
-/// board defaults.
-pub fn pins(config: &hearth_config::Config) -> Result<(u8, u8), alloc::string::String> {
-    let (default_sda, default_scl, max, reserved) = CHIP_PINS;
-    let (sda, scl) = hearth_device::profiles::weather::i2c_pins(config);
-    let (sda, scl) = (sda.unwrap_or(default_sda), scl.unwrap_or(default_scl));
-    for (key, pin) in [("i2csda", sda), ("i2cscl", scl)] {
-        if pin > max {
-            return Err(alloc::format!(
-                "config: {key} {pin}: this chip has GPIO0..=GPIO{max}"
-            ));
-        }
-        if reserved.contains(&pin) {
-            return Err(alloc::format!(
-                "config: {key} {pin}: GPIO{pin} belongs to the SPI flash or the USB console on this chip"
-            ));
-        }
-    }
-    if sda == scl {
-        return Err(alloc::format!(
-            "config: i2csda and i2cscl are both GPIO{sda}"
-        ));
-    }
-    Ok((sda, scl))
-}
 
 /// The I2C bus driver.
 pub type Bus = I2c<'static, Async>;

@@ -56,9 +56,11 @@ pub enum Network {
         ssid: String,
         password: Option<String>,
     },
-    /// `ssid (wired)`: Ethernet through a generic RMII PHY.
+    /// `ssid (wired)`: Ethernet. On the reference (classic ESP32) a generic RMII PHY; on
+    /// ESP32-C3/C6, which have no Ethernet MAC, a W5500 on SPI (pins: the `eth*` board keys).
     Wired,
-    /// `ssid (wired2)`: Ethernet on a WT32-ETH01 board (LAN8720).
+    /// `ssid (wired2)`: Ethernet. On the reference a WT32-ETH01 board (LAN8720); on ESP32-C3/C6
+    /// the same W5500 path as `(wired)`.
     Wired2,
     /// `ssid (none)`: no network at all (e.g. an ESP-NOW-only device); MQTT never starts.
     None,

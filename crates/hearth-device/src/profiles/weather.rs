@@ -13,13 +13,6 @@ use hearth_core::{Millis, MINUTE, SECOND};
 use hearth_drivers::bme280::{Address, Bme280};
 use hearth_drivers::hdc1080::Hdc1080;
 
-/// The I2C pins the config asks for (`i2csda`, `i2cscl`): `(sda, scl)`, each `None` when not
-/// given (each board has defaults). The simulator ignores them; the firmware checks them
-/// against its chip.
-pub fn i2c_pins(config: &hearth_config::Config) -> (Option<u8>, Option<u8>) {
-    (super::gpio(config, "i2csda"), super::gpio(config, "i2cscl"))
-}
-
 /// Malfunction bit: the HDC1080 did not initialise.
 pub const MF_HDC_INIT: u32 = 1;
 /// Malfunction bit: the BME280 did not initialise.
@@ -209,31 +202,6 @@ impl<H: I2c, B: I2c, D: DelayNs> super::Profile for Weather<H, B, D> {
             Some(format!("{}", self.malfunction))
         } else {
             None
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const BASE: &str = "profile weather\nssid Net\nmqttbroker h\nmqttname d\n";
-
-    #[test]
-    fn i2c_pins_are_optional_and_validated() {
-        let c = crate::profiles::parse_config(BASE).expect("valid without pins");
-        assert_eq!(i2c_pins(&c), (None, None));
-        let c = crate::profiles::parse_config(&alloc::format!("{BASE}i2csda 4\ni2cscl 5\n"))
-            .expect("valid");
-        assert_eq!(i2c_pins(&c), (Some(4), Some(5)));
-        for bad in ["i2csda 49", "i2csda -1", "i2csda GPIO4", "i2cscl +3"] {
-            let errs =
-                crate::profiles::parse_config(&alloc::format!("{BASE}{bad}\n")).expect_err(bad);
-            let text = alloc::format!("{}", errs.located("config.txt"));
-            assert!(
-                text.contains("config.txt:5:") && text.contains("GPIO number"),
-                "{text}"
-            );
         }
     }
 }

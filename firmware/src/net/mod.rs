@@ -1,0 +1,342 @@
+//! The network as a `hearth_device::Network`: embassy-net (DHCPv4, DNS, TCP) over one of two
+//! links, chosen by the config's `ssid`:
+//!
+//! - a Wi-Fi station (`wifi`, esp-radio);
+//! - Ethernet through a WIZnet W5500 on SPI2 (`w5500`, embassy-net-wiznet in MACRAW mode) for
+//!   `ssid (wired)` and `ssid (wired2)`. This path never starts the Wi-Fi radio.
+//!
+//! Everything above the link is one implementation, [`StackNetwork`]; the two differ only in
+//! how the link comes up ([`Medium`]):
+//!
+//! - `up()` and `down()` only record the wish and return promptly; nothing waits for the link.
+//!   On Wi-Fi they signal the connection task, which associates (and re-associates) while the
+//!   wish is "up" and disconnects on "down". On Ethernet the cable is the link (the W5500's
+//!   PHY state reaches the stack through its driver); `up()` starts DHCP and `down()` drops
+//!   the address, so a `down()`/`up()` cycle asks for a fresh lease.
+//! - `link_up()` is true when the wish is "up", the link is up (Wi-Fi: associated; both: the
+//!   stack's link state) and DHCP has configured the interface.
+//! - `connect()` resolves the host with the stack's DNS client (an IPv4 literal is used as is)
+//!   and opens a TCP connection from a one-socket pool (`TcpClientState<1, ..>`): the buffers
+//!   are static and return to the pool when the socket is dropped, so reconnecting never
+//!   allocates.
+//! - Sockets carry the link generation of their birth: after `down()` every read or write on
+//!   an older socket fails, and a read of 0 bytes (the peer closed) is reported as an error, as
+//!   the simulator does.
+
+mod w5500;
+mod wifi;
+
+use alloc::string::String;
+use core::cell::Cell;
+use core::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+
+use embassy_net::dns::DnsQueryType;
+use embassy_net::driver::Driver;
+use embassy_net::tcp::client::{TcpClient, TcpClientState, TcpConnection};
+use embassy_net::{ConfigV4, IpAddress, Runner, Stack, StackResources};
+use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
+use embassy_sync::blocking_mutex::Mutex;
+use embassy_sync::signal::Signal;
+use embedded_io_async::{Read, Write};
+use embedded_nal_async::TcpConnect;
+use hearth_device::{NetError, Network};
+use static_cell::{ConstStaticCell, StaticCell};
+
+pub use w5500::start as start_ethernet;
+pub use wifi::start as start_wifi;
+
+/// TCP transmit buffer of the broker connection.
+const TCP_TX: usize = 2048;
+/// TCP receive buffer of the broker connection.
+const TCP_RX: usize = 2048;
+/// Sockets in the stack: DHCP, DNS and the broker connection.
+const SOCKETS: usize = 3;
+
+type Client = TcpClient<'static, 1, TCP_TX, TCP_RX>;
+type Connection = TcpConnection<'static, 1, TCP_TX, TCP_RX>;
+
+static RESOURCES: ConstStaticCell<StackResources<SOCKETS>> =
+    ConstStaticCell::new(StackResources::new());
+static TCP_STATE: ConstStaticCell<TcpClientState<1, TCP_TX, TCP_RX>> =
+    ConstStaticCell::new(TcpClientState::new());
+static CLIENT: StaticCell<Client> = StaticCell::new();
+static LINK: Link = Link::new();
+
+/// State shared between the `Network` handle, its sockets and the link's task.
+#[derive(Debug, Clone, Copy)]
+struct LinkState {
+    /// The runtime wants the link up.
+    wanted: bool,
+    /// Wi-Fi: the station is associated with the access point. Ethernet: always true (the
+    /// cable's state is the stack's link state).
+    carrier: bool,
+    /// Bumped by every `down()`: sockets opened before it fail.
+    generation: u32,
+}
+
+struct Link {
+    state: Mutex<CriticalSectionRawMutex, Cell<LinkState>>,
+    /// The latest wish (`true` = up) for the Wi-Fi connection task.
+    control: Signal<CriticalSectionRawMutex, bool>,
+}
+
+impl Link {
+    const fn new() -> Self {
+        Self {
+            state: Mutex::new(Cell::new(LinkState {
+                wanted: false,
+                carrier: false,
+                generation: 0,
+            })),
+            control: Signal::new(),
+        }
+    }
+
+    fn get(&self) -> LinkState {
+        self.state.lock(Cell::get)
+    }
+
+    fn update(&self, f: impl FnOnce(&mut LinkState)) {
+        self.state.lock(|c| {
+            let mut s = c.get();
+            f(&mut s);
+            c.set(s);
+        });
+    }
+}
+
+/// Why the network could not be started.
+pub struct StartError {
+    /// What went wrong.
+    pub message: String,
+    /// The configured network was rejected (a config problem, not a driver failure).
+    pub config: bool,
+}
+
+impl StartError {
+    fn config(message: String) -> Self {
+        Self {
+            message,
+            config: true,
+        }
+    }
+
+    fn driver(message: String) -> Self {
+        Self {
+            message,
+            config: false,
+        }
+    }
+}
+
+/// How the link comes up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Medium {
+    /// A Wi-Fi station: the connection task associates while the wish is "up".
+    Wifi,
+    /// Ethernet (W5500): the cable is the link; DHCP runs while the wish is "up".
+    Ethernet,
+}
+
+impl Medium {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Wifi => "wifi",
+            Self::Ethernet => "ethernet",
+        }
+    }
+}
+
+/// embassy-net over Wi-Fi or Ethernet.
+pub struct StackNetwork {
+    stack: Stack<'static>,
+    client: &'static Client,
+    medium: Medium,
+    /// The address was logged for the current link.
+    announced: bool,
+}
+
+/// The stack over `driver` with its socket pool. Called once (by the chosen link's `start`).
+fn open<D: Driver>(
+    driver: D,
+    config: embassy_net::Config,
+    seed: u64,
+    medium: Medium,
+) -> (StackNetwork, Runner<'static, D>) {
+    let (stack, runner) = embassy_net::new(driver, config, RESOURCES.take(), seed);
+    let client = CLIENT.init(TcpClient::new(stack, TCP_STATE.take()));
+    let network = StackNetwork {
+        stack,
+        client,
+        medium,
+        announced: false,
+    };
+    (network, runner)
+}
+
+impl Network for StackNetwork {
+    type Socket = Socket;
+
+    async fn up(&mut self) {
+        let was_wanted = LINK.get().wanted;
+        LINK.update(|s| s.wanted = true);
+        match self.medium {
+            Medium::Wifi => LINK.control.signal(true),
+            Medium::Ethernet => {
+                if !was_wanted {
+                    self.stack.set_config_v4(ConfigV4::Dhcp(Default::default()));
+                }
+            }
+        }
+    }
+
+    async fn down(&mut self) {
+        LINK.update(|s| {
+            s.wanted = false;
+            s.generation = s.generation.wrapping_add(1);
+        });
+        match self.medium {
+            Medium::Wifi => LINK.control.signal(false),
+            Medium::Ethernet => self.stack.set_config_v4(ConfigV4::None),
+        }
+    }
+
+    fn link_up(&mut self) -> bool {
+        let s = LINK.get();
+        let up = s.wanted && s.carrier && self.stack.is_link_up() && self.stack.is_config_up();
+        if up && !self.announced {
+            if let Some(c) = self.stack.config_v4() {
+                log::info!(
+                    "{}: address {} gateway {:?} dns {:?}",
+                    self.medium.name(),
+                    c.address,
+                    c.gateway,
+                    c.dns_servers.as_slice()
+                );
+            }
+        }
+        self.announced = up;
+        up
+    }
+
+    async fn connect(&mut self, host: &str, port: u16) -> Result<Socket, NetError> {
+        if !self.link_up() {
+            return Err(NetError::LinkDown);
+        }
+        let generation = LINK.get().generation;
+        let address = match host.parse::<Ipv4Addr>() {
+            Ok(a) => a,
+            Err(_) => {
+                let found = self
+                    .stack
+                    .dns_query(host, DnsQueryType::A)
+                    .await
+                    .map_err(|e| {
+                        log::warn!("dns: {host}: {e:?}");
+                        NetError::Dns
+                    })?;
+                found
+                    .iter()
+                    .find_map(ipv4)
+                    .ok_or(NetError::Dns)
+                    .inspect_err(|_| log::warn!("dns: {host}: no IPv4 address"))?
+            }
+        };
+        let remote = SocketAddr::V4(SocketAddrV4::new(address, port));
+        let connection = self.client.connect(remote).await.map_err(|e| {
+            log::warn!("tcp: {remote}: {e:?}");
+            NetError::Connect
+        })?;
+        Ok(Socket {
+            connection,
+            generation,
+        })
+    }
+}
+
+/// The IPv4 address in a DNS answer, if it is one.
+#[allow(irrefutable_let_patterns, unreachable_patterns)]
+fn ipv4(address: &IpAddress) -> Option<Ipv4Addr> {
+    match address {
+        IpAddress::Ipv4(a) => Some(*a),
+        _ => None,
+    }
+}
+
+/// A TCP connection to the broker that fails once the link has been taken down.
+pub struct Socket {
+    connection: Connection,
+    generation: u32,
+}
+
+impl Socket {
+    fn check(&self) -> Result<(), SocketError> {
+        if LINK.get().generation == self.generation {
+            Ok(())
+        } else {
+            Err(SocketError::LinkDown)
+        }
+    }
+}
+
+/// A socket error.
+#[derive(Debug)]
+pub enum SocketError {
+    /// The TCP stack's error (the connection was reset).
+    Tcp(embassy_net::tcp::Error),
+    /// The peer closed the connection.
+    Closed,
+    /// The link was taken down after the socket was opened.
+    LinkDown,
+}
+
+impl core::fmt::Display for SocketError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Tcp(e) => write!(f, "tcp: {e:?}"),
+            Self::Closed => f.write_str("connection closed by the peer"),
+            Self::LinkDown => f.write_str("the network was taken down"),
+        }
+    }
+}
+
+impl core::error::Error for SocketError {}
+
+impl embedded_io_async::Error for SocketError {
+    fn kind(&self) -> embedded_io_async::ErrorKind {
+        use embedded_io_async::ErrorKind as K;
+        match self {
+            Self::Tcp(e) => embedded_io_async::Error::kind(e),
+            Self::Closed => K::ConnectionReset,
+            Self::LinkDown => K::ConnectionAborted,
+        }
+    }
+}
+
+impl embedded_io_async::ErrorType for Socket {
+    type Error = SocketError;
+}
+
+impl Read for Socket {
+    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, SocketError> {
+        self.check()?;
+        let n = self.connection.read(buf).await.map_err(SocketError::Tcp)?;
+        if n == 0 && !buf.is_empty() {
+            return Err(SocketError::Closed);
+        }
+        self.check()?;
+        Ok(n)
+    }
+}
+
+impl Write for Socket {
+    async fn write(&mut self, buf: &[u8]) -> Result<usize, SocketError> {
+        self.check()?;
+        self.connection.write(buf).await.map_err(SocketError::Tcp)
+    }
+
+    async fn flush(&mut self) -> Result<(), SocketError> {
+        self.check()?;
+        self.connection.flush().await.map_err(SocketError::Tcp)
+    }
+}

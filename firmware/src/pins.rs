@@ -1,0 +1,253 @@
+//! The board's wiring: which GPIO does what, from `config.txt` (`led`, `ledinvert`, `i2csda`,
+//! `i2cscl`, `ethsck`, `ethmosi`, `ethmiso`, `ethcs`, `ethint`, `ethrst`) or the chip's
+//! defaults, checked against the chip before any pin is touched.
+//!
+//! Every pin in use must exist on the chip and must not be one of the SPI-flash pins or the
+//! USB-Serial-JTAG pins (the console); no two uses may share a GPIO (so the LED and the
+//! Ethernet pins are never the I2C pins, nor each other). The Ethernet pins are only in use
+//! with `ssid (wired)` / `ssid (wired2)`; the LED only when `led` is given. A bad choice is a
+//! boot error (every problem is reported), never a panic.
+//!
+//! | chip | GPIOs | refused (flash, USB) | SDA | SCL | SCK | MOSI | MISO | CS | INT | RST |
+//! |---|---|---|---|---|---|---|---|---|---|---|
+//! | ESP32-C3 | 0–21 | 12–17, 18–19 | 8 | 9 | 6 | 7 | 5 | 10 | 3 | 4 |
+//! | ESP32-C6 | 0–30 | 24–30, 12–13 | 23 | 22 | 6 | 7 | 2 | 18 | 19 | 20 |
+//!
+//! The Ethernet defaults avoid the strapping pins (C3: GPIO2, 8, 9; C6: GPIO4, 5, 8, 9, 15)
+//! and the UART0 console pins (C3: GPIO20/21; C6: GPIO16/17). The config may still name them
+//! (a strapping pin works if the circuit leaves it at its boot level during reset).
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use hearth_config::Config;
+use hearth_device::profiles::gpio;
+
+/// This chip's GPIO facts and default wiring.
+struct Chip {
+    /// The highest GPIO number.
+    max: u8,
+    /// GPIOs that belong to the SPI flash or the USB console.
+    reserved: &'static [u8],
+    /// Default I2C `(sda, scl)`.
+    i2c: (u8, u8),
+    /// Default W5500 wiring.
+    ethernet: Ethernet,
+}
+
+#[cfg(feature = "esp32c3")]
+const CHIP: Chip = Chip {
+    max: 21,
+    reserved: &[12, 13, 14, 15, 16, 17, 18, 19],
+    i2c: (8, 9),
+    ethernet: Ethernet {
+        sck: 6,
+        mosi: 7,
+        miso: 5,
+        cs: 10,
+        int: 3,
+        rst: 4,
+    },
+};
+
+#[cfg(feature = "esp32c6")]
+const CHIP: Chip = Chip {
+    max: 30,
+    reserved: &[12, 13, 24, 25, 26, 27, 28, 29, 30],
+    i2c: (23, 22),
+    ethernet: Ethernet {
+        sck: 6,
+        mosi: 7,
+        miso: 2,
+        cs: 18,
+        int: 19,
+        rst: 20,
+    },
+};
+
+/// The status LED: a plain LED (with its resistor) between the GPIO and ground, or between
+/// 3.3 V and the GPIO with `ledinvert 1`.
+#[derive(Debug, Clone, Copy)]
+pub struct Led {
+    /// The GPIO number.
+    pub pin: u8,
+    /// Lit when the pin is low.
+    pub inverted: bool,
+}
+
+/// The W5500's SPI and control pins (GPIO numbers).
+#[derive(Debug, Clone, Copy)]
+pub struct Ethernet {
+    /// SPI clock.
+    pub sck: u8,
+    /// SPI data to the W5500.
+    pub mosi: u8,
+    /// SPI data from the W5500.
+    pub miso: u8,
+    /// Chip select (active low).
+    pub cs: u8,
+    /// Interrupt from the W5500 (active low).
+    pub int: u8,
+    /// Reset of the W5500 (active low).
+    pub rst: u8,
+}
+
+/// The checked wiring.
+pub struct Wiring {
+    /// The status LED, if the config names one.
+    pub led: Option<Led>,
+    /// I2C `(sda, scl)` for the sensors.
+    pub i2c: (u8, u8),
+    /// The W5500's pins, when the network is wired.
+    pub ethernet: Option<Ethernet>,
+}
+
+/// Why the wiring was refused.
+pub struct Rejected {
+    /// One line per problem.
+    pub problems: Vec<String>,
+    /// The LED, if its own pin passed every check (it can still show the boot error).
+    pub led: Option<Led>,
+}
+
+/// The W5500's config keys.
+const ETH_KEYS: [&str; 6] = ["ethsck", "ethmosi", "ethmiso", "ethcs", "ethint", "ethrst"];
+
+/// One GPIO use.
+struct Use {
+    key: &'static str,
+    pin: u8,
+    /// The number came from the config (else it is the chip's default).
+    given: bool,
+}
+
+impl Use {
+    fn new(config: &Config, key: &'static str, default: u8) -> Self {
+        match gpio(config, key) {
+            Some(pin) => Self {
+                key,
+                pin,
+                given: true,
+            },
+            None => Self {
+                key,
+                pin: default,
+                given: false,
+            },
+        }
+    }
+
+    fn shown(&self) -> String {
+        if self.given {
+            format!("{} {}", self.key, self.pin)
+        } else {
+            format!("{} (default GPIO{})", self.key, self.pin)
+        }
+    }
+}
+
+/// Resolve and check the wiring for this config; `wired` = the network is Ethernet.
+pub fn resolve(config: &Config, wired: bool) -> Result<Wiring, Rejected> {
+    let led = gpio(config, "led").map(|pin| Led {
+        pin,
+        inverted: config
+            .profile_settings
+            .get("ledinvert")
+            .is_some_and(|v| v == "1"),
+    });
+    if led.is_none() && config.profile_settings.contains_key("ledinvert") {
+        log::warn!("config: ledinvert without led: there is no status LED");
+    }
+
+    if !wired
+        && ETH_KEYS
+            .iter()
+            .any(|k| config.profile_settings.contains_key(*k))
+    {
+        log::warn!("config: the eth* pins are ignored: the network is Wi-Fi");
+    }
+
+    let sda = Use::new(config, "i2csda", CHIP.i2c.0);
+    let scl = Use::new(config, "i2cscl", CHIP.i2c.1);
+    let led_use = led.map(|led| Use {
+        key: "led",
+        pin: led.pin,
+        given: true,
+    });
+    let d = CHIP.ethernet;
+    let eth = wired.then(|| {
+        [
+            Use::new(config, "ethsck", d.sck),
+            Use::new(config, "ethmosi", d.mosi),
+            Use::new(config, "ethmiso", d.miso),
+            Use::new(config, "ethcs", d.cs),
+            Use::new(config, "ethint", d.int),
+            Use::new(config, "ethrst", d.rst),
+        ]
+    });
+    let uses: Vec<&Use> = [&sda, &scl]
+        .into_iter()
+        .chain(led_use.as_ref())
+        .chain(eth.iter().flatten())
+        .collect();
+
+    // (problem, the keys it involves)
+    let mut problems: Vec<(String, [&'static str; 2])> = Vec::new();
+    for u in &uses {
+        if u.pin > CHIP.max {
+            problems.push((
+                format!(
+                    "config: {}: this chip has GPIO0..=GPIO{}",
+                    u.shown(),
+                    CHIP.max
+                ),
+                [u.key, u.key],
+            ));
+        } else if CHIP.reserved.contains(&u.pin) {
+            problems.push((
+                format!(
+                    "config: {}: GPIO{} belongs to the SPI flash or the USB console on this chip",
+                    u.shown(),
+                    u.pin
+                ),
+                [u.key, u.key],
+            ));
+        }
+    }
+    for (i, a) in uses.iter().enumerate() {
+        for b in &uses[i + 1..] {
+            if a.pin == b.pin {
+                problems.push((
+                    format!(
+                        "config: {} and {} are both GPIO{}",
+                        a.shown(),
+                        b.shown(),
+                        a.pin
+                    ),
+                    [a.key, b.key],
+                ));
+            }
+        }
+    }
+
+    if !problems.is_empty() {
+        let led_ok = !problems.iter().any(|(_, keys)| keys.contains(&"led"));
+        return Err(Rejected {
+            problems: problems.into_iter().map(|(p, _)| p).collect(),
+            led: led.filter(|_| led_ok),
+        });
+    }
+    Ok(Wiring {
+        led,
+        i2c: (sda.pin, scl.pin),
+        ethernet: eth.map(|[sck, mosi, miso, cs, int, rst]| Ethernet {
+            sck: sck.pin,
+            mosi: mosi.pin,
+            miso: miso.pin,
+            cs: cs.pin,
+            int: int.pin,
+            rst: rst.pin,
+        }),
+    })
+}
