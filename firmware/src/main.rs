@@ -84,6 +84,15 @@ const HEAP_RECLAIMED: usize = 64 * 1024;
 /// Heap in ordinary RAM. Wi-Fi takes most of the heap; the runtime and rust-mqtt use the rest.
 const HEAP_MAIN: usize = 64 * 1024;
 
+/// The CPU clock, chosen at build time as ESP-IDF does (`CONFIG_ESP_DEFAULT_CPU_FREQ_MHZ`): the
+/// clock is set in `esp_hal::init`, before the config partition can be read. 80 MHz (the
+/// reference's choice for every appliance) unless built with the `cpu-160mhz` feature.
+#[cfg(not(feature = "cpu-160mhz"))]
+const CPU_CLOCK: CpuClock = CpuClock::_80MHz;
+/// The CPU clock, chosen at build time (see above): 160 MHz.
+#[cfg(feature = "cpu-160mhz")]
+const CPU_CLOCK: CpuClock = CpuClock::_160MHz;
+
 static POLICY: StaticCell<SharedPolicy> = StaticCell::new();
 
 fn now_ms() -> u64 {
@@ -93,7 +102,7 @@ fn now_ms() -> u64 {
 #[esp_rtos::main]
 async fn main(spawner: Spawner) -> ! {
     esp_println::logger::init_logger_from_env();
-    let p = esp_hal::init(esp_hal::Config::default().with_cpu_clock(CpuClock::_80MHz));
+    let p = esp_hal::init(esp_hal::Config::default().with_cpu_clock(CPU_CLOCK));
     esp_alloc::heap_allocator!(#[esp_hal::ram(reclaimed)] size: HEAP_RECLAIMED);
     esp_alloc::heap_allocator!(size: HEAP_MAIN);
     let reset_reason = esp_hal::system::reset_reason();
