@@ -1,7 +1,10 @@
 //! `hearth-netnow` is the ESP-NOW secure link of Hearth. This first step holds the
 //! reference-compatible **wire format v2**: the frame codec and its crypto, sans-IO (no radio,
 //! no clock, no RNG: the caller passes the IV and gets bytes back). The central and peripheral
-//! state machines and the v3 format come later.
+//! state machines come later.
+//!
+//! Hearth's own **wire format v3** (ChaCha20-Poly1305, HKDF-SHA256 key schedule, per-sender
+//! identity and counter) is in [`v3`]; [`v3::version`] tells the two formats apart.
 //!
 //! ```
 //! use hearth_netnow::{decode, encode, Frame, GroupId, Key, Tid, Timestamp, DecodeBuf, MAX_FRAME_LEN};
@@ -47,6 +50,7 @@
 
 mod crypto;
 mod frame;
+pub mod v3;
 
 pub use crypto::{tag, tag_matches, GroupId, Key};
 pub use frame::{
