@@ -6,6 +6,9 @@
 //! Hearth's own **wire format v3** (ChaCha20-Poly1305, HKDF-SHA256 key schedule, per-sender
 //! identity and counter) is in [`v3`]; [`v3::version`] tells the two formats apart.
 //!
+//! Replay protection for both (bounded tid caches, per-sender counters, time-acceptance rules)
+//! is in [`replay`].
+//!
 //! ```
 //! use hearth_netnow::{decode, encode, Frame, GroupId, Key, Tid, Timestamp, DecodeBuf, MAX_FRAME_LEN};
 //!
@@ -50,6 +53,7 @@
 
 mod crypto;
 mod frame;
+pub mod replay;
 pub mod v3;
 
 pub use crypto::{tag, tag_matches, GroupId, Key};

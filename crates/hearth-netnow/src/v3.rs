@@ -1,7 +1,8 @@
 //! **Wire format v3** (Hearth's own, not understood by reference devices): ChaCha20-Poly1305
 //! frames under keys derived with HKDF-SHA256, a per-sender identity and a per-sender counter.
-//! This module is the frame codec and key schedule only, sans-IO like v2: replay caches, the
-//! counter bookkeeping and the central / peripheral state machines come later.
+//! This module is the frame codec and key schedule only, sans-IO like v2. Replay caches and the
+//! counter bookkeeping are in [`crate::replay`]; the central / peripheral state machines come
+//! later.
 //!
 //! ```
 //! use hearth_netnow::v3::{decode, encode, DecodeBuf, Frame, Keys, SenderId};
