@@ -1,6 +1,7 @@
 //! The v2 frame: the typed [`Frame`] values, their bodies, and [`encode`] / [`decode`] between
 //! them and sealed bytes on the air (padding, encryption, tag).
 
+use crate::body::{self, BodyError, Reader, SUBTYPE_BACKDATA, SUBTYPE_CONFIRM, SUBTYPE_DEFAULT};
 use crate::crypto::{cbc_decrypt, cbc_encrypt, tag, tag_matches, GroupId, Key};
 use crate::{
     BLOCK_LEN, GROUP_LEN, HEADER_LEN, IV_LEN, MAX_BACKDATA_PAYLOAD, MAX_CIPHERTEXT_LEN,
@@ -105,10 +106,6 @@ const TYPE_PING: u8 = 3;
 const TYPE_PAIR_REQUEST: u8 = 4;
 const TYPE_WAKEUP: u8 = 5;
 
-const SUBTYPE_DEFAULT: u8 = 0;
-const SUBTYPE_CONFIRM: u8 = 1;
-const SUBTYPE_BACKDATA: u8 = 2;
-
 /// Why a frame could not be encoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EncodeError {
@@ -158,6 +155,16 @@ pub enum DecodeError {
     BodyTooShort,
     /// The body is longer than its fixed-size frame type allows.
     BodyTooLong,
+}
+
+impl From<BodyError> for DecodeError {
+    fn from(e: BodyError) -> Self {
+        match e {
+            BodyError::TooShort => DecodeError::BodyTooShort,
+            BodyError::TooLong => DecodeError::BodyTooLong,
+            BodyError::UnknownSubtype(code) => DecodeError::UnknownSubtype(code),
+        }
+    }
 }
 
 impl core::fmt::Display for DecodeError {
@@ -345,46 +352,8 @@ pub fn decode<'s>(
     parse_body(header[1], body)
 }
 
-/// Splits fixed-width fields off the front of a body.
-struct Reader<'b> {
-    rest: &'b [u8],
-}
-
-impl<'b> Reader<'b> {
-    fn take<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
-        let (head, rest) = self
-            .rest
-            .split_first_chunk::<N>()
-            .ok_or(DecodeError::BodyTooShort)?;
-        self.rest = rest;
-        Ok(*head)
-    }
-
-    fn ts(&mut self) -> Result<Timestamp, DecodeError> {
-        self.take::<TS_LEN>().map(Timestamp::from_be_bytes)
-    }
-
-    fn tid(&mut self) -> Result<Tid, DecodeError> {
-        self.take::<TID_LEN>().map(Tid)
-    }
-
-    /// Whatever is left, for variable-length payloads.
-    fn rest(self) -> &'b [u8] {
-        self.rest
-    }
-
-    /// Fixed-size bodies end here.
-    fn end(self) -> Result<(), DecodeError> {
-        if self.rest.is_empty() {
-            Ok(())
-        } else {
-            Err(DecodeError::BodyTooLong)
-        }
-    }
-}
-
 fn parse_body(frame_type: u8, body: &[u8]) -> Result<Frame<'_>, DecodeError> {
-    let mut r = Reader { rest: body };
+    let mut r = Reader::new(body);
     match frame_type {
         TYPE_DATA => {
             let ts = r.ts()?;
@@ -396,24 +365,7 @@ fn parse_body(frame_type: u8, body: &[u8]) -> Result<Frame<'_>, DecodeError> {
             })
         }
         TYPE_TIMESTAMP => {
-            let [code] = r.take::<1>()?;
-            if !matches!(code, SUBTYPE_DEFAULT | SUBTYPE_CONFIRM | SUBTYPE_BACKDATA) {
-                return Err(DecodeError::UnknownSubtype(code));
-            }
-            let ttid = r.tid()?;
-            let ts = r.ts()?;
-            let subtype = match code {
-                SUBTYPE_DEFAULT => {
-                    r.end()?;
-                    TsSubtype::Default
-                }
-                SUBTYPE_CONFIRM => {
-                    let tid = r.tid()?;
-                    r.end()?;
-                    TsSubtype::Confirm(tid)
-                }
-                _ => TsSubtype::Backdata(r.rest()),
-            };
+            let (subtype, ttid, ts) = body::timestamp(body)?;
             Ok(Frame::Timestamp { subtype, ttid, ts })
         }
         TYPE_PING => {

@@ -51,6 +51,7 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+mod body;
 mod crypto;
 mod frame;
 pub mod replay;

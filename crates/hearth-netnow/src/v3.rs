@@ -110,6 +110,7 @@ use chacha20poly1305::{ChaCha20Poly1305, KeyInit};
 use hkdf::Hkdf;
 use sha2::Sha256;
 
+use crate::body::{self, BodyError, Reader, SUBTYPE_BACKDATA, SUBTYPE_CONFIRM, SUBTYPE_DEFAULT};
 use crate::{GroupId, Tid, Timestamp, TsSubtype, GROUP_LEN, MAX_FRAME_LEN, TID_LEN, TS_LEN};
 
 /// Protocol version byte of wire format v3, the first byte of every v3 frame.
@@ -251,10 +252,6 @@ const TYPE_PING: u8 = 3;
 const TYPE_PAIR_REQUEST: u8 = 4;
 const TYPE_WAKEUP: u8 = 5;
 
-const SUBTYPE_DEFAULT: u8 = 0;
-const SUBTYPE_CONFIRM: u8 = 1;
-const SUBTYPE_BACKDATA: u8 = 2;
-
 /// Why a frame could not be encoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EncodeError {
@@ -303,6 +300,16 @@ pub enum DecodeError {
     BodyTooShort,
     /// The body is longer than its fixed-size frame type allows.
     BodyTooLong,
+}
+
+impl From<BodyError> for DecodeError {
+    fn from(e: BodyError) -> Self {
+        match e {
+            BodyError::TooShort => DecodeError::BodyTooShort,
+            BodyError::TooLong => DecodeError::BodyTooLong,
+            BodyError::UnknownSubtype(code) => DecodeError::UnknownSubtype(code),
+        }
+    }
 }
 
 impl core::fmt::Display for DecodeError {
@@ -509,44 +516,8 @@ pub fn decode<'s>(
     Ok((header, parse_body(frame_type, body)?))
 }
 
-/// Splits fixed-width fields off the front of a body.
-struct Reader<'b> {
-    rest: &'b [u8],
-}
-
-impl<'b> Reader<'b> {
-    fn take<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
-        let (head, rest) = self
-            .rest
-            .split_first_chunk::<N>()
-            .ok_or(DecodeError::BodyTooShort)?;
-        self.rest = rest;
-        Ok(*head)
-    }
-
-    fn ts(&mut self) -> Result<Timestamp, DecodeError> {
-        self.take::<TS_LEN>().map(Timestamp::from_be_bytes)
-    }
-
-    fn tid(&mut self) -> Result<Tid, DecodeError> {
-        self.take::<TID_LEN>().map(Tid)
-    }
-
-    fn rest(self) -> &'b [u8] {
-        self.rest
-    }
-
-    fn end(self) -> Result<(), DecodeError> {
-        if self.rest.is_empty() {
-            Ok(())
-        } else {
-            Err(DecodeError::BodyTooLong)
-        }
-    }
-}
-
 fn parse_body(frame_type: u8, body: &[u8]) -> Result<Frame<'_>, DecodeError> {
-    let mut r = Reader { rest: body };
+    let mut r = Reader::new(body);
     match frame_type {
         TYPE_DATA => {
             let ts = r.ts()?;
@@ -558,24 +529,7 @@ fn parse_body(frame_type: u8, body: &[u8]) -> Result<Frame<'_>, DecodeError> {
             })
         }
         TYPE_TIMESTAMP => {
-            let [code] = r.take::<1>()?;
-            if !matches!(code, SUBTYPE_DEFAULT | SUBTYPE_CONFIRM | SUBTYPE_BACKDATA) {
-                return Err(DecodeError::UnknownSubtype(code));
-            }
-            let ttid = r.tid()?;
-            let ts = r.ts()?;
-            let subtype = match code {
-                SUBTYPE_DEFAULT => {
-                    r.end()?;
-                    TsSubtype::Default
-                }
-                SUBTYPE_CONFIRM => {
-                    let tid = r.tid()?;
-                    r.end()?;
-                    TsSubtype::Confirm(tid)
-                }
-                _ => TsSubtype::Backdata(r.rest()),
-            };
+            let (subtype, ttid, ts) = body::timestamp(body)?;
             Ok(Frame::Timestamp { subtype, ttid, ts })
         }
         TYPE_PING => {
