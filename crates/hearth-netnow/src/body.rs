@@ -1,7 +1,6 @@
-//! Body fields both wire formats share: a reader that splits fixed-width fields (timestamps,
-//! tids) off the front of a decrypted body, and the timestamp body with its three subtypes,
-//! which v2 and v3 lay out identically. Each format maps [`BodyError`] into its own
-//! `DecodeError`.
+//! Body fields both wire formats share: a writer and a reader for the fixed-width fields
+//! (timestamps, tids), and the timestamp body with its three subtypes, which v2 and v3 lay out
+//! identically. Each format maps [`BodyError`] into its own `DecodeError`.
 
 use crate::{Tid, Timestamp, TsSubtype, TID_LEN, TS_LEN};
 
@@ -87,4 +86,57 @@ pub(crate) fn timestamp(body: &[u8]) -> Result<(TsSubtype<'_>, Tid, Timestamp), 
         _ => TsSubtype::Backdata(r.rest()),
     };
     Ok((subtype, ttid, ts))
+}
+
+/// Appends fields to an output buffer. Callers check sizes before writing; an overflow would be
+/// a bug in those checks: it fails a debug assertion in tests and is skipped (never a panic) in
+/// release builds.
+pub(crate) struct Writer<'o> {
+    buf: &'o mut [u8],
+    len: usize,
+}
+
+impl<'o> Writer<'o> {
+    pub(crate) fn new(buf: &'o mut [u8]) -> Self {
+        Self { buf, len: 0 }
+    }
+
+    /// Bytes written so far.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(crate) fn put(&mut self, bytes: &[u8]) {
+        let end = self.len + bytes.len();
+        debug_assert!(
+            end <= self.buf.len(),
+            "size checks let an oversized body through"
+        );
+        if let Some(dst) = self.buf.get_mut(self.len..end) {
+            dst.copy_from_slice(bytes);
+            self.len = end;
+        }
+    }
+}
+
+/// Write the timestamp body: `subtype(1) ‖ ttid(12) ‖ ts(12) ‖ extra`.
+pub(crate) fn write_timestamp(
+    w: &mut Writer<'_>,
+    subtype: &TsSubtype<'_>,
+    ttid: &Tid,
+    ts: &Timestamp,
+) {
+    let code = match subtype {
+        TsSubtype::Default => SUBTYPE_DEFAULT,
+        TsSubtype::Confirm(_) => SUBTYPE_CONFIRM,
+        TsSubtype::Backdata(_) => SUBTYPE_BACKDATA,
+    };
+    w.put(&[code]);
+    w.put(&ttid.0);
+    w.put(&ts.to_be_bytes());
+    match subtype {
+        TsSubtype::Default => {}
+        TsSubtype::Confirm(tid) => w.put(&tid.0),
+        TsSubtype::Backdata(payload) => w.put(payload),
+    }
 }

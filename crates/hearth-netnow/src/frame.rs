@@ -1,7 +1,7 @@
 //! The v2 frame: the typed [`Frame`] values, their bodies, and [`encode`] / [`decode`] between
 //! them and sealed bytes on the air (padding, encryption, tag).
 
-use crate::body::{self, BodyError, Reader, SUBTYPE_BACKDATA, SUBTYPE_CONFIRM, SUBTYPE_DEFAULT};
+use crate::body::{self, BodyError, Reader, Writer};
 use crate::crypto::{cbc_decrypt, cbc_encrypt, tag, tag_matches, GroupId, Key};
 use crate::{
     BLOCK_LEN, GROUP_LEN, HEADER_LEN, IV_LEN, MAX_BACKDATA_PAYLOAD, MAX_CIPHERTEXT_LEN,
@@ -190,20 +190,6 @@ impl core::fmt::Display for DecodeError {
 /// Scratch space that [`decode`] decrypts into; decoded payloads borrow from it.
 pub type DecodeBuf = [u8; MAX_CIPHERTEXT_LEN];
 
-/// Appends bytes to the plaintext being built, after the length byte.
-struct Writer<'o> {
-    buf: &'o mut [u8],
-    len: usize,
-}
-
-impl Writer<'_> {
-    /// Callers check sizes first; the slice index would panic otherwise, never silently truncate.
-    fn put(&mut self, bytes: &[u8]) {
-        self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
-        self.len += bytes.len();
-    }
-}
-
 /// Seals `frame` for `group` under `key` with the caller's random `iv` into `out`, and returns
 /// the frame length (44..=250 bytes). The IV must be fresh random bytes for every frame.
 pub fn encode(
@@ -231,10 +217,7 @@ pub fn encode(
     }
 
     let mut plain: DecodeBuf = [0; MAX_CIPHERTEXT_LEN];
-    let mut w = Writer {
-        buf: &mut plain[1..],
-        len: 0,
-    };
+    let mut w = Writer::new(&mut plain[1..]);
     w.put(&[VERSION, frame_type]);
     w.put(&group.0);
     match frame {
@@ -243,21 +226,7 @@ pub fn encode(
             w.put(&tid.0);
             w.put(payload);
         }
-        Frame::Timestamp { subtype, ttid, ts } => {
-            let code = match subtype {
-                TsSubtype::Default => SUBTYPE_DEFAULT,
-                TsSubtype::Confirm(_) => SUBTYPE_CONFIRM,
-                TsSubtype::Backdata(_) => SUBTYPE_BACKDATA,
-            };
-            w.put(&[code]);
-            w.put(&ttid.0);
-            w.put(&ts.to_be_bytes());
-            match subtype {
-                TsSubtype::Default => {}
-                TsSubtype::Confirm(tid) => w.put(&tid.0),
-                TsSubtype::Backdata(payload) => w.put(payload),
-            }
-        }
+        Frame::Timestamp { subtype, ttid, ts } => body::write_timestamp(&mut w, subtype, ttid, ts),
         Frame::Ping { ts, tid } => {
             w.put(&ts.to_be_bytes());
             w.put(&tid.0);
@@ -271,7 +240,7 @@ pub fn encode(
             w.put(&tid.0);
         }
     }
-    let inner_len = w.len;
+    let inner_len = w.len();
     debug_assert!(inner_len <= MAX_INNER_LEN);
     // inner_len ≤ 207 by the payload checks above, so it fits the length byte.
     plain[0] = inner_len as u8;

@@ -110,7 +110,7 @@ use chacha20poly1305::{ChaCha20Poly1305, KeyInit};
 use hkdf::Hkdf;
 use sha2::Sha256;
 
-use crate::body::{self, BodyError, Reader, SUBTYPE_BACKDATA, SUBTYPE_CONFIRM, SUBTYPE_DEFAULT};
+use crate::body::{self, BodyError, Reader, Writer};
 use crate::{GroupId, Tid, Timestamp, TsSubtype, GROUP_LEN, MAX_FRAME_LEN, TID_LEN, TS_LEN};
 
 /// Protocol version byte of wire format v3, the first byte of every v3 frame.
@@ -363,22 +363,6 @@ pub fn nonce(sender: &SenderId, counter: u64) -> [u8; NONCE_LEN] {
     n
 }
 
-/// Appends bytes to the body being built.
-struct Writer<'o> {
-    buf: &'o mut [u8],
-    len: usize,
-}
-
-impl Writer<'_> {
-    /// Callers check sizes first; `get_mut` keeps an impossible overflow from panicking.
-    fn put(&mut self, bytes: &[u8]) {
-        if let Some(dst) = self.buf.get_mut(self.len..self.len + bytes.len()) {
-            dst.copy_from_slice(bytes);
-            self.len += bytes.len();
-        }
-    }
-}
-
 /// Seals `frame` from `sender` with `counter` under `keys` into `out`, and returns the frame
 /// length (40..=250 bytes). `counter` must be above every counter this sender has used before
 /// under these keys (persisted in flash, see the module documentation).
@@ -416,28 +400,14 @@ pub fn encode(
     header[2 + GROUP_LEN..2 + GROUP_LEN + SENDER_LEN].copy_from_slice(&sender.0);
     header[HEADER_LEN - COUNTER_LEN..].copy_from_slice(&counter.to_be_bytes());
 
-    let mut w = Writer { buf: rest, len: 0 };
+    let mut w = Writer::new(rest);
     match frame {
         Frame::Data { ts, tid, payload } => {
             w.put(&ts.to_be_bytes());
             w.put(&tid.0);
             w.put(payload);
         }
-        Frame::Timestamp { subtype, ttid, ts } => {
-            let code = match subtype {
-                TsSubtype::Default => SUBTYPE_DEFAULT,
-                TsSubtype::Confirm(_) => SUBTYPE_CONFIRM,
-                TsSubtype::Backdata(_) => SUBTYPE_BACKDATA,
-            };
-            w.put(&[code]);
-            w.put(&ttid.0);
-            w.put(&ts.to_be_bytes());
-            match subtype {
-                TsSubtype::Default => {}
-                TsSubtype::Confirm(tid) => w.put(&tid.0),
-                TsSubtype::Backdata(payload) => w.put(payload),
-            }
-        }
+        Frame::Timestamp { subtype, ttid, ts } => body::write_timestamp(&mut w, subtype, ttid, ts),
         Frame::Ping { ts, tid } => {
             w.put(&ts.to_be_bytes());
             w.put(&tid.0);
@@ -445,7 +415,7 @@ pub fn encode(
         Frame::PairRequest { challenge } => w.put(&challenge.0),
         Frame::Wakeup { tid } => w.put(&tid.0),
     }
-    let body_len = w.len;
+    let body_len = w.len();
     let (body, tail) = rest.split_at_mut(body_len);
     let tag = keys
         .aead()

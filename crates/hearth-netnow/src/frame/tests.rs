@@ -2,6 +2,7 @@
 //! payload size, one test per decode error, and no-panic sweeps over arbitrary input.
 
 use super::*;
+use crate::body::{SUBTYPE_BACKDATA, SUBTYPE_CONFIRM, SUBTYPE_DEFAULT};
 use crate::{MAX_BODY_LEN, MAX_INNER_LEN};
 
 const PAIR_REQUEST_BLE_BLA: &str = "000102030405060708090a0b0c0d0e0f2b91a6184538634817919763bdc867896612071caee06d62d824c92b44a30b85e56f2111c9d3428f51555ffa588391ce9708b2bd3a148d810c0945fe";

@@ -3,6 +3,7 @@
 //! payload size, one test per decode error, v2/v3 cross-rejection, and no-panic sweeps.
 
 use super::*;
+use crate::body::{SUBTYPE_BACKDATA, SUBTYPE_CONFIRM, SUBTYPE_DEFAULT};
 use sha2::Digest;
 
 fn unhex<const N: usize>(s: &str) -> [u8; N] {
