@@ -90,3 +90,85 @@ pub trait Board {
     /// simulator's log on the host).
     fn console(&mut self, line: &str);
 }
+
+/// Length of an ESP-NOW (v1) frame's largest payload.
+pub const RADIO_MAX_FRAME: usize = 250;
+/// The broadcast address.
+pub const BROADCAST: [u8; 6] = [0xff; 6];
+
+/// A frame received by a [`Radio`].
+#[derive(Clone, Debug)]
+pub struct RadioFrame {
+    /// The sender's MAC address (as the radio reports it; not authenticated).
+    pub from: [u8; 6],
+    /// The destination: this radio's MAC, or [`BROADCAST`].
+    pub to: [u8; 6],
+    /// Received signal strength, dBm.
+    pub rssi: i8,
+    /// The channel it was received on.
+    pub channel: u8,
+    len: u8,
+    data: [u8; RADIO_MAX_FRAME],
+}
+
+impl RadioFrame {
+    /// A frame of `bytes`; `None` if longer than [`RADIO_MAX_FRAME`].
+    pub fn new(from: [u8; 6], to: [u8; 6], rssi: i8, channel: u8, bytes: &[u8]) -> Option<Self> {
+        let len = u8::try_from(bytes.len())
+            .ok()
+            .filter(|&l| usize::from(l) <= RADIO_MAX_FRAME)?;
+        let mut data = [0; RADIO_MAX_FRAME];
+        data[..bytes.len()].copy_from_slice(bytes);
+        Some(Self {
+            from,
+            to,
+            rssi,
+            channel,
+            len,
+            data,
+        })
+    }
+
+    /// The frame's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.data[..usize::from(self.len)]
+    }
+}
+
+/// Why the radio could not do something.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RadioError {
+    /// The channel is outside 1..=13 (or what the region allows).
+    BadChannel(u8),
+    /// The frame is longer than [`RADIO_MAX_FRAME`].
+    TooLong,
+    /// The driver refused the operation (out of peers, not started, ...).
+    Driver,
+}
+
+impl core::fmt::Display for RadioError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::BadChannel(c) => write!(f, "channel {c} is not 1..=13"),
+            Self::TooLong => write!(f, "frame longer than {RADIO_MAX_FRAME} bytes"),
+            Self::Driver => f.write_str("radio driver error"),
+        }
+    }
+}
+
+/// The ESP-NOW radio (esp-radio's ESP-NOW on the chip; the shared simulated air on the host).
+/// Connectionless: frames go to a MAC address or to [`BROADCAST`] on the current channel.
+#[allow(async_fn_in_trait)]
+pub trait Radio {
+    /// This radio's own MAC address, the source address of what it sends.
+    fn mac(&self) -> [u8; 6];
+    /// Tune to `channel` (1..=13). Frames on other channels are not received.
+    async fn set_channel(&mut self, channel: u8) -> Result<(), RadioError>;
+    /// Send `frame` to `to`. For a unicast with `ack`, wait (briefly, a few ms, the driver's own
+    /// retries included) for the link-level acknowledgement and return whether it came. Without
+    /// `ack`, and for broadcasts, return `Ok(true)` once the frame is on the air.
+    async fn send(&mut self, to: [u8; 6], frame: &[u8], ack: bool) -> Result<bool, RadioError>;
+    /// Wait for the next frame addressed to this radio or broadcast, on the current channel.
+    /// Must be cancel-safe: dropping the future loses no frame that was already queued.
+    async fn receive(&mut self) -> RadioFrame;
+}
