@@ -52,8 +52,11 @@
 #![forbid(unsafe_code)]
 
 mod body;
+pub mod central;
 mod crypto;
 mod frame;
+pub mod link;
+pub mod peripheral;
 pub mod replay;
 pub mod v3;
 

@@ -1,0 +1,337 @@
+//! The **central**, sans-IO: it keeps the network time, broadcasts it, confirms what it accepts
+//! and hands data to the application (a forwarder to MQTT). It never unicasts, so it needs no
+//! ESP-NOW peer slots (as the reference, §9.2).
+//!
+//! Feed it frames with [`Central::receive`] and the passing of time with [`Central::tick`] (at
+//! the latest at [`Central::next_deadline`]); after each call, drain [`Central::poll`] and carry
+//! the outputs out in order.
+//!
+//! # Behaviour (reference §9.2 unless noted)
+//!
+//! - Network time: a random 95-bit base at start advanced by the local clock. Every broadcast
+//!   carries a time strictly above the previous one; unlike the reference the bump does not
+//!   accumulate (it runs no faster than the clock).
+//! - A default timestamp broadcast at start and every 25 s + 0..10 s; a confirm or back-data
+//!   broadcast restarts that period.
+//! - Data and ping: accepted when `|ts − own time| ≤ 1000 ms` and (v2) the tid is new within 2 s,
+//!   (v3) the sender's counter is above its last accepted one. Each accepted one is confirmed.
+//!   v3 data may carry a zero timestamp (the sleepy sender's fast path): the counter alone
+//!   then protects it; the confirm gives the sender the time.
+//! - Wakeup: (v2) a new tid, (v3) a new counter; confirmed.
+//! - Pair request: answered with a broadcast now; v3 answers with a confirm of the request's
+//!   challenge, so a peripheral pairs only on an answer to its own fresh request (reference
+//!   §13.5). Answers are rate-limited by a token bucket (3, then one per 10 s; the reference
+//!   allows one per 30 s), wakeup and ping confirms by another (10, then one per 500 ms; the
+//!   reference does not limit them, §13.7).
+//! - v3: a frame whose header sender id differs from the radio source is dropped; every
+//!   accepted counter is persisted ([`Persist::PeerCounter`]) before the frame is acted on,
+//!   and restored at boot, so a reboot does not reopen old counters.
+//! - All caches are bounded: 64 tids (v2), 32 peers (v3). Full never evicts (see
+//!   [`crate::replay`]).
+
+use crate::link::{
+    sealed, Bucket, Codec, Counters, DropReason, Entropy, FrameBuf, Mac, Msg, Outbox, Output,
+    Payload, Persist, Scratch, Version, BROADCAST,
+};
+use crate::replay::{within, CounterTable, ReplayError, TidCache, CENTRAL_SKEW_MS};
+use crate::v3::SenderId;
+use crate::{Tid, Timestamp, TsSubtype};
+
+/// Period of the default timestamp broadcast, before fudge.
+pub const BROADCAST_EVERY_MS: u64 = 25_000;
+/// Random extra on each broadcast period, `0..` this.
+pub const BROADCAST_FUDGE_MS: u64 = 10_000;
+/// Pair-request answers at once …
+pub const PAIR_BURST: u32 = 3;
+/// … then one per this many ms.
+pub const PAIR_REFILL_MS: u64 = 10_000;
+/// Wakeup and ping confirms at once …
+pub const ANSWER_BURST: u32 = 10;
+/// … then one per this many ms.
+pub const ANSWER_REFILL_MS: u64 = 500;
+/// Tids remembered (v2).
+pub const TID_CAPACITY: usize = 64;
+/// Peers remembered (v3).
+pub const PEER_CAPACITY: usize = 32;
+
+const OUTBOX: usize = 8;
+
+/// What the central tells its application.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CentralEvent {
+    /// Accepted data from a peripheral (v3: `from` is its authenticated sender id).
+    Data {
+        from: Mac,
+        rssi: i8,
+        payload: Payload,
+    },
+    /// A frame was dropped, and why.
+    Dropped { from: Mac, reason: DropReason },
+}
+
+/// Why the application could not send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SendError {
+    /// The payload is longer than a frame of this version holds.
+    TooLong { len: usize, max: usize },
+    /// v3: this device's counter space is exhausted (re-key the network).
+    CounterExhausted,
+}
+
+/// The central state machine.
+pub struct Central<R: Entropy> {
+    codec: Codec,
+    me: Mac,
+    rng: R,
+    base: u128,
+    base_at: u64,
+    last_sent: u128,
+    next_broadcast: u64,
+    tids: TidCache<TID_CAPACITY>,
+    peers: CounterTable<PEER_CAPACITY>,
+    counters: Counters,
+    pair_answers: Bucket,
+    answers: Bucket,
+    out: Outbox<CentralEvent, OUTBOX>,
+}
+
+impl<R: Entropy> Central<R> {
+    /// A central with address `me` on `channel`, starting at `now`. `peers` are the persisted
+    /// peer counters and `counter` this device's persisted counter reservation (both v3; empty
+    /// and 0 on a fresh device). Peers beyond the table's capacity are ignored (and refused
+    /// until the table is cleared). The first outputs tune the radio and broadcast the time.
+    pub fn new(
+        codec: Codec,
+        me: Mac,
+        channel: u8,
+        mut rng: R,
+        peers: &[(SenderId, u64)],
+        counter: u64,
+        now: u64,
+    ) -> Self {
+        let mut raw = [0u8; 16];
+        rng.fill(&mut raw[4..]);
+        raw[4] &= 0x7f; // 95 random bits, as the reference
+        let base = u128::from_be_bytes(raw);
+        let mut table = CounterTable::new();
+        for chunk in peers.chunks(1) {
+            // Merge one by one so a long list fills the table instead of failing as a whole.
+            let _ = table.restore(chunk);
+        }
+        let mut c = Central {
+            codec,
+            me,
+            rng,
+            base,
+            base_at: now,
+            last_sent: 0,
+            next_broadcast: now,
+            tids: TidCache::default(),
+            peers: table,
+            counters: Counters::new(counter),
+            pair_answers: Bucket::new(PAIR_BURST, PAIR_REFILL_MS, now),
+            answers: Bucket::new(ANSWER_BURST, ANSWER_REFILL_MS, now),
+            out: Outbox::new(),
+        };
+        c.out.push(Output::SetChannel(channel));
+        c.tick(now);
+        c
+    }
+
+    /// The wire format.
+    pub fn version(&self) -> Version {
+        self.codec.version()
+    }
+
+    /// The network time at `now`.
+    pub fn time(&self, now: u64) -> Timestamp {
+        let t = self.base + u128::from(now.saturating_sub(self.base_at));
+        Timestamp::new(t).unwrap_or(Timestamp::MAX)
+    }
+
+    /// When [`tick`](Self::tick) must be called next.
+    pub fn next_deadline(&self) -> u64 {
+        self.next_broadcast
+    }
+
+    /// The next output, if any.
+    pub fn poll(&mut self) -> Option<Output<CentralEvent>> {
+        self.out.pop()
+    }
+
+    /// Outputs lost because the caller did not drain [`poll`](Self::poll).
+    pub fn overflows(&self) -> u32 {
+        self.out.overflows
+    }
+
+    /// The known v3 peers and their last accepted counters.
+    pub fn peers(&self) -> impl Iterator<Item = (SenderId, u64)> + '_ {
+        self.peers.entries()
+    }
+
+    /// Time passes.
+    pub fn tick(&mut self, now: u64) {
+        if now >= self.next_broadcast {
+            self.broadcast(TsSubtype::Default, now);
+        }
+    }
+
+    /// Broadcast `payload` to every peripheral of the network (back-data).
+    pub fn send_backdata(&mut self, payload: &[u8], now: u64) -> Result<(), SendError> {
+        let max = self.codec.version().max_backdata_payload();
+        if payload.len() > max {
+            return Err(SendError::TooLong {
+                len: payload.len(),
+                max,
+            });
+        }
+        if self.broadcast(TsSubtype::Backdata(payload), now) {
+            Ok(())
+        } else {
+            Err(SendError::CounterExhausted)
+        }
+    }
+
+    /// A frame arrived from `from` with `rssi`, at `now`.
+    pub fn receive(&mut self, from: Mac, rssi: i8, bytes: &[u8], now: u64) {
+        let mut scratch = Scratch::new();
+        let opened = match self.codec.open(bytes, &mut scratch) {
+            Ok(o) => o,
+            Err(e) => return self.drop(from, DropReason::Undecodable(e)),
+        };
+        let origin = match opened.sender {
+            Some((sender, _)) if sender.0 != from => {
+                return self.drop(from, DropReason::SenderMismatch)
+            }
+            Some((sender, counter)) => match self.peers.check(&sender, counter) {
+                Ok(()) => Some((sender, counter)),
+                Err(e) => return self.drop(from, DropReason::Replay(e)),
+            },
+            None => None,
+        };
+        match opened.msg {
+            Msg::PairRequest { challenge } => {
+                if !self.pair_answers.take(now) {
+                    return self.drop(from, DropReason::Throttled);
+                }
+                if !self.accept_counter(origin, now) {
+                    return self.drop(from, DropReason::Replay(ReplayError::Stale));
+                }
+                let subtype = match self.codec {
+                    Codec::V2 { .. } => TsSubtype::Default,
+                    Codec::V3 { .. } => TsSubtype::Confirm(challenge),
+                };
+                self.broadcast(subtype, now);
+            }
+            Msg::Wakeup { tid } => {
+                if let Err(e) = self.fresh_tid(origin, tid, now) {
+                    return self.drop(from, DropReason::Replay(e));
+                }
+                if !self.answers.take(now) {
+                    return self.drop(from, DropReason::Throttled);
+                }
+                self.confirm(tid, now);
+            }
+            Msg::Ping { ts, tid } => {
+                if !within(ts, self.time(now), CENTRAL_SKEW_MS) {
+                    return self.drop(from, DropReason::OutOfWindow);
+                }
+                if let Err(e) = self.fresh_tid(origin, tid, now) {
+                    return self.drop(from, DropReason::Replay(e));
+                }
+                if !self.answers.take(now) {
+                    return self.drop(from, DropReason::Throttled);
+                }
+                self.confirm(tid, now);
+            }
+            Msg::Data { ts, tid, payload } => {
+                // v3 may send before it knows the time (zero timestamp): the counter protects it.
+                let fast_path = origin.is_some() && ts == Timestamp::ZERO;
+                if !fast_path && !within(ts, self.time(now), CENTRAL_SKEW_MS) {
+                    return self.drop(from, DropReason::OutOfWindow);
+                }
+                if let Err(e) = self.fresh_tid(origin, tid, now) {
+                    return self.drop(from, DropReason::Replay(e));
+                }
+                let payload = Payload::new(payload);
+                self.confirm(tid, now);
+                self.out.push(Output::Event(CentralEvent::Data {
+                    from,
+                    rssi,
+                    payload,
+                }));
+            }
+            Msg::Timestamp { .. } => self.drop(from, DropReason::Unexpected),
+        }
+    }
+
+    /// v2: the tid must be new within the window. v3: the counter (checked already) is
+    /// recorded and persisted instead.
+    fn fresh_tid(
+        &mut self,
+        origin: Option<(SenderId, u64)>,
+        tid: Tid,
+        now: u64,
+    ) -> Result<(), ReplayError> {
+        match origin {
+            None => self.tids.check_and_insert(tid, now),
+            Some(_) if self.accept_counter(origin, now) => Ok(()),
+            Some(_) => Err(ReplayError::Stale),
+        }
+    }
+
+    fn accept_counter(&mut self, origin: Option<(SenderId, u64)>, now: u64) -> bool {
+        let Some((sender, counter)) = origin else {
+            return true;
+        };
+        if self.peers.accept(sender, counter, now).is_err() {
+            return false;
+        }
+        self.out
+            .push(Output::Persist(Persist::PeerCounter(sender, counter)));
+        true
+    }
+
+    fn confirm(&mut self, tid: Tid, now: u64) {
+        self.broadcast(TsSubtype::Confirm(tid), now);
+    }
+
+    fn drop(&mut self, from: Mac, reason: DropReason) {
+        self.out
+            .push(Output::Event(CentralEvent::Dropped { from, reason }));
+    }
+
+    /// Broadcasts a timestamp frame and restarts the broadcast period. False if it could not
+    /// be sealed (v3 counter space exhausted).
+    fn broadcast(&mut self, subtype: TsSubtype<'_>, now: u64) -> bool {
+        let t = self.time(now).as_millis().max(self.last_sent + 1);
+        self.last_sent = t;
+        let msg = Msg::Timestamp {
+            subtype,
+            ttid: self.rng.tid(),
+            ts: Timestamp::new(t).unwrap_or(Timestamp::MAX),
+        };
+        self.next_broadcast = now
+            .saturating_add(BROADCAST_EVERY_MS)
+            .saturating_add(self.rng.below(BROADCAST_FUDGE_MS));
+        let frame: Option<FrameBuf> = sealed(
+            &self.codec,
+            &self.me,
+            &mut self.counters,
+            &mut self.rng,
+            &mut self.out,
+            &msg,
+        );
+        match frame {
+            Some(frame) => {
+                self.out.push(Output::Send {
+                    to: BROADCAST,
+                    frame,
+                    ack: false,
+                });
+                true
+            }
+            None => false,
+        }
+    }
+}
