@@ -145,14 +145,34 @@ impl fmt::Display for Broker {
 }
 
 /// ESP-NOW link settings, all optional at this level.
-#[derive(Clone, PartialEq, Eq, Default)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct EspNow {
     /// `espnowgroup`.
     pub group: Option<String>,
-    /// `espnowpsk`.
+    /// `espnowpsk`. With wire format 3 it must be at least [`MIN_V3_PSK_LEN`] characters.
     pub psk: Option<String>,
     /// `espnowchannel`, 1..=13 (used by a central).
     pub channel: Option<u8>,
+    /// `espnowversion`: the wire format, 2 (the reference's, for networks with MicroPython
+    /// devices) or 3 (Hearth's, the default).
+    pub version: u8,
+}
+
+/// The default `espnowversion`.
+pub const DEFAULT_ESPNOW_VERSION: u8 = 3;
+/// Shortest `espnowpsk` accepted with `espnowversion 3`: its key schedule does not stretch
+/// passwords, so the PSK must carry the entropy itself.
+pub const MIN_V3_PSK_LEN: usize = 16;
+
+impl Default for EspNow {
+    fn default() -> Self {
+        EspNow {
+            group: None,
+            psk: None,
+            channel: None,
+            version: DEFAULT_ESPNOW_VERSION,
+        }
+    }
 }
 
 impl fmt::Debug for EspNow {
@@ -161,6 +181,7 @@ impl fmt::Debug for EspNow {
             .field("group", &self.group)
             .field("psk", &self.psk.as_ref().map(|_| Redacted))
             .field("channel", &self.channel)
+            .field("version", &self.version)
             .finish()
     }
 }

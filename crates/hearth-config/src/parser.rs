@@ -395,6 +395,26 @@ impl<'a, 's> Reader<'a, 's> {
                 // The range is 1..=13, so the cast is exact.
                 .map(|c| c as u8)
         });
+        let version = self
+            .optional(Key::EspNowVersion, |v| match v {
+                "2" => Ok(2u8),
+                "3" => Ok(3u8),
+                _ => Err("2 (the reference's wire format) or 3 (Hearth's)".into()),
+            })
+            .or_default(crate::model::DEFAULT_ESPNOW_VERSION);
+        if let (Some(3), Field::Given(line, p)) = (version, &psk) {
+            if p.chars().count() < crate::model::MIN_V3_PSK_LEN {
+                self.conflict(
+                    Some(*line),
+                    format!(
+                        "\"espnowpsk\" is {} characters; wire format 3 needs at least {} random characters (e.g. from `openssl rand -base64 18`), or write \"espnowversion 2\" for a network with reference devices",
+                        p.chars().count(),
+                        crate::model::MIN_V3_PSK_LEN
+                    ),
+                );
+                return None;
+            }
+        }
         let text = |f: Field<&str>| match f {
             Field::Invalid => None,
             f => Some(f.value().map(str::to_string)),
@@ -408,6 +428,7 @@ impl<'a, 's> Reader<'a, 's> {
             group: group?,
             psk: psk?,
             channel: channel?,
+            version: version?,
         })
     }
 

@@ -65,6 +65,9 @@ impl Config {
         if let Some(c) = self.espnow.channel {
             put(Key::EspNowChannel, &c.to_string());
         }
+        if self.espnow.version != crate::model::DEFAULT_ESPNOW_VERSION {
+            put(Key::EspNowVersion, &self.espnow.version.to_string());
+        }
         let numbers = [
             (Key::StartDelay, t.start_delay_s, d.start_delay_s),
             (Key::WdGrace, t.watchdog_grace_s, d.watchdog_grace_s),

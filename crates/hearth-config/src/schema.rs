@@ -34,6 +34,7 @@ pub(crate) enum Key {
     EspNowGroup,
     EspNowPsk,
     EspNowChannel,
+    EspNowVersion,
     StartDelay,
     WdGrace,
     MayBlock,
@@ -49,7 +50,7 @@ pub(crate) enum Key {
 }
 
 impl Key {
-    pub(crate) const COUNT: usize = 25;
+    pub(crate) const COUNT: usize = 26;
 
     pub(crate) const ALL: [Key; Key::COUNT] = [
         Key::Profile,
@@ -65,6 +66,7 @@ impl Key {
         Key::EspNowGroup,
         Key::EspNowPsk,
         Key::EspNowChannel,
+        Key::EspNowVersion,
         Key::StartDelay,
         Key::WdGrace,
         Key::MayBlock,
@@ -94,6 +96,7 @@ impl Key {
             Key::EspNowGroup => "espnowgroup",
             Key::EspNowPsk => "espnowpsk",
             Key::EspNowChannel => "espnowchannel",
+            Key::EspNowVersion => "espnowversion",
             Key::StartDelay => "startdelay",
             Key::WdGrace => "wdgrace",
             Key::MayBlock => "mayblock",

@@ -113,7 +113,7 @@ fn reference_format_file_parses() {
     assert_eq!(c.espnow.group, None);
 
     // An ESP-NOW central on Ethernet, as in the reference's samples.
-    let text = "ssid (wired)\nmqttbroker broker\nmqttname TNowC\nwatchdog 1\nespnowgroup grp\nespnowpsk abcdefgh\nespnowchannel 6\nflavor tank\n";
+    let text = "ssid (wired)\nmqttbroker broker\nmqttname TNowC\nwatchdog 1\nespnowgroup grp\nespnowpsk abcdefgh\nespnowchannel 6\nespnowversion 2\nflavor tank\n";
     let c = ok(text);
     assert_eq!(c.network, Network::Wired);
     assert_eq!(c.espnow.group.as_deref(), Some("grp"));
@@ -384,7 +384,7 @@ fn ssid_rules() {
 
 #[test]
 fn no_network_makes_broker_optional() {
-    let base = "profile tank\nssid (none)\nmqttname Scale\nespnowgroup g\nespnowpsk k\n";
+    let base = "profile tank\nssid (none)\nmqttname Scale\nespnowgroup g\nespnowpsk k\nespnowversion 2\n";
     let c = ok(base);
     assert_eq!(c.network, Network::None);
     assert_eq!(c.mqtt.broker, None);
@@ -392,7 +392,7 @@ fn no_network_makes_broker_optional() {
     assert!(ok(&format!("{base}mqttbroker b\n")).mqtt.broker.is_some());
     assert_eq!(
         one(&format!("{base}mqttbroker b:0\n")),
-        "config.txt:6: bad value for \"mqttbroker\": expected host or host:port with port 1..=65535, where host is a DNS name, an IPv4 address or an [IPv6] address"
+        "config.txt:7: bad value for \"mqttbroker\": expected host or host:port with port 1..=65535, where host is a DNS name, an IPv4 address or an [IPv6] address"
     );
     // mqttname stays required: it is the device's name.
     assert_eq!(
@@ -527,10 +527,10 @@ fn watchdog_compatibility() {
 #[test]
 fn espnow_keys() {
     let c = ok(&with(
-        "espnowgroup my group\nespnowpsk a long psk\nespnowchannel 13\n",
+        "espnowgroup my group\nespnowpsk a long psk of 24 chars\nespnowchannel 13\n",
     ));
     assert_eq!(c.espnow.group.as_deref(), Some("my group"));
-    assert_eq!(c.espnow.psk.as_deref(), Some("a long psk"));
+    assert_eq!(c.espnow.psk.as_deref(), Some("a long psk of 24 chars"));
     assert_eq!(c.espnow.channel, Some(13));
     for bad in ["0", "14", "x", "-1"] {
         assert!(one(&with(&format!("espnowchannel {bad}\n"))).contains("1..=13"));
@@ -812,7 +812,7 @@ capacity 10
 #[test]
 fn everything_round_trips() {
     let text = with(
-        "mqttuser u\nmqttkeepalive 45\nwatchdog 60\nespnowgroup g g\nespnowpsk k\nespnowchannel 1\nstartdelay 1\nwdgrace 2\nmayblock 3\nnetconnecttimeout 5\nnetretry 6\nnetretryfudge 7\nnetreboot 86400\nmqttbackoffms 100\nmqttbackoffmaxms 3600000\nmqttreboot 86400\nuptimeeval 11\nuptimeforce 12\n",
+        "mqttuser u\nmqttkeepalive 45\nwatchdog 60\nespnowgroup g g\nespnowpsk k\nespnowchannel 1\nespnowversion 2\nstartdelay 1\nwdgrace 2\nmayblock 3\nnetconnecttimeout 5\nnetretry 6\nnetretryfudge 7\nnetreboot 86400\nmqttbackoffms 100\nmqttbackoffmaxms 3600000\nmqttreboot 86400\nuptimeeval 11\nuptimeforce 12\n",
     );
     let c = ok(&text);
     assert_eq!(ok(&c.to_text()), c);
@@ -1000,4 +1000,17 @@ fn random_config_like_files_never_panic_and_round_trip() {
         }
     }
     assert!(valid > 100, "only {valid} valid files generated");
+}
+
+#[test]
+fn espnow_version_defaults_to_3_and_demands_a_long_psk() {
+    let base = "profile tank\nssid (none)\nmqttname Scale\nespnowgroup g\n";
+    let c = ok(&format!("{base}espnowpsk 0123456789abcdef\n"));
+    assert_eq!(c.espnow.version, 3);
+    let c = ok(&format!("{base}espnowpsk short\nespnowversion 2\n"));
+    assert_eq!(c.espnow.version, 2);
+    let e = one(&format!("{base}espnowpsk short\n"));
+    assert!(e.contains("config.txt:5:") && e.contains("at least 16"), "{e}");
+    let e = one(&format!("{base}espnowpsk 0123456789abcdef\nespnowversion 4\n"));
+    assert!(e.contains("config.txt:6:") && e.contains("2 (the reference"), "{e}");
 }
