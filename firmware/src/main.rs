@@ -245,12 +245,6 @@ async fn main(spawner: Spawner) -> ! {
         esp_alloc::HEAP.free()
     );
 
-    hearth_device::run(
-        loaded.settings,
-        &mut net,
-        &mut board,
-        &mut store,
-        &mut profile,
-    )
-    .await
+    let store = hearth_device::store::shared(store);
+    hearth_device::run(loaded.settings, &mut net, &mut board, &store, &mut profile).await
 }

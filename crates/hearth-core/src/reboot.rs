@@ -12,6 +12,8 @@ pub enum HardwareReset {
     Software,
     /// A brown-out or anything the platform cannot classify.
     Other,
+    /// The timer woke the chip from deep sleep (a battery device's normal cycle).
+    DeepSleepWake,
 }
 
 /// A reason the firmware itself decided to reset, stored before the reset.
@@ -47,6 +49,7 @@ pub fn boot_reason(hardware: HardwareReset, stored: Option<&str>) -> &str {
         HardwareReset::PowerOn => "power-on",
         HardwareReset::Watchdog => "watchdog",
         HardwareReset::Other => "other",
+        HardwareReset::DeepSleepWake => "deep-sleep wake",
         HardwareReset::Software => stored.unwrap_or("software: reason not recorded"),
     }
 }
@@ -71,5 +74,9 @@ mod tests {
         assert_eq!(boot_reason(HardwareReset::Watchdog, stale), "watchdog");
         assert_eq!(boot_reason(HardwareReset::PowerOn, stale), "power-on");
         assert_eq!(boot_reason(HardwareReset::Other, stale), "other");
+        assert_eq!(
+            boot_reason(HardwareReset::DeepSleepWake, stale),
+            "deep-sleep wake"
+        );
     }
 }

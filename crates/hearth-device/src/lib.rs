@@ -5,11 +5,13 @@
 
 extern crate alloc;
 
+pub mod link;
 pub mod platform;
 pub mod profiles;
 pub mod runtime;
 pub mod session;
 pub mod settings;
+pub mod store;
 
 pub use platform::{Board, DeviceStatus, NetError, Network};
 pub use profiles::Profile;

@@ -89,6 +89,13 @@ pub trait Board {
     /// Report a line about the device's own progress outside MQTT (console on the chip, the
     /// simulator's log on the host).
     fn console(&mut self, line: &str);
+    /// Deep-sleep for `ms`, then boot again with [`HardwareReset::DeepSleepWake`] (RAM is lost;
+    /// only flash and RTC memory survive). A board without deep sleep resets instead, which a
+    /// battery appliance survives too (it just spends the sleep awake).
+    fn deep_sleep(&mut self, ms: Millis) -> ! {
+        self.console(&alloc::format!("deep sleep of {ms} ms not supported: resetting"));
+        self.reset()
+    }
 }
 
 /// Length of an ESP-NOW (v1) frame's largest payload.

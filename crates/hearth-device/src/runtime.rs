@@ -21,10 +21,11 @@ use hearth_core::supervisor::{
 };
 use hearth_core::topics::Topics;
 use hearth_core::{Millis, SECOND};
-use hearth_storage::{keys, KvStore};
+use hearth_storage::keys;
 use rust_mqtt::buffer::AllocBuffer;
 
 use crate::platform::{Board, DeviceStatus, Network};
+pub use crate::store::SharedStore;
 use crate::profiles::Profile;
 use crate::session::{self, Incoming, MqttClient};
 use crate::settings::Settings;
@@ -75,7 +76,7 @@ pub async fn run<N, B, F, P>(
     settings: Settings,
     net: &mut N,
     board: &mut B,
-    store: &mut KvStore<F>,
+    store: &SharedStore<F>,
     profile: &mut P,
 ) -> !
 where
@@ -209,7 +210,7 @@ where
         if board.storage_stress() {
             stress += 1;
             let rec = stress_record(stress);
-            match store.set_bytes(keys::STRESS, &rec).await {
+            match store.lock().await.set_bytes(keys::STRESS, &rec).await {
                 Ok(()) => board.console(&format!("stress-ack {stress}")),
                 Err(e) => board.console(&format!("stress-write failed: {e}")),
             }
@@ -429,7 +430,7 @@ async fn handle_command<B: Board, F: NorFlash, P: Profile>(
     cmd: Command,
     pubs: &mut Publications,
     board: &mut B,
-    store: &mut KvStore<F>,
+    store: &SharedStore<F>,
     profile: &mut P,
     topics: &Topics,
 ) {
@@ -452,8 +453,8 @@ async fn handle_command<B: Board, F: NorFlash, P: Profile>(
                 ));
             }
             "resetstats" => {
-                let a = store.set_u32(keys::CONNLOST, 0).await;
-                let b = store.set_u32(keys::MQTTLOST, 0).await;
+                let a = store.lock().await.set_u32(keys::CONNLOST, 0).await;
+                let b = store.lock().await.set_u32(keys::MQTTLOST, 0).await;
                 pubs.log(match (a, b) {
                     (Ok(()), Ok(())) => String::from("stats reset"),
                     (Err(e), _) | (_, Err(e)) => format!("stats reset failed: {e}"),
@@ -478,7 +479,7 @@ async fn handle_command<B: Board, F: NorFlash, P: Profile>(
 async fn end_session<B: Board, F: NorFlash>(
     mqttsup: &mut MqttSupervisor,
     retry_at: &mut Millis,
-    store: &mut KvStore<F>,
+    store: &SharedStore<F>,
     board: &mut B,
     rng: &mut SplitMix64,
     pubs: &mut Publications,
@@ -506,8 +507,8 @@ async fn guarded<B: Board, T>(
     out
 }
 
-async fn bump<B: Board, F: NorFlash>(store: &mut KvStore<F>, key: keys::Key, board: &mut B) -> u32 {
-    match store.incr_u32(key).await {
+async fn bump<B: Board, F: NorFlash>(store: &SharedStore<F>, key: keys::Key, board: &mut B) -> u32 {
+    match store.lock().await.incr_u32(key).await {
         Ok(n) => n,
         Err(e) => {
             board.console(&format!("storage: counter update failed: {e}"));
@@ -518,18 +519,20 @@ async fn bump<B: Board, F: NorFlash>(store: &mut KvStore<F>, key: keys::Key, boa
 
 /// A counter's value; missing or unreadable counts as 0 (the read error is not worth a
 /// diagnostic of its own: the counter is informational).
-async fn counter<F: NorFlash>(store: &mut KvStore<F>, key: keys::Key) -> u32 {
-    store.get_u32(key).await.ok().flatten().unwrap_or(0)
+async fn counter<F: NorFlash>(store: &SharedStore<F>, key: keys::Key) -> u32 {
+    store.lock().await.get_u32(key).await.ok().flatten().unwrap_or(0)
 }
 
 /// Store the reason, then reset. A failed store is reported but does not stop the reset.
 async fn reboot<B: Board, F: NorFlash>(
     board: &mut B,
-    store: &mut KvStore<F>,
+    store: &SharedStore<F>,
     reason: RebootReason,
 ) -> ! {
     board.console(&format!("rebooting: {}", reason.as_str()));
     if let Err(e) = store
+        .lock()
+        .await
         .set_bytes(keys::REBOOT_REASON, reason.as_str().as_bytes())
         .await
     {
@@ -538,16 +541,16 @@ async fn reboot<B: Board, F: NorFlash>(
     board.reset()
 }
 
-async fn boot_report<B: Board, F: NorFlash>(board: &mut B, store: &mut KvStore<F>) -> String {
+async fn boot_report<B: Board, F: NorFlash>(board: &mut B, store: &SharedStore<F>) -> String {
     let hardware = board.hardware_reset();
     let mut buf = [0u8; 64];
-    let stored = match store.get_bytes(keys::REBOOT_REASON, &mut buf).await {
+    let stored = match store.lock().await.get_bytes(keys::REBOOT_REASON, &mut buf).await {
         Ok(Some(n)) => core::str::from_utf8(&buf[..n]).ok().map(String::from),
         _ => None,
     };
     let reason = String::from(boot_reason(hardware, stored.as_deref()));
     if stored.is_some() {
-        if let Err(e) = store.remove(keys::REBOOT_REASON).await {
+        if let Err(e) = store.lock().await.remove(keys::REBOOT_REASON).await {
             board.console(&format!("storage: could not clear the reboot reason: {e}"));
         }
     }
@@ -559,9 +562,9 @@ async fn boot_report<B: Board, F: NorFlash>(board: &mut B, store: &mut KvStore<F
     reason
 }
 
-async fn store_stress_read<F: NorFlash>(store: &mut KvStore<F>) -> Result<Option<u64>, String> {
+async fn store_stress_read<F: NorFlash>(store: &SharedStore<F>) -> Result<Option<u64>, String> {
     let mut buf = [0u8; 64];
-    match store.get_bytes(keys::STRESS, &mut buf).await {
+    match store.lock().await.get_bytes(keys::STRESS, &mut buf).await {
         Ok(Some(n)) => parse_stress_record(&buf[..n])
             .map(Some)
             .ok_or_else(|| String::from("record does not verify")),

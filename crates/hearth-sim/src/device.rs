@@ -197,6 +197,7 @@ fn reset_cause() -> HardwareReset {
     match std::env::var(RESET_CAUSE_ENV).as_deref() {
         Ok("software") => HardwareReset::Software,
         Ok("watchdog") => HardwareReset::Watchdog,
+        Ok("deep-sleep") => HardwareReset::DeepSleepWake,
         Ok("power-on") | Err(_) => HardwareReset::PowerOn,
         Ok(_) => HardwareReset::Other,
     }
@@ -282,7 +283,7 @@ async fn device_task(parts: Parts) {
         flash,
         bus,
     } = parts;
-    let mut store = match KvStore::open(flash, 0..FLASH_SIZE).await {
+    let store = match KvStore::open(flash, 0..FLASH_SIZE).await {
         Ok(store) => {
             let report = store.report();
             if let Some(reason) = report.formatted {
@@ -299,7 +300,8 @@ async fn device_task(parts: Parts) {
     };
     let now = embassy_time::Instant::now().as_millis();
     let mut profile = Weather::new(bus.clone(), bus, embassy_time::Delay, now);
-    hearth_device::run(settings, &mut net, &mut board, &mut store, &mut profile).await
+    let store = hearth_device::store::shared(store);
+    hearth_device::run(settings, &mut net, &mut board, &store, &mut profile).await
 }
 
 /// `hearth sim-device`: run the device until it resets.

@@ -159,6 +159,25 @@ pub const CONNLOST: Key = Key(0x0100);
 pub const MQTTLOST: Key = Key(0x0101);
 /// Reserved for the storage stress test: a blob of 8 to 64 bytes.
 pub const STRESS: Key = Key(0xF000);
+/// ESP-NOW peripheral: its pairing, central MAC (6 bytes) then channel (1 byte).
+pub const NETNOW_PAIRING: Key = Key(0x0200);
+/// ESP-NOW (v3): this device's counter reservation, a little-endian `u64` (8 bytes): counters
+/// below it may have been used.
+pub const NETNOW_COUNTER: Key = Key(0x0201);
+/// ESP-NOW central (v3): the first of [`NETNOW_PEER_SLOTS`] keys holding one peer each, sender id
+/// (6 bytes) then its last accepted counter (little-endian `u64`), 14 bytes.
+pub const NETNOW_PEER_FIRST: Key = Key(0x0220);
+/// How many peer keys follow [`NETNOW_PEER_FIRST`] (`0x0220..=0x023F`).
+pub const NETNOW_PEER_SLOTS: u16 = 32;
+
+/// The key of central peer slot `i` (`None` beyond [`NETNOW_PEER_SLOTS`]).
+pub const fn netnow_peer(i: u16) -> Option<Key> {
+    if i < NETNOW_PEER_SLOTS {
+        Some(Key(NETNOW_PEER_FIRST.0 + i))
+    } else {
+        None
+    }
+}
 
 /// Every well-known key with its declared type and bounds.
 pub const WELL_KNOWN: &[KeySpec] = &[
@@ -189,6 +208,20 @@ pub const WELL_KNOWN: &[KeySpec] = &[
         kind: ValueKind::U32,
         min_len: 4,
         max_len: 4,
+    },
+    KeySpec {
+        key: NETNOW_PAIRING,
+        name: "NETNOW_PAIRING",
+        kind: ValueKind::Bytes,
+        min_len: 7,
+        max_len: 7,
+    },
+    KeySpec {
+        key: NETNOW_COUNTER,
+        name: "NETNOW_COUNTER",
+        kind: ValueKind::Bytes,
+        min_len: 8,
+        max_len: 8,
     },
     KeySpec {
         key: STRESS,

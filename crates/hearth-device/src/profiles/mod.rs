@@ -6,6 +6,8 @@ use alloc::string::String;
 use hearth_core::publish::{PubId, Publications};
 use hearth_core::Millis;
 
+pub mod forwarder;
+pub mod tnowp;
 pub mod weather;
 
 use hearth_config::{Config, ConfigErrors, KeySpec};
