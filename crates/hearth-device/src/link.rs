@@ -73,10 +73,7 @@ impl LinkSettings {
     /// The link settings of `config`; a central also needs `espnowchannel`.
     pub fn from_config(config: &Config, central: bool) -> Result<Self, LinkConfigError> {
         let e = &config.espnow;
-        let psk = e
-            .psk
-            .clone()
-            .ok_or(LinkConfigError::Missing("espnowpsk"))?;
+        let psk = e.psk.clone().ok_or(LinkConfigError::Missing("espnowpsk"))?;
         let group = e
             .group
             .clone()
@@ -344,7 +341,11 @@ pub async fn run_central<R: Radio, F: NorFlash>(
     port.push_log(format!(
         "espnow central {} on channel {channel}, wire format v{}, {} peers restored",
         mac_text(&radio.mac()),
-        if settings.version == Version::V2 { 2 } else { 3 },
+        if settings.version == Version::V2 {
+            2
+        } else {
+            3
+        },
         peers.len()
     ));
     let mut last_drop_log: Option<Millis> = None;
@@ -502,7 +503,11 @@ pub async fn run_peripheral<B: Board, R: Radio, F: NorFlash, A: PeripheralApp>(
     board.console(&format!(
         "espnow peripheral {}, wire format v{}, {}",
         mac_text(&radio.mac()),
-        if settings.version == Version::V2 { 2 } else { 3 },
+        if settings.version == Version::V2 {
+            2
+        } else {
+            3
+        },
         match pairing {
             Some(p) => format!(
                 "paired with {} on channel {}",
@@ -525,6 +530,10 @@ pub async fn run_peripheral<B: Board, R: Radio, F: NorFlash, A: PeripheralApp>(
         let now = now_ms();
         board.heartbeat(now);
         board.housekeeping(now).await;
+        if board.take_repair_request() {
+            board.console("espnow: re-pair requested: forgetting the pairing");
+            peripheral.repair(now);
+        }
         peripheral.tick(now);
         while let Some(o) = peripheral.poll() {
             let action = match o {

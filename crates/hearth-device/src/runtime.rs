@@ -25,10 +25,10 @@ use hearth_storage::keys;
 use rust_mqtt::buffer::AllocBuffer;
 
 use crate::platform::{Board, DeviceStatus, Network};
-pub use crate::store::SharedStore;
 use crate::profiles::Profile;
 use crate::session::{self, Incoming, MqttClient};
 use crate::settings::Settings;
+pub use crate::store::SharedStore;
 
 /// The loop comes around at least this often, even with nothing to do.
 pub const LOOP_PERIOD: Millis = SECOND;
@@ -520,7 +520,14 @@ async fn bump<B: Board, F: NorFlash>(store: &SharedStore<F>, key: keys::Key, boa
 /// A counter's value; missing or unreadable counts as 0 (the read error is not worth a
 /// diagnostic of its own: the counter is informational).
 async fn counter<F: NorFlash>(store: &SharedStore<F>, key: keys::Key) -> u32 {
-    store.lock().await.get_u32(key).await.ok().flatten().unwrap_or(0)
+    store
+        .lock()
+        .await
+        .get_u32(key)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(0)
 }
 
 /// Store the reason, then reset. A failed store is reported but does not stop the reset.
@@ -544,7 +551,12 @@ async fn reboot<B: Board, F: NorFlash>(
 async fn boot_report<B: Board, F: NorFlash>(board: &mut B, store: &SharedStore<F>) -> String {
     let hardware = board.hardware_reset();
     let mut buf = [0u8; 64];
-    let stored = match store.lock().await.get_bytes(keys::REBOOT_REASON, &mut buf).await {
+    let stored = match store
+        .lock()
+        .await
+        .get_bytes(keys::REBOOT_REASON, &mut buf)
+        .await
+    {
         Ok(Some(n)) => core::str::from_utf8(&buf[..n]).ok().map(String::from),
         _ => None,
     };

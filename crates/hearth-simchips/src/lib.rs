@@ -1,8 +1,10 @@
-//! Bus-level simulation of the chips on Hearth's I2C buses.
+//! Bus-level simulation of the chips on Hearth's I2C buses (and of the HX711 on its GPIOs).
 //!
 //! [`bus::SimI2cBus`] implements the `embedded-hal` / `embedded-hal-async` I2C traits and routes
 //! every transfer to a register-level model of a chip ([`hdc1080::Hdc1080Model`],
 //! [`bme280::Bme280Model`]), so the real drivers of `hearth-drivers` run unchanged on the host.
+//! The HX711 load-cell ADC is not on I2C: [`hx711::Hx711Model`] models it bit by bit behind two
+//! simulated GPIO pins.
 //! The models sense a shared [`ambient::Ambient`] (the physical truth), which
 //! [`weather::WeatherModel`] moves like real weather. Faults ([`fault::ChipFault`]) are injected
 //! per chip at run time. Time is virtual ([`clock::SimClock`]): it moves only when told to, so
@@ -14,6 +16,7 @@ pub mod bus;
 pub mod clock;
 pub mod fault;
 pub mod hdc1080;
+pub mod hx711;
 mod prng;
 pub mod weather;
 
@@ -21,4 +24,5 @@ pub use ambient::{Ambient, Conditions};
 pub use bus::{BusFault, I2cDevice, SimBusError, SimI2cBus, SimI2cError};
 pub use clock::{SimClock, SimDelay};
 pub use fault::{parse_sensor_fault, ChipFault};
+pub use hx711::{Hx711Dout, Hx711Fault, Hx711Model, Hx711Sck, LoadCell};
 pub use weather::{weather_station, weather_station_on, WeatherHandle, WeatherModel};

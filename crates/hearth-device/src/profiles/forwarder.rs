@@ -219,8 +219,7 @@ impl super::Profile for Forwarder<'_> {
             self.forward(r, pubs, now);
         }
         if self.flavor == Flavor::TNowC && now >= self.next_backdata {
-            self.next_backdata =
-                now + TNOWC_BACKDATA_EVERY + self.rng.below(TNOWC_BACKDATA_EVERY);
+            self.next_backdata = now + TNOWC_BACKDATA_EVERY + self.rng.below(TNOWC_BACKDATA_EVERY);
             let rssi = self.last_rssi.map_or(1001, i32::from);
             let payload = format!("stat/TNowP/YourRSSI\n{rssi}");
             if !self.port.send_backdata(payload.into_bytes()) {
@@ -250,12 +249,18 @@ mod tests {
             parse_payload(sm, b"stat/Kitchen/Malfunction\n8"),
             Ok((1, "8".into()))
         );
-        assert_eq!(parse_payload(sm, b"stat/LPScale/Weight"), Err(Reject::Malformed));
+        assert_eq!(
+            parse_payload(sm, b"stat/LPScale/Weight"),
+            Err(Reject::Malformed)
+        );
         assert_eq!(
             parse_payload(sm, b"stat/LPScale/Weight\n1\n2"),
             Err(Reject::Malformed)
         );
-        assert_eq!(parse_payload(sm, &[0xff, b'\n', b'1']), Err(Reject::Malformed));
+        assert_eq!(
+            parse_payload(sm, &[0xff, b'\n', b'1']),
+            Err(Reject::Malformed)
+        );
         assert_eq!(
             parse_payload(sm, b"stat/LPScale/Weight\nheavy"),
             Err(Reject::BadValue("heavy".into()))
@@ -273,7 +278,10 @@ mod tests {
             Err(Reject::UnknownTopic("cmnd/LPScale/Weight".into()))
         );
         let t = Flavor::TNowC;
-        assert_eq!(parse_payload(t, b"stat/TNow/Value\nhi"), Ok((0, "hi".into())));
+        assert_eq!(
+            parse_payload(t, b"stat/TNow/Value\nhi"),
+            Ok((0, "hi".into()))
+        );
         assert_eq!(
             parse_payload(t, b"stat/TNow/YourRSSI\n-61"),
             Ok((0, "-61".into()))

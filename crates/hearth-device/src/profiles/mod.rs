@@ -7,13 +7,15 @@ use hearth_core::publish::{PubId, Publications};
 use hearth_core::Millis;
 
 pub mod forwarder;
+pub mod scale_filter;
+pub mod scale_sensor;
 pub mod tnowp;
 pub mod weather;
 
 use hearth_config::{Config, ConfigErrors, KeySpec};
 
 /// The profiles this build contains (the values `profile` accepts).
-pub const PROFILES: &[&str] = &["weather"];
+pub const PROFILES: &[&str] = &["weather", "scale_manager", "scale_sensor", "tnowc", "tnowp"];
 
 /// Keys the board and the profiles add to `config.txt` beyond Hearth's own: board wiring
 /// (status LED, W5500 Ethernet on SPI for `ssid (wired)`) and the weather station's I2C pins.
@@ -34,7 +36,38 @@ pub const CONFIG_KEYS: &[KeySpec] = &[
     gpio_key("ethrst"),
     gpio_key("i2csda"),
     gpio_key("i2cscl"),
+    gpio_key("hx711sck"),
+    gpio_key("hx711dout"),
+    KeySpec {
+        name: "calibration_a",
+        required: false,
+        validator: number,
+    },
+    KeySpec {
+        name: "calibration_b",
+        required: false,
+        validator: number,
+    },
+    KeySpec {
+        name: "sleep",
+        required: false,
+        validator: seconds,
+    },
 ];
+
+fn number(value: &str) -> Result<(), &'static str> {
+    match value.parse::<f32>() {
+        Ok(x) if x.is_finite() => Ok(()),
+        _ => Err("expected a number, e.g. 21530.5 or -8.2e4"),
+    }
+}
+
+fn seconds(value: &str) -> Result<(), &'static str> {
+    match value.parse::<u32>() {
+        Ok(s) if (10..=86_400).contains(&s) => Ok(()),
+        _ => Err("expected whole seconds 10..=86400"),
+    }
+}
 
 const fn gpio_key(name: &'static str) -> KeySpec {
     KeySpec {
@@ -124,6 +157,64 @@ mod tests {
                 text.contains("config.txt:5:") && text.contains(expect),
                 "{text}"
             );
+        }
+    }
+}
+
+/// How a validated config is run: what both the simulator and the firmware start for it.
+#[derive(Debug, Clone)]
+pub enum Plan {
+    /// The MQTT runtime with a profile: `weather`, or a forwarding ESP-NOW central (`link` is
+    /// then its link).
+    Mqtt {
+        /// Runtime settings.
+        settings: crate::settings::Settings,
+        /// The central's link, for `scale_manager` and `tnowc`.
+        central: Option<(forwarder::Flavor, crate::link::LinkSettings)>,
+    },
+    /// A battery ESP-NOW peripheral without Wi-Fi or MQTT: `scale_sensor` (with its settings)
+    /// or `tnowp`.
+    Peripheral {
+        /// Its link.
+        link: crate::link::LinkSettings,
+        /// The scale's settings, for `scale_sensor`.
+        scale: Option<scale_sensor::ScaleSettings>,
+    },
+}
+
+/// Decide how to run `config`, checking what its profile needs beyond the per-key rules (a
+/// broker for the MQTT profiles, the ESP-NOW keys for the link ones, `ssid (none)` for the
+/// battery ones, the scale's calibration). Errors are one line each.
+pub fn plan(config: &Config) -> Result<Plan, String> {
+    use crate::link::LinkSettings;
+    let link = |central: bool| {
+        LinkSettings::from_config(config, central).map_err(|e| alloc::format!("{e}"))
+    };
+    match config.profile.as_str() {
+        p @ ("scale_sensor" | "tnowp") => {
+            if config.network != hearth_config::Network::None {
+                return Err(alloc::format!(
+                    "profile {p} is a battery ESP-NOW device without Wi-Fi: write \"ssid (none)\""
+                ));
+            }
+            let scale = match p {
+                "scale_sensor" => Some(scale_sensor::ScaleSettings::from_config(config)?),
+                _ => None,
+            };
+            Ok(Plan::Peripheral {
+                link: link(false)?,
+                scale,
+            })
+        }
+        p => {
+            let settings = crate::settings::Settings::from_config(config)
+                .map_err(|e| alloc::format!("{e}"))?;
+            let central = match p {
+                "scale_manager" => Some((forwarder::Flavor::ScaleManager, link(true)?)),
+                "tnowc" => Some((forwarder::Flavor::TNowC, link(true)?)),
+                _ => None,
+            };
+            Ok(Plan::Mqtt { settings, central })
         }
     }
 }
