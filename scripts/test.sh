@@ -59,6 +59,9 @@ cargo build --locked --target "$NO_STD_TARGET" "${args[@]}"
 step "firmware for ESP32-C3 and ESP32-C6: release build, flashable images, size budget"
 scripts/firmware.sh
 
+step "fuzz the ESP-NOW frame decoders (v2 and v3, 20 s each)"
+scripts/fuzz.sh 20
+
 step "unit, image and scenario tests"
 cargo test --workspace --all-features --locked -- --test-threads "${HEARTH_TEST_THREADS:-6}"
 

@@ -384,7 +384,8 @@ fn ssid_rules() {
 
 #[test]
 fn no_network_makes_broker_optional() {
-    let base = "profile tank\nssid (none)\nmqttname Scale\nespnowgroup g\nespnowpsk k\nespnowversion 2\n";
+    let base =
+        "profile tank\nssid (none)\nmqttname Scale\nespnowgroup g\nespnowpsk k\nespnowversion 2\n";
     let c = ok(base);
     assert_eq!(c.network, Network::None);
     assert_eq!(c.mqtt.broker, None);
@@ -1010,7 +1011,15 @@ fn espnow_version_defaults_to_3_and_demands_a_long_psk() {
     let c = ok(&format!("{base}espnowpsk short\nespnowversion 2\n"));
     assert_eq!(c.espnow.version, 2);
     let e = one(&format!("{base}espnowpsk short\n"));
-    assert!(e.contains("config.txt:5:") && e.contains("at least 16"), "{e}");
-    let e = one(&format!("{base}espnowpsk 0123456789abcdef\nespnowversion 4\n"));
-    assert!(e.contains("config.txt:6:") && e.contains("2 (the reference"), "{e}");
+    assert!(
+        e.contains("config.txt:5:") && e.contains("at least 16"),
+        "{e}"
+    );
+    let e = one(&format!(
+        "{base}espnowpsk 0123456789abcdef\nespnowversion 4\n"
+    ));
+    assert!(
+        e.contains("config.txt:6:") && e.contains("2 (the reference"),
+        "{e}"
+    );
 }

@@ -89,14 +89,14 @@ pub trait Board {
     /// Report a line about the device's own progress outside MQTT (console on the chip, the
     /// simulator's log on the host).
     fn console(&mut self, line: &str);
-    /// Deep-sleep for `ms`, then boot again with [`HardwareReset::DeepSleepWake`] (RAM is lost;
-    /// only flash and RTC memory survive). A board without deep sleep resets instead, which a
-    /// battery appliance survives too (it just spends the sleep awake).
     /// Has the user asked an ESP-NOW peripheral to forget its pairing (a button on the chip,
     /// `hearth sim ctl … repair` in the simulator)? Reading clears the request.
     fn take_repair_request(&mut self) -> bool {
         false
     }
+    /// Deep-sleep for `ms`, then boot again with [`HardwareReset::DeepSleepWake`] (RAM is lost;
+    /// only flash and RTC memory survive). A board without deep sleep resets instead, which a
+    /// battery appliance survives too (it just spends the sleep awake).
     fn deep_sleep(&mut self, ms: Millis) -> ! {
         self.console(&alloc::format!(
             "deep sleep of {ms} ms not supported: resetting"

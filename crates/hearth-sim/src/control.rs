@@ -36,13 +36,18 @@ pub enum ControlCmd {
     StorageStress(bool),
     /// One-line status.
     Status,
+    /// Put this load (grams) on the scale's load cell (`load 12.5`, in kg).
+    Load(i64),
+    /// Ask an ESP-NOW peripheral to forget its pairing and scan again (the reference's
+    /// `pair.txt`).
+    Repair,
 }
 
 /// Help text listing every command.
 pub const HELP: &str =
     "commands: wifi up|down|stuck, block SECONDS, slow SECONDS, power-cut, quit, \
-sensor CHIP FAULT (chips: hdc1080, bme280; faults: ok, absent, readfails, garbage), \
-storage-stress on|off, status";
+sensor CHIP FAULT (chips: hdc1080, bme280; faults: ok, absent, readfails, garbage; \
+chip hx711: ok, absent, readfails, unstable), load KG, repair, storage-stress on|off, status";
 
 fn seconds(word: &str) -> Result<u64, String> {
     let s: f64 = word
@@ -52,6 +57,16 @@ fn seconds(word: &str) -> Result<u64, String> {
         return Err(format!("seconds must be between 0 and 3600, got {word}"));
     }
     Ok((s * 1000.0).round() as u64)
+}
+
+/// A load in kg (-1000..=1000) as grams.
+fn grams(word: &str) -> Result<i64, String> {
+    match word.parse::<f64>() {
+        Ok(kg) if (-1000.0..=1000.0).contains(&kg) => Ok((kg * 1000.0).round() as i64),
+        _ => Err(format!(
+            "expected a load in kg between -1000 and 1000, got {word:?}"
+        )),
+    }
 }
 
 impl ControlCmd {
@@ -69,10 +84,17 @@ impl ControlCmd {
             ["power-cut"] => Ok(Self::PowerCut),
             ["quit"] => Ok(Self::Quit),
             ["status"] => Ok(Self::Status),
+            ["sensor", "hx711", fault] => {
+                fault.parse::<hearth_simchips::hx711::Hx711Fault>()?;
+                Ok(Self::Sensor("hx711".into(), (*fault).into()))
+            }
             ["sensor", chip, fault] => {
                 hearth_simchips::parse_sensor_fault(chip, fault)?;
                 Ok(Self::Sensor((*chip).into(), (*fault).into()))
             }
+            ["load", kg] => Ok(Self::Load(grams(kg)?)),
+            ["load", ..] => Err("usage: load KG".into()),
+            ["repair"] => Ok(Self::Repair),
             ["sensor", ..] => Err("usage: sensor CHIP FAULT".into()),
             ["storage-stress", "on"] => Ok(Self::StorageStress(true)),
             ["storage-stress", "off"] => Ok(Self::StorageStress(false)),
@@ -104,6 +126,21 @@ pub fn send(dir: &Path, command: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_scale_commands() {
+        assert_eq!(ControlCmd::parse("load 12.5"), Ok(ControlCmd::Load(12_500)));
+        assert_eq!(ControlCmd::parse("load -0.25"), Ok(ControlCmd::Load(-250)));
+        assert!(ControlCmd::parse("load heavy").is_err());
+        assert!(ControlCmd::parse("load 1e9").is_err());
+        assert!(ControlCmd::parse("load NaN").is_err());
+        assert_eq!(
+            ControlCmd::parse("sensor hx711 unstable"),
+            Ok(ControlCmd::Sensor("hx711".into(), "unstable".into()))
+        );
+        assert!(ControlCmd::parse("sensor hx711 garbage").is_err());
+        assert_eq!(ControlCmd::parse("repair"), Ok(ControlCmd::Repair));
+    }
 
     #[test]
     fn parses_every_command() {

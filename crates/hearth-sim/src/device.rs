@@ -14,13 +14,29 @@ use std::time::Duration;
 use hearth_core::reboot::HardwareReset;
 use hearth_core::supervisor::LoopWatchdog;
 use hearth_core::{Millis, SECOND};
+use hearth_device::link::{run_central, run_peripheral, CentralPort};
+use hearth_device::profiles::forwarder::Forwarder;
+use hearth_device::profiles::scale_sensor::ScaleSensor;
+use hearth_device::profiles::tnowp::TNowP;
 use hearth_device::profiles::weather::Weather;
-use hearth_device::{Board, Settings};
+use hearth_device::profiles::Plan;
+use hearth_device::Board;
+use hearth_drivers::hx711::Hx711;
+use hearth_simchips::hx711::{Hx711Fault, Hx711Model, LoadCell};
 use hearth_simchips::{SimClock, SimI2cBus, WeatherHandle};
 use hearth_storage::{FileFlash, KvStore};
 
+use crate::air::{air_dir, SimRadio};
 use crate::env::EnvMsg;
 use crate::net::{Link, SimNetwork};
+
+/// Exit code of a deep sleep: the board restarts the device after the time in [`SLEEP_FILE`].
+pub const EXIT_SLEEP: i32 = 5;
+/// File in the state directory holding the requested sleep, in ms.
+pub const SLEEP_FILE: &str = "sleep-ms";
+/// Environment variable naming the simulated air (`hearth sim --air`); unset = the default
+/// air every simulated device on this machine shares.
+pub const AIR_ENV: &str = "HEARTH_AIR";
 
 /// Exit code of a software reset (the runtime asked for it).
 pub const EXIT_RESET: i32 = 3;
@@ -37,7 +53,7 @@ pub const FLASH_NAME: &str = "flash.bin";
 pub const FLASH_SIZE: u32 = 0x4000;
 
 /// Read and validate a config file; on error print every problem and return the exit code.
-pub fn load(path: &Path) -> Result<(hearth_config::Config, Settings), ExitCode> {
+pub fn load(path: &Path) -> Result<(hearth_config::Config, Plan), ExitCode> {
     let shown = path.display().to_string();
     let text = match std::fs::read(path) {
         Ok(bytes) => match String::from_utf8(bytes) {
@@ -62,8 +78,8 @@ pub fn load(path: &Path) -> Result<(hearth_config::Config, Settings), ExitCode> 
             return Err(ExitCode::from(EXIT_CONFIG as u8));
         }
     };
-    match Settings::from_config(&config) {
-        Ok(s) => Ok((config, s)),
+    match hearth_device::profiles::plan(&config) {
+        Ok(p) => Ok((config, p)),
         Err(e) => {
             eprintln!("{shown}: {e}");
             Err(ExitCode::from(EXIT_CONFIG as u8))
@@ -99,6 +115,7 @@ fn console(line: &str) {
 struct Faults {
     pending: Mutex<VecDeque<EnvMsg>>,
     stress: AtomicBool,
+    repair: AtomicBool,
 }
 
 /// The simulated board.
@@ -109,6 +126,7 @@ pub struct SimBoard {
     weather: WeatherHandle,
     seed: u64,
     id: [u8; 6],
+    state: PathBuf,
 }
 
 impl Board for SimBoard {
@@ -175,6 +193,37 @@ impl Board for SimBoard {
     fn console(&mut self, line: &str) {
         console(line);
     }
+
+    fn deep_sleep(&mut self, ms: Millis) -> ! {
+        // The request lives next to the flash; the board reads it when the process has ended.
+        if let Err(e) = std::fs::write(self.state.join(SLEEP_FILE), ms.to_string()) {
+            console(&format!("deep sleep: cannot record the sleep time: {e}"));
+        }
+        console(&format!("deep sleep {ms} ms"));
+        std::process::exit(EXIT_SLEEP)
+    }
+
+    fn take_repair_request(&mut self) -> bool {
+        self.faults.repair.swap(false, Ordering::SeqCst)
+    }
+}
+
+/// A delay for bit-banged chips: microsecond waits spin (an executor timer would hold the
+/// HX711's clock line high long enough to power it down), longer ones await a timer.
+struct SpinDelay;
+
+impl embedded_hal_async::delay::DelayNs for SpinDelay {
+    async fn delay_ns(&mut self, ns: u32) {
+        if ns < 1_000_000 {
+            let until = std::time::Instant::now() + Duration::from_nanos(u64::from(ns));
+            while std::time::Instant::now() < until {
+                std::hint::spin_loop();
+            }
+        } else {
+            embassy_time::Timer::after(embassy_time::Duration::from_micros(u64::from(ns / 1000)))
+                .await;
+        }
+    }
 }
 
 /// Simulated weather time: the wall clock folded onto one week (a whole number of days, so the
@@ -234,7 +283,7 @@ fn start_watchdog(policy: Arc<Mutex<LoopWatchdog>>, grace: Millis, timeout: Mill
 }
 
 /// Read environment messages from the board; the board going away powers the device off.
-fn start_env_reader(link: Arc<Link>, faults: Arc<Faults>, bus: SimI2cBus) {
+fn start_env_reader(link: Arc<Link>, faults: Arc<Faults>, bus: SimI2cBus, hx711: Hx711Model) {
     std::thread::spawn(move || {
         let stdin = std::io::stdin();
         for line in stdin.lock().lines() {
@@ -245,6 +294,25 @@ fn start_env_reader(link: Arc<Link>, faults: Arc<Faults>, bus: SimI2cBus) {
                     link.set_wifi(w);
                 }
                 Ok(EnvMsg::StorageStress(on)) => faults.stress.store(on, Ordering::SeqCst),
+                Ok(EnvMsg::Load(g)) => {
+                    if g != 0 || hx711.load_kg() != 0.0 {
+                        console(&format!("environment: load {:.3} kg", g as f64 / 1000.0));
+                    }
+                    hx711.set_load_kg(g as f64 / 1000.0);
+                }
+                Ok(EnvMsg::Repair) => {
+                    console("environment: re-pair requested");
+                    faults.repair.store(true, Ordering::SeqCst);
+                }
+                Ok(EnvMsg::Sensor(chip, fault)) if chip == "hx711" => {
+                    match fault.parse::<Hx711Fault>() {
+                        Ok(f) => {
+                            console(&format!("environment: sensor hx711 {f}"));
+                            hx711.set_fault(f);
+                        }
+                        Err(e) => console(&format!("environment: {e}")),
+                    }
+                }
                 Ok(EnvMsg::Sensor(chip, fault)) => {
                     match hearth_simchips::parse_sensor_fault(&chip, &fault) {
                         Ok((addr, f)) => {
@@ -267,21 +335,43 @@ fn start_env_reader(link: Arc<Link>, faults: Arc<Faults>, bus: SimI2cBus) {
 
 /// Everything the device task needs.
 struct Parts {
-    settings: Settings,
+    plan: Plan,
     net: SimNetwork,
     board: SimBoard,
     flash: FileFlash,
     bus: SimI2cBus,
+    hx711: Hx711Model,
+    state: PathBuf,
+    name: String,
+}
+
+fn open_radio(state: &Path, mac: [u8; 6]) -> SimRadio {
+    let air = std::env::var(AIR_ENV).ok();
+    let dir = air_dir(air.as_deref());
+    match SimRadio::open(&dir, mac, 1) {
+        Ok(r) => {
+            console(&format!("radio: on air {}", dir.display()));
+            r
+        }
+        Err(e) => {
+            console(&format!("radio: cannot join air {}: {e}", dir.display()));
+            let _ = state;
+            std::process::exit(EXIT_CONFIG);
+        }
+    }
 }
 
 #[embassy_executor::task]
 async fn device_task(parts: Parts) {
     let Parts {
-        settings,
+        plan,
         mut net,
         mut board,
         flash,
         bus,
+        hx711,
+        state,
+        name,
     } = parts;
     let store = match KvStore::open(flash, 0..FLASH_SIZE).await {
         Ok(store) => {
@@ -298,15 +388,48 @@ async fn device_task(parts: Parts) {
             std::process::exit(EXIT_CONFIG);
         }
     };
-    let now = embassy_time::Instant::now().as_millis();
-    let mut profile = Weather::new(bus.clone(), bus, embassy_time::Delay, now);
     let store = hearth_device::store::shared(store);
-    hearth_device::run(settings, &mut net, &mut board, &store, &mut profile).await
+    let now = embassy_time::Instant::now().as_millis();
+    let seed = board.seed();
+    match plan {
+        Plan::Mqtt {
+            settings,
+            central: None,
+        } => {
+            let mut profile = Weather::new(bus.clone(), bus, embassy_time::Delay, now);
+            hearth_device::run(settings, &mut net, &mut board, &store, &mut profile).await
+        }
+        Plan::Mqtt {
+            settings,
+            central: Some((flavor, link)),
+        } => {
+            let mut radio = open_radio(&state, board.id);
+            let port = CentralPort::new();
+            let mut profile = Forwarder::new(flavor, &port, seed, now);
+            let device = hearth_device::run(settings, &mut net, &mut board, &store, &mut profile);
+            let central = run_central(&link, &mut radio, &store, seed ^ 0x5eed, &port);
+            embassy_futures::join::join(device, central).await;
+        }
+        Plan::Peripheral { link, scale } => {
+            let mut radio = open_radio(&state, board.id);
+            match scale {
+                Some(settings) => {
+                    let hx = Hx711::new(hx711.sck(), hx711.dout(), SpinDelay);
+                    let mut app = ScaleSensor::new(hx, settings, now);
+                    run_peripheral(&link, &mut board, &mut radio, &store, &mut app).await
+                }
+                None => {
+                    let mut app = TNowP::new(&name, seed, now);
+                    run_peripheral(&link, &mut board, &mut radio, &store, &mut app).await
+                }
+            }
+        }
+    }
 }
 
 /// `hearth sim-device`: run the device until it resets.
 pub fn run(config: &Path, state: &Path) -> ExitCode {
-    let (config, settings) = match load(config) {
+    let (config, plan) = match load(config) {
         Ok(v) => v,
         Err(code) => return code,
     };
@@ -345,9 +468,20 @@ pub fn run(config: &Path, state: &Path) -> ExitCode {
         clock,
     );
     weather.advance_to(wall_clock_ms());
+    // The scale's load cell: 20 000 counts per kg above a raw zero of 50 000 (so a config
+    // with calibration_a 20000 and calibration_b -50000 reads kilograms).
+    let hx711 = Hx711Model::new(
+        SimClock::external(|| embassy_time::Instant::now().as_micros()),
+        LoadCell::default(),
+        seed,
+    );
+    // On a host thread a "1 µs" clock pulse can be preempted for far longer than the chip's
+    // 60 µs power-down threshold, so the simulated chip powers down only after 5 ms of SCK
+    // high. The driver's deliberate power-down leaves SCK high until the next wake, far longer.
+    hx711.set_power_down_us(5_000);
     let link = Arc::new(Link::default());
     let faults = Arc::new(Faults::default());
-    start_env_reader(link.clone(), faults.clone(), bus.clone());
+    start_env_reader(link.clone(), faults.clone(), bus.clone(), hx711.clone());
     let board = SimBoard {
         reset: reset_cause(),
         watchdog,
@@ -355,13 +489,17 @@ pub fn run(config: &Path, state: &Path) -> ExitCode {
         weather,
         seed,
         id,
+        state: state.to_path_buf(),
     };
     let parts = Parts {
-        settings,
+        plan,
         net: SimNetwork::new(link),
         board,
         flash,
         bus,
+        hx711,
+        state: state.to_path_buf(),
+        name: config.mqtt.name.clone(),
     };
     let executor = Box::leak(Box::new(embassy_executor::Executor::new()));
     executor.run(move |spawner| {

@@ -39,6 +39,10 @@ pub enum EnvMsg {
     Sensor(String, String),
     /// Write storage continuously (for power-cut tests).
     StorageStress(bool),
+    /// The load on the scale, grams.
+    Load(i64),
+    /// Forget the ESP-NOW pairing.
+    Repair,
 }
 
 impl fmt::Display for EnvMsg {
@@ -51,6 +55,8 @@ impl fmt::Display for EnvMsg {
             Self::StorageStress(on) => {
                 write!(f, "storage-stress {}", if *on { "on" } else { "off" })
             }
+            Self::Load(g) => write!(f, "load-g {g}"),
+            Self::Repair => f.write_str("repair"),
         }
     }
 }
@@ -72,6 +78,11 @@ impl EnvMsg {
             ["sensor", chip, fault] => Ok(Self::Sensor((*chip).into(), (*fault).into())),
             ["storage-stress", "on"] => Ok(Self::StorageStress(true)),
             ["storage-stress", "off"] => Ok(Self::StorageStress(false)),
+            ["load-g", g] => g
+                .parse()
+                .map(Self::Load)
+                .map_err(|_| format!("bad load {g:?}")),
+            ["repair"] => Ok(Self::Repair),
             _ => Err(format!("unknown environment message {line:?}")),
         }
     }

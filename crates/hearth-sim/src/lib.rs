@@ -4,6 +4,7 @@
 //! environment: it restarts the device after a reset, keeps the flash file, and takes fault
 //! commands on a control socket in the state directory.
 
+pub mod air;
 pub mod board;
 pub mod cli;
 pub mod control;

@@ -14,7 +14,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::control::{self, ControlCmd};
-use crate::device::{EXIT_CONFIG, EXIT_RESET, EXIT_WATCHDOG, RESET_CAUSE_ENV};
+use crate::device::{
+    EXIT_CONFIG, EXIT_RESET, EXIT_SLEEP, EXIT_WATCHDOG, RESET_CAUSE_ENV, SLEEP_FILE,
+};
 use crate::env::{EnvMsg, Wifi};
 
 /// Name of the device log inside the state directory.
@@ -60,11 +62,16 @@ struct Environment {
     wifi: Wifi,
     stress: bool,
     sensors: Vec<(String, String)>,
+    load_g: i64,
 }
 
 impl Environment {
     fn messages(&self) -> Vec<EnvMsg> {
-        let mut v = vec![EnvMsg::Wifi(self.wifi), EnvMsg::StorageStress(self.stress)];
+        let mut v = vec![
+            EnvMsg::Wifi(self.wifi),
+            EnvMsg::StorageStress(self.stress),
+            EnvMsg::Load(self.load_g),
+        ];
         v.extend(
             self.sensors
                 .iter()
@@ -77,6 +84,8 @@ impl Environment {
 /// Why the device process ended, as its hardware would report it at the next boot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Ended {
+    /// Deep sleep for this long, then wake.
+    Sleep(Duration),
     Software,
     Watchdog,
     PowerCut,
@@ -87,6 +96,7 @@ enum Ended {
 impl Ended {
     fn cause(self) -> &'static str {
         match self {
+            Self::Sleep(_) => "deep-sleep",
             Self::Software => "software",
             Self::Watchdog => "watchdog",
             Self::PowerCut => "power-on",
@@ -130,6 +140,7 @@ pub fn run(config: &Path, state: &Path) -> Result<(), BoardError> {
             wifi: Wifi::Up,
             stress: false,
             sensors: Vec::new(),
+            load_g: 0,
         },
         log,
         crashes: Vec::new(),
@@ -206,6 +217,18 @@ impl Board {
         })
     }
 
+    /// The sleep the device asked for (written next to its flash before it exited); a missing
+    /// or unreadable request wakes it at once.
+    fn sleep_time(&self) -> Duration {
+        let path = self.state.join(SLEEP_FILE);
+        let ms = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| t.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        let _ = std::fs::remove_file(path);
+        Duration::from_millis(ms.min(24 * 3600 * 1000))
+    }
+
     fn note(&mut self, line: &str) {
         let _ = writeln!(self.log, "{line}");
         println!("{line}");
@@ -246,22 +269,53 @@ impl Board {
                         self.crashes.clear();
                     }
                 }
+                Ended::Sleep(d) => {
+                    self.note(&format!("board: deep sleep for {:.1} s", d.as_secs_f64()));
+                    if self.wait_commands(rx, d) {
+                        return Ok(());
+                    }
+                }
                 _ => {}
             }
             cause = ended.cause();
         }
     }
 
-    /// Serve commands for `limit` while no device runs; true if told to quit.
+    /// Serve commands for `limit` while no device runs (paused or asleep); true if told to
+    /// quit. Changes to the environment are kept for the next start.
     fn wait_commands(&mut self, rx: &Receiver<Request>, limit: Duration) -> bool {
         let until = Instant::now() + limit;
         while Instant::now() < until {
             if let Ok(req) = rx.recv_timeout(Duration::from_millis(100)) {
-                if req.cmd == ControlCmd::Quit {
-                    let _ = req.reply.send("ok quitting".into());
-                    return true;
-                }
-                let _ = req.reply.send("error: the device is not running".into());
+                let reply = match req.cmd {
+                    ControlCmd::Quit => {
+                        let _ = req.reply.send("ok quitting".into());
+                        return true;
+                    }
+                    ControlCmd::Load(g) => {
+                        self.env.load_g = g;
+                        format!("ok load {:.3} kg (from the next start)", g as f64 / 1000.0)
+                    }
+                    ControlCmd::Sensor(chip, fault) => {
+                        self.env.sensors.retain(|(c, _)| *c != chip);
+                        self.env.sensors.push((chip.clone(), fault.clone()));
+                        format!("ok sensor {chip} {fault} (from the next start)")
+                    }
+                    ControlCmd::Wifi(w) => {
+                        self.env.wifi = w;
+                        format!("ok wifi {} (from the next start)", w.as_str())
+                    }
+                    ControlCmd::Status => {
+                        format!(
+                            "ok not running (wakes in {:.1} s)",
+                            until
+                                .saturating_duration_since(Instant::now())
+                                .as_secs_f64()
+                        )
+                    }
+                    _ => "error: the device is not running".into(),
+                };
+                let _ = req.reply.send(reply);
             }
         }
         false
@@ -277,6 +331,7 @@ impl Board {
             if let Ok(Some(status)) = run.child.try_wait() {
                 let ended = match (status.code(), status.signal()) {
                     (Some(EXIT_RESET), _) => Ended::Software,
+                    (Some(EXIT_SLEEP), _) => Ended::Sleep(self.sleep_time()),
                     (Some(EXIT_WATCHDOG), _) => Ended::Watchdog,
                     (Some(EXIT_CONFIG), _) => Ended::Config,
                     (_, Some(libc::SIGKILL)) => Ended::PowerCut,
@@ -313,6 +368,15 @@ impl Board {
                     self.env.stress = on;
                     self.send(run, EnvMsg::StorageStress(on));
                     format!("ok storage-stress {}", if on { "on" } else { "off" })
+                }
+                ControlCmd::Load(g) => {
+                    self.env.load_g = g;
+                    self.send(run, EnvMsg::Load(g));
+                    format!("ok load {:.3} kg", g as f64 / 1000.0)
+                }
+                ControlCmd::Repair => {
+                    self.send(run, EnvMsg::Repair);
+                    "ok repair".into()
                 }
                 ControlCmd::Status => format!(
                     "ok running pid {} for {:.1} s, wifi {}, storage-stress {}",

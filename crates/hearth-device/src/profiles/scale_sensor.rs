@@ -42,8 +42,8 @@ pub const MF_UNSTABLE: u32 = 8;
 pub const DEFAULT_SLEEP_S: u32 = 3600;
 /// The wake ends after this long whatever happened (the reference's safety net).
 pub const SAFETY_NET: Millis = 5 * MINUTE;
-/// Start weighing this long after boot.
-const START_AFTER: Millis = SECOND;
+/// Start weighing this long after boot (at once: the radio pairs and the chip settles meanwhile).
+const START_AFTER: Millis = 0;
 /// Time between samples (the chip's 10 samples per second).
 const SAMPLE_EVERY: Millis = 100;
 /// Longest wait for one conversion.

@@ -290,14 +290,24 @@ pub struct Sim {
 
 impl Sim {
     pub fn start(config_text: &str) -> Self {
+        Self::start_on_air(config_text, None)
+    }
+
+    /// A simulator whose ESP-NOW radio is on the air in directory `air` (`--air`), so tests
+    /// running in parallel do not hear each other.
+    pub fn start_on_air(config_text: &str, air: Option<&std::path::Path>) -> Self {
         let dir = TempDir::new("sim");
         let config = dir.0.join("config.txt");
         std::fs::write(&config, config_text).expect("write config");
-        let board = Command::new(HEARTH)
-            .args(["sim", "--config"])
+        let mut cmd = Command::new(HEARTH);
+        cmd.args(["sim", "--config"])
             .arg(&config)
             .arg("--state")
-            .arg(dir.0.join("state"))
+            .arg(dir.0.join("state"));
+        if let Some(air) = air {
+            cmd.env("HEARTH_AIR", air);
+        }
+        let board = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -1,0 +1,202 @@
+//! ESP-NOW scenarios with real processes: simulated centrals (MQTT to a real mosquitto) and
+//! battery peripherals on a simulated air of their own, with deep sleep as process exit and
+//! restart.
+
+mod support;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use support::{Broker, Observer, Sim, TempDir};
+
+fn s(secs: u64) -> Duration {
+    Duration::from_secs(secs)
+}
+
+const PSK: &str = "test-psk-of-twenty-chars";
+
+fn central(profile: &str, name: &str, port: u16, channel: u8, extra: &str) -> String {
+    format!(
+        "profile {profile}\nssid Test Network\npassword test-passphrase\nmqttbroker 127.0.0.1:{port}\n\
+         mqttname {name}\nstartdelay 0\nwdgrace 0\nmqttkeepalive 5\nmqttbackoffms 200\n\
+         mqttbackoffmaxms 2000\nnetretry 1\nnetretryfudge 1\nespnowgroup house\n\
+         espnowpsk {PSK}\nespnowchannel {channel}\n{extra}"
+    )
+}
+
+fn scale(name: &str, sleep_s: u32, extra: &str) -> String {
+    format!(
+        "profile scale_sensor\nssid (none)\nmqttname {name}\nwdgrace 0\nespnowgroup house\n\
+         espnowpsk {PSK}\ncalibration_a 20000\ncalibration_b -50000\nsleep {sleep_s}\n{extra}"
+    )
+}
+
+/// The `[  t.ttt]` console time of the first log line at or after `from` containing `needle`.
+fn log_time(log: &str, needle: &str, from: usize) -> Option<(f64, usize)> {
+    let at = log[from..].find(needle)? + from;
+    let line_start = log[..at].rfind('\n').map_or(0, |i| i + 1);
+    let line = &log[line_start..];
+    let t = line
+        .strip_prefix('[')?
+        .split(']')
+        .next()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some((t, at + needle.len()))
+}
+
+fn air_conf(air: &Path, loss: u8) {
+    std::fs::create_dir_all(air).expect("air dir");
+    std::fs::write(air.join("air.conf"), format!("loss {loss}\nrssi -60\n")).expect("air.conf");
+}
+
+#[test]
+fn scale_pairs_on_channel_5_reports_is_confirmed_sleeps_and_is_forwarded() {
+    let broker = Broker::start();
+    let obs = Observer::start(&broker);
+    let air = TempDir::new("air");
+    let manager = Sim::start_on_air(
+        &central("scale_manager", "kitchen", broker.port, 5, ""),
+        Some(&air.0),
+    );
+    assert!(
+        manager.wait_log("mqtt connected", s(20)),
+        "{}",
+        manager.dump()
+    );
+    let scale = Sim::start_on_air(&scale("bathscale", 10, ""), Some(&air.0));
+    assert!(scale.ctl("load 72.4").starts_with("ok"));
+    // Channels 1..4 take 5 s each before channel 5.
+    assert!(
+        scale.wait_log("paired with", s(60)),
+        "never paired\n{}\n{}",
+        scale.dump(),
+        manager.dump()
+    );
+    assert!(scale.log().contains("on channel 5"), "{}", scale.dump());
+    let weight = obs
+        .wait_for("stat/kitchen/Weight", s(30), |m| m.payload == "72.40")
+        .unwrap_or_else(|| panic!("no weight forwarded\n{}\n{}", scale.dump(), manager.dump()));
+    assert!(!weight.retained);
+    // The sender's own topic, named after its address.
+    let own = obs
+        .all()
+        .into_iter()
+        .find(|m| {
+            m.topic.starts_with("stat/kitchen/")
+                && m.topic.ends_with("/Weight")
+                && m.topic != "stat/kitchen/Weight"
+        })
+        .expect("per-sender topic");
+    assert_eq!(own.payload, "72.40");
+    assert!(
+        scale.wait_log("deep sleep 10000 ms", s(10)),
+        "{}",
+        scale.dump()
+    );
+
+    // The next wake: paired from flash (no scan), reports at once.
+    assert!(scale.ctl("load 72.9").starts_with("ok"));
+    assert!(
+        scale.wait_log("reset cause deep-sleep", s(20)),
+        "no wake\n{}",
+        scale.dump()
+    );
+    obs.wait_for("stat/kitchen/Weight", s(20), |m| m.payload == "72.90")
+        .unwrap_or_else(|| panic!("second reading\n{}\n{}", scale.dump(), manager.dump()));
+    assert!(
+        scale.wait_log_count("deep sleep 10000 ms", 2, s(10)),
+        "{}",
+        scale.dump()
+    );
+    let log = scale.log();
+    let wake = log.rfind("reset cause deep-sleep").expect("wake");
+    let (booted, from) = log_time(&log, "boot: reason deep-sleep wake", wake).expect("boot line");
+    let (confirmed, _) = log_time(&log, "espnow: Confirmed", from).expect("confirmed line");
+    println!(
+        "wake to confirmed: {:.0} ms (of which weighing: 1 s start + 0.4 s settling + 12 samples)",
+        (confirmed - booted) * 1000.0
+    );
+    assert!(
+        !log[wake..].contains("unpaired: scanning"),
+        "the wake must use the stored pairing\n{log}"
+    );
+}
+
+#[test]
+fn with_30_percent_air_loss_every_reading_still_arrives() {
+    let broker = Broker::start();
+    let obs = Observer::start(&broker);
+    let air = TempDir::new("air");
+    air_conf(&air.0, 30);
+    let manager = Sim::start_on_air(
+        &central("scale_manager", "lossy", broker.port, 1, ""),
+        Some(&air.0),
+    );
+    assert!(
+        manager.wait_log("mqtt connected", s(20)),
+        "{}",
+        manager.dump()
+    );
+    let scale = Sim::start_on_air(&scale("lossyscale", 10, ""), Some(&air.0));
+    for (i, kg) in ["10.00", "11.00", "12.00"].iter().enumerate() {
+        assert!(scale.ctl(&format!("load {kg}")).starts_with("ok"));
+        obs.wait_for("stat/lossy/Weight", s(90), |m| m.payload == *kg)
+            .unwrap_or_else(|| {
+                panic!(
+                    "reading {i} ({kg}) lost\n{}\n{}",
+                    scale.dump(),
+                    manager.dump()
+                )
+            });
+        assert!(
+            scale.wait_log_count("deep sleep 10000 ms", i + 1, s(30)),
+            "{}",
+            scale.dump()
+        );
+    }
+}
+
+#[test]
+fn a_v2_peer_is_refused_by_a_v3_network_and_accepted_by_a_v2_network() {
+    let broker = Broker::start();
+    let obs = Observer::start(&broker);
+    // v3 network: the v2 peripheral's pair requests are dropped as another wire format.
+    let air3 = TempDir::new("air3");
+    let c3 = Sim::start_on_air(&central("tnowc", "net3", broker.port, 1, ""), Some(&air3.0));
+    let peer_v2 = |name: &str| {
+        format!(
+            "profile tnowp\nssid (none)\nmqttname {name}\nwdgrace 0\nespnowgroup house\n\
+             espnowpsk {PSK}\nespnowversion 2\n"
+        )
+    };
+    let p3 = Sim::start_on_air(&peer_v2("old1"), Some(&air3.0));
+    assert!(
+        c3.wait_log("wire format v2 frame on this network", s(30)),
+        "{}",
+        c3.dump()
+    );
+    std::thread::sleep(s(3));
+    assert!(!p3.log().contains("paired with"), "{}", p3.dump());
+
+    // v2 network: it pairs and its reports are forwarded.
+    let air2 = TempDir::new("air2");
+    let c2 = Sim::start_on_air(
+        &central("tnowc", "net2", broker.port, 1, "espnowversion 2\n"),
+        Some(&air2.0),
+    );
+    let p2 = Sim::start_on_air(&peer_v2("old2"), Some(&air2.0));
+    let t = Instant::now();
+    assert!(
+        p2.wait_log("paired with", s(30)),
+        "{}\n{}",
+        p2.dump(),
+        c2.dump()
+    );
+    // tnowp reports every 15..30 s.
+    obs.wait_for("stat/net2/Value", s(45), |_| true)
+        .unwrap_or_else(|| panic!("no Value forwarded\n{}\n{}", p2.dump(), c2.dump()));
+    println!("v2 pair and first report after {:?}", t.elapsed());
+    assert!(obs.count("stat/net3/Value") == 0);
+}
