@@ -63,6 +63,8 @@ struct Environment {
     stress: bool,
     sensors: Vec<(String, String)>,
     load_g: i64,
+    /// A re-pair asked for while the device was not running, delivered at its next start.
+    repair: bool,
 }
 
 impl Environment {
@@ -72,6 +74,9 @@ impl Environment {
             EnvMsg::StorageStress(self.stress),
             EnvMsg::Load(self.load_g),
         ];
+        if self.repair {
+            v.push(EnvMsg::Repair);
+        }
         v.extend(
             self.sensors
                 .iter()
@@ -141,6 +146,7 @@ pub fn run(config: &Path, state: &Path) -> Result<(), BoardError> {
             stress: false,
             sensors: Vec::new(),
             load_g: 0,
+            repair: false,
         },
         log,
         crashes: Vec::new(),
@@ -185,6 +191,7 @@ impl Board {
                 let _ = writeln!(input, "{msg}");
             }
         }
+        self.env.repair = false;
         for stream in [
             child
                 .stdout
@@ -304,6 +311,10 @@ impl Board {
                     ControlCmd::Wifi(w) => {
                         self.env.wifi = w;
                         format!("ok wifi {} (from the next start)", w.as_str())
+                    }
+                    ControlCmd::Repair => {
+                        self.env.repair = true;
+                        "ok repair (at the next start)".into()
                     }
                     ControlCmd::Status => {
                         format!(

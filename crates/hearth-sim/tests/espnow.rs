@@ -200,3 +200,56 @@ fn a_v2_peer_is_refused_by_a_v3_network_and_accepted_by_a_v2_network() {
     println!("v2 pair and first report after {:?}", t.elapsed());
     assert!(obs.count("stat/net3/Value") == 0);
 }
+
+#[test]
+fn hx711_faults_become_malfunction_reports_and_repair_pairs_again() {
+    let broker = Broker::start();
+    let obs = Observer::start(&broker);
+    let air = TempDir::new("air");
+    let manager = Sim::start_on_air(
+        &central("scale_manager", "faults", broker.port, 1, ""),
+        Some(&air.0),
+    );
+    assert!(
+        manager.wait_log("mqtt connected", s(20)),
+        "{}",
+        manager.dump()
+    );
+    let scale = Sim::start_on_air(&scale("faultyscale", 10, ""), Some(&air.0));
+    obs.wait_for("stat/faults/Weight", s(30), |m| m.payload == "0.00")
+        .unwrap_or_else(|| panic!("first reading\n{}\n{}", scale.dump(), manager.dump()));
+    assert!(
+        scale.wait_log("deep sleep 10000 ms", s(10)),
+        "{}",
+        scale.dump()
+    );
+    // While it sleeps: the HX711 comes loose. The next wake reports malfunction 1.
+    assert!(scale.ctl("sensor hx711 absent").starts_with("ok"));
+    obs.wait_for("stat/faults/Malfunction", s(30), |m| m.payload == "1")
+        .unwrap_or_else(|| panic!("malfunction 1\n{}\n{}", scale.dump(), manager.dump()));
+    assert!(
+        scale.wait_log_count("deep sleep 10000 ms", 2, s(10)),
+        "{}",
+        scale.dump()
+    );
+    // Readings that never settle: malfunction 8 after the filter's retries.
+    assert!(scale.ctl("sensor hx711 unstable").starts_with("ok"));
+    obs.wait_for("stat/faults/Malfunction", s(30), |m| m.payload == "8")
+        .unwrap_or_else(|| panic!("malfunction 8\n{}\n{}", scale.dump(), manager.dump()));
+    assert!(
+        scale.wait_log_count("deep sleep 10000 ms", 3, s(10)),
+        "{}",
+        scale.dump()
+    );
+    // Fixed while it sleeps, and the user asks for a new pairing: done at the next wake.
+    assert!(scale.ctl("sensor hx711 ok").starts_with("ok"));
+    assert!(scale.ctl("load 3.5").starts_with("ok"));
+    assert!(scale.ctl("repair").starts_with("ok"));
+    obs.wait_for("stat/faults/Weight", s(30), |m| m.payload == "3.50")
+        .unwrap_or_else(|| panic!("after repair\n{}\n{}", scale.dump(), manager.dump()));
+    assert!(
+        scale.log_count("espnow: paired with") >= 2,
+        "re-paired\n{}",
+        scale.dump()
+    );
+}

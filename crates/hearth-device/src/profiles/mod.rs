@@ -132,6 +132,99 @@ mod tests {
 
     const BASE: &str = "profile weather\nssid (wired)\nmqttbroker h\nmqttname d\n";
 
+    fn planned(text: &str) -> Result<Plan, alloc::string::String> {
+        let c = parse_config(text).map_err(|e| alloc::format!("{e}"))?;
+        plan(&c)
+    }
+
+    #[test]
+    fn the_documented_examples_parse_and_plan() {
+        use crate::link::LinkSettings;
+        use hearth_netnow::link::Version;
+        let central = |p: Plan| match p {
+            Plan::Mqtt {
+                central: Some((flavor, link)),
+                ..
+            } => (flavor, link),
+            other => panic!("{other:?}"),
+        };
+        let (f, l) =
+            central(planned(include_str!("../../../../docs/examples/scale_manager.txt")).unwrap());
+        assert_eq!(
+            (f, l.version, l.channel),
+            (forwarder::Flavor::ScaleManager, Version::V3, Some(6))
+        );
+        let (f, l) = central(planned(include_str!("../../../../docs/examples/tnowc.txt")).unwrap());
+        assert_eq!((f, l.channel), (forwarder::Flavor::TNowC, Some(1)));
+        let (_, l): (_, LinkSettings) = central(
+            planned(include_str!(
+                "../../../../docs/examples/reference_v2_scale_manager.txt"
+            ))
+            .unwrap(),
+        );
+        assert_eq!(l.version, Version::V2);
+        match planned(include_str!("../../../../docs/examples/scale_sensor.txt")).unwrap() {
+            Plan::Peripheral {
+                scale: Some(s),
+                link,
+            } => {
+                assert_eq!((s.a, s.b, s.sleep), (21530.5, -84211.0, 3_600_000));
+                assert_eq!(s.name, "BathScale");
+                assert_eq!(link.channel, None);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            planned(include_str!("../../../../docs/examples/tnowp.txt")).unwrap(),
+            Plan::Peripheral { scale: None, .. }
+        ));
+    }
+
+    #[test]
+    fn appliance_rules_are_clear_errors() {
+        const PSK: &str = "espnowgroup g\nespnowpsk 0123456789abcdef\n";
+        for (text, expect) in [
+            (
+                alloc::format!("profile scale_sensor\nssid Home\nmqttbroker b\nmqttname s\n{PSK}calibration_a 1\ncalibration_b 0\n"),
+                "ssid (none)",
+            ),
+            (
+                alloc::format!("profile scale_sensor\nssid (none)\nmqttname s\n{PSK}calibration_b 0\n"),
+                "calibration_a",
+            ),
+            (
+                alloc::format!("profile scale_sensor\nssid (none)\nmqttname s\n{PSK}calibration_a 0\ncalibration_b 0\n"),
+                "must not be 0",
+            ),
+            (
+                alloc::string::String::from(
+                    "profile tnowp\nssid (none)\nmqttname s\nespnowpsk 0123456789abcdef\n",
+                ),
+                "espnowgroup",
+            ),
+            (
+                alloc::format!("profile scale_manager\nssid (wired)\nmqttbroker b\nmqttname m\n{PSK}"),
+                "espnowchannel",
+            ),
+            (
+                alloc::format!("profile tnowc\nssid (none)\nmqttname m\n{PSK}espnowchannel 3\n"),
+                "needs MQTT",
+            ),
+        ] {
+            let e = planned(&text).expect_err(&text);
+            assert!(e.contains(expect), "{text}: {e}");
+        }
+        let bad = parse_config(&alloc::format!(
+            "profile scale_sensor\nssid (none)\nmqttname s\n{PSK}calibration_a x\ncalibration_b 0\nsleep 5\n"
+        ))
+        .expect_err("bad values");
+        let text = alloc::format!("{}", bad.located("config.txt"));
+        assert!(
+            text.contains("config.txt:6:") && text.contains("config.txt:8:"),
+            "{text}"
+        );
+    }
+
     #[test]
     fn board_keys_are_accepted_and_read() {
         let text = alloc::format!(
