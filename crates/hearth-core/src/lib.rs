@@ -7,6 +7,7 @@
 
 extern crate alloc;
 
+pub mod discovery;
 pub mod publish;
 pub mod reboot;
 pub mod rng;

@@ -124,6 +124,12 @@ pub trait Profile {
     async fn command(&mut self, _leaf: &str, _payload: &str, _pubs: &mut Publications) -> bool {
         false
     }
+    /// What Home Assistant should show of this appliance (its discovery entities). Items
+    /// registered later (e.g. per ESP-NOW sender) may be added; the runtime asks again at
+    /// every connection.
+    fn entities(&self) -> alloc::vec::Vec<hearth_core::discovery::Entity> {
+        alloc::vec::Vec::new()
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,385 @@
+//! Home Assistant MQTT discovery: what an appliance declares about its published items, and
+//! the retained config messages that make Home Assistant create one device per appliance with
+//! its entities, available while the device's LWT says `Online`.
+//!
+//! An appliance lists [`Entity`]s; the runtime publishes, retained, one config per entity on
+//! `homeassistant/<component>/<node>/<object>/config`, where `<node>` is the device name and
+//! `<object>` the item with `/` replaced. The state topic is the item's `stat/<name>/<item>`,
+//! the availability topic `tele/<name>/LWT` (`Online` / `Offline`).
+//!
+//! Payload keys follow Home Assistant's MQTT discovery schema (full names, no abbreviations):
+//! `name`, `unique_id`, `object_id`, `state_topic`, `command_topic`, `availability_topic`,
+//! `payload_available`, `payload_not_available`, `device_class`, `unit_of_measurement`,
+//! `state_class`, `entity_category`, `payload_on`, `payload_off`, `event_types`,
+//! `value_template`, `device` (`identifiers`, `name`, `model`, `manufacturer`, `sw_version`).
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use crate::topics::{Topics, OFFLINE, ONLINE};
+
+/// The discovery prefix Home Assistant listens on by default.
+pub const PREFIX: &str = "homeassistant";
+
+/// The Home Assistant platform of an entity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Component {
+    /// A value: `device_class`, `unit` and `state_class` describe it.
+    Sensor {
+        device_class: Option<&'static str>,
+        unit: Option<&'static str>,
+        state_class: Option<&'static str>,
+    },
+    /// An on/off state with these payloads.
+    BinarySensor {
+        device_class: Option<&'static str>,
+        on: &'static str,
+        off: &'static str,
+    },
+    /// A switch commanded on `cmnd/<name>/<command>` with these payloads (state on the item).
+    Switch {
+        command: String,
+        on: &'static str,
+        off: &'static str,
+    },
+    /// Events (key presses, manual inputs). The state topic carries a JSON object with an
+    /// `event_type` (see [`event_payload`]); events are never retained.
+    Event { event_types: Vec<String> },
+}
+
+impl Component {
+    /// The component name in the discovery topic.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Component::Sensor { .. } => "sensor",
+            Component::BinarySensor { .. } => "binary_sensor",
+            Component::Switch { .. } => "switch",
+            Component::Event { .. } => "event",
+        }
+    }
+}
+
+/// One entity of an appliance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entity {
+    /// The published item (`stat/<name>/<item>`).
+    pub item: String,
+    /// A human name ("Temperature").
+    pub name: String,
+    /// What it is.
+    pub component: Component,
+    /// Shown under diagnostics (malfunction codes, statistics).
+    pub diagnostic: bool,
+    /// A Jinja template extracting the value from the payload, if it is not the payload itself.
+    pub value_template: Option<String>,
+}
+
+impl Entity {
+    /// A sensor for `item`.
+    pub fn sensor(
+        item: &str,
+        name: &str,
+        device_class: Option<&'static str>,
+        unit: Option<&'static str>,
+        state_class: Option<&'static str>,
+    ) -> Entity {
+        Entity {
+            item: item.into(),
+            name: name.into(),
+            component: Component::Sensor {
+                device_class,
+                unit,
+                state_class,
+            },
+            diagnostic: false,
+            value_template: None,
+        }
+    }
+
+    /// A diagnostic sensor (e.g. the malfunction code).
+    pub fn diagnostic(item: &str, name: &str) -> Entity {
+        Entity {
+            diagnostic: true,
+            ..Entity::sensor(item, name, None, None, None)
+        }
+    }
+
+    /// A switch whose state is `item` and whose command leaf is `command`.
+    pub fn switch(
+        item: &str,
+        name: &str,
+        command: &str,
+        on: &'static str,
+        off: &'static str,
+    ) -> Entity {
+        Entity {
+            item: item.into(),
+            name: name.into(),
+            component: Component::Switch {
+                command: command.into(),
+                on,
+                off,
+            },
+            diagnostic: false,
+            value_template: None,
+        }
+    }
+
+    /// An event entity on `item` with these event types.
+    pub fn event(item: &str, name: &str, event_types: &[&str]) -> Entity {
+        Entity {
+            item: item.into(),
+            name: name.into(),
+            component: Component::Event {
+                event_types: event_types.iter().map(|s| String::from(*s)).collect(),
+            },
+            diagnostic: false,
+            value_template: None,
+        }
+    }
+}
+
+/// The payload of an event for an [`Component::Event`] entity: `{"event_type":"<t>"}`.
+pub fn event_payload(event_type: &str) -> String {
+    format!("{{\"event_type\":{}}}", json_string(event_type))
+}
+
+/// The device the entities belong to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceInfo {
+    /// `mqttname`.
+    pub name: String,
+    /// A stable identity, e.g. the MAC as 12 hex digits.
+    pub id: String,
+    /// The appliance (`profile`).
+    pub model: String,
+    /// Firmware version.
+    pub version: String,
+}
+
+/// Turns an item into the `<object>` part of topics and ids: ASCII letters, digits, `_` and
+/// `-` are kept, anything else becomes `_`.
+pub fn object_id(item: &str) -> String {
+    item.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// The retained config topic of `entity`.
+pub fn config_topic(device: &DeviceInfo, entity: &Entity) -> String {
+    format!(
+        "{PREFIX}/{}/{}/{}/config",
+        entity.component.name(),
+        object_id(&device.name),
+        object_id(&entity.item)
+    )
+}
+
+/// The config payload (JSON) of `entity`.
+pub fn config_payload(device: &DeviceInfo, entity: &Entity, topics: &Topics) -> String {
+    let mut j = Json::new();
+    j.str("name", &entity.name);
+    let uid = format!("hearth_{}_{}", device.id, object_id(&entity.item));
+    j.str("unique_id", &uid);
+    j.str(
+        "object_id",
+        &format!("{}_{}", object_id(&device.name), object_id(&entity.item)),
+    );
+    j.str("state_topic", &topics.stat(&entity.item));
+    j.str("availability_topic", &topics.lwt());
+    j.str("payload_available", ONLINE);
+    j.str("payload_not_available", OFFLINE);
+    match &entity.component {
+        Component::Sensor {
+            device_class,
+            unit,
+            state_class,
+        } => {
+            j.opt("device_class", *device_class);
+            j.opt("unit_of_measurement", *unit);
+            j.opt("state_class", *state_class);
+        }
+        Component::BinarySensor {
+            device_class,
+            on,
+            off,
+        } => {
+            j.opt("device_class", *device_class);
+            j.str("payload_on", on);
+            j.str("payload_off", off);
+        }
+        Component::Switch { command, on, off } => {
+            j.str("command_topic", &topics.cmnd(command));
+            j.str("payload_on", on);
+            j.str("payload_off", off);
+            j.str("state_on", on);
+            j.str("state_off", off);
+        }
+        Component::Event { event_types } => {
+            j.raw(
+                "event_types",
+                &format!(
+                    "[{}]",
+                    event_types
+                        .iter()
+                        .map(|t| json_string(t))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                ),
+            );
+        }
+    }
+    if entity.diagnostic {
+        j.str("entity_category", "diagnostic");
+    }
+    if let Some(t) = &entity.value_template {
+        j.str("value_template", t);
+    }
+    let mut d = Json::new();
+    d.raw(
+        "identifiers",
+        &format!("[{}]", json_string(&format!("hearth_{}", device.id))),
+    );
+    d.str("name", &device.name);
+    d.str("model", &device.model);
+    d.str("manufacturer", "Hearth");
+    d.str("sw_version", &device.version);
+    j.raw("device", &d.finish());
+    j.finish()
+}
+
+/// A JSON string literal of `s`, escaped per RFC 8259.
+pub fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+struct Json {
+    out: String,
+}
+
+impl Json {
+    fn new() -> Self {
+        Json {
+            out: String::from("{"),
+        }
+    }
+
+    fn raw(&mut self, key: &str, value: &str) {
+        if self.out.len() > 1 {
+            self.out.push(',');
+        }
+        self.out.push_str(&json_string(key));
+        self.out.push(':');
+        self.out.push_str(value);
+    }
+
+    fn str(&mut self, key: &str, value: &str) {
+        self.raw(key, &json_string(value));
+    }
+
+    fn opt(&mut self, key: &str, value: Option<&str>) {
+        if let Some(v) = value {
+            self.str(key, v);
+        }
+    }
+
+    fn finish(mut self) -> String {
+        self.out.push('}');
+        self.out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn device() -> DeviceInfo {
+        DeviceInfo {
+            name: "Weather1".into(),
+            id: "02A1B2C3D4E5".into(),
+            model: "weather".into(),
+            version: "0.1.0".into(),
+        }
+    }
+
+    #[test]
+    fn sensor_config_has_the_schema_keys() {
+        let t = Topics::new("Weather1");
+        let e = Entity::sensor(
+            "Temperature",
+            "Temperature",
+            Some("temperature"),
+            Some("°C"),
+            Some("measurement"),
+        );
+        assert_eq!(
+            config_topic(&device(), &e),
+            "homeassistant/sensor/Weather1/Temperature/config"
+        );
+        assert_eq!(
+            config_payload(&device(), &e, &t),
+            "{\"name\":\"Temperature\",\"unique_id\":\"hearth_02A1B2C3D4E5_Temperature\",\
+\"object_id\":\"Weather1_Temperature\",\"state_topic\":\"stat/Weather1/Temperature\",\
+\"availability_topic\":\"tele/Weather1/LWT\",\"payload_available\":\"Online\",\
+\"payload_not_available\":\"Offline\",\"device_class\":\"temperature\",\
+\"unit_of_measurement\":\"°C\",\"state_class\":\"measurement\",\"device\":{\"identifiers\":\
+[\"hearth_02A1B2C3D4E5\"],\"name\":\"Weather1\",\"model\":\"weather\",\"manufacturer\":\
+\"Hearth\",\"sw_version\":\"0.1.0\"}}"
+        );
+    }
+
+    #[test]
+    fn switches_events_and_diagnostics() {
+        let t = Topics::new("Relay");
+        let s = config_payload(
+            &device(),
+            &Entity::switch("Relay1", "Relay 1", "Relay1", "1", "0"),
+            &t,
+        );
+        assert!(s.contains("\"command_topic\":\"cmnd/Relay/Relay1\""), "{s}");
+        assert!(
+            s.contains("\"payload_on\":\"1\",\"payload_off\":\"0\""),
+            "{s}"
+        );
+        let e = Entity::event("Keyfob", "Keyfob", &["ev1527_a1b2c_1", "x\"y"]);
+        let s = config_payload(&device(), &e, &t);
+        assert!(
+            s.contains("\"event_types\":[\"ev1527_a1b2c_1\",\"x\\\"y\"]"),
+            "{s}"
+        );
+        assert_eq!(
+            config_topic(&device(), &e),
+            "homeassistant/event/Weather1/Keyfob/config"
+        );
+        let d = config_payload(
+            &device(),
+            &Entity::diagnostic("Malfunction", "Malfunction"),
+            &t,
+        );
+        assert!(d.contains("\"entity_category\":\"diagnostic\""), "{d}");
+        assert_eq!(event_payload("press"), "{\"event_type\":\"press\"}");
+        assert_eq!(object_id("Manual1/Event"), "Manual1_Event");
+        assert_eq!(json_string("a\u{1}b\n"), "\"a\\u0001b\\n\"");
+    }
+}
