@@ -12,6 +12,7 @@ use core::future::Future;
 use embassy_futures::select::{select, Either};
 use embassy_time::{with_timeout, Duration, Instant, Timer};
 use embedded_storage_async::nor_flash::NorFlash;
+use hearth_core::discovery::{self, DeviceInfo, Entity};
 use hearth_core::publish::{PubId, PubSpec, Publications};
 use hearth_core::reboot::{boot_reason, HardwareReset, RebootReason};
 use hearth_core::rng::SplitMix64;
@@ -142,6 +143,9 @@ where
     let mut mqttsup = MqttSupervisor::new(settings.mqtt, now);
     let mut retry_at: Millis = now;
     let mut session: Option<MqttClient<'static, N::Socket>> = None;
+    // How many discovery configs were published on this session (the profile may add entities,
+    // e.g. a forwarder hearing a new sender; they are announced when the count changes).
+    let mut announced = 0usize;
 
     loop {
         let now = now_ms();
@@ -216,7 +220,31 @@ where
             }
         }
 
-        // MQTT.
+        // MQTT. New discovery entities first.
+        if let Some(client) = session.as_mut() {
+            if profile.entities().len() + CORE_ENTITIES != announced {
+                match announce(client, board, profile, &topics).await {
+                    Ok(n) => {
+                        announced = n;
+                        board.console(&format!("discovery: {n} entities announced"));
+                    }
+                    Err(e) => {
+                        session = None;
+                        end_session(
+                            &mut mqttsup,
+                            &mut retry_at,
+                            store,
+                            board,
+                            &mut rng,
+                            &mut pubs,
+                            &format!("discovery: {}", e.0),
+                        )
+                        .await;
+                        continue;
+                    }
+                }
+            }
+        }
         let link = netsup.state() == NetState::Connected;
         if session.is_none() && link && now_ms() >= retry_at {
             // AllocBuffer is a zero-sized handle to the heap: leaking a box of it allocates
@@ -234,8 +262,27 @@ where
                     let now = now_ms();
                     mqttsup.connected(now);
                     board.console("mqtt connected");
-                    board.status(DeviceStatus::Online);
-                    session = Some(client);
+                    match announce(&mut client, board, profile, &topics).await {
+                        Ok(n) => {
+                            announced = n;
+                            mqttsup.sent(now_ms());
+                            board.console(&format!("discovery: {n} entities announced"));
+                            board.status(DeviceStatus::Online);
+                            session = Some(client);
+                        }
+                        Err(e) => {
+                            end_session(
+                                &mut mqttsup,
+                                &mut retry_at,
+                                store,
+                                board,
+                                &mut rng,
+                                &mut pubs,
+                                &format!("discovery: {}", e.0),
+                            )
+                            .await;
+                        }
+                    }
                 }
                 outcome => {
                     let why = match outcome {
@@ -496,6 +543,71 @@ async fn end_session<B: Board, F: NorFlash>(
 }
 
 /// Run `fut` for at most `limit` ms inside a permitted blocking window of the watchdog.
+/// How many entities [`core_entities`] declares.
+const CORE_ENTITIES: usize = 2;
+
+/// The entities every appliance has: uptime and the reason of the last boot.
+fn core_entities() -> alloc::vec::Vec<Entity> {
+    alloc::vec![
+        Entity::sensor(
+            "Uptime",
+            "Uptime",
+            Some("duration"),
+            Some("min"),
+            Some("measurement")
+        ),
+        Entity::diagnostic("RebootReason", "Last reboot reason"),
+    ]
+}
+
+/// Publish the Home Assistant discovery configs (retained) of the core items and the profile's
+/// entities, each bounded by the I/O timeout. Returns how many were published.
+async fn announce<T, B, P>(
+    client: &mut MqttClient<'_, T>,
+    board: &mut B,
+    profile: &P,
+    topics: &Topics,
+) -> Result<usize, session::SessionError>
+where
+    T: embedded_io_async::Read + embedded_io_async::Write,
+    B: Board,
+    P: Profile,
+{
+    let id: String = board
+        .unique_id()
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect();
+    let device = DeviceInfo {
+        name: String::from(topics.name()),
+        id,
+        model: String::from(profile.name()),
+        version: String::from(board.version()),
+    };
+    let mut entities = core_entities();
+    entities.extend(profile.entities());
+    for e in &entities {
+        let topic = discovery::config_topic(&device, e);
+        let payload = discovery::config_payload(&device, e, topics);
+        match guarded(
+            board,
+            IO_TIMEOUT,
+            session::publish(client, &topic, &payload, true),
+        )
+        .await
+        {
+            Some(Ok(())) => {}
+            Some(Err(err)) => return Err(err),
+            None => {
+                return Err(session::SessionError(String::from(
+                    "discovery publish timed out",
+                )))
+            }
+        }
+    }
+    Ok(entities.len())
+}
+
 async fn guarded<B: Board, T>(
     board: &mut B,
     limit: Millis,

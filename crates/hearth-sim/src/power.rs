@@ -168,6 +168,8 @@ struct Running {
     child: Child,
     stdin: Option<ChildStdin>,
     started: Instant,
+    /// The threads copying the process's output into the log; they end at its EOF.
+    readers: Vec<thread::JoinHandle<()>>,
 }
 
 impl Board {
@@ -192,6 +194,7 @@ impl Board {
             }
         }
         self.env.repair = false;
+        let mut readers = Vec::new();
         for stream in [
             child
                 .stdout
@@ -206,12 +209,12 @@ impl Board {
         .flatten()
         {
             let mut log = self.log.try_clone().map_err(BoardError::Spawn)?;
-            thread::spawn(move || {
+            readers.push(thread::spawn(move || {
                 for line in BufReader::new(stream).lines().map_while(Result::ok) {
                     let _ = writeln!(log, "{line}");
                     println!("{line}");
                 }
-            });
+            }));
         }
         self.note(&format!(
             "board: device started (pid {}, reset cause {cause})",
@@ -221,6 +224,7 @@ impl Board {
             child,
             stdin,
             started: Instant::now(),
+            readers,
         })
     }
 
@@ -252,6 +256,11 @@ impl Board {
         loop {
             let mut run = self.spawn(cause)?;
             let ended = self.supervise(&mut run, rx)?;
+            // Everything the process printed is in the log before anything of the next run
+            // (its pipes reach EOF now that it has ended).
+            for r in run.readers.drain(..) {
+                let _ = r.join();
+            }
             let Some(ended) = ended else {
                 return Ok(());
             };

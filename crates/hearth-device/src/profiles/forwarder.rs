@@ -19,6 +19,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use hearth_core::discovery::Entity;
 use hearth_core::publish::{PubId, PubSpec, Publications};
 use hearth_core::rng::{Rng, SplitMix64};
 use hearth_core::{Millis, SECOND};
@@ -115,6 +116,34 @@ pub fn parse_payload(flavor: Flavor, payload: &[u8]) -> Result<(usize, String), 
     }
 }
 
+/// An on-demand item published retained (it holds the last value).
+fn retained(item: &str) -> PubSpec {
+    PubSpec {
+        retain: true,
+        ..PubSpec::on_demand(item)
+    }
+}
+
+fn leaf_entity(flavor: Flavor, item: &str, leaf: &str, name: &str) -> Entity {
+    match (flavor, leaf) {
+        (Flavor::ScaleManager, "Weight") => {
+            Entity::sensor(item, name, Some("weight"), Some("kg"), Some("measurement"))
+        }
+        (_, "RSSI") => Entity {
+            diagnostic: true,
+            ..Entity::sensor(
+                item,
+                name,
+                Some("signal_strength"),
+                Some("dBm"),
+                Some("measurement"),
+            )
+        },
+        (_, "Malfunction") => Entity::diagnostic(item, name),
+        _ => Entity::sensor(item, name, None, None, None),
+    }
+}
+
 fn hex12(mac: &[u8; 6]) -> String {
     mac.iter().map(|b| format!("{b:02X}")).collect()
 }
@@ -148,7 +177,7 @@ impl<'p> Forwarder<'p> {
             .flavor
             .leaves()
             .iter()
-            .map(|leaf| pubs.register(PubSpec::on_demand(&format!("{hex}/{leaf}")), now))
+            .map(|leaf| pubs.register(retained(&format!("{hex}/{leaf}")), now))
             .collect();
         self.senders.push(Sender { mac, ids, rssi: 0 });
         pubs.log(format!("espnow: new sender {hex}"));
@@ -202,7 +231,7 @@ impl super::Profile for Forwarder<'_> {
         };
         self.shared = leaves
             .iter()
-            .map(|l| pubs.register(PubSpec::on_demand(l), now))
+            .map(|l| pubs.register(retained(l), now))
             .collect();
     }
 
@@ -226,6 +255,29 @@ impl super::Profile for Forwarder<'_> {
                 pubs.log("espnow: back-data queue full");
             }
         }
+    }
+
+    fn entities(&self) -> Vec<Entity> {
+        let shared: &[&str] = match self.flavor {
+            Flavor::ScaleManager => &["Weight", "Malfunction"],
+            Flavor::TNowC => &["Value"],
+        };
+        let mut v: Vec<Entity> = shared
+            .iter()
+            .map(|l| leaf_entity(self.flavor, l, l, l))
+            .collect();
+        for s in &self.senders {
+            let hex = hex12(&s.mac);
+            for leaf in self.flavor.leaves() {
+                v.push(leaf_entity(
+                    self.flavor,
+                    &format!("{hex}/{leaf}"),
+                    leaf,
+                    &format!("{hex} {leaf}"),
+                ));
+            }
+        }
+        v
     }
 
     fn evaluate(&mut self, id: PubId, _now: Millis) -> Option<String> {

@@ -8,6 +8,7 @@ use alloc::string::String;
 
 use embedded_hal_async::delay::DelayNs;
 use embedded_hal_async::i2c::I2c;
+use hearth_core::discovery::Entity;
 use hearth_core::publish::{PubId, PubSpec, Publications};
 use hearth_core::{Millis, MINUTE, SECOND};
 use hearth_drivers::bme280::{Address, Bme280};
@@ -138,7 +139,11 @@ impl<H: I2c, B: I2c, D: DelayNs> super::Profile for Weather<H, B, D> {
     }
 
     fn register(&mut self, pubs: &mut Publications, now: Millis) {
-        let spec = |item| PubSpec::periodic(item, EVAL_EVERY, FORCE_EVERY);
+        // Values are retained, so Home Assistant shows them at once after a restart.
+        let spec = |item| PubSpec {
+            retain: true,
+            ..PubSpec::periodic(item, EVAL_EVERY, FORCE_EVERY)
+        };
         self.ids = Ids {
             temperature: Some(pubs.register(spec("Temperature"), now)),
             humidity: Some(pubs.register(spec("Humidity"), now)),
@@ -149,6 +154,28 @@ impl<H: I2c, B: I2c, D: DelayNs> super::Profile for Weather<H, B, D> {
 
     fn next_work(&self) -> Millis {
         self.next_read
+    }
+
+    fn entities(&self) -> alloc::vec::Vec<Entity> {
+        let m = Some("measurement");
+        alloc::vec![
+            Entity::sensor(
+                "Temperature",
+                "Temperature",
+                Some("temperature"),
+                Some("°C"),
+                m
+            ),
+            Entity::sensor("Humidity", "Humidity", Some("humidity"), Some("%"), m),
+            Entity::sensor(
+                "Pressure",
+                "Pressure",
+                Some("atmospheric_pressure"),
+                Some("hPa"),
+                m
+            ),
+            Entity::diagnostic("Malfunction", "Malfunction"),
+        ]
     }
 
     async fn work(&mut self, now: Millis, pubs: &mut Publications) {
