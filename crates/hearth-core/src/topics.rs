@@ -36,12 +36,14 @@ impl Topics {
         format!("tele/{}/LWT", self.name)
     }
 
-    /// The command leaf of `topic` if it is one of this device's command topics.
+    /// The command leaf of `topic` if it is one of this device's command topics: everything
+    /// after `cmnd/<name>/`, one level (`Refresh`) or several (`0/TurnOnWithTimeout`, as the
+    /// reference's relays and switches use), without empty levels.
     pub fn command_leaf<'t>(&self, topic: &'t str) -> Option<&'t str> {
         let rest = topic.strip_prefix("cmnd/")?;
         let rest = rest.strip_prefix(self.name.as_str())?;
         let leaf = rest.strip_prefix('/')?;
-        (!leaf.is_empty() && !leaf.contains('/')).then_some(leaf)
+        (!leaf.is_empty() && leaf.split('/').all(|level| !level.is_empty())).then_some(leaf)
     }
 }
 
@@ -68,7 +70,12 @@ mod tests {
         assert_eq!(t.command_leaf("cmnd/dev/Refresh"), Some("Refresh"));
         assert_eq!(t.command_leaf("cmnd/device/Refresh"), None);
         assert_eq!(t.command_leaf("cmnd/dev/"), None);
-        assert_eq!(t.command_leaf("cmnd/dev/a/b"), None);
+        assert_eq!(
+            t.command_leaf("cmnd/dev/0/TurnOnWithTimeout"),
+            Some("0/TurnOnWithTimeout")
+        );
+        assert_eq!(t.command_leaf("cmnd/dev/a//b"), None);
+        assert_eq!(t.command_leaf("cmnd/dev/a/"), None);
         assert_eq!(t.command_leaf("stat/dev/Refresh"), None);
         assert_eq!(t.command_leaf("cmnd/dev"), None);
     }

@@ -67,7 +67,7 @@ pub enum Incoming {
 }
 
 /// Connect: CONNECT with clean start, keepalive, credentials and the retained last will
-/// `tele/<name>/LWT = Offline`; wait for the CONNACK; subscribe to `cmnd/<name>/+` and wait for
+/// `tele/<name>/LWT = Offline`; wait for the CONNACK; subscribe to `cmnd/<name>/#` and wait for
 /// its SUBACK; publish `Online` retained. The caller bounds the whole with a timeout.
 pub async fn connect<T>(
     client: &mut MqttClient<'_, T>,
@@ -104,7 +104,7 @@ where
         .await
         .map_err(|e| err("connect", e))?;
 
-    let filter_text = topics.cmnd("+");
+    let filter_text = topics.cmnd("#");
     let filter =
         TopicFilter::new(MqttString::from_str(&filter_text).map_err(|e| err("filter", e))?)
             .ok_or_else(|| SessionError(format!("invalid topic filter {filter_text:?}")))?;

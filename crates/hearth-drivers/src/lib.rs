@@ -11,5 +11,6 @@ pub mod bme280;
 mod error;
 pub mod hdc1080;
 pub mod hx711;
+pub mod pzem;
 
 pub use error::Error;

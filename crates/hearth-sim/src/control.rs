@@ -47,7 +47,7 @@ pub enum ControlCmd {
 pub const HELP: &str =
     "commands: wifi up|down|stuck, block SECONDS, slow SECONDS, power-cut, quit, \
 sensor CHIP FAULT (chips: hdc1080, bme280; faults: ok, absent, readfails, garbage; \
-chip hx711: ok, absent, readfails, unstable), load KG, repair, storage-stress on|off, status";
+chip hx711: ok, absent, readfails, unstable; chip pzem: ok, absent, readfails, garbage), load KG, repair, storage-stress on|off, status";
 
 fn seconds(word: &str) -> Result<u64, String> {
     let s: f64 = word
@@ -84,6 +84,10 @@ impl ControlCmd {
             ["power-cut"] => Ok(Self::PowerCut),
             ["quit"] => Ok(Self::Quit),
             ["status"] => Ok(Self::Status),
+            ["sensor", "pzem", fault] => {
+                fault.parse::<hearth_simchips::ChipFault>()?;
+                Ok(Self::Sensor("pzem".into(), (*fault).into()))
+            }
             ["sensor", "hx711", fault] => {
                 fault.parse::<hearth_simchips::hx711::Hx711Fault>()?;
                 Ok(Self::Sensor("hx711".into(), (*fault).into()))

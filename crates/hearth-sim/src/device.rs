@@ -15,7 +15,9 @@ use hearth_core::reboot::HardwareReset;
 use hearth_core::supervisor::LoopWatchdog;
 use hearth_core::{Millis, SECOND};
 use hearth_device::link::{run_central, run_peripheral, CentralPort};
+use hearth_device::profiles::energy::Energy;
 use hearth_device::profiles::forwarder::Forwarder;
+use hearth_device::profiles::relay::{Relay, RelaySettings};
 use hearth_device::profiles::scale_sensor::ScaleSensor;
 use hearth_device::profiles::tnowp::TNowP;
 use hearth_device::profiles::weather::Weather;
@@ -23,6 +25,7 @@ use hearth_device::profiles::Plan;
 use hearth_device::Board;
 use hearth_drivers::hx711::Hx711;
 use hearth_simchips::hx711::{Hx711Fault, Hx711Model, LoadCell};
+use hearth_simchips::PzemModel;
 use hearth_simchips::{SimClock, SimI2cBus, WeatherHandle};
 use hearth_storage::{FileFlash, KvStore};
 
@@ -283,7 +286,10 @@ fn start_watchdog(policy: Arc<Mutex<LoopWatchdog>>, grace: Millis, timeout: Mill
 }
 
 /// Read environment messages from the board; the board going away powers the device off.
-fn start_env_reader(link: Arc<Link>, faults: Arc<Faults>, bus: SimI2cBus, hx711: Hx711Model) {
+fn start_env_reader(link: Arc<Link>, faults: Arc<Faults>, chips: Chips) {
+    let Chips {
+        bus, hx711, pzem, ..
+    } = chips;
     std::thread::spawn(move || {
         let stdin = std::io::stdin();
         for line in stdin.lock().lines() {
@@ -303,6 +309,15 @@ fn start_env_reader(link: Arc<Link>, faults: Arc<Faults>, bus: SimI2cBus, hx711:
                 Ok(EnvMsg::Repair) => {
                     console("environment: re-pair requested");
                     faults.repair.store(true, Ordering::SeqCst);
+                }
+                Ok(EnvMsg::Sensor(chip, fault)) if chip == "pzem" => {
+                    match fault.parse::<hearth_simchips::ChipFault>() {
+                        Ok(f) => {
+                            console(&format!("environment: sensor pzem {fault}"));
+                            pzem.set_fault(f);
+                        }
+                        Err(e) => console(&format!("environment: {e}")),
+                    }
                 }
                 Ok(EnvMsg::Sensor(chip, fault)) if chip == "hx711" => {
                     match fault.parse::<Hx711Fault>() {
@@ -339,10 +354,56 @@ struct Parts {
     net: SimNetwork,
     board: SimBoard,
     flash: FileFlash,
-    bus: SimI2cBus,
-    hx711: Hx711Model,
+    chips: Chips,
     state: PathBuf,
     name: String,
+    config: hearth_config::Config,
+}
+
+/// The simulated hardware of every appliance; each run uses the part its profile needs.
+#[derive(Clone)]
+struct Chips {
+    /// The weather station's I2C bus (HDC1080, BME280).
+    bus: SimI2cBus,
+    /// The scale's load-cell ADC.
+    hx711: Hx711Model,
+    /// The energy meter on its UART.
+    pzem: PzemModel,
+}
+
+/// A GPIO output of the simulated board; level changes go to the device log.
+struct SimPin {
+    name: String,
+    high: Option<bool>,
+}
+
+impl embedded_hal::digital::ErrorType for SimPin {
+    type Error = core::convert::Infallible;
+}
+
+impl embedded_hal::digital::OutputPin for SimPin {
+    fn set_low(&mut self) -> Result<(), Self::Error> {
+        self.set(false);
+        Ok(())
+    }
+
+    fn set_high(&mut self) -> Result<(), Self::Error> {
+        self.set(true);
+        Ok(())
+    }
+}
+
+impl SimPin {
+    fn set(&mut self, high: bool) {
+        if self.high != Some(high) {
+            self.high = Some(high);
+            console(&format!(
+                "gpio: {} {}",
+                self.name,
+                if high { "high" } else { "low" }
+            ));
+        }
+    }
 }
 
 fn open_radio(state: &Path, mac: [u8; 6]) -> SimRadio {
@@ -368,11 +429,12 @@ async fn device_task(parts: Parts) {
         mut net,
         mut board,
         flash,
-        bus,
-        hx711,
+        chips,
         state,
         name,
+        config,
     } = parts;
+    let Chips { bus, hx711, pzem } = chips;
     let store = match KvStore::open(flash, 0..FLASH_SIZE).await {
         Ok(store) => {
             let report = store.report();
@@ -395,10 +457,29 @@ async fn device_task(parts: Parts) {
         Plan::Mqtt {
             settings,
             central: None,
-        } => {
-            let mut profile = Weather::new(bus.clone(), bus, embassy_time::Delay, now);
-            hearth_device::run(settings, &mut net, &mut board, &store, &mut profile).await
-        }
+        } => match config.profile.as_str() {
+            "relay" => {
+                // `plan` validated the relay settings already.
+                let relays = RelaySettings::from_config(&config).unwrap_or_default();
+                let pins = (1..=relays.relays.len())
+                    .map(|i| SimPin {
+                        name: format!("relay {i}"),
+                        high: None,
+                    })
+                    .collect();
+                let mut profile = Relay::new(pins, &store, &relays, now);
+                profile.restore().await;
+                hearth_device::run(settings, &mut net, &mut board, &store, &mut profile).await
+            }
+            "energy" => {
+                let mut profile = Energy::new(pzem.uart(), now);
+                hearth_device::run(settings, &mut net, &mut board, &store, &mut profile).await
+            }
+            _ => {
+                let mut profile = Weather::new(bus.clone(), bus, embassy_time::Delay, now);
+                hearth_device::run(settings, &mut net, &mut board, &store, &mut profile).await
+            }
+        },
         Plan::Mqtt {
             settings,
             central: Some((flavor, link)),
@@ -481,7 +562,13 @@ pub fn run(config: &Path, state: &Path) -> ExitCode {
     hx711.set_power_down_us(5_000);
     let link = Arc::new(Link::default());
     let faults = Arc::new(Faults::default());
-    start_env_reader(link.clone(), faults.clone(), bus.clone(), hx711.clone());
+    // The energy meter sees a household mains (the model's defaults) on its own clock.
+    let pzem = PzemModel::new(
+        SimClock::external(|| embassy_time::Instant::now().as_micros()),
+        seed,
+    );
+    let chips = Chips { bus, hx711, pzem };
+    start_env_reader(link.clone(), faults.clone(), chips.clone());
     let board = SimBoard {
         reset: reset_cause(),
         watchdog,
@@ -496,10 +583,10 @@ pub fn run(config: &Path, state: &Path) -> ExitCode {
         net: SimNetwork::new(link),
         board,
         flash,
-        bus,
-        hx711,
+        chips,
         state: state.to_path_buf(),
         name: config.mqtt.name.clone(),
+        config,
     };
     let executor = Box::leak(Box::new(embassy_executor::Executor::new()));
     executor.run(move |spawner| {

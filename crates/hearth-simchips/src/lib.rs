@@ -18,6 +18,7 @@ pub mod fault;
 pub mod hdc1080;
 pub mod hx711;
 mod prng;
+pub mod pzem;
 pub mod weather;
 
 pub use ambient::{Ambient, Conditions};
@@ -25,4 +26,5 @@ pub use bus::{BusFault, I2cDevice, SimBusError, SimI2cBus, SimI2cError};
 pub use clock::{SimClock, SimDelay};
 pub use fault::{parse_sensor_fault, ChipFault};
 pub use hx711::{Hx711Dout, Hx711Fault, Hx711Model, Hx711Sck, LoadCell};
+pub use pzem::{Mains, PzemModel, PzemUart};
 pub use weather::{weather_station, weather_station_on, WeatherHandle, WeatherModel};

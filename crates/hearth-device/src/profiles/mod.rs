@@ -6,7 +6,9 @@ use alloc::string::String;
 use hearth_core::publish::{PubId, Publications};
 use hearth_core::Millis;
 
+pub mod energy;
 pub mod forwarder;
+pub mod relay;
 pub mod scale_filter;
 pub mod scale_sensor;
 pub mod tnowp;
@@ -15,7 +17,15 @@ pub mod weather;
 use hearth_config::{Config, ConfigErrors, KeySpec};
 
 /// The profiles this build contains (the values `profile` accepts).
-pub const PROFILES: &[&str] = &["weather", "scale_manager", "scale_sensor", "tnowc", "tnowp"];
+pub const PROFILES: &[&str] = &[
+    "weather",
+    "energy",
+    "relay",
+    "scale_manager",
+    "scale_sensor",
+    "tnowc",
+    "tnowp",
+];
 
 /// Keys the board and the profiles add to `config.txt` beyond Hearth's own: board wiring
 /// (status LED, W5500 Ethernet on SPI for `ssid (wired)`) and the weather station's I2C pins.
@@ -103,7 +113,15 @@ pub fn gpio(config: &Config, key: &str) -> Option<u8> {
 /// Parse and validate a `config.txt` for any profile of this build. The simulator, the firmware
 /// and `hearth flash` all use this, so one file means the same thing in both worlds.
 pub fn parse_config(text: &str) -> Result<Config, ConfigErrors> {
-    hearth_config::parse_with(text, PROFILES, CONFIG_KEYS)
+    hearth_config::parse_with(text, PROFILES, &config_keys())
+}
+
+/// Every key beyond Hearth's own: the board's ([`CONFIG_KEYS`]) and each appliance's.
+pub fn config_keys() -> alloc::vec::Vec<KeySpec> {
+    let mut keys = alloc::vec::Vec::from(CONFIG_KEYS);
+    keys.extend_from_slice(relay::CONFIG_KEYS);
+    keys.extend_from_slice(energy::CONFIG_KEYS);
+    keys
 }
 
 /// An appliance.
