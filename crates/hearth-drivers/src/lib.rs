@@ -11,6 +11,7 @@ pub mod bme280;
 mod error;
 pub mod hdc1080;
 pub mod hx711;
+pub mod ook;
 pub mod pzem;
 
 pub use error::Error;

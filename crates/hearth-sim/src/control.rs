@@ -41,13 +41,15 @@ pub enum ControlCmd {
     /// Ask an ESP-NOW peripheral to forget its pairing and scan again (the reference's
     /// `pair.txt`).
     Repair,
+    /// Press a 433 MHz keyfob: encoder (`ev1527`, `ht6p20`), address, button.
+    Press(String, u32, u8),
 }
 
 /// Help text listing every command.
 pub const HELP: &str =
     "commands: wifi up|down|stuck, block SECONDS, slow SECONDS, power-cut, quit, \
 sensor CHIP FAULT (chips: hdc1080, bme280; faults: ok, absent, readfails, garbage; \
-chip hx711: ok, absent, readfails, unstable; chip pzem: ok, absent, readfails, garbage), load KG, repair, storage-stress on|off, status";
+chip hx711: ok, absent, readfails, unstable; chip pzem: ok, absent, readfails, garbage; chip ook: ok, noise, absent), press ev1527|ht6p20 ADDRESS BUTTON, load KG, repair, storage-stress on|off, status";
 
 fn seconds(word: &str) -> Result<u64, String> {
     let s: f64 = word
@@ -84,6 +86,20 @@ impl ControlCmd {
             ["power-cut"] => Ok(Self::PowerCut),
             ["quit"] => Ok(Self::Quit),
             ["status"] => Ok(Self::Status),
+            ["sensor", "ook", fault] => {
+                fault.parse::<hearth_simchips::OokFault>()?;
+                Ok(Self::Sensor("ook".into(), (*fault).into()))
+            }
+            ["press", enc @ ("ev1527" | "ht6p20"), address, button] => {
+                let address = address
+                    .parse::<u32>()
+                    .map_err(|_| format!("address must be a number, not {address:?}"))?;
+                let button = button
+                    .parse::<u8>()
+                    .map_err(|_| format!("button must be 0..=255, not {button:?}"))?;
+                Ok(Self::Press((*enc).into(), address, button))
+            }
+            ["press", ..] => Err("usage: press ev1527|ht6p20 ADDRESS BUTTON".into()),
             ["sensor", "pzem", fault] => {
                 fault.parse::<hearth_simchips::ChipFault>()?;
                 Ok(Self::Sensor("pzem".into(), (*fault).into()))
@@ -144,6 +160,13 @@ mod tests {
         );
         assert!(ControlCmd::parse("sensor hx711 garbage").is_err());
         assert_eq!(ControlCmd::parse("repair"), Ok(ControlCmd::Repair));
+        assert_eq!(
+            ControlCmd::parse("press ev1527 12345 2"),
+            Ok(ControlCmd::Press("ev1527".into(), 12345, 2))
+        );
+        assert!(ControlCmd::parse("press ev1527 x 2").is_err());
+        assert!(ControlCmd::parse("press nec 1 2").is_err());
+        assert!(ControlCmd::parse("sensor ook loud").is_err());
     }
 
     #[test]

@@ -18,6 +18,7 @@ use hearth_device::link::{run_central, run_peripheral, CentralPort};
 use hearth_device::profiles::energy::Energy;
 use hearth_device::profiles::forwarder::Forwarder;
 use hearth_device::profiles::relay::{Relay, RelaySettings};
+use hearth_device::profiles::rx433::Rx433;
 use hearth_device::profiles::scale_sensor::ScaleSensor;
 use hearth_device::profiles::tnowp::TNowP;
 use hearth_device::profiles::weather::Weather;
@@ -25,7 +26,7 @@ use hearth_device::profiles::Plan;
 use hearth_device::Board;
 use hearth_drivers::hx711::Hx711;
 use hearth_simchips::hx711::{Hx711Fault, Hx711Model, LoadCell};
-use hearth_simchips::PzemModel;
+use hearth_simchips::{Encoder, OokFault, OokModel, PzemModel};
 use hearth_simchips::{SimClock, SimI2cBus, WeatherHandle};
 use hearth_storage::{FileFlash, KvStore};
 
@@ -288,7 +289,11 @@ fn start_watchdog(policy: Arc<Mutex<LoopWatchdog>>, grace: Millis, timeout: Mill
 /// Read environment messages from the board; the board going away powers the device off.
 fn start_env_reader(link: Arc<Link>, faults: Arc<Faults>, chips: Chips) {
     let Chips {
-        bus, hx711, pzem, ..
+        bus,
+        hx711,
+        pzem,
+        ook,
+        ..
     } = chips;
     std::thread::spawn(move || {
         let stdin = std::io::stdin();
@@ -310,6 +315,24 @@ fn start_env_reader(link: Arc<Link>, faults: Arc<Faults>, chips: Chips) {
                     console("environment: re-pair requested");
                     faults.repair.store(true, Ordering::SeqCst);
                 }
+                Ok(EnvMsg::Press(encoder, address, button)) => {
+                    let e = match encoder.as_str() {
+                        "ht6p20" => Encoder::Ht6p20,
+                        _ => Encoder::Ev1527,
+                    };
+                    console(&format!(
+                        "environment: keyfob {encoder} {address} button {button}"
+                    ));
+                    ook.press(e, address, button);
+                }
+                Ok(EnvMsg::Sensor(chip, fault)) if chip == "ook" => match fault.parse::<OokFault>()
+                {
+                    Ok(f) => {
+                        console(&format!("environment: sensor ook {fault}"));
+                        ook.set_fault(f);
+                    }
+                    Err(e) => console(&format!("environment: {e}")),
+                },
                 Ok(EnvMsg::Sensor(chip, fault)) if chip == "pzem" => {
                     match fault.parse::<hearth_simchips::ChipFault>() {
                         Ok(f) => {
@@ -369,6 +392,8 @@ struct Chips {
     hx711: Hx711Model,
     /// The energy meter on its UART.
     pzem: PzemModel,
+    /// The 433 MHz receiver's air: keyfob presses and noise.
+    ook: OokModel,
 }
 
 /// A GPIO output of the simulated board; level changes go to the device log.
@@ -434,7 +459,12 @@ async fn device_task(parts: Parts) {
         name,
         config,
     } = parts;
-    let Chips { bus, hx711, pzem } = chips;
+    let Chips {
+        bus,
+        hx711,
+        pzem,
+        ook,
+    } = chips;
     let store = match KvStore::open(flash, 0..FLASH_SIZE).await {
         Ok(store) => {
             let report = store.report();
@@ -473,6 +503,10 @@ async fn device_task(parts: Parts) {
             }
             "energy" => {
                 let mut profile = Energy::new(pzem.uart(), now);
+                hearth_device::run(settings, &mut net, &mut board, &store, &mut profile).await
+            }
+            "rx433" => {
+                let mut profile = Rx433::new(ook.receiver(), now);
                 hearth_device::run(settings, &mut net, &mut board, &store, &mut profile).await
             }
             _ => {
@@ -567,7 +601,16 @@ pub fn run(config: &Path, state: &Path) -> ExitCode {
         SimClock::external(|| embassy_time::Instant::now().as_micros()),
         seed,
     );
-    let chips = Chips { bus, hx711, pzem };
+    let ook = OokModel::new(
+        SimClock::external(|| embassy_time::Instant::now().as_micros()),
+        seed,
+    );
+    let chips = Chips {
+        bus,
+        hx711,
+        pzem,
+        ook,
+    };
     start_env_reader(link.clone(), faults.clone(), chips.clone());
     let board = SimBoard {
         reset: reset_cause(),

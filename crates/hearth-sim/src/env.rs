@@ -43,6 +43,8 @@ pub enum EnvMsg {
     Load(i64),
     /// Forget the ESP-NOW pairing.
     Repair,
+    /// A keyfob press: encoder, address, button.
+    Press(String, u32, u8),
 }
 
 impl fmt::Display for EnvMsg {
@@ -57,6 +59,7 @@ impl fmt::Display for EnvMsg {
             }
             Self::Load(g) => write!(f, "load-g {g}"),
             Self::Repair => f.write_str("repair"),
+            Self::Press(e, a, b) => write!(f, "press {e} {a} {b}"),
         }
     }
 }
@@ -83,6 +86,10 @@ impl EnvMsg {
                 .map(Self::Load)
                 .map_err(|_| format!("bad load {g:?}")),
             ["repair"] => Ok(Self::Repair),
+            ["press", e, a, b] => match (a.parse(), b.parse()) {
+                (Ok(a), Ok(b)) => Ok(Self::Press((*e).into(), a, b)),
+                _ => Err(format!("bad press {line:?}")),
+            },
             _ => Err(format!("unknown environment message {line:?}")),
         }
     }

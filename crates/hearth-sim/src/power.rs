@@ -398,6 +398,10 @@ impl Board {
                     self.send(run, EnvMsg::Repair);
                     "ok repair".into()
                 }
+                ControlCmd::Press(e, a, b) => {
+                    self.send(run, EnvMsg::Press(e.clone(), a, b));
+                    format!("ok press {e} {a} {b}")
+                }
                 ControlCmd::Status => format!(
                     "ok running pid {} for {:.1} s, wifi {}, storage-stress {}",
                     run.child.id(),

@@ -119,3 +119,54 @@ fn energy_meter_ticker_values_and_an_absent_pzem() {
     obs.wait_for("stat/e1/Malfunction", s(30), |m| m.payload == "0")
         .unwrap_or_else(|| panic!("recovered\n{}", sim.dump()));
 }
+
+#[test]
+fn keyfob_presses_become_events_and_an_absent_receiver_hears_nothing() {
+    let broker = Broker::start();
+    let obs = Observer::start(&broker);
+    let sim = Sim::start(&appliance("rx433", "rf1", broker.port, ""));
+    assert!(sim.wait_log("mqtt connected", s(20)), "{}", sim.dump());
+    let ev = obs
+        .wait_for("homeassistant/event/rf1/Keyfob/config", s(5), |_| true)
+        .unwrap_or_else(|| panic!("keyfob event entity\n{}", sim.dump()));
+    assert!(ev.payload.contains("\"event_types\""), "{}", ev.payload);
+    assert!(sim.ctl("press ev1527 12345 3").starts_with("ok"));
+    // EV1527: 20-bit address then 4 data bits.
+    let code = (12345u32 << 4) | 3;
+    let press = obs
+        .wait_for("stat/rf1/Keyfob", s(5), |m| {
+            m.payload == format!("EV1527:{code}")
+        })
+        .unwrap_or_else(|| panic!("EV1527 press\n{}", sim.dump()));
+    assert!(!press.retained);
+    assert!(sim.ctl("press ht6p20 777 1").starts_with("ok"));
+    obs.wait_for("stat/rf1/Keyfob", s(5), |m| {
+        m.payload.starts_with("HT6P20:")
+    })
+    .unwrap_or_else(|| panic!("HT6P20 press\n{}", sim.dump()));
+    // The receiver is gone: a press is heard by nobody.
+    assert!(sim.ctl("sensor ook absent").starts_with("ok"));
+    std::thread::sleep(Duration::from_millis(300));
+    let before = obs.count("stat/rf1/Keyfob");
+    assert!(sim.ctl("press ev1527 999 1").starts_with("ok"));
+    std::thread::sleep(s(2));
+    let heard: Vec<_> = obs
+        .all()
+        .into_iter()
+        .filter(|m| m.topic == "stat/rf1/Keyfob" && !m.payload.is_empty())
+        .collect();
+    assert!(
+        heard
+            .iter()
+            .all(|m| m.payload != format!("EV1527:{}", (999u32 << 4) | 1)),
+        "{heard:?}"
+    );
+    assert!(obs.count("stat/rf1/Keyfob") >= before);
+    // Back: heard again.
+    assert!(sim.ctl("sensor ook ok").starts_with("ok"));
+    assert!(sim.ctl("press ev1527 999 1").starts_with("ok"));
+    obs.wait_for("stat/rf1/Keyfob", s(5), |m| {
+        m.payload == format!("EV1527:{}", (999u32 << 4) | 1)
+    })
+    .unwrap_or_else(|| panic!("recovered\n{}", sim.dump()));
+}

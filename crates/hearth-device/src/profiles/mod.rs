@@ -9,6 +9,7 @@ use hearth_core::Millis;
 pub mod energy;
 pub mod forwarder;
 pub mod relay;
+pub mod rx433;
 pub mod scale_filter;
 pub mod scale_sensor;
 pub mod tnowp;
@@ -21,6 +22,7 @@ pub const PROFILES: &[&str] = &[
     "weather",
     "energy",
     "relay",
+    "rx433",
     "scale_manager",
     "scale_sensor",
     "tnowc",
@@ -121,6 +123,7 @@ pub fn config_keys() -> alloc::vec::Vec<KeySpec> {
     let mut keys = alloc::vec::Vec::from(CONFIG_KEYS);
     keys.extend_from_slice(relay::CONFIG_KEYS);
     keys.extend_from_slice(energy::CONFIG_KEYS);
+    keys.extend_from_slice(rx433::CONFIG_KEYS);
     keys
 }
 
