@@ -1,7 +1,11 @@
 //! The chip as a `hearth_device::Board`: reset cause, software reset, the loop-liveness policy
 //! shared with the watchdog feeder, hardware entropy, the base MAC as identity, the version,
-//! the status LED (`crate::led`) and the serial console. Also the panic path: a panic resets the chip (rather than halting
-//! with interrupts off, which only a watchdog would end) and leaves a mark in RTC memory so the
+//! the status LED (`crate::led`), the serial console and deep sleep (the battery peripherals:
+//! esp-hal's `LowPower::sleep_deep` with the RTC timer as the only wakeup source; the wake
+//! boots the chip from the start with the reset cause `CoreDeepSleep`; both watchdogs are
+//! stopped first so that the RTC watchdog, which keeps counting in the RTC domain, cannot reset
+//! the sleeping chip). Also the panic path: a panic resets the chip (rather than halting with
+//! interrupts off, which only a watchdog would end) and leaves a mark in RTC memory so the
 //! next boot can report it.
 //!
 //! # Reset cause mapping (ESP32-C3 / ESP32-C6 `SocResetReason`)
@@ -15,13 +19,16 @@
 //! | `CoreRtcWdt`, `Cpu0RtcWdt`, `SysRtcWdt` (RTC watchdog) | 0x09, 0x0D, 0x10 | `Watchdog` |
 //! | `SysSuperWdt` (super watchdog) | 0x12 | `Watchdog` |
 //! | `SysBrownOut` | 0x0F | `Other` |
-//! | deep-sleep wake, USB-UART / USB-JTAG reset (e.g. after flashing), eFuse CRC, clock or power glitch, SDIO, JTAG | various | `Other` |
+//! | `CoreDeepSleep` (the wake from `Board::deep_sleep`) | 0x05 | `DeepSleepWake` |
+//! | USB-UART / USB-JTAG reset (e.g. after flashing), eFuse CRC, clock or power glitch, SDIO, JTAG | various | `Other` |
 //! | unreadable | — | `Other` |
 
 use alloc::string::String;
 use core::ptr::addr_of_mut;
 
+use esp_hal::peripherals::LPWR;
 use esp_hal::rng::Rng;
+use esp_hal::rtc_cntl::sleep::{LowPower, RtcSleepConfig};
 use esp_hal::rtc_cntl::SocResetReason;
 use hearth_core::reboot::HardwareReset;
 use hearth_core::Millis;
@@ -46,6 +53,7 @@ pub fn classify(reason: Option<SocResetReason>) -> HardwareReset {
     use SocResetReason as R;
     match reason {
         Some(R::ChipPowerOn) => HardwareReset::PowerOn,
+        Some(R::CoreDeepSleep) => HardwareReset::DeepSleepWake,
         Some(R::CoreSw | R::Cpu0Sw) => HardwareReset::Software,
         Some(
             R::CoreMwdt0
@@ -89,11 +97,13 @@ pub struct EspBoard {
     id: [u8; 6],
     /// The status last handed to the LED (repeats do not restart its pattern).
     shown: Option<DeviceStatus>,
+    /// The sleep controller.
+    low_power: LowPower<'static>,
 }
 
 impl EspBoard {
     /// A board whose last reset was `reset`, sharing `policy` with the watchdog feeder.
-    pub fn new(reset: HardwareReset, policy: &'static SharedPolicy) -> Self {
+    pub fn new(reset: HardwareReset, policy: &'static SharedPolicy, lpwr: LPWR<'static>) -> Self {
         let mut id = [0u8; 6];
         id.copy_from_slice(esp_hal::efuse::base_mac_address().as_bytes());
         Self {
@@ -102,6 +112,7 @@ impl EspBoard {
             rng: Rng::new(),
             id,
             shown: None,
+            low_power: LowPower::new(lpwr),
         }
     }
 
@@ -156,7 +167,23 @@ impl Board for EspBoard {
     fn console(&mut self, line: &str) {
         log::info!("{line}");
     }
+
+    fn deep_sleep(&mut self, ms: Millis) -> ! {
+        // At least 10 ms, so that the deadline cannot be missed by the sleep transition (which
+        // would be a panic in esp-hal; the runtime asks for seconds anyway).
+        let ms = ms.max(MIN_SLEEP_MS);
+        log::info!("deep sleep for {ms} ms");
+        crate::watchdog::stop_for_deep_sleep();
+        // Give the console's FIFO a moment to drain.
+        esp_hal::delay::Delay::new().delay_millis(5);
+        let deadline = esp_hal::time::Instant::now() + esp_hal::time::Duration::from_millis(ms);
+        self.low_power.set_wakeup_deadline(deadline);
+        self.low_power.sleep_deep(RtcSleepConfig::deep())
+    }
 }
+
+/// The shortest deep sleep.
+const MIN_SLEEP_MS: Millis = 10;
 
 /// Format a MAC address for logs.
 pub fn mac_string(id: &[u8; 6]) -> String {

@@ -1,7 +1,11 @@
 //! The device's configuration at boot: reads `config.txt` from the `config` data partition,
-//! validates it with `hearth-config`, derives the runtime `Settings`, picks the network (Wi-Fi,
-//! or a W5500 on SPI for `ssid (wired)` and `ssid (wired2)`), and rejects what this firmware
-//! cannot run (no network, an IPv6 broker).
+//! validates it with `hearth-config`, decides how to run it (`hearth_device::profiles::plan`,
+//! as the simulator does: the MQTT runtime for `weather`, the MQTT runtime plus the ESP-NOW
+//! central for `scale_manager`/`tnowc`, the ESP-NOW peripheral runtime for
+//! `scale_sensor`/`tnowp`), picks the network (Wi-Fi, a W5500 on SPI for `ssid (wired)` and
+//! `ssid (wired2)`, none for the battery peripherals, which must say `ssid (none)`), and
+//! rejects what this firmware cannot run (an MQTT profile without a network, a battery profile
+//! with one, an IPv6 broker, missing ESP-NOW keys or scale calibration).
 //!
 //! # On-flash format of the `config` partition (data, 8 KiB)
 //!
@@ -33,7 +37,7 @@ use alloc::vec::Vec;
 use esp_storage::FlashStorage;
 use hearth_config::blob::{self, BlobError, HEADER_LEN};
 use hearth_config::{Config, Host, Network};
-use hearth_device::Settings;
+use hearth_device::profiles::Plan;
 
 use crate::partitions::Region;
 
@@ -44,8 +48,8 @@ const SHOWN: &str = "config.txt";
 pub struct Loaded {
     /// The validated config.
     pub config: Config,
-    /// The runtime settings derived from it.
-    pub settings: Settings,
+    /// How it runs (runtime settings, ESP-NOW link settings, the scale's settings).
+    pub plan: Plan,
     /// How the device reaches the LAN.
     pub uplink: Uplink,
 }
@@ -57,6 +61,8 @@ pub enum Uplink {
     /// Ethernet through a W5500 on SPI (`ssid (wired)`; also `ssid (wired2)`, which names an
     /// RMII board in the reference: these chips have no Ethernet MAC, so both mean the W5500).
     Ethernet,
+    /// No LAN (`ssid (none)`): a battery ESP-NOW peripheral.
+    None,
 }
 
 impl Uplink {
@@ -87,7 +93,7 @@ pub fn load(flash: &mut FlashStorage<'_>, partition: &Region) -> Result<Loaded, 
         lines.push(format!("{SHOWN}: {} error(s)", errors.len()));
         lines
     })?;
-    let settings = Settings::from_config(&config).map_err(|e| vec![format!("{SHOWN}: {e}")])?;
+    let plan = hearth_device::profiles::plan(&config).map_err(|e| vec![format!("{SHOWN}: {e}")])?;
     let mut problems = Vec::new();
     let uplink = match &config.network {
         Network::Wifi { ssid, password } => Some(Uplink::Wifi(Wifi {
@@ -102,15 +108,18 @@ pub fn load(flash: &mut FlashStorage<'_>, partition: &Region) -> Result<Loaded, 
             );
             Some(Uplink::Ethernet)
         }
-        // `Settings::from_config` already rejects it (no broker); kept for completeness.
-        Network::None => {
+        // `plan` already rejects it for the MQTT profiles (no broker); kept for completeness.
+        Network::None if matches!(plan, Plan::Mqtt { .. }) => {
             problems.push(format!(
-                "{SHOWN}: `ssid (none)`: this profile needs a network"
+                "{SHOWN}: `ssid (none)`: profile {} needs a network",
+                config.profile
             ));
             None
         }
+        Network::None => Some(Uplink::None),
     };
-    if let Some(broker) = &config.mqtt.broker {
+    let mqtt = matches!(plan, Plan::Mqtt { .. });
+    if let Some(broker) = config.mqtt.broker.as_ref().filter(|_| mqtt) {
         if let Host::Ipv6(addr) = broker.host {
             problems.push(format!(
                 "{SHOWN}: mqttbroker [{addr}]: this firmware speaks IPv4 only; use an IPv4 \
@@ -121,7 +130,7 @@ pub fn load(flash: &mut FlashStorage<'_>, partition: &Region) -> Result<Loaded, 
     match uplink {
         Some(uplink) if problems.is_empty() => Ok(Loaded {
             config,
-            settings,
+            plan,
             uplink,
         }),
         _ => Err(problems),

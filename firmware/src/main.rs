@@ -8,24 +8,32 @@
 //! 1. esp-hal at 80 MHz (as the reference), the heap, the console logger; the reset cause and
 //!    the panic mark are read; the RTC watchdog's boot guard starts; esp-rtos starts (it owns
 //!    TIMG0 and provides the executor and the embassy time driver).
-//! 2. Flash: the partition table, then `config.txt` from the `config` partition, validated
-//!    (`config`). `watchdog 0` turns the boot guard off here.
-//! 3. The wiring (`pins`): LED, I2C and, on a wired network, the W5500's pins, checked against
-//!    the chip. A good `led` pin starts the status LED task (`led`) even when another pin is
+//! 2. Flash: the partition table, then `config.txt` from the `config` partition, validated and
+//!    planned (`config`: `hearth_device::profiles::plan`, as in the simulator). `watchdog 0`
+//!    turns the boot guard off here.
+//! 3. The wiring (`pins`): LED, I2C (`weather`), the HX711 (`scale_sensor`) and, on a wired
+//!    network, the W5500's pins, checked against the chip. A good `led` pin starts the status LED task (`led`) even when another pin is
 //!    bad, so the boot error can blink.
 //! 4. The key-value store on the `hearth` partition (`KvStore::open` over esp-storage through
 //!    `BlockingAsync`; `FlashStorage` is a singleton, so it moves into the store only after
 //!    the partition work).
-//! 5. I2C and the weather profile (`sensors`).
-//! 6. The network (`net`): Wi-Fi, or the W5500 on SPI2 for `ssid (wired)`/`(wired2)`, under
-//!    embassy-net; their tasks are spawned, association or DHCP waits for the runtime's `up()`.
-//! 7. The loop-liveness policy, the watchdog feeder task (`watchdog`), the board (`board`),
-//!    then `hearth_device::run`, which never returns.
+//! 5. By the plan:
+//!    - MQTT profiles: I2C and the weather sensors (`sensors`, `weather` only); the network
+//!      (`net`): Wi-Fi, or the W5500 on SPI2 for `ssid (wired)`/`(wired2)`, under embassy-net
+//!      (association or DHCP waits for the runtime's `up()`); for `scale_manager`/`tnowc` also
+//!      ESP-NOW (`net::espnow`: on the Wi-Fi station, or the radio started for ESP-NOW alone
+//!      beside the W5500).
+//!    - Battery peripherals (`scale_sensor`, `tnowp`): the HX711 (`scale`) for the scale and the
+//!      radio for ESP-NOW alone; no network stack.
+//! 6. The loop-liveness policy, the watchdog feeder task (`watchdog`), the board (`board`),
+//!    then `hearth_device::run` (joined with `link::run_central` for a central) or
+//!    `link::run_peripheral`, which never return.
 //!
 //! Modules: `board` (Board: reset cause, reset, watchdog policy, RNG, MAC, status, console,
-//! panic reset), `config` (the config partition's format and loading), `fatal` (the safe idle
-//! state and the slow reset), `led` (the status LED task), `net` (Network: embassy-net over a
-//! Wi-Fi station or a W5500), `partitions` (the flash layout), `pins` (the board's wiring),
+//! panic reset, deep sleep), `config` (the config partition's format, loading and plan),
+//! `fatal` (the safe idle state and the slow reset), `led` (the status LED task), `net`
+//! (Network: embassy-net over a Wi-Fi station or a W5500; `net::espnow`, the ESP-NOW Radio),
+//! `partitions` (the flash layout), `pins` (the board's wiring), `scale` (the HX711),
 //! `sensors` (I2C and the weather profile), `watchdog` (TIMG1/RTC watchdogs and their feeder).
 
 #![no_std]
@@ -40,6 +48,7 @@ mod led;
 mod net;
 mod partitions;
 mod pins;
+mod scale;
 mod sensors;
 mod watchdog;
 
@@ -58,16 +67,24 @@ use embassy_sync::blocking_mutex::Mutex;
 use esp_backtrace as _;
 use esp_hal::clock::CpuClock;
 use esp_hal::gpio::AnyPin;
+use esp_hal::peripherals::LPWR;
 use esp_hal::timer::timg::TimerGroup;
 use esp_storage::FlashStorage;
+use hearth_config::Timings;
 use hearth_core::reboot::{HardwareReset, RebootReason};
 use hearth_core::supervisor::LoopWatchdog;
 use hearth_core::SECOND;
+use hearth_device::link::{run_central, run_peripheral, CentralPort, LinkSettings};
+use hearth_device::profiles::forwarder::{Flavor, Forwarder};
+use hearth_device::profiles::scale_sensor::ScaleSensor;
+use hearth_device::profiles::tnowp::TNowP;
+use hearth_device::profiles::Plan;
 use hearth_storage::{keys, KvStore};
 use static_cell::StaticCell;
 
 use crate::board::EspBoard;
 use crate::config::Uplink;
+use crate::net::espnow::EspNowRadio;
 use crate::watchdog::{SharedPolicy, Watchdogs};
 
 esp_bootloader_esp_idf::esp_app_desc!();
@@ -131,20 +148,37 @@ async fn main(spawner: Spawner) -> ! {
         Err(problems) => fatal::idle(&problems, &mut dogs).await,
     };
     let timings = loaded.config.timings;
-    log::info!(
-        "config: profile {}, device {}, broker {}:{}",
-        loaded.config.profile,
-        loaded.settings.name,
-        loaded.settings.broker_host,
-        loaded.settings.broker_port
-    );
+    match &loaded.plan {
+        Plan::Mqtt { settings, central } => log::info!(
+            "config: profile {}, device {}, broker {}:{}{}",
+            loaded.config.profile,
+            settings.name,
+            settings.broker_host,
+            settings.broker_port,
+            match central {
+                Some((_, link)) =>
+                    format!(", ESP-NOW central on channel {}", link.channel.unwrap_or(1)),
+                None => String::new(),
+            }
+        ),
+        Plan::Peripheral { .. } => log::info!(
+            "config: profile {}, device {}, ESP-NOW peripheral (no Wi-Fi, no MQTT)",
+            loaded.config.profile,
+            loaded.config.mqtt.name
+        ),
+    }
     if timings.watchdog_s.is_none() {
         dogs.disable();
         log::warn!("watchdog: disabled by the config (`watchdog 0`)");
     }
 
     // The wiring, and the status LED as soon as its pin is known to be good.
-    let wiring = match pins::resolve(&loaded.config, loaded.uplink.is_wired()) {
+    let needs = pins::Needs {
+        ethernet: loaded.uplink.is_wired(),
+        i2c: loaded.config.profile == "weather",
+        hx711: matches!(loaded.plan, Plan::Peripheral { scale: Some(_), .. }),
+    };
+    let wiring = match pins::resolve(&loaded.config, needs) {
         Ok(wiring) => {
             if let Some(pin) = wiring.led {
                 led::start(spawner, pin);
@@ -184,41 +218,146 @@ async fn main(spawner: Spawner) -> ! {
         }
     }
 
-    // The sensors' bus (before the network, so that every boot error idles with it off).
-    let (sda_pin, scl_pin) = wiring.i2c;
-    // SAFETY: `pins::resolve` checked that both GPIOs exist on this chip, are not the flash or
-    // USB pins, and differ from each other and from every other pin this firmware takes.
-    let (sda, scl) = unsafe { (AnyPin::steal(sda_pin), AnyPin::steal(scl_pin)) };
-    let bus = match sensors::open_bus(p.I2C0, sda, scl) {
-        Ok(bus) => bus,
-        Err(e) => fatal::idle(&[format!("i2c: cannot configure I2C0: {e:?}")], &mut dogs).await,
-    };
-    log::info!(
-        "i2c: I2C0 at {} kHz, SDA GPIO{sda_pin}, SCL GPIO{scl_pin}",
-        sensors::BUS_KHZ
-    );
+    match loaded.plan {
+        Plan::Mqtt { settings, central } => {
+            // The sensors' bus (before the network, so that every boot error idles with it off).
+            let bus = match wiring.i2c {
+                Some((sda_pin, scl_pin)) => {
+                    // SAFETY: `pins::resolve` checked that both GPIOs exist on this chip, are
+                    // not the flash or USB pins, and differ from each other and from every other
+                    // pin this firmware takes.
+                    let (sda, scl) = unsafe { (AnyPin::steal(sda_pin), AnyPin::steal(scl_pin)) };
+                    match sensors::open_bus(p.I2C0, sda, scl) {
+                        Ok(bus) => {
+                            log::info!(
+                                "i2c: I2C0 at {} kHz, SDA GPIO{sda_pin}, SCL GPIO{scl_pin}",
+                                sensors::BUS_KHZ
+                            );
+                            Some(bus)
+                        }
+                        Err(e) => {
+                            let problem = format!("i2c: cannot configure I2C0: {e:?}");
+                            fatal::idle(&[problem], &mut dogs).await
+                        }
+                    }
+                }
+                None => None,
+            };
 
-    // The network: Wi-Fi, or the W5500 (which never starts the radio).
-    let started = match (&loaded.uplink, wiring.ethernet) {
-        (Uplink::Wifi(credentials), _) => net::start_wifi(spawner, p.WIFI, credentials),
-        (Uplink::Ethernet, Some(eth)) => {
-            net::start_ethernet(spawner, p.SPI2, p.RNG, p.ADC1, &eth).await
+            // The network: Wi-Fi (which also carries ESP-NOW for a Wi-Fi central), or the
+            // W5500 (which starts the radio only for ESP-NOW, never associated).
+            let espnow_channel = central.as_ref().map(|(_, link)| link.channel.unwrap_or(1));
+            let started = match (&loaded.uplink, wiring.ethernet) {
+                (Uplink::Wifi(credentials), _) => {
+                    net::start_wifi(spawner, p.WIFI, credentials, espnow_channel)
+                }
+                (Uplink::Ethernet, Some(eth)) => {
+                    match net::start_ethernet(spawner, p.SPI2, p.RNG, p.ADC1, &eth).await {
+                        Ok(net) if espnow_channel.is_some() => match net::espnow::start(p.WIFI) {
+                            Ok(radio) => Ok((net, Some(radio))),
+                            Err(message) => Err(net::StartError {
+                                message,
+                                config: false,
+                            }),
+                        },
+                        Ok(net) => Ok((net, None)),
+                        Err(e) => Err(e),
+                    }
+                }
+                // Cannot happen: `pins::resolve` returns the W5500's pins for every wired
+                // config, and `config::load` gives an MQTT profile no `Uplink::None`.
+                _ => Err(net::StartError {
+                    message: String::from("network: no usable uplink was resolved"),
+                    config: true,
+                }),
+            };
+            let (mut net, radio) = match started {
+                Ok(started) => started,
+                Err(e) if e.config => fatal::idle(&[e.message], &mut dogs).await,
+                Err(e) => fatal::reset_later(&e.message, &mut dogs, &mut store).await,
+            };
+
+            // What runs beside the runtime: the ESP-NOW central, or the weather sensors.
+            let app = match (central, radio, bus) {
+                (Some((flavor, link)), Some(radio), _) => MqttApp::Central(flavor, link, radio),
+                (None, _, Some(bus)) => MqttApp::Weather(bus),
+                // Cannot happen: a central always gets its radio, `weather` its bus.
+                _ => {
+                    let problem = String::from("internal: the profile's hardware was not set up");
+                    fatal::reset_later(&problem, &mut dogs, &mut store).await
+                }
+            };
+
+            let mut board = make_board(spawner, dogs, &timings, hardware_reset, p.LPWR);
+            let store = hearth_device::store::shared(store);
+            match app {
+                MqttApp::Central(flavor, link, mut radio) => {
+                    let seed = hearth_device::Board::seed(&mut board);
+                    let port = CentralPort::new();
+                    let mut profile = Forwarder::new(flavor, &port, seed, now_ms());
+                    let device =
+                        hearth_device::run(settings, &mut net, &mut board, &store, &mut profile);
+                    let central = run_central(&link, &mut radio, &store, seed ^ 0x5eed, &port);
+                    let (never, _) = embassy_futures::join::join(device, central).await;
+                    never
+                }
+                MqttApp::Weather(bus) => {
+                    let mut profile = sensors::weather(&bus, now_ms());
+                    hearth_device::run(settings, &mut net, &mut board, &store, &mut profile).await
+                }
+            }
         }
-        // Cannot happen: `pins::resolve` returns the W5500's pins for every wired config.
-        (Uplink::Ethernet, None) => Err(net::StartError {
-            message: String::from("ethernet: the W5500 pins were not resolved"),
-            config: true,
-        }),
-    };
-    let mut net = match started {
-        Ok(net) => net,
-        Err(e) if e.config => fatal::idle(&[e.message], &mut dogs).await,
-        Err(e) => fatal::reset_later(&e.message, &mut dogs, &mut store).await,
-    };
+        Plan::Peripheral { link, scale } => {
+            // The scale's HX711 (`pins::resolve` gives its pins whenever the plan has a scale).
+            let scale = match (scale, wiring.hx711) {
+                (Some(settings), Some((sck, dout))) => {
+                    log::info!("scale: HX711 on SCK GPIO{sck}, DOUT GPIO{dout}");
+                    Some((settings, scale::hx711(sck, dout)))
+                }
+                (None, _) => None,
+                (Some(_), None) => {
+                    let problem = String::from("internal: the HX711 pins were not resolved");
+                    fatal::idle(&[problem], &mut dogs).await
+                }
+            };
+            // ESP-NOW alone: the station is started, never associated.
+            let mut radio = match net::espnow::start(p.WIFI) {
+                Ok(radio) => radio,
+                Err(message) => fatal::reset_later(&message, &mut dogs, &mut store).await,
+            };
+            let mut board = make_board(spawner, dogs, &timings, hardware_reset, p.LPWR);
+            let store = hearth_device::store::shared(store);
+            match scale {
+                Some((settings, hx711)) => {
+                    let mut app = ScaleSensor::new(hx711, settings, now_ms());
+                    run_peripheral(&link, &mut board, &mut radio, &store, &mut app).await
+                }
+                None => {
+                    let seed = hearth_device::Board::seed(&mut board);
+                    let mut app = TNowP::new(&loaded.config.mqtt.name, seed, now_ms());
+                    run_peripheral(&link, &mut board, &mut radio, &store, &mut app).await
+                }
+            }
+        }
+    }
+}
 
-    let mut profile = sensors::weather(&bus, now_ms());
+/// What an MQTT profile runs beside the runtime.
+enum MqttApp {
+    /// `scale_manager` / `tnowc`: the ESP-NOW central.
+    Central(Flavor, LinkSettings, EspNowRadio),
+    /// `weather`: the I2C sensors' bus.
+    Weather(sensors::SharedBus),
+}
 
-    // The watchdog policy, its feeder and the board.
+/// The watchdog policy, its feeder and the board.
+fn make_board(
+    spawner: Spawner,
+    dogs: Watchdogs,
+    timings: &Timings,
+    hardware_reset: HardwareReset,
+    lpwr: LPWR<'static>,
+) -> EspBoard {
     let policy: &'static SharedPolicy = POLICY.init(Mutex::new(RefCell::new(LoopWatchdog::new(
         now_ms(),
         watchdog::FEED_WINDOW,
@@ -237,14 +376,11 @@ async fn main(spawner: Spawner) -> ! {
             watchdog::feeder(dogs, policy, plan).expect("the watchdog feeder is spawned once"),
         );
     }
-    let mut board = EspBoard::new(hardware_reset, policy);
+    let board = EspBoard::new(hardware_reset, policy, lpwr);
     log::info!(
-        "device {} (MAC {}), heap free {} bytes",
-        loaded.settings.name,
+        "device MAC {}, heap free {} bytes",
         board::mac_string(&hearth_device::Board::unique_id(&board)),
         esp_alloc::HEAP.free()
     );
-
-    let store = hearth_device::store::shared(store);
-    hearth_device::run(loaded.settings, &mut net, &mut board, &store, &mut profile).await
+    board
 }

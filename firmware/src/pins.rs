@@ -1,17 +1,22 @@
 //! The board's wiring: which GPIO does what, from `config.txt` (`led`, `ledinvert`, `i2csda`,
-//! `i2cscl`, `ethsck`, `ethmosi`, `ethmiso`, `ethcs`, `ethint`, `ethrst`) or the chip's
-//! defaults, checked against the chip before any pin is touched.
+//! `i2cscl`, `ethsck`, `ethmosi`, `ethmiso`, `ethcs`, `ethint`, `ethrst`, `hx711sck`,
+//! `hx711dout`) or the chip's defaults, checked against the chip before any pin is touched.
 //!
 //! Every pin in use must exist on the chip and must not be one of the SPI-flash pins or the
 //! USB-Serial-JTAG pins (the console); no two uses may share a GPIO (so the LED and the
 //! Ethernet pins are never the I2C pins, nor each other). The Ethernet pins are only in use
-//! with `ssid (wired)` / `ssid (wired2)`; the LED only when `led` is given. A bad choice is a
-//! boot error (every problem is reported), never a panic.
+//! with `ssid (wired)` / `ssid (wired2)`; the I2C pins only for `weather`; the HX711 pins only
+//! for `scale_sensor`; the LED only when `led` is given. A bad choice is a boot error (every
+//! problem is reported), never a panic.
 //!
-//! | chip | GPIOs | refused (flash, USB) | SDA | SCL | SCK | MOSI | MISO | CS | INT | RST |
-//! |---|---|---|---|---|---|---|---|---|---|---|
-//! | ESP32-C3 | 0–21 | 12–17, 18–19 | 8 | 9 | 6 | 7 | 5 | 10 | 3 | 4 |
-//! | ESP32-C6 | 0–30 | 24–30, 12–13 | 23 | 22 | 6 | 7 | 2 | 18 | 19 | 20 |
+//! | chip | GPIOs | refused (flash, USB) | SDA | SCL | SCK | MOSI | MISO | CS | INT | RST | HX711 SCK | HX711 DOUT |
+//! |---|---|---|---|---|---|---|---|---|---|---|---|---|
+//! | ESP32-C3 | 0–21 | 12–17, 18–19 | 8 | 9 | 6 | 7 | 5 | 10 | 3 | 4 | 4 | 5 |
+//! | ESP32-C6 | 0–30 | 24–30, 12–13 | 23 | 22 | 6 | 7 | 2 | 18 | 19 | 20 | 18 | 19 |
+//!
+//! The HX711 defaults are the reference's GPIO4/GPIO5 on the C3; on the C6 those are strapping
+//! pins (MTMS/MTDI), so the C6 defaults are GPIO18/GPIO19. (They coincide with Ethernet
+//! defaults, but a scale never has Ethernet: it runs with `ssid (none)`.)
 //!
 //! The Ethernet defaults avoid the strapping pins (C3: GPIO2, 8, 9; C6: GPIO4, 5, 8, 9, 15)
 //! and the UART0 console pins (C3: GPIO20/21; C6: GPIO16/17). The config may still name them
@@ -34,6 +39,8 @@ struct Chip {
     i2c: (u8, u8),
     /// Default W5500 wiring.
     ethernet: Ethernet,
+    /// Default HX711 `(sck, dout)`.
+    hx711: (u8, u8),
 }
 
 #[cfg(feature = "esp32c3")]
@@ -49,6 +56,7 @@ const CHIP: Chip = Chip {
         int: 3,
         rst: 4,
     },
+    hx711: (4, 5),
 };
 
 #[cfg(feature = "esp32c6")]
@@ -64,6 +72,7 @@ const CHIP: Chip = Chip {
         int: 19,
         rst: 20,
     },
+    hx711: (18, 19),
 };
 
 /// The status LED: a plain LED (with its resistor) between the GPIO and ground, or between
@@ -93,14 +102,27 @@ pub struct Ethernet {
     pub rst: u8,
 }
 
+/// What the profile and the network use.
+#[derive(Debug, Clone, Copy)]
+pub struct Needs {
+    /// The W5500 (`ssid (wired)`).
+    pub ethernet: bool,
+    /// The I2C sensors (`weather`).
+    pub i2c: bool,
+    /// The HX711 (`scale_sensor`).
+    pub hx711: bool,
+}
+
 /// The checked wiring.
 pub struct Wiring {
     /// The status LED, if the config names one.
     pub led: Option<Led>,
-    /// I2C `(sda, scl)` for the sensors.
-    pub i2c: (u8, u8),
+    /// I2C `(sda, scl)` for the sensors, when the profile has them.
+    pub i2c: Option<(u8, u8)>,
     /// The W5500's pins, when the network is wired.
     pub ethernet: Option<Ethernet>,
+    /// The HX711's `(sck, dout)`, for the scale.
+    pub hx711: Option<(u8, u8)>,
 }
 
 /// Why the wiring was refused.
@@ -147,8 +169,9 @@ impl Use {
     }
 }
 
-/// Resolve and check the wiring for this config; `wired` = the network is Ethernet.
-pub fn resolve(config: &Config, wired: bool) -> Result<Wiring, Rejected> {
+/// Resolve and check the wiring for this config and what it `needs`.
+pub fn resolve(config: &Config, needs: Needs) -> Result<Wiring, Rejected> {
+    let wired = needs.ethernet;
     let led = gpio(config, "led").map(|pin| Led {
         pin,
         inverted: config
@@ -168,8 +191,39 @@ pub fn resolve(config: &Config, wired: bool) -> Result<Wiring, Rejected> {
         log::warn!("config: the eth* pins are ignored: the network is Wi-Fi");
     }
 
-    let sda = Use::new(config, "i2csda", CHIP.i2c.0);
-    let scl = Use::new(config, "i2cscl", CHIP.i2c.1);
+    for (used, keys, what) in [
+        (
+            needs.i2c,
+            ["i2csda", "i2cscl"],
+            "the profile has no I2C sensors",
+        ),
+        (
+            needs.hx711,
+            ["hx711sck", "hx711dout"],
+            "the profile has no HX711",
+        ),
+    ] {
+        if !used
+            && keys
+                .iter()
+                .any(|k| config.profile_settings.contains_key(*k))
+        {
+            log::warn!("config: {} are ignored: {what}", keys.join("/"));
+        }
+    }
+
+    let i2c = needs.i2c.then(|| {
+        [
+            Use::new(config, "i2csda", CHIP.i2c.0),
+            Use::new(config, "i2cscl", CHIP.i2c.1),
+        ]
+    });
+    let hx711 = needs.hx711.then(|| {
+        [
+            Use::new(config, "hx711sck", CHIP.hx711.0),
+            Use::new(config, "hx711dout", CHIP.hx711.1),
+        ]
+    });
     let led_use = led.map(|led| Use {
         key: "led",
         pin: led.pin,
@@ -186,8 +240,10 @@ pub fn resolve(config: &Config, wired: bool) -> Result<Wiring, Rejected> {
             Use::new(config, "ethrst", d.rst),
         ]
     });
-    let uses: Vec<&Use> = [&sda, &scl]
-        .into_iter()
+    let uses: Vec<&Use> = i2c
+        .iter()
+        .flatten()
+        .chain(hx711.iter().flatten())
         .chain(led_use.as_ref())
         .chain(eth.iter().flatten())
         .collect();
@@ -240,7 +296,8 @@ pub fn resolve(config: &Config, wired: bool) -> Result<Wiring, Rejected> {
     }
     Ok(Wiring {
         led,
-        i2c: (sda.pin, scl.pin),
+        i2c: i2c.map(|[sda, scl]| (sda.pin, scl.pin)),
+        hx711: hx711.map(|[sck, dout]| (sck.pin, dout.pin)),
         ethernet: eth.map(|[sck, mosi, miso, cs, int, rst]| Ethernet {
             sck: sck.pin,
             mosi: mosi.pin,

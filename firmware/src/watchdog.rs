@@ -94,6 +94,18 @@ impl Watchdogs {
     }
 }
 
+/// Stop both watchdogs for a deep sleep: the RWDT runs in the RTC domain, which stays powered,
+/// and would reset the sleeping chip. Called by `Board::deep_sleep` right before the sleep, the
+/// point of no return (the wake boots the chip from the start, with the boot guard).
+pub fn stop_for_deep_sleep() {
+    // SAFETY: the feeder task owns the `Rtc` and the TIMG1 watchdog, but it never runs again:
+    // the caller enters deep sleep synchronously on the only core, without yielding to the
+    // executor. Writing the disable registers here is the last use of either watchdog.
+    let mut rtc = Rtc::new(unsafe { RTC_TIMER::steal() });
+    rtc.rwdt.disable();
+    Wdt::<TIMG1<'static>>::new().disable();
+}
+
 /// When and how the feeder arms the hardware.
 #[derive(Debug, Clone, Copy)]
 pub struct Plan {

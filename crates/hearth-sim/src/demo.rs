@@ -1,5 +1,6 @@
-//! `hearth demo`: an embedded MQTT broker and a few simulated weather stations in one command,
-//! with their topics shown live. Nothing to install beyond cargo.
+//! `hearth demo`: an embedded MQTT broker and a simulated house in one command — weather
+//! stations, an energy meter, timed relays, a keyfob receiver, and a battery scale reporting
+//! over ESP-NOW to its forwarder — with every topic shown live. Nothing to install beyond cargo.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
@@ -34,12 +35,57 @@ pub fn demo_config(name: &str, port: u16) -> String {
     )
 }
 
-fn write_device(base: &Path, name: &str, port: u16) -> Result<(PathBuf, PathBuf), DemoError> {
+/// The ESP-NOW network of the demo's scale pair (a fixed demo PSK: the air is private).
+const DEMO_ESPNOW: &str = "espnowgroup demo-house\nespnowpsk demo-psk-not-a-secret\n";
+
+/// The house beyond the weather stations: (name, config text, commands sent to its simulator
+/// this many seconds after the start).
+fn house(port: u16) -> Vec<(String, String, Vec<(u64, &'static str)>)> {
+    let mqtt = |profile: &str, name: &str| {
+        format!(
+            "# written by `hearth demo`\nprofile {profile}\nssid Demo Network\n\
+             password demo-passphrase\nmqttbroker 127.0.0.1:{port}\nmqttname {name}\n\
+             startdelay 2\nmqttkeepalive 15\n"
+        )
+    };
+    vec![
+        ("meter".into(), mqtt("energy", "meter"), vec![]),
+        (
+            "relays".into(),
+            format!("{}relays 4\n", mqtt("relay", "relays")),
+            vec![],
+        ),
+        (
+            "keyfobs".into(),
+            mqtt("rx433", "keyfobs"),
+            vec![(8, "press ev1527 74565 1")],
+        ),
+        (
+            "scales".into(),
+            format!(
+                "{}{DEMO_ESPNOW}espnowchannel 6\n",
+                mqtt("scale_manager", "scales")
+            ),
+            vec![],
+        ),
+        (
+            "bathroom-scale".into(),
+            format!(
+                "# written by `hearth demo`\nprofile scale_sensor\nssid (none)\n\
+                 mqttname bathroom-scale\n{DEMO_ESPNOW}calibration_a 20000\n\
+                 calibration_b -50000\nsleep 20\n"
+            ),
+            vec![(0, "load 72.4")],
+        ),
+    ]
+}
+
+fn write_device(base: &Path, name: &str, text: &str) -> Result<(PathBuf, PathBuf), DemoError> {
     let dir = base.join(name);
     std::fs::create_dir_all(&dir)
         .map_err(|e| DemoError::Setup(format!("{}: {e}", dir.display())))?;
     let config = dir.join("config.txt");
-    std::fs::write(&config, demo_config(name, port))
+    std::fs::write(&config, text)
         .map_err(|e| DemoError::Setup(format!("{}: {e}", config.display())))?;
     Ok((config, dir.join("state")))
 }
@@ -59,25 +105,49 @@ pub fn run(port: u16, devices: u32, limit: Option<Duration>) -> Result<(), DemoE
     }
     let base = std::env::temp_dir().join(format!("hearth-demo-{}", std::process::id()));
     let exe = std::env::current_exe().map_err(|e| DemoError::Setup(e.to_string()))?;
-    println!("hearth demo: broker on 127.0.0.1:{port}; {devices} simulated weather stations");
+    let air = base.join("air");
+    println!(
+        "hearth demo: broker on 127.0.0.1:{port}; {devices} simulated weather stations, an energy \
+         meter, relays, a keyfob receiver and an ESP-NOW scale with its forwarder"
+    );
     println!("hearth demo: device state and logs in {}", base.display());
     println!(
         "hearth demo: inject a fault with `{} sim ctl {}/weather-1/state wifi down`",
         exe.display(),
         base.display()
     );
+    println!(
+        "hearth demo: press a keyfob with `{} sim ctl {}/keyfobs/state press ev1527 74565 2`, \
+         switch a relay with `cmnd/relays/0/TurnOnWithTimeout 30`",
+        exe.display(),
+        base.display()
+    );
+    println!(
+        "hearth demo: watch the scale's radio with `{} espnow sniff --air {} --psk demo-psk-not-a-secret --group demo-house`",
+        exe.display(),
+        air.display()
+    );
     println!("hearth demo: Ctrl-C stops everything\n");
     let mut children: Vec<Child> = Vec::new();
+    let mut pending: Vec<(PathBuf, Vec<(u64, &'static str)>)> = Vec::new();
     let mut result = Ok(());
-    for i in 1..=devices {
+    let weather = (1..=devices).map(|i| {
         let name = format!("weather-{i}");
-        let spawned = write_device(&base, &name, port).and_then(|(config, state)| {
+        let text = demo_config(&name, port);
+        (name, text, Vec::new())
+    });
+    for (name, text, commands) in weather.chain(house(port)) {
+        let spawned = write_device(&base, &name, &text).and_then(|(config, state)| {
+            if !commands.is_empty() {
+                pending.push((state.clone(), commands));
+            }
             Command::new(&exe)
                 .arg("sim")
                 .arg("--config")
                 .arg(&config)
                 .arg("--state")
                 .arg(&state)
+                .env(crate::device::AIR_ENV, &air)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::inherit())
@@ -93,6 +163,23 @@ pub fn run(port: u16, devices: u32, limit: Option<Duration>) -> Result<(), DemoE
         }
     }
     let started = Instant::now();
+    // Put the weight on the scale at once, press a keyfob a little later.
+    let mut timeline: Vec<(u64, PathBuf, &'static str)> = pending
+        .into_iter()
+        .flat_map(|(state, cmds)| cmds.into_iter().map(move |(t, c)| (t, state.clone(), c)))
+        .collect();
+    timeline.sort_by_key(|(t, _, _)| *t);
+    std::thread::spawn(move || {
+        for (at, state, command) in timeline {
+            let when = started + Duration::from_secs(at);
+            std::thread::sleep(when.saturating_duration_since(Instant::now()));
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !crate::control::socket_path(&state).exists() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = crate::control::send(&state, command);
+        }
+    });
     while result.is_ok()
         && !STOP.load(Ordering::SeqCst)
         && limit.is_none_or(|l| started.elapsed() < l)

@@ -420,7 +420,7 @@ fn a_malformed_config_gives_a_clear_error_and_no_restart_loop() {
 #[test]
 fn the_demo_runs_with_its_embedded_broker_and_cleans_up() {
     let out = Command::new(HEARTH)
-        .args(["demo", "--port", "0", "--devices", "2", "--for", "25"])
+        .args(["demo", "--port", "0", "--devices", "2", "--for", "30"])
         .output()
         .expect("run hearth demo");
     let text = String::from_utf8_lossy(&out.stdout);
@@ -435,6 +435,12 @@ fn the_demo_runs_with_its_embedded_broker_and_cleans_up() {
         "stat/weather-1/Uptime",
         "stat/weather-1/Temperature",
         "stat/weather-2/Pressure",
+        // The rest of the house.
+        "stat/meter/Malfunction",
+        "stat/relays/0/State",
+        "stat/keyfobs/Keyfob",
+        "stat/scales/Weight",
+        "homeassistant/switch/relays/",
     ] {
         assert!(text.contains(needle), "demo output lacks {needle}:\n{text}");
     }

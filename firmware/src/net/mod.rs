@@ -3,7 +3,11 @@
 //!
 //! - a Wi-Fi station (`wifi`, esp-radio);
 //! - Ethernet through a WIZnet W5500 on SPI2 (`w5500`, embassy-net-wiznet in MACRAW mode) for
-//!   `ssid (wired)` and `ssid (wired2)`. This path never starts the Wi-Fi radio.
+//!   `ssid (wired)` and `ssid (wired2)`. This path starts the Wi-Fi radio only for an ESP-NOW
+//!   central (`espnow`, ESP-NOW alone, never associated).
+//!
+//! `espnow` is the ESP-NOW radio (`hearth_device::Radio`) of the centrals and the battery
+//! peripherals.
 //!
 //! Everything above the link is one implementation, [`StackNetwork`]; the two differ only in
 //! how the link comes up ([`Medium`]):
@@ -23,6 +27,7 @@
 //!   an older socket fails, and a read of 0 bytes (the peer closed) is reported as an error, as
 //!   the simulator does.
 
+pub mod espnow;
 mod w5500;
 mod wifi;
 

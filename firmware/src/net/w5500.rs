@@ -1,6 +1,7 @@
 //! The wired link: a WIZnet W5500 on SPI2 (embassy-net-wiznet, MACRAW mode) under the shared
-//! stack ([`super::StackNetwork`]). Used for `ssid (wired)` and `ssid (wired2)`; the Wi-Fi
-//! radio is never started on this path.
+//! stack ([`super::StackNetwork`]). Used for `ssid (wired)` and `ssid (wired2)`; this module
+//! never starts the Wi-Fi radio (an ESP-NOW central starts it for ESP-NOW alone, see
+//! `super::espnow`).
 //!
 //! - SPI2 at [`SPI_MHZ`] MHz, mode 0, through the GPIO matrix on the pins of `crate::pins`
 //!   (`ethsck`, `ethmosi`, `ethmiso`, `ethcs`, or the chip's defaults). The W5500 is the only

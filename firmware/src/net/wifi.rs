@@ -27,6 +27,7 @@ use esp_radio::wifi::{
     WifiController, WifiError,
 };
 
+use super::espnow::EspNowRadio;
 use super::{open, Link, Medium, StackNetwork, StartError, LINK};
 use crate::config::Wifi;
 
@@ -39,11 +40,16 @@ const DISCONNECT_TIMEOUT_MS: u64 = 5_000;
 
 /// Start the Wi-Fi driver and the network stack, and spawn their tasks. The station does not
 /// associate until `Network::up`.
+///
+/// `espnow`: a Wi-Fi ESP-NOW central's `espnowchannel`. The station then also speaks 802.11 LR,
+/// and ESP-NOW is returned, on the same radio: once associated it runs on the access point's
+/// channel, and the connection task warns when that is not `espnowchannel`.
 pub fn start(
     spawner: Spawner,
     wifi: WIFI<'static>,
     credentials: &Wifi,
-) -> Result<StackNetwork, StartError> {
+    espnow: Option<u8>,
+) -> Result<(StackNetwork, Option<EspNowRadio>), StartError> {
     let ssid = Ssid::try_from(credentials.ssid.as_str())
         .map_err(|e| StartError::config(format!("wifi: ssid {:?}: {e}", credentials.ssid)))?;
     let authentication = match &credentials.password {
@@ -53,12 +59,18 @@ pub fn start(
                 .map_err(|e| StartError::config(format!("wifi: password: {e}")))?,
         ),
     };
-    let station = StationConfig::default()
+    let mut station = StationConfig::default()
         .with_ssid(ssid)
         .with_authentication(authentication);
+    if espnow.is_some() {
+        station = station.with_protocols(super::espnow::protocols());
+    }
     let controller = WifiController::new(
         wifi,
-        ControllerConfig::default().with_initial_config(WifiConfig::Station(station)),
+        ControllerConfig::default()
+            .with_initial_config(WifiConfig::Station(station))
+            // An ESP-NOW central keeps listening while the association is down.
+            .with_sta_disconnected_pm(espnow.is_none()),
     )
     .map_err(|e| StartError {
         message: format!("wifi: the driver did not start: {e}"),
@@ -77,7 +89,8 @@ pub fn start(
         Medium::Wifi,
     );
     spawner.spawn(net_runner(runner).expect("the network runner is spawned once"));
-    spawner.spawn(connection(controller, &LINK).expect("the Wi-Fi task is spawned once"));
+    let radio = espnow.map(|_| super::espnow::on_station(&controller));
+    spawner.spawn(connection(controller, &LINK, espnow).expect("the Wi-Fi task is spawned once"));
     log::info!(
         "wifi: station for {:?} ({})",
         credentials.ssid,
@@ -87,7 +100,7 @@ pub fn start(
             "open network"
         }
     );
-    Ok(network)
+    Ok((network, radio))
 }
 
 #[embassy_executor::task]
@@ -112,14 +125,18 @@ enum Attempt {
 }
 
 #[embassy_executor::task]
-async fn connection(mut controller: WifiController<'static>, link: &'static Link) -> ! {
+async fn connection(
+    mut controller: WifiController<'static>,
+    link: &'static Link,
+    espnow: Option<u8>,
+) -> ! {
     let mut wanted = false;
     loop {
         if !wanted {
             wanted = link.control.wait().await;
             continue;
         }
-        match associate(&mut controller, link).await {
+        match associate(&mut controller, link, espnow).await {
             Attempt::Associated => {
                 // A `down()` is also recognised by its generation bump, in case an `up()`
                 // replaced it in the signal before this task saw it.
@@ -159,8 +176,13 @@ async fn connection(mut controller: WifiController<'static>, link: &'static Link
     }
 }
 
-/// One association attempt, abandoned when `down()` arrives.
-async fn associate(controller: &mut WifiController<'static>, link: &Link) -> Attempt {
+/// One association attempt, abandoned when `down()` arrives. `espnow`: the ESP-NOW central's
+/// configured channel, checked against the access point's.
+async fn associate(
+    controller: &mut WifiController<'static>,
+    link: &Link,
+    espnow: Option<u8>,
+) -> Attempt {
     let mut attempt = pin!(controller.connect_async());
     loop {
         match select(&mut attempt, link.control.wait()).await {
@@ -170,6 +192,14 @@ async fn associate(controller: &mut WifiController<'static>, link: &Link) -> Att
                     info.ssid,
                     info.channel
                 );
+                if let Some(wanted) = espnow.filter(|&c| c != info.channel) {
+                    log::warn!(
+                        "espnow: the access point is on channel {}, espnowchannel is {wanted}: \
+                         ESP-NOW follows the access point, so the peripherals must use channel {}",
+                        info.channel,
+                        info.channel
+                    );
+                }
                 return Attempt::Associated;
             }
             Either::First(Err(e)) => {
