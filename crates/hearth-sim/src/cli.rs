@@ -12,13 +12,14 @@ usage:
       start an embedded MQTT broker on 127.0.0.1 (default port 1883; 0 = any free port)
       and N simulated weather stations (default 3), and show their topics live until
       Ctrl-C (or for SECONDS)
-  hearth sim --config FILE --state DIR
+  hearth sim --config FILE --state DIR [--air NAME|PATH]
       run one simulated appliance against the broker named in FILE; DIR keeps its
       flash, its log (device.log) and its control socket
   hearth sim ctl DIR COMMAND...
       send a fault or control command to the simulator running with state DIR:
       wifi up|down|stuck, block SECONDS, slow SECONDS, power-cut, quit,
-      sensor CHIP FAULT, storage-stress on|off, status
+      sensor CHIP FAULT, load KG, press ev1527|ht6p20 ADDRESS BUTTON, repair,
+      storage-stress on|off, status
   hearth flash --chip esp32c3|esp32c6 --config FILE [--elf FIRMWARE] (--save-image OUT | --port PORT)
       validate FILE, then build bootloader + partition table + firmware + config and either
       save one merged flash image (no board needed) or write it to the board on PORT
@@ -26,6 +27,17 @@ usage:
       show a board's serial log
   hearth config check FILE
       validate a config.txt; prints every error with its line and exits non-zero
+  hearth espnow sniff [--air NAME|PATH] [--psk PSK --group NAME] [--version 2|3] [--count N] [--for SECONDS]
+      print every frame of the simulated ESP-NOW air (all channels), decoded with PSK and group
+  hearth espnow send [--air NAME|PATH] --channel C [--from MAC] [--to MAC|broadcast]
+                     (--hex BYTES | --psk PSK --group NAME [--version 2|3] [--sender MAC] [--counter N] KIND)
+      inject one frame, wire format v3 unless --version 2 (--sender, --counter: v3 only); KIND:
+      data --payload TEXT [--ts MS] [--tid HEX] | ping --ts MS [--tid HEX] | pairreq | wakeup [--tid HEX]
+      | ts [--subtype default|confirm|backdata] [--confirm-tid HEX] [--payload TEXT] [--ts MS] [--tid HEX]
+      (--payload accepts \\n \\t \\xHH escapes)
+  hearth espnow air [--air NAME|PATH] [--loss PERCENT] [--rssi DBM]
+      show or set the air's frame loss (0..=100 %) and signal strength (-100..=0 dBm)
+      (every espnow command: the air is $HEARTH_AIR, else `default`, unless --air is given)
   hearth help | --help | --version";
 
 /// A parsed command line.
@@ -46,6 +58,8 @@ pub enum Cli {
         config: PathBuf,
         /// State directory.
         state: PathBuf,
+        /// The simulated ESP-NOW air (`--air NAME|PATH`); `None` = the machine's default air.
+        air: Option<String>,
     },
     /// `hearth sim ctl`.
     Ctl {
@@ -86,6 +100,8 @@ pub enum Cli {
         /// Config file.
         file: PathBuf,
     },
+    /// `hearth espnow`: sniff, send on, or configure the simulated ESP-NOW air.
+    Espnow(crate::espnow_tool::Command),
     /// Help.
     Help,
     /// Version.
@@ -168,8 +184,22 @@ pub fn parse(args: &[String]) -> Result<Cli, String> {
                     command: rest[2..].join(" "),
                 });
             }
-            let (config, state) = config_and_state(rest.into_iter(), "sim")?;
-            Ok(Cli::Sim { config, state })
+            let mut air = None;
+            let mut others = Vec::new();
+            let mut words = rest.into_iter();
+            while let Some(w) = words.next() {
+                if w == "--air" {
+                    let name = value(&mut words, w)?;
+                    if name.is_empty() {
+                        return Err("--air needs a name or a path".into());
+                    }
+                    air = Some(name.to_string());
+                } else {
+                    others.push(w);
+                }
+            }
+            let (config, state) = config_and_state(others.into_iter(), "sim")?;
+            Ok(Cli::Sim { config, state, air })
         }
         Some("sim-device") => {
             let (config, state) = config_and_state(it, "sim-device")?;
@@ -236,6 +266,7 @@ pub fn parse(args: &[String]) -> Result<Cli, String> {
             }),
             _ => Err("usage: hearth config check FILE".into()),
         },
+        Some("espnow") => crate::espnow_tool::parse(it).map(Cli::Espnow),
         Some(other) => Err(format!("unknown command {other:?}")),
     }
 }
@@ -270,9 +301,19 @@ mod tests {
             p("sim --config c.txt --state d"),
             Ok(Cli::Sim {
                 config: "c.txt".into(),
-                state: "d".into()
+                state: "d".into(),
+                air: None,
             })
         );
+        assert_eq!(
+            p("sim --air kitchen --config c.txt --state d"),
+            Ok(Cli::Sim {
+                config: "c.txt".into(),
+                state: "d".into(),
+                air: Some("kitchen".into()),
+            })
+        );
+        assert!(p("sim --config c.txt --state d --air").is_err());
         assert_eq!(
             p("sim ctl d wifi down"),
             Ok(Cli::Ctl {
@@ -314,5 +355,33 @@ mod tests {
             .contains("exactly one"));
         assert!(p("flash monitor").unwrap_err().contains("--port"));
         assert!(p("frobnicate").unwrap_err().contains("frobnicate"));
+    }
+
+    #[test]
+    fn parses_espnow() {
+        use crate::espnow_tool::{AirArgs, Command};
+        assert_eq!(
+            p("espnow air --air /tmp/a --loss 30"),
+            Ok(Cli::Espnow(Command::Air(AirArgs {
+                air: "/tmp/a".into(),
+                loss: Some(30),
+                rssi: None
+            })))
+        );
+        assert!(matches!(
+            p("espnow sniff --count 1"),
+            Ok(Cli::Espnow(Command::Sniff(_)))
+        ));
+        assert!(matches!(
+            p("espnow send --channel 1 --hex 0102"),
+            Ok(Cli::Espnow(Command::Send(_)))
+        ));
+        assert!(p("espnow").unwrap_err().contains("sniff"));
+        assert!(p("espnow send --channel 0 --hex 00")
+            .unwrap_err()
+            .contains("--channel"));
+        assert!(p("espnow send --channel 1 --to nope --hex 00")
+            .unwrap_err()
+            .contains("--to"));
     }
 }

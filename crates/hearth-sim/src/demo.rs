@@ -38,9 +38,11 @@ pub fn demo_config(name: &str, port: u16) -> String {
 /// The ESP-NOW network of the demo's scale pair (a fixed demo PSK: the air is private).
 const DEMO_ESPNOW: &str = "espnowgroup demo-house\nespnowpsk demo-psk-not-a-secret\n";
 
-/// The house beyond the weather stations: (name, config text, commands sent to its simulator
-/// this many seconds after the start).
-fn house(port: u16) -> Vec<(String, String, Vec<(u64, &'static str)>)> {
+/// Control commands sent to a device's simulator this many seconds after the start.
+type Timeline = Vec<(u64, &'static str)>;
+
+/// The house beyond the weather stations: (name, config text, its commands).
+fn house(port: u16) -> Vec<(String, String, Timeline)> {
     let mqtt = |profile: &str, name: &str| {
         format!(
             "# written by `hearth demo`\nprofile {profile}\nssid Demo Network\n\
@@ -129,7 +131,7 @@ pub fn run(port: u16, devices: u32, limit: Option<Duration>) -> Result<(), DemoE
     );
     println!("hearth demo: Ctrl-C stops everything\n");
     let mut children: Vec<Child> = Vec::new();
-    let mut pending: Vec<(PathBuf, Vec<(u64, &'static str)>)> = Vec::new();
+    let mut pending: Vec<(PathBuf, Timeline)> = Vec::new();
     let mut result = Ok(());
     let weather = (1..=devices).map(|i| {
         let name = format!("weather-{i}");

@@ -11,5 +11,6 @@ pub mod control;
 pub mod demo;
 pub mod device;
 pub mod env;
+pub mod espnow_tool;
 pub mod net;
 pub mod power;

@@ -1,4 +1,4 @@
-//! The `hearth` command: demo, simulator, control client, config checker.
+//! The `hearth` command: demo, simulator, control client, config checker, ESP-NOW air tool.
 
 use std::process::ExitCode;
 
@@ -24,11 +24,16 @@ fn main() -> ExitCode {
         }
         Cli::ConfigCheck { file } => hearth_sim::device::config_check(&file),
         Cli::Device { config, state } => hearth_sim::device::run(&config, &state),
-        Cli::Sim { config, state } => {
+        Cli::Sim { config, state, air } => {
             // Check the config before powering anything up: a bad file is reported once, no
             // restart loop.
             if let Err(code) = hearth_sim::device::load(&config) {
                 return code;
+            }
+            if let Some(air) = air {
+                // Single-threaded here, before any thread exists: the board's children inherit
+                // it.
+                std::env::set_var(hearth_sim::device::AIR_ENV, air);
             }
             match hearth_sim::power::run(&config, &state) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -66,6 +71,7 @@ fn main() -> ExitCode {
             port.as_deref(),
         ),
         Cli::Monitor { port, baud } => hearth_sim::board::monitor(&port, baud),
+        Cli::Espnow(command) => hearth_sim::espnow_tool::run(command),
         Cli::Demo {
             port,
             devices,

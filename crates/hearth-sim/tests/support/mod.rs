@@ -305,7 +305,7 @@ impl Sim {
             .arg("--state")
             .arg(dir.0.join("state"));
         if let Some(air) = air {
-            cmd.env("HEARTH_AIR", air);
+            cmd.arg("--air").arg(air);
         }
         let board = cmd
             .stdin(Stdio::null())

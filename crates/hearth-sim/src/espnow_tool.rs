@@ -1,0 +1,1230 @@
+//! `hearth espnow`: look at and talk on the simulated ESP-NOW air ([`crate::air`]).
+//!
+//! - `sniff` prints every frame of the air (all channels), decoded when a PSK and group are
+//!   given;
+//! - `send` injects one frame, raw bytes or a v2 / v3 frame built and sealed here;
+//! - `air` shows or changes the air-wide loss and RSSI.
+//!
+//! Argument errors are found while parsing ([`parse`]), so `hearth` reports them with exit
+//! code 2 before anything is sent.
+
+use std::io::{self, Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use hearth_device::platform::{BROADCAST, RADIO_MAX_FRAME};
+use hearth_netnow::v3;
+use hearth_netnow::{GroupId, Key, Tid, Timestamp, TsSubtype, MAX_FRAME_LEN, TID_LEN};
+
+use crate::air::{self, Datagram, Kind};
+
+/// Default source MAC of injected frames: locally administered, "HEARTH"-ish.
+pub const TOOL_MAC: [u8; 6] = [0x02, 0x48, 0x45, 0x41, 0x52, 0x54];
+
+/// A parsed `hearth espnow` command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// `hearth espnow sniff`.
+    Sniff(SniffArgs),
+    /// `hearth espnow send`.
+    Send(SendArgs),
+    /// `hearth espnow air`.
+    Air(AirArgs),
+}
+
+/// The PSK and group name that decode or seal frames.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Secrets {
+    /// Pre-shared key, as given.
+    pub psk: String,
+    /// Group name, as given.
+    pub group: String,
+}
+
+/// Arguments of `hearth espnow sniff`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SniffArgs {
+    /// Air directory.
+    pub air: PathBuf,
+    /// Decode with these.
+    pub secrets: Option<Secrets>,
+    /// Decode as this wire format only (2 or 3); `None`: guess, then try the other.
+    pub version: Option<u8>,
+    /// Stop after this many frames.
+    pub count: Option<u64>,
+    /// Stop after this long.
+    pub duration: Option<Duration>,
+}
+
+/// Arguments of `hearth espnow air`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AirArgs {
+    /// Air directory.
+    pub air: PathBuf,
+    /// New loss percentage.
+    pub loss: Option<u8>,
+    /// New RSSI, dBm.
+    pub rssi: Option<i8>,
+}
+
+/// Arguments of `hearth espnow send`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendArgs {
+    /// Air directory.
+    pub air: PathBuf,
+    /// Channel, 1..=13.
+    pub channel: u8,
+    /// Source MAC written into the datagram.
+    pub from: [u8; 6],
+    /// Destination MAC or broadcast.
+    pub to: [u8; 6],
+    /// What to send.
+    pub what: Payload,
+}
+
+/// What `send` puts on the air.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Payload {
+    /// These bytes as they are (`--hex`).
+    Raw(Vec<u8>),
+    /// A frame sealed here.
+    Frame {
+        /// Key material.
+        secrets: Secrets,
+        /// Wire format, 2 or 3 (default 3, as `espnowversion` in config.txt).
+        version: u8,
+        /// v3 sender id.
+        sender: [u8; 6],
+        /// v3 counter; `None`: the current Unix time in ms (increases from run to run).
+        counter: Option<u64>,
+        /// The frame.
+        kind: FrameArgs,
+    },
+}
+
+/// The frame kinds `send` builds. `None` tids are random, `None` timestamps are now (Unix ms).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FrameArgs {
+    /// `data --payload TEXT [--ts MS] [--tid HEX]`.
+    Data {
+        /// Payload bytes.
+        payload: Vec<u8>,
+        /// Timestamp, ms.
+        ts: Option<u128>,
+        /// Transaction id.
+        tid: Option<[u8; TID_LEN]>,
+    },
+    /// `ts [--subtype ...] [--confirm-tid HEX] [--payload TEXT] [--ts MS] [--tid HEX]`.
+    Ts {
+        /// Subtype.
+        subtype: Subtype,
+        /// Timestamp, ms.
+        ts: Option<u128>,
+        /// ttid (`--tid`).
+        ttid: Option<[u8; TID_LEN]>,
+    },
+    /// `ping --ts MS [--tid HEX]`.
+    Ping {
+        /// Timestamp, ms.
+        ts: u128,
+        /// Transaction id.
+        tid: Option<[u8; TID_LEN]>,
+    },
+    /// `pairreq` (v3: `[--tid HEX]` sets the challenge).
+    PairReq {
+        /// v3 challenge.
+        challenge: Option<[u8; TID_LEN]>,
+    },
+    /// `wakeup [--tid HEX]`.
+    Wakeup {
+        /// Transaction id.
+        tid: Option<[u8; TID_LEN]>,
+    },
+}
+
+/// Timestamp frame subtype.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subtype {
+    /// Just the time.
+    Default,
+    /// Confirms this tid.
+    Confirm([u8; TID_LEN]),
+    /// Back-data payload.
+    Backdata(Vec<u8>),
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parsing
+
+fn value<'a>(it: &mut impl Iterator<Item = &'a str>, flag: &str) -> Result<&'a str, String> {
+    it.next().ok_or_else(|| format!("{flag} needs a value"))
+}
+
+fn parse_air(v: &str) -> Result<PathBuf, String> {
+    if v.is_empty() || (!v.contains('/') && matches!(v, "." | "..")) {
+        return Err(format!(
+            "--air expects a name or a path containing '/', got {v:?}"
+        ));
+    }
+    Ok(air::air_dir(Some(v)))
+}
+
+/// The air when `--air` is not given: `$HEARTH_AIR` (as the simulated devices use), else
+/// [`air::DEFAULT_AIR`].
+fn default_air() -> PathBuf {
+    air::air_dir(std::env::var(crate::device::AIR_ENV).ok().as_deref())
+}
+
+fn parse_channel(v: &str) -> Result<u8, String> {
+    v.parse()
+        .ok()
+        .filter(|c| air::CHANNELS.contains(c))
+        .ok_or_else(|| format!("--channel expects 1..=13, got {v:?}"))
+}
+
+fn parse_unicast(flag: &str, v: &str) -> Result<[u8; 6], String> {
+    match air::parse_mac(v) {
+        Some(m) if m[0] & 1 == 0 => Ok(m),
+        Some(_) => Err(format!("{flag} must be a unicast MAC, got {v:?}")),
+        None => Err(format!(
+            "{flag} expects a MAC like AA:BB:CC:DD:EE:FF, got {v:?}"
+        )),
+    }
+}
+
+/// Hex bytes, optionally `0x`-prefixed, with optional `:` or space separators.
+fn parse_hex(v: &str) -> Option<Vec<u8>> {
+    let v = v.strip_prefix("0x").unwrap_or(v);
+    let digits: Vec<u8> = v.bytes().filter(|b| !matches!(b, b':' | b' ')).collect();
+    if digits.is_empty()
+        || !digits.len().is_multiple_of(2)
+        || !digits.iter().all(u8::is_ascii_hexdigit)
+    {
+        return None;
+    }
+    digits
+        .chunks(2)
+        .map(|p| {
+            let s = std::str::from_utf8(p).ok()?;
+            u8::from_str_radix(s, 16).ok()
+        })
+        .collect()
+}
+
+fn parse_tid(flag: &str, v: &str) -> Result<[u8; TID_LEN], String> {
+    parse_hex(v)
+        .and_then(|b| <[u8; TID_LEN]>::try_from(b).ok())
+        .ok_or_else(|| {
+            format!(
+                "{flag} expects {TID_LEN} bytes as {} hex digits, got {v:?}",
+                2 * TID_LEN
+            )
+        })
+}
+
+fn parse_ts(v: &str) -> Result<u128, String> {
+    v.parse::<u128>()
+        .ok()
+        .filter(|ms| Timestamp::new(*ms).is_some())
+        .ok_or_else(|| format!("--ts expects milliseconds 0..2^96, got {v:?}"))
+}
+
+/// `--payload` text with the escapes `\n`, `\r`, `\t`, `\0`, `\\` and `\xHH`.
+pub fn unescape(v: &str) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(v.len());
+    let mut chars = v.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            let mut b = [0u8; 4];
+            out.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push(b'\n'),
+            Some('r') => out.push(b'\r'),
+            Some('t') => out.push(b'\t'),
+            Some('0') => out.push(0),
+            Some('\\') => out.push(b'\\'),
+            Some('x') => {
+                let hex: String = chars.by_ref().take(2).collect();
+                let byte = (hex.len() == 2)
+                    .then(|| u8::from_str_radix(&hex, 16).ok())
+                    .flatten()
+                    .ok_or_else(|| format!("--payload: \\x needs two hex digits, got {hex:?}"))?;
+                out.push(byte);
+            }
+            Some(other) => return Err(format!("--payload: unknown escape \\{other}")),
+            None => return Err("--payload ends with a lone backslash".into()),
+        }
+    }
+    Ok(out)
+}
+
+/// Bytes as text: UTF-8 shown as is (with Rust escapes for quotes and control characters),
+/// other bytes as `\xHH`.
+pub fn escape(bytes: &[u8]) -> String {
+    let mut s = String::new();
+    for chunk in bytes.utf8_chunks() {
+        s.extend(chunk.valid().chars().flat_map(char::escape_debug));
+        for b in chunk.invalid() {
+            s.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    s
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Parses the words after `hearth espnow`.
+pub fn parse<'a>(mut it: impl Iterator<Item = &'a str>) -> Result<Command, String> {
+    match it.next() {
+        Some("sniff") => parse_sniff(it).map(Command::Sniff),
+        Some("send") => parse_send(it).map(Command::Send),
+        Some("air") => parse_air_cmd(it).map(Command::Air),
+        Some(other) => Err(format!(
+            "unknown `espnow` command {other:?} (expected sniff, send or air)"
+        )),
+        None => Err("`espnow` needs a command: sniff, send or air".into()),
+    }
+}
+
+fn parse_version(v: &str) -> Result<u8, String> {
+    match v {
+        "2" => Ok(2),
+        "3" => Ok(3),
+        _ => Err(format!("--version expects 2 or 3, got {v:?}")),
+    }
+}
+
+fn secrets(psk: Option<&str>, group: Option<&str>) -> Result<Option<Secrets>, String> {
+    match (psk, group) {
+        (Some(psk), Some(group)) => Ok(Some(Secrets {
+            psk: psk.into(),
+            group: group.into(),
+        })),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err("--psk needs --group NAME as well".into()),
+        (None, Some(_)) => Err("--group needs --psk PSK as well".into()),
+    }
+}
+
+fn parse_sniff<'a>(mut it: impl Iterator<Item = &'a str>) -> Result<SniffArgs, String> {
+    let (mut air, mut psk, mut group, mut version, mut count, mut duration) =
+        (default_air(), None, None, None, None, None);
+    while let Some(a) = it.next() {
+        match a {
+            "--air" => air = parse_air(value(&mut it, a)?)?,
+            "--psk" => psk = Some(value(&mut it, a)?),
+            "--group" => group = Some(value(&mut it, a)?),
+            "--version" => version = Some(parse_version(value(&mut it, a)?)?),
+            "--count" => {
+                let v = value(&mut it, a)?;
+                count = Some(
+                    v.parse()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| format!("--count expects a number of frames, got {v:?}"))?,
+                );
+            }
+            "--for" => {
+                let v = value(&mut it, a)?;
+                duration = Some(
+                    v.parse::<f64>()
+                        .ok()
+                        .filter(|s| s.is_finite() && *s > 0.0 && *s <= 1e9)
+                        .map(Duration::from_secs_f64)
+                        .ok_or_else(|| format!("--for expects a number of seconds, got {v:?}"))?,
+                );
+            }
+            other => return Err(format!("unexpected argument {other:?} for `espnow sniff`")),
+        }
+    }
+    let secrets = secrets(psk, group)?;
+    if version.is_some() && secrets.is_none() {
+        return Err("--version needs --psk and --group (it selects the decoder)".into());
+    }
+    Ok(SniffArgs {
+        air,
+        secrets,
+        version,
+        count,
+        duration,
+    })
+}
+
+fn parse_air_cmd<'a>(mut it: impl Iterator<Item = &'a str>) -> Result<AirArgs, String> {
+    let mut args = AirArgs {
+        air: default_air(),
+        loss: None,
+        rssi: None,
+    };
+    while let Some(a) = it.next() {
+        match a {
+            "--air" => args.air = parse_air(value(&mut it, a)?)?,
+            "--loss" => {
+                let v = value(&mut it, a)?;
+                args.loss =
+                    Some(air::parse_loss(v).ok_or_else(|| {
+                        format!("--loss expects a percentage 0..=100, got {v:?}")
+                    })?);
+            }
+            "--rssi" => {
+                let v = value(&mut it, a)?;
+                args.rssi = Some(
+                    air::parse_rssi(v)
+                        .ok_or_else(|| format!("--rssi expects -100..=0 dBm, got {v:?}"))?,
+                );
+            }
+            other => return Err(format!("unexpected argument {other:?} for `espnow air`")),
+        }
+    }
+    Ok(args)
+}
+
+fn parse_send<'a>(mut it: impl Iterator<Item = &'a str>) -> Result<SendArgs, String> {
+    let mut air = default_air();
+    let (mut channel, mut from, mut to) = (None, TOOL_MAC, BROADCAST);
+    let (mut raw, mut psk, mut group, mut version) = (None, None, None, None);
+    let (mut kind, mut payload, mut ts, mut tid, mut subtype, mut confirm) =
+        (None, None, None, None, None, None);
+    let (mut sender, mut counter) = (None, None);
+    while let Some(a) = it.next() {
+        match a {
+            "--air" => air = parse_air(value(&mut it, a)?)?,
+            "--channel" => channel = Some(parse_channel(value(&mut it, a)?)?),
+            "--from" => from = parse_unicast(a, value(&mut it, a)?)?,
+            "--to" => {
+                let v = value(&mut it, a)?;
+                to = match air::parse_mac(v) {
+                    Some(m) if m == BROADCAST || m[0] & 1 == 0 => m,
+                    _ => {
+                        return Err(format!(
+                            "--to expects a unicast MAC like AA:BB:CC:DD:EE:FF or `broadcast`, got {v:?}"
+                        ))
+                    }
+                };
+            }
+            "--hex" => {
+                let v = value(&mut it, a)?;
+                let bytes = parse_hex(v)
+                    .ok_or_else(|| format!("--hex expects pairs of hex digits, got {v:?}"))?;
+                if bytes.len() > RADIO_MAX_FRAME {
+                    return Err(format!(
+                        "--hex: {} bytes is longer than an ESP-NOW frame ({RADIO_MAX_FRAME})",
+                        bytes.len()
+                    ));
+                }
+                raw = Some(bytes);
+            }
+            "--psk" => psk = Some(value(&mut it, a)?),
+            "--group" => group = Some(value(&mut it, a)?),
+            "--version" => version = Some(parse_version(value(&mut it, a)?)?),
+            "--payload" => payload = Some(unescape(value(&mut it, a)?)?),
+            "--ts" => ts = Some(parse_ts(value(&mut it, a)?)?),
+            "--tid" => tid = Some(parse_tid(a, value(&mut it, a)?)?),
+            "--confirm-tid" => confirm = Some(parse_tid(a, value(&mut it, a)?)?),
+            "--subtype" => {
+                let v = value(&mut it, a)?;
+                if !matches!(v, "default" | "confirm" | "backdata") {
+                    return Err(format!(
+                        "--subtype expects default, confirm or backdata, got {v:?}"
+                    ));
+                }
+                subtype = Some(v);
+            }
+            "--sender" => sender = Some(parse_unicast(a, value(&mut it, a)?)?),
+            "--counter" => {
+                let v = value(&mut it, a)?;
+                counter = Some(
+                    v.parse::<u64>()
+                        .ok()
+                        .filter(|c| *c <= v3::MAX_COUNTER)
+                        .ok_or_else(|| {
+                            format!("--counter expects 0..={}, got {v:?}", v3::MAX_COUNTER)
+                        })?,
+                );
+            }
+            "data" | "ts" | "ping" | "pairreq" | "wakeup" => {
+                if let Some(k) = kind {
+                    return Err(format!("two frame kinds given: {k} and {a}"));
+                }
+                kind = Some(a);
+            }
+            other if other.starts_with('-') => {
+                return Err(format!("unexpected argument {other:?} for `espnow send`"))
+            }
+            other => {
+                return Err(format!(
+                    "unknown frame kind {other:?} (expected data, ts, ping, pairreq or wakeup)"
+                ))
+            }
+        }
+    }
+    let channel = channel.ok_or("`espnow send` needs --channel 1..=13")?;
+    let secrets = secrets(psk, group)?;
+    let what = match (raw, secrets) {
+        (Some(_), Some(_)) => return Err("give either --hex or --psk/--group, not both".into()),
+        (None, None) => {
+            return Err("`espnow send` needs --hex BYTES or --psk PSK --group NAME KIND".into())
+        }
+        (Some(bytes), None) => {
+            let frame_option = [
+                (version.is_some(), "--version"),
+                (kind.is_some(), "a frame kind"),
+                (payload.is_some(), "--payload"),
+                (ts.is_some(), "--ts"),
+                (tid.is_some(), "--tid"),
+                (subtype.is_some(), "--subtype"),
+                (confirm.is_some(), "--confirm-tid"),
+                (sender.is_some(), "--sender"),
+                (counter.is_some(), "--counter"),
+            ]
+            .into_iter()
+            .find(|(given, _)| *given);
+            if let Some((_, name)) = frame_option {
+                return Err(format!(
+                    "{name} cannot be used with --hex (raw bytes are sent as they are)"
+                ));
+            }
+            Payload::Raw(bytes)
+        }
+        (None, Some(secrets)) => {
+            let version = version.unwrap_or(3);
+            let kind = kind.ok_or(
+                "`espnow send --psk` needs a frame kind: data, ts, ping, pairreq or wakeup",
+            )?;
+            if version == 2 && (sender.is_some() || counter.is_some()) {
+                return Err("--sender and --counter are v3 header fields; add --version 3".into());
+            }
+            let (data_max, back_max) = if version == 3 {
+                (v3::MAX_DATA_PAYLOAD, v3::MAX_BACKDATA_PAYLOAD)
+            } else {
+                (
+                    hearth_netnow::MAX_DATA_PAYLOAD,
+                    hearth_netnow::MAX_BACKDATA_PAYLOAD,
+                )
+            };
+            let too_long = |len: usize, max: usize| {
+                format!(
+                    "--payload of {len} bytes is too long: a v{version} {kind} frame holds {max}"
+                )
+            };
+            let not_for = |flag: &str| format!("{flag} does not apply to a {kind} frame");
+            if kind != "ts" && (subtype.is_some() || confirm.is_some()) {
+                return Err(not_for(if subtype.is_some() {
+                    "--subtype"
+                } else {
+                    "--confirm-tid"
+                }));
+            }
+            if !matches!(kind, "data" | "ts") && payload.is_some() {
+                return Err(not_for("--payload"));
+            }
+            if matches!(kind, "pairreq" | "wakeup") && ts.is_some() {
+                return Err(not_for("--ts"));
+            }
+            if kind == "pairreq" && version == 2 && tid.is_some() {
+                return Err(
+                    "--tid does not apply to a v2 pairreq frame (v3: the challenge)".into(),
+                );
+            }
+            let kind = match kind {
+                "data" => {
+                    let payload = payload.ok_or("a data frame needs --payload TEXT")?;
+                    if payload.len() > data_max {
+                        return Err(too_long(payload.len(), data_max));
+                    }
+                    FrameArgs::Data { payload, ts, tid }
+                }
+                "ts" => {
+                    let subtype = match (subtype.unwrap_or("default"), confirm, payload) {
+                        ("default", None, None) => Subtype::Default,
+                        ("confirm", Some(c), None) => Subtype::Confirm(c),
+                        ("confirm", None, _) => {
+                            return Err("--subtype confirm needs --confirm-tid HEX".into())
+                        }
+                        ("backdata", None, p) => {
+                            let p = p.unwrap_or_default();
+                            if p.len() > back_max {
+                                return Err(too_long(p.len(), back_max));
+                            }
+                            Subtype::Backdata(p)
+                        }
+                        (s, Some(_), _) => {
+                            return Err(format!("--confirm-tid needs --subtype confirm, not {s}"))
+                        }
+                        (s, None, Some(_)) => {
+                            return Err(format!("--payload needs --subtype backdata, not {s}"))
+                        }
+                        (s, None, None) => return Err(format!("unknown subtype {s}")),
+                    };
+                    FrameArgs::Ts {
+                        subtype,
+                        ts,
+                        ttid: tid,
+                    }
+                }
+                "ping" => FrameArgs::Ping {
+                    ts: ts.ok_or("a ping frame needs --ts MS")?,
+                    tid,
+                },
+                "pairreq" => FrameArgs::PairReq { challenge: tid },
+                _ => FrameArgs::Wakeup { tid },
+            };
+            Payload::Frame {
+                secrets,
+                version,
+                sender: sender.unwrap_or(from),
+                counter,
+                kind,
+            }
+        }
+    };
+    Ok(SendArgs {
+        air,
+        channel,
+        from,
+        to,
+        what,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running
+
+/// Runs a parsed `hearth espnow` command: 0 on success, 1 when the air cannot be used, 2 for a
+/// frame that cannot be built.
+pub fn run(cmd: Command) -> ExitCode {
+    let result = match cmd {
+        Command::Sniff(a) => sniff(&a),
+        Command::Send(a) => send(&a),
+        Command::Air(a) => air_cmd(&a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err((code, msg)) => {
+            eprintln!("error: {msg}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+type Failure = (u8, String);
+
+fn io_fail(e: io::Error) -> Failure {
+    (1, e.to_string())
+}
+
+fn air_cmd(a: &AirArgs) -> Result<(), Failure> {
+    let mut conf = match air::read_air_conf(&a.air) {
+        Ok(c) => c,
+        // A broken file is replaced when both settings are given.
+        Err(e) if a.loss.is_some() && a.rssi.is_some() => {
+            eprintln!("warning: replacing unreadable settings: {e}");
+            air::AirConf::default()
+        }
+        Err(e) => return Err(io_fail(e)),
+    };
+    if a.loss.is_some() || a.rssi.is_some() {
+        conf.loss = a.loss.unwrap_or(conf.loss);
+        conf.rssi = a.rssi.unwrap_or(conf.rssi);
+        air::set_air_conf(&a.air, conf.loss, conf.rssi).map_err(io_fail)?;
+    }
+    println!(
+        "air {}: loss {} %, rssi {} dBm",
+        a.air.display(),
+        conf.loss,
+        conf.rssi
+    );
+    Ok(())
+}
+
+fn random<const N: usize>() -> Result<[u8; N], Failure> {
+    let mut out = [0u8; N];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut out))
+        .map_err(|e| (1, format!("cannot read /dev/urandom: {e}")))?;
+    Ok(out)
+}
+
+fn unix_ms() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0)
+}
+
+fn tid_or_random(t: Option<[u8; TID_LEN]>) -> Result<Tid, Failure> {
+    Ok(Tid(match t {
+        Some(t) => t,
+        None => random()?,
+    }))
+}
+
+fn timestamp(ms: Option<u128>) -> Timestamp {
+    Timestamp::new(ms.unwrap_or_else(unix_ms)).unwrap_or(Timestamp::MAX)
+}
+
+fn ts_subtype(s: &Subtype) -> TsSubtype<'_> {
+    match s {
+        Subtype::Default => TsSubtype::Default,
+        Subtype::Confirm(t) => TsSubtype::Confirm(Tid(*t)),
+        Subtype::Backdata(p) => TsSubtype::Backdata(p),
+    }
+}
+
+/// Builds and seals the frame `send` describes.
+fn build(what: &Payload) -> Result<Vec<u8>, Failure> {
+    let (secrets, version, sender, counter, kind) = match what {
+        Payload::Raw(bytes) => return Ok(bytes.clone()),
+        Payload::Frame {
+            secrets,
+            version,
+            sender,
+            counter,
+            kind,
+        } => (secrets, version, sender, counter, kind),
+    };
+    let (psk, group) = (secrets.psk.as_bytes(), secrets.group.as_bytes());
+    let mut out = [0u8; MAX_FRAME_LEN];
+    let len = if *version == 3 {
+        let frame = match kind {
+            FrameArgs::Data { payload, ts, tid } => v3::Frame::Data {
+                ts: timestamp(*ts),
+                tid: tid_or_random(*tid)?,
+                payload,
+            },
+            FrameArgs::Ts {
+                subtype: s,
+                ts,
+                ttid,
+            } => v3::Frame::Timestamp {
+                subtype: ts_subtype(s),
+                ttid: tid_or_random(*ttid)?,
+                ts: timestamp(*ts),
+            },
+            FrameArgs::Ping { ts, tid } => v3::Frame::Ping {
+                ts: timestamp(Some(*ts)),
+                tid: tid_or_random(*tid)?,
+            },
+            FrameArgs::PairReq { challenge } => v3::Frame::PairRequest {
+                challenge: tid_or_random(*challenge)?,
+            },
+            FrameArgs::Wakeup { tid } => v3::Frame::Wakeup {
+                tid: tid_or_random(*tid)?,
+            },
+        };
+        let keys = v3::Keys::derive(psk, group);
+        let counter = counter.unwrap_or_else(|| (unix_ms() as u64).min(v3::MAX_COUNTER));
+        v3::encode(&frame, &keys, &v3::SenderId(*sender), counter, &mut out)
+            .map_err(|e| (2, e.to_string()))?
+    } else {
+        let frame = match kind {
+            FrameArgs::Data { payload, ts, tid } => hearth_netnow::Frame::Data {
+                ts: timestamp(*ts),
+                tid: tid_or_random(*tid)?,
+                payload,
+            },
+            FrameArgs::Ts {
+                subtype: s,
+                ts,
+                ttid,
+            } => hearth_netnow::Frame::Timestamp {
+                subtype: ts_subtype(s),
+                ttid: tid_or_random(*ttid)?,
+                ts: timestamp(*ts),
+            },
+            FrameArgs::Ping { ts, tid } => hearth_netnow::Frame::Ping {
+                ts: timestamp(Some(*ts)),
+                tid: tid_or_random(*tid)?,
+            },
+            FrameArgs::PairReq { .. } => hearth_netnow::Frame::PairRequest,
+            FrameArgs::Wakeup { tid } => hearth_netnow::Frame::Wakeup {
+                tid: tid_or_random(*tid)?,
+            },
+        };
+        let iv = random()?;
+        hearth_netnow::encode(
+            &frame,
+            &Key::from_psk(psk),
+            &GroupId::from_name(group),
+            &iv,
+            &mut out,
+        )
+        .map_err(|e| (2, e.to_string()))?
+    };
+    Ok(out[..len].to_vec())
+}
+
+fn send(a: &SendArgs) -> Result<(), Failure> {
+    let bytes = build(&a.what)?;
+    let reached = air::inject(&a.air, a.channel, a.from, a.to, &bytes).map_err(io_fail)?;
+    println!(
+        "sent {} bytes on channel {} from {} to {} ({reached} radio(s) reached)",
+        bytes.len(),
+        a.channel,
+        air::mac_text(&a.from),
+        air::mac_text(&a.to),
+    );
+    Ok(())
+}
+
+/// The keys of both wire formats, prepared once.
+struct Decoder {
+    key: Key,
+    group: GroupId,
+    keys: v3::Keys,
+    version: Option<u8>,
+}
+
+impl Decoder {
+    fn new(s: &Secrets, version: Option<u8>) -> Self {
+        Self {
+            key: Key::from_psk(s.psk.as_bytes()),
+            group: GroupId::from_name(s.group.as_bytes()),
+            keys: v3::Keys::derive(s.psk.as_bytes(), s.group.as_bytes()),
+            version,
+        }
+    }
+
+    /// `v2 data ts=… tid=… payload="…"`, or why neither format decoded it.
+    fn describe(&self, bytes: &[u8]) -> String {
+        let order: &[u8] = match self.version {
+            Some(2) => &[2],
+            Some(_) => &[3],
+            None if v3::version(bytes) == Some(3) => &[3, 2],
+            None => &[2, 3],
+        };
+        let mut errors = Vec::new();
+        for v in order {
+            let result = if *v == 3 {
+                self.v3(bytes)
+            } else {
+                self.v2(bytes)
+            };
+            match result {
+                Ok(text) => return text,
+                Err(e) => errors.push(format!("v{v}: {e}")),
+            }
+        }
+        format!("not decoded ({})", errors.join("; "))
+    }
+
+    fn v2(&self, bytes: &[u8]) -> Result<String, String> {
+        let mut scratch = [0u8; hearth_netnow::MAX_CIPHERTEXT_LEN];
+        let frame = hearth_netnow::decode(bytes, &self.key, &self.group, &mut scratch)
+            .map_err(|e| e.to_string())?;
+        use hearth_netnow::Frame as F;
+        Ok(match frame {
+            F::Data { ts, tid, payload } => format!("v2 {}", data_text(ts, tid, payload)),
+            F::Timestamp { subtype, ttid, ts } => format!("v2 {}", ts_text(subtype, ttid, ts)),
+            F::Ping { ts, tid } => format!("v2 {}", ping_text(ts, tid)),
+            F::PairRequest => "v2 pairreq".into(),
+            F::Wakeup { tid } => format!("v2 wakeup tid={}", hex(&tid.0)),
+        })
+    }
+
+    fn v3(&self, bytes: &[u8]) -> Result<String, String> {
+        let mut scratch = [0u8; v3::MAX_BODY_LEN];
+        let (header, frame) = v3::decode(bytes, &self.keys, &self.keys.group_id(), &mut scratch)
+            .map_err(|e| e.to_string())?;
+        let (kind, rest) = match frame {
+            v3::Frame::Data { ts, tid, payload } => ("data", data_fields(ts, tid, payload)),
+            v3::Frame::Timestamp { subtype, ttid, ts } => ("ts", ts_fields(subtype, ttid, ts)),
+            v3::Frame::Ping { ts, tid } => ("ping", ping_fields(ts, tid)),
+            v3::Frame::PairRequest { challenge } => {
+                ("pairreq", format!("challenge={}", hex(&challenge.0)))
+            }
+            v3::Frame::Wakeup { tid } => ("wakeup", format!("tid={}", hex(&tid.0))),
+        };
+        Ok(format!(
+            "v3 {kind} sender={} counter={} {rest}",
+            air::mac_text(&header.sender.0),
+            header.counter
+        ))
+    }
+}
+
+fn data_fields(ts: Timestamp, tid: Tid, payload: &[u8]) -> String {
+    format!(
+        "ts={} tid={} payload=\"{}\"",
+        ts.as_millis(),
+        hex(&tid.0),
+        escape(payload)
+    )
+}
+
+fn data_text(ts: Timestamp, tid: Tid, payload: &[u8]) -> String {
+    format!("data {}", data_fields(ts, tid, payload))
+}
+
+fn ts_fields(subtype: TsSubtype<'_>, ttid: Tid, ts: Timestamp) -> String {
+    let head = format!("ttid={} ts={}", hex(&ttid.0), ts.as_millis());
+    match subtype {
+        TsSubtype::Default => format!("subtype=default {head}"),
+        TsSubtype::Confirm(t) => format!("subtype=confirm {head} confirm-tid={}", hex(&t.0)),
+        TsSubtype::Backdata(p) => format!("subtype=backdata {head} payload=\"{}\"", escape(p)),
+    }
+}
+
+fn ts_text(subtype: TsSubtype<'_>, ttid: Tid, ts: Timestamp) -> String {
+    format!("ts {}", ts_fields(subtype, ttid, ts))
+}
+
+fn ping_fields(ts: Timestamp, tid: Tid) -> String {
+    format!("ts={} tid={}", ts.as_millis(), hex(&tid.0))
+}
+
+fn ping_text(ts: Timestamp, tid: Tid) -> String {
+    format!("ping {}", ping_fields(ts, tid))
+}
+
+/// One output line of `sniff` for datagram `d` seen `ms` after the start.
+fn sniff_line(ms: u128, d: &Datagram, decoder: Option<&Decoder>) -> String {
+    let kind = match d.kind {
+        Kind::Data if d.ack_requested => " (ack requested)",
+        Kind::Data => "",
+        Kind::Ack => " link-ack",
+    };
+    let mut line = format!(
+        "{ms:>8} ms  ch {:>2}  {} -> {}  {:>3} bytes{kind}",
+        d.channel,
+        air::mac_text(&d.from),
+        air::mac_text(&d.to),
+        d.frame.len(),
+    );
+    if let (Some(dec), Kind::Data) = (decoder, d.kind) {
+        line.push_str("  ");
+        line.push_str(&dec.describe(&d.frame));
+    }
+    line
+}
+
+fn sniff(a: &SniffArgs) -> Result<(), Failure> {
+    let mut sniffer = air::Sniffer::open(&a.air).map_err(io_fail)?;
+    eprintln!(
+        "sniffing air {} on all channels{}",
+        a.air.display(),
+        if a.duration.is_none() && a.count.is_none() {
+            " (Ctrl-C to stop)"
+        } else {
+            ""
+        }
+    );
+    let decoder = a.secrets.as_ref().map(|s| Decoder::new(s, a.version));
+    let start = Instant::now();
+    let deadline = a.duration.map(|d| start + d);
+    let mut seen = 0u64;
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    loop {
+        if a.count.is_some_and(|n| seen >= n) {
+            return Ok(());
+        }
+        let wait = match deadline {
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Ok(());
+                }
+                Some(left)
+            }
+            None => None,
+        };
+        let Some(d) = sniffer.recv(wait).map_err(io_fail)? else {
+            continue;
+        };
+        seen += 1;
+        let line = sniff_line(start.elapsed().as_millis(), &d, decoder.as_ref());
+        if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+            // The reader went away (a closed pipe): nothing more to do.
+            return Ok(());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(args: &[&str]) -> Result<Command, String> {
+        parse(args.iter().copied())
+    }
+
+    fn send_args(args: &[&str]) -> Result<SendArgs, String> {
+        match p(args)? {
+            Command::Send(s) => Ok(s),
+            other => panic!("not send: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn escapes_round_trip() {
+        assert_eq!(unescape(r"a\nb\\c\x41\t").unwrap(), b"a\nb\\cA\t");
+        assert!(unescape(r"a\q").is_err());
+        assert!(unescape(r"a\x4").is_err());
+        assert!(unescape("a\\").is_err());
+        assert_eq!(escape(b"h\"i\n\xff"), r#"h\"i\n\xff"#);
+        assert_eq!(escape("21.5 °C".as_bytes()), "21.5 °C");
+    }
+
+    #[test]
+    fn hex_parses() {
+        assert_eq!(parse_hex("0x0aFF"), Some(vec![0x0a, 0xff]));
+        assert_eq!(parse_hex("0a:ff"), Some(vec![0x0a, 0xff]));
+        assert_eq!(parse_hex("0a f"), None);
+        assert_eq!(parse_hex(""), None);
+        assert_eq!(parse_hex("zz"), None);
+        assert_eq!(parse_hex("é1"), None);
+    }
+
+    #[test]
+    fn send_builds_frames() {
+        let s = send_args(&[
+            "send",
+            "--air",
+            "/x/y",
+            "--channel",
+            "6",
+            "--psk",
+            "k",
+            "--group",
+            "g",
+            "--version",
+            "2",
+            "data",
+            "--payload",
+            r"hi\n",
+            "--ts",
+            "5",
+            "--tid",
+            "000102030405060708090a0b",
+        ])
+        .unwrap();
+        assert_eq!(s.air, PathBuf::from("/x/y"));
+        assert_eq!((s.channel, s.from, s.to), (6, TOOL_MAC, BROADCAST));
+        let Payload::Frame {
+            version,
+            kind,
+            sender,
+            ..
+        } = &s.what
+        else {
+            panic!("{s:?}")
+        };
+        assert_eq!((*version, *sender), (2, TOOL_MAC));
+        assert_eq!(
+            kind,
+            &FrameArgs::Data {
+                payload: b"hi\n".to_vec(),
+                ts: Some(5),
+                tid: Some([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11])
+            }
+        );
+        let bytes = build(&s.what).unwrap();
+        let dec = Decoder::new(
+            &Secrets {
+                psk: "k".into(),
+                group: "g".into(),
+            },
+            None,
+        );
+        assert_eq!(
+            dec.describe(&bytes),
+            r#"v2 data ts=5 tid=000102030405060708090a0b payload="hi\n""#
+        );
+
+        let s = send_args(&[
+            "send",
+            "--channel",
+            "1",
+            "--psk",
+            "k",
+            "--group",
+            "g",
+            "--version",
+            "3",
+            "--sender",
+            "02:00:00:00:00:07",
+            "--counter",
+            "9",
+            "ts",
+            "--subtype",
+            "confirm",
+            "--confirm-tid",
+            "0b0a09080706050403020100",
+            "--ts",
+            "77",
+            "--tid",
+            "000000000000000000000001",
+        ])
+        .unwrap();
+        let bytes = build(&s.what).unwrap();
+        assert_eq!(
+            dec.describe(&bytes),
+            "v3 ts sender=02:00:00:00:00:07 counter=9 subtype=confirm \
+             ttid=000000000000000000000001 ts=77 confirm-tid=0b0a09080706050403020100"
+        );
+        for kind in ["pairreq", "wakeup"] {
+            for v in ["2", "3"] {
+                let s = send_args(&[
+                    "send",
+                    "--channel",
+                    "1",
+                    "--psk",
+                    "k",
+                    "--group",
+                    "g",
+                    "--version",
+                    v,
+                    kind,
+                ])
+                .unwrap();
+                let text = dec.describe(&build(&s.what).unwrap());
+                assert!(text.starts_with(&format!("v{v} {kind}")), "{text}");
+            }
+        }
+        let other = Decoder::new(
+            &Secrets {
+                psk: "other".into(),
+                group: "g".into(),
+            },
+            None,
+        );
+        assert!(other.describe(&bytes).starts_with("not decoded (v3: "));
+    }
+
+    #[test]
+    fn send_errors_name_the_problem() {
+        let e = |args: &[&str]| p(args).unwrap_err();
+        let base = ["send", "--channel", "1", "--psk", "k", "--group", "g"];
+        let with = |extra: &[&str]| {
+            let mut v = base.to_vec();
+            v.extend_from_slice(extra);
+            e(&v)
+        };
+        assert!(e(&["send", "--channel", "0", "--hex", "00"]).contains("--channel"));
+        assert!(e(&["send", "--channel", "14", "--hex", "00"]).contains("--channel"));
+        assert!(e(&["send", "--hex", "00"]).contains("--channel"));
+        assert!(e(&["send", "--channel", "1", "--hex", "0g"]).contains("--hex"));
+        assert!(e(&["send", "--channel", "1", "--hex", "00", "--from", "zz"]).contains("--from"));
+        assert!(e(&[
+            "send",
+            "--channel",
+            "1",
+            "--hex",
+            "00",
+            "--from",
+            "ff:ff:ff:ff:ff:ff"
+        ])
+        .contains("unicast"));
+        assert!(e(&["send", "--channel", "1", "--hex", "00", "data"]).contains("--hex"));
+        assert!(e(&["send", "--channel", "1"]).contains("--hex"));
+        assert!(e(&["send", "--channel", "1", "--psk", "k"]).contains("--group"));
+        assert!(with(&[]).contains("frame kind"));
+        assert!(with(&["blah"]).contains("unknown frame kind"));
+        assert!(with(&["--bogus"]).contains("--bogus"));
+        assert!(with(&["data"]).contains("--payload"));
+        assert!(with(&["ping"]).contains("--ts"));
+        assert!(with(&["ping", "--ts", "1", "--payload", "x"]).contains("--payload"));
+        assert!(with(&["--version", "2", "data", "--payload", &"x".repeat(174)]).contains("173"));
+        assert!(with(&["data", "--payload", &"x".repeat(187)]).contains("186"));
+        assert!(with(&["--version", "3", "data", "--payload", &"x".repeat(187)]).contains("186"));
+        assert!(with(&["--version", "4", "data"]).contains("--version"));
+        assert!(
+            with(&["--version", "2", "data", "--payload", "x", "--counter", "1"])
+                .contains("--version 3")
+        );
+        assert!(with(&["ts", "--subtype", "confirm"]).contains("--confirm-tid"));
+        assert!(with(&["ts", "--payload", "x"]).contains("backdata"));
+        assert!(with(&["ts", "--subtype", "weird"]).contains("--subtype"));
+        assert!(with(&["data", "--payload", "x", "--tid", "00"]).contains("--tid"));
+        assert!(with(&["data", "ping"]).contains("two frame kinds"));
+        assert!(with(&["data", "--payload", r"\q"]).contains("escape"));
+        // Within the limits: accepted.
+        assert!(p(&[
+            &base[..],
+            &["--version", "2", "data", "--payload", &"x".repeat(173)]
+        ]
+        .concat())
+        .is_ok());
+        assert!(p(&[
+            &base[..],
+            &[
+                "--version",
+                "3",
+                "ts",
+                "--subtype",
+                "backdata",
+                "--payload",
+                &"x".repeat(185)
+            ]
+        ]
+        .concat())
+        .is_ok());
+    }
+
+    #[test]
+    fn sniff_and_air_parse() {
+        assert_eq!(
+            p(&["sniff", "--air", "/a", "--count", "2", "--for", "0.5"]),
+            Ok(Command::Sniff(SniffArgs {
+                air: "/a".into(),
+                secrets: None,
+                version: None,
+                count: Some(2),
+                duration: Some(Duration::from_millis(500)),
+            }))
+        );
+        assert!(p(&["sniff", "--version", "3"])
+            .unwrap_err()
+            .contains("--psk"));
+        assert!(p(&["sniff", "--count", "0"])
+            .unwrap_err()
+            .contains("--count"));
+        assert!(p(&["sniff", "--for", "-1"]).unwrap_err().contains("--for"));
+        assert!(p(&["sniff", "--air", ".."]).unwrap_err().contains("--air"));
+        assert_eq!(
+            p(&["air", "--air", "/a", "--loss", "30", "--rssi", "-70"]),
+            Ok(Command::Air(AirArgs {
+                air: "/a".into(),
+                loss: Some(30),
+                rssi: Some(-70)
+            }))
+        );
+        assert!(p(&["air", "--loss", "101"]).unwrap_err().contains("--loss"));
+        assert!(p(&["air", "--rssi", "5"]).unwrap_err().contains("--rssi"));
+        assert!(p(&[]).unwrap_err().contains("sniff"));
+        assert!(p(&["listen"]).unwrap_err().contains("listen"));
+    }
+
+    #[test]
+    fn sniff_lines_show_addresses() {
+        let d = Datagram {
+            kind: Kind::Data,
+            channel: 3,
+            from: TOOL_MAC,
+            to: BROADCAST,
+            seq: 1,
+            ack_requested: false,
+            frame: vec![1, 2, 3],
+        };
+        let line = sniff_line(12, &d, None);
+        assert_eq!(
+            line,
+            "      12 ms  ch  3  02:48:45:41:52:54 -> broadcast    3 bytes"
+        );
+        let dec = Decoder::new(
+            &Secrets {
+                psk: "k".into(),
+                group: "g".into(),
+            },
+            Some(2),
+        );
+        assert!(sniff_line(0, &d, Some(&dec))
+            .ends_with("not decoded (v2: frame shorter than 44 bytes)"));
+    }
+}
