@@ -37,7 +37,7 @@ use alloc::vec::Vec;
 use esp_storage::FlashStorage;
 use hearth_config::blob::{self, BlobError, HEADER_LEN};
 use hearth_config::{Config, Host, Network};
-use hearth_device::profiles::Plan;
+use hearth_device::profiles::{Plan, FIRMWARE_PROFILES};
 
 use crate::partitions::Region;
 
@@ -94,6 +94,14 @@ pub fn load(flash: &mut FlashStorage<'_>, partition: &Region) -> Result<Loaded, 
         lines
     })?;
     let plan = hearth_device::profiles::plan(&config).map_err(|e| vec![format!("{SHOWN}: {e}")])?;
+    if !FIRMWARE_PROFILES.contains(&config.profile.as_str()) {
+        return Err(vec![format!(
+            "{SHOWN}: profile {} runs in the simulator but is not wired into this firmware yet \
+             (this firmware runs: {})",
+            config.profile,
+            FIRMWARE_PROFILES.join(", ")
+        )]);
+    }
     let mut problems = Vec::new();
     let uplink = match &config.network {
         Network::Wifi { ssid, password } => Some(Uplink::Wifi(Wifi {

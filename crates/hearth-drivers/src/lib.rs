@@ -11,7 +11,11 @@ pub mod bme280;
 mod error;
 pub mod hdc1080;
 pub mod hx711;
+pub mod mcp23017;
 pub mod ook;
+pub mod pulses;
 pub mod pzem;
+pub mod shiftreg;
+pub mod ssd1306;
 
 pub use error::Error;

@@ -114,11 +114,28 @@ pub fn load_config(path: &Path) -> Result<String, FlashError> {
     let text = String::from_utf8(bytes)
         .map_err(|_| FlashError::Config(format!("{}: not UTF-8 text", path.display())))?;
     let shown = path.display().to_string();
-    if let Err(errors) = hearth_device::profiles::parse_config(&text) {
+    let config = match hearth_device::profiles::parse_config(&text) {
+        Ok(c) => c,
+        Err(errors) => {
+            return Err(FlashError::Config(format!(
+                "{}\n{shown}: {} error(s); nothing was written",
+                errors.located(&shown),
+                errors.len()
+            )))
+        }
+    };
+    if let Err(e) = hearth_device::profiles::plan(&config) {
         return Err(FlashError::Config(format!(
-            "{}\n{shown}: {} error(s); nothing was written",
-            errors.located(&shown),
-            errors.len()
+            "{shown}: {e}; nothing was written"
+        )));
+    }
+    let firmware = hearth_device::profiles::FIRMWARE_PROFILES;
+    if !firmware.contains(&config.profile.as_str()) {
+        return Err(FlashError::Config(format!(
+            "{shown}: profile {} runs in the simulator but is not in the firmware yet (it runs: \
+             {}); nothing was written",
+            config.profile,
+            firmware.join(", ")
         )));
     }
     Ok(text)

@@ -43,6 +43,12 @@ pub enum ControlCmd {
     Repair,
     /// Press a 433 MHz keyfob: encoder (`ev1527`, `ht6p20`), address, button.
     Press(String, u32, u8),
+    /// The tank's level switches that are wet, as a bitmap (h2o).
+    Tank(u16),
+    /// The flow meter's pulse rate, pulses per second (h2o).
+    Flow(u32),
+    /// A manual input of the switch appliance held active (`on`) or released (`off`).
+    Input(u8, bool),
 }
 
 /// Help text listing every command.
@@ -86,6 +92,36 @@ impl ControlCmd {
             ["power-cut"] => Ok(Self::PowerCut),
             ["quit"] => Ok(Self::Quit),
             ["status"] => Ok(Self::Status),
+            ["tank", mask] => {
+                let m = mask
+                    .strip_prefix("0x")
+                    .map_or_else(|| mask.parse::<u16>(), |h| u16::from_str_radix(h, 16))
+                    .map_err(|_| {
+                        format!("tank takes a 16-bit mask of wet switches, not {mask:?}")
+                    })?;
+                Ok(Self::Tank(m))
+            }
+            ["flow", rate] => match rate.parse::<u32>() {
+                Ok(r) if r <= 100_000 => Ok(Self::Flow(r)),
+                _ => Err(format!(
+                    "flow takes pulses per second 0..=100000, not {rate:?}"
+                )),
+            },
+            ["input", k, state @ ("on" | "off")] => match k.parse::<u8>() {
+                Ok(k) if k < 32 => Ok(Self::Input(k, *state == "on")),
+                _ => Err(format!("input takes an input number 0..=31, not {k:?}")),
+            },
+            ["tank" | "flow" | "input", ..] => {
+                Err("usage: tank MASK | flow PULSES_PER_S | input N on|off".into())
+            }
+            ["sensor", "flow", fault] => {
+                fault.parse::<hearth_simchips::FlowFault>()?;
+                Ok(Self::Sensor("flow".into(), (*fault).into()))
+            }
+            ["sensor", "shiftreg", fault] => {
+                fault.parse::<hearth_simchips::ShiftRegFault>()?;
+                Ok(Self::Sensor("shiftreg".into(), (*fault).into()))
+            }
             ["sensor", "ook", fault] => {
                 fault.parse::<hearth_simchips::OokFault>()?;
                 Ok(Self::Sensor("ook".into(), (*fault).into()))
@@ -167,6 +203,16 @@ mod tests {
         assert!(ControlCmd::parse("press ev1527 x 2").is_err());
         assert!(ControlCmd::parse("press nec 1 2").is_err());
         assert!(ControlCmd::parse("sensor ook loud").is_err());
+        assert_eq!(ControlCmd::parse("tank 0x0f"), Ok(ControlCmd::Tank(15)));
+        assert_eq!(ControlCmd::parse("tank 7"), Ok(ControlCmd::Tank(7)));
+        assert!(ControlCmd::parse("tank 0x1ffff").is_err());
+        assert_eq!(ControlCmd::parse("flow 120"), Ok(ControlCmd::Flow(120)));
+        assert_eq!(
+            ControlCmd::parse("input 2 on"),
+            Ok(ControlCmd::Input(2, true))
+        );
+        assert!(ControlCmd::parse("input 40 on").is_err());
+        assert!(ControlCmd::parse("input 1 maybe").is_err());
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,16 +17,22 @@ use hearth_core::{Millis, SECOND};
 use hearth_device::link::{run_central, run_peripheral, CentralPort};
 use hearth_device::profiles::energy::Energy;
 use hearth_device::profiles::forwarder::Forwarder;
+use hearth_device::profiles::h2o::{H2o, H2oSettings};
 use hearth_device::profiles::relay::{Relay, RelaySettings};
 use hearth_device::profiles::rx433::Rx433;
 use hearth_device::profiles::scale_sensor::ScaleSensor;
+use hearth_device::profiles::switch::{DirectIo, ShiftIo, Switch, SwitchSettings, Wiring};
 use hearth_device::profiles::tnowp::TNowP;
 use hearth_device::profiles::weather::Weather;
 use hearth_device::profiles::Plan;
 use hearth_device::Board;
 use hearth_drivers::hx711::Hx711;
+use hearth_drivers::shiftreg::{Lines, ShiftRegisters};
 use hearth_simchips::hx711::{Hx711Fault, Hx711Model, LoadCell};
-use hearth_simchips::{Encoder, OokFault, OokModel, PzemModel};
+use hearth_simchips::shiftreg::Line;
+use hearth_simchips::{
+    Encoder, FlowMeter, Mcp23017Model, OokFault, OokModel, PzemModel, ShiftRegModel, Ssd1306Model,
+};
 use hearth_simchips::{SimClock, SimI2cBus, WeatherHandle};
 use hearth_storage::{FileFlash, KvStore};
 
@@ -293,6 +299,10 @@ fn start_env_reader(link: Arc<Link>, faults: Arc<Faults>, chips: Chips) {
         hx711,
         pzem,
         ook,
+        mcp,
+        flow,
+        shiftreg,
+        inputs,
         ..
     } = chips;
     std::thread::spawn(move || {
@@ -314,6 +324,45 @@ fn start_env_reader(link: Arc<Link>, faults: Arc<Faults>, chips: Chips) {
                 Ok(EnvMsg::Repair) => {
                     console("environment: re-pair requested");
                     faults.repair.store(true, Ordering::SeqCst);
+                }
+                Ok(EnvMsg::Tank(mask)) => {
+                    console(&format!("environment: tank switches wet {mask:#06x}"));
+                    mcp.set_switches(mask);
+                }
+                Ok(EnvMsg::Flow(rate)) => {
+                    console(&format!("environment: flow {rate} pulses/s"));
+                    flow.set_rate(f64::from(rate));
+                }
+                Ok(EnvMsg::Input(k, on)) => {
+                    console(&format!(
+                        "environment: input {k} {}",
+                        if on { "on" } else { "off" }
+                    ));
+                    if on {
+                        inputs.fetch_or(1 << k, Ordering::SeqCst);
+                    } else {
+                        inputs.fetch_and(!(1 << k), Ordering::SeqCst);
+                    }
+                    // The Dingtian 8's '165 inputs are active low.
+                    shiftreg.set_input_level(k, !on);
+                }
+                Ok(EnvMsg::Sensor(chip, fault)) if chip == "flow" => {
+                    match fault.parse::<hearth_simchips::FlowFault>() {
+                        Ok(f) => {
+                            console(&format!("environment: sensor flow {fault}"));
+                            flow.set_fault(f);
+                        }
+                        Err(e) => console(&format!("environment: {e}")),
+                    }
+                }
+                Ok(EnvMsg::Sensor(chip, fault)) if chip == "shiftreg" => {
+                    match fault.parse::<hearth_simchips::ShiftRegFault>() {
+                        Ok(f) => {
+                            console(&format!("environment: sensor shiftreg {fault}"));
+                            shiftreg.set_fault(f);
+                        }
+                        Err(e) => console(&format!("environment: {e}")),
+                    }
                 }
                 Ok(EnvMsg::Press(encoder, address, button)) => {
                     let e = match encoder.as_str() {
@@ -394,6 +443,36 @@ struct Chips {
     pzem: PzemModel,
     /// The 433 MHz receiver's air: keyfob presses and noise.
     ook: OokModel,
+    /// The tank's level switches on an MCP23017 (on the I2C bus, with the SSD1306).
+    mcp: Mcp23017Model,
+    /// The h2o flow meter's pulse counter.
+    flow: FlowMeter,
+    /// The Dingtian 8's shift-register chains.
+    shiftreg: ShiftRegModel,
+    /// The switch's manual inputs held active, for boards with direct GPIO inputs.
+    inputs: Arc<AtomicU32>,
+}
+
+/// A GPIO input of a switch board with direct inputs, reading the held inputs.
+struct SimInputPin {
+    k: u8,
+    held: Arc<AtomicU32>,
+    active_low: bool,
+}
+
+impl embedded_hal::digital::ErrorType for SimInputPin {
+    type Error = core::convert::Infallible;
+}
+
+impl embedded_hal::digital::InputPin for SimInputPin {
+    fn is_high(&mut self) -> Result<bool, Self::Error> {
+        let held = self.held.load(Ordering::SeqCst) & (1 << self.k) != 0;
+        Ok(held != self.active_low)
+    }
+
+    fn is_low(&mut self) -> Result<bool, Self::Error> {
+        self.is_high().map(|h| !h)
+    }
 }
 
 /// A GPIO output of the simulated board; level changes go to the device log.
@@ -464,6 +543,10 @@ async fn device_task(parts: Parts) {
         hx711,
         pzem,
         ook,
+        flow,
+        shiftreg,
+        inputs,
+        ..
     } = chips;
     let store = match KvStore::open(flash, 0..FLASH_SIZE).await {
         Ok(store) => {
@@ -508,6 +591,57 @@ async fn device_task(parts: Parts) {
             "rx433" => {
                 let mut profile = Rx433::new(ook.receiver(), now);
                 hearth_device::run(settings, &mut net, &mut board, &store, &mut profile).await
+            }
+            "h2o" => {
+                // `plan` validated the settings already; the error arm cannot happen.
+                let Ok(h2o) = H2oSettings::from_config(&config) else {
+                    std::process::exit(EXIT_CONFIG)
+                };
+                let mut profile = H2o::new(bus.clone(), bus, flow, embassy_time::Delay, h2o, now);
+                hearth_device::run(settings, &mut net, &mut board, &store, &mut profile).await
+            }
+            "switch" => {
+                let Ok(sw) = SwitchSettings::from_config(&config) else {
+                    std::process::exit(EXIT_CONFIG)
+                };
+                let preset = sw.board.preset();
+                match preset.wiring {
+                    Wiring::Direct { .. } => {
+                        let ins = (0..preset.inputs)
+                            .map(|k| SimInputPin {
+                                k: k as u8,
+                                held: inputs.clone(),
+                                active_low: preset.inputs_active_low,
+                            })
+                            .collect();
+                        let outs = (0..preset.outputs)
+                            .map(|k| SimPin {
+                                name: format!("output {k}"),
+                                high: None,
+                            })
+                            .collect();
+                        let io = DirectIo::new(ins, outs, preset.inputs_active_low);
+                        let mut profile = Switch::new(io, &store, &sw, now);
+                        profile.restore().await;
+                        hearth_device::run(settings, &mut net, &mut board, &store, &mut profile)
+                            .await
+                    }
+                    Wiring::ShiftRegisters(_) => {
+                        let lines = Lines {
+                            oe: shiftreg.pin(Line::Oe),
+                            latch: shiftreg.pin(Line::Latch),
+                            clock: shiftreg.pin(Line::Clock),
+                            ser: shiftreg.pin(Line::Ser),
+                            qh: shiftreg.qh(),
+                        };
+                        let chains = ShiftRegisters::new(lines, SpinDelay, 8, 8);
+                        let io = ShiftIo::new(chains, preset.inputs_active_low);
+                        let mut profile = Switch::new(io, &store, &sw, now);
+                        profile.restore().await;
+                        hearth_device::run(settings, &mut net, &mut board, &store, &mut profile)
+                            .await
+                    }
+                }
             }
             _ => {
                 let mut profile = Weather::new(bus.clone(), bus, embassy_time::Delay, now);
@@ -605,11 +739,24 @@ pub fn run(config: &Path, state: &Path) -> ExitCode {
         SimClock::external(|| embassy_time::Instant::now().as_micros()),
         seed,
     );
+    // The tank's level switches and the h2o display share the I2C bus with the weather chips
+    // (distinct addresses); only the appliance that uses them talks to them.
+    let mcp = Mcp23017Model::new(seed);
+    let _ = bus.attach(hearth_drivers::mcp23017::ADDRESS, mcp.clone());
+    let _ = bus.attach(hearth_drivers::ssd1306::ADDRESS, Ssd1306Model::new());
+    let flow = FlowMeter::new(
+        SimClock::external(|| embassy_time::Instant::now().as_micros()),
+        seed,
+    );
     let chips = Chips {
         bus,
         hx711,
         pzem,
         ook,
+        mcp,
+        flow,
+        shiftreg: ShiftRegModel::new(8, 8, seed),
+        inputs: Arc::new(AtomicU32::new(0)),
     };
     start_env_reader(link.clone(), faults.clone(), chips.clone());
     let board = SimBoard {

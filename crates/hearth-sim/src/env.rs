@@ -45,6 +45,12 @@ pub enum EnvMsg {
     Repair,
     /// A keyfob press: encoder, address, button.
     Press(String, u32, u8),
+    /// The tank's wet level switches.
+    Tank(u16),
+    /// The flow meter's pulses per second.
+    Flow(u32),
+    /// A switch manual input held active or released.
+    Input(u8, bool),
 }
 
 impl fmt::Display for EnvMsg {
@@ -60,6 +66,9 @@ impl fmt::Display for EnvMsg {
             Self::Load(g) => write!(f, "load-g {g}"),
             Self::Repair => f.write_str("repair"),
             Self::Press(e, a, b) => write!(f, "press {e} {a} {b}"),
+            Self::Tank(m) => write!(f, "tank {m}"),
+            Self::Flow(r) => write!(f, "flow {r}"),
+            Self::Input(k, on) => write!(f, "input {k} {}", if *on { "on" } else { "off" }),
         }
     }
 }
@@ -86,6 +95,22 @@ impl EnvMsg {
                 .map(Self::Load)
                 .map_err(|_| format!("bad load {g:?}")),
             ["repair"] => Ok(Self::Repair),
+            ["tank", m] => m
+                .parse()
+                .map(Self::Tank)
+                .map_err(|_| format!("bad tank {line:?}")),
+            ["flow", r] => r
+                .parse()
+                .map(Self::Flow)
+                .map_err(|_| format!("bad flow {line:?}")),
+            ["input", k, "on"] => k
+                .parse()
+                .map(|k| Self::Input(k, true))
+                .map_err(|_| format!("bad input {line:?}")),
+            ["input", k, "off"] => k
+                .parse()
+                .map(|k| Self::Input(k, false))
+                .map_err(|_| format!("bad input {line:?}")),
             ["press", e, a, b] => match (a.parse(), b.parse()) {
                 (Ok(a), Ok(b)) => Ok(Self::Press((*e).into(), a, b)),
                 _ => Err(format!("bad press {line:?}")),

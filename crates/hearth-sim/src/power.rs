@@ -65,6 +65,10 @@ struct Environment {
     load_g: i64,
     /// A re-pair asked for while the device was not running, delivered at its next start.
     repair: bool,
+    /// The tank's wet switches and the flow rate (h2o), and the held switch inputs.
+    tank: u16,
+    flow: u32,
+    inputs: u32,
 }
 
 impl Environment {
@@ -77,6 +81,13 @@ impl Environment {
         if self.repair {
             v.push(EnvMsg::Repair);
         }
+        v.push(EnvMsg::Tank(self.tank));
+        v.push(EnvMsg::Flow(self.flow));
+        v.extend(
+            (0..32u8)
+                .filter(|k| self.inputs & (1 << k) != 0)
+                .map(|k| EnvMsg::Input(k, true)),
+        );
         v.extend(
             self.sensors
                 .iter()
@@ -147,6 +158,9 @@ pub fn run(config: &Path, state: &Path) -> Result<(), BoardError> {
             sensors: Vec::new(),
             load_g: 0,
             repair: false,
+            tank: 0,
+            flow: 0,
+            inputs: 0,
         },
         log,
         crashes: Vec::new(),
@@ -397,6 +411,25 @@ impl Board {
                 ControlCmd::Repair => {
                     self.send(run, EnvMsg::Repair);
                     "ok repair".into()
+                }
+                ControlCmd::Tank(m) => {
+                    self.env.tank = m;
+                    self.send(run, EnvMsg::Tank(m));
+                    format!("ok tank {m:#06x}")
+                }
+                ControlCmd::Flow(r) => {
+                    self.env.flow = r;
+                    self.send(run, EnvMsg::Flow(r));
+                    format!("ok flow {r} pulses/s")
+                }
+                ControlCmd::Input(k, on) => {
+                    if on {
+                        self.env.inputs |= 1 << k;
+                    } else {
+                        self.env.inputs &= !(1 << k);
+                    }
+                    self.send(run, EnvMsg::Input(k, on));
+                    format!("ok input {k} {}", if on { "on" } else { "off" })
                 }
                 ControlCmd::Press(e, a, b) => {
                     self.send(run, EnvMsg::Press(e.clone(), a, b));

@@ -170,3 +170,98 @@ fn keyfob_presses_become_events_and_an_absent_receiver_hears_nothing() {
     })
     .unwrap_or_else(|| panic!("recovered\n{}", sim.dump()));
 }
+
+#[test]
+fn h2o_level_recovers_after_an_expander_fault_and_flow_is_measured() {
+    let broker = Broker::start();
+    let obs = Observer::start(&broker);
+    let sim = Sim::start(&appliance(
+        "h2o",
+        "tank1",
+        broker.port,
+        "unit L\ncapacity 1000\nlevelsensors 25,50,75,100\nflowpulserate 7.5\nmaxflow 30\n",
+    ));
+    assert!(sim.wait_log("mqtt connected", s(20)), "{}", sim.dump());
+    // The two lowest switches are wet: the level is between 50 % and 75 %.
+    assert!(sim.ctl("tank 3").starts_with("ok"));
+    let level = |m: &support::Seen| m.payload.parse::<f64>().ok();
+    let first = obs
+        .wait_for("stat/tank1/CoarseLevelPct", s(15), |m| {
+            level(m).is_some_and(|l| (50.0..75.0).contains(&l))
+        })
+        .unwrap_or_else(|| panic!("level\n{}", sim.dump()));
+    assert!(first.payload.parse::<f64>().is_ok());
+    // The expander fails: malfunction, and the level is forced to full.
+    assert!(sim.ctl("sensor mcp23017 absent").starts_with("ok"));
+    obs.wait_for("stat/tank1/Malfunction", s(20), |m| m.payload != "0")
+        .unwrap_or_else(|| panic!("malfunction\n{}", sim.dump()));
+    obs.wait_for("stat/tank1/CoarseLevelPct", s(15), |m| {
+        level(m) == Some(100.0)
+    })
+    .unwrap_or_else(|| panic!("forced full\n{}", sim.dump()));
+    // It comes back with the same switches wet: the level is measured again (the reference
+    // stayed at 100 % because the bitmap had not changed).
+    obs.clear();
+    assert!(sim.ctl("sensor mcp23017 ok").starts_with("ok"));
+    obs.wait_for("stat/tank1/CoarseLevelPct", s(30), |m| {
+        level(m).is_some_and(|l| (50.0..75.0).contains(&l))
+    })
+    .unwrap_or_else(|| panic!("level after recovery\n{}", sim.dump()));
+    // Water flows at 15 pulses/s = 2 L/min at 7.5 pulses per litre.
+    assert!(sim.ctl("flow 15").starts_with("ok"));
+    obs.wait_for("stat/tank1/Flow", s(30), |m| {
+        m.payload
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<f64>().ok())
+            .is_some_and(|f| f > 0.0)
+    })
+    .unwrap_or_else(|| panic!("flow\n{}", sim.dump()));
+}
+
+#[test]
+fn switch_inputs_toggle_outputs_and_programs_are_checked() {
+    let broker = Broker::start();
+    let obs = Observer::start(&broker);
+    let sim = Sim::start(&appliance(
+        "switch",
+        "sw1",
+        broker.port,
+        "switchboard Direct4\n",
+    ));
+    assert!(sim.wait_log("mqtt connected", s(20)), "{}", sim.dump());
+    let events = obs
+        .all()
+        .into_iter()
+        .filter(|m| m.topic.starts_with("homeassistant/event/sw1/"))
+        .count();
+    assert_eq!(events, 4, "one event entity per manual input");
+    // A short press on input 0 toggles output 0 (the default program), with an event.
+    assert!(sim.ctl("input 0 on").starts_with("ok"));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(sim.ctl("input 0 off").starts_with("ok"));
+    obs.wait_for("stat/sw1/0/State", s(5), |m| m.payload == "1")
+        .unwrap_or_else(|| panic!("output 0 on\n{}", sim.dump()));
+    let ev = obs
+        .wait_for("stat/sw1/Manual0/Event", s(5), |m| !m.payload.is_empty())
+        .unwrap_or_else(|| panic!("manual event\n{}", sim.dump()));
+    assert!(!ev.retained);
+    assert!(sim.log().contains("gpio: output 0 high"), "{}", sim.dump());
+    // Commands switch outputs too.
+    broker.publish("cmnd/sw1/2/State", "on", false);
+    obs.wait_for("stat/sw1/2/State", s(5), |m| m.payload == "1")
+        .unwrap_or_else(|| panic!("output 2 by command\n{}", sim.dump()));
+    // A bad program is refused with the reference's message; the old one keeps running.
+    broker.publish("cmnd/sw1/Program", "9:Q:+0", false);
+    let c = obs
+        .wait_for("stat/sw1/ProgramCompilation", s(5), |m| {
+            !m.payload.is_empty() && m.payload != "OK"
+        })
+        .unwrap_or_else(|| panic!("compilation result\n{}", sim.dump()));
+    println!("compile error: {}", c.payload);
+    assert!(sim.ctl("input 0 on").starts_with("ok"));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(sim.ctl("input 0 off").starts_with("ok"));
+    obs.wait_for("stat/sw1/0/State", s(5), |m| m.payload == "0")
+        .unwrap_or_else(|| panic!("the old program still toggles\n{}", sim.dump()));
+}

@@ -64,6 +64,8 @@ impl FromStr for ChipFault {
 pub const SENSOR_CHIPS: &[(&str, u8)] = &[
     ("hdc1080", crate::hdc1080::ADDRESS),
     ("bme280", crate::bme280::ADDRESS_PRIMARY),
+    ("mcp23017", 0x20),
+    ("ssd1306", 0x3C),
 ];
 
 /// The bus address of a sensor chip named in a control command (case-insensitive).

@@ -8,10 +8,12 @@ use hearth_core::Millis;
 
 pub mod energy;
 pub mod forwarder;
+pub mod h2o;
 pub mod relay;
 pub mod rx433;
 pub mod scale_filter;
 pub mod scale_sensor;
+pub mod switch;
 pub mod tnowp;
 pub mod weather;
 
@@ -21,13 +23,21 @@ use hearth_config::{Config, ConfigErrors, KeySpec};
 pub const PROFILES: &[&str] = &[
     "weather",
     "energy",
+    "h2o",
     "relay",
     "rx433",
     "scale_manager",
     "scale_sensor",
+    "switch",
     "tnowc",
     "tnowp",
 ];
+
+/// The profiles the ESP32-C3/C6 firmware has hardware wiring for. The others run in the
+/// simulator; on the chip they are a boot error (and `hearth flash` refuses them), never
+/// another appliance's code.
+pub const FIRMWARE_PROFILES: &[&str] =
+    &["weather", "scale_manager", "scale_sensor", "tnowc", "tnowp"];
 
 /// Keys the board and the profiles add to `config.txt` beyond Hearth's own: board wiring
 /// (status LED, W5500 Ethernet on SPI for `ssid (wired)`) and the weather station's I2C pins.
@@ -124,6 +134,8 @@ pub fn config_keys() -> alloc::vec::Vec<KeySpec> {
     keys.extend_from_slice(relay::CONFIG_KEYS);
     keys.extend_from_slice(energy::CONFIG_KEYS);
     keys.extend_from_slice(rx433::CONFIG_KEYS);
+    keys.extend_from_slice(h2o::CONFIG_KEYS);
+    keys.extend_from_slice(switch::CONFIG_KEYS);
     keys
 }
 
