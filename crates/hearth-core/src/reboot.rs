@@ -27,6 +27,9 @@ pub enum RebootReason {
     Command,
     /// The event loop hit an unrecoverable error.
     Fault,
+    /// The appliance asked for it: its hardware stayed broken for too long (termo's 15
+    /// minutes without a reading).
+    Appliance,
 }
 
 impl RebootReason {
@@ -37,6 +40,7 @@ impl RebootReason {
             Self::Mqtt => "mqtt: no broker for too long",
             Self::Command => "command: reboot requested",
             Self::Fault => "fault: unrecoverable runtime error",
+            Self::Appliance => "appliance: unrecoverable malfunction",
         }
     }
 }

@@ -572,7 +572,6 @@ pub async fn run_peripheral<B: Board, R: Radio, F: NorFlash, A: PeripheralApp>(
                 }
             };
             if let AppAction::Sleep(ms) = action {
-                board.console(&format!("deep sleep {ms} ms"));
                 board.deep_sleep(ms);
             }
         }
@@ -590,10 +589,7 @@ pub async fn run_peripheral<B: Board, R: Radio, F: NorFlash, A: PeripheralApp>(
             .await;
             board.may_block_exit(now_ms());
             match r {
-                Ok(AppAction::Sleep(ms)) => {
-                    board.console(&format!("deep sleep {ms} ms"));
-                    board.deep_sleep(ms);
-                }
+                Ok(AppAction::Sleep(ms)) => board.deep_sleep(ms),
                 Ok(AppAction::Continue) => {}
                 Err(_) => board.console("appliance work timed out"),
             }

@@ -199,6 +199,10 @@ where
         {
             pubs.log("profile work timed out");
         }
+        if let Some(why) = profile.wants_reboot() {
+            board.console(&format!("{}: {why}", profile.name()));
+            reboot(board, store, RebootReason::Appliance).await;
+        }
         let now = now_ms();
         while let Some((id, force)) = pubs.due(now) {
             let value = if id == items.uptime {

@@ -8,10 +8,12 @@
 #![cfg_attr(not(test), no_std)]
 
 pub mod bme280;
+pub mod ds18x20;
 mod error;
 pub mod hdc1080;
 pub mod hx711;
 pub mod mcp23017;
+pub mod onewire;
 pub mod ook;
 pub mod pulses;
 pub mod pzem;

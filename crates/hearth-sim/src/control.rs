@@ -49,6 +49,8 @@ pub enum ControlCmd {
     Flow(u32),
     /// A manual input of the switch appliance held active (`on`) or released (`off`).
     Input(u8, bool),
+    /// The temperature every DS18x20 on the 1-Wire bus measures, in millidegrees.
+    Temperature(i32),
 }
 
 /// Help text listing every command.
@@ -113,6 +115,18 @@ impl ControlCmd {
             },
             ["tank" | "flow" | "input", ..] => {
                 Err("usage: tank MASK | flow PULSES_PER_S | input N on|off".into())
+            }
+            ["temperature", c] => match c.parse::<f64>() {
+                Ok(t) if (-55.0..=125.0).contains(&t) => {
+                    Ok(Self::Temperature((t * 1000.0).round() as i32))
+                }
+                _ => Err(format!(
+                    "temperature takes °C in -55..=125 (the DS18x20 range), not {c:?}"
+                )),
+            },
+            ["sensor", "onewire", fault] => {
+                fault.parse::<hearth_simchips::OneWireFault>()?;
+                Ok(Self::Sensor("onewire".into(), (*fault).into()))
             }
             ["sensor", "flow", fault] => {
                 fault.parse::<hearth_simchips::FlowFault>()?;
@@ -207,6 +221,12 @@ mod tests {
         assert_eq!(ControlCmd::parse("tank 7"), Ok(ControlCmd::Tank(7)));
         assert!(ControlCmd::parse("tank 0x1ffff").is_err());
         assert_eq!(ControlCmd::parse("flow 120"), Ok(ControlCmd::Flow(120)));
+        assert_eq!(
+            ControlCmd::parse("temperature -5.5"),
+            Ok(ControlCmd::Temperature(-5500))
+        );
+        assert!(ControlCmd::parse("temperature 300").is_err());
+        assert!(ControlCmd::parse("sensor onewire hot").is_err());
         assert_eq!(
             ControlCmd::parse("input 2 on"),
             Ok(ControlCmd::Input(2, true))

@@ -22,6 +22,7 @@ use hearth_device::profiles::relay::{Relay, RelaySettings};
 use hearth_device::profiles::rx433::Rx433;
 use hearth_device::profiles::scale_sensor::ScaleSensor;
 use hearth_device::profiles::switch::{DirectIo, ShiftIo, Switch, SwitchSettings, Wiring};
+use hearth_device::profiles::termo::{Settings as TermoSettings, Termo};
 use hearth_device::profiles::tnowp::TNowP;
 use hearth_device::profiles::weather::Weather;
 use hearth_device::profiles::Plan;
@@ -31,7 +32,8 @@ use hearth_drivers::shiftreg::{Lines, ShiftRegisters};
 use hearth_simchips::hx711::{Hx711Fault, Hx711Model, LoadCell};
 use hearth_simchips::shiftreg::Line;
 use hearth_simchips::{
-    Encoder, FlowMeter, Mcp23017Model, OokFault, OokModel, PzemModel, ShiftRegModel, Ssd1306Model,
+    Encoder, FlowMeter, Mcp23017Model, OneWireSimBus, OokFault, OokModel, PzemModel, SensorKind,
+    ShiftRegModel, Ssd1306Model,
 };
 use hearth_simchips::{SimClock, SimI2cBus, WeatherHandle};
 use hearth_storage::{FileFlash, KvStore};
@@ -303,6 +305,7 @@ fn start_env_reader(link: Arc<Link>, faults: Arc<Faults>, chips: Chips) {
         flow,
         shiftreg,
         inputs,
+        onewire,
         ..
     } = chips;
     std::thread::spawn(move || {
@@ -324,6 +327,20 @@ fn start_env_reader(link: Arc<Link>, faults: Arc<Faults>, chips: Chips) {
                 Ok(EnvMsg::Repair) => {
                     console("environment: re-pair requested");
                     faults.repair.store(true, Ordering::SeqCst);
+                }
+                Ok(EnvMsg::Temperature(mc)) => {
+                    let c = f64::from(mc) / 1000.0;
+                    console(&format!("environment: temperature {c:.1} °C"));
+                    onewire.set_all_temperatures(c);
+                }
+                Ok(EnvMsg::Sensor(chip, fault)) if chip == "onewire" => {
+                    match fault.parse::<hearth_simchips::OneWireFault>() {
+                        Ok(f) => {
+                            console(&format!("environment: sensor onewire {fault}"));
+                            onewire.set_bus_fault(f);
+                        }
+                        Err(e) => console(&format!("environment: {e}")),
+                    }
                 }
                 Ok(EnvMsg::Tank(mask)) => {
                     console(&format!("environment: tank switches wet {mask:#06x}"));
@@ -451,6 +468,8 @@ struct Chips {
     shiftreg: ShiftRegModel,
     /// The switch's manual inputs held active, for boards with direct GPIO inputs.
     inputs: Arc<AtomicU32>,
+    /// termo's 1-Wire bus with two DS18B20s and a DS18S20.
+    onewire: OneWireSimBus,
 }
 
 /// A GPIO input of a switch board with direct inputs, reading the held inputs.
@@ -546,6 +565,7 @@ async fn device_task(parts: Parts) {
         flow,
         shiftreg,
         inputs,
+        onewire,
         ..
     } = chips;
     let store = match KvStore::open(flash, 0..FLASH_SIZE).await {
@@ -590,6 +610,13 @@ async fn device_task(parts: Parts) {
             }
             "rx433" => {
                 let mut profile = Rx433::new(ook.receiver(), now);
+                hearth_device::run(settings, &mut net, &mut board, &store, &mut profile).await
+            }
+            "termo" => {
+                let Ok(t) = TermoSettings::from_config(&config) else {
+                    std::process::exit(EXIT_CONFIG)
+                };
+                let mut profile = Termo::new(onewire, t, now);
                 hearth_device::run(settings, &mut net, &mut board, &store, &mut profile).await
             }
             "h2o" => {
@@ -744,6 +771,25 @@ pub fn run(config: &Path, state: &Path) -> ExitCode {
     let mcp = Mcp23017Model::new(seed);
     let _ = bus.attach(hearth_drivers::mcp23017::ADDRESS, mcp.clone());
     let _ = bus.attach(hearth_drivers::ssd1306::ADDRESS, Ssd1306Model::new());
+    // Stable ROMs from the device identity, so topics survive restarts.
+    let onewire = OneWireSimBus::new(
+        SimClock::external(|| embassy_time::Instant::now().as_micros()),
+        seed,
+    );
+    for (i, kind) in [
+        SensorKind::Ds18b20,
+        SensorKind::Ds18b20,
+        SensorKind::Ds18s20,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut serial = [0u8; 6];
+        serial[..5].copy_from_slice(&id[1..]);
+        serial[5] = i as u8;
+        onewire.add_serial(kind, serial);
+    }
+    onewire.set_all_temperatures(21.5);
     let flow = FlowMeter::new(
         SimClock::external(|| embassy_time::Instant::now().as_micros()),
         seed,
@@ -757,6 +803,7 @@ pub fn run(config: &Path, state: &Path) -> ExitCode {
         flow,
         shiftreg: ShiftRegModel::new(8, 8, seed),
         inputs: Arc::new(AtomicU32::new(0)),
+        onewire,
     };
     start_env_reader(link.clone(), faults.clone(), chips.clone());
     let board = SimBoard {

@@ -51,6 +51,8 @@ pub enum EnvMsg {
     Flow(u32),
     /// A switch manual input held active or released.
     Input(u8, bool),
+    /// The DS18x20s' temperature, millidegrees.
+    Temperature(i32),
 }
 
 impl fmt::Display for EnvMsg {
@@ -67,6 +69,7 @@ impl fmt::Display for EnvMsg {
             Self::Repair => f.write_str("repair"),
             Self::Press(e, a, b) => write!(f, "press {e} {a} {b}"),
             Self::Tank(m) => write!(f, "tank {m}"),
+            Self::Temperature(t) => write!(f, "temperature-mc {t}"),
             Self::Flow(r) => write!(f, "flow {r}"),
             Self::Input(k, on) => write!(f, "input {k} {}", if *on { "on" } else { "off" }),
         }
@@ -95,6 +98,10 @@ impl EnvMsg {
                 .map(Self::Load)
                 .map_err(|_| format!("bad load {g:?}")),
             ["repair"] => Ok(Self::Repair),
+            ["temperature-mc", t] => t
+                .parse()
+                .map(Self::Temperature)
+                .map_err(|_| format!("bad temperature {line:?}")),
             ["tank", m] => m
                 .parse()
                 .map(Self::Tank)

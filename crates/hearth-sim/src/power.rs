@@ -69,6 +69,8 @@ struct Environment {
     tank: u16,
     flow: u32,
     inputs: u32,
+    /// What the DS18x20s measure, millidegrees (`None`: the model's own).
+    temperature: Option<i32>,
 }
 
 impl Environment {
@@ -81,6 +83,7 @@ impl Environment {
         if self.repair {
             v.push(EnvMsg::Repair);
         }
+        v.extend(self.temperature.map(EnvMsg::Temperature));
         v.push(EnvMsg::Tank(self.tank));
         v.push(EnvMsg::Flow(self.flow));
         v.extend(
@@ -161,6 +164,7 @@ pub fn run(config: &Path, state: &Path) -> Result<(), BoardError> {
             tank: 0,
             flow: 0,
             inputs: 0,
+            temperature: None,
         },
         log,
         crashes: Vec::new(),
@@ -411,6 +415,11 @@ impl Board {
                 ControlCmd::Repair => {
                     self.send(run, EnvMsg::Repair);
                     "ok repair".into()
+                }
+                ControlCmd::Temperature(t) => {
+                    self.env.temperature = Some(t);
+                    self.send(run, EnvMsg::Temperature(t));
+                    format!("ok temperature {:.1} °C", f64::from(t) / 1000.0)
                 }
                 ControlCmd::Tank(m) => {
                     self.env.tank = m;

@@ -265,3 +265,51 @@ fn switch_inputs_toggle_outputs_and_programs_are_checked() {
     obs.wait_for("stat/sw1/0/State", s(5), |m| m.payload == "0")
         .unwrap_or_else(|| panic!("the old program still toggles\n{}", sim.dump()));
 }
+
+#[test]
+fn termo_publishes_one_topic_per_rom_and_ignores_the_power_on_value() {
+    let broker = Broker::start();
+    let obs = Observer::start(&broker);
+    let sim = Sim::start(&appliance("termo", "th1", broker.port, ""));
+    assert!(sim.wait_log("mqtt connected", s(20)), "{}", sim.dump());
+    let near =
+        |m: &support::Seen, c: f64| m.payload.parse::<f64>().is_ok_and(|t| (t - c).abs() < 1.0);
+    // The first bus scan is 30 s after boot (the reference's timing).
+    assert!(
+        support::wait_until(s(60), || {
+            let roms: std::collections::BTreeSet<String> = obs
+                .all()
+                .into_iter()
+                .filter(|m| m.topic.starts_with("stat/th1/Temperature/") && near(m, 21.5))
+                .map(|m| m.topic)
+                .collect();
+            roms.len() == 3
+        }),
+        "three sensors near 21.5 °C\n{}",
+        sim.dump()
+    );
+    let entities = obs
+        .all()
+        .into_iter()
+        .filter(|m| m.topic.starts_with("homeassistant/sensor/th1/Temperature_"))
+        .count();
+    assert_eq!(entities, 3, "one Home Assistant sensor per ROM");
+    // The sensors lose power and come back reading the 85 °C power-on value: never published.
+    obs.clear();
+    assert!(sim.ctl("sensor onewire poweron").starts_with("ok"));
+    std::thread::sleep(s(8));
+    assert!(
+        !obs.all()
+            .iter()
+            .any(|m| m.topic.starts_with("stat/th1/Temperature/") && near(m, 85.0)),
+        "85 °C published\n{}",
+        sim.dump()
+    );
+    // The bus breaks: a malfunction code; it heals: back to 0.
+    assert!(sim.ctl("sensor onewire readfails").starts_with("ok"));
+    obs.wait_for("stat/th1/Malfunction", s(70), |m| m.payload != "0")
+        .unwrap_or_else(|| panic!("malfunction\n{}", sim.dump()));
+    assert!(sim.ctl("sensor onewire ok").starts_with("ok"));
+    obs.wait_for("stat/th1/Malfunction", s(70), |m| m.payload == "0")
+        .unwrap_or_else(|| panic!("recovered\n{}", sim.dump()));
+}

@@ -115,8 +115,10 @@ fn scale_pairs_on_channel_5_reports_is_confirmed_sleeps_and_is_forwarded() {
     let (booted, from) = log_time(&log, "boot: reason deep-sleep wake", wake).expect("boot line");
     let (confirmed, _) = log_time(&log, "espnow: Confirmed", from).expect("confirmed line");
     println!(
-        "wake to confirmed: {:.0} ms (of which weighing: 1 s start + 0.4 s settling + 12 samples)",
-        (confirmed - booted) * 1000.0
+        "wake to confirmed: {:.0} ms (HX711 power-up and 400 ms settling, 12 samples at 10 per \
+         second, one ESP-NOW exchange)\n{}",
+        (confirmed - booted) * 1000.0,
+        &log[wake..]
     );
     assert!(
         !log[wake..].contains("unpaired: scanning"),

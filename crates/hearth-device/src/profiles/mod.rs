@@ -14,6 +14,7 @@ pub mod rx433;
 pub mod scale_filter;
 pub mod scale_sensor;
 pub mod switch;
+pub mod termo;
 pub mod tnowp;
 pub mod weather;
 
@@ -29,6 +30,7 @@ pub const PROFILES: &[&str] = &[
     "scale_manager",
     "scale_sensor",
     "switch",
+    "termo",
     "tnowc",
     "tnowp",
 ];
@@ -136,6 +138,7 @@ pub fn config_keys() -> alloc::vec::Vec<KeySpec> {
     keys.extend_from_slice(rx433::CONFIG_KEYS);
     keys.extend_from_slice(h2o::CONFIG_KEYS);
     keys.extend_from_slice(switch::CONFIG_KEYS);
+    keys.extend_from_slice(termo::CONFIG_KEYS);
     keys
 }
 
@@ -162,6 +165,11 @@ pub trait Profile {
     /// every connection.
     fn entities(&self) -> alloc::vec::Vec<hearth_core::discovery::Entity> {
         alloc::vec::Vec::new()
+    }
+    /// Whether the appliance needs a reboot to recover (its hardware stayed broken too long),
+    /// and why, for the log. The runtime checks after every [`work`](Self::work).
+    fn wants_reboot(&self) -> Option<&'static str> {
+        None
     }
 }
 

@@ -44,8 +44,9 @@ pub const DEFAULT_SLEEP_S: u32 = 3600;
 pub const SAFETY_NET: Millis = 5 * MINUTE;
 /// Start weighing this long after boot (at once: the radio pairs and the chip settles meanwhile).
 const START_AFTER: Millis = 0;
-/// Time between samples (the chip's 10 samples per second).
-const SAMPLE_EVERY: Millis = 100;
+/// Time between the end of one sample and the next read: none, the read itself waits (with
+/// awaited 10 ms polls) for the chip's next conversion, 10 per second.
+const SAMPLE_EVERY: Millis = 0;
 /// Longest wait for one conversion.
 const READ_TIMEOUT_MS: u32 = 500;
 
