@@ -29,7 +29,11 @@
 //!    then `hearth_device::run` (joined with `link::run_central` for a central) or
 //!    `link::run_peripheral`, which never return.
 //!
-//! Modules: `board` (Board: reset cause, reset, watchdog policy, RNG, MAC, status, console,
+//! Mains appliances (`relay`, `energy`, `rx433`, `h2o`, `switch`): `appliances` plans their
+//! pins (checked in step 3 with the others), builds their hardware right after the pin check
+//! (relay outputs at their off level before the store is opened) and runs their profile.
+//!
+//! Modules: `appliances` (the mains appliances' wiring), `board` (Board: reset cause, reset, watchdog policy, RNG, MAC, status, console,
 //! panic reset, deep sleep), `config` (the config partition's format, loading and plan),
 //! `fatal` (the safe idle state and the slow reset), `led` (the status LED task), `net`
 //! (Network: embassy-net over a Wi-Fi station or a W5500; `net::espnow`, the ESP-NOW Radio),
@@ -41,6 +45,7 @@
 
 extern crate alloc;
 
+mod appliances;
 mod board;
 mod config;
 mod fatal;
@@ -172,11 +177,21 @@ async fn main(spawner: Spawner) -> ! {
         log::warn!("watchdog: disabled by the config (`watchdog 0`)");
     }
 
+    // The appliance (relay, energy, rx433, h2o, switch) and its pins.
+    let appliance = match appliances::plan(&loaded.config) {
+        Ok(appliance) => appliance,
+        Err(problem) => fatal::idle(&[problem], &mut dogs).await,
+    };
+
     // The wiring, and the status LED as soon as its pin is known to be good.
     let needs = pins::Needs {
         ethernet: loaded.uplink.is_wired(),
-        i2c: loaded.config.profile == "weather",
+        i2c: matches!(loaded.config.profile.as_str(), "weather" | "h2o"),
         hx711: matches!(loaded.plan, Plan::Peripheral { scale: Some(_), .. }),
+        appliance: appliance
+            .as_ref()
+            .map(|a| a.pins.clone())
+            .unwrap_or_default(),
     };
     let wiring = match pins::resolve(&loaded.config, needs) {
         Ok(wiring) => {
@@ -191,6 +206,25 @@ async fn main(spawner: Spawner) -> ! {
             }
             fatal::idle(&rejected.problems, &mut dogs).await
         }
+    };
+
+    // The appliance's hardware, first of all (relay outputs go to their off level here).
+    let hardware = match appliance {
+        Some(planned) => {
+            let peripherals = appliances::Peripherals {
+                uart1: p.UART1,
+                rmt: p.RMT,
+                #[cfg(feature = "esp32c6")]
+                pcnt: p.PCNT,
+                #[cfg(feature = "esp32c3")]
+                io_mux: p.IO_MUX,
+            };
+            match appliances::build(spawner, planned.what, &wiring.appliance, peripherals) {
+                Ok(hardware) => Some(hardware),
+                Err(problem) => fatal::idle(&[problem], &mut dogs).await,
+            }
+        }
+        None => None,
     };
 
     // The key-value store.
@@ -278,9 +312,10 @@ async fn main(spawner: Spawner) -> ! {
             };
 
             // What runs beside the runtime: the ESP-NOW central, or the weather sensors.
-            let app = match (central, radio, bus) {
-                (Some((flavor, link)), Some(radio), _) => MqttApp::Central(flavor, link, radio),
-                (None, _, Some(bus)) => MqttApp::Weather(bus),
+            let app = match (central, radio, bus, hardware) {
+                (Some((flavor, link)), Some(radio), _, _) => MqttApp::Central(flavor, link, radio),
+                (None, _, bus, Some(hardware)) => MqttApp::Appliance(hardware, bus),
+                (None, _, Some(bus), None) => MqttApp::Weather(bus),
                 // Cannot happen: a central always gets its radio, `weather` its bus.
                 _ => {
                     let problem = String::from("internal: the profile's hardware was not set up");
@@ -304,6 +339,18 @@ async fn main(spawner: Spawner) -> ! {
                 MqttApp::Weather(bus) => {
                     let mut profile = sensors::weather(&bus, now_ms());
                     hearth_device::run(settings, &mut net, &mut board, &store, &mut profile).await
+                }
+                MqttApp::Appliance(hardware, bus) => {
+                    appliances::run(
+                        hardware,
+                        bus.as_ref(),
+                        settings,
+                        &mut net,
+                        &mut board,
+                        &store,
+                        now_ms(),
+                    )
+                    .await
                 }
             }
         }
@@ -348,6 +395,9 @@ enum MqttApp {
     Central(Flavor, LinkSettings, EspNowRadio),
     /// `weather`: the I2C sensors' bus.
     Weather(sensors::SharedBus),
+    /// `relay`, `energy`, `rx433`, `h2o`, `switch`: the appliance's hardware (and the I2C bus
+    /// for `h2o`).
+    Appliance(appliances::Hardware, Option<sensors::SharedBus>),
 }
 
 /// The watchdog policy, its feeder and the board.

@@ -41,7 +41,28 @@ struct Chip {
     ethernet: Ethernet,
     /// Default HX711 `(sck, dout)`.
     hx711: (u8, u8),
+    /// The appliances' defaults.
+    #[cfg_attr(feature = "lean", allow(dead_code))]
+    appliance: Defaults,
 }
+
+/// The appliances' default GPIOs on this chip (used when the config names none).
+#[derive(Debug, Clone, Copy)]
+#[cfg_attr(feature = "lean", allow(dead_code))]
+pub struct Defaults {
+    /// `relay1pin`..`relay4pin`.
+    pub relays: [u8; 4],
+    /// PZEM-004T `(pzemtx, pzemrx)`: the ESP's TX and RX.
+    pub pzem: (u8, u8),
+    /// The 433 MHz receiver's data output (`rx433pin`).
+    pub rx433: u8,
+    /// The h2o flow meter's pulse output (`flowpin` overrides it).
+    pub flow: u8,
+}
+
+/// This chip's default appliance GPIOs.
+#[cfg_attr(feature = "lean", allow(dead_code))]
+pub const DEFAULTS: Defaults = CHIP.appliance;
 
 #[cfg(feature = "esp32c3")]
 const CHIP: Chip = Chip {
@@ -57,6 +78,12 @@ const CHIP: Chip = Chip {
         rst: 4,
     },
     hx711: (4, 5),
+    appliance: Defaults {
+        relays: [4, 5, 6, 7],
+        pzem: (4, 5),
+        rx433: 3,
+        flow: 3,
+    },
 };
 
 #[cfg(feature = "esp32c6")]
@@ -73,6 +100,12 @@ const CHIP: Chip = Chip {
         rst: 20,
     },
     hx711: (18, 19),
+    appliance: Defaults {
+        relays: [18, 19, 20, 21],
+        pzem: (2, 3),
+        rx433: 10,
+        flow: 3,
+    },
 };
 
 /// The status LED: a plain LED (with its resistor) between the GPIO and ground, or between
@@ -103,7 +136,7 @@ pub struct Ethernet {
 }
 
 /// What the profile and the network use.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Needs {
     /// The W5500 (`ssid (wired)`).
     pub ethernet: bool,
@@ -111,6 +144,35 @@ pub struct Needs {
     pub i2c: bool,
     /// The HX711 (`scale_sensor`).
     pub hx711: bool,
+    /// The appliance's own GPIOs (relays, UART, receiver, flow meter, switch board), in the
+    /// order the appliance wiring (`crate::appliances`) wants them back.
+    pub appliance: Vec<AppPin>,
+}
+
+/// Where an appliance GPIO number came from (for the boot-error messages).
+#[derive(Debug, Clone, Copy)]
+#[cfg_attr(feature = "lean", allow(dead_code))]
+pub enum Source {
+    /// A single-pin key of the config (`relay1pin 5`).
+    Config,
+    /// One entry of a pin-list key of the config (`switchinpins 1,2,3,4`).
+    ConfigList,
+    /// This chip's default for the key.
+    Default,
+    /// A switch board preset's pin (the reference's classic-ESP32 numbers), overridable with
+    /// the key.
+    Preset(&'static str),
+}
+
+/// One GPIO an appliance uses.
+#[derive(Debug, Clone, Copy)]
+pub struct AppPin {
+    /// The config key that sets it.
+    pub key: &'static str,
+    /// The GPIO number.
+    pub pin: u8,
+    /// Where the number came from.
+    pub source: Source,
 }
 
 /// The checked wiring.
@@ -123,6 +185,8 @@ pub struct Wiring {
     pub ethernet: Option<Ethernet>,
     /// The HX711's `(sck, dout)`, for the scale.
     pub hx711: Option<(u8, u8)>,
+    /// The appliance's GPIOs, in the order of [`Needs::appliance`].
+    pub appliance: Vec<u8>,
 }
 
 /// Why the wiring was refused.
@@ -140,8 +204,7 @@ const ETH_KEYS: [&str; 6] = ["ethsck", "ethmosi", "ethmiso", "ethcs", "ethint", 
 struct Use {
     key: &'static str,
     pin: u8,
-    /// The number came from the config (else it is the chip's default).
-    given: bool,
+    source: Source,
 }
 
 impl Use {
@@ -150,21 +213,25 @@ impl Use {
             Some(pin) => Self {
                 key,
                 pin,
-                given: true,
+                source: Source::Config,
             },
             None => Self {
                 key,
                 pin: default,
-                given: false,
+                source: Source::Default,
             },
         }
     }
 
     fn shown(&self) -> String {
-        if self.given {
-            format!("{} {}", self.key, self.pin)
-        } else {
-            format!("{} (default GPIO{})", self.key, self.pin)
+        match self.source {
+            Source::Config => format!("{} {}", self.key, self.pin),
+            Source::ConfigList => format!("{}: GPIO{}", self.key, self.pin),
+            Source::Default => format!("{} (default GPIO{})", self.key, self.pin),
+            Source::Preset(board) => format!(
+                "the {board} preset's GPIO{} (set {} for this chip)",
+                self.pin, self.key
+            ),
         }
     }
 }
@@ -227,8 +294,17 @@ pub fn resolve(config: &Config, needs: Needs) -> Result<Wiring, Rejected> {
     let led_use = led.map(|led| Use {
         key: "led",
         pin: led.pin,
-        given: true,
+        source: Source::Config,
     });
+    let app: Vec<Use> = needs
+        .appliance
+        .iter()
+        .map(|a| Use {
+            key: a.key,
+            pin: a.pin,
+            source: a.source,
+        })
+        .collect();
     let d = CHIP.ethernet;
     let eth = wired.then(|| {
         [
@@ -246,6 +322,7 @@ pub fn resolve(config: &Config, needs: Needs) -> Result<Wiring, Rejected> {
         .chain(hx711.iter().flatten())
         .chain(led_use.as_ref())
         .chain(eth.iter().flatten())
+        .chain(app.iter())
         .collect();
 
     // (problem, the keys it involves)
@@ -298,6 +375,7 @@ pub fn resolve(config: &Config, needs: Needs) -> Result<Wiring, Rejected> {
         led,
         i2c: i2c.map(|[sda, scl]| (sda.pin, scl.pin)),
         hx711: hx711.map(|[sck, dout]| (sck.pin, dout.pin)),
+        appliance: app.iter().map(|u| u.pin).collect(),
         ethernet: eth.map(|[sck, mosi, miso, cs, int, rst]| Ethernet {
             sck: sck.pin,
             mosi: mosi.pin,

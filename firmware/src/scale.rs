@@ -19,8 +19,22 @@ use hearth_drivers::hx711::Hx711;
 /// The HX711 on this board.
 pub type Scale = Hx711<Output<'static>, Input<'static>, HxDelay>;
 
-/// Busy-waits below 1 ms, awaits a timer from 1 ms up (see the module comment).
+/// Busy-waits below 1 ms, awaits a timer from 1 ms up (see the module comment). Also the
+/// switch appliance's shift-register clock delay (1 µs pulses).
 pub struct HxDelay(esp_hal::delay::Delay);
+
+impl HxDelay {
+    /// The delay.
+    pub fn new() -> Self {
+        HxDelay(esp_hal::delay::Delay::new())
+    }
+}
+
+impl Default for HxDelay {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 impl DelayNs for HxDelay {
     async fn delay_ns(&mut self, ns: u32) {
@@ -51,5 +65,5 @@ pub fn hx711(sck: u8, dout: u8) -> Scale {
     let (sck, dout) = unsafe { (AnyPin::steal(sck), AnyPin::steal(dout)) };
     let sck = Output::new(sck, Level::Low, OutputConfig::default());
     let dout = Input::new(dout, InputConfig::default().with_pull(Pull::Up));
-    Hx711::new(sck, dout, HxDelay(esp_hal::delay::Delay::new()))
+    Hx711::new(sck, dout, HxDelay::new())
 }

@@ -92,6 +92,11 @@ pub const CONFIG_KEYS: &[KeySpec] = &[
         required: false,
         validator: maxflow,
     },
+    KeySpec {
+        name: "flowpin",
+        required: false,
+        validator: super::gpio_number,
+    },
 ];
 
 fn positive(value: &str, max: f32) -> Option<f32> {

@@ -38,8 +38,18 @@ pub const PROFILES: &[&str] = &[
 /// The profiles the ESP32-C3/C6 firmware has hardware wiring for. The others run in the
 /// simulator; on the chip they are a boot error (and `hearth flash` refuses them), never
 /// another appliance's code.
-pub const FIRMWARE_PROFILES: &[&str] =
-    &["weather", "scale_manager", "scale_sensor", "tnowc", "tnowp"];
+pub const FIRMWARE_PROFILES: &[&str] = &[
+    "weather",
+    "energy",
+    "h2o",
+    "relay",
+    "rx433",
+    "scale_manager",
+    "scale_sensor",
+    "switch",
+    "tnowc",
+    "tnowp",
+];
 
 /// Keys the board and the profiles add to `config.txt` beyond Hearth's own: board wiring
 /// (status LED, W5500 Ethernet on SPI for `ssid (wired)`) and the weather station's I2C pins.

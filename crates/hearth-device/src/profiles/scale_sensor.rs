@@ -44,9 +44,8 @@ pub const DEFAULT_SLEEP_S: u32 = 3600;
 pub const SAFETY_NET: Millis = 5 * MINUTE;
 /// Start weighing this long after boot (at once: the radio pairs and the chip settles meanwhile).
 const START_AFTER: Millis = 0;
-/// Time between the end of one sample and the next read: none, the read itself waits (with
-/// awaited 10 ms polls) for the chip's next conversion, 10 per second.
-const SAMPLE_EVERY: Millis = 0;
+/// How often the chip is asked whether a conversion is ready (it makes 10 per second).
+const POLL_EVERY: Millis = 10;
 /// Longest wait for one conversion.
 const READ_TIMEOUT_MS: u32 = 500;
 
@@ -122,6 +121,11 @@ pub struct ScaleSensor<SCK, DOUT, D> {
     phase: Phase,
     boot: Millis,
     next: Millis,
+    /// When the wait for the current conversion (or the power-up settling) began.
+    waiting_since: Millis,
+    /// Waiting for the first conversion after power-up (the longer limit; absent if it never
+    /// comes).
+    settling: bool,
 }
 
 impl<SCK: OutputPin, DOUT: InputPin<Error = SCK::Error>, D: DelayNs> ScaleSensor<SCK, DOUT, D> {
@@ -134,6 +138,8 @@ impl<SCK: OutputPin, DOUT: InputPin<Error = SCK::Error>, D: DelayNs> ScaleSensor
             phase: Phase::Starting,
             boot: now,
             next: now + START_AFTER,
+            waiting_since: now,
+            settling: true,
         }
     }
 
@@ -171,19 +177,39 @@ impl<SCK: OutputPin, DOUT: InputPin<Error = SCK::Error>, D: DelayNs> PeripheralA
         }
         match self.phase {
             Phase::Starting => {
+                // A power-down pulse resets the chip (whatever state the last wake left), the
+                // power-up starts its conversions after the settling time.
+                let _ = self.hx.power_down().await;
                 let _ = self.hx.power_up().await;
-                match self.hx.wait_ready(SETTLING_TIME_MS + READ_TIMEOUT_MS).await {
-                    Ok(()) => {
-                        // Ready after power-up means settled (the driver waited for it).
-                        self.phase = Phase::Sampling;
-                        self.next = now;
-                    }
-                    Err(_) => self.finish(Reading::Malfunction(MF_ABSENT), now).await,
-                }
+                self.phase = Phase::Sampling;
+                self.waiting_since = now;
+                self.settling = true;
+                self.next = now + POLL_EVERY;
             }
             Phase::Sampling => {
-                self.next = now + SAMPLE_EVERY;
-                match self.hx.read(READ_TIMEOUT_MS).await {
+                // Never wait inside `work`: the link runtime serves the radio between calls, so
+                // the wakeup's confirm and the report's go on while the chip converts.
+                let limit = if self.settling {
+                    Millis::from(SETTLING_TIME_MS + READ_TIMEOUT_MS)
+                } else {
+                    Millis::from(READ_TIMEOUT_MS)
+                };
+                match self.hx.is_ready() {
+                    Ok(false) if now.saturating_sub(self.waiting_since) < limit => {
+                        self.next = now + POLL_EVERY;
+                        return AppAction::Continue;
+                    }
+                    Ok(false) | Err(_) => {
+                        let code = if self.settling { MF_ABSENT } else { MF_READ };
+                        self.finish(Reading::Malfunction(code), now).await;
+                        return AppAction::Continue;
+                    }
+                    Ok(true) => {}
+                }
+                self.settling = false;
+                self.waiting_since = now;
+                self.next = now + POLL_EVERY;
+                match self.hx.read_raw().await {
                     Ok(raw) => match calibrate(raw, self.settings.a, self.settings.b)
                         .map(|kg| self.filter.push(kg))
                     {

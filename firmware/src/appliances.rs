@@ -1,0 +1,477 @@
+//! The appliances' hardware (`relay`, `energy`, `rx433`, `h2o`, `switch`): which GPIOs each
+//! uses ([`plan`], checked by `crate::pins` with every other pin), the peripherals built on
+//! them ([`build`], right after the pin check and before the store, so relay outputs are at
+//! their off level before anything else happens) and the runtime over them ([`run`]), mirroring
+//! the simulator's `device_task`.
+//!
+//! | appliance | peripheral | pins (config keys) |
+//! |---|---|---|
+//! | `relay` | GPIO push-pull outputs, driven to the off level at once | `relay1pin`..`relay4pin` |
+//! | `energy` | UART1, async, 9600 8N1 (PZEM-004T v3.0) | `pzemtx`, `pzemrx` |
+//! | `rx433` | RMT channel 2, receive mode, 1 µs ticks ([`Rx433Source`]) | `rx433pin` |
+//! | `h2o` | I2C0 (MCP23017 + SSD1306, shared bus); flow meter on PCNT unit 0 (C6) or a GPIO edge interrupt (C3) | `i2csda`, `i2cscl`, `flowpin` |
+//! | `switch` | GPIO inputs/outputs (`DirectIo`) or five GPIOs to 74HC595/74HC165 chains (`ShiftIo`) | `switchinpins`, `switchoutpins`, `switchsrpins` (else the board preset's) |
+//!
+//! Every appliance is in the image unless the cargo feature `lean` is set; `lean` plus
+//! `appliance-<name>` (`appliance-relay`, ...) puts one back. A config naming an appliance the
+//! image lacks is a boot error naming the feature. (The chip invocations of
+//! `scripts/firmware.sh`, `--no-default-features --features esp32c6`, thus build the full
+//! image.)
+
+// A `lean` image compiles the planning code without its appliances.
+#![cfg_attr(feature = "lean", allow(unused, unreachable_code, dead_code))]
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use hearth_config::Config;
+
+use crate::pins::{AppPin, Source, DEFAULTS};
+
+#[cfg(any(feature = "appliance-h2o", not(feature = "lean")))]
+mod flow;
+#[cfg(any(feature = "appliance-rx433", not(feature = "lean")))]
+mod rx433;
+
+/// The appliances this firmware wires and the cargo feature each needs.
+pub const FEATURES: &[(&str, &str)] = &[
+    ("relay", "appliance-relay"),
+    ("energy", "appliance-energy"),
+    ("rx433", "appliance-rx433"),
+    ("h2o", "appliance-h2o"),
+    ("switch", "appliance-switch"),
+];
+
+/// An appliance's settings and the GPIOs it wants (for `pins::resolve`).
+pub struct Planned {
+    /// What it is.
+    pub what: What,
+    /// Its GPIOs, in the order [`build`] takes them.
+    pub pins: Vec<AppPin>,
+}
+
+/// The appliance and its settings.
+pub enum What {
+    /// Timed relays.
+    #[cfg(any(feature = "appliance-relay", not(feature = "lean")))]
+    Relay(hearth_device::profiles::relay::RelaySettings),
+    /// PZEM-004T meter.
+    #[cfg(any(feature = "appliance-energy", not(feature = "lean")))]
+    Energy,
+    /// 433 MHz keyfob receiver.
+    #[cfg(any(feature = "appliance-rx433", not(feature = "lean")))]
+    Rx433,
+    /// Water tank.
+    #[cfg(any(feature = "appliance-h2o", not(feature = "lean")))]
+    H2o(hearth_device::profiles::h2o::H2oSettings),
+    /// Light switch / relay board.
+    #[cfg(any(feature = "appliance-switch", not(feature = "lean")))]
+    Switch(hearth_device::profiles::switch::SwitchSettings),
+}
+
+fn pin(key: &'static str, given: Option<u8>, default: u8) -> AppPin {
+    match given {
+        Some(pin) => AppPin {
+            key,
+            pin,
+            source: Source::Config,
+        },
+        None => AppPin {
+            key,
+            pin: default,
+            source: Source::Default,
+        },
+    }
+}
+
+/// The appliance of `config`, if its profile is one, with its pins. `Err`: a profile whose
+/// cargo feature is off, or settings that do not parse (`plan` checked them already).
+pub fn plan(config: &Config) -> Result<Option<Planned>, String> {
+    let profile = config.profile.as_str();
+    let Some((_, feature)) = FEATURES.iter().find(|(name, _)| *name == profile) else {
+        return Ok(None);
+    };
+    let off = || {
+        format!(
+            "config.txt: profile {profile}: this image was built with the cargo feature `lean` \
+             and without `{feature}` (build with it, or flash an image that has it)"
+        )
+    };
+    let bad = |e: String| format!("config.txt: profile {profile}: {e}");
+    let planned = match profile {
+        #[cfg(any(feature = "appliance-relay", not(feature = "lean")))]
+        "relay" => {
+            use hearth_device::profiles::relay::RelaySettings;
+            let settings = RelaySettings::from_config(config).map_err(bad)?;
+            const KEYS: [&str; 4] = ["relay1pin", "relay2pin", "relay3pin", "relay4pin"];
+            let pins = settings
+                .relays
+                .iter()
+                .enumerate()
+                .map(|(i, r)| pin(KEYS[i], r.pin, DEFAULTS.relays[i]))
+                .collect();
+            Planned {
+                what: What::Relay(settings),
+                pins,
+            }
+        }
+        #[cfg(any(feature = "appliance-energy", not(feature = "lean")))]
+        "energy" => {
+            use hearth_device::profiles::energy::EnergySettings;
+            let s = EnergySettings::from_config(config).map_err(bad)?;
+            Planned {
+                what: What::Energy,
+                pins: alloc::vec![
+                    pin("pzemtx", s.tx, DEFAULTS.pzem.0),
+                    pin("pzemrx", s.rx, DEFAULTS.pzem.1),
+                ],
+            }
+        }
+        #[cfg(any(feature = "appliance-rx433", not(feature = "lean")))]
+        "rx433" => {
+            use hearth_device::profiles::rx433::Settings;
+            let s = Settings::from_config(config).map_err(bad)?;
+            Planned {
+                what: What::Rx433,
+                pins: alloc::vec![pin("rx433pin", s.pin, DEFAULTS.rx433)],
+            }
+        }
+        #[cfg(any(feature = "appliance-h2o", not(feature = "lean")))]
+        "h2o" => {
+            use hearth_device::profiles::h2o::H2oSettings;
+            let s = H2oSettings::from_config(config).map_err(bad)?;
+            Planned {
+                what: What::H2o(s),
+                pins: alloc::vec![pin(
+                    "flowpin",
+                    hearth_device::profiles::gpio(config, "flowpin"),
+                    DEFAULTS.flow
+                )],
+            }
+        }
+        #[cfg(any(feature = "appliance-switch", not(feature = "lean")))]
+        "switch" => {
+            use hearth_device::profiles::switch::{Pins, SwitchSettings, Wiring};
+            let s = SwitchSettings::from_config(config).map_err(bad)?;
+            let preset = s.board.preset();
+            let given = |key: &str| config.profile_settings.contains_key(key);
+            let source = |key: &'static str| {
+                if given(key) {
+                    Source::ConfigList
+                } else {
+                    Source::Preset(preset.name)
+                }
+            };
+            let mut pins = Vec::new();
+            match (&s.pins, preset.wiring) {
+                (Pins::Direct { inputs, outputs }, _) => {
+                    for (key, list) in [("switchinpins", inputs), ("switchoutpins", outputs)] {
+                        pins.extend(list.iter().map(|&p| AppPin {
+                            key,
+                            pin: p,
+                            source: source(key),
+                        }));
+                    }
+                }
+                (Pins::ShiftRegisters(sr), Wiring::ShiftRegisters(_)) => {
+                    pins.extend([sr.oe, sr.latch, sr.clock, sr.ser, sr.qh].map(|p| AppPin {
+                        key: "switchsrpins",
+                        pin: p,
+                        source: source("switchsrpins"),
+                    }));
+                }
+                (Pins::ShiftRegisters(_), Wiring::Direct { .. }) => {
+                    return Err(bad(String::from("shift-register pins for a direct board")));
+                }
+            }
+            Planned {
+                what: What::Switch(s),
+                pins,
+            }
+        }
+        _ => return Err(off()),
+    };
+    Ok(Some(planned))
+}
+
+/// The peripherals the appliances may take.
+pub struct Peripherals {
+    /// For `energy`.
+    pub uart1: esp_hal::peripherals::UART1<'static>,
+    /// For `rx433`.
+    pub rmt: esp_hal::peripherals::RMT<'static>,
+    /// For the h2o flow meter on the C6.
+    #[cfg(feature = "esp32c6")]
+    pub pcnt: esp_hal::peripherals::PCNT<'static>,
+    /// For the h2o flow meter's edge interrupt on the C3.
+    #[cfg(feature = "esp32c3")]
+    pub io_mux: esp_hal::peripherals::IO_MUX<'static>,
+}
+
+/// An appliance's hardware, ready for [`run`].
+pub enum Hardware {
+    /// Relay outputs (already at the off level).
+    #[cfg(any(feature = "appliance-relay", not(feature = "lean")))]
+    Relay(
+        hearth_device::profiles::relay::RelaySettings,
+        Vec<esp_hal::gpio::Output<'static>>,
+    ),
+    /// The meter's UART.
+    #[cfg(any(feature = "appliance-energy", not(feature = "lean")))]
+    Energy(esp_hal::uart::Uart<'static, esp_hal::Async>),
+    /// The receiver's pulses.
+    #[cfg(any(feature = "appliance-rx433", not(feature = "lean")))]
+    Rx433(rx433::Rx433Source),
+    /// The flow counter (the I2C bus is opened with the weather sensors' code).
+    #[cfg(any(feature = "appliance-h2o", not(feature = "lean")))]
+    H2o(hearth_device::profiles::h2o::H2oSettings, flow::FlowCounter),
+    /// The switch board's pins.
+    #[cfg(any(feature = "appliance-switch", not(feature = "lean")))]
+    Switch(hearth_device::profiles::switch::SwitchSettings, switch::Io),
+}
+
+/// Take GPIO `n`.
+///
+/// # Safety
+/// `n` must have passed `pins::resolve` (exists, not flash/USB, used once).
+unsafe fn gpio(n: u8) -> esp_hal::gpio::AnyPin<'static> {
+    // SAFETY: the caller's promise.
+    unsafe { esp_hal::gpio::AnyPin::steal(n) }
+}
+
+/// Build the appliance's hardware on `pins` (checked by `pins::resolve`, in the order of
+/// [`Planned::pins`]). `Err`: a peripheral refused its configuration.
+#[allow(unused_variables)]
+pub fn build(
+    spawner: embassy_executor::Spawner,
+    what: What,
+    pins: &[u8],
+    p: Peripherals,
+) -> Result<Hardware, String> {
+    match what {
+        #[cfg(any(feature = "appliance-relay", not(feature = "lean")))]
+        What::Relay(settings) => {
+            use esp_hal::gpio::{Level, Output, OutputConfig};
+            let level = Level::from(bool::from(settings.off_level()));
+            // SAFETY: checked by `pins::resolve`.
+            let outputs = pins
+                .iter()
+                .map(|&n| Output::new(unsafe { gpio(n) }, level, OutputConfig::default()))
+                .collect();
+            log::info!(
+                "relay: outputs on GPIO {pins:?}, {} (off = {level:?})",
+                if settings.active_low {
+                    "active low"
+                } else {
+                    "active high"
+                }
+            );
+            Ok(Hardware::Relay(settings, outputs))
+        }
+        #[cfg(any(feature = "appliance-energy", not(feature = "lean")))]
+        What::Energy => {
+            use esp_hal::uart::{Config, DataBits, Parity, StopBits, Uart};
+            let config = Config::default()
+                .with_baudrate(9600)
+                .with_data_bits(DataBits::_8)
+                .with_parity(Parity::None)
+                .with_stop_bits(StopBits::_1);
+            let uart = Uart::new(p.uart1, config)
+                .map_err(|e| format!("energy: cannot configure UART1: {e:?}"))?;
+            // SAFETY: checked by `pins::resolve`.
+            let (tx, rx) = unsafe { (gpio(pins[0]), gpio(pins[1])) };
+            let uart = uart.with_tx(tx).with_rx(rx).into_async();
+            log::info!(
+                "energy: PZEM-004T on UART1 at 9600 8N1, TX GPIO{}, RX GPIO{}",
+                pins[0],
+                pins[1]
+            );
+            Ok(Hardware::Energy(uart))
+        }
+        #[cfg(any(feature = "appliance-rx433", not(feature = "lean")))]
+        What::Rx433 => {
+            // SAFETY: checked by `pins::resolve`.
+            let source = rx433::start(spawner, p.rmt, unsafe { gpio(pins[0]) })?;
+            log::info!("rx433: receiver on GPIO{} (RMT channel 2)", pins[0]);
+            Ok(Hardware::Rx433(source))
+        }
+        #[cfg(any(feature = "appliance-h2o", not(feature = "lean")))]
+        What::H2o(settings) => {
+            #[cfg(feature = "esp32c6")]
+            let counter = flow::FlowCounter::new(p.pcnt, unsafe { gpio(pins[0]) })?;
+            #[cfg(feature = "esp32c3")]
+            let counter = flow::FlowCounter::new(p.io_mux, unsafe { gpio(pins[0]) });
+            log::info!("h2o: flow meter on GPIO{} ({})", pins[0], flow::HOW);
+            Ok(Hardware::H2o(settings, counter))
+        }
+        #[cfg(any(feature = "appliance-switch", not(feature = "lean")))]
+        What::Switch(settings) => {
+            let io = switch::Io::new(&settings, pins);
+            Ok(Hardware::Switch(settings, io))
+        }
+    }
+}
+
+/// The h2o appliance's I2C bus (the weather sensors' bus code).
+pub type Bus = crate::sensors::SharedBus;
+
+/// Run the appliance's profile under the runtime; never returns.
+#[allow(unused_variables)]
+pub async fn run<N, B, F>(
+    hardware: Hardware,
+    bus: Option<&Bus>,
+    settings: hearth_device::Settings,
+    net: &mut N,
+    board: &mut B,
+    store: &hearth_device::store::SharedStore<F>,
+    now: hearth_core::Millis,
+) -> !
+where
+    N: hearth_device::Network,
+    B: hearth_device::Board,
+    F: embedded_storage_async::nor_flash::NorFlash,
+{
+    match hardware {
+        #[cfg(any(feature = "appliance-relay", not(feature = "lean")))]
+        Hardware::Relay(relays, outputs) => {
+            use hearth_device::profiles::relay::Relay;
+            let mut profile = Relay::new(outputs, store, &relays, now);
+            profile.restore().await;
+            hearth_device::run(settings, net, board, store, &mut profile).await
+        }
+        #[cfg(any(feature = "appliance-energy", not(feature = "lean")))]
+        Hardware::Energy(uart) => {
+            use hearth_device::profiles::energy::Energy;
+            let mut profile = Energy::new(uart, now);
+            hearth_device::run(settings, net, board, store, &mut profile).await
+        }
+        #[cfg(any(feature = "appliance-rx433", not(feature = "lean")))]
+        Hardware::Rx433(source) => {
+            use hearth_device::profiles::rx433::Rx433;
+            let mut profile = Rx433::new(source, now);
+            hearth_device::run(settings, net, board, store, &mut profile).await
+        }
+        #[cfg(any(feature = "appliance-h2o", not(feature = "lean")))]
+        Hardware::H2o(h2o, counter) => {
+            use embassy_embedded_hal::shared_bus::asynch::i2c::I2cDevice;
+            use hearth_device::profiles::h2o::H2o;
+            let Some(bus) = bus else {
+                // Cannot happen: `pins::resolve` gives h2o its I2C pins and main opens the bus.
+                log::error!("internal: h2o without its I2C bus; resetting in 60 s");
+                embassy_time::Timer::after_secs(60).await;
+                esp_hal::system::software_reset()
+            };
+            let mut profile = H2o::new(
+                I2cDevice::new(bus),
+                I2cDevice::new(bus),
+                counter,
+                embassy_time::Delay,
+                h2o,
+                now,
+            );
+            hearth_device::run(settings, net, board, store, &mut profile).await
+        }
+        #[cfg(any(feature = "appliance-switch", not(feature = "lean")))]
+        Hardware::Switch(sw, io) => match io {
+            switch::Io::Direct(io) => {
+                use hearth_device::profiles::switch::Switch;
+                let mut profile = Switch::new(io, store, &sw, now);
+                profile.restore().await;
+                hearth_device::run(settings, net, board, store, &mut profile).await
+            }
+            switch::Io::Shift(io) => {
+                use hearth_device::profiles::switch::Switch;
+                let mut profile = Switch::new(io, store, &sw, now);
+                profile.restore().await;
+                hearth_device::run(settings, net, board, store, &mut profile).await
+            }
+        },
+    }
+}
+
+#[cfg(any(feature = "appliance-switch", not(feature = "lean")))]
+mod switch {
+    //! The switch board: direct GPIOs, or the Dingtian 8's shift-register chains.
+    //!
+    //! - Direct inputs: pull-up for active-low boards (buttons to ground), no pull otherwise
+    //!   (`hoffer6`: its inputs are driven). Direct outputs: push-pull, low (off) until the
+    //!   appliance restores the stored states.
+    //! - Shift registers: `/OE` starts high (outputs disabled, as the board's pull-up holds it;
+    //!   the driver pulls it low after the first transfer, which already carries the restored
+    //!   states), `latch` high (the '165 loading, the '595 holding), `clock` and `ser` low,
+    //!   `qh` an input without pull. 1 µs busy-wait pauses (`scale::HxDelay`).
+
+    use alloc::vec::Vec;
+
+    use esp_hal::gpio::{Input, InputConfig, Level, Output, OutputConfig, Pull};
+    use hearth_device::profiles::switch::{DirectIo, ShiftIo, SwitchSettings};
+    use hearth_drivers::shiftreg::{Lines, ShiftRegisters};
+
+    use super::gpio;
+    use crate::scale::HxDelay;
+
+    /// The board's I/O.
+    pub enum Io {
+        /// One GPIO per input and output.
+        Direct(DirectIo<Input<'static>, Output<'static>>),
+        /// The '595/'165 chains (8 + 8 bits).
+        Shift(
+            ShiftIo<
+                Output<'static>,
+                Output<'static>,
+                Output<'static>,
+                Output<'static>,
+                Input<'static>,
+                HxDelay,
+            >,
+        ),
+    }
+
+    impl Io {
+        /// The I/O on `pins` (inputs then outputs, or `oe, latch, clock, ser, qh`).
+        pub fn new(settings: &SwitchSettings, pins: &[u8]) -> Self {
+            let preset = settings.board.preset();
+            let out = |n: u8, level| {
+                // SAFETY: checked by `pins::resolve`.
+                Output::new(unsafe { gpio(n) }, level, OutputConfig::default())
+            };
+            let input = |n: u8, pull| {
+                // SAFETY: checked by `pins::resolve`.
+                Input::new(unsafe { gpio(n) }, InputConfig::default().with_pull(pull))
+            };
+            match settings.pins {
+                hearth_device::profiles::switch::Pins::Direct { .. } => {
+                    let (ins, outs) = pins.split_at(preset.inputs.min(pins.len()));
+                    let pull = if preset.inputs_active_low {
+                        Pull::Up
+                    } else {
+                        Pull::None
+                    };
+                    log::info!(
+                        "switch: {} inputs on GPIO {ins:?}, outputs on GPIO {outs:?}",
+                        preset.name
+                    );
+                    let inputs: Vec<_> = ins.iter().map(|&n| input(n, pull)).collect();
+                    let outputs: Vec<_> = outs.iter().map(|&n| out(n, Level::Low)).collect();
+                    Io::Direct(DirectIo::new(inputs, outputs, preset.inputs_active_low))
+                }
+                hearth_device::profiles::switch::Pins::ShiftRegisters(_) => {
+                    log::info!(
+                        "switch: {} shift registers, oe/latch/clock/ser/qh on GPIO {pins:?}",
+                        preset.name
+                    );
+                    let lines = Lines {
+                        oe: out(pins[0], Level::High),
+                        latch: out(pins[1], Level::High),
+                        clock: out(pins[2], Level::Low),
+                        ser: out(pins[3], Level::Low),
+                        qh: input(pins[4], Pull::None),
+                    };
+                    let chains = ShiftRegisters::new(lines, HxDelay::new(), 8, 8);
+                    Io::Shift(ShiftIo::new(chains, preset.inputs_active_low))
+                }
+            }
+        }
+    }
+}
