@@ -50,6 +50,7 @@ step "cargo clippy (all targets, all features, warnings are errors)"
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 (cd firmware && cargo clippy --release --locked -- -D warnings)
 (cd firmware && cargo clippy --release --locked --features cpu-160mhz -- -D warnings)
+(cd firmware && cargo clippy --release --locked --features lean -- -D warnings)
 
 step "no_std cross-build for $NO_STD_TARGET"
 args=()

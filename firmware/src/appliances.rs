@@ -1,4 +1,4 @@
-//! The appliances' hardware (`relay`, `energy`, `rx433`, `h2o`, `switch`): which GPIOs each
+//! The appliances' hardware (`relay`, `energy`, `rx433`, `h2o`, `switch`, `termo`): which GPIOs each
 //! uses ([`plan`], checked by `crate::pins` with every other pin), the peripherals built on
 //! them ([`build`], right after the pin check and before the store, so relay outputs are at
 //! their off level before anything else happens) and the runtime over them ([`run`]), mirroring
@@ -10,6 +10,7 @@
 //! | `energy` | UART1, async, 9600 8N1 (PZEM-004T v3.0) | `pzemtx`, `pzemrx` |
 //! | `rx433` | RMT channel 2, receive mode, 1 µs ticks ([`Rx433Source`]) | `rx433pin` |
 //! | `h2o` | I2C0 (MCP23017 + SSD1306, shared bus); flow meter on PCNT unit 0 (C6) or a GPIO edge interrupt (C3) | `i2csda`, `i2cscl`, `flowpin` |
+//! | `termo` | one open-drain GPIO with pull-up, bit-banged 1-Wire (`hearth_drivers::onewire::BitBang`, busy-wait µs timing) | `onewire` |
 //! | `switch` | GPIO inputs/outputs (`DirectIo`) or five GPIOs to 74HC595/74HC165 chains (`ShiftIo`) | `switchinpins`, `switchoutpins`, `switchsrpins` (else the board preset's) |
 //!
 //! Every appliance is in the image unless the cargo feature `lean` is set; `lean` plus
@@ -41,6 +42,7 @@ pub const FEATURES: &[(&str, &str)] = &[
     ("rx433", "appliance-rx433"),
     ("h2o", "appliance-h2o"),
     ("switch", "appliance-switch"),
+    ("termo", "appliance-termo"),
 ];
 
 /// An appliance's settings and the GPIOs it wants (for `pins::resolve`).
@@ -68,6 +70,9 @@ pub enum What {
     /// Light switch / relay board.
     #[cfg(any(feature = "appliance-switch", not(feature = "lean")))]
     Switch(hearth_device::profiles::switch::SwitchSettings),
+    /// DS18x20 thermometers.
+    #[cfg(any(feature = "appliance-termo", not(feature = "lean")))]
+    Termo(hearth_device::profiles::termo::Settings),
 }
 
 fn pin(key: &'static str, given: Option<u8>, default: u8) -> AppPin {
@@ -135,6 +140,18 @@ pub fn plan(config: &Config) -> Result<Option<Planned>, String> {
             Planned {
                 what: What::Rx433,
                 pins: alloc::vec![pin("rx433pin", s.pin, DEFAULTS.rx433)],
+            }
+        }
+        #[cfg(any(feature = "appliance-termo", not(feature = "lean")))]
+        "termo" => {
+            let s = hearth_device::profiles::termo::Settings::from_config(config).map_err(bad)?;
+            Planned {
+                what: What::Termo(s),
+                pins: alloc::vec![pin(
+                    "onewire",
+                    hearth_device::profiles::gpio(config, "onewire"),
+                    DEFAULTS.onewire
+                )],
             }
         }
         #[cfg(any(feature = "appliance-h2o", not(feature = "lean")))]
@@ -229,6 +246,12 @@ pub enum Hardware {
     /// The switch board's pins.
     #[cfg(any(feature = "appliance-switch", not(feature = "lean")))]
     Switch(hearth_device::profiles::switch::SwitchSettings, switch::Io),
+    /// The 1-Wire bus.
+    #[cfg(any(feature = "appliance-termo", not(feature = "lean")))]
+    Termo(
+        hearth_device::profiles::termo::Settings,
+        hearth_drivers::onewire::BitBang<esp_hal::gpio::Flex<'static>, esp_hal::delay::Delay>,
+    ),
 }
 
 /// Take GPIO `n`.
@@ -310,6 +333,26 @@ pub fn build(
             let io = switch::Io::new(&settings, pins);
             Ok(Hardware::Switch(settings, io))
         }
+        #[cfg(any(feature = "appliance-termo", not(feature = "lean")))]
+        What::Termo(settings) => {
+            use esp_hal::gpio::{DriveMode, Flex, OutputConfig, Pull};
+            // SAFETY: checked by `pins::resolve`.
+            let mut line = Flex::new(unsafe { gpio(pins[0]) });
+            // Open drain with the internal pull-up (add a 4.7 kΩ external one for long
+            // cables), released (high) until the first reset pulse.
+            line.apply_output_config(
+                &OutputConfig::default()
+                    .with_drive_mode(DriveMode::OpenDrain)
+                    .with_pull(Pull::Up),
+            );
+            line.set_high();
+            line.set_output_enable(true);
+            line.set_input_enable(true);
+            // A blocking delay on purpose: a 1-Wire slot must not be stretched by another task.
+            let bus = hearth_drivers::onewire::BitBang::new(line, esp_hal::delay::Delay::new());
+            log::info!("termo: 1-Wire bus on GPIO{} (open drain, pull-up)", pins[0]);
+            Ok(Hardware::Termo(settings, bus))
+        }
     }
 }
 
@@ -370,6 +413,12 @@ where
                 h2o,
                 now,
             );
+            hearth_device::run(settings, net, board, store, &mut profile).await
+        }
+        #[cfg(any(feature = "appliance-termo", not(feature = "lean")))]
+        Hardware::Termo(t, bus) => {
+            use hearth_device::profiles::termo::Termo;
+            let mut profile = Termo::new(bus, t, now);
             hearth_device::run(settings, net, board, store, &mut profile).await
         }
         #[cfg(any(feature = "appliance-switch", not(feature = "lean")))]

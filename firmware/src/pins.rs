@@ -58,6 +58,8 @@ pub struct Defaults {
     pub rx433: u8,
     /// The h2o flow meter's pulse output (`flowpin` overrides it).
     pub flow: u8,
+    /// termo's 1-Wire bus (`onewire`).
+    pub onewire: u8,
 }
 
 /// This chip's default appliance GPIOs.
@@ -83,6 +85,7 @@ const CHIP: Chip = Chip {
         pzem: (4, 5),
         rx433: 3,
         flow: 3,
+        onewire: 10,
     },
 };
 
@@ -105,6 +108,7 @@ const CHIP: Chip = Chip {
         pzem: (2, 3),
         rx433: 10,
         flow: 3,
+        onewire: 11,
     },
 };
 

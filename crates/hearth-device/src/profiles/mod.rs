@@ -47,6 +47,7 @@ pub const FIRMWARE_PROFILES: &[&str] = &[
     "scale_manager",
     "scale_sensor",
     "switch",
+    "termo",
     "tnowc",
     "tnowp",
 ];
