@@ -224,12 +224,13 @@ where
             }
         }
 
-        // MQTT. New discovery entities first.
+        // MQTT. Discovery first: after every CONNACK, and whenever the profile's entities change.
         if let Some(client) = session.as_mut() {
             if profile.entities().len() + CORE_ENTITIES != announced {
                 match announce(client, board, profile, &topics).await {
                     Ok(n) => {
                         announced = n;
+                        mqttsup.sent(now_ms());
                         board.console(&format!("discovery: {n} entities announced"));
                     }
                     Err(e) => {
@@ -266,27 +267,10 @@ where
                     let now = now_ms();
                     mqttsup.connected(now);
                     board.console("mqtt connected");
-                    match announce(&mut client, board, profile, &topics).await {
-                        Ok(n) => {
-                            announced = n;
-                            mqttsup.sent(now_ms());
-                            board.console(&format!("discovery: {n} entities announced"));
-                            board.status(DeviceStatus::Online);
-                            session = Some(client);
-                        }
-                        Err(e) => {
-                            end_session(
-                                &mut mqttsup,
-                                &mut retry_at,
-                                store,
-                                board,
-                                &mut rng,
-                                &mut pubs,
-                                &format!("discovery: {}", e.0),
-                            )
-                            .await;
-                        }
-                    }
+                    board.status(DeviceStatus::Online);
+                    // Discovery goes out first thing on the next turn (the count changed).
+                    announced = 0;
+                    session = Some(client);
                 }
                 outcome => {
                     let why = match outcome {

@@ -93,6 +93,29 @@ impl World {
         u64::from_le_bytes(b) % 100 < self.loss
     }
 
+    /// Put a frame on the air: record it, and hand it to the other machine if it listens on
+    /// that channel and the frame is not lost.
+    fn deliver(&mut self, from: Mac, to: Mac, bytes: &[u8]) {
+        let (channel, peer, peer_channel) = if from == CENTRAL {
+            (self.central_channel, SCALE, self.scale_channel)
+        } else {
+            (self.scale_channel, CENTRAL, self.central_channel)
+        };
+        self.sniffed.push(Air {
+            from,
+            to,
+            channel,
+            bytes: bytes.to_vec(),
+        });
+        if (to == BROADCAST || to == peer) && peer_channel == channel && !self.lost() {
+            if from == CENTRAL {
+                self.scale.receive(CENTRAL, -60, bytes, self.now);
+            } else {
+                self.central.receive(SCALE, -55, bytes, self.now);
+            }
+        }
+    }
+
     /// Carry every output until both machines are quiet.
     fn pump(&mut self) {
         for _ in 0..1000 {
@@ -100,21 +123,7 @@ impl World {
             while let Some(o) = self.central.poll() {
                 moved = true;
                 match o {
-                    Output::Send { to, frame, .. } => {
-                        let air = Air {
-                            from: CENTRAL,
-                            to,
-                            channel: self.central_channel,
-                            bytes: frame.as_slice().to_vec(),
-                        };
-                        self.sniffed.push(air.clone());
-                        if (to == BROADCAST || to == SCALE)
-                            && self.scale_channel == air.channel
-                            && !self.lost()
-                        {
-                            self.scale.receive(CENTRAL, -60, &air.bytes, self.now);
-                        }
-                    }
+                    Output::Send { to, frame, .. } => self.deliver(CENTRAL, to, frame.as_slice()),
                     Output::SetChannel(c) => self.central_channel = c,
                     Output::Persist(p) => self.central_persisted.push(p),
                     Output::Event(e) => self.central_events.push(e),
@@ -123,21 +132,7 @@ impl World {
             while let Some(o) = self.scale.poll() {
                 moved = true;
                 match o {
-                    Output::Send { to, frame, .. } => {
-                        let air = Air {
-                            from: SCALE,
-                            to,
-                            channel: self.scale_channel,
-                            bytes: frame.as_slice().to_vec(),
-                        };
-                        self.sniffed.push(air.clone());
-                        if (to == BROADCAST || to == CENTRAL)
-                            && self.central_channel == air.channel
-                            && !self.lost()
-                        {
-                            self.central.receive(SCALE, -55, &air.bytes, self.now);
-                        }
-                    }
+                    Output::Send { to, frame, .. } => self.deliver(SCALE, to, frame.as_slice()),
                     Output::SetChannel(c) => self.scale_channel = c,
                     Output::Persist(p) => self.scale_persisted.push(p),
                     Output::Event(e) => self.scale_events.push(e),
@@ -152,18 +147,8 @@ impl World {
 
     /// Advance virtual time to `until`, ticking both machines at their deadlines.
     fn run_until(&mut self, until: u64) {
-        while self.now < until {
-            let next = self
-                .central
-                .next_deadline()
-                .min(self.scale.next_deadline())
-                .max(self.now + 1)
-                .min(until);
-            self.now = next;
-            self.central.tick(self.now);
-            self.scale.tick(self.now);
-            self.pump();
-        }
+        let limit = until.saturating_sub(self.now);
+        self.run_while(limit, |_| false);
     }
 
     /// Run until `done` holds (checked after each step), at most `limit` ms; returns when.
@@ -263,6 +248,15 @@ fn unpaired_peripheral_finds_the_central_on_channel_5_and_stores_the_pairing() {
             "{v:?}: paired at {when} ms"
         );
         assert_eq!(w.scale_channel, 5);
+        // The scan: pair requests on channels 1, 2, 3, 4, then 5, in that order.
+        let mut scanned: Vec<u8> = w
+            .sniffed
+            .iter()
+            .filter(|a| a.from == SCALE && kind(v, &a.bytes) == "pair request")
+            .map(|a| a.channel)
+            .collect();
+        scanned.dedup();
+        assert_eq!(scanned, [1, 2, 3, 4, 5], "{v:?}");
     }
 }
 

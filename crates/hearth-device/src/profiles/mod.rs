@@ -127,6 +127,15 @@ fn flag(value: &str) -> Result<(), &'static str> {
     }
 }
 
+/// A command payload as log lines show it: quoted, escaped, cut to 32 characters.
+pub(crate) fn shown(payload: &str) -> alloc::string::String {
+    let mut text: alloc::string::String = payload.chars().take(32).collect();
+    if payload.chars().nth(32).is_some() {
+        text.push('…');
+    }
+    alloc::format!("{text:?}")
+}
+
 /// A GPIO number given for `key`, if any (values were validated by [`parse_config`]).
 pub fn gpio(config: &Config, key: &str) -> Option<u8> {
     config

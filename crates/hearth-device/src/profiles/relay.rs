@@ -599,14 +599,6 @@ fn label(i: usize) -> String {
     format!("relay {} (topic {i})", i + 1)
 }
 
-fn shown(payload: &str) -> String {
-    let mut text: String = payload.chars().take(32).collect();
-    if payload.chars().nth(32).is_some() {
-        text.push('…');
-    }
-    format!("{text:?}")
-}
-
 impl<P: OutputPin, F: NorFlash, C: Clock> super::Profile for Relay<'_, P, F, C> {
     fn name(&self) -> &'static str {
         "relay"
@@ -678,7 +670,7 @@ impl<P: OutputPin, F: NorFlash, C: Clock> super::Profile for Relay<'_, P, F, C> 
             None => pubs.log(format!(
                 "{}: invalid value {} for {leaf} (expected whole seconds); ignored",
                 label(i),
-                shown(payload)
+                super::shown(payload)
             )),
             Some(asked) => {
                 let granted = self.set(i, asked, now);

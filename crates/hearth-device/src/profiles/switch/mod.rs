@@ -816,14 +816,6 @@ pub fn parse_state(payload: &str) -> Option<bool> {
         })
 }
 
-fn shown(payload: &str) -> String {
-    let mut text: String = payload.chars().take(32).collect();
-    if payload.chars().nth(32).is_some() {
-        text.push('…');
-    }
-    format!("{text:?}")
-}
-
 impl<IO: SwitchIo, F: NorFlash, C: Clock> super::Profile for Switch<'_, IO, F, C> {
     fn name(&self) -> &'static str {
         "switch"
@@ -954,7 +946,7 @@ impl<IO: SwitchIo, F: NorFlash, C: Clock> super::Profile for Switch<'_, IO, F, C
             Some(on) => self.machine.set_output(n, on, &mut self.fx),
             None => pubs.log(format!(
                 "output {n}: invalid value {} for {leaf} (expected on/off, 1/0, up/down); ignored",
-                shown(payload)
+                crate::profiles::shown(payload)
             )),
         }
         self.settle(pubs, now, before).await;
