@@ -1,6 +1,7 @@
 //! `hearth demo`: an embedded MQTT broker and a simulated house in one command — weather
-//! stations, an energy meter, timed relays, a keyfob receiver, and a battery scale reporting
-//! over ESP-NOW to its forwarder — with every topic shown live. Nothing to install beyond cargo.
+//! stations, an energy meter, a water tank, a light-switch board, thermometers, timed relays, a
+//! keyfob receiver, and a battery scale reporting over ESP-NOW to its forwarder — with every
+//! topic shown live. Nothing to install beyond cargo.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
@@ -52,6 +53,20 @@ fn house(port: u16) -> Vec<(String, String, Timeline)> {
     };
     vec![
         ("meter".into(), mqtt("energy", "meter"), vec![]),
+        (
+            "tank".into(),
+            format!(
+                "{}unit L\ncapacity 2000\nlevelsensors 20,40,60,80\nflowpulserate 7.5\nmaxflow 30\n",
+                mqtt("h2o", "tank")
+            ),
+            vec![(0, "tank 3"), (0, "flow 12")],
+        ),
+        (
+            "lights".into(),
+            format!("{}switchboard Direct4\n", mqtt("switch", "lights")),
+            vec![(12, "input 1 on"), (13, "input 1 off")],
+        ),
+        ("boiler".into(), mqtt("termo", "boiler"), vec![]),
         (
             "relays".into(),
             format!("{}relays 4\n", mqtt("relay", "relays")),
@@ -110,7 +125,8 @@ pub fn run(port: u16, devices: u32, limit: Option<Duration>) -> Result<(), DemoE
     let air = base.join("air");
     println!(
         "hearth demo: broker on 127.0.0.1:{port}; {devices} simulated weather stations, an energy \
-         meter, relays, a keyfob receiver and an ESP-NOW scale with its forwarder"
+         meter, a water tank, a switch board, thermometers, relays, a keyfob receiver and an \
+         ESP-NOW scale with its forwarder"
     );
     println!("hearth demo: device state and logs in {}", base.display());
     println!(

@@ -97,6 +97,11 @@ fn energy_meter_ticker_values_and_an_absent_pzem() {
     let t0 = Instant::now();
     let sim = Sim::start(&appliance("energy", "e1", broker.port, ""));
     assert!(sim.wait_log("mqtt connected", s(20)), "{}", sim.dump());
+    assert!(
+        support::wait_until(s(10), || support::schema::check_all(&obs, "e1") >= 3),
+        "discovery configs of e1\n{}",
+        sim.dump()
+    );
     broker.publish("cmnd/e1/Ticker", "on", false);
     let v = obs
         .wait_for("stat/e1/Vnow", s(40), |_| true)
@@ -126,6 +131,11 @@ fn keyfob_presses_become_events_and_an_absent_receiver_hears_nothing() {
     let obs = Observer::start(&broker);
     let sim = Sim::start(&appliance("rx433", "rf1", broker.port, ""));
     assert!(sim.wait_log("mqtt connected", s(20)), "{}", sim.dump());
+    assert!(
+        support::wait_until(s(10), || support::schema::check_all(&obs, "rf1") >= 3),
+        "discovery configs of rf1\n{}",
+        sim.dump()
+    );
     let ev = obs
         .wait_for("homeassistant/event/rf1/Keyfob/config", s(5), |_| true)
         .unwrap_or_else(|| panic!("keyfob event entity\n{}", sim.dump()));
@@ -182,6 +192,11 @@ fn h2o_level_recovers_after_an_expander_fault_and_flow_is_measured() {
         "unit L\ncapacity 1000\nlevelsensors 25,50,75,100\nflowpulserate 7.5\nmaxflow 30\n",
     ));
     assert!(sim.wait_log("mqtt connected", s(20)), "{}", sim.dump());
+    assert!(
+        support::wait_until(s(10), || support::schema::check_all(&obs, "tank1") >= 3),
+        "discovery configs of tank1\n{}",
+        sim.dump()
+    );
     // The two lowest switches are wet: the level is between 50 % and 75 %.
     assert!(sim.ctl("tank 3").starts_with("ok"));
     let level = |m: &support::Seen| m.payload.parse::<f64>().ok();
@@ -230,6 +245,11 @@ fn switch_inputs_toggle_outputs_and_programs_are_checked() {
         "switchboard Direct4\n",
     ));
     assert!(sim.wait_log("mqtt connected", s(20)), "{}", sim.dump());
+    assert!(
+        support::wait_until(s(10), || support::schema::check_all(&obs, "sw1") >= 3),
+        "discovery configs of sw1\n{}",
+        sim.dump()
+    );
     let events = obs
         .all()
         .into_iter()
@@ -272,6 +292,11 @@ fn termo_publishes_one_topic_per_rom_and_ignores_the_power_on_value() {
     let obs = Observer::start(&broker);
     let sim = Sim::start(&appliance("termo", "th1", broker.port, ""));
     assert!(sim.wait_log("mqtt connected", s(20)), "{}", sim.dump());
+    assert!(
+        support::wait_until(s(10), || support::schema::check_all(&obs, "th1") >= 3),
+        "discovery configs of th1\n{}",
+        sim.dump()
+    );
     let near =
         |m: &support::Seen, c: f64| m.payload.parse::<f64>().is_ok_and(|t| (t - c).abs() < 1.0);
     // The first bus scan is 30 s after boot (the reference's timing).

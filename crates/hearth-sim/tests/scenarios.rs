@@ -441,6 +441,10 @@ fn the_demo_runs_with_its_embedded_broker_and_cleans_up() {
         "stat/keyfobs/Keyfob",
         "stat/scales/Weight",
         "homeassistant/switch/relays/",
+        "stat/tank/CoarseLevelPct",
+        "stat/lights/Manual1/Event",
+        "tele/boiler/LWT",
+        "homeassistant/sensor/boiler/",
     ] {
         assert!(text.contains(needle), "demo output lacks {needle}:\n{text}");
     }

@@ -2,6 +2,8 @@
 //! real MQTT observer (mosquitto_sub). Everything is cleaned up on drop, also when a test fails.
 #![allow(dead_code)]
 
+pub mod schema;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

@@ -1,0 +1,243 @@
+//! Home Assistant's MQTT discovery schema, as far as Hearth uses it: which keys each component
+//! accepts and requires, the sensor device classes with their units, the device block. Every
+//! scenario that starts an appliance checks its discovery configs with [`check_all`].
+#![allow(dead_code)]
+
+use serde_json::Value;
+
+use super::Observer;
+
+/// Keys Home Assistant accepts in every MQTT entity config (the full names; the device block
+/// is checked on its own).
+const COMMON: &[&str] = &[
+    "availability",
+    "availability_mode",
+    "availability_template",
+    "availability_topic",
+    "device",
+    "enabled_by_default",
+    "encoding",
+    "entity_category",
+    "icon",
+    "json_attributes_template",
+    "json_attributes_topic",
+    "name",
+    "object_id",
+    "default_entity_id",
+    "payload_available",
+    "payload_not_available",
+    "platform",
+    "qos",
+    "unique_id",
+    "origin",
+];
+
+fn component_keys(component: &str) -> (&'static [&'static str], &'static [&'static str]) {
+    // (allowed beyond COMMON, required)
+    match component {
+        "sensor" => (
+            &[
+                "device_class",
+                "expire_after",
+                "force_update",
+                "last_reset_value_template",
+                "state_class",
+                "state_topic",
+                "suggested_display_precision",
+                "unit_of_measurement",
+                "value_template",
+            ],
+            &["state_topic"],
+        ),
+        "binary_sensor" => (
+            &[
+                "device_class",
+                "expire_after",
+                "force_update",
+                "off_delay",
+                "payload_off",
+                "payload_on",
+                "state_topic",
+                "value_template",
+            ],
+            &["state_topic"],
+        ),
+        "switch" => (
+            &[
+                "command_template",
+                "command_topic",
+                "device_class",
+                "optimistic",
+                "payload_off",
+                "payload_on",
+                "retain",
+                "state_off",
+                "state_on",
+                "state_topic",
+                "value_template",
+            ],
+            &["command_topic"],
+        ),
+        "event" => (
+            &[
+                "device_class",
+                "event_types",
+                "state_topic",
+                "value_template",
+            ],
+            &["event_types", "state_topic"],
+        ),
+        other => panic!("unexpected component {other}"),
+    }
+}
+
+/// Sensor device classes Home Assistant knows, with the units it accepts for them.
+fn sensor_units(class: &str) -> Option<&'static [&'static str]> {
+    Some(match class {
+        "temperature" => &["°C", "°F", "K"],
+        "humidity" => &["%"],
+        "atmospheric_pressure" | "pressure" => &[
+            "cbar", "bar", "hPa", "mmHg", "inHg", "kPa", "mbar", "Pa", "psi",
+        ],
+        "weight" => &["kg", "g", "lb", "oz", "st", "µg", "mg"],
+        "signal_strength" => &["dB", "dBm"],
+        "duration" => &["d", "h", "min", "s", "ms"],
+        "voltage" => &["V", "mV", "µV", "kV", "MV"],
+        "current" => &["A", "mA"],
+        "power" => &["W", "kW", "MW", "GW", "TW", "mW"],
+        "apparent_power" => &["VA"],
+        "energy" => &["Wh", "kWh", "MWh", "GWh", "TWh", "MJ", "GJ"],
+        "frequency" => &["Hz", "kHz", "MHz", "GHz"],
+        "power_factor" => &["%", ""],
+        "volume" | "water" | "volume_storage" => &["L", "mL", "m³", "ft³", "gal", "CCF", "fl. oz."],
+        "volume_flow_rate" => &[
+            "m³/h", "m³/s", "ft³/min", "L/h", "L/min", "L/s", "gal/h", "gal/min", "mL/s",
+        ],
+        _ => return None,
+    })
+}
+
+/// Checks one discovery message; returns the component.
+pub fn check(topic: &str, payload: &str, name: &str) -> String {
+    let parts: Vec<&str> = topic.split('/').collect();
+    assert_eq!(parts.len(), 5, "{topic}");
+    assert_eq!((parts[0], parts[4]), ("homeassistant", "config"), "{topic}");
+    assert_eq!(parts[2], name, "{topic}");
+    let component = parts[1];
+    let v: Value =
+        serde_json::from_str(payload).unwrap_or_else(|e| panic!("{topic}: {e}\n{payload}"));
+    let obj = v
+        .as_object()
+        .unwrap_or_else(|| panic!("{topic}: not an object"));
+    let (allowed, required) = component_keys(component);
+    for k in obj.keys() {
+        assert!(
+            COMMON.contains(&k.as_str()) || allowed.contains(&k.as_str()),
+            "{topic}: key {k} is not in Home Assistant's {component} schema"
+        );
+    }
+    for r in required {
+        assert!(obj.contains_key(*r), "{topic}: required {r} missing");
+    }
+    assert_eq!(
+        obj["availability_topic"],
+        format!("tele/{name}/LWT"),
+        "{topic}"
+    );
+    assert_eq!(obj["payload_available"], "Online");
+    assert_eq!(obj["payload_not_available"], "Offline");
+    if let Some(st) = obj.get("state_topic") {
+        assert!(
+            st.as_str().unwrap().starts_with(&format!("stat/{name}/")),
+            "{topic}"
+        );
+    }
+    if let Some(ct) = obj.get("command_topic") {
+        assert!(
+            ct.as_str().unwrap().starts_with(&format!("cmnd/{name}/")),
+            "{topic}"
+        );
+    }
+    if let Some(cat) = obj.get("entity_category") {
+        assert!(
+            ["diagnostic", "config"].contains(&cat.as_str().unwrap()),
+            "{topic}"
+        );
+    }
+    if component == "sensor" {
+        if let Some(class) = obj.get("device_class").and_then(Value::as_str) {
+            let units = sensor_units(class)
+                .unwrap_or_else(|| panic!("{topic}: unknown device class {class}"));
+            let unit = obj
+                .get("unit_of_measurement")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            assert!(
+                units.contains(&unit),
+                "{topic}: unit {unit:?} is not valid for {class}"
+            );
+        }
+        if let Some(sc) = obj.get("state_class").and_then(Value::as_str) {
+            assert!(
+                [
+                    "measurement",
+                    "total",
+                    "total_increasing",
+                    "measurement_angle"
+                ]
+                .contains(&sc),
+                "{topic}"
+            );
+        }
+    }
+    if component == "event" {
+        let types = obj["event_types"]
+            .as_array()
+            .expect("event_types is a list");
+        assert!(
+            !types.is_empty() && types.iter().all(Value::is_string),
+            "{topic}"
+        );
+    }
+    let dev = obj["device"].as_object().expect("device block");
+    for k in dev.keys() {
+        assert!(
+            [
+                "identifiers",
+                "name",
+                "model",
+                "manufacturer",
+                "sw_version",
+                "connections",
+                "hw_version",
+                "via_device",
+                "suggested_area",
+                "configuration_url",
+                "serial_number",
+                "model_id"
+            ]
+            .contains(&k.as_str()),
+            "{topic}: device key {k}"
+        );
+    }
+    assert_eq!(dev["name"], name);
+    assert!(dev["identifiers"].as_array().is_some_and(|a| !a.is_empty()));
+    let uid = obj["unique_id"].as_str().expect("unique_id");
+    assert!(uid.starts_with("hearth_"), "{uid}");
+    component.to_string()
+}
+
+/// Checks every discovery config `obs` saw for device `name`; returns how many there were.
+pub fn check_all(obs: &Observer, name: &str) -> usize {
+    let configs: Vec<_> = obs
+        .all()
+        .into_iter()
+        .filter(|m| {
+            m.topic.starts_with("homeassistant/") && m.topic.split('/').nth(2) == Some(name)
+        })
+        .collect();
+    for m in &configs {
+        check(&m.topic, &m.payload, name);
+    }
+    configs.len()
+}
