@@ -6,7 +6,7 @@
 //!
 //! | appliance | peripheral | pins (config keys) |
 //! |---|---|---|
-//! | `relay` | GPIO push-pull outputs, driven to the off level at once | `relay1pin`..`relay4pin` |
+//! | `relay` | GPIO push-pull outputs, driven to the off level at once; with `relaydisplay 1` an SSD1306 on I2C0 | `relay1pin`..`relay4pin`, `i2csda`, `i2cscl` |
 //! | `energy` | UART1, async, 9600 8N1 (PZEM-004T v3.0) | `pzemtx`, `pzemrx` |
 //! | `rx433` | RMT channel 2, receive mode, 1 µs ticks ([`Rx433Source`]) | `rx433pin` |
 //! | `h2o` | I2C0 (MCP23017 + SSD1306, shared bus); flow meter on PCNT unit 0 (C6) or a GPIO edge interrupt (C3) | `i2csda`, `i2cscl`, `flowpin` |
@@ -378,10 +378,21 @@ where
     match hardware {
         #[cfg(any(feature = "appliance-relay", not(feature = "lean")))]
         Hardware::Relay(relays, outputs) => {
-            use hearth_device::profiles::relay::Relay;
-            let mut profile = Relay::new(outputs, store, &relays, now);
-            profile.restore().await;
-            hearth_device::run(settings, net, board, store, &mut profile).await
+            use hearth_device::profiles::relay::{Relay, RelayPanel};
+            let mut relay = Relay::new(outputs, store, &relays, now);
+            relay.restore().await;
+            match bus.filter(|_| relays.display) {
+                Some(bus) => {
+                    use embassy_embedded_hal::shared_bus::asynch::i2c::I2cDevice;
+                    // The reference's optional SSD1306 on I2C0 (`relaydisplay 1`).
+                    let mut profile = RelayPanel::new(relay, I2cDevice::new(bus), now);
+                    hearth_device::run(settings, net, board, store, &mut profile).await
+                }
+                None => {
+                    let mut profile = relay;
+                    hearth_device::run(settings, net, board, store, &mut profile).await
+                }
+            }
         }
         #[cfg(any(feature = "appliance-energy", not(feature = "lean")))]
         Hardware::Energy(uart) => {

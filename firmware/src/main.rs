@@ -186,7 +186,14 @@ async fn main(spawner: Spawner) -> ! {
     // The wiring, and the status LED as soon as its pin is known to be good.
     let needs = pins::Needs {
         ethernet: loaded.uplink.is_wired(),
-        i2c: matches!(loaded.config.profile.as_str(), "weather" | "h2o"),
+        i2c: matches!(loaded.config.profile.as_str(), "weather" | "h2o")
+            || (loaded.config.profile == "relay"
+                && loaded
+                    .config
+                    .profile_settings
+                    .get("relaydisplay")
+                    .map(String::as_str)
+                    == Some("1")),
         hx711: matches!(loaded.plan, Plan::Peripheral { scale: Some(_), .. }),
         appliance: appliance
             .as_ref()

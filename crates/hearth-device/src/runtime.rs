@@ -173,6 +173,7 @@ where
             Some(NetAction::Connect) => net.up().await,
             Some(NetAction::Disconnect) => {
                 if session.take().is_some() {
+                    profile.online(false);
                     end_session(
                         &mut mqttsup,
                         &mut retry_at,
@@ -235,6 +236,7 @@ where
                     }
                     Err(e) => {
                         session = None;
+                        profile.online(false);
                         end_session(
                             &mut mqttsup,
                             &mut retry_at,
@@ -268,6 +270,7 @@ where
                     mqttsup.connected(now);
                     board.console("mqtt connected");
                     board.status(DeviceStatus::Online);
+                    profile.online(true);
                     // Discovery goes out first thing on the next turn (the count changed).
                     announced = 0;
                     session = Some(client);
@@ -337,6 +340,7 @@ where
         };
         if let Some(e) = failure {
             session = None;
+            profile.online(false);
             end_session(
                 &mut mqttsup,
                 &mut retry_at,

@@ -18,7 +18,7 @@ use hearth_device::link::{run_central, run_peripheral, CentralPort};
 use hearth_device::profiles::energy::Energy;
 use hearth_device::profiles::forwarder::Forwarder;
 use hearth_device::profiles::h2o::{H2o, H2oSettings};
-use hearth_device::profiles::relay::{Relay, RelaySettings};
+use hearth_device::profiles::relay::{Relay, RelayPanel, RelaySettings};
 use hearth_device::profiles::rx433::Rx433;
 use hearth_device::profiles::scale_sensor::ScaleSensor;
 use hearth_device::profiles::switch::{DirectIo, ShiftIo, Switch, SwitchSettings, Wiring};
@@ -600,9 +600,15 @@ async fn device_task(parts: Parts) {
                         high: None,
                     })
                     .collect();
-                let mut profile = Relay::new(pins, &store, &relays, now);
-                profile.restore().await;
-                hearth_device::run(settings, &mut net, &mut board, &store, &mut profile).await
+                let mut relay = Relay::new(pins, &store, &relays, now);
+                relay.restore().await;
+                if relays.display {
+                    let mut profile = RelayPanel::new(relay, bus, now);
+                    hearth_device::run(settings, &mut net, &mut board, &store, &mut profile).await
+                } else {
+                    let mut profile = relay;
+                    hearth_device::run(settings, &mut net, &mut board, &store, &mut profile).await
+                }
             }
             "energy" => {
                 let mut profile = Energy::new(pzem.uart(), now);

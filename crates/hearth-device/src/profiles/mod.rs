@@ -191,6 +191,8 @@ pub trait Profile {
     fn wants_reboot(&self) -> Option<&'static str> {
         None
     }
+    /// The broker session came up (`true`) or was lost (`false`); for displays showing it.
+    fn online(&mut self, _online: bool) {}
 }
 
 #[cfg(test)]

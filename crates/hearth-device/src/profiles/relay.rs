@@ -22,6 +22,8 @@
 //! * `relay1pin` .. `relay4pin`: GPIO numbers of the relay outputs (the firmware wires them;
 //!   the simulator ignores them). Two relays may not share a pin.
 //! * `relayactivelow`: `1` (default, the reference's boards: pin LOW = relay energised) or `0`.
+//! * `relaydisplay`: `1` for the reference's optional SSD1306 panel on the I2C bus
+//!   (`i2csda`/`i2cscl`), see [`RelayPanel`]; `0` (default) for none.
 //!
 //! # Persistence (the reference persisted nothing)
 //!
@@ -53,11 +55,13 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use embedded_hal::digital::{OutputPin, PinState};
+use embedded_hal_async::i2c::I2c;
 use embedded_storage_async::nor_flash::NorFlash;
 use hearth_config::{Config, KeySpec};
 use hearth_core::discovery::Entity;
 use hearth_core::publish::{PubId, PubSpec, Publications};
 use hearth_core::{Millis, MINUTE, SECOND};
+use hearth_drivers::ssd1306::{self, Ssd1306};
 use hearth_storage::Key;
 
 use crate::store::SharedStore;
@@ -115,6 +119,11 @@ pub const CONFIG_KEYS: &[KeySpec] = &[
     pin_key("relay4pin"),
     KeySpec {
         name: "relayactivelow",
+        required: false,
+        validator: zero_or_one,
+    },
+    KeySpec {
+        name: "relaydisplay",
         required: false,
         validator: zero_or_one,
     },
@@ -180,6 +189,8 @@ pub struct RelaySettings {
     pub relays: Vec<RelayConfig>,
     /// Pin LOW energises the relay (the reference's boards).
     pub active_low: bool,
+    /// `relaydisplay 1`: an SSD1306 panel on the I2C bus ([`RelayPanel`]).
+    pub display: bool,
 }
 
 impl Default for RelaySettings {
@@ -191,6 +202,7 @@ impl Default for RelaySettings {
                 .map(|&max_s| RelayConfig { max_s, pin: None })
                 .collect(),
             active_low: true,
+            display: false,
         }
     }
 }
@@ -249,7 +261,12 @@ impl RelaySettings {
             Some("0") => false,
             Some(v) => return Err(format!("\"relayactivelow\" must be 0 or 1, not {v:?}")),
         };
-        Ok(RelaySettings { relays, active_low })
+        let display = get("relaydisplay") == Some("1");
+        Ok(RelaySettings {
+            relays,
+            active_low,
+            display,
+        })
     }
 
     /// The level that keeps relay outputs off: the firmware drives the pins to it before
@@ -707,6 +724,132 @@ impl<P: OutputPin, F: NorFlash, C: Clock> super::Profile for Relay<'_, P, F, C> 
     }
 }
 
+/// How often the panel is redrawn (the reference's 500 ms, which also makes ON relays blink
+/// at 1 Hz).
+pub const PANEL_EVERY: Millis = 500;
+
+/// The relays with the reference's optional SSD1306 panel (`relaydisplay 1`): per relay a
+/// 12×12 square at x 0, y 16·i, filled and blinking while the relay is on, an outline when
+/// off; at x 20 the network (`net up` / `no net`: the device does not learn its address),
+/// `MQTT up` / `MQTT down` and the uptime `D:HH:MM:SS`. A display that is absent or fails is
+/// logged once and left alone, as in the reference; the relays never depend on it.
+pub struct RelayPanel<'s, P, F: NorFlash, I, C = RuntimeClock> {
+    relay: Relay<'s, P, F, C>,
+    display: Option<Ssd1306<I>>,
+    initialised: bool,
+    next_draw: Millis,
+    boot: Millis,
+    online: bool,
+}
+
+impl<'s, P: OutputPin, F: NorFlash, I: I2c, C: Clock> RelayPanel<'s, P, F, I, C> {
+    /// `relay` with a panel on `display` (the SSD1306 at its usual address 0x3C).
+    pub fn new(relay: Relay<'s, P, F, C>, display: I, now: Millis) -> Self {
+        RelayPanel {
+            relay,
+            display: Some(Ssd1306::new(display, ssd1306::ADDRESS)),
+            initialised: false,
+            next_draw: now,
+            boot: now,
+            online: false,
+        }
+    }
+
+    /// The relays.
+    pub fn relay(&mut self) -> &mut Relay<'s, P, F, C> {
+        &mut self.relay
+    }
+
+    /// Whether pixel (`x`, `y`) of the last frame is lit (`false` without a display).
+    pub fn pixel(&self, x: i32, y: i32) -> bool {
+        self.display.as_ref().is_some_and(|d| d.pixel(x, y))
+    }
+
+    /// Draw the panel's frame for `now` into the display's buffer (not sent).
+    fn draw(display: &mut Ssd1306<I>, marks: &[bool], lines: &[String; 3]) {
+        display.clear();
+        for (i, &lit) in marks.iter().enumerate() {
+            let y = 16 * i as i32;
+            if lit {
+                display.fill_rect(0, y, 12, 12, true);
+            } else {
+                display.rect(0, y, 12, 12, true);
+            }
+        }
+        for (k, line) in lines.iter().enumerate() {
+            display.text(20, 12 * k as i32, line);
+        }
+    }
+
+    async fn refresh(&mut self, now: Millis, pubs: &mut Publications) {
+        let Some(display) = self.display.as_mut() else {
+            return;
+        };
+        if !self.initialised {
+            if let Err(e) = display.init().await {
+                pubs.log(format!("relay: no display ({e:?}); running without it"));
+                self.display = None;
+                return;
+            }
+            self.initialised = true;
+        }
+        let marks = self.relay.display_marks(now);
+        let mut lines = display_text(None, self.online, now.saturating_sub(self.boot));
+        if self.online {
+            lines[0] = String::from("net up");
+        }
+        Self::draw(display, &marks, &lines);
+        if let Err(e) = display.flush().await {
+            pubs.log(format!("relay: display failed ({e:?}); running without it"));
+            self.display = None;
+        }
+    }
+}
+
+impl<P: OutputPin, F: NorFlash, I: I2c, C: Clock> super::Profile for RelayPanel<'_, P, F, I, C> {
+    fn name(&self) -> &'static str {
+        self.relay.name()
+    }
+
+    fn register(&mut self, pubs: &mut Publications, now: Millis) {
+        self.relay.register(pubs, now);
+    }
+
+    fn next_work(&self) -> Millis {
+        let relay = self.relay.next_work();
+        match self.display {
+            Some(_) => relay.min(self.next_draw),
+            None => relay,
+        }
+    }
+
+    async fn work(&mut self, now: Millis, pubs: &mut Publications) {
+        if now >= self.relay.next_work() {
+            self.relay.work(now, pubs).await;
+        }
+        if self.display.is_some() && now >= self.next_draw {
+            self.next_draw = now + PANEL_EVERY;
+            self.refresh(now, pubs).await;
+        }
+    }
+
+    fn evaluate(&mut self, id: PubId, now: Millis) -> Option<String> {
+        self.relay.evaluate(id, now)
+    }
+
+    async fn command(&mut self, leaf: &str, payload: &str, pubs: &mut Publications) -> bool {
+        self.relay.command(leaf, payload, pubs).await
+    }
+
+    fn entities(&self) -> Vec<Entity> {
+        self.relay.entities()
+    }
+
+    fn online(&mut self, online: bool) {
+        self.online = online;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -950,6 +1093,7 @@ mod tests {
         assert_eq!(state(&mut r, &pubs, 1).as_deref(), Some("0"));
         // Configured maxima replace the hard-coded ones.
         let settings = RelaySettings {
+            display: false,
             relays: vec![RelayConfig {
                 max_s: 5,
                 pin: None,
@@ -961,6 +1105,67 @@ mod tests {
         assert!(cmd(&mut r1, "0/TurnOnWithTimeout", "+7", &mut pubs));
         assert_eq!(r1.remaining(0, 2_000), Some(5_000));
         assert_eq!(p1[0].level(), Some(true), "active-high: on is HIGH");
+    }
+
+    /// An I2C bus that accepts every write (an SSD1306 that is there) or refuses all (absent).
+    struct Bus(bool);
+
+    impl embedded_hal_async::i2c::ErrorType for Bus {
+        type Error = embedded_hal_async::i2c::ErrorKind;
+    }
+
+    impl embedded_hal_async::i2c::I2c for Bus {
+        async fn transaction(
+            &mut self,
+            _address: u8,
+            _operations: &mut [embedded_hal_async::i2c::Operation<'_>],
+        ) -> Result<(), Self::Error> {
+            if self.0 {
+                Ok(())
+            } else {
+                Err(embedded_hal_async::i2c::ErrorKind::NoAcknowledge(
+                    embedded_hal_async::i2c::NoAcknowledgeSource::Address,
+                ))
+            }
+        }
+    }
+
+    #[test]
+    fn the_panel_shows_a_square_per_relay_filled_while_on() {
+        let flash = TestFlash::new();
+        let store = open(&flash);
+        // Blink phase "lit" at 0 ms.
+        let clock = Rc::new(Cell::new(0));
+        let mut pubs = Publications::new(16);
+        let p = pins(4);
+        let r = relay(&p, &store, &RelaySettings::default(), &clock, &mut pubs);
+        let mut panel = RelayPanel::new(r, Bus(true), 0);
+        assert!(block_on(panel.command(
+            "1/TurnOnWithTimeout",
+            "60",
+            &mut pubs
+        )));
+        block_on(panel.work(0, &mut pubs));
+        // Relay 1 (y 16..28): filled; relay 0 (y 0..12): an outline, empty inside.
+        assert!(panel.pixel(5, 16 + 5), "relay 1 filled");
+        assert!(panel.pixel(0, 0) && panel.pixel(11, 11), "relay 0 outlined");
+        assert!(!panel.pixel(5, 5), "relay 0 empty inside");
+        // The text column holds something (network, MQTT, uptime).
+        assert!((20..128).any(|x| (0..8).any(|y| panel.pixel(x, y))));
+        assert_eq!(panel.next_work(), PANEL_EVERY);
+        // Without a display the relays carry on and the panel stops trying.
+        let r = relay(&p, &store, &RelaySettings::default(), &clock, &mut pubs);
+        let mut dark = RelayPanel::new(r, Bus(false), 0);
+        block_on(dark.work(0, &mut pubs));
+        assert!(logs(&mut pubs).iter().any(|l| l.contains("no display")));
+        assert!(!dark.pixel(0, 0));
+        assert!(block_on(dark.command(
+            "0/TurnOnWithTimeout",
+            "5",
+            &mut pubs
+        )));
+        assert!(dark.relay().is_on(0));
+        assert_ne!(dark.next_work(), PANEL_EVERY, "no more redraws");
     }
 
     #[test]
@@ -1130,6 +1335,7 @@ mod tests {
         assert_eq!(r.remaining(0, 0), Some(60_000));
         // With two relays, relay 2 does not exist.
         let settings = RelaySettings {
+            display: false,
             relays: DEFAULT_MAX_S[..2]
                 .iter()
                 .map(|&max_s| RelayConfig { max_s, pin: None })
