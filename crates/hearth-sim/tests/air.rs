@@ -106,6 +106,11 @@ fn link_ack_tells_whether_the_frame_arrived() {
     // Delivered: acked, even though b's application is not receiving right now.
     assert!(send(&mut a, B, b"1", true));
     assert!(send(&mut a, B, b"2", true));
+    // b's receive thread counts an ack just after sending it: a's wait may end first.
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    while b.stats().acks_sent < 2 && std::time::Instant::now() < until {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
     assert_eq!(b.stats().acks_sent, 2);
     assert_eq!(recv(&mut b, 500).unwrap().bytes(), b"1");
     assert_eq!(recv(&mut b, 500).unwrap().bytes(), b"2");
