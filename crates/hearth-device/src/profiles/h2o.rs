@@ -581,6 +581,8 @@ impl<E: I2c, S: I2c, C: PulseCounter, D: DelayNs> H2o<E, S, C, D> {
                 let skip = ip.chars().count().saturating_sub(8);
                 ip.chars().skip(skip).collect()
             }
+            // The runtime tells whether the broker is reachable, not the address.
+            None if self.net.mqtt_up => String::from("net up"),
             None => String::from("no net"),
         };
         let mqtt = if self.net.mqtt_up {
@@ -661,6 +663,10 @@ fn set_bit(map: &mut u32, bit: u32, on: bool) {
 impl<E: I2c, S: I2c, C: PulseCounter, D: DelayNs> super::Profile for H2o<E, S, C, D> {
     fn name(&self) -> &'static str {
         "h2o"
+    }
+
+    fn online(&mut self, online: bool) {
+        self.net.mqtt_up = online;
     }
 
     fn register(&mut self, pubs: &mut Publications, now: Millis) {
