@@ -206,9 +206,18 @@ impl<SCK: OutputPin, DOUT: InputPin<Error = SCK::Error>, D: DelayNs> PeripheralA
                     }
                     Ok(true) => {}
                 }
-                self.settling = false;
+                let first = core::mem::replace(&mut self.settling, false);
                 self.waiting_since = now;
                 self.next = now + POLL_EVERY;
+                if first {
+                    // The first conversion after power-up is clocked out and thrown away, as the
+                    // reference's driver did: its gain is whatever a stray SCK edge while
+                    // settling selected (25 pulses select channel A, gain 128 for the next).
+                    if self.hx.read_raw().await.is_err() {
+                        self.finish(Reading::Malfunction(MF_READ), now).await;
+                    }
+                    return AppAction::Continue;
+                }
                 match self.hx.read_raw().await {
                     Ok(raw) => match calibrate(raw, self.settings.a, self.settings.b)
                         .map(|kg| self.filter.push(kg))
