@@ -295,6 +295,17 @@ fn start_watchdog(policy: Arc<Mutex<LoopWatchdog>>, grace: Millis, timeout: Mill
 }
 
 /// Read environment messages from the board; the board going away powers the device off.
+/// Parse `fault` for the chip model `chip` and apply it with `set`, logging either way.
+fn set_fault<F: std::str::FromStr<Err = String>>(chip: &str, fault: &str, set: impl FnOnce(F)) {
+    match fault.parse::<F>() {
+        Ok(f) => {
+            console(&format!("environment: sensor {chip} {fault}"));
+            set(f);
+        }
+        Err(e) => console(&format!("environment: {e}")),
+    }
+}
+
 fn start_env_reader(link: Arc<Link>, faults: Arc<Faults>, chips: Chips) {
     let Chips {
         bus,
@@ -334,13 +345,9 @@ fn start_env_reader(link: Arc<Link>, faults: Arc<Faults>, chips: Chips) {
                     onewire.set_all_temperatures(c);
                 }
                 Ok(EnvMsg::Sensor(chip, fault)) if chip == "onewire" => {
-                    match fault.parse::<hearth_simchips::OneWireFault>() {
-                        Ok(f) => {
-                            console(&format!("environment: sensor onewire {fault}"));
-                            onewire.set_bus_fault(f);
-                        }
-                        Err(e) => console(&format!("environment: {e}")),
-                    }
+                    set_fault::<hearth_simchips::OneWireFault>(&chip, &fault, |f| {
+                        onewire.set_bus_fault(f)
+                    })
                 }
                 Ok(EnvMsg::Tank(mask)) => {
                     console(&format!("environment: tank switches wet {mask:#06x}"));
@@ -364,22 +371,12 @@ fn start_env_reader(link: Arc<Link>, faults: Arc<Faults>, chips: Chips) {
                     shiftreg.set_input_level(k, !on);
                 }
                 Ok(EnvMsg::Sensor(chip, fault)) if chip == "flow" => {
-                    match fault.parse::<hearth_simchips::FlowFault>() {
-                        Ok(f) => {
-                            console(&format!("environment: sensor flow {fault}"));
-                            flow.set_fault(f);
-                        }
-                        Err(e) => console(&format!("environment: {e}")),
-                    }
+                    set_fault::<hearth_simchips::FlowFault>(&chip, &fault, |f| flow.set_fault(f))
                 }
                 Ok(EnvMsg::Sensor(chip, fault)) if chip == "shiftreg" => {
-                    match fault.parse::<hearth_simchips::ShiftRegFault>() {
-                        Ok(f) => {
-                            console(&format!("environment: sensor shiftreg {fault}"));
-                            shiftreg.set_fault(f);
-                        }
-                        Err(e) => console(&format!("environment: {e}")),
-                    }
+                    set_fault::<hearth_simchips::ShiftRegFault>(&chip, &fault, |f| {
+                        shiftreg.set_fault(f)
+                    })
                 }
                 Ok(EnvMsg::Press(encoder, address, button)) => {
                     let e = match encoder.as_str() {
@@ -391,31 +388,14 @@ fn start_env_reader(link: Arc<Link>, faults: Arc<Faults>, chips: Chips) {
                     ));
                     ook.press(e, address, button);
                 }
-                Ok(EnvMsg::Sensor(chip, fault)) if chip == "ook" => match fault.parse::<OokFault>()
-                {
-                    Ok(f) => {
-                        console(&format!("environment: sensor ook {fault}"));
-                        ook.set_fault(f);
-                    }
-                    Err(e) => console(&format!("environment: {e}")),
-                },
+                Ok(EnvMsg::Sensor(chip, fault)) if chip == "ook" => {
+                    set_fault::<OokFault>(&chip, &fault, |f| ook.set_fault(f))
+                }
                 Ok(EnvMsg::Sensor(chip, fault)) if chip == "pzem" => {
-                    match fault.parse::<hearth_simchips::ChipFault>() {
-                        Ok(f) => {
-                            console(&format!("environment: sensor pzem {fault}"));
-                            pzem.set_fault(f);
-                        }
-                        Err(e) => console(&format!("environment: {e}")),
-                    }
+                    set_fault::<hearth_simchips::ChipFault>(&chip, &fault, |f| pzem.set_fault(f))
                 }
                 Ok(EnvMsg::Sensor(chip, fault)) if chip == "hx711" => {
-                    match fault.parse::<Hx711Fault>() {
-                        Ok(f) => {
-                            console(&format!("environment: sensor hx711 {f}"));
-                            hx711.set_fault(f);
-                        }
-                        Err(e) => console(&format!("environment: {e}")),
-                    }
+                    set_fault::<Hx711Fault>(&chip, &fault, |f| hx711.set_fault(f))
                 }
                 Ok(EnvMsg::Sensor(chip, fault)) => {
                     match hearth_simchips::parse_sensor_fault(&chip, &fault) {
