@@ -1,7 +1,9 @@
-//! `hearth-netnow` is the ESP-NOW secure link of Hearth. This first step holds the
-//! reference-compatible **wire format v2**: the frame codec and its crypto, sans-IO (no radio,
-//! no clock, no RNG: the caller passes the IV and gets bytes back). The central and peripheral
-//! state machines come later.
+//! `hearth-netnow` is the ESP-NOW secure link of Hearth, sans-IO (no radio, no clock, no RNG:
+//! the caller passes time and randomness in and carries frames out). This module holds the
+//! reference-compatible **wire format v2**: the frame codec and its crypto. The **central** and
+//! **peripheral** state machines are in [`central`] and [`peripheral`], over one codec for both
+//! formats ([`link`]); `docs/NETNOW.md` describes the protocol and its differences from the
+//! reference.
 //!
 //! Hearth's own **wire format v3** (ChaCha20-Poly1305, HKDF-SHA256 key schedule, per-sender
 //! identity and counter) is in [`v3`]; [`v3::version`] tells the two formats apart.

@@ -1,8 +1,8 @@
 //! **Wire format v3** (Hearth's own, not understood by reference devices): ChaCha20-Poly1305
 //! frames under keys derived with HKDF-SHA256, a per-sender identity and a per-sender counter.
 //! This module is the frame codec and key schedule only, sans-IO like v2. Replay caches and the
-//! counter bookkeeping are in [`crate::replay`]; the central / peripheral state machines come
-//! later.
+//! counter bookkeeping are in [`crate::replay`]; the roles that use them are
+//! [`crate::central`] and [`crate::peripheral`].
 //!
 //! ```
 //! use hearth_netnow::v3::{decode, encode, DecodeBuf, Frame, Keys, SenderId};
