@@ -52,6 +52,10 @@ pub trait Network {
     async fn down(&mut self);
     /// Does the link report being up (associated and addressed)?
     fn link_up(&mut self) -> bool;
+    /// The interface's IPv4 address while it has one (for displays and logs).
+    fn address(&mut self) -> Option<core::net::Ipv4Addr> {
+        None
+    }
     /// Open a TCP stream to `host:port` (name resolution included). The caller bounds the time.
     /// A read that returns 0 bytes on the stream must be reported as an error (the peer closed),
     /// never as `Ok(0)`, so the session ends instead of spinning.

@@ -173,7 +173,7 @@ where
             Some(NetAction::Connect) => net.up().await,
             Some(NetAction::Disconnect) => {
                 if session.take().is_some() {
-                    profile.online(false);
+                    profile.online(false, None);
                     end_session(
                         &mut mqttsup,
                         &mut retry_at,
@@ -236,7 +236,7 @@ where
                     }
                     Err(e) => {
                         session = None;
-                        profile.online(false);
+                        profile.online(false, None);
                         end_session(
                             &mut mqttsup,
                             &mut retry_at,
@@ -270,7 +270,7 @@ where
                     mqttsup.connected(now);
                     board.console("mqtt connected");
                     board.status(DeviceStatus::Online);
-                    profile.online(true);
+                    profile.online(true, net.address());
                     // Discovery goes out first thing on the next turn (the count changed).
                     announced = 0;
                     session = Some(client);
@@ -340,7 +340,7 @@ where
         };
         if let Some(e) = failure {
             session = None;
-            profile.online(false);
+            profile.online(false, None);
             end_session(
                 &mut mqttsup,
                 &mut retry_at,

@@ -83,6 +83,11 @@ impl Network for SimNetwork {
         self.link.generation.fetch_add(1, Ordering::SeqCst);
     }
 
+    fn address(&mut self) -> Option<core::net::Ipv4Addr> {
+        // The simulated station reaches the broker over loopback.
+        self.link_up().then_some(core::net::Ipv4Addr::LOCALHOST)
+    }
+
     fn link_up(&mut self) -> bool {
         self.associated_at.is_some_and(|t| now() >= t) && self.link.wifi() != Wifi::Down
     }

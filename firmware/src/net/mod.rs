@@ -206,6 +206,11 @@ impl Network for StackNetwork {
         }
     }
 
+    fn address(&mut self) -> Option<Ipv4Addr> {
+        // embassy-net's address is core::net's, as of embassy-net 0.9.
+        self.stack.config_v4().map(|c| c.address.address())
+    }
+
     fn link_up(&mut self) -> bool {
         let s = LINK.get();
         let up = s.wanted && s.carrier && self.stack.is_link_up() && self.stack.is_config_up();

@@ -581,7 +581,7 @@ impl<E: I2c, S: I2c, C: PulseCounter, D: DelayNs> H2o<E, S, C, D> {
                 let skip = ip.chars().count().saturating_sub(8);
                 ip.chars().skip(skip).collect()
             }
-            // The runtime tells whether the broker is reachable, not the address.
+            // Online, but the network did not say its address.
             None if self.net.mqtt_up => String::from("net up"),
             None => String::from("no net"),
         };
@@ -665,8 +665,11 @@ impl<E: I2c, S: I2c, C: PulseCounter, D: DelayNs> super::Profile for H2o<E, S, C
         "h2o"
     }
 
-    fn online(&mut self, online: bool) {
+    fn online(&mut self, online: bool, address: Option<core::net::Ipv4Addr>) {
         self.net.mqtt_up = online;
+        if online {
+            self.net.ip = address.map(|a| format!("{a}"));
+        }
     }
 
     fn register(&mut self, pubs: &mut Publications, now: Millis) {

@@ -191,8 +191,9 @@ pub trait Profile {
     fn wants_reboot(&self) -> Option<&'static str> {
         None
     }
-    /// The broker session came up (`true`) or was lost (`false`); for displays showing it.
-    fn online(&mut self, _online: bool) {}
+    /// The broker session came up (`true`, with the interface's address if the network knows
+    /// it) or was lost (`false`); for displays showing it.
+    fn online(&mut self, _online: bool, _address: Option<core::net::Ipv4Addr>) {}
 }
 
 #[cfg(test)]

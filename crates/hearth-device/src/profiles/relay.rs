@@ -730,8 +730,8 @@ pub const PANEL_EVERY: Millis = 500;
 
 /// The relays with the reference's optional SSD1306 panel (`relaydisplay 1`): per relay a
 /// 12×12 square at x 0, y 16·i, filled and blinking while the relay is on, an outline when
-/// off; at x 20 the network (`net up` / `no net`: the device does not learn its address),
-/// `MQTT up` / `MQTT down` and the uptime `D:HH:MM:SS`. A display that is absent or fails is
+/// off; at x 20 the last 8 characters of the IP address (`no net` offline, `net up` if the
+/// network does not say it), `MQTT up` / `MQTT down` and the uptime `D:HH:MM:SS`. A display that is absent or fails is
 /// logged once and left alone, as in the reference; the relays never depend on it.
 pub struct RelayPanel<'s, P, F: NorFlash, I, C = RuntimeClock> {
     relay: Relay<'s, P, F, C>,
@@ -740,6 +740,7 @@ pub struct RelayPanel<'s, P, F: NorFlash, I, C = RuntimeClock> {
     next_draw: Millis,
     boot: Millis,
     online: bool,
+    address: Option<String>,
 }
 
 impl<'s, P: OutputPin, F: NorFlash, I: I2c, C: Clock> RelayPanel<'s, P, F, I, C> {
@@ -752,6 +753,7 @@ impl<'s, P: OutputPin, F: NorFlash, I: I2c, C: Clock> RelayPanel<'s, P, F, I, C>
             next_draw: now,
             boot: now,
             online: false,
+            address: None,
         }
     }
 
@@ -794,8 +796,12 @@ impl<'s, P: OutputPin, F: NorFlash, I: I2c, C: Clock> RelayPanel<'s, P, F, I, C>
             self.initialised = true;
         }
         let marks = self.relay.display_marks(now);
-        let mut lines = display_text(None, self.online, now.saturating_sub(self.boot));
-        if self.online {
+        let mut lines = display_text(
+            self.address.as_deref(),
+            self.online,
+            now.saturating_sub(self.boot),
+        );
+        if self.online && self.address.is_none() {
             lines[0] = String::from("net up");
         }
         Self::draw(display, &marks, &lines);
@@ -845,8 +851,11 @@ impl<P: OutputPin, F: NorFlash, I: I2c, C: Clock> super::Profile for RelayPanel<
         self.relay.entities()
     }
 
-    fn online(&mut self, online: bool) {
+    fn online(&mut self, online: bool, address: Option<core::net::Ipv4Addr>) {
         self.online = online;
+        if online {
+            self.address = address.map(|a| format!("{a}"));
+        }
     }
 }
 
@@ -1150,9 +1159,30 @@ mod tests {
         assert!(panel.pixel(5, 16 + 5), "relay 1 filled");
         assert!(panel.pixel(0, 0) && panel.pixel(11, 11), "relay 0 outlined");
         assert!(!panel.pixel(5, 5), "relay 0 empty inside");
-        // The text column holds something (network, MQTT, uptime).
-        assert!((20..128).any(|x| (0..8).any(|y| panel.pixel(x, y))));
-        assert_eq!(panel.next_work(), PANEL_EVERY);
+        // The text column: offline first, then the address's last 8 characters once online.
+        let line = |panel: &RelayPanel<'_, FakePin, TestFlash, Bus, TestClock>, y: i32| {
+            (0..18)
+                .map_while(|k| {
+                    let x = 20 + 6 * k;
+                    let mut columns = [0u8; ssd1306::font::GLYPH_WIDTH];
+                    for (dx, c) in columns.iter_mut().enumerate() {
+                        for dy in 0..ssd1306::font::GLYPH_HEIGHT {
+                            if panel.pixel(x + dx as i32, y + dy as i32) {
+                                *c |= 1 << dy;
+                            }
+                        }
+                    }
+                    ssd1306::font::recognise(columns)
+                })
+                .collect::<String>()
+        };
+        assert_eq!(line(&panel, 0).trim_end(), "no net");
+        assert_eq!(line(&panel, 12).trim_end(), "MQTT down");
+        panel.online(true, Some(core::net::Ipv4Addr::new(192, 168, 10, 42)));
+        block_on(panel.work(PANEL_EVERY, &mut pubs));
+        assert_eq!(line(&panel, 0).trim_end(), "68.10.42");
+        assert_eq!(line(&panel, 12).trim_end(), "MQTT up");
+        assert_eq!(panel.next_work(), 2 * PANEL_EVERY, "redrawn every 500 ms");
         // Without a display the relays carry on and the panel stops trying.
         let r = relay(&p, &store, &RelaySettings::default(), &clock, &mut pubs);
         let mut dark = RelayPanel::new(r, Bus(false), 0);
