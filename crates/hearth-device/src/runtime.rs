@@ -143,9 +143,10 @@ where
     let mut mqttsup = MqttSupervisor::new(settings.mqtt, now);
     let mut retry_at: Millis = now;
     let mut session: Option<MqttClient<'static, N::Socket>> = None;
-    // How many discovery configs were published on this session (the profile may add entities,
-    // e.g. a forwarder hearing a new sender; they are announced when the count changes).
-    let mut announced = 0usize;
+    // The profile's entities version announced on this session (`None`: not yet). A profile
+    // may add entities, e.g. a forwarder hearing a new sender; they are announced when the
+    // version changes.
+    let mut announced: Option<usize> = None;
 
     loop {
         let now = now_ms();
@@ -227,10 +228,11 @@ where
 
         // MQTT. Discovery first: after every CONNACK, and whenever the profile's entities change.
         if let Some(client) = session.as_mut() {
-            if profile.entities().len() + CORE_ENTITIES != announced {
+            let version = profile.entities_version();
+            if announced != Some(version) {
                 match announce(client, board, profile, &topics).await {
                     Ok(n) => {
-                        announced = n;
+                        announced = Some(version);
                         mqttsup.sent(now_ms());
                         board.console(&format!("discovery: {n} entities announced"));
                     }
@@ -271,8 +273,8 @@ where
                     board.console("mqtt connected");
                     board.status(DeviceStatus::Online);
                     profile.online(true, net.address());
-                    // Discovery goes out first thing on the next turn (the count changed).
-                    announced = 0;
+                    // Discovery goes out first thing on the next turn.
+                    announced = None;
                     session = Some(client);
                 }
                 outcome => {
@@ -535,9 +537,6 @@ async fn end_session<B: Board, F: NorFlash>(
 }
 
 /// Run `fut` for at most `limit` ms inside a permitted blocking window of the watchdog.
-/// How many entities [`core_entities`] declares.
-const CORE_ENTITIES: usize = 2;
-
 /// The entities every appliance has: uptime and the reason of the last boot.
 fn core_entities() -> alloc::vec::Vec<Entity> {
     alloc::vec![

@@ -64,6 +64,23 @@ impl<'b> Reader<'b> {
     }
 }
 
+/// The data body, the same in both formats: `ts(12) ‖ tid(12) ‖ payload`.
+pub(crate) fn data(body: &[u8]) -> Result<(Timestamp, Tid, &[u8]), BodyError> {
+    let mut r = Reader::new(body);
+    let ts = r.ts()?;
+    let tid = r.tid()?;
+    Ok((ts, tid, r.rest()))
+}
+
+/// The ping body, the same in both formats: exactly `ts(12) ‖ tid(12)`.
+pub(crate) fn ping(body: &[u8]) -> Result<(Timestamp, Tid), BodyError> {
+    let mut r = Reader::new(body);
+    let ts = r.ts()?;
+    let tid = r.tid()?;
+    r.end()?;
+    Ok((ts, tid))
+}
+
 /// The timestamp body: `subtype(1) ‖ ttid(12) ‖ ts(12) ‖ extra`.
 pub(crate) fn timestamp(body: &[u8]) -> Result<(TsSubtype<'_>, Tid, Timestamp), BodyError> {
     let mut r = Reader::new(body);

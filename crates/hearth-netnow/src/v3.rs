@@ -490,22 +490,15 @@ fn parse_body(frame_type: u8, body: &[u8]) -> Result<Frame<'_>, DecodeError> {
     let mut r = Reader::new(body);
     match frame_type {
         TYPE_DATA => {
-            let ts = r.ts()?;
-            let tid = r.tid()?;
-            Ok(Frame::Data {
-                ts,
-                tid,
-                payload: r.rest(),
-            })
+            let (ts, tid, payload) = body::data(body)?;
+            Ok(Frame::Data { ts, tid, payload })
         }
         TYPE_TIMESTAMP => {
             let (subtype, ttid, ts) = body::timestamp(body)?;
             Ok(Frame::Timestamp { subtype, ttid, ts })
         }
         TYPE_PING => {
-            let ts = r.ts()?;
-            let tid = r.tid()?;
-            r.end()?;
+            let (ts, tid) = body::ping(body)?;
             Ok(Frame::Ping { ts, tid })
         }
         TYPE_PAIR_REQUEST => {

@@ -257,6 +257,10 @@ impl super::Profile for Forwarder<'_> {
         }
     }
 
+    fn entities_version(&self) -> usize {
+        self.senders.len()
+    }
+
     fn entities(&self) -> Vec<Entity> {
         let shared: &[&str] = match self.flavor {
             Flavor::ScaleManager => &["Weight", "Malfunction"],

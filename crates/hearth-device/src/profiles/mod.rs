@@ -182,9 +182,15 @@ pub trait Profile {
     }
     /// What Home Assistant should show of this appliance (its discovery entities). Items
     /// registered later (e.g. per ESP-NOW sender) may be added; the runtime asks again at
-    /// every connection.
+    /// every connection and whenever [`entities_version`](Self::entities_version) changes.
     fn entities(&self) -> alloc::vec::Vec<hearth_core::discovery::Entity> {
         alloc::vec::Vec::new()
+    }
+    /// Changes whenever [`entities`](Self::entities) would return a different set. Cheap: the
+    /// runtime reads it every loop turn. Appliances whose entities never change keep the
+    /// default.
+    fn entities_version(&self) -> usize {
+        0
     }
     /// Whether the appliance needs a reboot to recover (its hardware stayed broken too long),
     /// and why, for the log. The runtime checks after every [`work`](Self::work).

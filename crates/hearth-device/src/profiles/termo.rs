@@ -449,6 +449,11 @@ impl<T: Thermometers> super::Profile for Termo<T> {
             .and_then(|s| s.report(now))
     }
 
+    fn entities_version(&self) -> usize {
+        // Sensors are only ever added (a rescan finds new ROMs), so the count is a version.
+        self.sensors.len()
+    }
+
     fn entities(&self) -> Vec<Entity> {
         let mut v: Vec<Entity> = self
             .sensors
