@@ -155,6 +155,15 @@ pub enum SealError {
     V3(v3::EncodeError),
 }
 
+impl core::fmt::Display for SealError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            SealError::V2(e) => write!(f, "{e}"),
+            SealError::V3(e) => write!(f, "{e}"),
+        }
+    }
+}
+
 /// Scratch space for [`Codec::open`]; opened payloads borrow from it.
 pub struct Scratch {
     v2: DecodeBuf,

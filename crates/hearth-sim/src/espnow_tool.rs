@@ -14,6 +14,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hearth_device::platform::{BROADCAST, RADIO_MAX_FRAME};
+use hearth_netnow::link::{Codec, Msg, Version};
 use hearth_netnow::v3;
 use hearth_netnow::{GroupId, Key, Tid, Timestamp, TsSubtype, MAX_FRAME_LEN, TID_LEN};
 
@@ -688,74 +689,46 @@ fn build(what: &Payload) -> Result<Vec<u8>, Failure> {
             kind,
         } => (secrets, version, sender, counter, kind),
     };
-    let (psk, group) = (secrets.psk.as_bytes(), secrets.group.as_bytes());
-    let mut out = [0u8; MAX_FRAME_LEN];
-    let len = if *version == 3 {
-        let frame = match kind {
-            FrameArgs::Data { payload, ts, tid } => v3::Frame::Data {
-                ts: timestamp(*ts),
-                tid: tid_or_random(*tid)?,
-                payload,
-            },
-            FrameArgs::Ts {
-                subtype: s,
-                ts,
-                ttid,
-            } => v3::Frame::Timestamp {
-                subtype: ts_subtype(s),
-                ttid: tid_or_random(*ttid)?,
-                ts: timestamp(*ts),
-            },
-            FrameArgs::Ping { ts, tid } => v3::Frame::Ping {
-                ts: timestamp(Some(*ts)),
-                tid: tid_or_random(*tid)?,
-            },
-            FrameArgs::PairReq { challenge } => v3::Frame::PairRequest {
-                challenge: tid_or_random(*challenge)?,
-            },
-            FrameArgs::Wakeup { tid } => v3::Frame::Wakeup {
-                tid: tid_or_random(*tid)?,
-            },
-        };
-        let keys = v3::Keys::derive(psk, group);
-        let counter = counter.unwrap_or_else(|| (unix_ms() as u64).min(v3::MAX_COUNTER));
-        v3::encode(&frame, &keys, &v3::SenderId(*sender), counter, &mut out)
-            .map_err(|e| (2, e.to_string()))?
-    } else {
-        let frame = match kind {
-            FrameArgs::Data { payload, ts, tid } => hearth_netnow::Frame::Data {
-                ts: timestamp(*ts),
-                tid: tid_or_random(*tid)?,
-                payload,
-            },
-            FrameArgs::Ts {
-                subtype: s,
-                ts,
-                ttid,
-            } => hearth_netnow::Frame::Timestamp {
-                subtype: ts_subtype(s),
-                ttid: tid_or_random(*ttid)?,
-                ts: timestamp(*ts),
-            },
-            FrameArgs::Ping { ts, tid } => hearth_netnow::Frame::Ping {
-                ts: timestamp(Some(*ts)),
-                tid: tid_or_random(*tid)?,
-            },
-            FrameArgs::PairReq { .. } => hearth_netnow::Frame::PairRequest,
-            FrameArgs::Wakeup { tid } => hearth_netnow::Frame::Wakeup {
-                tid: tid_or_random(*tid)?,
-            },
-        };
-        let iv = random()?;
-        hearth_netnow::encode(
-            &frame,
-            &Key::from_psk(psk),
-            &GroupId::from_name(group),
-            &iv,
-            &mut out,
-        )
-        .map_err(|e| (2, e.to_string()))?
+    let msg = match kind {
+        FrameArgs::Data { payload, ts, tid } => Msg::Data {
+            ts: timestamp(*ts),
+            tid: tid_or_random(*tid)?,
+            payload,
+        },
+        FrameArgs::Ts {
+            subtype: s,
+            ts,
+            ttid,
+        } => Msg::Timestamp {
+            subtype: ts_subtype(s),
+            ttid: tid_or_random(*ttid)?,
+            ts: timestamp(*ts),
+        },
+        FrameArgs::Ping { ts, tid } => Msg::Ping {
+            ts: timestamp(Some(*ts)),
+            tid: tid_or_random(*tid)?,
+        },
+        // v2 sends zeros in place of the challenge.
+        FrameArgs::PairReq { challenge } => Msg::PairRequest {
+            challenge: tid_or_random(*challenge)?,
+        },
+        FrameArgs::Wakeup { tid } => Msg::Wakeup {
+            tid: tid_or_random(*tid)?,
+        },
     };
+    let wire = if *version == 3 {
+        Version::V3
+    } else {
+        Version::V2
+    };
+    let codec = Codec::new(wire, secrets.psk.as_bytes(), secrets.group.as_bytes());
+    // v3 takes the counter (the wall clock by default, so it rises between runs), v2 the IV.
+    let counter = counter.unwrap_or_else(|| (unix_ms() as u64).min(v3::MAX_COUNTER));
+    let iv = random()?;
+    let mut out = [0u8; MAX_FRAME_LEN];
+    let len = codec
+        .seal(&msg, &v3::SenderId(*sender), counter, &iv, &mut out)
+        .map_err(|e| (2, e.to_string()))?;
     Ok(out[..len].to_vec())
 }
 
