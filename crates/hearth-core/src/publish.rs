@@ -258,8 +258,45 @@ impl Publications {
     }
 }
 
+/// A reading written with a fixed number of decimals, never as a negative zero.
+///
+/// `format!("{:.2}", -0.001)` gives `-0.00`, which dashboards show as a negative weight or
+/// temperature; `Fixed(-0.001, 2)` gives `0.00`. Non-finite values print as Rust prints them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Fixed(pub f32, pub usize);
+
+impl core::fmt::Display for Fixed {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let Fixed(value, decimals) = *self;
+        // Half of the last printed digit, so whatever rounds to zero prints as zero.
+        const HALF_ULP: [f32; 7] = [0.5, 0.05, 0.005, 0.000_5, 0.000_05, 0.000_005, 0.000_000_5];
+        let value = match HALF_ULP.get(decimals) {
+            Some(half) if value.abs() < *half => 0.0,
+            None if value == 0.0 => 0.0,
+            _ => value,
+        };
+        write!(f, "{value:.decimals$}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn fixed_never_prints_a_negative_zero() {
+        use alloc::format;
+        assert_eq!(format!("{}", Fixed(-0.001, 2)), "0.00");
+        assert_eq!(format!("{}", Fixed(-0.004_9, 2)), "0.00");
+        assert_eq!(format!("{}", Fixed(-0.006, 2)), "-0.01");
+        assert_eq!(format!("{}", Fixed(-0.04, 1)), "0.0");
+        assert_eq!(format!("{}", Fixed(-0.06, 1)), "-0.1");
+        assert_eq!(format!("{}", Fixed(-0.0, 1)), "0.0");
+        assert_eq!(format!("{}", Fixed(-0.0, 9)), "0.000000000");
+        assert_eq!(format!("{}", Fixed(-0.4, 0)), "0");
+        assert_eq!(format!("{}", Fixed(21.345, 1)), "21.3");
+        assert_eq!(format!("{}", Fixed(-12.5, 2)), "-12.50");
+        assert_eq!(format!("{}", Fixed(f32::NAN, 1)), "NaN");
+    }
     use super::*;
     use alloc::string::ToString;
 

@@ -104,6 +104,8 @@ pub fn parse_payload(flavor: Flavor, payload: &[u8]) -> Result<(usize, String), 
     let value = value.trim();
     match (flavor, leaf) {
         (Flavor::ScaleManager, "Weight") => match value.parse::<f32>() {
+            // A peer that prints a tiny negative reading as "-0.00" is forwarded as "0.00".
+            Ok(w) if w == 0.0 => Ok((0, value.trim_start_matches('-').into())),
             Ok(w) if w.is_finite() => Ok((0, value.into())),
             _ => Err(Reject::BadValue(value.into())),
         },
@@ -300,6 +302,14 @@ mod tests {
         assert_eq!(
             parse_payload(sm, b"stat/LPScale/Weight\n12.5"),
             Ok((0, "12.5".into()))
+        );
+        assert_eq!(
+            parse_payload(sm, b"stat/LPScale/Weight\n-0.00"),
+            Ok((0, "0.00".into()))
+        );
+        assert_eq!(
+            parse_payload(sm, b"stat/LPScale/Weight\n-0.25"),
+            Ok((0, "-0.25".into()))
         );
         assert_eq!(
             parse_payload(sm, b"stat/Kitchen/Malfunction\n8"),

@@ -23,6 +23,7 @@ use alloc::string::String;
 use embedded_hal::digital::{InputPin, OutputPin};
 use embedded_hal_async::delay::DelayNs;
 use hearth_config::Config;
+use hearth_core::publish::Fixed;
 use hearth_core::{Millis, MINUTE, SECOND};
 use hearth_drivers::hx711::{Hx711, SETTLING_TIME_MS};
 use hearth_netnow::link::Entropy;
@@ -145,7 +146,7 @@ impl<SCK: OutputPin, DOUT: InputPin<Error = SCK::Error>, D: DelayNs> ScaleSensor
 
     fn payload(&self, r: Reading) -> String {
         match r {
-            Reading::Weight(kg) => format!("stat/{}/Weight\n{kg:.2}", self.settings.name),
+            Reading::Weight(kg) => format!("stat/{}/Weight\n{}", self.settings.name, Fixed(kg, 2)),
             Reading::Malfunction(code) => {
                 format!("stat/{}/Malfunction\n{code}", self.settings.name)
             }

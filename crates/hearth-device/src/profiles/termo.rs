@@ -29,7 +29,7 @@ use alloc::vec::Vec;
 
 use hearth_config::{Config, KeySpec};
 use hearth_core::discovery::Entity;
-use hearth_core::publish::{PubId, PubSpec, Publications};
+use hearth_core::publish::{Fixed, PubId, PubSpec, Publications};
 use hearth_core::{Millis, MINUTE, SECOND};
 use hearth_drivers::ds18x20::{Family, Thermometers};
 use hearth_drivers::onewire::Rom;
@@ -198,7 +198,7 @@ impl Sensor {
                 x
             }
         };
-        Some(format!("{value:.1}"))
+        Some(format!("{}", Fixed(value, 1)))
     }
 }
 

@@ -9,7 +9,7 @@ use alloc::string::String;
 use embedded_hal_async::delay::DelayNs;
 use embedded_hal_async::i2c::I2c;
 use hearth_core::discovery::Entity;
-use hearth_core::publish::{PubId, PubSpec, Publications};
+use hearth_core::publish::{Fixed, PubId, PubSpec, Publications};
 use hearth_core::{Millis, MINUTE, SECOND};
 use hearth_drivers::bme280::{Address, Bme280};
 use hearth_drivers::hdc1080::Hdc1080;
@@ -220,7 +220,7 @@ impl<H: I2c, B: I2c, D: DelayNs> super::Profile for Weather<H, B, D> {
     fn evaluate(&mut self, id: PubId, _now: Millis) -> Option<String> {
         let ids = self.ids;
         if Some(id) == ids.temperature {
-            self.temperature.map(|t| format!("{t:.1}"))
+            self.temperature.map(|t| format!("{}", Fixed(t, 1)))
         } else if Some(id) == ids.humidity {
             self.humidity.map(|h| format!("{h:.1}"))
         } else if Some(id) == ids.pressure {
