@@ -99,11 +99,29 @@ pub struct EspBoard {
     shown: Option<DeviceStatus>,
     /// The sleep controller.
     low_power: LowPower<'static>,
+    /// The update slots, when the partition table has them.
+    slots: Option<FirmwareSlots>,
 }
+
+/// The chip name update manifests must carry (`hearth ota` reads it from the image header).
+#[cfg(feature = "esp32c3")]
+pub const CHIP_ID: &str = "esp32c3";
+/// The chip name update manifests must carry (`hearth ota` reads it from the image header).
+#[cfg(feature = "esp32c6")]
+pub const CHIP_ID: &str = "esp32c6";
+
+/// The update slots on the shared flash.
+pub type FirmwareSlots =
+    hearth_ota::Slots<embassy_embedded_hal::adapter::BlockingAsync<crate::flash::SharedFlash>>;
 
 impl EspBoard {
     /// A board whose last reset was `reset`, sharing `policy` with the watchdog feeder.
-    pub fn new(reset: HardwareReset, policy: &'static SharedPolicy, lpwr: LPWR<'static>) -> Self {
+    pub fn new(
+        reset: HardwareReset,
+        policy: &'static SharedPolicy,
+        lpwr: LPWR<'static>,
+        slots: Option<FirmwareSlots>,
+    ) -> Self {
         let mut id = [0u8; 6];
         id.copy_from_slice(esp_hal::efuse::base_mac_address().as_bytes());
         Self {
@@ -113,6 +131,7 @@ impl EspBoard {
             id,
             shown: None,
             low_power: LowPower::new(lpwr),
+            slots,
         }
     }
 
@@ -122,6 +141,16 @@ impl EspBoard {
 }
 
 impl Board for EspBoard {
+    type Slots = embassy_embedded_hal::adapter::BlockingAsync<crate::flash::SharedFlash>;
+
+    fn slots(&mut self) -> Option<&mut FirmwareSlots> {
+        self.slots.as_mut()
+    }
+
+    fn chip(&self) -> &str {
+        CHIP_ID
+    }
+
     fn hardware_reset(&self) -> HardwareReset {
         self.reset
     }

@@ -49,6 +49,7 @@ mod appliances;
 mod board;
 mod config;
 mod fatal;
+mod flash;
 mod led;
 mod net;
 mod partitions;
@@ -81,9 +82,11 @@ use hearth_core::supervisor::LoopWatchdog;
 use hearth_core::SECOND;
 use hearth_device::link::{run_central, run_peripheral, CentralPort, LinkSettings};
 use hearth_device::profiles::forwarder::{Flavor, Forwarder};
+use hearth_device::profiles::safe::SafeMode;
 use hearth_device::profiles::scale_sensor::ScaleSensor;
 use hearth_device::profiles::tnowp::TNowP;
 use hearth_device::profiles::Plan;
+use hearth_device::update::BootMode;
 use hearth_storage::{keys, KvStore};
 use static_cell::StaticCell;
 
@@ -235,6 +238,27 @@ async fn main(spawner: Spawner) -> ! {
     };
 
     // The key-value store.
+    let flash = flash::SharedFlash::new(flash);
+    let slots = match layout.ota.clone() {
+        Ok((ota, running)) => {
+            log::info!(
+                "update slots at {:#x} and {:#x} ({} KiB each), otadata at {:#x}; running slot {running}",
+                ota.slots[0],
+                ota.slots[1],
+                ota.slot_size / 1024,
+                ota.otadata
+            );
+            Some(hearth_ota::Slots::new(
+                BlockingAsync::new(flash),
+                ota,
+                running,
+            ))
+        }
+        Err(why) => {
+            log::warn!("{why}");
+            None
+        }
+    };
     let mut store = match KvStore::open(BlockingAsync::new(flash), layout.store.range()).await {
         Ok(store) => store,
         Err(e) => {
@@ -330,8 +354,16 @@ async fn main(spawner: Spawner) -> ! {
                 }
             };
 
-            let mut board = make_board(spawner, dogs, &timings, hardware_reset, p.LPWR);
+            let mut board = make_board(spawner, dogs, &timings, hardware_reset, p.LPWR, slots);
             let store = hearth_device::store::shared(store);
+            let mut settings = settings;
+            settings.boot_mode =
+                hearth_device::update::boot(&mut board, &store, &settings.update).await;
+            if let BootMode::Safe { boots } = settings.boot_mode {
+                log::warn!("safe mode: {boots} boots in a row did not become healthy");
+                let mut profile = SafeMode::new(&loaded.config.profile);
+                hearth_device::run(settings, &mut net, &mut board, &store, &mut profile).await
+            }
             match app {
                 MqttApp::Central(flavor, link, mut radio) => {
                     let seed = hearth_device::Board::seed(&mut board);
@@ -379,7 +411,7 @@ async fn main(spawner: Spawner) -> ! {
                 Ok(radio) => radio,
                 Err(message) => fatal::reset_later(&message, &mut dogs, &mut store).await,
             };
-            let mut board = make_board(spawner, dogs, &timings, hardware_reset, p.LPWR);
+            let mut board = make_board(spawner, dogs, &timings, hardware_reset, p.LPWR, slots);
             let store = hearth_device::store::shared(store);
             match scale {
                 Some((settings, hx711)) => {
@@ -414,6 +446,7 @@ fn make_board(
     timings: &Timings,
     hardware_reset: HardwareReset,
     lpwr: LPWR<'static>,
+    slots: Option<board::FirmwareSlots>,
 ) -> EspBoard {
     let policy: &'static SharedPolicy = POLICY.init(Mutex::new(RefCell::new(LoopWatchdog::new(
         now_ms(),
@@ -433,7 +466,7 @@ fn make_board(
             watchdog::feeder(dogs, policy, plan).expect("the watchdog feeder is spawned once"),
         );
     }
-    let board = EspBoard::new(hardware_reset, policy, lpwr);
+    let board = EspBoard::new(hardware_reset, policy, lpwr, slots);
     log::info!(
         "device MAC {}, heap free {} bytes",
         board::mac_string(&hearth_device::Board::unique_id(&board)),

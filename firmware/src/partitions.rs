@@ -77,6 +77,52 @@ pub struct Layout {
     pub store: Region,
     /// The config blob.
     pub config: Region,
+    /// otadata and the two app slots, and the slot that booted; `None` (with the reason) when
+    /// the table lacks them or the app did not boot from one of them.
+    pub ota: Result<(hearth_ota::Layout, u8), String>,
+}
+
+/// ESP-IDF partition type `app`, subtypes `ota_0` and `ota_1`; data subtype `ota`.
+const TYPE_APP: u8 = 0x00;
+const SUBTYPE_OTA_0: u8 = 0x10;
+const SUBTYPE_OTA_1: u8 = 0x11;
+const SUBTYPE_OTADATA: u8 = 0x00;
+
+/// The update slots of `table`, and which one booted.
+fn ota_layout(table: &partitions::PartitionTable<'_>) -> Result<(hearth_ota::Layout, u8), String> {
+    let find = |ty: u8, sub: u8, what: &str| {
+        table
+            .iter()
+            .find(|e| e.raw_type() == ty && e.raw_subtype() == sub)
+            .ok_or_else(|| format!("the partition table has no {what} partition: updates are off"))
+    };
+    let otadata = find(TYPE_DATA, SUBTYPE_OTADATA, "otadata")?;
+    let slot0 = find(TYPE_APP, SUBTYPE_OTA_0, "ota_0")?;
+    let slot1 = find(TYPE_APP, SUBTYPE_OTA_1, "ota_1")?;
+    if otadata.len() < hearth_ota::otadata::OTADATA_LEN {
+        return Err(String::from(
+            "otadata is smaller than two sectors: updates are off",
+        ));
+    }
+    let booted = table
+        .booted_partition()
+        .map_err(|e| format!("cannot tell the booted partition: {e}"))?
+        .ok_or("the booted partition is not in the table")?;
+    let running = if booted.offset() == slot0.offset() {
+        0
+    } else if booted.offset() == slot1.offset() {
+        1
+    } else {
+        return Err(String::from(
+            "the app did not boot from ota_0 or ota_1: updates are off",
+        ));
+    };
+    let layout = hearth_ota::Layout {
+        otadata: otadata.offset(),
+        slots: [slot0.offset(), slot1.offset()],
+        slot_size: slot0.len().min(slot1.len()),
+    };
+    Ok((layout, running))
 }
 
 /// Read the partition table and find Hearth's partitions. Every problem is described in the
@@ -113,5 +159,6 @@ pub fn find(flash: &mut FlashStorage<'_>) -> Result<Layout, String> {
             ));
         }
     }
-    Ok(Layout { store, config })
+    let ota = ota_layout(&table);
+    Ok(Layout { store, config, ota })
 }

@@ -30,6 +30,15 @@ pub enum RebootReason {
     /// The appliance asked for it: its hardware stayed broken for too long (termo's 15
     /// minutes without a reading).
     Appliance,
+    /// A new firmware image was installed and selected.
+    Update,
+    /// The running image failed its trial (not healthy in time, or reset before it was), and
+    /// the previous one was selected again.
+    Rollback,
+    /// A new config was installed.
+    Config,
+    /// Leaving safe mode on command.
+    SafeModeExit,
 }
 
 impl RebootReason {
@@ -41,6 +50,10 @@ impl RebootReason {
             Self::Command => "command: reboot requested",
             Self::Fault => "fault: unrecoverable runtime error",
             Self::Appliance => "appliance: unrecoverable malfunction",
+            Self::Update => "update: new firmware installed",
+            Self::Rollback => "rollback: new firmware failed its trial",
+            Self::Config => "config: new config installed",
+            Self::SafeModeExit => "safe mode: leaving on command",
         }
     }
 }

@@ -12,8 +12,9 @@ pub mod runtime;
 pub mod session;
 pub mod settings;
 pub mod store;
+pub mod update;
 
-pub use platform::{Board, DeviceStatus, NetError, Network};
+pub use platform::{Board, DeviceStatus, NetError, Network, NoSlots};
 pub use profiles::Profile;
 pub use runtime::run;
 pub use settings::Settings;

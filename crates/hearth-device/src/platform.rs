@@ -62,9 +62,55 @@ pub trait Network {
     async fn connect(&mut self, host: &str, port: u16) -> Result<Self::Socket, NetError>;
 }
 
-/// The board: reset, reset cause, watchdog feeding, identity, entropy.
+/// The flash of a board without update slots: it cannot be made, so `Board::slots` of such a
+/// board can only say `None`.
+#[derive(Debug)]
+pub enum NoSlots {}
+
+impl embedded_storage_async::nor_flash::ErrorType for NoSlots {
+    type Error = embedded_storage_async::nor_flash::NorFlashErrorKind;
+}
+
+impl embedded_storage_async::nor_flash::ReadNorFlash for NoSlots {
+    const READ_SIZE: usize = 1;
+    async fn read(&mut self, _: u32, _: &mut [u8]) -> Result<(), Self::Error> {
+        match *self {}
+    }
+    fn capacity(&self) -> usize {
+        match *self {}
+    }
+}
+
+impl embedded_storage_async::nor_flash::NorFlash for NoSlots {
+    const WRITE_SIZE: usize = 1;
+    const ERASE_SIZE: usize = 1;
+    async fn erase(&mut self, _: u32, _: u32) -> Result<(), Self::Error> {
+        match *self {}
+    }
+    async fn write(&mut self, _: u32, _: &[u8]) -> Result<(), Self::Error> {
+        match *self {}
+    }
+}
+
+/// The board: reset, reset cause, watchdog feeding, identity, entropy, and the firmware's
+/// update slots.
 #[allow(async_fn_in_trait)]
 pub trait Board {
+    /// The flash holding the update slots ([`NoSlots`] for a board without them).
+    type Slots: embedded_storage_async::nor_flash::NorFlash;
+    /// The firmware's two app slots and otadata, when the board has them.
+    fn slots(&mut self) -> Option<&mut hearth_ota::Slots<Self::Slots>>;
+    /// The chip name update images must be built for (`esp32c3`, `esp32c6`, `sim`).
+    fn chip(&self) -> &str;
+    /// Store `text` as the config used from the next boot, atomically: after a power cut the
+    /// board has either the old config or the new one, whole.
+    async fn store_config(&mut self, _text: &str) -> Result<(), alloc::string::String> {
+        Err("this board cannot store a config".into())
+    }
+    /// The panic message that ended the previous run, if it ended in one.
+    fn last_panic(&mut self) -> Option<alloc::string::String> {
+        None
+    }
     /// What the hardware says about the last reset.
     fn hardware_reset(&self) -> HardwareReset;
     /// Reset now. The runtime has stored the reason already.

@@ -7,6 +7,7 @@
 use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::String;
+use alloc::vec::Vec;
 use core::future::Future;
 
 use embassy_futures::select::{select, Either};
@@ -30,6 +31,7 @@ use crate::profiles::Profile;
 use crate::session::{self, Incoming, MqttClient};
 use crate::settings::Settings;
 pub use crate::store::SharedStore;
+use crate::update::{BootMode, Handled, Updater};
 
 /// The loop comes around at least this often, even with nothing to do.
 pub const LOOP_PERIOD: Millis = SECOND;
@@ -104,6 +106,9 @@ where
     };
     pubs.offer(items.reboot_reason, boot, Some(reason.clone()), true);
     pubs.log(format!("boot: reason {reason}"));
+    let safe_mode = matches!(settings.boot_mode, BootMode::Safe { .. });
+    let mut updater = Updater::new(settings.update.clone(), safe_mode, &mut pubs, boot);
+    updater.start(board, store, &mut pubs, &reason, boot).await;
     profile.register(&mut pubs, boot);
     let mut stress: u64 = match store_stress_read(store).await {
         Ok(Some(n)) => {
@@ -205,6 +210,16 @@ where
             board.console(&format!("{}: {why}", profile.name()));
             reboot(board, store, RebootReason::Appliance).await;
         }
+        updater
+            .tick(
+                board,
+                store,
+                &mut pubs,
+                now_ms() - boot,
+                session.is_some(),
+                now_ms(),
+            )
+            .await;
         let now = now_ms();
         while let Some((id, force)) = pubs.due(now) {
             let value = if id == items.uptime {
@@ -334,7 +349,7 @@ where
         let failure = serve(client, &mut mqttsup, &mut pubs, board, &topics, deadline).await;
         let failure = match failure {
             Ok(Some(cmd)) => {
-                handle_command(cmd, &mut pubs, board, store, profile, &topics).await;
+                handle_command(cmd, &mut pubs, board, store, profile, &topics, &mut updater).await;
                 None
             }
             Ok(None) => None,
@@ -360,7 +375,7 @@ where
 /// A command that arrived and passed the retained-flag check.
 struct Command {
     leaf: String,
-    payload: String,
+    payload: Vec<u8>,
 }
 
 /// One turn of an established session: keepalive, drain the queue, then wait for a packet
@@ -452,13 +467,6 @@ where
                 pubs.log(line);
                 return Ok(None);
             }
-            let payload = match String::from_utf8(payload) {
-                Ok(p) => p,
-                Err(_) => {
-                    pubs.log(format!("ignored {leaf}: payload is not UTF-8"));
-                    return Ok(None);
-                }
-            };
             Ok(Some(Command {
                 leaf: leaf.into(),
                 payload,
@@ -467,6 +475,7 @@ where
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn handle_command<B: Board, F: NorFlash, P: Profile>(
     cmd: Command,
     pubs: &mut Publications,
@@ -474,46 +483,144 @@ async fn handle_command<B: Board, F: NorFlash, P: Profile>(
     store: &SharedStore<F>,
     profile: &mut P,
     topics: &Topics,
+    updater: &mut Updater,
 ) {
-    board.console(&format!("command {} {:?}", cmd.leaf, cmd.payload));
-    let payload = cmd.payload.trim();
-    match cmd.leaf.as_str() {
+    let now = now_ms();
+    let leaf = cmd.leaf.as_str();
+    // Signed envelopes and image chunks are binary.
+    let handled = updater
+        .command(
+            leaf,
+            &cmd.payload,
+            board,
+            store,
+            pubs,
+            topics.name(),
+            profile.name(),
+            now,
+        )
+        .await;
+    let (payload, signed) = match handled {
+        Handled::Yes => return,
+        Handled::Signed(text) => (text, true),
+        Handled::No => match String::from_utf8(cmd.payload) {
+            Ok(p) => (p, false),
+            Err(_) => {
+                pubs.log(format!("ignored {leaf}: payload is not UTF-8"));
+                return;
+            }
+        },
+    };
+    board.console(&format!("command {leaf} {payload:?}"));
+    let payload = payload.trim();
+    if signed {
+        return ota_command(payload, true, pubs, board, store, profile, topics, updater).await;
+    }
+    match leaf {
         "Refresh" => {
             if !payload.is_empty() {
                 pubs.refresh();
             }
         }
-        "OTA" => match payload {
-            "reboot" => reboot(board, store, RebootReason::Command).await,
-            "stats" => {
-                let net = counter(store, keys::CONNLOST).await;
-                let mqtt = counter(store, keys::MQTTLOST).await;
-                let boots = counter(store, keys::BOOT_COUNT).await;
-                pubs.log(format!(
-                    "connlost events net {net} mqtt {mqtt} boots {boots}"
-                ));
-            }
-            "resetstats" => {
-                let a = store.lock().await.set_u32(keys::CONNLOST, 0).await;
-                let b = store.lock().await.set_u32(keys::MQTTLOST, 0).await;
-                pubs.log(match (a, b) {
-                    (Ok(()), Ok(())) => String::from("stats reset"),
-                    (Err(e), _) | (_, Err(e)) => format!("stats reset failed: {e}"),
-                });
-            }
-            "getversion" => pubs.log(format!(
-                "hearth {} profile {} device {}",
-                board.version(),
-                profile.name(),
-                topics.name()
-            )),
-            other => pubs.log(format!("unsupported OTA command {other:?}")),
-        },
+        "OTA" => ota_command(payload, false, pubs, board, store, profile, topics, updater).await,
         leaf => {
             if !profile.command(leaf, payload, pubs).await {
                 pubs.log(format!("unknown command {leaf}"));
             }
         }
+    }
+}
+
+/// The reference's `cmnd/<name>/OTA` commands, plain or signed (`cmnd/<name>/Signed`). With
+/// an `otakey`, the ones that change the device must be signed; the others answer anyone.
+/// Answers go to `stat/<name>/OTA` (and the log).
+#[allow(clippy::too_many_arguments)]
+async fn ota_command<B: Board, F: NorFlash, P: Profile>(
+    command: &str,
+    signed: bool,
+    pubs: &mut Publications,
+    board: &mut B,
+    store: &SharedStore<F>,
+    profile: &mut P,
+    topics: &Topics,
+    updater: &mut Updater,
+) {
+    let now = now_ms();
+    let changes = matches!(command, "reboot" | "resetstats" | "normal");
+    if changes && !signed && updater.has_key() {
+        updater.answer(
+            pubs,
+            now,
+            format!(
+                "{command} refused: it changes the device, so it must be signed (hearth cmd --key)"
+            ),
+        );
+        return;
+    }
+    match command {
+        "reboot" => {
+            updater.answer(pubs, now, String::from("rebooting"));
+            updater.reboot_soon(RebootReason::Command, now);
+        }
+        "normal" => {
+            let _ = store.lock().await.set_u32(keys::UNHEALTHY_BOOTS, 0).await;
+            updater.answer(pubs, now, String::from("leaving safe mode: rebooting"));
+            updater.reboot_soon(RebootReason::SafeModeExit, now);
+        }
+        "stats" => {
+            let net = counter(store, keys::CONNLOST).await;
+            let mqtt = counter(store, keys::MQTTLOST).await;
+            let boots = counter(store, keys::BOOT_COUNT).await;
+            let unhealthy = counter(store, keys::UNHEALTHY_BOOTS).await;
+            updater.answer(
+                pubs,
+                now,
+                format!(
+                    "connlost events net {net} mqtt {mqtt} boots {boots} unhealthy {unhealthy}"
+                ),
+            );
+        }
+        "resetstats" => {
+            let a = store.lock().await.set_u32(keys::CONNLOST, 0).await;
+            let b = store.lock().await.set_u32(keys::MQTTLOST, 0).await;
+            let text = match (a, b) {
+                (Ok(()), Ok(())) => String::from("stats reset"),
+                (Err(e), _) | (_, Err(e)) => format!("stats reset failed: {e}"),
+            };
+            updater.answer(pubs, now, text);
+        }
+        "getversion" => updater.answer(
+            pubs,
+            now,
+            format!(
+                "hearth {} chip {} profile {} device {}",
+                board.version(),
+                board.chip(),
+                profile.name(),
+                topics.name()
+            ),
+        ),
+        "reason" => {
+            let text = format!("last reboot: {}", updater.boot_reason());
+            updater.answer(pubs, now, text);
+        }
+        "panic" => {
+            let text = match board.last_panic() {
+                Some(p) => format!("last panic: {p}"),
+                None => String::from("no panic recorded"),
+            };
+            updater.answer(pubs, now, text);
+        }
+        "partitions" => {
+            let text = updater.partitions(board).await;
+            updater.answer(pubs, now, text);
+        }
+        "keepversion" => updater.answer(
+            pubs,
+            now,
+            String::from("keepversion: not needed, a new firmware confirms itself once healthy"),
+        ),
+        other => updater.answer(pubs, now, format!("unsupported OTA command {other:?}")),
     }
 }
 
@@ -634,7 +741,7 @@ async fn counter<F: NorFlash>(store: &SharedStore<F>, key: keys::Key) -> u32 {
 }
 
 /// Store the reason, then reset. A failed store is reported but does not stop the reset.
-async fn reboot<B: Board, F: NorFlash>(
+pub(crate) async fn reboot<B: Board, F: NorFlash>(
     board: &mut B,
     store: &SharedStore<F>,
     reason: RebootReason,

@@ -28,6 +28,10 @@ pub struct Settings {
     pub uptime_eval: Millis,
     /// `Uptime` forced publication period.
     pub uptime_force: Millis,
+    /// Updates, trial, safe mode (`otakey`, `otaconfirm`, `otatrial`, `safemode`).
+    pub update: crate::update::UpdateSettings,
+    /// How this boot runs; the platform sets it from [`crate::update::boot`].
+    pub boot_mode: crate::update::BootMode,
 }
 
 impl Settings {
@@ -44,15 +48,19 @@ impl Settings {
             start_delay_max: 10 * SECOND,
             uptime_eval: MINUTE,
             uptime_force: 30 * MINUTE,
+            update: crate::update::UpdateSettings::default(),
+            boot_mode: crate::update::BootMode::Normal,
         }
     }
 }
 
 /// Why a valid config still cannot run the MQTT runtime.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SettingsError {
     /// `ssid (none)`: there is no network, so there is no broker to talk to.
     NoNetwork,
+    /// The update keys contradict each other.
+    Update(String),
 }
 
 impl core::fmt::Display for SettingsError {
@@ -61,6 +69,7 @@ impl core::fmt::Display for SettingsError {
             Self::NoNetwork => f.write_str(
                 "`ssid (none)` disables the network, but this profile needs MQTT; set ssid and mqttbroker",
             ),
+            Self::Update(e) => f.write_str(e),
         }
     }
 }
@@ -102,6 +111,8 @@ impl Settings {
         settings.start_delay_max = s(t.start_delay_s);
         settings.uptime_eval = s(t.uptime_eval_s);
         settings.uptime_force = s(t.uptime_force_s);
+        settings.update =
+            crate::update::UpdateSettings::from_config(config).map_err(SettingsError::Update)?;
         Ok(settings)
     }
 }

@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use crate::fleet::BrokerArgs;
+
 /// Usage text.
 pub const USAGE: &str = "\
 hearth — reliable home-automation appliances, simulated on your PC
@@ -27,6 +29,20 @@ usage:
       show a board's serial log
   hearth config check FILE
       validate a config.txt; prints every error with its line and exits non-zero
+  hearth keygen --out PATH
+      make an ed25519 key pair for signed updates: PATH (secret), PATH.pub, and the
+      `otakey` line for the devices' configs
+  hearth image --version X.Y.Z [--appliance NAME] [--health ok|never|crash] [--size BYTES] --out FILE
+      build a simulator firmware image (to try updates and rollback without a board)
+  hearth ota (DEVICE[,DEVICE...] | --all) IMAGE --key KEY [--appliance NAME] [--window N] [--no-wait] [BROKER]
+      signed update over MQTT with a progress bar; resumes after a disconnect or a reboot;
+      waits until each device confirms the new image (or rolls back)
+  hearth cmd DEVICE COMMAND... [--key KEY] [BROKER]
+      reboot, reason, panic, stats, resetstats, getversion, partitions, keepversion, normal;
+      prints the answer (commands that change a device with an otakey must be signed: --key)
+  hearth config push DEVICE FILE --key KEY [--no-local-check] [BROKER]
+      send a signed config; the device validates it, stores it atomically and reboots
+      (BROKER: --broker HOST:PORT --user U --password P; default $HEARTH_BROKER or 127.0.0.1:1883)
   hearth espnow sniff [--air NAME|PATH] [--psk PSK --group NAME] [--version 2|3] [--count N] [--for SECONDS]
       print every frame of the simulated ESP-NOW air (all channels), decoded with PSK and group
   hearth espnow send [--air NAME|PATH] --channel C [--from MAC] [--to MAC|broadcast]
@@ -38,6 +54,11 @@ usage:
   hearth espnow air [--air NAME|PATH] [--loss PERCENT] [--rssi DBM]
       show or set the air's frame loss (0..=100 %) and signal strength (-100..=0 dBm)
       (every espnow command: the air is $HEARTH_AIR, else `default`, unless --air is given)
+  hearth mon [--broker HOST:PORT] [--user U] [--password P] [--for SECONDS] [DEVICE]
+      print every message on DEVICE's topics (stat/, tele/, cmnd/DEVICE/#), or on all topics,
+      as `TOPIC PAYLOAD` until Ctrl-C (or for SECONDS); the broker is $HEARTH_BROKER
+      (HOST:PORT or HOST), else 127.0.0.1:1883, and the login $HEARTH_MQTT_USER /
+      $HEARTH_MQTT_PASSWORD, unless the flags are given
   hearth help | --help | --version";
 
 /// A parsed command line.
@@ -102,6 +123,72 @@ pub enum Cli {
     },
     /// `hearth espnow`: sniff, send on, or configure the simulated ESP-NOW air.
     Espnow(crate::espnow_tool::Command),
+    /// `hearth mon`: print the messages of one device, or of every device, from the broker.
+    Mon {
+        /// The broker and its login.
+        broker: BrokerArgs,
+        /// Only this device's `stat/`, `tele/` and `cmnd/` topics; `None` = every topic.
+        device: Option<String>,
+        /// Stop after this many seconds; `None` = until Ctrl-C.
+        seconds: Option<u64>,
+    },
+    /// `hearth keygen --out PATH`.
+    Keygen {
+        /// Secret key file (the public key goes to PATH.pub).
+        out: PathBuf,
+    },
+    /// `hearth image`: build a simulator firmware image.
+    Image {
+        /// What the image says about itself.
+        info: crate::firmware::ImageInfo,
+        /// Its size in bytes.
+        size: usize,
+        /// Output file.
+        out: PathBuf,
+    },
+    /// `hearth ota`: signed update of one device, a list, or every online device.
+    Ota {
+        /// The broker and its login.
+        broker: BrokerArgs,
+        /// The devices (empty with `all`).
+        devices: Vec<String>,
+        /// Every device announcing itself online.
+        all: bool,
+        /// The image file.
+        image: PathBuf,
+        /// The secret key.
+        key: PathBuf,
+        /// Override of the appliance the image is for.
+        appliance: Option<String>,
+        /// Chunks in flight.
+        window: u32,
+        /// Wait for the device to confirm the new image.
+        wait: bool,
+    },
+    /// `hearth cmd DEVICE COMMAND...`.
+    Cmd {
+        /// The broker and its login.
+        broker: BrokerArgs,
+        /// The device.
+        device: String,
+        /// The command line.
+        command: String,
+        /// Sign it with this key.
+        key: Option<PathBuf>,
+    },
+    /// `hearth config push DEVICE FILE --key K`.
+    ConfigPush {
+        /// The broker and its login.
+        broker: BrokerArgs,
+        /// The device.
+        device: String,
+        /// The config file.
+        file: PathBuf,
+        /// The secret key.
+        key: PathBuf,
+        /// Validate the file here before sending it.
+        local_check: bool,
+    },
     /// Help.
     Help,
     /// Version.
@@ -131,8 +218,303 @@ fn config_and_state<'a>(
     Ok((config, state))
 }
 
+/// The broker flags shared by the commands that talk to the fleet through its broker:
+/// `--broker HOST:PORT`, `--user U`, `--password P`. Returns whether `flag` is one of them (its
+/// value is then taken from `it` and stored in `broker`).
+pub fn broker_flag<'a>(
+    flag: &str,
+    it: &mut impl Iterator<Item = &'a str>,
+    broker: &mut BrokerArgs,
+) -> Result<bool, String> {
+    match flag {
+        "--broker" => {
+            let v = value(it, flag)?;
+            (broker.host, broker.port) =
+                BrokerArgs::parse_broker(v).map_err(|e| format!("--broker: {e}"))?;
+        }
+        "--user" => {
+            let v = value(it, flag)?;
+            if v.is_empty() {
+                return Err("--user needs a user name".into());
+            }
+            broker.user = Some(v.to_string());
+        }
+        "--password" => broker.password = Some(value(it, flag)?.to_string()),
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// The broker of one command line: the defaults from the environment
+/// ([`BrokerArgs::from_vars`]) overridden by the flags ([`broker_flag`]). A malformed
+/// `$HEARTH_BROKER` is an error only when `--broker` does not replace it.
+pub struct BrokerFlags {
+    args: BrokerArgs,
+    env_error: Option<String>,
+    broker_given: bool,
+}
+
+impl BrokerFlags {
+    /// Start from the environment, read through `env`.
+    pub fn new(env: &dyn Fn(&str) -> Option<String>) -> Self {
+        match BrokerArgs::from_vars(env) {
+            Ok(args) => Self {
+                args,
+                env_error: None,
+                broker_given: false,
+            },
+            Err(e) => Self {
+                args: BrokerArgs::from_vars(&|k| {
+                    if k == crate::fleet::BROKER_ENV {
+                        None
+                    } else {
+                        env(k)
+                    }
+                })
+                .unwrap_or_default(),
+                env_error: Some(e),
+                broker_given: false,
+            },
+        }
+    }
+
+    /// Take `flag` (and its value from `it`) if it is a broker flag; see [`broker_flag`].
+    pub fn flag<'a>(
+        &mut self,
+        flag: &str,
+        it: &mut impl Iterator<Item = &'a str>,
+    ) -> Result<bool, String> {
+        let used = broker_flag(flag, it, &mut self.args)?;
+        self.broker_given |= used && flag == "--broker";
+        Ok(used)
+    }
+
+    /// The broker to use, once every flag is read.
+    pub fn finish(self) -> Result<BrokerArgs, String> {
+        if let (Some(e), false) = (self.env_error, self.broker_given) {
+            return Err(format!("{e} (or give --broker HOST:PORT)"));
+        }
+        if self.args.password.is_some() && self.args.user.is_none() {
+            return Err(
+                "a password needs a user name: give --user U (or set HEARTH_MQTT_USER)".into(),
+            );
+        }
+        Ok(self.args)
+    }
+}
+
+fn parse_mon<'a>(
+    mut it: impl Iterator<Item = &'a str>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Cli, String> {
+    let mut broker = BrokerFlags::new(env);
+    let mut device: Option<String> = None;
+    let mut seconds = None;
+    while let Some(a) = it.next() {
+        if broker.flag(a, &mut it)? {
+            continue;
+        }
+        match a {
+            "--for" => {
+                let v = value(&mut it, a)?;
+                seconds = Some(
+                    v.parse()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| format!("--for expects a number of seconds, got {v:?}"))?,
+                );
+            }
+            flag if flag.starts_with('-') => {
+                return Err(format!("unknown flag {flag:?} for `mon`"));
+            }
+            name => {
+                if let Some(first) = &device {
+                    return Err(format!(
+                        "`mon` watches one device, got {first:?} and {name:?}"
+                    ));
+                }
+                if name.contains(['/', '+', '#']) {
+                    return Err(format!(
+                        "device name {name:?} must not contain '/', '+' or '#'"
+                    ));
+                }
+                device = Some(name.to_string());
+            }
+        }
+    }
+    Ok(Cli::Mon {
+        broker: broker.finish()?,
+        device,
+        seconds,
+    })
+}
+
+/// The fleet commands that change devices.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Fleet {
+    Ota,
+    Cmd,
+    ConfigPush,
+}
+
+fn device_name(name: &str) -> Result<String, String> {
+    if name.is_empty() || name.contains(['/', '+', '#']) || name.chars().any(char::is_whitespace) {
+        return Err(format!(
+            "device name {name:?} must not be empty or contain '/', '+', '#' or spaces"
+        ));
+    }
+    Ok(name.to_string())
+}
+
+fn parse_fleet<'a>(
+    which: Fleet,
+    mut it: impl Iterator<Item = &'a str>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Cli, String> {
+    let (name, usage) = match which {
+        Fleet::Ota => (
+            "ota",
+            "hearth ota (DEVICE[,DEVICE...] | --all) IMAGE --key KEY",
+        ),
+        Fleet::Cmd => ("cmd", "hearth cmd DEVICE COMMAND... [--key KEY]"),
+        Fleet::ConfigPush => ("config push", "hearth config push DEVICE FILE --key KEY"),
+    };
+    let mut broker = BrokerFlags::new(env);
+    let mut words: Vec<&str> = Vec::new();
+    let mut key = None;
+    let mut all = false;
+    let mut appliance = None;
+    let mut window = 4u32;
+    let mut wait = true;
+    let mut local_check = true;
+    while let Some(a) = it.next() {
+        if broker.flag(a, &mut it)? {
+            continue;
+        }
+        match (a, which) {
+            ("--key", _) => key = Some(PathBuf::from(value(&mut it, a)?)),
+            ("--all", Fleet::Ota) => all = true,
+            ("--appliance", Fleet::Ota) => appliance = Some(value(&mut it, a)?.to_string()),
+            ("--window", Fleet::Ota) => {
+                let v = value(&mut it, a)?;
+                window = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=64).contains(n))
+                    .ok_or_else(|| format!("--window expects 1..=64 chunks, got {v:?}"))?;
+            }
+            ("--no-wait", Fleet::Ota) => wait = false,
+            ("--no-local-check", Fleet::ConfigPush) => local_check = false,
+            // Everything after the command's first word is the command line, flags or not.
+            (w, Fleet::Cmd) if words.len() >= 2 || !w.starts_with('-') => words.push(w),
+            (flag, _) if flag.starts_with('-') => {
+                return Err(format!(
+                    "unknown flag {flag:?} for `{name}`; usage: {usage}"
+                ))
+            }
+            (w, _) => words.push(w),
+        }
+    }
+    let broker = broker.finish()?;
+    let missing = || format!("usage: {usage}");
+    match which {
+        Fleet::Ota => {
+            let (devices, image) = match (all, words.as_slice()) {
+                (true, [image]) => (Vec::new(), *image),
+                (false, [devices, image]) => (
+                    devices
+                        .split(',')
+                        .map(device_name)
+                        .collect::<Result<Vec<_>, _>>()?,
+                    *image,
+                ),
+                _ => return Err(missing()),
+            };
+            Ok(Cli::Ota {
+                broker,
+                devices,
+                all,
+                image: PathBuf::from(image),
+                key: key.ok_or("`ota` needs --key KEY (the secret key from `hearth keygen`)")?,
+                appliance,
+                window,
+                wait,
+            })
+        }
+        Fleet::Cmd => match words.split_first() {
+            Some((device, command)) if !command.is_empty() => Ok(Cli::Cmd {
+                broker,
+                device: device_name(device)?,
+                command: command.join(" "),
+                key,
+            }),
+            _ => Err(missing()),
+        },
+        Fleet::ConfigPush => match words.as_slice() {
+            [device, file] => Ok(Cli::ConfigPush {
+                broker,
+                device: device_name(device)?,
+                file: PathBuf::from(file),
+                key: key.ok_or("`config push` needs --key KEY (configs are signed)")?,
+                local_check,
+            }),
+            _ => Err(missing()),
+        },
+    }
+}
+
+fn parse_image<'a>(mut it: impl Iterator<Item = &'a str>) -> Result<Cli, String> {
+    use crate::firmware::{Health, ImageInfo};
+    let mut version = None;
+    let mut appliance = hearth_ota::manifest::ALL_APPLIANCES.to_string();
+    let mut health = Health::Ok;
+    let mut size = 64 * 1024;
+    let mut out = None;
+    while let Some(a) = it.next() {
+        let v = value(&mut it, a)?;
+        match a {
+            "--version" => {
+                hearth_ota::Version::parse(v)
+                    .ok_or_else(|| format!("--version expects MAJOR.MINOR.PATCH, got {v:?}"))?;
+                version = Some(v.to_string());
+            }
+            "--appliance" => appliance = v.to_string(),
+            "--health" => {
+                health = Health::parse(v)
+                    .ok_or_else(|| format!("--health expects ok, never or crash, got {v:?}"))?
+            }
+            "--size" => {
+                size = v
+                    .parse()
+                    .ok()
+                    .ok_or_else(|| format!("--size expects a number of bytes, got {v:?}"))?
+            }
+            "--out" => out = Some(PathBuf::from(v)),
+            other => return Err(format!("unknown flag {other:?} for `image`")),
+        }
+    }
+    let usage = "usage: hearth image --version X.Y.Z [--appliance NAME] [--health ok|never|crash] [--size BYTES] --out FILE";
+    Ok(Cli::Image {
+        info: ImageInfo {
+            version: version.ok_or(usage)?,
+            appliance,
+            health,
+        },
+        size,
+        out: out.ok_or(usage)?,
+    })
+}
+
 /// Parse the arguments after the program name.
 pub fn parse(args: &[String]) -> Result<Cli, String> {
+    parse_with_env(args, &|k| std::env::var(k).ok())
+}
+
+/// [`parse`] with the environment variables (`$HEARTH_BROKER`, ...) looked up by `env`.
+pub fn parse_with_env(
+    args: &[String],
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Cli, String> {
     let mut it = args.iter().map(String::as_str);
     match it.next() {
         None | Some("help" | "--help" | "-h") => Ok(Cli::Help),
@@ -260,13 +642,29 @@ pub fn parse(args: &[String]) -> Result<Cli, String> {
                 port,
             })
         }
-        Some("config") => match (it.next(), it.next(), it.next()) {
-            (Some("check"), Some(file), None) => Ok(Cli::ConfigCheck {
-                file: PathBuf::from(file),
-            }),
-            _ => Err("usage: hearth config check FILE".into()),
+        Some("config") => match it.next() {
+            Some("check") => match (it.next(), it.next()) {
+                (Some(file), None) => Ok(Cli::ConfigCheck {
+                    file: PathBuf::from(file),
+                }),
+                _ => Err("usage: hearth config check FILE".into()),
+            },
+            Some("push") => parse_fleet(Fleet::ConfigPush, it, env),
+            _ => Err(
+                "usage: hearth config check FILE | hearth config push DEVICE FILE --key KEY".into(),
+            ),
         },
+        Some("ota") => parse_fleet(Fleet::Ota, it, env),
+        Some("cmd") => parse_fleet(Fleet::Cmd, it, env),
+        Some("keygen") => match (it.next(), it.next(), it.next()) {
+            (Some("--out"), Some(out), None) => Ok(Cli::Keygen {
+                out: PathBuf::from(out),
+            }),
+            _ => Err("usage: hearth keygen --out PATH".into()),
+        },
+        Some("image") => parse_image(it),
         Some("espnow") => crate::espnow_tool::parse(it).map(Cli::Espnow),
+        Some("mon") => parse_mon(it, env),
         Some(other) => Err(format!("unknown command {other:?}")),
     }
 }
@@ -355,6 +753,105 @@ mod tests {
             .contains("exactly one"));
         assert!(p("flash monitor").unwrap_err().contains("--port"));
         assert!(p("frobnicate").unwrap_err().contains("frobnicate"));
+    }
+
+    fn pe(s: &str, vars: &[(&str, &str)]) -> Result<Cli, String> {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        parse_with_env(
+            &s.split_whitespace().map(String::from).collect::<Vec<_>>(),
+            &|k| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()),
+        )
+    }
+
+    fn broker(host: &str, port: u16, user: Option<&str>, password: Option<&str>) -> BrokerArgs {
+        BrokerArgs {
+            host: host.into(),
+            port,
+            user: user.map(String::from),
+            password: password.map(String::from),
+        }
+    }
+
+    #[test]
+    fn parses_mon() {
+        assert_eq!(
+            pe("mon", &[]),
+            Ok(Cli::Mon {
+                broker: broker("127.0.0.1", 1883, None, None),
+                device: None,
+                seconds: None
+            })
+        );
+        assert_eq!(
+            pe(
+                "mon --for 5 balcony --broker 10.0.0.2:1884 --user u --password p",
+                &[]
+            ),
+            Ok(Cli::Mon {
+                broker: broker("10.0.0.2", 1884, Some("u"), Some("p")),
+                device: Some("balcony".into()),
+                seconds: Some(5)
+            })
+        );
+        let env = [
+            ("HEARTH_BROKER", "mqtt.lan"),
+            ("HEARTH_MQTT_USER", "eve"),
+            ("HEARTH_MQTT_PASSWORD", "pw"),
+        ];
+        assert_eq!(
+            pe("mon d1", &env),
+            Ok(Cli::Mon {
+                broker: broker("mqtt.lan", 1883, Some("eve"), Some("pw")),
+                device: Some("d1".into()),
+                seconds: None
+            })
+        );
+        // Flags override the environment.
+        assert_eq!(
+            pe("mon --broker [::1]:2000 --user bob", &env),
+            Ok(Cli::Mon {
+                broker: broker("::1", 2000, Some("bob"), Some("pw")),
+                device: None,
+                seconds: None
+            })
+        );
+        // A bad $HEARTH_BROKER is an error unless --broker replaces it.
+        let bad = [("HEARTH_BROKER", "mqtt.lan:0")];
+        assert!(pe("mon", &bad).unwrap_err().contains("HEARTH_BROKER"));
+        assert!(pe("mon --broker h", &bad).is_ok());
+    }
+
+    #[test]
+    fn mon_errors_name_the_problem() {
+        let e = |s: &str| pe(s, &[]).unwrap_err();
+        assert!(e("mon --verbose").contains("unknown flag \"--verbose\""));
+        assert!(e("mon --broker").contains("--broker needs a value"));
+        assert!(e("mon --user").contains("--user needs a value"));
+        assert!(e("mon --password").contains("--password needs a value"));
+        assert!(e("mon --for").contains("--for needs a value"));
+        assert!(e("mon --for 0").contains("--for"));
+        assert!(e("mon --for soon").contains("--for"));
+        assert!(e("mon --broker h:70000").contains("--broker"));
+        assert!(e("mon --broker h:0").contains("port 0"));
+        assert!(e("mon --broker :1883").contains("host is empty"));
+        assert!(e("mon --password p").contains("user name"));
+        assert!(e("mon a b").contains("one device"));
+        assert!(e("mon a/b").contains("'/'"));
+        assert!(e("mon #").contains("'#'"));
+    }
+
+    #[test]
+    fn broker_flag_consumes_only_its_flags() {
+        let mut b = BrokerArgs::default();
+        let mut it = ["h2:99", "rest"].into_iter();
+        assert_eq!(broker_flag("--broker", &mut it, &mut b), Ok(true));
+        assert_eq!((b.host.as_str(), b.port), ("h2", 99));
+        assert_eq!(broker_flag("--for", &mut it, &mut b), Ok(false));
+        assert_eq!(it.next(), Some("rest"));
+        assert!(broker_flag("--user", &mut it, &mut b).is_err());
     }
 
     #[test]

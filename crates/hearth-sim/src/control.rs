@@ -38,6 +38,10 @@ pub enum ControlCmd {
     Status,
     /// Put this load (grams) on the scale's load cell (`load 12.5`, in kg).
     Load(i64),
+    /// From now on the appliance crashes two seconds after boot while the device runs the
+    /// config it runs now (a defect that a config triggers; a different config, e.g. one pushed
+    /// with `hearth config push`, cures it).
+    CrashConfig,
     /// Ask an ESP-NOW peripheral to forget its pairing and scan again (the reference's
     /// `pair.txt`).
     Repair,
@@ -165,6 +169,7 @@ impl ControlCmd {
             ["load", kg] => Ok(Self::Load(grams(kg)?)),
             ["load", ..] => Err("usage: load KG".into()),
             ["repair"] => Ok(Self::Repair),
+            ["crash-config"] => Ok(Self::CrashConfig),
             ["sensor", ..] => Err("usage: sensor CHIP FAULT".into()),
             ["storage-stress", "on"] => Ok(Self::StorageStress(true)),
             ["storage-stress", "off"] => Ok(Self::StorageStress(false)),

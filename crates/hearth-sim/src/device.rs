@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::firmware::Health;
 use hearth_core::reboot::HardwareReset;
 use hearth_core::supervisor::LoopWatchdog;
 use hearth_core::{Millis, SECOND};
@@ -20,12 +21,14 @@ use hearth_device::profiles::forwarder::Forwarder;
 use hearth_device::profiles::h2o::{H2o, H2oSettings};
 use hearth_device::profiles::relay::{Relay, RelayPanel, RelaySettings};
 use hearth_device::profiles::rx433::Rx433;
+use hearth_device::profiles::safe::SafeMode;
 use hearth_device::profiles::scale_sensor::ScaleSensor;
 use hearth_device::profiles::switch::{DirectIo, ShiftIo, Switch, SwitchSettings, Wiring};
 use hearth_device::profiles::termo::{Settings as TermoSettings, Termo};
 use hearth_device::profiles::tnowp::TNowP;
 use hearth_device::profiles::weather::Weather;
 use hearth_device::profiles::Plan;
+use hearth_device::update::BootMode;
 use hearth_device::Board;
 use hearth_drivers::hx711::Hx711;
 use hearth_drivers::shiftreg::{Lines, ShiftRegisters};
@@ -58,6 +61,25 @@ pub const EXIT_WATCHDOG: i32 = 4;
 pub const EXIT_CONFIG: i32 = 2;
 /// Environment variable carrying the reset cause from the board.
 pub const RESET_CAUSE_ENV: &str = "HEARTH_RESET_CAUSE";
+/// A config pushed over MQTT (`hearth config push`), used instead of the `--config` file
+/// from then on, as a board keeps the config it was sent in its flash.
+pub const PUSHED_CONFIG: &str = "pushed-config.txt";
+/// The message of the panic that ended the last run.
+pub const PANIC_FILE: &str = "last-panic.txt";
+/// The fingerprint of a config that makes the appliance crash (`hearth sim ctl DIR crash-config`).
+pub const CRASH_CONFIG_FILE: &str = "crash-config";
+
+/// The fingerprint of a config file's bytes: their SHA-256 in hex.
+pub fn config_fingerprint(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Exit code: neither slot holds a bootable image.
+pub const EXIT_NO_IMAGE: i32 = 6;
 /// The flash file in the state directory.
 pub const FLASH_NAME: &str = "flash.bin";
 /// Size of the simulated key-value partition (16 KiB; the firmware's `hearth` partition has
@@ -139,9 +161,42 @@ pub struct SimBoard {
     seed: u64,
     id: [u8; 6],
     state: PathBuf,
+    /// The booted image's version.
+    version: String,
+    /// The firmware slots.
+    slots: Option<hearth_ota::Slots<FileFlash>>,
+    /// The panic message that ended the previous run.
+    last_panic: Option<String>,
 }
 
 impl Board for SimBoard {
+    type Slots = FileFlash;
+
+    fn slots(&mut self) -> Option<&mut hearth_ota::Slots<FileFlash>> {
+        self.slots.as_mut()
+    }
+
+    fn chip(&self) -> &str {
+        crate::firmware::CHIP
+    }
+
+    async fn store_config(&mut self, text: &str) -> Result<(), String> {
+        // Atomic as on the chip: a whole new file, synced, then renamed over the old one.
+        let path = self.state.join(PUSHED_CONFIG);
+        let tmp = self.state.join(format!("{PUSHED_CONFIG}.new"));
+        let write = || -> std::io::Result<()> {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(text.as_bytes())?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &path)
+        };
+        write().map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    fn last_panic(&mut self) -> Option<String> {
+        self.last_panic.clone()
+    }
+
     fn hardware_reset(&self) -> HardwareReset {
         self.reset
     }
@@ -172,7 +227,7 @@ impl Board for SimBoard {
     }
 
     fn version(&self) -> &str {
-        env!("CARGO_PKG_VERSION")
+        &self.version
     }
 
     async fn housekeeping(&mut self, now: Millis) {
@@ -427,6 +482,8 @@ struct Parts {
     state: PathBuf,
     name: String,
     config: hearth_config::Config,
+    /// The appliance crashes soon after it starts (`crash-config`).
+    crash_appliance: bool,
 }
 
 /// The simulated hardware of every appliance; each run uses the part its profile needs.
@@ -536,6 +593,7 @@ async fn device_task(parts: Parts) {
         state,
         name,
         config,
+        crash_appliance,
     } = parts;
     let Chips {
         bus,
@@ -566,6 +624,27 @@ async fn device_task(parts: Parts) {
     let store = hearth_device::store::shared(store);
     let now = embassy_time::Instant::now().as_millis();
     let seed = board.seed();
+    let plan = match plan {
+        Plan::Mqtt {
+            mut settings,
+            central,
+        } => {
+            settings.boot_mode =
+                hearth_device::update::boot(&mut board, &store, &settings.update).await;
+            if let BootMode::Safe { .. } = settings.boot_mode {
+                let mut profile = SafeMode::new(&config.profile);
+                hearth_device::run(settings, &mut net, &mut board, &store, &mut profile).await
+            }
+            if crash_appliance {
+                std::thread::spawn(|| {
+                    std::thread::sleep(Duration::from_secs(2));
+                    panic!("the appliance crashed: a defect this config triggers (simulated fault crash-config)");
+                });
+            }
+            Plan::Mqtt { settings, central }
+        }
+        other => other,
+    };
     match plan {
         Plan::Mqtt {
             settings,
@@ -691,6 +770,46 @@ async fn device_task(parts: Parts) {
 
 /// `hearth sim-device`: run the device until it resets.
 pub fn run(config: &Path, state: &Path) -> ExitCode {
+    let pushed = state.join(PUSHED_CONFIG);
+    let config = if pushed.exists() {
+        console(&format!(
+            "config: using the config pushed over MQTT ({}) instead of {}",
+            pushed.display(),
+            config.display()
+        ));
+        pushed.as_path()
+    } else {
+        config
+    };
+    // The last panic is kept (as RTC memory would keep it across resets) until a new one.
+    let panic_path = state.join(PANIC_FILE);
+    let last_panic = std::fs::read_to_string(&panic_path).ok();
+    {
+        let panic_path = panic_path.clone();
+        std::panic::set_hook(Box::new(move |info| {
+            let text = info.to_string();
+            console(&format!("panic: {text}"));
+            let _ = std::fs::write(&panic_path, &text);
+            // As on the chip: a panic resets the device.
+            std::process::exit(101);
+        }));
+    }
+    let booted = match embassy_futures::block_on(crate::firmware::boot(state, &mut |l| console(l)))
+    {
+        Ok(b) => b,
+        Err(e) => {
+            console(&format!("bootloader: {e}: the device cannot start"));
+            std::process::exit(EXIT_NO_IMAGE);
+        }
+    };
+    // `hearth sim ctl DIR crash-config`: the appliance crashes with this config.
+    let crash_appliance = match (
+        std::fs::read_to_string(state.join(CRASH_CONFIG_FILE)),
+        std::fs::read(config),
+    ) {
+        (Ok(bad), Ok(bytes)) => bad.trim() == config_fingerprint(&bytes),
+        _ => false,
+    };
     let (config, plan) = match load(config) {
         Ok(v) => v,
         Err(code) => return code,
@@ -800,16 +919,31 @@ pub fn run(config: &Path, state: &Path) -> ExitCode {
         seed,
         id,
         state: state.to_path_buf(),
+        version: booted.info.version.clone(),
+        slots: Some(booted.slots),
+        last_panic,
     };
+    let net = match booted.info.health {
+        Health::Never => SimNetwork::new(link).broken(),
+        _ => SimNetwork::new(link),
+    };
+    if booted.info.health == Health::Crash {
+        let version = booted.info.version.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(3));
+            panic!("firmware {version} crashed (a simulated defect of this image)");
+        });
+    }
     let parts = Parts {
         plan,
-        net: SimNetwork::new(link),
+        net,
         board,
         flash,
         chips,
         state: state.to_path_buf(),
         name: config.mqtt.name.clone(),
         config,
+        crash_appliance,
     };
     let executor = Box::leak(Box::new(embassy_executor::Executor::new()));
     executor.run(move |spawner| {

@@ -12,5 +12,8 @@ pub mod demo;
 pub mod device;
 pub mod env;
 pub mod espnow_tool;
+pub mod firmware;
+pub mod fleet;
 pub mod net;
+pub mod ota_tool;
 pub mod power;

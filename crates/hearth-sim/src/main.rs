@@ -1,4 +1,5 @@
-//! The `hearth` command: demo, simulator, control client, config checker, ESP-NOW air tool.
+//! The `hearth` command: demo, simulator, control client, config checker, ESP-NOW air tool,
+//! broker monitor.
 
 use std::process::ExitCode;
 
@@ -72,6 +73,55 @@ fn main() -> ExitCode {
         ),
         Cli::Monitor { port, baud } => hearth_sim::board::monitor(&port, baud),
         Cli::Espnow(command) => hearth_sim::espnow_tool::run(command),
+        Cli::Mon {
+            broker,
+            device,
+            seconds,
+        } => hearth_sim::fleet::mon(
+            &broker,
+            device.as_deref(),
+            seconds.map(std::time::Duration::from_secs),
+        ),
+        Cli::Keygen { out } => hearth_sim::ota_tool::keygen(&out),
+        Cli::Image { info, size, out } => hearth_sim::ota_tool::image(&info, size, &out),
+        Cli::Ota {
+            broker,
+            devices,
+            all,
+            image,
+            key,
+            appliance,
+            window,
+            wait,
+        } => {
+            let opts = hearth_sim::ota_tool::OtaOptions {
+                window,
+                wait_confirm: wait,
+                ..Default::default()
+            };
+            hearth_sim::ota_tool::ota(
+                &broker,
+                &devices,
+                all,
+                &image,
+                &key,
+                appliance.as_deref(),
+                &opts,
+            )
+        }
+        Cli::Cmd {
+            broker,
+            device,
+            command,
+            key,
+        } => hearth_sim::ota_tool::cmd(&broker, &device, &command, key.as_deref()),
+        Cli::ConfigPush {
+            broker,
+            device,
+            file,
+            key,
+            local_check,
+        } => hearth_sim::ota_tool::config_push(&broker, &device, &file, &key, local_check),
         Cli::Demo {
             port,
             devices,

@@ -55,6 +55,7 @@ impl Link {
 pub struct SimNetwork {
     link: Arc<Link>,
     associated_at: Option<u64>,
+    broken: bool,
 }
 
 impl SimNetwork {
@@ -63,7 +64,15 @@ impl SimNetwork {
         Self {
             link,
             associated_at: None,
+            broken: false,
         }
+    }
+
+    /// A firmware whose network stack never opens a connection (an update image built with
+    /// `health=never`): the link comes up, every TCP connect fails.
+    pub fn broken(mut self) -> Self {
+        self.broken = true;
+        self
     }
 }
 
@@ -97,6 +106,9 @@ impl Network for SimNetwork {
             Wifi::Down => return Err(NetError::LinkDown),
             Wifi::Stuck => pending::<()>().await,
             Wifi::Up => {}
+        }
+        if self.broken {
+            return Err(NetError::Connect);
         }
         let target = format!("{host}:{port}");
         let addrs =

@@ -339,6 +339,7 @@ impl Board {
                         self.env.wifi = w;
                         format!("ok wifi {} (from the next start)", w.as_str())
                     }
+                    ControlCmd::CrashConfig => self.crash_config(),
                     ControlCmd::Repair => {
                         self.env.repair = true;
                         "ok repair (at the next start)".into()
@@ -357,6 +358,30 @@ impl Board {
             }
         }
         false
+    }
+
+    /// `crash-config`: remember the fingerprint of the config the device runs now; the device
+    /// crashes after boot while it runs that config.
+    fn crash_config(&self) -> String {
+        let pushed = self.state.join(crate::device::PUSHED_CONFIG);
+        let path = if pushed.exists() {
+            pushed
+        } else {
+            self.config.clone()
+        };
+        let marked = std::fs::read(&path).and_then(|bytes| {
+            std::fs::write(
+                self.state.join(crate::device::CRASH_CONFIG_FILE),
+                crate::device::config_fingerprint(&bytes),
+            )
+        });
+        match marked {
+            Ok(()) => format!(
+                "ok the appliance crashes after boot while the config is {}",
+                path.display()
+            ),
+            Err(e) => format!("error: {}: {e}", path.display()),
+        }
     }
 
     /// Watch one device run; `None` means quit.
@@ -412,6 +437,7 @@ impl Board {
                     self.send(run, EnvMsg::Load(g));
                     format!("ok load {:.3} kg", g as f64 / 1000.0)
                 }
+                ControlCmd::CrashConfig => self.crash_config(),
                 ControlCmd::Repair => {
                     self.send(run, EnvMsg::Repair);
                     "ok repair".into()

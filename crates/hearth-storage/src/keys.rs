@@ -161,6 +161,15 @@ pub const MQTTLOST: Key = Key(0x0101);
 pub const STRESS: Key = Key(0xF000);
 /// ESP-NOW peripheral: its pairing, central MAC (6 bytes) then channel (1 byte).
 pub const NETNOW_PAIRING: Key = Key(0x0200);
+/// The highest `issued` time of a signed envelope accepted (u64 LE): the anti-replay mark of
+/// updates, config pushes and signed commands.
+pub const OTA_LAST_ISSUED: Key = Key(0x0400);
+/// The signed manifest of the update being received (kept to resume after a reboot).
+pub const OTA_JOB: Key = Key(0x0401);
+/// The offset of the next chunk of that update.
+pub const OTA_NEXT: Key = Key(0x0402);
+/// Consecutive boots that did not reach "healthy" (safe mode after a limit).
+pub const UNHEALTHY_BOOTS: Key = Key(0x0403);
 /// ESP-NOW (v3): this device's counter reservation, a little-endian `u64` (8 bytes): counters
 /// below it may have been used.
 pub const NETNOW_COUNTER: Key = Key(0x0201);
@@ -222,6 +231,34 @@ pub const WELL_KNOWN: &[KeySpec] = &[
         kind: ValueKind::Bytes,
         min_len: 8,
         max_len: 8,
+    },
+    KeySpec {
+        key: OTA_LAST_ISSUED,
+        name: "OTA_LAST_ISSUED",
+        kind: ValueKind::Bytes,
+        min_len: 8,
+        max_len: 8,
+    },
+    KeySpec {
+        key: OTA_JOB,
+        name: "OTA_JOB",
+        kind: ValueKind::Bytes,
+        min_len: 1,
+        max_len: 256,
+    },
+    KeySpec {
+        key: OTA_NEXT,
+        name: "OTA_NEXT",
+        kind: ValueKind::U32,
+        min_len: 4,
+        max_len: 4,
+    },
+    KeySpec {
+        key: UNHEALTHY_BOOTS,
+        name: "UNHEALTHY_BOOTS",
+        kind: ValueKind::U32,
+        min_len: 4,
+        max_len: 4,
     },
     KeySpec {
         key: STRESS,

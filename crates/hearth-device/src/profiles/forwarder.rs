@@ -105,7 +105,7 @@ pub fn parse_payload(flavor: Flavor, payload: &[u8]) -> Result<(usize, String), 
     match (flavor, leaf) {
         (Flavor::ScaleManager, "Weight") => match value.parse::<f32>() {
             // A peer that prints a tiny negative reading as "-0.00" is forwarded as "0.00".
-            Ok(w) if w == 0.0 => Ok((0, value.trim_start_matches('-').into())),
+            Ok(0.0) => Ok((0, value.trim_start_matches('-').into())),
             Ok(w) if w.is_finite() => Ok((0, value.into())),
             _ => Err(Reject::BadValue(value.into())),
         },

@@ -11,6 +11,7 @@ pub mod forwarder;
 pub mod h2o;
 pub mod relay;
 pub mod rx433;
+pub mod safe;
 pub mod scale_filter;
 pub mod scale_sensor;
 pub mod switch;
@@ -159,6 +160,7 @@ pub fn config_keys() -> alloc::vec::Vec<KeySpec> {
     keys.extend_from_slice(h2o::CONFIG_KEYS);
     keys.extend_from_slice(switch::CONFIG_KEYS);
     keys.extend_from_slice(termo::CONFIG_KEYS);
+    keys.extend_from_slice(crate::update::CONFIG_KEYS);
     keys
 }
 
@@ -331,6 +333,8 @@ mod tests {
 }
 
 /// How a validated config is run: what both the simulator and the firmware start for it.
+// Made once per boot and taken apart at once: the size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Plan {
     /// The MQTT runtime with a profile: `weather`, or a forwarding ESP-NOW central (`link` is

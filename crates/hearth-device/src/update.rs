@@ -1,0 +1,937 @@
+//! Safe updates from anywhere, on the device: signed firmware over MQTT into the inactive slot,
+//! a trial boot that confirms itself once healthy and rolls back otherwise, safe mode after
+//! repeated unhealthy boots, signed config pushes and signed commands.
+//!
+//! Topics (all under the device's `cmnd/<name>/` and `stat/<name>/`):
+//!
+//! | message | payload | answer on `stat/<name>/Update` |
+//! |---|---|---|
+//! | `cmnd/…/Update/Begin` | a signed firmware manifest ([`hearth_ota::signed`]) | `ready` with the `next` offset wanted (0, or where an interrupted transfer stopped), or `refused` |
+//! | `cmnd/…/Update/Chunk` | offset u32 LE, CRC-32 u32 LE, the bytes (4096, the last one shorter) | `receiving` with the new `next`, or the same `next` and an `error`; nothing for a chunk at another offset than `next` |
+//! | `cmnd/…/Config` | a signed config | `refused` with every error, or `rebooting` |
+//! | `cmnd/…/Signed` | a signed command line (`reboot`, `resetstats`, `normal`, …) | its answer on `stat/<name>/OTA` |
+//!
+//! The status is JSON: `{"state":…, "version":…, "next":…, "size":…, "error":…}`.
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+use embedded_storage_async::nor_flash::NorFlash;
+use hearth_config::{Config, KeySpec};
+use hearth_core::publish::{PubId, PubSpec, Publications};
+use hearth_core::reboot::RebootReason;
+use hearth_core::{Millis, SECOND};
+use hearth_ota::manifest::{Manifest, Target, Version};
+use hearth_ota::otadata::crc32;
+use hearth_ota::signed::{self, Kind, Refusal};
+use hearth_ota::{State, Writer};
+use hearth_storage::keys;
+
+use crate::platform::Board;
+use crate::runtime::reboot;
+use crate::store::SharedStore;
+
+/// Default `otaconfirm`: a new image is healthy after this long with MQTT connected.
+pub const DEFAULT_CONFIRM_S: u32 = 60;
+/// Default `otatrial`: a new image not healthy by then is rolled back.
+pub const DEFAULT_TRIAL_S: u32 = 600;
+/// Default `safemode`: this many consecutive unhealthy boots start safe mode.
+pub const DEFAULT_SAFE_MODE_AFTER: u32 = 5;
+
+fn hex_key(value: &str) -> Result<(), &'static str> {
+    signed::parse_hex_key(value)
+        .map(|_| ())
+        .ok_or("expected the 64 hex digits of an ed25519 public key (hearth keygen writes it)")
+}
+
+fn confirm_seconds(value: &str) -> Result<(), &'static str> {
+    match value.parse::<u32>() {
+        Ok(s) if (5..=3600).contains(&s) => Ok(()),
+        _ => Err("expected whole seconds 5..=3600"),
+    }
+}
+
+fn trial_seconds(value: &str) -> Result<(), &'static str> {
+    match value.parse::<u32>() {
+        Ok(s) if (10..=86_400).contains(&s) => Ok(()),
+        _ => Err("expected whole seconds 10..=86400"),
+    }
+}
+
+fn boots(value: &str) -> Result<(), &'static str> {
+    match value.parse::<u32>() {
+        Ok(n) if n <= 100 => Ok(()),
+        _ => Err("expected a number of boots 0..=100 (0 = never)"),
+    }
+}
+
+/// The update keys: `otakey` (the owner's public key; without it nothing signed is accepted
+/// and nothing that changes the device is refused), `otaconfirm`, `otatrial`, `safemode`.
+pub const CONFIG_KEYS: &[KeySpec] = &[
+    KeySpec {
+        name: "otakey",
+        required: false,
+        validator: hex_key,
+    },
+    KeySpec {
+        name: "otaconfirm",
+        required: false,
+        validator: confirm_seconds,
+    },
+    KeySpec {
+        name: "otatrial",
+        required: false,
+        validator: trial_seconds,
+    },
+    KeySpec {
+        name: "safemode",
+        required: false,
+        validator: boots,
+    },
+];
+
+/// The update policy of a device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpdateSettings {
+    /// The owner's ed25519 public key (`otakey`).
+    pub key: Option<[u8; 32]>,
+    /// A new image is healthy when MQTT is connected and it has run this long (`otaconfirm`).
+    pub confirm_after: Millis,
+    /// A new image not healthy by then is rolled back (`otatrial`).
+    pub trial_limit: Millis,
+    /// Consecutive unhealthy boots before safe mode (`safemode`; 0 = never).
+    pub safe_mode_after: u32,
+}
+
+impl Default for UpdateSettings {
+    fn default() -> Self {
+        Self {
+            key: None,
+            confirm_after: DEFAULT_CONFIRM_S as Millis * SECOND,
+            trial_limit: DEFAULT_TRIAL_S as Millis * SECOND,
+            safe_mode_after: DEFAULT_SAFE_MODE_AFTER,
+        }
+    }
+}
+
+impl UpdateSettings {
+    /// The settings of a validated config (the per-key rules were checked by the parser).
+    pub fn from_config(config: &Config) -> Result<Self, String> {
+        let get = |k: &str| config.profile_settings.get(k).map(String::as_str);
+        let num = |k: &str, default: u32| get(k).and_then(|v| v.parse().ok()).unwrap_or(default);
+        let confirm = num("otaconfirm", DEFAULT_CONFIRM_S);
+        let trial = num("otatrial", DEFAULT_TRIAL_S);
+        if trial <= confirm {
+            return Err(format!(
+                "\"otatrial\" ({trial} s) must be longer than \"otaconfirm\" ({confirm} s): a new image needs time to prove itself"
+            ));
+        }
+        Ok(Self {
+            key: get("otakey").and_then(signed::parse_hex_key),
+            confirm_after: confirm as Millis * SECOND,
+            trial_limit: trial as Millis * SECOND,
+            safe_mode_after: num("safemode", DEFAULT_SAFE_MODE_AFTER),
+        })
+    }
+}
+
+/// How the device boots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BootMode {
+    /// Run the appliance.
+    Normal,
+    /// Only network, MQTT and updates: the appliance failed to become healthy `boots` times in
+    /// a row.
+    Safe {
+        /// Consecutive unhealthy boots before this one.
+        boots: u32,
+    },
+}
+
+/// The first thing a device does, before its appliance starts: settle the image's trial and
+/// count the boot.
+///
+/// - The running image is `New` (its first boot after an update): it becomes
+///   `PendingVerify`, its trial.
+/// - It is still `PendingVerify`: its trial boot ended (a crash, a watchdog, a power cut)
+///   before it was confirmed healthy. The previous image is selected again and the device
+///   resets into it. This is the rollback ESP-IDF's bootloader does when built with it;
+///   Hearth does it in the application so it works with any bootloader.
+/// - The boot is counted as unhealthy until [`Updater`] sees it healthy; after `safemode`
+///   such boots in a row, the device starts in safe mode.
+pub async fn boot<B: Board, F: NorFlash>(
+    board: &mut B,
+    store: &SharedStore<F>,
+    settings: &UpdateSettings,
+) -> BootMode {
+    let state = match board.slots() {
+        Some(slots) => slots.running_state().await.map_err(|e| format!("{e:?}")),
+        None => Ok(State::Undefined),
+    };
+    match state {
+        Ok(State::New) => {
+            let marked = match board.slots() {
+                Some(slots) => {
+                    let running = slots.running();
+                    slots.select(running, State::PendingVerify).await
+                }
+                None => Ok(()),
+            };
+            match marked {
+                Ok(()) => board.console(&format!(
+                    "update: first boot of firmware {}: on trial until healthy",
+                    board.version()
+                )),
+                Err(e) => board.console(&format!("update: cannot mark the trial: {e:?}")),
+            }
+        }
+        Ok(State::PendingVerify) => {
+            board.console(&format!(
+                "update: firmware {} ended its trial boot before it was healthy: rolling back",
+                board.version()
+            ));
+            rollback(board, store).await;
+        }
+        Ok(_) => {}
+        Err(e) => board.console(&format!("update: cannot read otadata: {e}")),
+    }
+    let n = match store.lock().await.incr_u32(keys::UNHEALTHY_BOOTS).await {
+        Ok(n) => n,
+        Err(e) => {
+            board.console(&format!("update: cannot count the boot: {e}"));
+            1
+        }
+    };
+    if settings.safe_mode_after > 0 && n > settings.safe_mode_after {
+        BootMode::Safe { boots: n - 1 }
+    } else {
+        BootMode::Normal
+    }
+}
+
+/// Select the other slot again and reset into it.
+async fn rollback<B: Board, F: NorFlash>(board: &mut B, store: &SharedStore<F>) -> ! {
+    if let Some(slots) = board.slots() {
+        let previous = slots.inactive();
+        if let Err(e) = slots.select(previous, State::Valid).await {
+            // Nothing better to do: the reset retries the trial logic, which tries again.
+            board.console(&format!("update: rollback failed to write otadata: {e:?}"));
+        }
+    }
+    reboot(board, store, RebootReason::Rollback).await
+}
+
+/// Quote a string for JSON.
+fn json(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// One status message.
+#[derive(Debug, Default)]
+struct Status<'a> {
+    state: &'a str,
+    version: Option<String>,
+    next: Option<u32>,
+    size: Option<u32>,
+    error: Option<String>,
+}
+
+impl Status<'_> {
+    fn to_json(&self) -> String {
+        let mut s = format!("{{\"state\":{}", json(self.state));
+        if let Some(v) = &self.version {
+            s.push_str(&format!(",\"version\":{}", json(v)));
+        }
+        if let Some(n) = self.next {
+            s.push_str(&format!(",\"next\":{n}"));
+        }
+        if let Some(n) = self.size {
+            s.push_str(&format!(",\"size\":{n},\"chunk\":{}", hearth_ota::CHUNK));
+        }
+        if let Some(e) = &self.error {
+            s.push_str(&format!(",\"error\":{}", json(e)));
+        }
+        s.push('}');
+        s
+    }
+}
+
+fn emit(pubs: &mut Publications, id: PubId, now: Millis, status: Status<'_>) {
+    pubs.offer(id, now, Some(status.to_json()), true);
+}
+
+/// The update being received.
+struct Job {
+    envelope: Vec<u8>,
+    version: Version,
+    writer: Writer,
+}
+
+/// What a command did, for the runtime.
+pub enum Handled {
+    /// Not an update command.
+    No,
+    /// Done; answers were queued.
+    Yes,
+    /// A signed command line to run with authority.
+    Signed(String),
+}
+
+/// The device side of updates, owned by the runtime loop.
+pub struct Updater {
+    settings: UpdateSettings,
+    status: PubId,
+    answer: PubId,
+    job: Option<Job>,
+    trial: bool,
+    healthy: bool,
+    safe_mode: bool,
+    /// Why this boot happened, for the `reason` command.
+    boot_reason: String,
+    /// A reboot to do once the answers are out (an installed image or config).
+    pending_reboot: Option<(RebootReason, Millis)>,
+}
+
+/// How long a pending reboot waits for its answer to be published.
+const REBOOT_GRACE: Millis = 2 * SECOND;
+
+impl Updater {
+    /// Register the `Update` (status) and `OTA` (command answers) items.
+    pub fn new(
+        settings: UpdateSettings,
+        safe_mode: bool,
+        pubs: &mut Publications,
+        now: Millis,
+    ) -> Self {
+        Updater {
+            settings,
+            status: pubs.register(PubSpec::on_demand("Update"), now),
+            answer: pubs.register(PubSpec::on_demand("OTA"), now),
+            job: None,
+            trial: false,
+            healthy: false,
+            safe_mode,
+            pending_reboot: None,
+            boot_reason: String::new(),
+        }
+    }
+
+    /// Is a key provisioned? Without one, commands that change the device are accepted
+    /// unsigned, as the reference did, and updates are refused.
+    pub fn has_key(&self) -> bool {
+        self.settings.key.is_some()
+    }
+
+    /// After the boot report: note the trial and report what runs.
+    pub async fn start<B: Board, F: NorFlash>(
+        &mut self,
+        board: &mut B,
+        store: &SharedStore<F>,
+        pubs: &mut Publications,
+        boot_reason: &str,
+        now: Millis,
+    ) {
+        let (slot, state) = match board.slots() {
+            Some(slots) => {
+                let running = slots.running();
+                (Some(running), slots.running_state().await.ok())
+            }
+            None => (None, None),
+        };
+        self.trial = state == Some(State::PendingVerify);
+        self.boot_reason = boot_reason.to_string();
+        let version = board.version().to_string();
+        let line = match (slot, state) {
+            (Some(slot), Some(state)) => {
+                format!("firmware {version} in slot {slot} ({})", state.as_str())
+            }
+            _ => format!("firmware {version} (no update slots)"),
+        };
+        pubs.log(line);
+        if self.safe_mode {
+            let n = counter(store, keys::UNHEALTHY_BOOTS)
+                .await
+                .saturating_sub(1);
+            pubs.log(format!(
+                "safe mode: {n} boots in a row did not become healthy; only network, MQTT and updates run (push a config, update, or send `normal`)"
+            ));
+            self.offer(
+                pubs,
+                now,
+                Status {
+                    state: "safe-mode",
+                    version: Some(version),
+                    ..Default::default()
+                },
+            );
+        } else if boot_reason == RebootReason::Rollback.as_str() {
+            self.offer(
+                pubs,
+                now,
+                Status {
+                    state: "rolled-back",
+                    version: Some(version),
+                    ..Default::default()
+                },
+            );
+        } else if self.trial {
+            self.offer(
+                pubs,
+                now,
+                Status {
+                    state: "trial",
+                    version: Some(version),
+                    ..Default::default()
+                },
+            );
+        }
+    }
+
+    fn offer(&self, pubs: &mut Publications, now: Millis, status: Status<'_>) {
+        emit(pubs, self.status, now, status);
+    }
+
+    fn refuse(&self, pubs: &mut Publications, now: Millis, error: &str) {
+        pubs.log(format!("update refused: {error}"));
+        self.offer(
+            pubs,
+            now,
+            Status {
+                state: "refused",
+                error: Some(error.into()),
+                ..Default::default()
+            },
+        );
+    }
+
+    /// Reboot for `reason` once the queued answers are out (at most a couple of seconds).
+    pub fn reboot_soon(&mut self, reason: RebootReason, now: Millis) {
+        self.pending_reboot = Some((reason, now + REBOOT_GRACE));
+    }
+
+    /// Why this boot happened.
+    pub fn boot_reason(&self) -> &str {
+        &self.boot_reason
+    }
+
+    /// The `partitions` answer: each slot, which one runs, the otadata entries.
+    pub async fn partitions<B: Board>(&self, board: &mut B) -> String {
+        let version = board.version().to_string();
+        let Some(slots) = board.slots() else {
+            return format!("firmware {version}; this device has no update slots");
+        };
+        let running = slots.running();
+        let layout = slots.layout();
+        let entries = match slots.entries().await {
+            Ok(e) => e,
+            Err(e) => return format!("otadata unreadable: {e:?}"),
+        };
+        let mut text = format!(
+            "running slot {running} (firmware {version}); slot 0 at 0x{:x}, slot 1 at 0x{:x}, {} bytes each; otadata:",
+            layout.slots[0], layout.slots[1], layout.slot_size
+        );
+        for (i, e) in entries.iter().enumerate() {
+            match e {
+                Some(e) => text.push_str(&format!(
+                    " [{i}] seq {} slot {} {}",
+                    e.seq,
+                    e.slot(),
+                    e.state.as_str()
+                )),
+                None => text.push_str(&format!(" [{i}] empty")),
+            }
+        }
+        text
+    }
+
+    /// Answer an `OTA` or signed command.
+    pub fn answer(&self, pubs: &mut Publications, now: Millis, text: String) {
+        pubs.log(text.clone());
+        pubs.offer(self.answer, now, Some(text), true);
+    }
+
+    /// Once per loop turn: confirm health, or give up on a trial.
+    pub async fn tick<B: Board, F: NorFlash>(
+        &mut self,
+        board: &mut B,
+        store: &SharedStore<F>,
+        pubs: &mut Publications,
+        uptime: Millis,
+        online: bool,
+        now: Millis,
+    ) {
+        if let Some((reason, at)) = self.pending_reboot {
+            if !pubs.pending() || now >= at {
+                reboot(board, store, reason).await;
+            }
+        }
+        if self.healthy {
+            return;
+        }
+        if online && uptime >= self.settings.confirm_after {
+            self.healthy = true;
+            if !self.safe_mode {
+                if let Err(e) = store.lock().await.set_u32(keys::UNHEALTHY_BOOTS, 0).await {
+                    board.console(&format!("update: cannot record health: {e}"));
+                }
+            }
+            if self.trial {
+                let version = board.version().to_string();
+                let confirmed = match board.slots() {
+                    Some(slots) => {
+                        let running = slots.running();
+                        slots.select(running, State::Valid).await
+                    }
+                    None => Ok(()),
+                };
+                match confirmed {
+                    Ok(()) => {
+                        self.trial = false;
+                        pubs.log(format!("update: firmware {version} is healthy: confirmed"));
+                        self.offer(
+                            pubs,
+                            now,
+                            Status {
+                                state: "confirmed",
+                                version: Some(version),
+                                ..Default::default()
+                            },
+                        );
+                    }
+                    Err(e) => {
+                        self.healthy = false;
+                        board.console(&format!("update: cannot confirm: {e:?}"));
+                    }
+                }
+            }
+        } else if self.trial && uptime >= self.settings.trial_limit {
+            board.console(&format!(
+                "update: firmware {} not healthy after {} s: rolling back",
+                board.version(),
+                self.settings.trial_limit / SECOND
+            ));
+            rollback(board, store).await;
+        }
+    }
+
+    /// Handle `Update/…`, `Config` and `Signed` messages.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn command<B: Board, F: NorFlash>(
+        &mut self,
+        leaf: &str,
+        payload: &[u8],
+        board: &mut B,
+        store: &SharedStore<F>,
+        pubs: &mut Publications,
+        device: &str,
+        appliance: &str,
+        now: Millis,
+    ) -> Handled {
+        match leaf {
+            "Update/Begin" => {
+                self.begin(payload, board, store, pubs, device, appliance, now)
+                    .await
+            }
+            "Update/Chunk" => self.chunk(payload, board, store, pubs, now).await,
+            "Config" => self.config(payload, board, store, pubs, device, now).await,
+            "Signed" => {
+                return match self.open(payload, Kind::Command, store, device).await {
+                    Ok((text, issued)) => {
+                        if let Err(e) = set_last_issued(store, issued).await {
+                            self.answer(pubs, now, format!("signed command refused: storage: {e}"));
+                            return Handled::Yes;
+                        }
+                        Handled::Signed(text)
+                    }
+                    Err(e) => {
+                        self.answer(pubs, now, format!("signed command refused: {e}"));
+                        Handled::Yes
+                    }
+                }
+            }
+            _ => return Handled::No,
+        }
+        Handled::Yes
+    }
+
+    /// Open a signed envelope of `kind` for `device`; returns its body as text and its issue
+    /// time.
+    async fn open<F: NorFlash>(
+        &self,
+        payload: &[u8],
+        kind: Kind,
+        store: &SharedStore<F>,
+        device: &str,
+    ) -> Result<(String, u64), String> {
+        let last = last_issued(store).await;
+        let env = signed::accept(payload, self.settings.key.as_ref(), kind, device, last)
+            .map_err(|e| e.to_string())?;
+        let text =
+            core::str::from_utf8(env.body).map_err(|_| "body is not UTF-8 text".to_string())?;
+        Ok((text.to_string(), env.issued))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn begin<B: Board, F: NorFlash>(
+        &mut self,
+        payload: &[u8],
+        board: &mut B,
+        store: &SharedStore<F>,
+        pubs: &mut Publications,
+        device: &str,
+        appliance: &str,
+        now: Millis,
+    ) {
+        // The same signed manifest again (a client resuming) continues the same transfer.
+        let same = match &self.job {
+            Some(j) => j.envelope == payload,
+            None => stored_job_is(store, payload).await,
+        };
+        let last = if same { 0 } else { last_issued(store).await };
+        let env = match signed::accept(
+            payload,
+            self.settings.key.as_ref(),
+            Kind::Firmware,
+            device,
+            last,
+        ) {
+            Ok(env) => env,
+            Err(e) => return self.refuse(pubs, now, &e.to_string()),
+        };
+        let manifest = match Manifest::parse(env.body) {
+            Ok(m) => m,
+            Err(e) => return self.refuse(pubs, now, &e.to_string()),
+        };
+        let running = Version::parse(board.version()).unwrap_or(Version(0, 0, 0));
+        let chip = board.chip().to_string();
+        let Some(slots) = board.slots() else {
+            return self.refuse(pubs, now, "this device has no update slots");
+        };
+        let target = Target {
+            chip: &chip,
+            appliance,
+            running,
+            slot_size: slots.slot_size(),
+        };
+        if let Err(e) = manifest.check(&target) {
+            let e = match e {
+                Refusal::WrongChip => {
+                    format!("image is for {}, this device is {chip}", manifest.chip)
+                }
+                Refusal::WrongAppliance => format!(
+                    "image contains {}, this device runs {appliance}",
+                    manifest.appliance
+                ),
+                Refusal::Downgrade => format!(
+                    "image version {} is not newer than the running {running}",
+                    manifest.version
+                ),
+                other => other.to_string(),
+            };
+            return self.refuse(pubs, now, &e);
+        }
+        // Continue where this image's transfer stopped: in RAM, or in flash after a reboot.
+        let resume_at = match &self.job {
+            Some(j) if j.writer.sha256() == manifest.sha256 && j.writer.size() == manifest.size => {
+                j.writer.next()
+            }
+            _ => stored_progress(store, &manifest).await,
+        };
+        {
+            let mut s = store.lock().await;
+            let saved = async {
+                s.set_bytes(keys::OTA_LAST_ISSUED, &env.issued.to_le_bytes())
+                    .await?;
+                s.set_bytes(keys::OTA_JOB, payload).await?;
+                s.set_u32(keys::OTA_NEXT, resume_at).await
+            };
+            if let Err(e) = saved.await {
+                drop(s);
+                return self.refuse(pubs, now, &format!("storage: {e}"));
+            }
+        }
+        let writer = match Writer::begin(slots, manifest.size, manifest.sha256, resume_at).await {
+            Ok(w) => w,
+            Err(e) => return self.refuse(pubs, now, &e.to_string()),
+        };
+        let version = manifest.version;
+        let next = writer.next();
+        pubs.log(format!(
+            "update: receiving firmware {version} ({} bytes) from offset {next}",
+            manifest.size
+        ));
+        self.offer(
+            pubs,
+            now,
+            Status {
+                state: "ready",
+                version: Some(version.to_string()),
+                next: Some(next),
+                size: Some(manifest.size),
+                error: None,
+            },
+        );
+        self.job = Some(Job {
+            envelope: payload.to_vec(),
+            version,
+            writer,
+        });
+    }
+
+    async fn chunk<B: Board, F: NorFlash>(
+        &mut self,
+        payload: &[u8],
+        board: &mut B,
+        store: &SharedStore<F>,
+        pubs: &mut Publications,
+        now: Millis,
+    ) {
+        let id = self.status;
+        let Some(job) = self.job.as_mut() else {
+            return self.refuse(
+                pubs,
+                now,
+                "chunk without an update in progress: send Update/Begin first",
+            );
+        };
+        let version = job.version.to_string();
+        let size = job.writer.size();
+        let Some(slots) = board.slots() else { return };
+        let receiving = |next: u32, error: Option<String>| Status {
+            state: "receiving",
+            version: Some(version.clone()),
+            next: Some(next),
+            size: Some(size),
+            error,
+        };
+        let (Some(head), Some(data)) = (payload.get(..8), payload.get(8..)) else {
+            let next = job.writer.next();
+            return emit(
+                pubs,
+                id,
+                now,
+                receiving(next, Some("chunk shorter than its header".into())),
+            );
+        };
+        let offset = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
+        let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
+        if offset != job.writer.next() {
+            // A duplicate, or one sent ahead of a lost one: ignored. The client notices the
+            // silence and sends Begin again, whose `ready` says where to continue.
+            return;
+        }
+        if crc32(0, data) != crc {
+            let next = job.writer.next();
+            let error = format!("chunk at {offset} failed its CRC: send it again");
+            return emit(pubs, id, now, receiving(next, Some(error)));
+        }
+        let next = match job.writer.write(slots, offset, data).await {
+            Ok(next) => next,
+            Err(e) => {
+                let next = job.writer.next();
+                return emit(pubs, id, now, receiving(next, Some(e.to_string())));
+            }
+        };
+        if let Err(e) = store.lock().await.set_u32(keys::OTA_NEXT, next).await {
+            // Progress is only for resuming after a reboot; the transfer itself goes on.
+            pubs.log(format!("update: cannot record progress: {e}"));
+        }
+        if !job.writer.complete() {
+            return emit(pubs, id, now, receiving(next, None));
+        }
+        // The last chunk: check the image as received and as read back, then select it.
+        emit(
+            pubs,
+            id,
+            now,
+            Status {
+                state: "verifying",
+                version: Some(version.clone()),
+                ..Default::default()
+            },
+        );
+        let checked = job.writer.finish(slots).await;
+        let job = self.job.take();
+        forget_job(store).await;
+        if let Err(e) = checked {
+            pubs.log(format!("update to {version} failed: {e}"));
+            return emit(
+                pubs,
+                id,
+                now,
+                Status {
+                    state: "failed",
+                    version: Some(version),
+                    error: Some(e.to_string()),
+                    ..Default::default()
+                },
+            );
+        }
+        let target = slots.inactive();
+        if let Err(e) = slots.select(target, State::New).await {
+            let error = format!("cannot select the new image: {e:?}");
+            return emit(
+                pubs,
+                id,
+                now,
+                Status {
+                    state: "failed",
+                    version: Some(version),
+                    error: Some(error),
+                    ..Default::default()
+                },
+            );
+        }
+        drop(job);
+        // A new image gets a fresh count of unhealthy boots.
+        let _ = store.lock().await.set_u32(keys::UNHEALTHY_BOOTS, 0).await;
+        pubs.log(format!(
+            "update: firmware {version} verified and selected: rebooting into it"
+        ));
+        emit(
+            pubs,
+            id,
+            now,
+            Status {
+                state: "rebooting",
+                version: Some(version),
+                ..Default::default()
+            },
+        );
+        self.pending_reboot = Some((RebootReason::Update, now + REBOOT_GRACE));
+    }
+
+    async fn config<B: Board, F: NorFlash>(
+        &mut self,
+        payload: &[u8],
+        board: &mut B,
+        store: &SharedStore<F>,
+        pubs: &mut Publications,
+        device: &str,
+        now: Millis,
+    ) {
+        let (text, issued) = match self.open(payload, Kind::Config, store, device).await {
+            Ok(v) => v,
+            Err(e) => return self.refuse(pubs, now, &format!("config: {e}")),
+        };
+        if let Err(e) = validate_config(&text) {
+            return self.refuse(pubs, now, &format!("config: {e}"));
+        }
+        if let Err(e) = set_last_issued(store, issued).await {
+            return self.refuse(pubs, now, &format!("config: storage: {e}"));
+        }
+        if let Err(e) = board.store_config(&text).await {
+            return self.refuse(pubs, now, &format!("config: cannot store it: {e}"));
+        }
+        let _ = store.lock().await.set_u32(keys::UNHEALTHY_BOOTS, 0).await;
+        pubs.log("config: new config stored: rebooting into it".to_string());
+        self.offer(
+            pubs,
+            now,
+            Status {
+                state: "config-installed",
+                ..Default::default()
+            },
+        );
+        self.pending_reboot = Some((RebootReason::Config, now + REBOOT_GRACE));
+    }
+}
+
+/// Is `text` a config this firmware can run? Every error, one per line's problem.
+pub fn validate_config(text: &str) -> Result<Config, String> {
+    let config = crate::profiles::parse_config(text).map_err(|errors| {
+        errors
+            .as_slice()
+            .iter()
+            .map(|e| e.located("config").to_string())
+            .collect::<Vec<_>>()
+            .join("; ")
+    })?;
+    crate::profiles::plan(&config)?;
+    Ok(config)
+}
+
+async fn counter<F: NorFlash>(store: &SharedStore<F>, key: keys::Key) -> u32 {
+    store
+        .lock()
+        .await
+        .get_u32(key)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(0)
+}
+
+async fn last_issued<F: NorFlash>(store: &SharedStore<F>) -> u64 {
+    let mut buf = [0u8; 8];
+    match store
+        .lock()
+        .await
+        .get_bytes(keys::OTA_LAST_ISSUED, &mut buf)
+        .await
+    {
+        Ok(Some(8)) => u64::from_le_bytes(buf),
+        _ => 0,
+    }
+}
+
+async fn set_last_issued<F: NorFlash>(
+    store: &SharedStore<F>,
+    issued: u64,
+) -> Result<(), hearth_storage::StoreError> {
+    store
+        .lock()
+        .await
+        .set_bytes(keys::OTA_LAST_ISSUED, &issued.to_le_bytes())
+        .await
+}
+
+/// Where the stored transfer of this manifest's image stopped (0 when another image, or none).
+async fn stored_progress<F: NorFlash>(store: &SharedStore<F>, manifest: &Manifest<'_>) -> u32 {
+    let mut s = store.lock().await;
+    let mut buf = [0u8; 256];
+    let same = match s.get_bytes(keys::OTA_JOB, &mut buf).await {
+        Ok(Some(n)) => stored_manifest_matches(&buf[..n], manifest),
+        _ => false,
+    };
+    if !same {
+        return 0;
+    }
+    s.get_u32(keys::OTA_NEXT).await.ok().flatten().unwrap_or(0)
+}
+
+/// Does a stored (already accepted) envelope describe the same image? Its signature was
+/// checked when it was accepted; here only the image identity matters.
+fn stored_manifest_matches(stored: &[u8], manifest: &Manifest<'_>) -> bool {
+    signed::parse(stored)
+        .ok()
+        .and_then(|(env, _, _)| Manifest::parse(env.body).ok())
+        .is_some_and(|m| m.sha256 == manifest.sha256 && m.size == manifest.size)
+}
+
+/// Is `payload` the manifest of the transfer kept in flash (a client resuming after a reboot)?
+async fn stored_job_is<F: NorFlash>(store: &SharedStore<F>, payload: &[u8]) -> bool {
+    let mut buf = [0u8; 256];
+    matches!(
+        store.lock().await.get_bytes(keys::OTA_JOB, &mut buf).await,
+        Ok(Some(n)) if &buf[..n] == payload
+    )
+}
+
+async fn forget_job<F: NorFlash>(store: &SharedStore<F>) {
+    let mut s = store.lock().await;
+    let _ = s.remove(keys::OTA_JOB).await;
+    let _ = s.remove(keys::OTA_NEXT).await;
+}

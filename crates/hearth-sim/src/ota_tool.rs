@@ -1,0 +1,752 @@
+//! The fleet commands that change devices: `hearth keygen`, `hearth image`, `hearth ota`,
+//! `hearth cmd` and `hearth config push`. They speak to devices through the broker with the
+//! blocking client of [`crate::fleet`]; everything that changes a device is signed with the
+//! owner's ed25519 key (see `hearth_ota::signed` and `hearth_device::update`).
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use ed25519_dalek::SigningKey;
+use hearth_ota::manifest::{Manifest, Version};
+use hearth_ota::otadata::crc32;
+use hearth_ota::signed::{self, Kind};
+use sha2::{Digest, Sha256};
+
+use crate::fleet::{BrokerArgs, Client, Received};
+
+/// How long to wait for a device's answer before asking again.
+const ANSWER_WAIT: Duration = Duration::from_secs(10);
+/// How many times a silent device is asked again before giving up.
+const RETRIES: u32 = 6;
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `hearth keygen --out PATH`: a new key pair; PATH gets the secret (mode 0600), PATH.pub the
+/// public key. Existing files are never overwritten.
+pub fn keygen(out: &Path) -> ExitCode {
+    let public_path = out.with_extension("pub");
+    for p in [out, public_path.as_path()] {
+        if p.exists() {
+            eprintln!("error: {} exists; keys are never overwritten", p.display());
+            return ExitCode::from(2);
+        }
+    }
+    let mut seed = [0u8; 32];
+    if let Err(e) = std::fs::File::open("/dev/urandom").and_then(|mut f| {
+        use std::io::Read;
+        f.read_exact(&mut seed)
+    }) {
+        eprintln!("error: no randomness: {e}");
+        return ExitCode::from(2);
+    }
+    let key = SigningKey::from_bytes(&seed);
+    let public = hex(&key.verifying_key().to_bytes());
+    let write_secret = || -> std::io::Result<()> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(out)?;
+        writeln!(f, "{}", hex(&seed))
+    };
+    if let Err(e) =
+        write_secret().and_then(|()| std::fs::write(&public_path, format!("{public}\n")))
+    {
+        eprintln!("error: {}: {e}", out.display());
+        return ExitCode::from(2);
+    }
+    println!(
+        "secret key: {} (keep it safe; it signs updates)",
+        out.display()
+    );
+    println!("public key: {}", public_path.display());
+    println!("add this line to each device's config:\notakey {public}");
+    ExitCode::SUCCESS
+}
+
+/// Read a secret key written by `keygen`.
+pub fn load_key(path: &Path) -> Result<SigningKey, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let seed = signed::parse_hex_key(&text).ok_or_else(|| {
+        format!(
+            "{}: not a secret key (64 hex digits, as `hearth keygen` writes)",
+            path.display()
+        )
+    })?;
+    Ok(SigningKey::from_bytes(&seed))
+}
+
+/// `hearth image`: build a simulator image.
+pub fn image(info: &crate::firmware::ImageInfo, size: usize, out: &Path) -> ExitCode {
+    match crate::firmware::build(info, size)
+        .and_then(|img| std::fs::write(out, &img).map_err(|e| format!("{}: {e}", out.display())))
+    {
+        Ok(()) => {
+            println!(
+                "{}: simulator image, firmware {} for {}, health {:?}, {size} bytes",
+                out.display(),
+                info.version,
+                info.appliance,
+                info.health
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// What an image file is, for its manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageFacts {
+    /// Version.
+    pub version: Version,
+    /// Chip.
+    pub chip: String,
+    /// Appliance (`all`).
+    pub appliance: String,
+}
+
+/// Read the facts of an image: a simulator image's header, or an ESP-IDF app image's chip id
+/// and app descriptor. `appliance` overrides what the image says.
+pub fn image_facts(bytes: &[u8], appliance: Option<&str>) -> Result<ImageFacts, String> {
+    if let Ok((info, size)) = crate::firmware::parse_header(bytes) {
+        if size != bytes.len() {
+            return Err(format!(
+                "simulator image is {} bytes, its header says {size}",
+                bytes.len()
+            ));
+        }
+        let version = Version::parse(&info.version)
+            .ok_or_else(|| format!("image version {:?} is not MAJOR.MINOR.PATCH", info.version))?;
+        return Ok(ImageFacts {
+            version,
+            chip: crate::firmware::CHIP.into(),
+            appliance: appliance.unwrap_or(&info.appliance).into(),
+        });
+    }
+    // ESP-IDF app image: magic 0xE9, chip id at 12; the first segment (after the 24-byte
+    // header and the 8-byte segment header) starts with esp_app_desc_t (magic 0xABCD5432,
+    // version at +16, 32 bytes).
+    if bytes.len() < 32 + 48 || bytes[0] != 0xE9 {
+        return Err("neither a simulator image nor an ESP-IDF app image (.bin)".into());
+    }
+    let chip = match u16::from_le_bytes([bytes[12], bytes[13]]) {
+        5 => "esp32c3",
+        13 => "esp32c6",
+        other => return Err(format!("ESP image for chip id {other}, not an ESP32-C3/C6")),
+    };
+    let desc = &bytes[32..];
+    if desc[..4] != 0xABCD_5432u32.to_le_bytes() {
+        return Err("ESP image without an app descriptor (esp_app_desc)".into());
+    }
+    let raw = &desc[16..48];
+    let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
+    let text = std::str::from_utf8(&raw[..end]).map_err(|_| "app version is not text")?;
+    let version = Version::parse(text)
+        .ok_or_else(|| format!("app version {text:?} is not MAJOR.MINOR.PATCH"))?;
+    Ok(ImageFacts {
+        version,
+        chip: chip.into(),
+        appliance: appliance
+            .unwrap_or(hearth_ota::manifest::ALL_APPLIANCES)
+            .into(),
+    })
+}
+
+/// Issue times: milliseconds since the epoch, strictly increasing within this process.
+fn issued() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let prev = LAST.fetch_max(now, Ordering::SeqCst);
+    if prev >= now {
+        LAST.fetch_add(1, Ordering::SeqCst) + 1
+    } else {
+        now
+    }
+}
+
+/// A device's `stat/<name>/Update` status.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Status {
+    /// `receiving`, `refused`, `failed`, `verifying`, `rebooting`, `trial`, `confirmed`,
+    /// `rolled-back`, `safe-mode`, `config-installed`.
+    pub state: String,
+    /// The image version.
+    pub version: Option<String>,
+    /// The next offset wanted.
+    pub next: Option<u32>,
+    /// Why not.
+    pub error: Option<String>,
+}
+
+/// Parse the flat JSON object the device publishes (string and number values only).
+pub fn parse_status(text: &str) -> Option<Status> {
+    let inner = text.trim().strip_prefix('{')?.strip_suffix('}')?;
+    let mut status = Status::default();
+    let mut rest = inner;
+    while !rest.trim().is_empty() {
+        let r = rest.trim_start().strip_prefix('"')?;
+        let (key, r) = r.split_once('"')?;
+        let r = r.trim_start().strip_prefix(':')?.trim_start();
+        let (value, r) = if let Some(r) = r.strip_prefix('"') {
+            // A string: up to the first unescaped quote.
+            let mut out = String::new();
+            let mut chars = r.char_indices();
+            let mut end = None;
+            while let Some((i, c)) = chars.next() {
+                match c {
+                    '\\' => match chars.next() {
+                        Some((_, 'n')) => out.push('\n'),
+                        Some((_, 'u')) => {
+                            let code: String = (0..4)
+                                .filter_map(|_| chars.next().map(|(_, c)| c))
+                                .collect();
+                            out.push(char::from_u32(u32::from_str_radix(&code, 16).ok()?)?);
+                        }
+                        Some((_, c)) => out.push(c),
+                        None => return None,
+                    },
+                    '"' => {
+                        end = Some(i);
+                        break;
+                    }
+                    c => out.push(c),
+                }
+            }
+            (out, &r[end? + 1..])
+        } else {
+            let end = r.find(',').unwrap_or(r.len());
+            (r[..end].trim().to_string(), &r[end..])
+        };
+        match key {
+            "state" => status.state = value,
+            "version" => status.version = Some(value),
+            "next" => status.next = value.parse().ok(),
+            "error" => status.error = Some(value),
+            _ => {}
+        }
+        rest = r.trim_start();
+        rest = rest.strip_prefix(',').unwrap_or(rest);
+    }
+    (!status.state.is_empty()).then_some(status)
+}
+
+/// Options of `hearth ota`.
+#[derive(Debug, Clone)]
+pub struct OtaOptions {
+    /// Chunks in flight before waiting for acknowledgements.
+    pub window: u32,
+    /// Wait for the device to confirm the new image (or roll back).
+    pub wait_confirm: bool,
+    /// How long to wait for that.
+    pub confirm_timeout: Duration,
+    /// Show a progress bar.
+    pub progress: bool,
+}
+
+impl Default for OtaOptions {
+    fn default() -> Self {
+        Self {
+            window: 4,
+            wait_confirm: true,
+            confirm_timeout: Duration::from_secs(900),
+            progress: true,
+        }
+    }
+}
+
+/// How one device's update ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OtaOutcome {
+    /// Running the new image, confirmed healthy (or installed, when not waiting).
+    Done(String),
+    /// The device said no, or the transfer failed.
+    Refused(String),
+    /// The new image failed its trial and the device went back.
+    RolledBack(String),
+}
+
+struct Link<'a> {
+    broker: &'a BrokerArgs,
+    device: &'a str,
+    client: Option<Client>,
+}
+
+impl Link<'_> {
+    /// A connected client subscribed to the device's status; reconnects as needed.
+    fn client(&mut self) -> Result<&mut Client, String> {
+        if self.client.is_none() {
+            let id = format!("hearth-ota-{}-{}", std::process::id(), issued() % 100_000);
+            let mut c = Client::connect(self.broker, &id, Duration::from_secs(10))
+                .map_err(|e| e.to_string())?;
+            c.subscribe(&format!("stat/{}/Update", self.device))
+                .map_err(|e| e.to_string())?;
+            self.client = Some(c);
+        }
+        Ok(self.client.as_mut().expect("connected above"))
+    }
+
+    fn publish(&mut self, leaf: &str, payload: &[u8]) -> Result<(), String> {
+        let topic = format!("cmnd/{}/{leaf}", self.device);
+        let r = self.client()?.publish(&topic, payload, false);
+        r.map_err(|e| {
+            self.client = None;
+            e.to_string()
+        })
+    }
+
+    /// The next status, or `None` after `wait`. A broken connection is dropped (the next call
+    /// reconnects) and reads as silence.
+    fn status(&mut self, wait: Duration) -> Option<Status> {
+        let deadline = Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            let client = match self.client() {
+                Ok(c) => c,
+                Err(_) => {
+                    std::thread::sleep(Duration::from_millis(500).min(left));
+                    continue;
+                }
+            };
+            match client.recv(left) {
+                Ok(Some(Received {
+                    payload,
+                    retained: false,
+                    ..
+                })) => {
+                    if let Some(s) = std::str::from_utf8(&payload).ok().and_then(parse_status) {
+                        return Some(s);
+                    }
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => return None,
+                Err(_) => self.client = None,
+            }
+        }
+    }
+}
+
+fn progress_bar(done: u32, size: u32) {
+    let width = 30;
+    let filled = (done as u64 * width / size.max(1) as u64) as usize;
+    eprint!(
+        "\r  [{}{}] {:>3}% {:>7}/{} KiB",
+        "#".repeat(filled),
+        ".".repeat(width as usize - filled),
+        done as u64 * 100 / size.max(1) as u64,
+        done / 1024,
+        size / 1024
+    );
+}
+
+/// Update one device: sign the manifest, send the image with flow control, resume after a
+/// silence or a reconnect, and wait for the verdict.
+pub fn ota_device(
+    broker: &BrokerArgs,
+    device: &str,
+    image: &[u8],
+    facts: &ImageFacts,
+    key: &SigningKey,
+    opts: &OtaOptions,
+) -> Result<OtaOutcome, String> {
+    let manifest = Manifest {
+        version: facts.version,
+        size: u32::try_from(image.len()).map_err(|_| "image too large")?,
+        sha256: Sha256::digest(image).into(),
+        chip: &facts.chip,
+        appliance: &facts.appliance,
+    };
+    let body = manifest.encode().map_err(|e| e.to_string())?;
+    let envelope =
+        signed::seal(Kind::Firmware, issued(), device, &body, key).map_err(|e| e.to_string())?;
+    let mut link = Link {
+        broker,
+        device,
+        client: None,
+    };
+    link.client()?;
+    let size = manifest.size;
+    let window = opts.window.max(1);
+    let mut sent_to: u32 = 0; // everything below has been sent at least once
+    let mut acked: u32 = 0;
+    let mut silent = 0;
+    link.publish("Update/Begin", &envelope)?;
+    loop {
+        let Some(status) = link.status(ANSWER_WAIT) else {
+            silent += 1;
+            if silent > RETRIES {
+                return Err(format!("{device}: no answer from the device"));
+            }
+            // Lost messages, a reconnect, or a reboot: the same manifest resumes the transfer.
+            let _ = link.publish("Update/Begin", &envelope);
+            continue;
+        };
+        silent = 0;
+        match status.state.as_str() {
+            "ready" | "receiving" => {
+                let next = status.next.unwrap_or(0);
+                if let Some(e) = &status.error {
+                    if opts.progress {
+                        eprintln!();
+                    }
+                    eprintln!("  {device}: {e}");
+                }
+                if status.state == "ready" || status.error.is_some() || next > sent_to {
+                    // The start or resume point, or a chunk to send again: from there.
+                    sent_to = next;
+                }
+                acked = next;
+                if opts.progress {
+                    progress_bar(acked, size);
+                }
+                while sent_to < size && sent_to < acked + window * hearth_ota::CHUNK {
+                    let n = hearth_ota::CHUNK.min(size - sent_to) as usize;
+                    let data = &image[sent_to as usize..sent_to as usize + n];
+                    let mut payload = Vec::with_capacity(8 + n);
+                    payload.extend_from_slice(&sent_to.to_le_bytes());
+                    payload.extend_from_slice(&crc32(0, data).to_le_bytes());
+                    payload.extend_from_slice(data);
+                    if link.publish("Update/Chunk", &payload).is_err() {
+                        break;
+                    }
+                    sent_to += n as u32;
+                }
+            }
+            "verifying" if opts.progress => {
+                progress_bar(size, size);
+                eprintln!();
+            }
+            "rebooting" => {
+                if !opts.wait_confirm {
+                    return Ok(OtaOutcome::Done(format!(
+                        "{device}: firmware {} installed; rebooting into it",
+                        facts.version
+                    )));
+                }
+                eprintln!("  {device}: installed, rebooting; waiting for it to confirm itself");
+                return Ok(wait_verdict(&mut link, device, facts, opts.confirm_timeout));
+            }
+            "refused" | "failed" => {
+                if opts.progress && acked > 0 {
+                    eprintln!();
+                }
+                return Ok(OtaOutcome::Refused(format!(
+                    "{device}: {}",
+                    status.error.unwrap_or_else(|| status.state.clone())
+                )));
+            }
+            _ => {}
+        }
+    }
+}
+
+fn wait_verdict(
+    link: &mut Link<'_>,
+    device: &str,
+    facts: &ImageFacts,
+    limit: Duration,
+) -> OtaOutcome {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Some(status) = link.status(left.min(Duration::from_secs(30))) else {
+            continue;
+        };
+        match status.state.as_str() {
+            "confirmed" => {
+                return OtaOutcome::Done(format!(
+                    "{device}: firmware {} confirmed healthy",
+                    status.version.unwrap_or_default()
+                ))
+            }
+            "rolled-back" => {
+                return OtaOutcome::RolledBack(format!(
+                    "{device}: firmware {} failed its trial; back on {}",
+                    facts.version,
+                    status.version.unwrap_or_default()
+                ))
+            }
+            _ => {}
+        }
+    }
+    OtaOutcome::Refused(format!(
+        "{device}: no verdict within {} s (the device may still be on trial)",
+        limit.as_secs()
+    ))
+}
+
+/// The devices announcing themselves online (retained `tele/<name>/LWT = Online`).
+pub fn online_devices(broker: &BrokerArgs) -> Result<Vec<String>, String> {
+    let id = format!("hearth-list-{}", std::process::id());
+    let mut c = Client::connect(broker, &id, Duration::from_secs(10)).map_err(|e| e.to_string())?;
+    c.subscribe("tele/+/LWT").map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    while let Ok(Some(m)) = c.recv(Duration::from_millis(700)) {
+        let name = m
+            .topic
+            .strip_prefix("tele/")
+            .and_then(|t| t.strip_suffix("/LWT"));
+        if let (Some(name), b"Online") = (name, m.payload.as_slice()) {
+            if !out.iter().any(|n| n == name) {
+                out.push(name.to_string());
+            }
+        }
+    }
+    c.disconnect();
+    out.sort();
+    Ok(out)
+}
+
+/// `hearth ota`: update each device in turn; exits non-zero if any did not end on the new
+/// image.
+pub fn ota(
+    broker: &BrokerArgs,
+    devices: &[String],
+    all: bool,
+    image_path: &Path,
+    key_path: &Path,
+    appliance: Option<&str>,
+    opts: &OtaOptions,
+) -> ExitCode {
+    let prepared = (|| -> Result<_, String> {
+        let key = load_key(key_path)?;
+        let image =
+            std::fs::read(image_path).map_err(|e| format!("{}: {e}", image_path.display()))?;
+        let facts = image_facts(&image, appliance)?;
+        let mut devices = devices.to_vec();
+        if all {
+            devices = online_devices(broker)?;
+            if devices.is_empty() {
+                return Err(format!("no device is online on {}", broker.address()));
+            }
+        }
+        Ok((key, image, facts, devices))
+    })();
+    let (key, image, facts, devices) = match prepared {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    println!(
+        "firmware {} for {} ({}), {} bytes, to {} device(s)",
+        facts.version,
+        facts.chip,
+        facts.appliance,
+        image.len(),
+        devices.len()
+    );
+    let mut failed = 0;
+    for device in &devices {
+        let started = Instant::now();
+        match ota_device(broker, device, &image, &facts, &key, opts) {
+            Ok(OtaOutcome::Done(m)) => {
+                println!("ok: {m} ({:.1} s)", started.elapsed().as_secs_f64())
+            }
+            Ok(OtaOutcome::Refused(m)) => {
+                failed += 1;
+                println!("refused: {m}");
+            }
+            Ok(OtaOutcome::RolledBack(m)) => {
+                failed += 1;
+                println!("rolled back: {m}");
+            }
+            Err(e) => {
+                failed += 1;
+                println!("error: {e}");
+            }
+        }
+    }
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// `hearth cmd DEVICE COMMAND`: send a command (signed with `--key`, as commands that change
+/// the device must be when the device has a key) and print the answer.
+pub fn cmd(broker: &BrokerArgs, device: &str, command: &str, key_path: Option<&Path>) -> ExitCode {
+    let run = || -> Result<String, String> {
+        let (leaf, payload) = match key_path {
+            Some(p) => {
+                let key = load_key(p)?;
+                let env = signed::seal(Kind::Command, issued(), device, command.as_bytes(), &key)
+                    .map_err(|e| e.to_string())?;
+                ("Signed", env)
+            }
+            None => ("OTA", command.as_bytes().to_vec()),
+        };
+        let id = format!("hearth-cmd-{}", std::process::id());
+        let mut c =
+            Client::connect(broker, &id, Duration::from_secs(10)).map_err(|e| e.to_string())?;
+        c.subscribe(&format!("stat/{device}/OTA"))
+            .map_err(|e| e.to_string())?;
+        c.publish(&format!("cmnd/{device}/{leaf}"), &payload, false)
+            .map_err(|e| e.to_string())?;
+        let deadline = Instant::now() + ANSWER_WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(format!(
+                    "{device}: no answer within {} s",
+                    ANSWER_WAIT.as_secs()
+                ));
+            }
+            match c.recv(left).map_err(|e| e.to_string())? {
+                Some(m) if !m.retained => {
+                    return Ok(String::from_utf8_lossy(&m.payload).into_owned())
+                }
+                _ => {}
+            }
+        }
+    };
+    match run() {
+        Ok(answer) => {
+            println!("{answer}");
+            if answer.contains("refused") {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `hearth config push DEVICE FILE --key K`: check the config here (unless told not to), sign
+/// it, send it, print the device's verdict.
+pub fn config_push(
+    broker: &BrokerArgs,
+    device: &str,
+    file: &Path,
+    key_path: &Path,
+    local_check: bool,
+) -> ExitCode {
+    let run = || -> Result<Result<String, String>, String> {
+        let key = load_key(key_path)?;
+        let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+        if local_check {
+            hearth_device::update::validate_config(&text)
+                .map_err(|e| format!("{}: {e}", file.display()))?;
+        }
+        let env = signed::seal(Kind::Config, issued(), device, text.as_bytes(), &key)
+            .map_err(|e| e.to_string())?;
+        let mut link = Link {
+            broker,
+            device,
+            client: None,
+        };
+        link.client()?;
+        link.publish("Config", &env)?;
+        let deadline = Instant::now() + ANSWER_WAIT;
+        while Instant::now() < deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match link.status(left) {
+                Some(s) if s.state == "config-installed" => {
+                    return Ok(Ok(format!(
+                        "{device}: config installed; the device reboots into it"
+                    )))
+                }
+                Some(s) if s.state == "refused" => {
+                    return Ok(Err(format!("{device}: {}", s.error.unwrap_or_default())))
+                }
+                _ => {}
+            }
+        }
+        Err(format!(
+            "{device}: no answer within {} s",
+            ANSWER_WAIT.as_secs()
+        ))
+    };
+    match run() {
+        Ok(Ok(m)) => {
+            println!("{m}");
+            ExitCode::SUCCESS
+        }
+        Ok(Err(m)) => {
+            println!("refused: {m}");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_parse() {
+        let s = parse_status(
+            r#"{"state":"receiving","version":"1.2.3","next":8192,"size":400000,"chunk":4096}"#,
+        )
+        .unwrap();
+        assert_eq!(s.state, "receiving");
+        assert_eq!(s.next, Some(8192));
+        assert_eq!(s.version.as_deref(), Some("1.2.3"));
+        let s = parse_status(r#"{"state":"refused","error":"say \"no\", \\ \u0041"}"#).unwrap();
+        assert_eq!(s.error.as_deref(), Some("say \"no\", \\ A"));
+        assert_eq!(parse_status("nonsense"), None);
+        assert_eq!(parse_status(r#"{"state":"x","error":"unterminated}"#), None);
+        assert_eq!(parse_status("{}"), None);
+    }
+
+    #[test]
+    fn image_facts_read_simulator_and_esp_images() {
+        let info = crate::firmware::ImageInfo {
+            version: "2.0.1".into(),
+            appliance: "relay".into(),
+            health: crate::firmware::Health::Ok,
+        };
+        let img = crate::firmware::build(&info, 4096).unwrap();
+        let f = image_facts(&img, None).unwrap();
+        assert_eq!(
+            (f.version, f.chip.as_str(), f.appliance.as_str()),
+            (Version(2, 0, 1), "sim", "relay")
+        );
+        assert!(image_facts(&img[..4000], None).is_err());
+        let mut esp = vec![0u8; 256];
+        esp[0] = 0xE9;
+        esp[12] = 5;
+        esp[32..36].copy_from_slice(&0xABCD_5432u32.to_le_bytes());
+        esp[48..53].copy_from_slice(b"0.3.0");
+        let f = image_facts(&esp, Some("weather")).unwrap();
+        assert_eq!(
+            (f.version, f.chip.as_str(), f.appliance.as_str()),
+            (Version(0, 3, 0), "esp32c3", "weather")
+        );
+        esp[12] = 9;
+        assert!(image_facts(&esp, None).unwrap_err().contains("chip id 9"));
+        assert!(image_facts(b"hello", None).is_err());
+    }
+
+    #[test]
+    fn issue_times_only_move_forward() {
+        let a = issued();
+        let b = issued();
+        let c = issued();
+        assert!(a < b && b < c);
+    }
+}

@@ -1,0 +1,746 @@
+//! Safe updates from anywhere, end to end: real mosquitto, real `hearth sim` devices with their
+//! two firmware slots, and the real `hearth keygen`/`image`/`ota`/`cmd`/`config push` processes.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use hearth_ota::manifest::{Manifest, Version};
+use hearth_ota::otadata::crc32;
+use hearth_ota::signed::{self, Kind};
+use hearth_sim::fleet::{BrokerArgs, Client};
+use hearth_sim::ota_tool::{load_key, parse_status, Status};
+use sha2::{Digest, Sha256};
+use support::{config, wait_until, Broker, Sim, TempDir, HEARTH};
+
+fn s(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+fn hearth(args: &[&str]) -> Output {
+    Command::new(HEARTH)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run hearth")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "status {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// The owner's key pair, made by `hearth keygen`.
+struct Owner {
+    dir: TempDir,
+    key: PathBuf,
+    otakey: String,
+}
+
+fn new_owner() -> Owner {
+    let dir = TempDir::new("owner");
+    let key = dir.0.join("owner.key");
+    let out = hearth(&["keygen", "--out", key.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    // keygen refuses to overwrite a key.
+    let again = hearth(&["keygen", "--out", key.to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(2), "{}", text(&again));
+    Owner {
+        dir,
+        key,
+        otakey: format!("otakey {}", public.trim()),
+    }
+}
+
+impl Owner {
+    fn image(&self, name: &str, args: &[&str]) -> PathBuf {
+        let out_path = self.dir.0.join(name);
+        let mut all = vec!["image", "--out", out_path.to_str().unwrap()];
+        all.extend_from_slice(args);
+        let out = hearth(&all);
+        assert!(out.status.success(), "{}", text(&out));
+        out_path
+    }
+
+    fn key(&self) -> &str {
+        self.key.to_str().unwrap()
+    }
+}
+
+/// A device with the owner's key and short trial times: healthy after 5 s online, rolled back
+/// if not healthy after 15 s.
+fn device(broker: &Broker, name: &str, owner: &Owner, extra: &str) -> Sim {
+    let sim = Sim::start(&config(
+        name,
+        broker.port,
+        &format!("otaconfirm 5\notatrial 15\n{}\n{extra}", owner.otakey),
+    ));
+    assert!(sim.wait_log("mqtt connected", s(20)), "{}", sim.dump());
+    sim
+}
+
+fn broker_flag(broker: &Broker) -> String {
+    format!("127.0.0.1:{}", broker.port)
+}
+
+fn ota(broker: &Broker, device: &str, image: &Path, owner: &Owner, extra: &[&str]) -> Output {
+    let b = broker_flag(broker);
+    let mut args = vec![
+        "ota",
+        device,
+        image.to_str().unwrap(),
+        "--key",
+        owner.key(),
+        "--broker",
+        &b,
+    ];
+    args.extend_from_slice(extra);
+    hearth(&args)
+}
+
+fn cmd(broker: &Broker, device: &str, words: &[&str], key: Option<&Owner>) -> String {
+    let b = broker_flag(broker);
+    let mut args = vec!["cmd", device, "--broker", &b];
+    if let Some(o) = key {
+        args.extend_from_slice(&["--key", o.key()]);
+    }
+    args.extend_from_slice(words);
+    let out = hearth(&args);
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// A client that crafts what the CLI would not send, and reads the device's status.
+struct Probe {
+    client: Client,
+    device: String,
+}
+
+impl Probe {
+    fn new(broker: &Broker, device: &str) -> Self {
+        let args = BrokerArgs {
+            host: "127.0.0.1".into(),
+            port: broker.port,
+            user: None,
+            password: None,
+        };
+        let mut client = Client::connect(&args, &format!("probe-{device}"), s(5)).unwrap();
+        client.subscribe(&format!("stat/{device}/Update")).unwrap();
+        client.subscribe(&format!("stat/{device}/OTA")).unwrap();
+        Probe {
+            client,
+            device: device.into(),
+        }
+    }
+
+    fn send(&mut self, leaf: &str, payload: &[u8], retain: bool) {
+        let topic = format!("cmnd/{}/{leaf}", self.device);
+        self.client.publish(&topic, payload, retain).unwrap();
+    }
+
+    /// The next status on `stat/<device>/Update`.
+    fn status(&mut self) -> Status {
+        let deadline = Instant::now() + s(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(m)) = self.client.recv(s(10)) {
+                if m.topic.ends_with("/Update") {
+                    return parse_status(&String::from_utf8_lossy(&m.payload)).unwrap();
+                }
+            }
+        }
+        panic!("no status from {}", self.device);
+    }
+
+    /// Forget what arrived so far.
+    fn drain(&mut self) {
+        while let Ok(Some(_)) = self.client.recv(Duration::from_millis(300)) {}
+    }
+
+    /// The next answer on `stat/<device>/OTA`.
+    fn answer(&mut self) -> String {
+        let deadline = Instant::now() + s(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(m)) = self.client.recv(s(10)) {
+                if m.topic.ends_with("/OTA") {
+                    return String::from_utf8_lossy(&m.payload).into_owned();
+                }
+            }
+        }
+        panic!("no answer from {}", self.device);
+    }
+}
+
+fn manifest_envelope(
+    owner_key: &ed25519_dalek::SigningKey,
+    device: &str,
+    image: &[u8],
+    version: Version,
+    chip: &str,
+    issued: u64,
+) -> Vec<u8> {
+    let m = Manifest {
+        version,
+        size: image.len() as u32,
+        sha256: Sha256::digest(image).into(),
+        chip,
+        appliance: "all",
+    };
+    signed::seal(
+        Kind::Firmware,
+        issued,
+        device,
+        &m.encode().unwrap(),
+        owner_key,
+    )
+    .unwrap()
+}
+
+fn chunk(offset: u32, data: &[u8], crc: Option<u32>) -> Vec<u8> {
+    let mut p = offset.to_le_bytes().to_vec();
+    p.extend_from_slice(&crc.unwrap_or_else(|| crc32(0, data)).to_le_bytes());
+    p.extend_from_slice(data);
+    p
+}
+
+#[test]
+fn a_signed_update_confirms_itself_and_old_manifests_cannot_be_replayed() {
+    let broker = Broker::start();
+    let owner = new_owner();
+    let dev = device(&broker, "upd", &owner, "");
+    let image = owner.image("v020.img", &["--version", "0.2.0", "--size", "409600"]);
+    let key = load_key(&owner.key).unwrap();
+    // Signed now, kept for a replay after the update.
+    let bytes = std::fs::read(&image).unwrap();
+    let captured = manifest_envelope(&key, "upd", &bytes, Version(0, 2, 0), "sim", now_ms());
+
+    let t = Instant::now();
+    let out = ota(&broker, "upd", &image, &owner, &[]);
+    let took = t.elapsed();
+    assert!(out.status.success(), "{}\n{}", text(&out), dev.dump());
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("firmware 0.2.0 confirmed healthy"),
+        "{}",
+        text(&out)
+    );
+    let transfer = dev.log();
+    let received = transfer
+        .find("update: receiving firmware 0.2.0 (409600 bytes)")
+        .expect("transfer started");
+    assert!(transfer[received..].contains("verified and selected"));
+    println!("400 KB update, from `hearth ota` to confirmed healthy: {took:?}");
+    assert!(cmd(&broker, "upd", &["getversion"], None).contains("hearth 0.2.0 chip sim"));
+    let parts = cmd(&broker, "upd", &["partitions"], None);
+    assert!(
+        parts.starts_with("running slot 1 (firmware 0.2.0)"),
+        "{parts}"
+    );
+    assert!(parts.contains("slot 1 valid"), "{parts}");
+
+    // The captured manifest: older than the one the CLI used, so it is stale.
+    let mut probe = Probe::new(&broker, "upd");
+    probe.send("Update/Begin", &captured, false);
+    let st = probe.status();
+    assert_eq!(st.state, "refused", "{st:?}");
+    assert!(st.error.unwrap().contains("replayed or stale"));
+    // A fresh signature on an older version: a downgrade.
+    let old = owner.image("v019.img", &["--version", "0.1.9"]);
+    let out = ota(&broker, "upd", &old, &owner, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("image version 0.1.9 is not newer than the running 0.2.0"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn bad_signatures_wrong_targets_and_bad_chunks_are_refused() {
+    let broker = Broker::start();
+    let owner = new_owner();
+    let stranger = new_owner();
+    let dev = device(&broker, "ref", &owner, "");
+    let image = owner.image("v030.img", &["--version", "0.3.0", "--size", "20000"]);
+
+    // Signed by someone else.
+    let out = ota(&broker, "ref", &image, &stranger, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("bad signature"),
+        "{}",
+        text(&out)
+    );
+    // Built for another appliance.
+    let relay = owner.image("relay.img", &["--version", "0.3.0", "--appliance", "relay"]);
+    let out = ota(&broker, "ref", &relay, &owner, &[]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("image contains relay, this device runs weather"),
+        "{}",
+        text(&out)
+    );
+
+    let key = load_key(&owner.key).unwrap();
+    let bytes = std::fs::read(&image).unwrap();
+    let mut probe = Probe::new(&broker, "ref");
+    // Built for another chip.
+    let env = manifest_envelope(&key, "ref", &bytes, Version(0, 3, 0), "esp32c3", now_ms());
+    probe.send("Update/Begin", &env, false);
+    let st = probe.status();
+    assert_eq!(st.state, "refused");
+    assert_eq!(
+        st.error.as_deref(),
+        Some("image is for esp32c3, this device is sim")
+    );
+    // Unsigned garbage, and a manifest signed for another device.
+    probe.send("Update/Begin", b"please install me", false);
+    assert_eq!(
+        probe.status().error.as_deref(),
+        Some("not a signed Hearth envelope")
+    );
+    let env = manifest_envelope(&key, "other", &bytes, Version(0, 3, 0), "sim", now_ms());
+    probe.send("Update/Begin", &env, false);
+    assert_eq!(
+        probe.status().error.as_deref(),
+        Some("signed for another device")
+    );
+    // A chunk without a transfer.
+    probe.send("Update/Chunk", &chunk(0, &bytes[..4096], None), false);
+    assert_eq!(probe.status().state, "refused");
+
+    // A corrupted chunk (its CRC fails) is asked for again, and the transfer goes on.
+    let env = manifest_envelope(&key, "ref", &bytes, Version(0, 3, 0), "sim", now_ms());
+    probe.send("Update/Begin", &env, false);
+    let st = probe.status();
+    assert_eq!((st.state.as_str(), st.next), ("ready", Some(0)), "{st:?}");
+    let mut bad = bytes[..4096].to_vec();
+    bad[17] ^= 0x40;
+    probe.send(
+        "Update/Chunk",
+        &chunk(0, &bad, Some(crc32(0, &bytes[..4096]))),
+        false,
+    );
+    let st = probe.status();
+    assert_eq!(st.next, Some(0));
+    assert!(st.error.unwrap().contains("failed its CRC"));
+    probe.send("Update/Chunk", &chunk(0, &bytes[..4096], None), false);
+    assert_eq!(probe.status().next, Some(4096));
+    // Truncated: a last chunk shorter than the manifest says.
+    let mut at = 4096usize;
+    while at + 4096 < bytes.len() {
+        probe.send(
+            "Update/Chunk",
+            &chunk(at as u32, &bytes[at..at + 4096], None),
+            false,
+        );
+        at += 4096;
+        assert_eq!(probe.status().next, Some(at as u32));
+    }
+    probe.send(
+        "Update/Chunk",
+        &chunk(at as u32, &bytes[at..bytes.len() - 5], None),
+        false,
+    );
+    let st = probe.status();
+    assert_eq!(st.next, Some(at as u32));
+    assert_eq!(st.error.as_deref(), Some("chunk of the wrong length"));
+    // Bytes that pass their CRC but are not the signed image: the hash check refuses them.
+    let mut forged = bytes[at..].to_vec();
+    forged[0] ^= 1;
+    probe.send("Update/Chunk", &chunk(at as u32, &forged, None), false);
+    let mut st = probe.status();
+    while st.state == "verifying" {
+        st = probe.status();
+    }
+    assert_eq!(st.state, "failed");
+    assert_eq!(
+        st.error.as_deref(),
+        Some("image SHA-256 does not match the manifest")
+    );
+    // Nothing was selected: still the factory firmware.
+    assert!(cmd(&broker, "ref", &["getversion"], None).contains("hearth 0.1.0"));
+
+    // With a key provisioned, a plain reboot is refused; a signed one works, but not twice, and
+    // a retained one is never obeyed.
+    probe.drain();
+    probe.send("OTA", b"reboot", false);
+    assert!(probe
+        .answer()
+        .contains("reboot refused: it changes the device"));
+    let reboot = signed::seal(Kind::Command, now_ms(), "ref", b"reboot", &key).unwrap();
+    probe.send("Signed", &reboot, false);
+    assert_eq!(probe.answer(), "rebooting");
+    assert!(
+        dev.wait_log("reason: command: reboot requested", s(20)),
+        "{}",
+        dev.dump()
+    );
+    assert!(
+        dev.wait_log_count("mqtt connected", 2, s(20)),
+        "{}",
+        dev.dump()
+    );
+    probe.send("Signed", &reboot, false);
+    assert!(probe.answer().contains("replayed or stale"));
+    // Published retained: the broker hands it to the connected device live (that one reboot is
+    // legitimate); the stored copy it replays at every later connection is never obeyed.
+    let retained = signed::seal(Kind::Command, now_ms(), "ref", b"reboot", &key).unwrap();
+    probe.send("Signed", &retained, true);
+    assert!(
+        dev.wait_log("ignored retained command on cmnd/ref/Signed", s(20)),
+        "{}",
+        dev.dump()
+    );
+    std::thread::sleep(s(3));
+    assert_eq!(dev.log_count("reset cause software"), 2, "{}", dev.dump());
+}
+
+#[test]
+fn a_transfer_resumes_after_the_broker_drops_and_after_a_power_cut() {
+    let port = support::free_port();
+    let mut broker = Broker::start_on(port);
+    let owner = new_owner();
+    let dev = device(&broker, "res", &owner, "");
+    let image = owner.image("v040.img", &["--version", "0.4.0", "--size", "409600"]);
+    let b = format!("127.0.0.1:{port}");
+    let ota_process = || -> Child {
+        Command::new(HEARTH)
+            .args([
+                "ota",
+                "res",
+                image.to_str().unwrap(),
+                "--key",
+                owner.key(),
+                "--broker",
+                &b,
+                "--window",
+                "1",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let acks = |sim: &Sim| sim.log_count("pub stat/res/Update {\"state\":\"receiving\"");
+    let child = ota_process();
+    assert!(wait_until(s(30), || acks(&dev) >= 15), "{}", dev.dump());
+    // The broker goes away mid-transfer and comes back.
+    broker.kill();
+    std::thread::sleep(s(2));
+    let broker = Broker::start_on(port);
+    assert!(
+        wait_until(s(30), || dev.log_count("mqtt connected") >= 2),
+        "{}",
+        dev.dump()
+    );
+    // The transfer continues where it stopped, and the device reboots into the new image.
+    assert!(
+        dev.wait_log("verified and selected", s(60)),
+        "{}",
+        dev.dump()
+    );
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}\n{}", text(&out), dev.dump());
+    // The session was lost mid-transfer, and the transfer went on from where it was (the
+    // device's queued acknowledgement or a new Begin told the client where), never from 0.
+    let log = dev.log();
+    let start = log.find("update: receiving firmware 0.4.0").unwrap();
+    let lost = log[start..]
+        .find("mqtt lost")
+        .expect("the broker dropped mid-transfer")
+        + start;
+    let done = log.find("firmware 0.4.0 verified and selected").unwrap();
+    assert!(lost < done, "{log}");
+    assert!(
+        !log[lost..done].contains("0.4.0 (409600 bytes) from offset 0"),
+        "the transfer started over\n{log}"
+    );
+    assert!(cmd(&broker, "res", &["getversion"], None).contains("hearth 0.4.0"));
+
+    // A power cut mid-transfer: after the reboot the device asks for where it stopped.
+    let image5 = owner.image("v050.img", &["--version", "0.5.0", "--size", "409600"]);
+    let child = Command::new(HEARTH)
+        .args([
+            "ota",
+            "res",
+            image5.to_str().unwrap(),
+            "--key",
+            owner.key(),
+            "--broker",
+            &b,
+            "--window",
+            "1",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let before = acks(&dev);
+    assert!(
+        wait_until(s(30), || acks(&dev) >= before + 20),
+        "{}",
+        dev.dump()
+    );
+    assert!(dev.ctl("power-cut").starts_with("ok"));
+    assert!(
+        dev.wait_log_count("reset cause power-on", 2, s(20)),
+        "{}",
+        dev.dump()
+    );
+    assert!(
+        dev.wait_log("firmware 0.5.0 verified and selected", s(90)),
+        "{}",
+        dev.dump()
+    );
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}\n{}", text(&out), dev.dump());
+    let log = dev.log();
+    let resume_line = log
+        .lines()
+        .rfind(|l| l.contains("update: receiving firmware 0.5.0"))
+        .unwrap();
+    assert!(
+        !resume_line.ends_with("from offset 0"),
+        "did not resume: {resume_line}\n{log}"
+    );
+}
+
+#[test]
+fn a_power_cut_at_the_slot_switch_never_leaves_a_device_that_cannot_boot() {
+    let broker = Broker::start();
+    let owner = new_owner();
+    let dev = device(&broker, "cut", &owner, "");
+    let b = broker_flag(&broker);
+    // Cut the power at a different moment around the switch each time.
+    for (i, delay_ms) in [0u64, 40, 400, 1500].into_iter().enumerate() {
+        let version = format!("0.{}.0", 2 + i);
+        let image = owner.image(
+            &format!("{version}.img"),
+            &["--version", &version, "--size", "65536"],
+        );
+        let mut child = Command::new(HEARTH)
+            .args([
+                "ota",
+                "cut",
+                image.to_str().unwrap(),
+                "--key",
+                owner.key(),
+                "--broker",
+                &b,
+                "--no-wait",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let selected = format!("firmware {version} verified and selected");
+        assert!(dev.wait_log(&selected, s(60)), "{}", dev.dump());
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let connected = dev.log_count("mqtt connected");
+        assert!(dev.ctl("power-cut").starts_with("ok"));
+        let _ = child.wait();
+        // It boots, from one slot or the other, and reaches the broker again.
+        assert!(
+            wait_until(s(30), || dev.log_count("mqtt connected") > connected),
+            "round {i}\n{}",
+            dev.dump()
+        );
+        assert!(
+            !dev.log().contains("the device cannot start"),
+            "{}",
+            dev.dump()
+        );
+        // Whichever image runs confirms itself; the next round starts from there.
+        assert!(
+            wait_until(s(30), || cmd(&broker, "cut", &["getversion"], None)
+                .starts_with("hearth 0.")),
+            "{}",
+            dev.dump()
+        );
+        std::thread::sleep(s(6));
+    }
+}
+
+#[test]
+fn an_image_that_never_gets_healthy_or_crashes_is_rolled_back() {
+    let broker = Broker::start();
+    let owner = new_owner();
+    let dev = device(&broker, "rb", &owner, "");
+    // Never reaches the broker: rolled back when its trial time is up.
+    let never = owner.image("never.img", &["--version", "0.2.0", "--health", "never"]);
+    let out = ota(&broker, "rb", &never, &owner, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}\n{}", text(&out), dev.dump());
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("rolled back: rb: firmware 0.2.0 failed its trial; back on 0.1.0"),
+        "{}\n{}",
+        text(&out),
+        dev.dump()
+    );
+    assert!(
+        dev.log().contains("not healthy after 15 s: rolling back"),
+        "{}",
+        dev.dump()
+    );
+    assert!(cmd(&broker, "rb", &["getversion"], None).contains("hearth 0.1.0"));
+    assert!(
+        cmd(&broker, "rb", &["reason"], None).contains("rollback: new firmware failed its trial")
+    );
+    // Crashes soon after boot: rolled back at the next boot.
+    let crash = owner.image("crash.img", &["--version", "0.2.1", "--health", "crash"]);
+    let out = ota(&broker, "rb", &crash, &owner, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}\n{}", text(&out), dev.dump());
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("rolled back"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        dev.log()
+            .contains("ended its trial boot before it was healthy"),
+        "{}",
+        dev.dump()
+    );
+    assert!(
+        cmd(&broker, "rb", &["panic"], None).contains("firmware 0.2.1 crashed"),
+        "{}",
+        dev.dump()
+    );
+    assert!(cmd(&broker, "rb", &["getversion"], None).contains("hearth 0.1.0"));
+}
+
+#[test]
+fn configs_are_validated_before_they_are_stored_and_safe_mode_is_left_by_a_good_one() {
+    let broker = Broker::start();
+    let owner = new_owner();
+    let dev = device(&broker, "cfg", &owner, "safemode 2\n");
+    let b = broker_flag(&broker);
+    let dir = TempDir::new("configs");
+    let bad = dir.0.join("bad.txt");
+    std::fs::write(
+        &bad,
+        config(
+            "cfg",
+            broker.port,
+            &format!("{}\nmqttkeepalive 2\nuptimeeval x\n", owner.otakey),
+        ),
+    )
+    .unwrap();
+    // Checked here first...
+    let out = hearth(&[
+        "config",
+        "push",
+        "cfg",
+        bad.to_str().unwrap(),
+        "--key",
+        owner.key(),
+        "--broker",
+        &b,
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    // ...and by the device, which refuses it with every error and keeps running.
+    let out = hearth(&[
+        "config",
+        "push",
+        "cfg",
+        bad.to_str().unwrap(),
+        "--key",
+        owner.key(),
+        "--broker",
+        &b,
+        "--no-local-check",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("duplicate") || said.contains("mqttkeepalive"),
+        "{said}"
+    );
+    assert!(said.contains("uptimeeval"), "{said}");
+    std::thread::sleep(s(2));
+    assert_eq!(dev.log_count("reset cause software"), 0, "{}", dev.dump());
+
+    // A config that makes the appliance crash: after two unhealthy boots, safe mode. (The
+    // current boot is healthy first, so the count starts at zero.)
+    assert!(
+        wait_until(s(20), || cmd(&broker, "cfg", &["stats"], None)
+            .contains("unhealthy 0")),
+        "{}",
+        dev.dump()
+    );
+    assert!(dev.ctl("crash-config").starts_with("ok"));
+    assert!(dev.ctl("power-cut").starts_with("ok"));
+    assert!(
+        dev.wait_log("safe mode: 2 boots in a row did not become healthy", s(60)),
+        "{}",
+        dev.dump()
+    );
+    assert!(
+        dev.wait_log("pub stat/cfg/Update {\"state\":\"safe-mode\"", s(10)),
+        "{}",
+        dev.dump()
+    );
+    std::thread::sleep(s(4));
+    let crashes = dev.log_count("the appliance crashed");
+    assert_eq!(
+        crashes,
+        2,
+        "safe mode does not run the appliance\n{}",
+        dev.dump()
+    );
+    // A good config, pushed from afar, brings it back.
+    let good = dir.0.join("good.txt");
+    std::fs::write(
+        &good,
+        config(
+            "cfg",
+            broker.port,
+            &format!(
+                "{}\notaconfirm 5\notatrial 15\nsafemode 2\n# fixed\n",
+                owner.otakey
+            ),
+        ),
+    )
+    .unwrap();
+    let out = hearth(&[
+        "config",
+        "push",
+        "cfg",
+        good.to_str().unwrap(),
+        "--key",
+        owner.key(),
+        "--broker",
+        &b,
+    ]);
+    assert!(out.status.success(), "{}\n{}", text(&out), dev.dump());
+    assert!(
+        dev.wait_log("config: using the config pushed over MQTT", s(20)),
+        "{}",
+        dev.dump()
+    );
+    assert!(
+        dev.wait_log("reason: config: new config installed", s(20)),
+        "{}",
+        dev.dump()
+    );
+    std::thread::sleep(s(8));
+    assert_eq!(dev.log_count("the appliance crashed"), 2, "{}", dev.dump());
+    assert!(
+        cmd(&broker, "cfg", &["stats"], None).contains("unhealthy 0"),
+        "{}",
+        dev.dump()
+    );
+}
