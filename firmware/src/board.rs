@@ -99,8 +99,18 @@ pub struct EspBoard {
     shown: Option<DeviceStatus>,
     /// The sleep controller.
     low_power: LowPower<'static>,
+    /// Update slots, config partition, panic mark.
+    firmware: Firmware,
+}
+
+/// What the board knows of its firmware and flash.
+pub struct Firmware {
     /// The update slots, when the partition table has them.
-    slots: Option<FirmwareSlots>,
+    pub slots: Option<FirmwareSlots>,
+    /// The flash and the config partition, for configs pushed over MQTT.
+    pub config: Option<(crate::flash::SharedFlash, crate::partitions::Region)>,
+    /// The previous run ended in a panic.
+    pub panicked: bool,
 }
 
 /// The chip name update manifests must carry (`hearth ota` reads it from the image header).
@@ -120,7 +130,7 @@ impl EspBoard {
         reset: HardwareReset,
         policy: &'static SharedPolicy,
         lpwr: LPWR<'static>,
-        slots: Option<FirmwareSlots>,
+        firmware: Firmware,
     ) -> Self {
         let mut id = [0u8; 6];
         id.copy_from_slice(esp_hal::efuse::base_mac_address().as_bytes());
@@ -131,7 +141,7 @@ impl EspBoard {
             id,
             shown: None,
             low_power: LowPower::new(lpwr),
-            slots,
+            firmware,
         }
     }
 
@@ -144,11 +154,28 @@ impl Board for EspBoard {
     type Slots = embassy_embedded_hal::adapter::BlockingAsync<crate::flash::SharedFlash>;
 
     fn slots(&mut self) -> Option<&mut FirmwareSlots> {
-        self.slots.as_mut()
+        self.firmware.slots.as_mut()
     }
 
     fn chip(&self) -> &str {
         CHIP_ID
+    }
+
+    async fn store_config(&mut self, text: &str) -> Result<(), alloc::string::String> {
+        match &mut self.firmware.config {
+            Some((flash, partition)) => crate::config::store(flash, partition, text),
+            None => Err("no config partition".into()),
+        }
+    }
+
+    fn last_panic(&mut self) -> Option<alloc::string::String> {
+        // esp-backtrace prints the message and backtrace on the serial console; only the fact
+        // survives the reset (in RTC memory).
+        self.firmware.panicked.then(|| {
+            alloc::string::String::from(
+                "the previous run ended in a panic (message and backtrace on the serial console)",
+            )
+        })
     }
 
     fn hardware_reset(&self) -> HardwareReset {

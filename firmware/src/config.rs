@@ -19,7 +19,9 @@
 //! | 8 | 4 | CRC-32 (IEEE 802.3, as zlib) of the text, little-endian |
 //! | 12 | N | the UTF-8 text of `config.txt` |
 //!
-//! The rest of the partition is erased flash (0xFF). The firmware never writes the partition.
+//! The rest of the partition is erased flash (0xFF). A config pushed over MQTT
+//! (`hearth config push`) is installed as a second copy in the second sector, atomically
+//! ([`store`], `hearth_config::blob`); the second copy, when valid, is the one in force.
 //!
 //! # When the config is unusable
 //!
@@ -34,7 +36,8 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use esp_storage::FlashStorage;
+use embedded_storage::nor_flash::{NorFlash, ReadNorFlash};
+use esp_storage::{FlashStorage, FlashStorageError};
 use hearth_config::blob::{self, BlobError, HEADER_LEN};
 use hearth_config::{Config, Host, Network};
 use hearth_device::profiles::{Plan, FIRMWARE_PROFILES};
@@ -145,8 +148,31 @@ pub fn load(flash: &mut FlashStorage<'_>, partition: &Region) -> Result<Loaded, 
     }
 }
 
+/// The config in force: the pushed copy in the partition's second sector when it is valid,
+/// else the copy `hearth flash` wrote at its start (see `hearth_config::blob`).
+fn read_text<F: ReadNorFlash<Error = FlashStorageError>>(
+    flash: &mut F,
+    partition: &Region,
+) -> Result<String, ReadError> {
+    if partition.len as usize >= blob::SECOND_COPY + blob::COPY_LEN {
+        let second = Region {
+            label: partition.label.clone(),
+            offset: partition.offset + blob::SECOND_COPY as u32,
+            len: blob::COPY_LEN as u32,
+        };
+        if let Ok(text) = read_copy(flash, &second) {
+            log::info!("config: using the config pushed over MQTT");
+            return Ok(text);
+        }
+    }
+    read_copy(flash, partition)
+}
+
 /// The text of the config blob at the start of `partition`.
-fn read_text(flash: &mut FlashStorage<'_>, partition: &Region) -> Result<String, ReadError> {
+fn read_copy<F: ReadNorFlash<Error = FlashStorageError>>(
+    flash: &mut F,
+    partition: &Region,
+) -> Result<String, ReadError> {
     let mut header = [0u8; HEADER_LEN];
     flash
         .read(partition.offset, &mut header)
@@ -172,6 +198,49 @@ fn read_text(flash: &mut FlashStorage<'_>, partition: &Region) -> Result<String,
     blob::decode(&bytes)
         .map(String::from)
         .map_err(ReadError::Blob)
+}
+
+/// Install `text` as the config of the next boot, atomically (two copies, see
+/// `hearth_config::blob`): a power cut at any point leaves the old config or the new one.
+pub fn store<F: NorFlash<Error = FlashStorageError>>(
+    flash: &mut F,
+    partition: &Region,
+    text: &str,
+) -> Result<(), String> {
+    if (partition.len as usize) < blob::SECOND_COPY + blob::COPY_LEN {
+        return Err(format!(
+            "the config partition {partition} has no room for a second copy"
+        ));
+    }
+    let flash_err = |e: FlashStorageError| format!("flash: {e:?}");
+    let second = Region {
+        label: partition.label.clone(),
+        offset: partition.offset + blob::SECOND_COPY as u32,
+        len: blob::COPY_LEN as u32,
+    };
+    let second_valid = read_copy(flash, &second).is_ok();
+    let mut header = [0u8; HEADER_LEN];
+    flash
+        .read(partition.offset, &mut header)
+        .map_err(flash_err)?;
+    let first_len = blob::declared_len(&header).unwrap_or(0);
+    let mut bytes = blob::encode(text);
+    let (write, erase) = blob::plan_write(second_valid, first_len, bytes.len())?;
+    while !bytes.len().is_multiple_of(4) {
+        bytes.push(0xFF);
+    }
+    let at = partition.offset + write.offset() as u32;
+    flash
+        .erase(at, at + blob::COPY_LEN as u32)
+        .map_err(flash_err)?;
+    flash.write(at, &bytes).map_err(flash_err)?;
+    if let Some(e) = erase {
+        let at = partition.offset + e.offset() as u32;
+        flash
+            .erase(at, at + blob::COPY_LEN as u32)
+            .map_err(flash_err)?;
+    }
+    Ok(())
 }
 
 enum ReadError {

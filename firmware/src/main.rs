@@ -354,7 +354,18 @@ async fn main(spawner: Spawner) -> ! {
                 }
             };
 
-            let mut board = make_board(spawner, dogs, &timings, hardware_reset, p.LPWR, slots);
+            let mut board = make_board(
+                spawner,
+                dogs,
+                &timings,
+                hardware_reset,
+                p.LPWR,
+                board::Firmware {
+                    slots,
+                    config: Some((flash, layout.config.clone())),
+                    panicked,
+                },
+            );
             let store = hearth_device::store::shared(store);
             let mut settings = settings;
             settings.boot_mode =
@@ -411,7 +422,18 @@ async fn main(spawner: Spawner) -> ! {
                 Ok(radio) => radio,
                 Err(message) => fatal::reset_later(&message, &mut dogs, &mut store).await,
             };
-            let mut board = make_board(spawner, dogs, &timings, hardware_reset, p.LPWR, slots);
+            let mut board = make_board(
+                spawner,
+                dogs,
+                &timings,
+                hardware_reset,
+                p.LPWR,
+                board::Firmware {
+                    slots,
+                    config: Some((flash, layout.config.clone())),
+                    panicked,
+                },
+            );
             let store = hearth_device::store::shared(store);
             match scale {
                 Some((settings, hx711)) => {
@@ -446,7 +468,7 @@ fn make_board(
     timings: &Timings,
     hardware_reset: HardwareReset,
     lpwr: LPWR<'static>,
-    slots: Option<board::FirmwareSlots>,
+    firmware: board::Firmware,
 ) -> EspBoard {
     let policy: &'static SharedPolicy = POLICY.init(Mutex::new(RefCell::new(LoopWatchdog::new(
         now_ms(),
@@ -466,7 +488,7 @@ fn make_board(
             watchdog::feeder(dogs, policy, plan).expect("the watchdog feeder is spawned once"),
         );
     }
-    let board = EspBoard::new(hardware_reset, policy, lpwr, slots);
+    let board = EspBoard::new(hardware_reset, policy, lpwr, firmware);
     log::info!(
         "device MAC {}, heap free {} bytes",
         board::mac_string(&hearth_device::Board::unique_id(&board)),

@@ -11,6 +11,21 @@
 //! The rest of the partition is erased flash (0xFF). An erased partition, a wrong magic, a
 //! length past the partition, a CRC mismatch and non-UTF-8 text are distinct errors, so the
 //! device can say exactly why it has no config.
+//!
+//! # Two copies, so a pushed config is installed atomically
+//!
+//! `hearth flash` writes one blob at the start of the partition and erases the rest. A config
+//! pushed over MQTT (`hearth config push`) is written by the device as a second blob in the
+//! partition's second sector ([`SECOND_COPY`]); the second copy, when valid, is the one in
+//! force. A power cut can interrupt any write, so a push never touches the copy in force
+//! before the new one is complete ([`plan_write`]):
+//!
+//! - the second copy is not valid (the first is in force): write the second; once it is
+//!   complete it is in force, and until then the first still is;
+//! - the second copy is in force: write the first, then erase the second; until the erase
+//!   starts the old config is in force, after it the new one.
+//!
+//! Either way a cut leaves one complete config, the old or the new.
 
 use alloc::vec::Vec;
 use core::fmt;
@@ -118,9 +133,146 @@ pub fn declared_len(header: &[u8; HEADER_LEN]) -> Option<usize> {
     })
 }
 
+/// Offset of the second copy (the partition's second 4 KiB sector).
+pub const SECOND_COPY: usize = 0x1000;
+/// The most bytes one copy may take (a pushed config fits one sector).
+pub const COPY_LEN: usize = 0x1000;
+
+/// Which of the two copies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigCopy {
+    /// At the start of the partition.
+    First,
+    /// At [`SECOND_COPY`].
+    Second,
+}
+
+impl ConfigCopy {
+    /// Its offset in the partition.
+    pub const fn offset(self) -> usize {
+        match self {
+            Self::First => 0,
+            Self::Second => SECOND_COPY,
+        }
+    }
+}
+
+/// The config in force: the second copy when it is valid, else the first copy (whose error
+/// is the one to report when neither is).
+pub fn in_force<'a>(
+    first: Result<&'a str, BlobError>,
+    second: Result<&'a str, BlobError>,
+) -> (ConfigCopy, Result<&'a str, BlobError>) {
+    match second {
+        Ok(text) => (ConfigCopy::Second, Ok(text)),
+        Err(_) => (ConfigCopy::First, first),
+    }
+}
+
+/// How to install a new config (see the module documentation): the copy to write, and the
+/// copy to erase once it is written. `first_len` is the length of the first copy's blob when
+/// it is the one in force; a first copy written by `hearth flash` that reaches into the second
+/// sector cannot be kept whole while the second is written, so that case is refused.
+pub fn plan_write(
+    second_valid: bool,
+    first_len: usize,
+    new_len: usize,
+) -> Result<(ConfigCopy, Option<ConfigCopy>), &'static str> {
+    if new_len > COPY_LEN {
+        return Err("the config is too long to be pushed (at most 4084 bytes of text)");
+    }
+    if second_valid {
+        Ok((ConfigCopy::First, Some(ConfigCopy::Second)))
+    } else if first_len > SECOND_COPY {
+        Err("the config in force fills the whole partition: shorten it and flash it by cable once")
+    } else {
+        Ok((ConfigCopy::Second, None))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Apply a write plan to a partition image, stopping after `steps` flash operations
+    /// (erase, write, erase) to model a power cut.
+    fn install(partition: &mut [u8], text: &str, steps: usize) -> Result<(), &'static str> {
+        let second_valid = decode(&partition[SECOND_COPY..]).is_ok();
+        let first_len = declared_len(partition[..HEADER_LEN].try_into().unwrap()).unwrap_or(0);
+        let blob = encode(text);
+        let (write, erase) = plan_write(second_valid, first_len, blob.len())?;
+        let at = write.offset();
+        let mut ops = 0;
+        if ops < steps {
+            partition[at..at + COPY_LEN].fill(0xFF);
+            ops += 1;
+        }
+        if ops < steps {
+            partition[at..at + blob.len()].copy_from_slice(&blob);
+            ops += 1;
+        }
+        if let (Some(e), true) = (erase, ops < steps) {
+            partition[e.offset()..e.offset() + COPY_LEN].fill(0xFF);
+        }
+        Ok(())
+    }
+
+    fn current(partition: &[u8]) -> Result<&str, BlobError> {
+        in_force(decode(partition), decode(&partition[SECOND_COPY..])).1
+    }
+
+    #[test]
+    fn a_push_is_atomic_at_every_step_and_alternates_copies() {
+        let mut p = alloc::vec![0xFF; 2 * COPY_LEN];
+        let flashed = encode("v0");
+        p[..flashed.len()].copy_from_slice(&flashed);
+        let mut in_force_text = alloc::string::String::from("v0");
+        for (i, next) in ["v1", "v2", "v3", "v4"].into_iter().enumerate() {
+            // A cut after each step keeps the old config or installs the new one, whole.
+            for steps in 0..3 {
+                let mut cut = p.clone();
+                install(&mut cut, next, steps).unwrap();
+                let seen = current(&cut).unwrap();
+                assert!(
+                    seen == in_force_text || seen == next,
+                    "push {i}, {steps} steps: {seen}"
+                );
+                if steps == 0 {
+                    assert_eq!(seen, in_force_text);
+                }
+            }
+            install(&mut p, next, 3).unwrap();
+            assert_eq!(current(&p), Ok(next));
+            in_force_text = next.into();
+        }
+    }
+
+    #[test]
+    fn a_torn_copy_never_wins() {
+        let mut p = alloc::vec![0xFF; 2 * COPY_LEN];
+        let first = encode("old");
+        p[..first.len()].copy_from_slice(&first);
+        let new = encode("new config");
+        // Half of the second copy written: its checksum fails, the first is in force.
+        p[SECOND_COPY..SECOND_COPY + new.len() / 2].copy_from_slice(&new[..new.len() / 2]);
+        assert_eq!(current(&p), Ok("old"));
+        assert_eq!(
+            in_force(decode(&p), decode(&p[SECOND_COPY..])).0,
+            ConfigCopy::First
+        );
+    }
+
+    #[test]
+    fn pushes_that_cannot_be_atomic_are_refused() {
+        assert!(plan_write(false, 5000, 100).is_err());
+        assert!(plan_write(true, 5000, 100).is_ok());
+        assert!(plan_write(false, 100, COPY_LEN + 1).is_err());
+        assert_eq!(plan_write(false, 100, 100), Ok((ConfigCopy::Second, None)));
+        assert_eq!(
+            plan_write(true, 100, 100),
+            Ok((ConfigCopy::First, Some(ConfigCopy::Second)))
+        );
+    }
 
     #[test]
     fn crc32_matches_the_standard_check_value() {

@@ -195,9 +195,9 @@ pub fn build_image(
             room: config_size,
         });
     }
-    while !blob.len().is_multiple_of(4) {
-        blob.push(0xFF);
-    }
+    // The whole partition: flashing a config also erases a copy pushed over MQTT, which
+    // would otherwise stay in force (see `hearth_config::blob`).
+    blob.resize(config_size, 0xFF);
     segments.push(Segment {
         addr: config_offset,
         data: Cow::Owned(blob),
