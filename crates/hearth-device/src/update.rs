@@ -683,11 +683,16 @@ impl Updater {
                 error: None,
             },
         );
+        let complete = writer.complete();
         self.job = Some(Job {
             envelope: payload.to_vec(),
             version,
             writer,
         });
+        if complete {
+            // Received before a reboot that came before the switch: finish it now.
+            self.install(board, store, pubs, now).await;
+        }
     }
 
     async fn chunk<B: Board, F: NorFlash>(
@@ -751,65 +756,50 @@ impl Updater {
         if !job.writer.complete() {
             return emit(pubs, id, now, receiving(next, None));
         }
-        // The last chunk: check the image as received and as read back, then select it.
-        emit(
-            pubs,
-            id,
-            now,
-            Status {
-                state: "verifying",
-                version: Some(version.clone()),
-                ..Default::default()
-            },
-        );
-        let checked = job.writer.finish(slots).await;
-        let job = self.job.take();
-        forget_job(store).await;
-        if let Err(e) = checked {
+        self.install(board, store, pubs, now).await;
+    }
+
+    /// Every byte is in: check the image as received and as read back, select it, reboot.
+    /// The transfer stays recorded until the switch is done, so a power cut before it lets the
+    /// same manifest finish the job without sending the image again.
+    async fn install<B: Board, F: NorFlash>(
+        &mut self,
+        board: &mut B,
+        store: &SharedStore<F>,
+        pubs: &mut Publications,
+        now: Millis,
+    ) {
+        let id = self.status;
+        let (Some(job), Some(slots)) = (self.job.as_mut(), board.slots()) else {
+            return;
+        };
+        let version = job.version.to_string();
+        let status = |state, error: Option<String>| Status {
+            state,
+            version: Some(version.clone()),
+            error,
+            ..Default::default()
+        };
+        emit(pubs, id, now, status("verifying", None));
+        if let Err(e) = job.writer.finish(slots).await {
+            self.job = None;
+            forget_job(store).await;
             pubs.log(format!("update to {version} failed: {e}"));
-            return emit(
-                pubs,
-                id,
-                now,
-                Status {
-                    state: "failed",
-                    version: Some(version),
-                    error: Some(e.to_string()),
-                    ..Default::default()
-                },
-            );
+            return emit(pubs, id, now, status("failed", Some(e.to_string())));
         }
         let target = slots.inactive();
         if let Err(e) = slots.select(target, State::New).await {
             let error = format!("cannot select the new image: {e:?}");
-            return emit(
-                pubs,
-                id,
-                now,
-                Status {
-                    state: "failed",
-                    version: Some(version),
-                    error: Some(error),
-                    ..Default::default()
-                },
-            );
+            return emit(pubs, id, now, status("failed", Some(error)));
         }
-        drop(job);
+        self.job = None;
+        forget_job(store).await;
         // A new image gets a fresh count of unhealthy boots.
         let _ = store.lock().await.set_u32(keys::UNHEALTHY_BOOTS, 0).await;
         pubs.log(format!(
             "update: firmware {version} verified and selected: rebooting into it"
         ));
-        emit(
-            pubs,
-            id,
-            now,
-            Status {
-                state: "rebooting",
-                version: Some(version),
-                ..Default::default()
-            },
-        );
+        emit(pubs, id, now, status("rebooting", None));
         self.pending_reboot = Some((RebootReason::Update, now + REBOOT_GRACE));
     }
 

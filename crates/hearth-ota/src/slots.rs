@@ -177,19 +177,20 @@ pub struct Writer {
 
 impl Writer {
     /// Start receiving an image of `size` bytes with SHA-256 `sha256`, at `resume_at` (0 for a
-    /// new transfer; a chunk boundary to continue one interrupted by a disconnect or a reboot:
-    /// the bytes already in the slot are hashed again from flash).
+    /// new transfer; a chunk boundary, or `size`, to continue one interrupted by a disconnect
+    /// or a reboot: the bytes already in the slot are hashed again from flash).
     pub async fn begin<F: NorFlash>(
         slots: &mut Slots<F>,
         size: u32,
         sha256: [u8; 32],
         resume_at: u32,
     ) -> Result<Self, SlotError<F::Error>> {
-        let resume_at = if resume_at <= size && resume_at.is_multiple_of(CHUNK) {
-            resume_at
-        } else {
-            0
-        };
+        let resume_at =
+            if resume_at == size || (resume_at < size && resume_at.is_multiple_of(CHUNK)) {
+                resume_at
+            } else {
+                0
+            };
         let mut hasher = Sha256::new();
         let slot = slots.inactive();
         slots
@@ -399,6 +400,16 @@ mod tests {
         let mut w = block_on(Writer::begin(&mut s, img.len() as u32, sha(&img), 3 * 4096)).unwrap();
         assert_eq!(w.next(), 3 * 4096);
         send(&mut w, &mut s, &img);
+        block_on(w.finish(&mut s)).unwrap();
+        // Resuming a complete image only needs the final checks.
+        let mut w = block_on(Writer::begin(
+            &mut s,
+            img.len() as u32,
+            sha(&img),
+            img.len() as u32,
+        ))
+        .unwrap();
+        assert!(w.complete());
         block_on(w.finish(&mut s)).unwrap();
         // A resume point that is not a chunk boundary starts over.
         let w = block_on(Writer::begin(&mut s, img.len() as u32, sha(&img), 100)).unwrap();

@@ -21,7 +21,7 @@ usage:
       send a fault or control command to the simulator running with state DIR:
       wifi up|down|stuck, block SECONDS, slow SECONDS, power-cut, quit,
       sensor CHIP FAULT, load KG, press ev1527|ht6p20 ADDRESS BUTTON, repair,
-      storage-stress on|off, status
+      storage-stress on|off, crash-config, power-cut-at otadata N, status
   hearth flash --chip esp32c3|esp32c6 --config FILE [--elf FIRMWARE] (--save-image OUT | --port PORT)
       validate FILE, then build bootloader + partition table + firmware + config and either
       save one merged flash image (no board needed) or write it to the board on PORT

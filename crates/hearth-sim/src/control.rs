@@ -38,6 +38,10 @@ pub enum ControlCmd {
     Status,
     /// Put this load (grams) on the scale's load cell (`load 12.5`, in kg).
     Load(i64),
+    /// Cut the power just before the Nth flash operation on otadata from now (1: the erase of
+    /// the next entry's sector, 2: the write of its body, 3: the write of its CRC), so a slot
+    /// switch is interrupted exactly there.
+    PowerCutAtOtadata(u32),
     /// From now on the appliance crashes two seconds after boot while the device runs the
     /// config it runs now (a defect that a config triggers; a different config, e.g. one pushed
     /// with `hearth config push`, cures it).
@@ -170,6 +174,10 @@ impl ControlCmd {
             ["load", ..] => Err("usage: load KG".into()),
             ["repair"] => Ok(Self::Repair),
             ["crash-config"] => Ok(Self::CrashConfig),
+            ["power-cut-at", "otadata", n] => match n.parse() {
+                Ok(n) if n >= 1 => Ok(Self::PowerCutAtOtadata(n)),
+                _ => Err("usage: power-cut-at otadata N (N >= 1)".into()),
+            },
             ["sensor", ..] => Err("usage: sensor CHIP FAULT".into()),
             ["storage-stress", "on"] => Ok(Self::StorageStress(true)),
             ["storage-stress", "off"] => Ok(Self::StorageStress(false)),

@@ -148,6 +148,8 @@ fn console(line: &str) {
 #[derive(Default)]
 struct Faults {
     pending: Mutex<VecDeque<EnvMsg>>,
+    /// Flash operations on otadata until the injected power cut (0: none armed).
+    cut_otadata: AtomicU32,
     stress: AtomicBool,
     repair: AtomicBool,
 }
@@ -164,15 +166,15 @@ pub struct SimBoard {
     /// The booted image's version.
     version: String,
     /// The firmware slots.
-    slots: Option<hearth_ota::Slots<FileFlash>>,
+    slots: Option<hearth_ota::Slots<SlotFlash>>,
     /// The panic message that ended the previous run.
     last_panic: Option<String>,
 }
 
 impl Board for SimBoard {
-    type Slots = FileFlash;
+    type Slots = SlotFlash;
 
-    fn slots(&mut self) -> Option<&mut hearth_ota::Slots<FileFlash>> {
+    fn slots(&mut self) -> Option<&mut hearth_ota::Slots<SlotFlash>> {
         self.slots.as_mut()
     }
 
@@ -272,6 +274,70 @@ impl Board for SimBoard {
 
     fn take_repair_request(&mut self) -> bool {
         self.faults.repair.swap(false, Ordering::SeqCst)
+    }
+}
+
+/// The firmware flash, with the injected power cut of `power-cut-at otadata N`.
+pub struct SlotFlash {
+    flash: FileFlash,
+    faults: Arc<Faults>,
+}
+
+impl SlotFlash {
+    fn before(&self, offset: u32) {
+        let otadata = crate::firmware::LAYOUT.otadata
+            ..crate::firmware::LAYOUT.otadata + hearth_ota::otadata::OTADATA_LEN;
+        if !otadata.contains(&offset) {
+            return;
+        }
+        let left = self.faults.cut_otadata.load(Ordering::SeqCst);
+        match left {
+            0 => {}
+            1 => {
+                console("power cut (injected) in the middle of an otadata update");
+                // As the board's power-cut: no cleanup, nothing flushed beyond what the flash
+                // file already holds.
+                // SAFETY: kill(2) on our own process.
+                unsafe {
+                    libc::kill(libc::getpid(), libc::SIGKILL);
+                }
+            }
+            n => self.faults.cut_otadata.store(n - 1, Ordering::SeqCst),
+        }
+    }
+}
+
+impl embedded_storage_async::nor_flash::ErrorType for SlotFlash {
+    type Error = hearth_storage::FileFlashError;
+}
+
+impl embedded_storage_async::nor_flash::ReadNorFlash for SlotFlash {
+    const READ_SIZE: usize =
+        <FileFlash as embedded_storage_async::nor_flash::ReadNorFlash>::READ_SIZE;
+
+    async fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), Self::Error> {
+        self.flash.read(offset, bytes).await
+    }
+
+    fn capacity(&self) -> usize {
+        embedded_storage_async::nor_flash::ReadNorFlash::capacity(&self.flash)
+    }
+}
+
+impl embedded_storage_async::nor_flash::NorFlash for SlotFlash {
+    const WRITE_SIZE: usize =
+        <FileFlash as embedded_storage_async::nor_flash::NorFlash>::WRITE_SIZE;
+    const ERASE_SIZE: usize =
+        <FileFlash as embedded_storage_async::nor_flash::NorFlash>::ERASE_SIZE;
+
+    async fn erase(&mut self, from: u32, to: u32) -> Result<(), Self::Error> {
+        self.before(from);
+        self.flash.erase(from, to).await
+    }
+
+    async fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), Self::Error> {
+        self.before(offset);
+        self.flash.write(offset, bytes).await
     }
 }
 
@@ -389,6 +455,12 @@ fn start_env_reader(link: Arc<Link>, faults: Arc<Faults>, chips: Chips) {
                         console(&format!("environment: load {:.3} kg", g as f64 / 1000.0));
                     }
                     hx711.set_load_kg(g as f64 / 1000.0);
+                }
+                Ok(EnvMsg::CutOtadata(n)) => {
+                    console(&format!(
+                        "environment: power fails before otadata operation {n}"
+                    ));
+                    faults.cut_otadata.store(n, Ordering::SeqCst);
                 }
                 Ok(EnvMsg::Repair) => {
                     console("environment: re-pair requested");
@@ -914,13 +986,21 @@ pub fn run(config: &Path, state: &Path) -> ExitCode {
     let board = SimBoard {
         reset: reset_cause(),
         watchdog,
-        faults,
+        faults: faults.clone(),
         weather,
         seed,
         id,
         state: state.to_path_buf(),
         version: booted.info.version.clone(),
-        slots: Some(booted.slots),
+        slots: Some({
+            let running = booted.slots.running();
+            let layout = booted.slots.layout();
+            let flash = SlotFlash {
+                flash: booted.slots.into_flash(),
+                faults: faults.clone(),
+            };
+            hearth_ota::Slots::new(flash, layout, running)
+        }),
         last_panic,
     };
     let net = match booted.info.health {

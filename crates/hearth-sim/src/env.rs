@@ -43,6 +43,8 @@ pub enum EnvMsg {
     Load(i64),
     /// Forget the ESP-NOW pairing.
     Repair,
+    /// Cut the power just before the Nth flash operation (erase or write) on otadata from now.
+    CutOtadata(u32),
     /// A keyfob press: encoder, address, button.
     Press(String, u32, u8),
     /// The tank's wet level switches.
@@ -67,6 +69,7 @@ impl fmt::Display for EnvMsg {
             }
             Self::Load(g) => write!(f, "load-g {g}"),
             Self::Repair => f.write_str("repair"),
+            Self::CutOtadata(n) => write!(f, "cut-otadata {n}"),
             Self::Press(e, a, b) => write!(f, "press {e} {a} {b}"),
             Self::Tank(m) => write!(f, "tank {m}"),
             Self::Temperature(t) => write!(f, "temperature-mc {t}"),
@@ -98,6 +101,10 @@ impl EnvMsg {
                 .map(Self::Load)
                 .map_err(|_| format!("bad load {g:?}")),
             ["repair"] => Ok(Self::Repair),
+            ["cut-otadata", n] => n
+                .parse()
+                .map(Self::CutOtadata)
+                .map_err(|_| format!("bad otadata operation count {n:?}")),
             ["temperature-mc", t] => t
                 .parse()
                 .map(Self::Temperature)

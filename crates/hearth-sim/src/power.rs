@@ -438,6 +438,10 @@ impl Board {
                     format!("ok load {:.3} kg", g as f64 / 1000.0)
                 }
                 ControlCmd::CrashConfig => self.crash_config(),
+                ControlCmd::PowerCutAtOtadata(n) => {
+                    self.send(run, EnvMsg::CutOtadata(n));
+                    format!("ok the power fails before otadata operation {n} from now")
+                }
                 ControlCmd::Repair => {
                     self.send(run, EnvMsg::Repair);
                     "ok repair".into()

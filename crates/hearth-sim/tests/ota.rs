@@ -488,18 +488,26 @@ fn a_transfer_resumes_after_the_broker_drops_and_after_a_power_cut() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let before = acks(&dev);
-    assert!(
-        wait_until(s(30), || acks(&dev) >= before + 20),
-        "{}",
-        dev.dump()
-    );
-    assert!(dev.ctl("power-cut").starts_with("ok"));
-    assert!(
-        dev.wait_log_count("reset cause power-on", 2, s(20)),
-        "{}",
-        dev.dump()
-    );
+    // Two cuts at random points of the transfer (the seed is printed to replay a failure).
+    let seed = now_ms();
+    println!("power-cut points seeded with {seed}");
+    for (n, after) in [5 + seed % 40, 5 + (seed / 41) % 40]
+        .into_iter()
+        .enumerate()
+    {
+        let before = acks(&dev);
+        assert!(
+            wait_until(s(40), || acks(&dev) >= before + after as usize),
+            "{}",
+            dev.dump()
+        );
+        assert!(dev.ctl("power-cut").starts_with("ok"));
+        assert!(
+            dev.wait_log_count("reset cause power-on", 2 + n, s(20)),
+            "{}",
+            dev.dump()
+        );
+    }
     assert!(
         dev.wait_log("firmware 0.5.0 verified and selected", s(90)),
         "{}",
@@ -524,14 +532,12 @@ fn a_power_cut_at_the_slot_switch_never_leaves_a_device_that_cannot_boot() {
     let owner = new_owner();
     let dev = device(&broker, "cut", &owner, "");
     let b = broker_flag(&broker);
-    // Cut the power at a different moment around the switch each time.
-    for (i, delay_ms) in [0u64, 40, 400, 1500].into_iter().enumerate() {
-        let version = format!("0.{}.0", 2 + i);
+    let update = |version: &str| -> Child {
         let image = owner.image(
             &format!("{version}.img"),
-            &["--version", &version, "--size", "65536"],
+            &["--version", version, "--size", "65536"],
         );
-        let mut child = Command::new(HEARTH)
+        Command::new(HEARTH)
             .args([
                 "ota",
                 "cut",
@@ -540,38 +546,70 @@ fn a_power_cut_at_the_slot_switch_never_leaves_a_device_that_cannot_boot() {
                 owner.key(),
                 "--broker",
                 &b,
-                "--no-wait",
             ])
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap();
+            .unwrap()
+    };
+    // Inside the otadata update: before the erase of the new entry's sector, before its body,
+    // before its CRC. The old image boots; the same manifest then finishes the job without
+    // sending the image again, and the new image boots and confirms itself.
+    for (op, version) in [(1, "0.2.0"), (2, "0.3.0"), (3, "0.4.0")] {
+        assert!(dev
+            .ctl(&format!("power-cut-at otadata {op}"))
+            .starts_with("ok"));
+        let cuts = dev.log_count("power cut (injected)");
+        let child = update(version);
+        assert!(
+            dev.wait_log_count("power cut (injected)", cuts + 1, s(60)),
+            "op {op}\n{}",
+            dev.dump()
+        );
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "op {op}\n{}\n{}",
+            text(&out),
+            dev.dump()
+        );
+        assert!(
+            cmd(&broker, "cut", &["getversion"], None).contains(&format!("hearth {version}")),
+            "op {op}\n{}",
+            dev.dump()
+        );
+    }
+    // Just after the switch, at different moments of the new image's first boot: whichever
+    // image then runs, the device boots and reaches the broker.
+    for (i, delay_ms) in [0u64, 40, 400, 1500].into_iter().enumerate() {
+        let version = format!("0.{}.0", 5 + i);
+        let child = update(&version);
         let selected = format!("firmware {version} verified and selected");
         assert!(dev.wait_log(&selected, s(60)), "{}", dev.dump());
         std::thread::sleep(Duration::from_millis(delay_ms));
         let connected = dev.log_count("mqtt connected");
         assert!(dev.ctl("power-cut").starts_with("ok"));
-        let _ = child.wait();
-        // It boots, from one slot or the other, and reaches the broker again.
         assert!(
             wait_until(s(30), || dev.log_count("mqtt connected") > connected),
-            "round {i}\n{}",
+            "delay {delay_ms} ms\n{}",
             dev.dump()
         );
-        assert!(
-            !dev.log().contains("the device cannot start"),
-            "{}",
-            dev.dump()
-        );
-        // Whichever image runs confirms itself; the next round starts from there.
-        assert!(
-            wait_until(s(30), || cmd(&broker, "cut", &["getversion"], None)
-                .starts_with("hearth 0.")),
-            "{}",
-            dev.dump()
-        );
+        let _ = child.wait_with_output();
+        assert!(wait_until(s(30), || cmd(
+            &broker,
+            "cut",
+            &["getversion"],
+            None
+        )
+        .starts_with("hearth 0.")));
+        // Let whichever image runs confirm itself before the next round.
         std::thread::sleep(s(6));
     }
+    assert!(
+        !dev.log().contains("the device cannot start"),
+        "{}",
+        dev.dump()
+    );
 }
 
 #[test]
