@@ -514,7 +514,17 @@ async fn handle_command<B: Board, F: NorFlash, P: Profile>(
     board.console(&format!("command {leaf} {payload:?}"));
     let payload = payload.trim();
     if signed {
-        return ota_command(payload, true, pubs, board, store, profile, topics, updater).await;
+        return ota_command(
+            payload,
+            true,
+            pubs,
+            board,
+            store,
+            profile.name(),
+            topics,
+            updater,
+        )
+        .await;
     }
     match leaf {
         "Refresh" => {
@@ -522,7 +532,19 @@ async fn handle_command<B: Board, F: NorFlash, P: Profile>(
                 pubs.refresh();
             }
         }
-        "OTA" => ota_command(payload, false, pubs, board, store, profile, topics, updater).await,
+        "OTA" => {
+            ota_command(
+                payload,
+                false,
+                pubs,
+                board,
+                store,
+                profile.name(),
+                topics,
+                updater,
+            )
+            .await
+        }
         leaf => {
             if !profile.command(leaf, payload, pubs).await {
                 pubs.log(format!("unknown command {leaf}"));
@@ -535,13 +557,13 @@ async fn handle_command<B: Board, F: NorFlash, P: Profile>(
 /// an `otakey`, the ones that change the device must be signed; the others answer anyone.
 /// Answers go to `stat/<name>/OTA` (and the log).
 #[allow(clippy::too_many_arguments)]
-async fn ota_command<B: Board, F: NorFlash, P: Profile>(
+async fn ota_command<B: Board, F: NorFlash>(
     command: &str,
     signed: bool,
     pubs: &mut Publications,
     board: &mut B,
     store: &SharedStore<F>,
-    profile: &mut P,
+    appliance: &str,
     topics: &Topics,
     updater: &mut Updater,
 ) {
@@ -596,7 +618,7 @@ async fn ota_command<B: Board, F: NorFlash, P: Profile>(
                 "hearth {} chip {} profile {} device {}",
                 board.version(),
                 board.chip(),
-                profile.name(),
+                appliance,
                 topics.name()
             ),
         ),

@@ -71,7 +71,8 @@ pub fn keygen(out: &Path) -> ExitCode {
 
 /// Read a secret key written by `keygen`.
 pub fn load_key(path: &Path) -> Result<SigningKey, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = String::from_utf8_lossy(&bytes);
     let seed = signed::parse_hex_key(&text).ok_or_else(|| {
         format!(
             "{}: not a secret key (64 hex digits, as `hearth keygen` writes)",
@@ -373,6 +374,11 @@ pub fn ota_device(
     let body = manifest.encode().map_err(|e| e.to_string())?;
     let envelope =
         signed::seal(Kind::Firmware, issued(), device, &body, key).map_err(|e| e.to_string())?;
+    if !is_online(broker, device)? {
+        return Ok(OtaOutcome::Refused(format!(
+            "{device}: not online (the broker has no retained tele/{device}/LWT = Online)"
+        )));
+    }
     let mut link = Link {
         broker,
         device,
@@ -487,6 +493,20 @@ fn wait_verdict(
         "{device}: no verdict within {} s (the device may still be on trial)",
         limit.as_secs()
     ))
+}
+
+/// Does `device` announce itself online (retained `tele/<name>/LWT = Online`)?
+pub fn is_online(broker: &BrokerArgs, device: &str) -> Result<bool, String> {
+    let id = format!("hearth-lwt-{}-{}", std::process::id(), issued() % 100_000);
+    let mut c = Client::connect(broker, &id, Duration::from_secs(10)).map_err(|e| e.to_string())?;
+    c.subscribe(&format!("tele/{device}/LWT"))
+        .map_err(|e| e.to_string())?;
+    let online = matches!(
+        c.recv(Duration::from_millis(1500)),
+        Ok(Some(m)) if m.payload == b"Online"
+    );
+    c.disconnect();
+    Ok(online)
 }
 
 /// The devices announcing themselves online (retained `tele/<name>/LWT = Online`).

@@ -782,3 +782,87 @@ fn configs_are_validated_before_they_are_stored_and_safe_mode_is_left_by_a_good_
         dev.dump()
     );
 }
+
+#[test]
+fn a_fleet_update_reaches_every_online_device() {
+    let broker = Broker::start();
+    let owner = new_owner();
+    let a = device(&broker, "fleet-a", &owner, "");
+    let b = device(&broker, "fleet-b", &owner, "");
+    let image = owner.image("v030.img", &["--version", "0.3.0", "--size", "100000"]);
+    let bf = broker_flag(&broker);
+    let out = hearth(&[
+        "ota",
+        "--all",
+        image.to_str().unwrap(),
+        "--key",
+        owner.key(),
+        "--broker",
+        &bf,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}\n{}\n{}",
+        text(&out),
+        a.dump(),
+        b.dump()
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("to 2 device(s)"), "{said}");
+    for name in ["fleet-a", "fleet-b"] {
+        assert!(
+            said.contains(&format!("ok: {name}: firmware 0.3.0 confirmed healthy")),
+            "{said}"
+        );
+        assert!(cmd(&broker, name, &["getversion"], None).contains("hearth 0.3.0"));
+    }
+    // A device the key does not belong to is refused, and the command says so and fails.
+    let out = hearth(&[
+        "ota",
+        "nobody",
+        image.to_str().unwrap(),
+        "--key",
+        owner.key(),
+        "--broker",
+        &bf,
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    // Bad arguments are clear errors, never a panic.
+    let out = hearth(&[
+        "ota",
+        "fleet-a",
+        "/nonexistent.img",
+        "--key",
+        owner.key(),
+        "--broker",
+        &bf,
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("/nonexistent.img"),
+        "{}",
+        text(&out)
+    );
+    let out = hearth(&["ota", "fleet-a", image.to_str().unwrap(), "--broker", &bf]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("needs --key"),
+        "{}",
+        text(&out)
+    );
+    let out = hearth(&[
+        "ota",
+        "fleet-a",
+        image.to_str().unwrap(),
+        "--key",
+        image.to_str().unwrap(),
+        "--broker",
+        &bf,
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not a secret key"),
+        "{}",
+        text(&out)
+    );
+}
