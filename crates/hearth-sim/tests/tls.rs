@@ -332,8 +332,6 @@ fn devices_connect_with_the_ca_or_the_pin_and_credentials() {
             .any(|(t, _)| t.starts_with("homeassistant/") && t.contains("/dev1/")),
         "{seen:?}"
     );
-    // mosquitto saw TLS clients, not plain ones.
-    assert!(!broker.log().contains("dev1 plain"), "sanity");
     admin.disconnect();
 }
 
