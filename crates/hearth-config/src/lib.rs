@@ -33,7 +33,9 @@
 //! | `profile` / `flavor` | [`Config::profile`] | required, one of the caller's profiles; not both |
 //! | `ssid` | [`Config::network`] | required; ≤ 32 bytes, or `(wired)`, `(wired2)`, `(none)` |
 //! | `password` | [`Network::Wifi`] | optional; 8..=63 characters or 64 hex digits; Wi-Fi only |
-//! | `mqttbroker` | [`Mqtt::broker`] | required unless `ssid (none)`; `host`, `host:port`, `[v6]:port` |
+//! | `mqttbroker` | [`Mqtt::broker`] | required unless `ssid (none)`; `host`, `host:port`, `[v6]:port`, optionally `mqtt://` (plain, port 1883) or `mqtts://` (TLS, port 8883) |
+//! | `mqttca`, `mqttpin` | [`Mqtt::tls`] | `mqtts://` only, which needs at least one: base64 DER of the CA certificate; 64 hex digits (SHA-256 of the server's SubjectPublicKeyInfo) |
+//! | `mqttclientcert`, `mqttclientkey` | [`MqttTls::client`] | `mqtts://` only, both or neither; base64 DER (the key is a secret) |
 //! | `mqttname` | [`Mqtt::name`] | required; 1..=64 characters, no whitespace, `/`, `+`, `#` |
 //! | `mqttuser`, `mqttpassword` | [`Mqtt::credentials`] | optional; no password without user |
 //! | `mqttkeepalive` | [`Mqtt::keepalive_s`] | 5..=3600 s, default 30, < `mqttreboot` |
@@ -47,6 +49,7 @@
 
 extern crate alloc;
 
+pub mod base64;
 pub mod blob;
 mod error;
 mod model;
@@ -58,9 +61,9 @@ mod values;
 
 pub use error::{ConfigError, ConfigErrors, ErrorKind, Located, LocatedAll};
 pub use model::{
-    Broker, Config, EspNow, Host, Mqtt, MqttCredentials, Network, Timings,
-    DEFAULT_MQTT_KEEPALIVE_S, DEFAULT_MQTT_PORT, DEFAULT_WATCHDOG_S, WATCHDOG_FEED_PERIOD_S,
-    WATCHDOG_MAX_S, WATCHDOG_MIN_S,
+    Broker, ClientIdentity, Config, EspNow, Host, Mqtt, MqttCredentials, MqttTls, Network, Timings,
+    DEFAULT_MQTTS_PORT, DEFAULT_MQTT_KEEPALIVE_S, DEFAULT_MQTT_PORT, DEFAULT_WATCHDOG_S,
+    WATCHDOG_FEED_PERIOD_S, WATCHDOG_MAX_S, WATCHDOG_MIN_S,
 };
 pub use parser::{parse, parse_with};
 pub use schema::KeySpec;

@@ -10,6 +10,9 @@ use core::net::{Ipv4Addr, Ipv6Addr};
 /// port).
 pub const DEFAULT_MQTT_PORT: u16 = 1883;
 
+/// MQTT-over-TLS's standard port, used when an `mqtts://` broker names no port.
+pub const DEFAULT_MQTTS_PORT: u16 = 8883;
+
 /// Hardware watchdog timeout when `watchdog` is absent, `None`, or one of the reference's
 /// "on" values (see [`Timings::watchdog_s`]). Same as the reference's fixed timeout.
 pub const DEFAULT_WATCHDOG_S: u32 = 15;
@@ -92,6 +95,73 @@ pub struct Mqtt {
     pub credentials: Option<MqttCredentials>,
     /// `mqttkeepalive`, seconds, 5..=3600.
     pub keepalive_s: u16,
+    /// `mqttca`, `mqttpin`, `mqttclientcert`, `mqttclientkey`: how the TLS link to the broker
+    /// is verified. `Some` exactly when the broker is `mqtts://` ([`Broker::tls`]).
+    pub tls: Option<MqttTls>,
+}
+
+/// How the device checks the broker's TLS certificate, and the certificate it shows itself.
+/// At least one of `ca` and `pin` is set: there is no "accept any certificate".
+#[derive(Clone, PartialEq, Eq)]
+pub struct MqttTls {
+    /// `mqttca`: the DER of the CA certificate that must have issued the broker's certificate
+    /// (directly or through intermediates the broker sends). With it, the chain, the validity
+    /// period and the host name are checked.
+    pub ca: Option<alloc::vec::Vec<u8>>,
+    /// `mqttpin`: SHA-256 of the DER SubjectPublicKeyInfo of the broker's certificate.
+    pub pin: Option<[u8; 32]>,
+    /// `mqttclientcert` + `mqttclientkey`: the device's own certificate, for brokers that
+    /// require one.
+    pub client: Option<ClientIdentity>,
+}
+
+impl fmt::Debug for MqttTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MqttTls")
+            .field("ca", &self.ca.as_ref().map(|c| DerLen(c.len())))
+            .field("pin", &self.pin.as_ref().map(|p| Hex(p)))
+            .field("client", &self.client)
+            .finish()
+    }
+}
+
+/// A client certificate and its private key, both DER. The key is a secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientIdentity {
+    /// The certificate (X.509 DER).
+    pub cert: alloc::vec::Vec<u8>,
+    /// The private key (PKCS#8, PKCS#1 RSA or SEC1 EC, DER).
+    pub key: alloc::vec::Vec<u8>,
+}
+
+impl fmt::Debug for ClientIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientIdentity")
+            .field("cert", &DerLen(self.cert.len()))
+            .field("key", &Redacted)
+            .finish()
+    }
+}
+
+/// Shows a DER blob by its size in `Debug` output.
+struct DerLen(usize);
+
+impl fmt::Debug for DerLen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<{} bytes of DER>", self.0)
+    }
+}
+
+/// Bytes as lower-case hex.
+struct Hex<'a>(&'a [u8]);
+
+impl fmt::Debug for Hex<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
 }
 
 /// Broker login.
@@ -114,8 +184,22 @@ impl fmt::Debug for MqttCredentials {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Broker {
     pub host: Host,
-    /// 1..=65535; [`DEFAULT_MQTT_PORT`] when the file names none.
+    /// 1..=65535; [`DEFAULT_MQTT_PORT`] (or [`DEFAULT_MQTTS_PORT`] with TLS) when the file
+    /// names none.
     pub port: u16,
+    /// `mqtts://`: MQTT over TLS. Written `host[:port]` or `mqtt://host[:port]` for plain TCP.
+    pub tls: bool,
+}
+
+impl Broker {
+    /// The port used when the file names none, by scheme.
+    pub fn default_port(tls: bool) -> u16 {
+        if tls {
+            DEFAULT_MQTTS_PORT
+        } else {
+            DEFAULT_MQTT_PORT
+        }
+    }
 }
 
 /// The host part of `mqttbroker`.
@@ -129,15 +213,18 @@ pub enum Host {
 }
 
 /// Renders the way `mqttbroker` is written: `host`, `host:port`, `[v6]` or `[v6]:port`,
-/// omitting the default port.
+/// prefixed with `mqtts://` for TLS, omitting the scheme's default port.
 impl fmt::Display for Broker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.tls {
+            f.write_str("mqtts://")?;
+        }
         match &self.host {
             Host::Name(n) => f.write_str(n)?,
             Host::Ipv4(a) => write!(f, "{a}")?,
             Host::Ipv6(a) => write!(f, "[{a}]")?,
         }
-        if self.port != DEFAULT_MQTT_PORT {
+        if self.port != Broker::default_port(self.tls) {
             write!(f, ":{}", self.port)?;
         }
         Ok(())
@@ -272,7 +359,14 @@ mod tests {
 
     #[test]
     fn broker_display() {
-        let b = |host, port| Broker { host, port }.to_string();
+        let b = |host, port| {
+            Broker {
+                host,
+                port,
+                tls: false,
+            }
+            .to_string()
+        };
         assert_eq!(b(Host::Name("mqtt.lan".into()), 1883), "mqtt.lan");
         assert_eq!(
             b(Host::Ipv4(Ipv4Addr::new(10, 0, 0, 1)), 8883),
@@ -280,6 +374,16 @@ mod tests {
         );
         assert_eq!(b(Host::Ipv6(Ipv6Addr::LOCALHOST), 1883), "[::1]");
         assert_eq!(b(Host::Ipv6(Ipv6Addr::LOCALHOST), 1), "[::1]:1");
+        let tls = |port| {
+            Broker {
+                host: Host::Name("mqtt.lan".into()),
+                port,
+                tls: true,
+            }
+            .to_string()
+        };
+        assert_eq!(tls(8883), "mqtts://mqtt.lan");
+        assert_eq!(tls(1883), "mqtts://mqtt.lan:1883");
     }
 
     #[test]
@@ -296,7 +400,19 @@ mod tests {
             psk: Some("hunter22secret".into()),
             ..EspNow::default()
         };
-        for s in [format!("{n:?}"), format!("{c:?}"), format!("{e:?}")] {
+        let t = MqttTls {
+            ca: Some(alloc::vec![0x30, 0]),
+            pin: Some([0xab; 32]),
+            client: Some(ClientIdentity {
+                cert: alloc::vec![0x30, 0],
+                key: b"hunter22secret".to_vec(),
+            }),
+        };
+        let shown = format!("{t:?}");
+        assert!(shown.contains("<2 bytes of DER>"), "{shown}");
+        assert!(shown.contains(&"ab".repeat(32)), "{shown}");
+        assert!(!shown.contains("104, 117"), "key bytes leaked: {shown}");
+        for s in [format!("{n:?}"), format!("{c:?}"), format!("{e:?}"), shown] {
             assert!(!s.contains("hunter22"), "{s}");
             assert!(s.contains("<redacted>"), "{s}");
         }

@@ -12,8 +12,8 @@ use alloc::vec::Vec;
 
 use crate::error::{echo, ConfigError, ConfigErrors, ErrorKind};
 use crate::model::{
-    Config, EspNow, Mqtt, MqttCredentials, Network, Timings, DEFAULT_MQTT_KEEPALIVE_S,
-    DEFAULT_WATCHDOG_S,
+    Broker, ClientIdentity, Config, EspNow, Mqtt, MqttCredentials, MqttTls, Network, Timings,
+    DEFAULT_MQTT_KEEPALIVE_S, DEFAULT_WATCHDOG_S,
 };
 use crate::schema::{suggest, Key, KeySpec};
 use crate::syntax::{lines, RawValue};
@@ -378,12 +378,88 @@ impl<'a, 's> Reader<'a, 's> {
                 u32::from(DEFAULT_MQTT_KEEPALIVE_S),
             )
             .and_then(|k| u16::try_from(k).ok());
+        let tls = self.tls(broker.as_ref());
         Some(Mqtt {
             broker: broker?,
             name: name?,
             credentials: credentials?,
             keepalive_s: keepalive?,
+            tls: tls?,
         })
+    }
+
+    /// The TLS keys, checked against the broker: they need `mqtts://`, and `mqtts://` needs a
+    /// way to verify the server (`mqttca` or `mqttpin`). `broker` is `None` when it was
+    /// invalid (already reported), `Some(None)` when absent.
+    fn tls(&mut self, broker: Option<&Option<Broker>>) -> Option<Option<MqttTls>> {
+        let ca = self.optional(Key::MqttCa, |v| values::der_base64(v, "CA certificate"));
+        let pin = self.optional(Key::MqttPin, values::pin);
+        let cert = self.optional(Key::MqttClientCert, |v| {
+            values::der_base64(v, "client certificate")
+        });
+        let key = self.optional(Key::MqttClientSecret, |v| {
+            values::der_base64(v, "client private key")
+        });
+        let client = match (cert, key) {
+            (Field::Invalid, _) | (_, Field::Invalid) => None,
+            (Field::Absent, Field::Absent) => Some(None),
+            (Field::Given(_, cert), Field::Given(_, key)) => {
+                Some(Some(ClientIdentity { cert, key }))
+            }
+            (Field::Given(line, _), Field::Absent) => {
+                self.conflict(
+                    Some(line),
+                    "\"mqttclientcert\" needs \"mqttclientkey\" (give both or neither)".into(),
+                );
+                None
+            }
+            (Field::Absent, Field::Given(line, _)) => {
+                self.conflict(
+                    Some(line),
+                    "\"mqttclientkey\" needs \"mqttclientcert\" (give both or neither)".into(),
+                );
+                None
+            }
+        };
+        let (ca, pin) = match (ca, pin) {
+            (Field::Invalid, _) | (_, Field::Invalid) => (None, None),
+            (ca, pin) => (Some(ca.value()), Some(pin.value())),
+        };
+        let tls_keys = [
+            Key::MqttCa,
+            Key::MqttPin,
+            Key::MqttClientCert,
+            Key::MqttClientSecret,
+        ];
+        match broker? {
+            Some(b) if b.tls => {
+                let (ca, pin, client) = (ca?, pin?, client?);
+                if ca.is_none() && pin.is_none() {
+                    self.conflict(
+                        self.given_line(Key::MqttBroker),
+                        "an mqtts:// broker needs \"mqttca\" (the CA certificate that signed the broker's certificate) or \"mqttpin\" (its public key's SHA-256), or both; `hearth tls config-lines` prints them".into(),
+                    );
+                    return None;
+                }
+                Some(Some(MqttTls { ca, pin, client }))
+            }
+            _ => {
+                let mut ok = true;
+                for k in tls_keys {
+                    if let Some(line) = self.given_line(k) {
+                        ok = false;
+                        self.conflict(
+                            Some(line),
+                            format!(
+                                "\"{}\" is only used with a TLS broker: write \"mqttbroker mqtts://HOST[:PORT]\", or remove it",
+                                k.name()
+                            ),
+                        );
+                    }
+                }
+                ok.then_some(None)
+            }
+        }
     }
 
     fn espnow(&mut self) -> Option<EspNow> {

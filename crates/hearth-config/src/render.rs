@@ -5,6 +5,7 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use core::fmt::Write;
 
+use crate::base64;
 use crate::model::{Config, Network, Timings, DEFAULT_MQTT_KEEPALIVE_S};
 use crate::schema::Key;
 use crate::values;
@@ -50,6 +51,19 @@ impl Config {
         }
         if self.mqtt.keepalive_s != DEFAULT_MQTT_KEEPALIVE_S {
             put(Key::MqttKeepalive, &self.mqtt.keepalive_s.to_string());
+        }
+        if let Some(tls) = &self.mqtt.tls {
+            if let Some(ca) = &tls.ca {
+                put(Key::MqttCa, &base64::encode(ca));
+            }
+            if let Some(pin) = &tls.pin {
+                let hex: String = pin.iter().map(|b| format!("{b:02x}")).collect();
+                put(Key::MqttPin, &hex);
+            }
+            if let Some(client) = &tls.client {
+                put(Key::MqttClientCert, &base64::encode(&client.cert));
+                put(Key::MqttClientSecret, &base64::encode(&client.key));
+            }
         }
         let t = &self.timings;
         let d = Timings::default();

@@ -30,6 +30,10 @@ pub(crate) enum Key {
     MqttUser,
     MqttPassword,
     MqttKeepalive,
+    MqttCa,
+    MqttPin,
+    MqttClientCert,
+    MqttClientSecret,
     Watchdog,
     EspNowGroup,
     EspNowPsk,
@@ -50,7 +54,7 @@ pub(crate) enum Key {
 }
 
 impl Key {
-    pub(crate) const COUNT: usize = 26;
+    pub(crate) const COUNT: usize = 30;
 
     pub(crate) const ALL: [Key; Key::COUNT] = [
         Key::Profile,
@@ -62,6 +66,10 @@ impl Key {
         Key::MqttUser,
         Key::MqttPassword,
         Key::MqttKeepalive,
+        Key::MqttCa,
+        Key::MqttPin,
+        Key::MqttClientCert,
+        Key::MqttClientSecret,
         Key::Watchdog,
         Key::EspNowGroup,
         Key::EspNowPsk,
@@ -92,6 +100,10 @@ impl Key {
             Key::MqttUser => "mqttuser",
             Key::MqttPassword => "mqttpassword",
             Key::MqttKeepalive => "mqttkeepalive",
+            Key::MqttCa => "mqttca",
+            Key::MqttPin => "mqttpin",
+            Key::MqttClientCert => "mqttclientcert",
+            Key::MqttClientSecret => "mqttclientkey",
             Key::Watchdog => "watchdog",
             Key::EspNowGroup => "espnowgroup",
             Key::EspNowPsk => "espnowpsk",

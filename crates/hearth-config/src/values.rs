@@ -7,9 +7,7 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use core::net::{Ipv4Addr, Ipv6Addr};
 
-use crate::model::{
-    Broker, Host, DEFAULT_MQTT_PORT, DEFAULT_WATCHDOG_S, WATCHDOG_MAX_S, WATCHDOG_MIN_S,
-};
+use crate::model::{Broker, Host, DEFAULT_WATCHDOG_S, WATCHDOG_MAX_S, WATCHDOG_MIN_S};
 
 /// What a valid value would have looked like; ends up after "bad value for "key": ".
 pub(crate) type Expected = Cow<'static, str>;
@@ -137,24 +135,48 @@ pub(crate) fn wifi_password(v: &str) -> Result<(), Expected> {
     }
 }
 
-const BROKER_EXPECTED: &str = "expected host or host:port with port 1..=65535, where host is a DNS name, an IPv4 address or an [IPv6] address";
+const BROKER_EXPECTED: &str = "expected host or host:port with port 1..=65535, where host is a DNS name, an IPv4 address or an [IPv6] address, optionally after mqtt:// (plain) or mqtts:// (TLS)";
 
+/// `mqttbroker`: `[mqtt://|mqtts://]host[:port]`. No scheme means plain MQTT, as in the
+/// reference.
 pub(crate) fn broker(v: &str) -> Result<Broker, Expected> {
+    let (tls, rest) = if let Some(rest) = v.strip_prefix("mqtts://") {
+        (true, rest)
+    } else if let Some(rest) = v.strip_prefix("mqtt://") {
+        (false, rest)
+    } else if let Some((scheme, _)) = v.split_once("://") {
+        return Err(format!(
+            "unknown scheme \"{}://\"; write mqtt://host[:port] (plain, port 1883) or mqtts://host[:port] (TLS, port 8883)",
+            crate::error::echo(scheme)
+        )
+        .into());
+    } else {
+        (false, v)
+    };
+    if rest.contains('/') {
+        return Err("expected no path after the broker's host[:port]".into());
+    }
+    host_port(rest, tls)
+}
+
+fn host_port(v: &str, tls: bool) -> Result<Broker, Expected> {
+    let default_port = Broker::default_port(tls);
     let bad = || Expected::from(BROKER_EXPECTED);
     if let Some(rest) = v.strip_prefix('[') {
         let (inside, after) = rest.split_once(']').ok_or_else(bad)?;
         let addr: Ipv6Addr = inside.parse().map_err(|_| bad())?;
         let port = match after {
-            "" => DEFAULT_MQTT_PORT,
+            "" => default_port,
             _ => port(after.strip_prefix(':').ok_or_else(bad)?).ok_or_else(bad)?,
         };
         return Ok(Broker {
             host: Host::Ipv6(addr),
             port,
+            tls,
         });
     }
     let (host, port) = match v.split_once(':') {
-        None => (v, DEFAULT_MQTT_PORT),
+        None => (v, default_port),
         Some((_, p)) if p.contains(':') => {
             return Err(
                 "IPv6 addresses must be in brackets, e.g. [fd00::1] or [fd00::1]:1883".into(),
@@ -170,7 +192,85 @@ pub(crate) fn broker(v: &str) -> Result<Broker, Expected> {
     } else {
         return Err(bad());
     };
-    Ok(Broker { host, port })
+    Ok(Broker { host, port, tls })
+}
+
+/// Longest DER blob accepted in a TLS key (certificates with large RSA keys and many
+/// extensions stay far below this).
+const DER_MAX: usize = 8 * 1024;
+
+/// `mqttca`, `mqttclientcert`, `mqttclientkey`: base64 of one DER structure (an X.509
+/// certificate or a private key), checked to be a single, complete ASN.1 SEQUENCE, so a
+/// truncated paste or a PEM file's header line is caught here rather than in a handshake.
+pub(crate) fn der_base64(v: &str, what: &str) -> Result<alloc::vec::Vec<u8>, Expected> {
+    if v.starts_with("-----") {
+        return Err(format!(
+            "expected the base64 of the {what}'s DER on one line, not PEM; `hearth tls config-lines` prints the line"
+        )
+        .into());
+    }
+    let der = crate::base64::decode(v)
+        .map_err(|e| Expected::from(format!("expected the base64 of the {what}'s DER: {e}")))?;
+    if der.len() > DER_MAX {
+        return Err(format!("the {what} is {} bytes; at most {DER_MAX}", der.len()).into());
+    }
+    match der_sequence_len(&der) {
+        Some(len) if len == der.len() => Ok(der),
+        Some(len) if len > der.len() => Err(format!(
+            "the {what} is truncated: its DER says {len} bytes, the line holds {}",
+            der.len()
+        )
+        .into()),
+        Some(len) => Err(format!(
+            "the {what} has {} bytes after its DER structure of {len} bytes",
+            der.len() - len
+        )
+        .into()),
+        None => Err(format!("the decoded bytes are not a DER {what} (no ASN.1 SEQUENCE)").into()),
+    }
+}
+
+/// The total length (header included) of the DER SEQUENCE at the start of `der`, or `None`
+/// if it does not start with one (definite length, minimal encoding).
+fn der_sequence_len(der: &[u8]) -> Option<usize> {
+    let (&tag, rest) = der.split_first()?;
+    if tag != 0x30 {
+        return None;
+    }
+    let (&first, rest) = rest.split_first()?;
+    let (len, header) = if first < 0x80 {
+        (usize::from(first), 2)
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 4 || rest.len() < n || rest[0] == 0 {
+            return None; // indefinite, too long, or not minimal
+        }
+        let len = rest[..n]
+            .iter()
+            .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
+        if len < 0x80 {
+            return None; // long form where the short form fits
+        }
+        (len, 2 + n)
+    };
+    len.checked_add(header)
+}
+
+/// `mqttpin`: 64 hex digits, the SHA-256 of the server's SubjectPublicKeyInfo (DER).
+pub(crate) fn pin(v: &str) -> Result<[u8; 32], Expected> {
+    let expected = || {
+        Expected::from(
+            "expected 64 hex digits: the SHA-256 of the broker certificate's public key (SubjectPublicKeyInfo DER); `hearth tls config-lines --pin-from CERT` prints the line",
+        )
+    };
+    if v.len() != 64 || !v.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(expected());
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&v[2 * i..2 * i + 2], 16).map_err(|_| expected())?;
+    }
+    Ok(out)
 }
 
 fn port(p: &str) -> Option<u16> {
@@ -338,7 +438,8 @@ mod tests {
             ok("mqtt.lan"),
             Broker {
                 host: Host::Name("mqtt.lan".into()),
-                port: 1883
+                port: 1883,
+                tls: false,
             }
         );
         assert_eq!(ok("mqtt.lan:8883").port, 8883);
@@ -348,7 +449,8 @@ mod tests {
             ok("192.168.1.10"),
             Broker {
                 host: Host::Ipv4(Ipv4Addr::new(192, 168, 1, 10)),
-                port: 1883
+                port: 1883,
+                tls: false,
             }
         );
         assert_eq!(ok("10.0.0.1:65535").port, 65535);
@@ -378,6 +480,73 @@ mod tests {
         assert!(broker("fd00::1").unwrap_err().contains("brackets"));
         assert!(broker(&"a".repeat(64)).is_err());
         assert!(broker(&"a".repeat(63)).is_ok());
+    }
+
+    #[test]
+    fn broker_schemes() {
+        let ok = |v: &str| broker(v).unwrap_or_else(|e| panic!("{v}: {e}"));
+        let b = ok("mqtts://mqtt.lan");
+        assert_eq!((b.tls, b.port), (true, 8883));
+        assert_eq!(ok("mqtts://mqtt.lan:8884").port, 8884);
+        let b = ok("mqtts://[::1]");
+        assert_eq!(
+            (b.tls, b.port, b.host),
+            (true, 8883, Host::Ipv6("::1".parse().unwrap()))
+        );
+        let b = ok("mqtt://10.0.0.1");
+        assert_eq!((b.tls, b.port), (false, 1883));
+        assert_eq!(ok("mqtt://h:1999").port, 1999);
+        assert!(broker("http://h")
+            .unwrap_err()
+            .contains("unknown scheme \"http://\""));
+        assert!(broker("MQTTS://h").unwrap_err().contains("unknown scheme"));
+        assert!(broker("mqtts://h/x").unwrap_err().contains("no path"));
+        assert_eq!(broker("mqtts://"), Err(BROKER_EXPECTED.into()));
+        assert_eq!(broker("mqtts://h:0"), Err(BROKER_EXPECTED.into()));
+    }
+
+    #[test]
+    fn der_lines() {
+        use crate::base64::encode;
+        // A SEQUENCE of 3 bytes, and one of 200 (long-form length).
+        let short = [0x30, 3, 1, 2, 3];
+        assert_eq!(
+            der_base64(&encode(&short), "certificate"),
+            Ok(short.to_vec())
+        );
+        let mut long = alloc::vec![0x30, 0x81, 200];
+        long.extend([7u8; 200]);
+        assert_eq!(der_base64(&encode(&long), "certificate"), Ok(long.clone()));
+        let e = |v: &str| der_base64(v, "certificate").unwrap_err();
+        assert!(e(&encode(&long[..100])).contains("truncated"));
+        let mut extra = short.to_vec();
+        extra.push(0);
+        assert!(e(&encode(&extra)).contains("1 bytes after"));
+        assert!(e(&encode(b"hello")).contains("not a DER certificate"));
+        assert!(
+            e(&encode(&[0x30, 0x80, 0, 0])).contains("not a DER"),
+            "indefinite"
+        );
+        assert!(
+            e(&encode(&[0x30, 0x81, 3, 1, 2, 3])).contains("not a DER"),
+            "not minimal"
+        );
+        assert!(e("-----BEGIN CERTIFICATE-----").contains("not PEM"));
+        assert!(e("MIIB IjAN").contains("character 5"));
+        let mut huge = alloc::vec![0x30, 0x82, 0x30, 0x00];
+        huge.extend(core::iter::repeat_n(0u8, 0x3000));
+        assert!(e(&encode(&huge)).contains("at most 8192"));
+    }
+
+    #[test]
+    fn pins() {
+        let hex = "00ff".repeat(16);
+        let p = pin(&hex).unwrap();
+        assert_eq!((p[0], p[1], p[31]), (0, 0xff, 0xff));
+        assert!(pin(&hex.to_uppercase()).is_ok());
+        assert!(pin(&hex[..62]).unwrap_err().contains("64 hex digits"));
+        assert!(pin(&"zz".repeat(32)).is_err());
+        assert!(pin(&"é".repeat(32)).is_err());
     }
 
     #[test]

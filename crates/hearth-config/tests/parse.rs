@@ -62,7 +62,8 @@ fn minimal_file_and_defaults() {
         c.mqtt.broker,
         Some(Broker {
             host: Host::Name("mqtt.lan".into()),
-            port: 1883
+            port: 1883,
+            tls: false,
         })
     );
     assert_eq!(c.mqtt.name, "Weather1");
@@ -106,7 +107,8 @@ fn reference_format_file_parses() {
         c.mqtt.broker,
         Some(Broker {
             host: Host::Ipv4(Ipv4Addr::new(192, 168, 0, 10)),
-            port: 1883
+            port: 1883,
+            tls: false,
         })
     );
     assert_eq!(c.timings.watchdog_s, Some(15));
@@ -393,7 +395,7 @@ fn no_network_makes_broker_optional() {
     assert!(ok(&format!("{base}mqttbroker b\n")).mqtt.broker.is_some());
     assert_eq!(
         one(&format!("{base}mqttbroker b:0\n")),
-        "config.txt:7: bad value for \"mqttbroker\": expected host or host:port with port 1..=65535, where host is a DNS name, an IPv4 address or an [IPv6] address"
+        "config.txt:7: bad value for \"mqttbroker\": expected host or host:port with port 1..=65535, where host is a DNS name, an IPv4 address or an [IPv6] address, optionally after mqtt:// (plain) or mqtts:// (TLS)"
     );
     // mqttname stays required: it is the device's name.
     assert_eq!(
@@ -433,7 +435,8 @@ fn broker_forms() {
         broker("mqtt.lan:8883"),
         Some(Broker {
             host: Host::Name("mqtt.lan".into()),
-            port: 8883
+            port: 8883,
+            tls: false,
         })
     );
     assert_eq!(
@@ -444,7 +447,8 @@ fn broker_forms() {
                     .parse::<Ipv6Addr>()
                     .unwrap_or(Ipv6Addr::UNSPECIFIED)
             ),
-            port: 1884
+            port: 1884,
+            tls: false,
         })
     );
     assert_eq!(
@@ -453,6 +457,113 @@ fn broker_forms() {
     );
     assert!(one(&BASE.replace("mqtt.lan", "10.0.0.256"))
         .contains("expected host or host:port with port 1..=65535"));
+}
+
+// ---------------------------------------------------------------------------- TLS
+
+/// A syntactically plausible certificate: a DER SEQUENCE of `n` bytes.
+fn der(n: u8) -> String {
+    let mut d = vec![0x30, n];
+    d.extend((0..n).map(|i| i.wrapping_mul(7)));
+    hearth_config::base64::encode(&d)
+}
+
+fn tls_base() -> String {
+    BASE.replace("mqttbroker mqtt.lan", "mqttbroker mqtts://mqtt.lan")
+}
+
+#[test]
+fn tls_broker_and_keys() {
+    let pin = "ab".repeat(32);
+    let c = ok(&format!(
+        "{}mqttca {}\nmqttpin {pin}\nmqttclientcert {}\nmqttclientkey {}\n",
+        tls_base(),
+        der(10),
+        der(20),
+        der(30)
+    ));
+    let b = c.mqtt.broker.clone().expect("broker");
+    assert_eq!((b.tls, b.port), (true, 8883));
+    let tls = c.mqtt.tls.clone().expect("tls");
+    assert_eq!(tls.ca.as_ref().map(Vec::len), Some(12));
+    assert_eq!(tls.pin, Some([0xab; 32]));
+    let client = tls.client.clone().expect("client identity");
+    assert_eq!((client.cert.len(), client.key.len()), (22, 32));
+    // Round trip, and the key never shows in Debug output.
+    assert_eq!(ok(&c.to_text()), c);
+    assert!(c.to_text().contains("mqttbroker mqtts://mqtt.lan\n"));
+    let key_b64 = der(30);
+    assert!(!format!("{c:?}").contains(&key_b64));
+    assert!(format!("{c:?}").contains("<redacted>"));
+    // Pin only, and CA only, are enough; a plain broker has no TLS.
+    assert!(ok(&format!("{}mqttpin {pin}\n", tls_base()))
+        .mqtt
+        .tls
+        .is_some());
+    assert!(ok(&format!("{}mqttca {}\n", tls_base(), der(5)))
+        .mqtt
+        .tls
+        .is_some());
+    assert_eq!(ok(BASE).mqtt.tls, None);
+    assert_eq!(
+        ok(&BASE.replace("mqtt.lan", "mqtt://mqtt.lan")).mqtt.tls,
+        None
+    );
+}
+
+#[test]
+fn tls_rules_are_line_numbered() {
+    assert_eq!(
+        one(&tls_base()),
+        "config.txt:4: an mqtts:// broker needs \"mqttca\" (the CA certificate that signed the broker's certificate) or \"mqttpin\" (its public key's SHA-256), or both; `hearth tls config-lines` prints them"
+    );
+    assert_eq!(
+        one(&with(&format!("mqttca {}\n", der(5)))),
+        "config.txt:6: \"mqttca\" is only used with a TLS broker: write \"mqttbroker mqtts://HOST[:PORT]\", or remove it"
+    );
+    let both = rendered(&with(&format!(
+        "mqttpin {}\nmqttclientkey {}\n",
+        "00".repeat(32),
+        der(3)
+    )));
+    assert_eq!(both.len(), 3, "{both:#?}");
+    assert!(both[0].starts_with("config.txt:6: \"mqttpin\" is only used with a TLS broker"));
+    assert!(both
+        .iter()
+        .any(|l| l
+            == "config.txt:7: \"mqttclientkey\" needs \"mqttclientcert\" (give both or neither)"));
+    assert_eq!(
+        one(&format!(
+            "{}mqttpin {}\nmqttclientcert {}\n",
+            tls_base(),
+            "00".repeat(32),
+            der(3)
+        )),
+        "config.txt:7: \"mqttclientcert\" needs \"mqttclientkey\" (give both or neither)"
+    );
+    let bad = |line: &str| {
+        one(&format!(
+            "{}mqttpin {}\n{line}\n",
+            tls_base(),
+            "00".repeat(32)
+        ))
+    };
+    assert!(bad("mqttca -----BEGIN CERTIFICATE-----").starts_with("config.txt:7: bad value for \"mqttca\": expected the base64 of the CA certificate's DER on one line, not PEM"));
+    assert!(bad("mqttca aGVsbG8=").contains("not a DER CA certificate"));
+    assert!(bad("mqttca MIIB!").contains("character 5 is not base64"));
+    assert!(bad(&format!("mqttclientcert {}\nmqttclientkey x", der(3)))
+        .starts_with("config.txt:8: bad value for \"mqttclientkey\""));
+    assert_eq!(
+        one(&format!("{}mqttpin abc\n", tls_base())),
+        "config.txt:6: bad value for \"mqttpin\": expected 64 hex digits: the SHA-256 of the broker certificate's public key (SubjectPublicKeyInfo DER); `hearth tls config-lines --pin-from CERT` prints the line"
+    );
+    assert!(one(&BASE.replace("mqtt.lan", "ssl://mqtt.lan")).contains("unknown scheme \"ssl://\""));
+    // A device without network may not carry TLS keys either.
+    let none = format!(
+        "profile weather\nssid (none)\nmqttname x\nmqttpin {}\n",
+        "00".repeat(32)
+    );
+    assert!(one(&none).starts_with("config.txt:4: \"mqttpin\" is only used with a TLS broker"));
 }
 
 #[test]

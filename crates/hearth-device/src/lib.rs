@@ -14,7 +14,7 @@ pub mod settings;
 pub mod store;
 pub mod update;
 
-pub use platform::{Board, DeviceStatus, NetError, Network, NoSlots};
+pub use platform::{Board, DeviceStatus, NetError, Network, NoSlots, TlsError};
 pub use profiles::Profile;
 pub use runtime::run;
-pub use settings::Settings;
+pub use settings::{Settings, TlsSettings};

@@ -5,7 +5,7 @@
 use hearth_core::reboot::HardwareReset;
 use hearth_core::Millis;
 
-/// Why a TCP connection could not be opened.
+/// Why a connection to the broker could not be opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NetError {
     /// The link is down.
@@ -14,14 +14,74 @@ pub enum NetError {
     Dns,
     /// The peer refused or the connection failed.
     Connect,
+    /// The TCP connection opened but the TLS handshake failed. Never followed by a plain
+    /// connection: the attempt fails, and the MQTT failure policy decides what next.
+    Tls(TlsError),
 }
 
 impl core::fmt::Display for NetError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::LinkDown => f.write_str("link down"),
+            Self::Dns => f.write_str("host name did not resolve"),
+            Self::Connect => f.write_str("connection refused or failed"),
+            Self::Tls(e) => write!(f, "tls: {e}"),
+        }
+    }
+}
+
+/// Why a TLS handshake with the broker failed, in the terms a user can act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsError {
+    /// The server's certificate does not chain to the configured `mqttca`.
+    UnknownCa,
+    /// The server's certificate (or one in its chain) has expired.
+    Expired,
+    /// The server's certificate is not valid yet (or the device's clock is wrong).
+    NotYetValid,
+    /// The server's certificate is not issued for the host name in `mqttbroker`.
+    WrongHost,
+    /// The server's public key is not the one `mqttpin` names.
+    PinMismatch,
+    /// The server's certificate is malformed, revoked, or not usable for a server.
+    BadCertificate,
+    /// The server ended the handshake with an alert, e.g. because it requires a client
+    /// certificate that was not given or that it does not trust.
+    Refused,
+    /// The handshake failed for another reason (no common protocol version or cipher suite,
+    /// the peer does not speak TLS, the connection dropped).
+    Handshake,
+    /// The configured certificate or key cannot be used (e.g. an unsupported key type).
+    BadConfig,
+    /// This platform cannot make TLS connections.
+    Unsupported,
+}
+
+impl TlsError {
+    /// The message for a connection to `host`, e.g. `certificate not valid for host "x"`.
+    pub fn explain(self, host: &str) -> alloc::string::String {
+        match self {
+            Self::WrongHost => alloc::format!("certificate not valid for host \"{host}\""),
+            other => alloc::format!("{other}"),
+        }
+    }
+}
+
+impl core::fmt::Display for TlsError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(match self {
-            Self::LinkDown => "link down",
-            Self::Dns => "host name did not resolve",
-            Self::Connect => "connection refused or failed",
+            Self::UnknownCa => "unknown CA: the server's certificate is not signed by mqttca",
+            Self::Expired => "certificate expired",
+            Self::NotYetValid => "certificate not yet valid (or the clock is wrong)",
+            Self::WrongHost => "certificate not valid for the broker's host name",
+            Self::PinMismatch => "server key does not match the pin (mqttpin)",
+            Self::BadCertificate => "bad server certificate",
+            Self::Refused => {
+                "the server refused the handshake (client certificate missing or not accepted?)"
+            }
+            Self::Handshake => "handshake failed",
+            Self::BadConfig => "the configured certificate or key cannot be used",
+            Self::Unsupported => "TLS not yet supported on this firmware",
         })
     }
 }
@@ -56,10 +116,18 @@ pub trait Network {
     fn address(&mut self) -> Option<core::net::Ipv4Addr> {
         None
     }
-    /// Open a TCP stream to `host:port` (name resolution included). The caller bounds the time.
-    /// A read that returns 0 bytes on the stream must be reported as an error (the peer closed),
-    /// never as `Ok(0)`, so the session ends instead of spinning.
-    async fn connect(&mut self, host: &str, port: u16) -> Result<Self::Socket, NetError>;
+    /// Open a TCP stream to `host:port` (name resolution included) and, with `tls`, run the
+    /// TLS handshake over it, verifying the server as `tls` says; the stream returned then
+    /// carries the decrypted bytes. A failed handshake is [`NetError::Tls`], never a plain
+    /// connection. The caller bounds the time. A read that returns 0 bytes on the stream must
+    /// be reported as an error (the peer closed), never as `Ok(0)`, so the session ends
+    /// instead of spinning.
+    async fn connect(
+        &mut self,
+        host: &str,
+        port: u16,
+        tls: Option<&crate::settings::TlsSettings>,
+    ) -> Result<Self::Socket, NetError>;
 }
 
 /// The flash of a board without update slots: it cannot be made, so `Board::slots` of such a

@@ -26,7 +26,7 @@ use hearth_core::{Millis, SECOND};
 use hearth_storage::keys;
 use rust_mqtt::buffer::AllocBuffer;
 
-use crate::platform::{Board, DeviceStatus, Network};
+use crate::platform::{Board, DeviceStatus, NetError, Network};
 use crate::profiles::Profile;
 use crate::session::{self, Incoming, MqttClient};
 use crate::settings::Settings;
@@ -276,9 +276,22 @@ where
             let mut client = MqttClient::new(Box::leak(Box::new(AllocBuffer)));
             let attempt = async {
                 let socket = net
-                    .connect(&settings.broker_host, settings.broker_port)
+                    .connect(
+                        &settings.broker_host,
+                        settings.broker_port,
+                        settings.tls.as_ref(),
+                    )
                     .await
-                    .map_err(|e| session::SessionError(format!("tcp: {e}")))?;
+                    .map_err(|e| {
+                        session::SessionError(match e {
+                            // A TLS failure says what the certificate check found; it counts
+                            // as a failed attempt like any other (back-off, reboot policy).
+                            NetError::Tls(t) => {
+                                format!("tls: {}", t.explain(&settings.broker_host))
+                            }
+                            other => format!("tcp: {other}"),
+                        })
+                    })?;
                 session::connect(&mut client, socket, &settings, &topics, &client_id).await
             };
             match guarded(board, settings.mqtt.connack_timeout, attempt).await {

@@ -1,6 +1,7 @@
 //! Runtime settings: what the runtime needs from `config.txt`, in the units the policies use.
 
 use alloc::string::String;
+use alloc::vec::Vec;
 
 use hearth_core::supervisor::{MqttPolicy, NetPolicy};
 use hearth_core::{Millis, MINUTE, SECOND};
@@ -18,6 +19,8 @@ pub struct Settings {
     pub mqtt_user: Option<String>,
     /// Broker password, if any.
     pub mqtt_password: Option<String>,
+    /// MQTT over TLS (`mqttbroker mqtts://...`), and how to verify the server.
+    pub tls: Option<TlsSettings>,
     /// Network policy.
     pub net: NetPolicy,
     /// MQTT policy.
@@ -43,6 +46,7 @@ impl Settings {
             broker_port,
             mqtt_user: None,
             mqtt_password: None,
+            tls: None,
             net: NetPolicy::default(),
             mqtt: MqttPolicy::default(),
             start_delay_max: 10 * SECOND,
@@ -51,6 +55,40 @@ impl Settings {
             update: crate::update::UpdateSettings::default(),
             boot_mode: crate::update::BootMode::Normal,
         }
+    }
+}
+
+/// How the broker connection is secured: what the platform's TLS client needs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// The name the server's certificate must be valid for: the host of `mqttbroker` (a DNS
+    /// name, or an IP address without brackets).
+    pub server_name: String,
+    /// DER of the one CA certificate trusted for this broker (`mqttca`). With it the chain,
+    /// the validity period and the host name are verified.
+    pub ca: Option<Vec<u8>>,
+    /// SHA-256 of the server certificate's SubjectPublicKeyInfo (`mqttpin`). Without a CA the
+    /// pinned key is the trust anchor (the host name is still checked, the validity period
+    /// is not: the pin is the decision to trust that key); with a CA, both must pass.
+    pub pin: Option<[u8; 32]>,
+    /// The device's certificate (`mqttclientcert`), DER.
+    pub client_cert: Option<Vec<u8>>,
+    /// The device's private key (`mqttclientkey`), DER. A secret: never shown.
+    pub client_key: Option<Vec<u8>>,
+}
+
+impl core::fmt::Debug for TlsSettings {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("TlsSettings")
+            .field("server_name", &self.server_name)
+            .field("ca", &self.ca.as_ref().map(Vec::len))
+            .field("pin", &self.pin.is_some())
+            .field("client_cert", &self.client_cert.as_ref().map(Vec::len))
+            .field(
+                "client_key",
+                &self.client_key.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
     }
 }
 
@@ -88,6 +126,10 @@ impl Settings {
             Host::Ipv4(a) => alloc::format!("{a}"),
             Host::Ipv6(a) => alloc::format!("[{a}]"),
         };
+        let server_name = match &broker.host {
+            Host::Ipv6(a) => alloc::format!("{a}"),
+            _ => host.clone(),
+        };
         let t = &config.timings;
         let s = |secs: u32| secs as Millis * SECOND;
         let mut settings = Self::with_defaults(&config.mqtt.name, &host, broker.port);
@@ -95,6 +137,13 @@ impl Settings {
             settings.mqtt_user = Some(c.user.clone());
             settings.mqtt_password = c.password.clone();
         }
+        settings.tls = config.mqtt.tls.as_ref().map(|t| TlsSettings {
+            server_name,
+            ca: t.ca.clone(),
+            pin: t.pin,
+            client_cert: t.client.as_ref().map(|c| c.cert.clone()),
+            client_key: t.client.as_ref().map(|c| c.key.clone()),
+        });
         settings.net = NetPolicy {
             connect_timeout: s(t.net_connect_timeout_s),
             retry: s(t.net_retry_s),
@@ -138,6 +187,35 @@ mod tests {
         assert_eq!(s.mqtt.reboot_after, 600_000);
         assert_eq!(s.start_delay_max, 0);
         assert_eq!(s.name, "dev1");
+    }
+
+    #[test]
+    fn tls_settings_come_from_the_config() {
+        let ca = hearth_config::base64::encode(&[0x30, 2, 5, 0]);
+        let key = hearth_config::base64::encode(&[0x30, 3, 2, 1, 7]);
+        let text = alloc::format!(
+            "profile weather\nssid Home Net\npassword secretpass\nmqttbroker mqtts://[fd00::2]\n\
+             mqttname dev1\nmqttca {ca}\nmqttclientcert {ca}\nmqttclientkey {key}\n"
+        );
+        let config = hearth_config::parse(&text, &["weather"]).expect("valid");
+        let s = Settings::from_config(&config).expect("has a broker");
+        assert_eq!((s.broker_host.as_str(), s.broker_port), ("[fd00::2]", 8883));
+        let tls = s.tls.clone().expect("tls");
+        assert_eq!(tls.server_name, "fd00::2");
+        assert_eq!(tls.ca.as_deref(), Some(&[0x30, 2, 5, 0][..]));
+        assert_eq!(tls.pin, None);
+        assert_eq!(tls.client_key.as_deref(), Some(&[0x30, 3, 2, 1, 7][..]));
+        let shown = alloc::format!("{tls:?}");
+        assert!(
+            shown.contains("<redacted>") && !shown.contains("[48, 3"),
+            "{shown}"
+        );
+        let plain = hearth_config::parse(
+            "profile weather\nssid H\nmqttbroker h\nmqttname d\n",
+            &["weather"],
+        )
+        .expect("valid");
+        assert_eq!(Settings::from_config(&plain).expect("broker").tls, None);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::fleet::BrokerArgs;
+use crate::fleet::{BrokerAddress, BrokerArgs, TlsArgs};
 
 /// Usage text.
 pub const USAGE: &str = "\
@@ -42,7 +42,13 @@ usage:
       prints the answer (commands that change a device with an otakey must be signed: --key)
   hearth config push DEVICE FILE --key KEY [--no-local-check] [BROKER]
       send a signed config; the device validates it, stores it atomically and reboots
-      (BROKER: --broker HOST:PORT --user U --password P; default $HEARTH_BROKER or 127.0.0.1:1883)
+      (BROKER: --broker [mqtts://]HOST:PORT --user U --password P, and for TLS --tls (or mqtts://)
+      with --ca FILE and/or --pin HEX, optionally --client-cert FILE --client-key FILE; defaults
+      $HEARTH_BROKER or 127.0.0.1:1883, $HEARTH_MQTT_USER/PASSWORD, $HEARTH_CA, $HEARTH_PIN,
+      $HEARTH_CLIENT_CERT, $HEARTH_CLIENT_KEY)
+  hearth tls config-lines [--ca CA.pem] [--pin-from SERVER.pem] [--client-cert C.pem --client-key K.pem]
+      print the config.txt lines (mqttca, mqttpin, mqttclientcert, mqttclientkey) for these
+      PEM files: base64 DER on one line each
   hearth espnow sniff [--air NAME|PATH] [--psk PSK --group NAME] [--version 2|3] [--count N] [--for SECONDS]
       print every frame of the simulated ESP-NOW air (all channels), decoded with PSK and group
   hearth espnow send [--air NAME|PATH] --channel C [--from MAC] [--to MAC|broadcast]
@@ -54,11 +60,11 @@ usage:
   hearth espnow air [--air NAME|PATH] [--loss PERCENT] [--rssi DBM]
       show or set the air's frame loss (0..=100 %) and signal strength (-100..=0 dBm)
       (every espnow command: the air is $HEARTH_AIR, else `default`, unless --air is given)
-  hearth mon [--broker HOST:PORT] [--user U] [--password P] [--for SECONDS] [DEVICE]
+  hearth mon [BROKER] [--for SECONDS] [DEVICE]
       print every message on DEVICE's topics (stat/, tele/, cmnd/DEVICE/#), or on all topics,
       as `TOPIC PAYLOAD` until Ctrl-C (or for SECONDS); the broker is $HEARTH_BROKER
-      (HOST:PORT or HOST), else 127.0.0.1:1883, and the login $HEARTH_MQTT_USER /
-      $HEARTH_MQTT_PASSWORD, unless the flags are given
+      ([mqtts://]HOST:PORT or HOST), else 127.0.0.1:1883, and the login $HEARTH_MQTT_USER /
+      $HEARTH_MQTT_PASSWORD, unless the flags are given (BROKER: as for `ota`)
   hearth help | --help | --version";
 
 /// A parsed command line.
@@ -189,6 +195,17 @@ pub enum Cli {
         /// Validate the file here before sending it.
         local_check: bool,
     },
+    /// `hearth tls config-lines`: the TLS lines of `config.txt` from PEM files.
+    TlsLines {
+        /// `--ca FILE`.
+        ca: Option<PathBuf>,
+        /// `--pin-from FILE`: a server certificate whose key to pin.
+        pin_from: Option<PathBuf>,
+        /// `--client-cert FILE`.
+        client_cert: Option<PathBuf>,
+        /// `--client-key FILE`.
+        client_key: Option<PathBuf>,
+    },
     /// Help.
     Help,
     /// Version.
@@ -219,8 +236,10 @@ fn config_and_state<'a>(
 }
 
 /// The broker flags shared by the commands that talk to the fleet through its broker:
-/// `--broker HOST:PORT`, `--user U`, `--password P`. Returns whether `flag` is one of them (its
-/// value is then taken from `it` and stored in `broker`).
+/// `--broker [mqtt://|mqtts://]HOST[:PORT]`, `--user U`, `--password P`. Returns whether
+/// `flag` is one of them (its value is then taken from `it` and stored in `broker`). A
+/// `mqtts://` broker turns TLS on (with no verification options yet: see [`BrokerFlags`],
+/// which adds the TLS flags and checks them).
 pub fn broker_flag<'a>(
     flag: &str,
     it: &mut impl Iterator<Item = &'a str>,
@@ -229,8 +248,15 @@ pub fn broker_flag<'a>(
     match flag {
         "--broker" => {
             let v = value(it, flag)?;
-            (broker.host, broker.port) =
-                BrokerArgs::parse_broker(v).map_err(|e| format!("--broker: {e}"))?;
+            let a = BrokerArgs::parse_broker(v).map_err(|e| format!("--broker: {e}"))?;
+            let tls = a.tls.unwrap_or(broker.tls.is_some());
+            broker.port = a.port_or_default(tls);
+            broker.host = a.host;
+            match a.tls {
+                Some(true) if broker.tls.is_none() => broker.tls = Some(TlsArgs::default()),
+                Some(false) => broker.tls = None,
+                _ => {}
+            }
         }
         "--user" => {
             let v = value(it, flag)?;
@@ -246,51 +272,110 @@ pub fn broker_flag<'a>(
 }
 
 /// The broker of one command line: the defaults from the environment
-/// ([`BrokerArgs::from_vars`]) overridden by the flags ([`broker_flag`]). A malformed
-/// `$HEARTH_BROKER` is an error only when `--broker` does not replace it.
+/// ([`BrokerArgs::from_vars`], [`TlsArgs::from_vars`]) overridden by the flags
+/// ([`broker_flag`], and `--tls`, `--ca FILE`, `--pin HEX`, `--client-cert FILE`,
+/// `--client-key FILE`). A malformed `$HEARTH_BROKER` is an error only when `--broker` does
+/// not replace it. TLS is on with `--tls` or an `mqtts://` broker; it then needs `--ca` or
+/// `--pin` (or `$HEARTH_CA` / `$HEARTH_PIN`), and TLS flags without TLS are an error.
 pub struct BrokerFlags {
     args: BrokerArgs,
     env_error: Option<String>,
     broker_given: bool,
+    /// Where the host and port came from, to apply `--tls`'s default port.
+    address: Option<BrokerAddress>,
+    /// `--tls`.
+    tls_flag: bool,
+    /// The TLS options: the environment's, then the flags'.
+    tls: TlsArgs,
+    tls_env_error: Option<String>,
+    /// The first TLS option flag given, for the "needs TLS" error.
+    tls_option_given: Option<&'static str>,
 }
 
 impl BrokerFlags {
     /// Start from the environment, read through `env`.
     pub fn new(env: &dyn Fn(&str) -> Option<String>) -> Self {
-        match BrokerArgs::from_vars(env) {
-            Ok(args) => Self {
-                args,
-                env_error: None,
-                broker_given: false,
-            },
-            Err(e) => Self {
-                args: BrokerArgs::from_vars(&|k| {
-                    if k == crate::fleet::BROKER_ENV {
+        let nonempty = |k: &str| env(k).filter(|v| !v.is_empty());
+        let (tls, tls_env_error) = match TlsArgs::from_vars(&nonempty) {
+            Ok(t) => (t, None),
+            Err(e) => (TlsArgs::default(), Some(e)),
+        };
+        let address =
+            nonempty(crate::fleet::BROKER_ENV).and_then(|b| BrokerArgs::parse_broker(&b).ok());
+        let (args, env_error) = match BrokerArgs::from_vars(env) {
+            Ok(args) => (args, None),
+            Err(e) => (
+                BrokerArgs::from_vars(&|k| {
+                    if k == crate::fleet::BROKER_ENV || k == crate::fleet::PIN_ENV {
                         None
                     } else {
                         env(k)
                     }
                 })
                 .unwrap_or_default(),
-                env_error: Some(e),
-                broker_given: false,
-            },
+                Some(e),
+            ),
+        };
+        Self {
+            args,
+            env_error,
+            broker_given: false,
+            address,
+            tls_flag: false,
+            tls,
+            tls_env_error,
+            tls_option_given: None,
         }
     }
 
-    /// Take `flag` (and its value from `it`) if it is a broker flag; see [`broker_flag`].
+    /// Take `flag` (and its value from `it`) if it is a broker or TLS flag.
     pub fn flag<'a>(
         &mut self,
         flag: &str,
         it: &mut impl Iterator<Item = &'a str>,
     ) -> Result<bool, String> {
-        let used = broker_flag(flag, it, &mut self.args)?;
-        self.broker_given |= used && flag == "--broker";
-        Ok(used)
+        let (name, path): (&'static str, Option<&mut Option<std::path::PathBuf>>) = match flag {
+            "--tls" => {
+                self.tls_flag = true;
+                return Ok(true);
+            }
+            "--pin" => {
+                let v = value(it, flag)?;
+                self.tls.pin = Some(crate::fleet::parse_pin(v).map_err(|e| format!("--pin: {e}"))?);
+                // The flag replaces a malformed $HEARTH_PIN.
+                self.tls_env_error = None;
+                self.tls_option_given.get_or_insert("--pin");
+                return Ok(true);
+            }
+            "--ca" => ("--ca", Some(&mut self.tls.ca)),
+            "--client-cert" => ("--client-cert", Some(&mut self.tls.client_cert)),
+            "--client-key" => ("--client-key", Some(&mut self.tls.client_key)),
+            _ => ("", None),
+        };
+        if let Some(slot) = path {
+            let v = value(it, flag)?;
+            if v.is_empty() {
+                return Err(format!("{name} needs a file"));
+            }
+            *slot = Some(v.into());
+            self.tls_option_given.get_or_insert(name);
+            return Ok(true);
+        }
+        if flag == "--broker" {
+            // Peek at the value for the scheme and whether a port was written.
+            let v = value(it, flag)?;
+            let a = BrokerArgs::parse_broker(v).map_err(|e| format!("--broker: {e}"))?;
+            self.args.tls = None;
+            broker_flag(flag, &mut std::iter::once(v), &mut self.args)?;
+            self.address = Some(a);
+            self.broker_given = true;
+            return Ok(true);
+        }
+        broker_flag(flag, it, &mut self.args)
     }
 
     /// The broker to use, once every flag is read.
-    pub fn finish(self) -> Result<BrokerArgs, String> {
+    pub fn finish(mut self) -> Result<BrokerArgs, String> {
         if let (Some(e), false) = (self.env_error, self.broker_given) {
             return Err(format!("{e} (or give --broker HOST:PORT)"));
         }
@@ -299,6 +384,38 @@ impl BrokerFlags {
                 "a password needs a user name: give --user U (or set HEARTH_MQTT_USER)".into(),
             );
         }
+        let scheme = self.address.as_ref().and_then(|a| a.tls);
+        if self.tls_flag && scheme == Some(false) {
+            return Err("--tls contradicts the mqtt:// broker; write mqtts://HOST[:PORT]".into());
+        }
+        let tls_on = self.tls_flag || scheme == Some(true);
+        if !tls_on {
+            if let Some(flag) = self.tls_option_given {
+                return Err(format!(
+                    "{flag} is for TLS: add --tls, or write the broker as mqtts://HOST[:PORT]"
+                ));
+            }
+            self.args.tls = None;
+            return Ok(self.args);
+        }
+        if let Some(e) = self.tls_env_error {
+            return Err(format!("{e} (or give --pin HEX)"));
+        }
+        if let Some(a) = &self.address {
+            self.args.port = a.port_or_default(true);
+        } else {
+            self.args.port = crate::fleet::DEFAULT_TLS_PORT;
+        }
+        if self.tls.ca.is_none() && self.tls.pin.is_none() {
+            return Err(
+                "TLS needs a way to verify the broker: --ca FILE (the CA certificate, PEM) or --pin HEX (or $HEARTH_CA / $HEARTH_PIN)"
+                    .into(),
+            );
+        }
+        if self.tls.client_cert.is_some() != self.tls.client_key.is_some() {
+            return Err("--client-cert and --client-key go together".into());
+        }
+        self.args.tls = Some(self.tls);
         Ok(self.args)
     }
 }
@@ -665,6 +782,37 @@ pub fn parse_with_env(
         Some("image") => parse_image(it),
         Some("espnow") => crate::espnow_tool::parse(it).map(Cli::Espnow),
         Some("mon") => parse_mon(it, env),
+        Some("tls") => {
+            let usage = "usage: hearth tls config-lines [--ca CA.pem] [--pin-from SERVER.pem] [--client-cert C.pem --client-key K.pem]";
+            if it.next() != Some("config-lines") {
+                return Err(usage.into());
+            }
+            let (mut ca, mut pin_from, mut client_cert, mut client_key) = (None, None, None, None);
+            while let Some(a) = it.next() {
+                let slot = match a {
+                    "--ca" => &mut ca,
+                    "--pin-from" => &mut pin_from,
+                    "--client-cert" => &mut client_cert,
+                    "--client-key" => &mut client_key,
+                    other => return Err(format!("unexpected argument {other:?}; {usage}")),
+                };
+                *slot = Some(PathBuf::from(value(&mut it, a)?));
+            }
+            if client_cert.is_some() != client_key.is_some() {
+                return Err(format!(
+                    "--client-cert and --client-key go together; {usage}"
+                ));
+            }
+            if ca.is_none() && pin_from.is_none() && client_cert.is_none() {
+                return Err(usage.into());
+            }
+            Ok(Cli::TlsLines {
+                ca,
+                pin_from,
+                client_cert,
+                client_key,
+            })
+        }
         Some(other) => Err(format!("unknown command {other:?}")),
     }
 }
@@ -772,6 +920,7 @@ mod tests {
             port,
             user: user.map(String::from),
             password: password.map(String::from),
+            tls: None,
         }
     }
 
@@ -841,6 +990,92 @@ mod tests {
         assert!(e("mon a b").contains("one device"));
         assert!(e("mon a/b").contains("'/'"));
         assert!(e("mon #").contains("'#'"));
+    }
+
+    #[test]
+    fn tls_flags() {
+        let pin = "ab".repeat(32);
+        let tls = |ca: Option<&str>, pin: Option<[u8; 32]>| {
+            Some(TlsArgs {
+                ca: ca.map(PathBuf::from),
+                pin,
+                ..TlsArgs::default()
+            })
+        };
+        let broker_of = |s: &str, env: &[(&str, &str)]| match pe(s, env) {
+            Ok(Cli::Mon { broker, .. }) => broker,
+            other => panic!("{s}: {other:?}"),
+        };
+        // mqtts:// and --tls both mean TLS, on port 8883 unless one is given.
+        let b = broker_of("mon --broker mqtts://h --ca ca.pem", &[]);
+        assert_eq!(
+            (b.host.as_str(), b.port, b.tls),
+            ("h", 8883, tls(Some("ca.pem"), None))
+        );
+        let b = broker_of(&format!("mon --tls --broker h --pin {pin}"), &[]);
+        assert_eq!((b.port, b.tls), (8883, tls(None, Some([0xab; 32]))));
+        let b = broker_of("mon --broker h:9000 --tls --ca c", &[]);
+        assert_eq!(b.port, 9000);
+        // The environment: HEARTH_CA counts only with TLS.
+        let env = [
+            ("HEARTH_BROKER", "mqtts://m:8884"),
+            ("HEARTH_CA", "/ca.pem"),
+        ];
+        let b = broker_of("mon", &env);
+        assert_eq!((b.port, b.tls), (8884, tls(Some("/ca.pem"), None)));
+        assert_eq!(broker_of("mon", &[("HEARTH_CA", "/ca.pem")]).tls, None);
+        assert_eq!(broker_of("mon --broker mqtt://m", &env).tls, None);
+        // Every fleet command takes them.
+        match pe(
+            "cmd d1 reboot --broker mqtts://h --ca c --client-cert a --client-key b",
+            &[],
+        ) {
+            Ok(Cli::Cmd { broker, .. }) => {
+                let t = broker.tls.expect("tls");
+                assert_eq!(t.client_cert, Some("a".into()));
+                assert_eq!(t.client_key, Some("b".into()));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            pe("ota d1 img --key k --tls --ca c", &[]),
+            Ok(Cli::Ota {
+                broker: BrokerArgs { tls: Some(_), .. },
+                ..
+            })
+        ));
+        assert!(matches!(
+            pe("config push d1 f --key k --tls --pin 00000000000000000000000000000000000000000000000000000000000000ff", &[]),
+            Ok(Cli::ConfigPush { broker: BrokerArgs { tls: Some(_), .. }, .. })
+        ));
+        let e = |s: &str| pe(s, &[]).unwrap_err();
+        assert!(e("mon --broker mqtts://h").contains("--ca FILE"));
+        assert!(e("mon --ca c.pem").contains("--ca is for TLS"));
+        assert!(e("mon --tls --broker mqtt://h --ca c").contains("contradicts"));
+        assert!(e("mon --tls --pin 12").contains("64 hex digits"));
+        assert!(e("mon --tls --ca c --client-cert a").contains("go together"));
+        assert!(e("mon --broker ftp://h").contains("unknown scheme"));
+        assert!(pe("mon --tls --ca c", &[("HEARTH_PIN", "zz")])
+            .unwrap_err()
+            .contains("HEARTH_PIN"));
+    }
+
+    #[test]
+    fn parses_tls_config_lines() {
+        assert_eq!(
+            p("tls config-lines --ca a.pem --client-cert c.pem --client-key k.pem"),
+            Ok(Cli::TlsLines {
+                ca: Some("a.pem".into()),
+                pin_from: None,
+                client_cert: Some("c.pem".into()),
+                client_key: Some("k.pem".into())
+            })
+        );
+        assert!(p("tls config-lines").unwrap_err().contains("usage"));
+        assert!(p("tls config-lines --client-key k")
+            .unwrap_err()
+            .contains("together"));
+        assert!(p("tls lines").unwrap_err().contains("usage"));
     }
 
     #[test]

@@ -2,13 +2,16 @@
 //! session) for the commands that watch or command devices (`hearth mon`, later `ota`, `cmd`,
 //! `config push`), and `hearth mon` itself.
 //!
-//! The client runs over any `Read + Write` stream so TLS can wrap the TCP stream later; the
-//! stream's read timeout drives [`Client::recv`]'s timeout. The packet encoders and the decoder
+//! The client runs over any `Read + Write` stream: plain TCP or rustls over TCP
+//! ([`BrokerStream`]); the stream's read timeout drives [`Client::recv`]'s timeout. TLS is
+//! verified as on the devices ([`crate::tls`]): a CA (`--ca`) and/or a pin (`--pin`), never
+//! "accept anything", and a failed check is an error, never a plain-text fallback. The packet encoders and the decoder
 //! are pure functions over byte slices and never panic on what a broker sends.
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -18,8 +21,18 @@ pub const BROKER_ENV: &str = "HEARTH_BROKER";
 pub const USER_ENV: &str = "HEARTH_MQTT_USER";
 /// Environment variable with the broker password.
 pub const PASSWORD_ENV: &str = "HEARTH_MQTT_PASSWORD";
+/// Environment variable with the CA certificate (PEM file) that signed the broker's.
+pub const CA_ENV: &str = "HEARTH_CA";
+/// Environment variable with the broker's public-key pin (64 hex digits).
+pub const PIN_ENV: &str = "HEARTH_PIN";
+/// Environment variable with the client certificate (PEM file).
+pub const CLIENT_CERT_ENV: &str = "HEARTH_CLIENT_CERT";
+/// Environment variable with the client certificate's private key (PEM file).
+pub const CLIENT_KEY_ENV: &str = "HEARTH_CLIENT_KEY";
 /// Port used when none is given.
 pub const DEFAULT_PORT: u16 = 1883;
+/// Port used when none is given, with TLS.
+pub const DEFAULT_TLS_PORT: u16 = 8883;
 /// Keep-alive announced in CONNECT.
 pub const KEEPALIVE: Duration = Duration::from_secs(30);
 /// The largest remaining length MQTT can encode (256 MB - 1).
@@ -36,6 +49,55 @@ pub struct BrokerArgs {
     pub user: Option<String>,
     /// Password (needs a user name).
     pub password: Option<String>,
+    /// TLS (`--tls`, `mqtts://`), and how to verify the broker; `None` = plain TCP.
+    pub tls: Option<TlsArgs>,
+}
+
+/// How the fleet commands verify the broker's TLS certificate, and their own certificate.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsArgs {
+    /// `--ca FILE`: PEM of the CA certificate that signed the broker's.
+    pub ca: Option<PathBuf>,
+    /// `--pin HEX`: SHA-256 of the broker certificate's SubjectPublicKeyInfo.
+    pub pin: Option<[u8; 32]>,
+    /// `--client-cert FILE`: PEM.
+    pub client_cert: Option<PathBuf>,
+    /// `--client-key FILE`: PEM.
+    pub client_key: Option<PathBuf>,
+}
+
+/// `--pin` / `$HEARTH_PIN`: 64 hex digits.
+pub fn parse_pin(s: &str) -> Result<[u8; 32], String> {
+    let s = s.trim();
+    let bad =
+        || format!("the pin must be 64 hex digits (SHA-256 of the broker's public key), got {s:?}");
+    if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad());
+    }
+    let mut pin = [0u8; 32];
+    for (i, b) in pin.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
+    }
+    Ok(pin)
+}
+
+/// A broker address as written: `[mqtt://|mqtts://]HOST[:PORT]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerAddress {
+    /// Host name or IP address (IPv6 without brackets).
+    pub host: String,
+    /// The port, if written.
+    pub port: Option<u16>,
+    /// `Some(true)` for `mqtts://`, `Some(false)` for `mqtt://`, `None` without a scheme.
+    pub tls: Option<bool>,
+}
+
+impl BrokerAddress {
+    /// The port, or the scheme's default.
+    pub fn port_or_default(&self, tls: bool) -> u16 {
+        self.port
+            .unwrap_or(if tls { DEFAULT_TLS_PORT } else { DEFAULT_PORT })
+    }
 }
 
 impl Default for BrokerArgs {
@@ -45,6 +107,7 @@ impl Default for BrokerArgs {
             port: DEFAULT_PORT,
             user: None,
             password: None,
+            tls: None,
         }
     }
 }
@@ -66,16 +129,32 @@ impl BrokerArgs {
             ..Self::default()
         };
         if let Some(b) = var(BROKER_ENV) {
-            (args.host, args.port) =
-                Self::parse_broker(&b).map_err(|e| format!("{BROKER_ENV}: {e}"))?;
+            let a = Self::parse_broker(&b).map_err(|e| format!("{BROKER_ENV}: {e}"))?;
+            let tls = a.tls == Some(true);
+            args.port = a.port_or_default(tls);
+            args.host = a.host;
+            if tls {
+                args.tls = Some(TlsArgs::from_vars(&var)?);
+            }
         }
         Ok(args)
     }
 
-    /// Parse "HOST:PORT" / "HOST" / "[v6]:PORT" / "[v6]" with clear errors (empty host, bad
-    /// port, port 0).
-    pub fn parse_broker(s: &str) -> Result<(String, u16), String> {
+    /// Parse "HOST:PORT" / "HOST" / "[v6]:PORT" / "[v6]", optionally after `mqtt://` or
+    /// `mqtts://`, with clear errors (empty host, bad port, port 0, unknown scheme).
+    pub fn parse_broker(s: &str) -> Result<BrokerAddress, String> {
         let s = s.trim();
+        let (tls, s) = if let Some(rest) = s.strip_prefix("mqtts://") {
+            (Some(true), rest)
+        } else if let Some(rest) = s.strip_prefix("mqtt://") {
+            (Some(false), rest)
+        } else if let Some((scheme, _)) = s.split_once("://") {
+            return Err(format!(
+                "broker {s:?}: unknown scheme {scheme:?}; use mqtt:// (plain) or mqtts:// (TLS)"
+            ));
+        } else {
+            (None, s)
+        };
         let (host, port) = if let Some(rest) = s.strip_prefix('[') {
             let (host, after) = rest
                 .split_once(']')
@@ -105,10 +184,10 @@ impl BrokerArgs {
             return Err(format!("broker {s:?}: the host contains a space"));
         }
         let port = match port {
-            None => DEFAULT_PORT,
+            None => None,
             Some(p) => match p.parse::<u16>() {
                 Ok(0) => return Err(format!("broker {s:?}: port 0 is not a broker port")),
-                Ok(n) => n,
+                Ok(n) => Some(n),
                 Err(_) => {
                     return Err(format!(
                         "broker {s:?}: the port must be a number 1..=65535, got {p:?}"
@@ -116,7 +195,11 @@ impl BrokerArgs {
                 }
             },
         };
-        Ok((host.to_string(), port))
+        Ok(BrokerAddress {
+            host: host.to_string(),
+            port,
+            tls,
+        })
     }
 
     /// `HOST:PORT` for messages (`[v6]:PORT` for IPv6 addresses).
@@ -126,6 +209,40 @@ impl BrokerArgs {
         } else {
             format!("{}:{}", self.host, self.port)
         }
+    }
+}
+
+impl TlsArgs {
+    /// The TLS options from `$HEARTH_CA`, `$HEARTH_PIN`, `$HEARTH_CLIENT_CERT`,
+    /// `$HEARTH_CLIENT_KEY` (`var` returns `None` for unset or empty).
+    pub fn from_vars(var: &dyn Fn(&str) -> Option<String>) -> Result<Self, String> {
+        Ok(Self {
+            ca: var(CA_ENV).map(PathBuf::from),
+            pin: var(PIN_ENV)
+                .map(|p| parse_pin(&p).map_err(|e| format!("{PIN_ENV}: {e}")))
+                .transpose()?,
+            client_cert: var(CLIENT_CERT_ENV).map(PathBuf::from),
+            client_key: var(CLIENT_KEY_ENV).map(PathBuf::from),
+        })
+    }
+
+    /// The device-side settings for a connection to `host`: the PEM files read and decoded.
+    pub fn settings(&self, host: &str) -> Result<hearth_device::TlsSettings, String> {
+        Ok(hearth_device::TlsSettings {
+            server_name: host.to_string(),
+            ca: self.ca.as_deref().map(crate::tls::pem_cert).transpose()?,
+            pin: self.pin,
+            client_cert: self
+                .client_cert
+                .as_deref()
+                .map(crate::tls::pem_cert)
+                .transpose()?,
+            client_key: self
+                .client_key
+                .as_deref()
+                .map(crate::tls::pem_key)
+                .transpose()?,
+        })
     }
 }
 
@@ -139,6 +256,15 @@ pub enum FleetError {
         addr: String,
         /// The cause.
         source: io::Error,
+    },
+    /// The TLS set-up (certificate files) or the TLS handshake failed. Never followed by a
+    /// plain connection.
+    #[error("TLS with {addr} failed: {reason}")]
+    Tls {
+        /// `HOST:PORT`.
+        addr: String,
+        /// What was wrong, e.g. `certificate not valid for host "x"`.
+        reason: String,
     },
     /// CONNACK with a non-zero return code.
     #[error("connection refused by the broker: {reason} (CONNACK code {code})")]
@@ -509,8 +635,87 @@ pub struct Received {
 /// Sets the read timeout of the stream under a client (`None` = block).
 pub type SetReadTimeout<S> = fn(&S, Option<Duration>) -> io::Result<()>;
 
+/// The connection under a [`Client`] made by [`Client::connect`]: TCP, or TLS over TCP.
+pub enum BrokerStream {
+    /// Plain MQTT.
+    Tcp(TcpStream),
+    /// MQTT over TLS.
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl BrokerStream {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            BrokerStream::Tcp(s) => s,
+            BrokerStream::Tls(s) => &s.sock,
+        }
+    }
+}
+
+impl Read for BrokerStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            BrokerStream::Tcp(s) => s.read(buf),
+            BrokerStream::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for BrokerStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            BrokerStream::Tcp(s) => s.write(buf),
+            BrokerStream::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            BrokerStream::Tcp(s) => s.flush(),
+            BrokerStream::Tls(s) => s.flush(),
+        }
+    }
+}
+
+/// Run the TLS handshake over `tcp` as `tls` says; the error says what the check found.
+fn tls_handshake(
+    tcp: TcpStream,
+    args: &BrokerArgs,
+    tls: &TlsArgs,
+    timeout: Duration,
+) -> Result<BrokerStream, FleetError> {
+    let fail = |reason: String| FleetError::Tls {
+        addr: args.address(),
+        reason,
+    };
+    let settings = tls.settings(&args.host).map_err(fail)?;
+    let config = crate::tls::client_config(&settings).map_err(fail)?;
+    let name = crate::tls::server_name(&args.host).map_err(fail)?;
+    let mut conn = rustls::ClientConnection::new(config, name).map_err(|e| fail(e.to_string()))?;
+    let mut tcp = tcp;
+    tcp.set_read_timeout(Some(timeout))?;
+    while conn.is_handshaking() {
+        if let Err(e) = conn.complete_io(&mut tcp) {
+            return Err(fail(match crate::tls::rustls_error(&e) {
+                Some(r) => crate::tls::classify(r).explain(&args.host),
+                None if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+                {
+                    "no answer to the TLS handshake (is this a TLS port?)".into()
+                }
+                None => format!("handshake failed: {e}"),
+            }));
+        }
+    }
+    Ok(BrokerStream::Tls(Box::new(rustls::StreamOwned::new(
+        conn, tcp,
+    ))))
+}
+
 /// A blocking MQTT 3.1.1 client: clean session, QoS 0.
-pub struct Client<S: Read + Write = TcpStream> {
+pub struct Client<S: Read + Write = BrokerStream> {
     stream: S,
     set_read_timeout: SetReadTimeout<S>,
     /// How long to wait for SUBACK.
@@ -524,13 +729,14 @@ pub struct Client<S: Read + Write = TcpStream> {
     ping_sent: Option<Instant>,
 }
 
-fn tcp_read_timeout(s: &TcpStream, d: Option<Duration>) -> io::Result<()> {
-    s.set_read_timeout(d)
+fn tcp_read_timeout(s: &BrokerStream, d: Option<Duration>) -> io::Result<()> {
+    s.tcp().set_read_timeout(d)
 }
 
 impl Client {
-    /// Connect over TCP to the broker in `args` and log in; `timeout` bounds the TCP connect,
-    /// the wait for CONNACK and later for each SUBACK.
+    /// Connect over TCP (and TLS, with `args.tls`) to the broker in `args` and log in;
+    /// `timeout` bounds the TCP connect, the TLS handshake's reads, the wait for CONNACK and
+    /// later for each SUBACK.
     pub fn connect(
         args: &BrokerArgs,
         client_id: &str,
@@ -559,6 +765,10 @@ impl Client {
         let stream = stream.ok_or_else(|| connect_err(last))?;
         let _ = stream.set_nodelay(true);
         stream.set_write_timeout(Some(timeout.max(Duration::from_secs(10))))?;
+        let stream = match &args.tls {
+            Some(tls) => tls_handshake(stream, args, tls, timeout)?,
+            None => BrokerStream::Tcp(stream),
+        };
         Client::handshake(stream, tcp_read_timeout, args, client_id, timeout)
     }
 }
@@ -837,7 +1047,9 @@ pub fn mon(args: &BrokerArgs, device: Option<&str>, limit: Option<Duration>) -> 
     let stdout = io::stdout();
     match mon_run(args, device, limit, &mut stdout.lock()) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e @ (FleetError::Connect { .. } | FleetError::Refused { .. })) => {
+        Err(
+            e @ (FleetError::Connect { .. } | FleetError::Refused { .. } | FleetError::Tls { .. }),
+        ) => {
             eprintln!("error: {e}");
             ExitCode::from(2)
         }
@@ -1040,11 +1252,18 @@ mod tests {
 
     #[test]
     fn broker_addresses() {
-        let ok = |s: &str| BrokerArgs::parse_broker(s).unwrap();
-        assert_eq!(ok("mqtt.local"), ("mqtt.local".into(), 1883));
-        assert_eq!(ok("10.0.0.2:8883"), ("10.0.0.2".into(), 8883));
-        assert_eq!(ok("[::1]:1884"), ("::1".into(), 1884));
-        assert_eq!(ok("[fe80::1]"), ("fe80::1".into(), 1883));
+        let ok = |s: &str| {
+            let a = BrokerArgs::parse_broker(s).unwrap();
+            let tls = a.tls == Some(true);
+            (a.host.clone(), a.port_or_default(tls), a.tls)
+        };
+        assert_eq!(ok("mqtt.local"), ("mqtt.local".into(), 1883, None));
+        assert_eq!(ok("10.0.0.2:8883"), ("10.0.0.2".into(), 8883, None));
+        assert_eq!(ok("[::1]:1884"), ("::1".into(), 1884, None));
+        assert_eq!(ok("[fe80::1]"), ("fe80::1".into(), 1883, None));
+        assert_eq!(ok("mqtts://h"), ("h".into(), 8883, Some(true)));
+        assert_eq!(ok("mqtts://[::1]:9"), ("::1".into(), 9, Some(true)));
+        assert_eq!(ok("mqtt://h"), ("h".into(), 1883, Some(false)));
         let err = |s: &str| BrokerArgs::parse_broker(s).unwrap_err();
         assert!(err("").contains("host is empty"));
         assert!(err(":1883").contains("host is empty"));
@@ -1056,6 +1275,8 @@ mod tests {
         assert!(err("::1").contains("brackets"));
         assert!(err("[::1").contains("']'"));
         assert!(err("[::1]x").contains("':PORT'"));
+        assert!(err("ssl://h").contains("unknown scheme \"ssl\""));
+        assert!(err("mqtts://").contains("host is empty"));
         let args = BrokerArgs {
             host: "::1".into(),
             ..BrokerArgs::default()
@@ -1087,8 +1308,42 @@ mod tests {
                 host: "mqtt".into(),
                 port: 1999,
                 user: Some("u".into()),
-                password: Some("p".into())
+                password: Some("p".into()),
+                tls: None,
             }
+        );
+        // TLS from the scheme; the TLS variables count only then.
+        let pin = "0a".repeat(32);
+        let vars = [
+            (BROKER_ENV, "mqtts://mqtt"),
+            (CA_ENV, "/etc/ca.pem"),
+            (PIN_ENV, pin.as_str()),
+        ];
+        let with_tls = BrokerArgs::from_vars(&|k: &str| {
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        })
+        .unwrap();
+        assert_eq!(with_tls.port, 8883);
+        assert_eq!(
+            with_tls.tls,
+            Some(TlsArgs {
+                ca: Some("/etc/ca.pem".into()),
+                pin: Some([0x0a; 32]),
+                ..TlsArgs::default()
+            })
+        );
+        assert_eq!(
+            BrokerArgs::from_vars(&env(&[(BROKER_ENV, "mqtt"), (CA_ENV, "/etc/ca.pem")]))
+                .unwrap()
+                .tls,
+            None
+        );
+        assert!(
+            BrokerArgs::from_vars(&env(&[(BROKER_ENV, "mqtts://h"), (PIN_ENV, "12")]))
+                .unwrap_err()
+                .contains("HEARTH_PIN")
         );
         assert_eq!(
             BrokerArgs::from_vars(&env(&[(BROKER_ENV, ""), (USER_ENV, "")])).unwrap(),

@@ -17,3 +17,4 @@ pub mod fleet;
 pub mod net;
 pub mod ota_tool;
 pub mod power;
+pub mod tls;

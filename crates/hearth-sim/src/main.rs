@@ -82,6 +82,26 @@ fn main() -> ExitCode {
             device.as_deref(),
             seconds.map(std::time::Duration::from_secs),
         ),
+        Cli::TlsLines {
+            ca,
+            pin_from,
+            client_cert,
+            client_key,
+        } => match hearth_sim::tls::config_lines(
+            ca.as_deref(),
+            client_cert.as_deref(),
+            client_key.as_deref(),
+            pin_from.as_deref(),
+        ) {
+            Ok(lines) => {
+                print!("{lines}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
         Cli::Keygen { out } => hearth_sim::ota_tool::keygen(&out),
         Cli::Image { info, size, out } => hearth_sim::ota_tool::image(&info, size, &out),
         Cli::Ota {

@@ -1,6 +1,8 @@
 //! The simulated network interface: real TCP sockets (async-io) behind a link whose state the
 //! board controls. `down` makes the link report down and breaks open sockets; `stuck` keeps the
 //! link "up" while every socket operation and connection attempt hangs, as a wedged radio does.
+//! With TLS, a rustls connection runs on top of the simulated socket (so link faults reach
+//! it as they would reach the chip's TLS client); see [`TlsSocket`].
 
 use std::future::pending;
 use std::net::{TcpStream, ToSocketAddrs};
@@ -9,7 +11,7 @@ use std::sync::Arc;
 
 use async_io::Async;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use hearth_device::{NetError, Network};
+use hearth_device::{NetError, Network, TlsError, TlsSettings};
 
 use crate::env::Wifi;
 
@@ -101,7 +103,38 @@ impl Network for SimNetwork {
         self.associated_at.is_some_and(|t| now() >= t) && self.link.wifi() != Wifi::Down
     }
 
-    async fn connect(&mut self, host: &str, port: u16) -> Result<SimSocket, NetError> {
+    async fn connect(
+        &mut self,
+        host: &str,
+        port: u16,
+        tls: Option<&TlsSettings>,
+    ) -> Result<SimSocket, NetError> {
+        let tcp = self.connect_tcp(host, port).await?;
+        let Some(tls) = tls else {
+            return Ok(SimSocket::Plain(tcp));
+        };
+        let config = crate::tls::client_config(tls).map_err(|e| {
+            eprintln!("tls: {e}");
+            NetError::Tls(TlsError::BadConfig)
+        })?;
+        let name = crate::tls::server_name(&tls.server_name).map_err(|e| {
+            eprintln!("tls: {e}");
+            NetError::Tls(TlsError::BadConfig)
+        })?;
+        let conn = rustls::ClientConnection::new(config, name)
+            .map_err(|e| NetError::Tls(crate::tls::classify(&e)))?;
+        let mut socket = TlsSocket {
+            conn,
+            tcp,
+            out: Vec::new(),
+        };
+        socket.handshake().await.map_err(NetError::Tls)?;
+        Ok(SimSocket::Tls(Box::new(socket)))
+    }
+}
+
+impl SimNetwork {
+    async fn connect_tcp(&mut self, host: &str, port: u16) -> Result<TcpSocket, NetError> {
         match self.link.wifi() {
             Wifi::Down => return Err(NetError::LinkDown),
             Wifi::Stuck => pending::<()>().await,
@@ -119,7 +152,7 @@ impl Network for SimNetwork {
         for addr in addrs {
             if let Ok(stream) = Async::<TcpStream>::connect(addr).await {
                 let _ = stream.get_ref().set_nodelay(true);
-                return Ok(SimSocket {
+                return Ok(TcpSocket {
                     stream,
                     link: self.link.clone(),
                     generation,
@@ -130,8 +163,160 @@ impl Network for SimNetwork {
     }
 }
 
+/// A connection to the broker: plain TCP, or TLS over TCP.
+pub enum SimSocket {
+    /// `mqttbroker host[:port]`.
+    Plain(TcpSocket),
+    /// `mqttbroker mqtts://host[:port]`.
+    Tls(Box<TlsSocket>),
+}
+
+impl embedded_io_async::ErrorType for SimSocket {
+    type Error = SocketError;
+}
+
+impl embedded_io_async::Read for SimSocket {
+    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, SocketError> {
+        match self {
+            SimSocket::Plain(s) => s.read(buf).await,
+            SimSocket::Tls(s) => s.read(buf).await,
+        }
+    }
+}
+
+impl embedded_io_async::Write for SimSocket {
+    async fn write(&mut self, buf: &[u8]) -> Result<usize, SocketError> {
+        match self {
+            SimSocket::Plain(s) => s.write(buf).await,
+            SimSocket::Tls(s) => s.write(buf).await,
+        }
+    }
+
+    async fn flush(&mut self) -> Result<(), SocketError> {
+        match self {
+            SimSocket::Plain(s) => s.flush().await,
+            SimSocket::Tls(s) => s.flush().await,
+        }
+    }
+}
+
+/// How many TLS bytes are read from the socket at once: at most this much plaintext is
+/// decrypted per read, well under rustls's received-plaintext limit.
+const TLS_READ_CHUNK: usize = 4096;
+
+/// A rustls client connection driven over a [`TcpSocket`]: rustls is used sans-IO (records
+/// in with `read_tls`, records out with `write_tls`), and this type moves the bytes with the
+/// simulated socket's async reads and writes. Encrypted bytes not yet written wait in `out`,
+/// and received bytes go into rustls before the next await, so dropping a read or a write
+/// (the runtime races reads against its timers) loses nothing.
+pub struct TlsSocket {
+    conn: rustls::ClientConnection,
+    tcp: TcpSocket,
+    out: Vec<u8>,
+}
+
+impl TlsSocket {
+    /// Write out what rustls has to send.
+    async fn flush_out(&mut self) -> Result<(), SocketError> {
+        use embedded_io_async::Write;
+        loop {
+            if self.out.is_empty() {
+                if !self.conn.wants_write() {
+                    return Ok(());
+                }
+                self.conn.write_tls(&mut self.out).map_err(io_err)?;
+                continue;
+            }
+            let n = self.tcp.write(&self.out).await?;
+            self.out.drain(..n);
+        }
+    }
+
+    /// Read one chunk of records and process them.
+    async fn read_records(&mut self) -> Result<(), ReadError> {
+        use embedded_io_async::Read;
+        let mut chunk = [0u8; TLS_READ_CHUNK];
+        let n = self.tcp.read(&mut chunk).await.map_err(ReadError::Io)?;
+        let mut rest = &chunk[..n];
+        while !rest.is_empty() {
+            self.conn
+                .read_tls(&mut rest)
+                .map_err(|e| ReadError::Io(io_err(e)))?;
+            self.conn.process_new_packets().map_err(ReadError::Tls)?;
+        }
+        Ok(())
+    }
+
+    /// Run the handshake to its end. Certificate problems come back as what they are; a
+    /// connection lost meanwhile is a failed handshake.
+    async fn handshake(&mut self) -> Result<(), TlsError> {
+        while self.conn.is_handshaking() {
+            self.flush_out().await.map_err(|_| TlsError::Handshake)?;
+            if self.conn.is_handshaking() {
+                match self.read_records().await {
+                    Ok(()) => {}
+                    Err(ReadError::Tls(e)) => {
+                        // Tell the server why (the alert rustls queued), best effort.
+                        let _ = self.flush_out().await;
+                        return Err(crate::tls::classify(&e));
+                    }
+                    Err(ReadError::Io(_)) => return Err(TlsError::Handshake),
+                }
+            }
+        }
+        self.flush_out().await.map_err(|_| TlsError::Handshake)
+    }
+
+    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, SocketError> {
+        use std::io::Read;
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            match self.conn.reader().read(buf) {
+                Ok(0) => {
+                    // close_notify: the broker ended the session.
+                    return Err(SocketError(embedded_io_async::ErrorKind::ConnectionReset));
+                }
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(io_err(e)),
+            }
+            self.flush_out().await?;
+            match self.read_records().await {
+                Ok(()) => {}
+                Err(ReadError::Io(e)) => return Err(e),
+                Err(ReadError::Tls(e)) => {
+                    eprintln!("tls: {e}");
+                    let _ = self.flush_out().await;
+                    return Err(SocketError(embedded_io_async::ErrorKind::InvalidData));
+                }
+            }
+        }
+    }
+
+    async fn write(&mut self, buf: &[u8]) -> Result<usize, SocketError> {
+        use std::io::Write;
+        self.flush_out().await?;
+        let n = self.conn.writer().write(buf).map_err(io_err)?;
+        self.flush_out().await?;
+        Ok(n)
+    }
+
+    async fn flush(&mut self) -> Result<(), SocketError> {
+        use embedded_io_async::Write;
+        self.flush_out().await?;
+        self.tcp.flush().await
+    }
+}
+
+enum ReadError {
+    Io(SocketError),
+    Tls(rustls::Error),
+}
+
 /// A TCP stream that obeys the simulated link.
-pub struct SimSocket {
+pub struct TcpSocket {
     stream: Async<TcpStream>,
     link: Arc<Link>,
     generation: u64,
@@ -155,7 +340,7 @@ impl embedded_io_async::Error for SocketError {
     }
 }
 
-impl SimSocket {
+impl TcpSocket {
     async fn gate(&self) -> Result<(), SocketError> {
         if self.link.generation() != self.generation {
             return Err(SocketError(embedded_io_async::ErrorKind::ConnectionAborted));
@@ -178,11 +363,11 @@ fn io_err(e: std::io::Error) -> SocketError {
     })
 }
 
-impl embedded_io_async::ErrorType for SimSocket {
+impl embedded_io_async::ErrorType for TcpSocket {
     type Error = SocketError;
 }
 
-impl embedded_io_async::Read for SimSocket {
+impl embedded_io_async::Read for TcpSocket {
     async fn read(&mut self, buf: &mut [u8]) -> Result<usize, SocketError> {
         self.gate().await?;
         let n = self.stream.read(buf).await.map_err(io_err)?;
@@ -194,7 +379,7 @@ impl embedded_io_async::Read for SimSocket {
     }
 }
 
-impl embedded_io_async::Write for SimSocket {
+impl embedded_io_async::Write for TcpSocket {
     async fn write(&mut self, buf: &[u8]) -> Result<usize, SocketError> {
         self.gate().await?;
         self.stream.write(buf).await.map_err(io_err)

@@ -19,6 +19,7 @@ fn local(port: u16) -> BrokerArgs {
         port,
         user: None,
         password: None,
+        tls: None,
     }
 }
 

@@ -136,6 +136,7 @@ impl Probe {
             port: broker.port,
             user: None,
             password: None,
+            tls: None,
         };
         let mut client = Client::connect(&args, &format!("probe-{device}"), s(5)).unwrap();
         client.subscribe(&format!("stat/{device}/Update")).unwrap();

@@ -44,7 +44,7 @@ use embassy_sync::blocking_mutex::Mutex;
 use embassy_sync::signal::Signal;
 use embedded_io_async::{Read, Write};
 use embedded_nal_async::TcpConnect;
-use hearth_device::{NetError, Network};
+use hearth_device::{NetError, Network, TlsError, TlsSettings};
 use static_cell::{ConstStaticCell, StaticCell};
 
 pub use w5500::start as start_ethernet;
@@ -229,7 +229,18 @@ impl Network for StackNetwork {
         up
     }
 
-    async fn connect(&mut self, host: &str, port: u16) -> Result<Socket, NetError> {
+    async fn connect(
+        &mut self,
+        host: &str,
+        port: u16,
+        tls: Option<&TlsSettings>,
+    ) -> Result<Socket, NetError> {
+        if tls.is_some() {
+            // The chip's TLS client is a later step (see docs/TLS.md); refusing here keeps an
+            // `mqtts://` config from ever being served over plain TCP.
+            log::warn!("tls: {host}:{port}: TLS not yet supported on this firmware");
+            return Err(NetError::Tls(TlsError::Unsupported));
+        }
         if !self.link_up() {
             return Err(NetError::LinkDown);
         }

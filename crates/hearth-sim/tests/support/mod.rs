@@ -34,7 +34,7 @@ impl Drop for TempDir {
     }
 }
 
-fn tool(name: &str) -> PathBuf {
+pub fn tool(name: &str) -> PathBuf {
     if name == "mosquitto" {
         if let Ok(p) = std::env::var("HEARTH_MOSQUITTO") {
             return PathBuf::from(p);
