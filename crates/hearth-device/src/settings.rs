@@ -6,8 +6,9 @@ use alloc::vec::Vec;
 use hearth_core::supervisor::{MqttPolicy, NetPolicy};
 use hearth_core::{Millis, MINUTE, SECOND};
 
-/// Everything the runtime needs to know, already validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Everything the runtime needs to know, already validated. Its `Debug` output never shows the
+/// MQTT password.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Settings {
     /// `mqttname`: the device name in topics.
     pub name: String,
@@ -35,6 +36,29 @@ pub struct Settings {
     pub update: crate::update::UpdateSettings,
     /// How this boot runs; the platform sets it from [`crate::update::boot`].
     pub boot_mode: crate::update::BootMode,
+}
+
+impl core::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Settings")
+            .field("name", &self.name)
+            .field("broker_host", &self.broker_host)
+            .field("broker_port", &self.broker_port)
+            .field("mqtt_user", &self.mqtt_user)
+            .field(
+                "mqtt_password",
+                &self.mqtt_password.as_ref().map(|_| "<redacted>"),
+            )
+            .field("tls", &self.tls)
+            .field("net", &self.net)
+            .field("mqtt", &self.mqtt)
+            .field("start_delay_max", &self.start_delay_max)
+            .field("uptime_eval", &self.uptime_eval)
+            .field("uptime_force", &self.uptime_force)
+            .field("update", &self.update)
+            .field("boot_mode", &self.boot_mode)
+            .finish()
+    }
 }
 
 impl Settings {
@@ -163,6 +187,19 @@ impl Settings {
         settings.update =
             crate::update::UpdateSettings::from_config(config).map_err(SettingsError::Update)?;
         Ok(settings)
+    }
+}
+
+#[cfg(test)]
+mod redaction {
+    #[test]
+    fn debug_output_never_shows_the_password() {
+        let mut s = super::Settings::with_defaults("d", "h", 1883);
+        s.mqtt_user = Some("me".into());
+        s.mqtt_password = Some("hunter2-secret".into());
+        let shown = alloc::format!("{s:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
     }
 }
 

@@ -38,8 +38,8 @@ pub const KEEPALIVE: Duration = Duration::from_secs(30);
 /// The largest remaining length MQTT can encode (256 MB - 1).
 pub const MAX_REMAINING: usize = 268_435_455;
 
-/// Where the broker is and how to log in.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where the broker is and how to log in. Its `Debug` output never shows the password.
+#[derive(Clone, PartialEq, Eq)]
 pub struct BrokerArgs {
     /// Host name or IP address (IPv6 without brackets).
     pub host: String,
@@ -51,6 +51,18 @@ pub struct BrokerArgs {
     pub password: Option<String>,
     /// TLS (`--tls`, `mqtts://`), and how to verify the broker; `None` = plain TCP.
     pub tls: Option<TlsArgs>,
+}
+
+impl std::fmt::Debug for BrokerArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrokerArgs")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("tls", &self.tls)
+            .finish()
+    }
 }
 
 /// How the fleet commands verify the broker's TLS certificate, and their own certificate.
