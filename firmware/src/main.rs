@@ -283,6 +283,11 @@ async fn main(spawner: Spawner) -> ! {
         }
     }
 
+    let firmware = board::Firmware {
+        slots,
+        config: Some((flash, layout.config.clone())),
+        panicked,
+    };
     match loaded.plan {
         Plan::Mqtt { settings, central } => {
             // The sensors' bus (before the network, so that every boot error idles with it off).
@@ -354,18 +359,7 @@ async fn main(spawner: Spawner) -> ! {
                 }
             };
 
-            let mut board = make_board(
-                spawner,
-                dogs,
-                &timings,
-                hardware_reset,
-                p.LPWR,
-                board::Firmware {
-                    slots,
-                    config: Some((flash, layout.config.clone())),
-                    panicked,
-                },
-            );
+            let mut board = make_board(spawner, dogs, &timings, hardware_reset, p.LPWR, firmware);
             let store = hearth_device::store::shared(store);
             let mut settings = settings;
             settings.boot_mode =
@@ -422,18 +416,7 @@ async fn main(spawner: Spawner) -> ! {
                 Ok(radio) => radio,
                 Err(message) => fatal::reset_later(&message, &mut dogs, &mut store).await,
             };
-            let mut board = make_board(
-                spawner,
-                dogs,
-                &timings,
-                hardware_reset,
-                p.LPWR,
-                board::Firmware {
-                    slots,
-                    config: Some((flash, layout.config.clone())),
-                    panicked,
-                },
-            );
+            let mut board = make_board(spawner, dogs, &timings, hardware_reset, p.LPWR, firmware);
             let store = hearth_device::store::shared(store);
             match scale {
                 Some((settings, hx711)) => {

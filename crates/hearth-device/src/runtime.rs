@@ -764,7 +764,7 @@ async fn bump<B: Board, F: NorFlash>(store: &SharedStore<F>, key: keys::Key, boa
 
 /// A counter's value; missing or unreadable counts as 0 (the read error is not worth a
 /// diagnostic of its own: the counter is informational).
-async fn counter<F: NorFlash>(store: &SharedStore<F>, key: keys::Key) -> u32 {
+pub(crate) async fn counter<F: NorFlash>(store: &SharedStore<F>, key: keys::Key) -> u32 {
     store
         .lock()
         .await

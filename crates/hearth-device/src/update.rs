@@ -29,7 +29,7 @@ use hearth_ota::{State, Writer};
 use hearth_storage::keys;
 
 use crate::platform::Board;
-use crate::runtime::reboot;
+use crate::runtime::{counter, reboot};
 use crate::store::SharedStore;
 
 /// Default `otaconfirm`: a new image is healthy after this long with MQTT connected.
@@ -170,22 +170,13 @@ pub async fn boot<B: Board, F: NorFlash>(
         None => Ok(State::Undefined),
     };
     match state {
-        Ok(State::New) => {
-            let marked = match board.slots() {
-                Some(slots) => {
-                    let running = slots.running();
-                    slots.select(running, State::PendingVerify).await
-                }
-                None => Ok(()),
-            };
-            match marked {
-                Ok(()) => board.console(&format!(
-                    "update: first boot of firmware {}: on trial until healthy",
-                    board.version()
-                )),
-                Err(e) => board.console(&format!("update: cannot mark the trial: {e:?}")),
-            }
-        }
+        Ok(State::New) => match mark_running(board, State::PendingVerify).await {
+            Ok(()) => board.console(&format!(
+                "update: first boot of firmware {}: on trial until healthy",
+                board.version()
+            )),
+            Err(e) => board.console(&format!("update: cannot mark the trial: {e:?}")),
+        },
         Ok(State::PendingVerify) => {
             board.console(&format!(
                 "update: firmware {} ended its trial boot before it was healthy: rolling back",
@@ -207,6 +198,20 @@ pub async fn boot<B: Board, F: NorFlash>(
         BootMode::Safe { boots: n - 1 }
     } else {
         BootMode::Normal
+    }
+}
+
+/// Record `state` for the running image (a new otadata entry for the same slot).
+async fn mark_running<B: Board>(
+    board: &mut B,
+    state: State,
+) -> Result<(), <B::Slots as embedded_storage_async::nor_flash::ErrorType>::Error> {
+    match board.slots() {
+        Some(slots) => {
+            let running = slots.running();
+            slots.select(running, state).await
+        }
+        None => Ok(()),
     }
 }
 
@@ -489,14 +494,7 @@ impl Updater {
             }
             if self.trial {
                 let version = board.version().to_string();
-                let confirmed = match board.slots() {
-                    Some(slots) => {
-                        let running = slots.running();
-                        slots.select(running, State::Valid).await
-                    }
-                    None => Ok(()),
-                };
-                match confirmed {
+                match mark_running(board, State::Valid).await {
                     Ok(()) => {
                         self.trial = false;
                         pubs.log(format!("update: firmware {version} is healthy: confirmed"));
@@ -851,17 +849,6 @@ pub fn validate_config(text: &str) -> Result<Config, String> {
     })?;
     crate::profiles::plan(&config)?;
     Ok(config)
-}
-
-async fn counter<F: NorFlash>(store: &SharedStore<F>, key: keys::Key) -> u32 {
-    store
-        .lock()
-        .await
-        .get_u32(key)
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or(0)
 }
 
 async fn last_issued<F: NorFlash>(store: &SharedStore<F>) -> u64 {

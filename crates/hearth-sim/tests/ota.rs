@@ -417,26 +417,17 @@ fn a_transfer_resumes_after_the_broker_drops_and_after_a_power_cut() {
     let dev = device(&broker, "res", &owner, "");
     let image = owner.image("v040.img", &["--version", "0.4.0", "--size", "409600"]);
     let b = format!("127.0.0.1:{port}");
-    let ota_process = || -> Child {
+    let ota_process = |image: &Path| -> Child {
         Command::new(HEARTH)
-            .args([
-                "ota",
-                "res",
-                image.to_str().unwrap(),
-                "--key",
-                owner.key(),
-                "--broker",
-                &b,
-                "--window",
-                "1",
-            ])
+            .args(["ota", "res", image.to_str().unwrap(), "--key", owner.key()])
+            .args(["--broker", &b, "--window", "1"])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .unwrap()
     };
     let acks = |sim: &Sim| sim.log_count("pub stat/res/Update {\"state\":\"receiving\"");
-    let child = ota_process();
+    let child = ota_process(&image);
     assert!(wait_until(s(30), || acks(&dev) >= 15), "{}", dev.dump());
     // The broker goes away mid-transfer and comes back.
     broker.kill();
@@ -473,22 +464,7 @@ fn a_transfer_resumes_after_the_broker_drops_and_after_a_power_cut() {
 
     // A power cut mid-transfer: after the reboot the device asks for where it stopped.
     let image5 = owner.image("v050.img", &["--version", "0.5.0", "--size", "409600"]);
-    let child = Command::new(HEARTH)
-        .args([
-            "ota",
-            "res",
-            image5.to_str().unwrap(),
-            "--key",
-            owner.key(),
-            "--broker",
-            &b,
-            "--window",
-            "1",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let child = ota_process(&image5);
     // Two cuts at random points of the transfer (the seed is printed to replay a failure).
     let seed = now_ms();
     println!("power-cut points seeded with {seed}");
