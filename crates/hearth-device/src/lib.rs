@@ -12,6 +12,7 @@ pub mod runtime;
 pub mod session;
 pub mod settings;
 pub mod store;
+pub mod tls;
 pub mod update;
 
 pub use platform::{Board, DeviceStatus, NetError, Network, NoSlots, TlsError};
