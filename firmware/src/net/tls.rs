@@ -1,6 +1,7 @@
 //! TLS for the broker connection: embedded-tls 0.19 (TLS 1.3, TLS_AES_128_GCM_SHA256, P-256
-//! key exchange) over the TCP connection, with the server's certificate verified by
-//! `hearth_device::tls` (the one CA of `mqttca`, the host name, the `mqttpin`; ECDSA P-256).
+//! key exchange) over the TCP connection. The handshake and the server's verification are
+//! `hearth_device::tls_client` (tested on the host against a rustls server): the one CA of
+//! `mqttca`, the host name, the `mqttpin`, the handshake signature; ECDSA P-256.
 //!
 //! - The session (its record buffers and its state) is static and leased to one connection at
 //!   a time ([`TlsStream`]); it returns when the connection is dropped, so reconnecting never
@@ -9,10 +10,6 @@
 //!   as a lower bound (`Clock::AtLeast`): a certificate that expired before the firmware was
 //!   built is refused; one that expired later, and the "not before" dates, are not checked.
 //!   Every handshake logs this.
-//! - embedded-tls calls the verifier only for the handshake messages the server sends. TLS 1.3
-//!   without a pre-shared key requires a Certificate and a CertificateVerify, but embedded-tls
-//!   does not insist on them, so a handshake counts only after the CertificateVerify was
-//!   checked here ([`Verifier::authenticated`]).
 //! - Randomness (the ephemeral key share and the ClientHello random): the chip's RNG, which is
 //!   a true RNG while the Wi-Fi radio runs or the ADC entropy source is on (the Ethernet path
 //!   switches it on for good before the network starts); TLS only runs with the network up.
@@ -22,16 +19,12 @@ use core::mem::MaybeUninit;
 
 use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 use embassy_sync::blocking_mutex::Mutex;
-use embedded_tls::{
-    Aes128GcmSha256, Certificate, CertificateEntryRef, CertificateRef, CertificateVerifyRef,
-    CryptoProvider, SignatureScheme, TlsConfig, TlsConnection, TlsContext, TlsVerifier,
-};
-use hearth_device::tls::{client_key, verify_server, Clock, Rejection, ServerKey, Trust};
+use embedded_tls::TlsConnection;
+use hearth_device::tls::{Clock, Rejection};
+use hearth_device::tls_client::{handshake, Suite};
 use hearth_device::{TlsError, TlsSettings};
 
 use super::Guarded;
-use p256::ecdsa::{DerSignature, SigningKey};
-use sha2_010::Digest;
 
 /// The receive record buffer: one whole TLS 1.3 record (2^14 bytes of data + 256 of
 /// expansion); the record header is read separately. No maximum fragment length is
@@ -40,8 +33,6 @@ const RECORD_READ: usize = 16_640;
 /// The send record buffer: the runtime's packets are small; longer writes go out as several
 /// records.
 const RECORD_WRITE: usize = 4096;
-/// Certificates the server may send (its own and the intermediates).
-const MAX_CHAIN: usize = 6;
 
 /// The firmware's build time (seconds since 1970): the lower bound of the time for the
 /// certificates' expiry (`build.rs`).
@@ -51,7 +42,7 @@ const BUILD_TIME: u64 = match u64::from_str_radix(env!("HEARTH_BUILD_TIME"), 10)
 };
 
 /// The TLS session over the broker's TCP connection.
-type Session = TlsConnection<'static, Guarded, Aes128GcmSha256>;
+type Session = TlsConnection<'static, Guarded, Suite>;
 
 /// An open TLS session: the lease of the static session slot. Dropping it drops the session
 /// (and with it the TCP connection) and frees the slot.
@@ -112,14 +103,6 @@ pub async fn open(
     tls: &TlsSettings,
     rng: esp_hal::rng::Rng,
 ) -> Result<TlsStream, TlsError> {
-    let client = match (&tls.client_cert, &tls.client_key) {
-        (Some(cert), Some(key)) => Some((client_key(key).map_err(|r| fail(host, r))?, &cert[..])),
-        (None, None) => None,
-        _ => {
-            log::warn!("tls: {host}: mqttclientcert and mqttclientkey go together");
-            return Err(TlsError::BadConfig);
-        }
-    };
     let Some(stream) = TlsStream::start(socket) else {
         // One broker connection at a time; the runtime drops the old one before reconnecting.
         log::warn!("tls: {host}: the TLS session is still in use by another connection");
@@ -128,56 +111,10 @@ pub async fn open(
     log::info!(
         "tls: {host}: no wall clock; certificate expiry is checked against the build time only"
     );
-    let mut provider = Provider {
-        rng: ChipRng(rng),
-        verifier: Verifier {
-            trust: Trust {
-                server_name: &tls.server_name,
-                ca: tls.ca.as_deref(),
-                pin: tls.pin.as_ref(),
-            },
-            clock: Clock::AtLeast(BUILD_TIME),
-            transcript: None,
-            key: None,
-            rejection: None,
-            authenticated: false,
-        },
-        client,
-    };
-    // Server Name Indication carries DNS names only (RFC 6066); an IP address is checked
-    // against the certificate all the same.
-    let config = if tls.server_name.parse::<core::net::IpAddr>().is_ok() {
-        TlsConfig::new()
-    } else {
-        TlsConfig::new().with_server_name(&tls.server_name)
-    };
-    let result = stream
-        .session
-        .open(TlsContext::new(&config, &mut provider))
-        .await;
-    let verifier = &provider.verifier;
-    match (result, verifier.rejection) {
-        (_, Some(rejection)) => Err(fail(host, rejection)),
-        (Ok(()), None) if verifier.authenticated => Ok(stream),
-        (Ok(()), None) => Err(fail(
-            host,
-            Rejection {
-                error: TlsError::Handshake,
-                reason: "the server did not prove its identity (no CertificateVerify)",
-            },
-        )),
-        (Err(e), None) => {
-            let error = classify(e);
-            if error == TlsError::Handshake {
-                log::warn!(
-                    "tls: {host}: {error} ({e:?}; this firmware speaks TLS 1.3 with \
-                     AES-128-GCM, P-256 and ECDSA P-256 only)"
-                );
-            } else {
-                log::warn!("tls: {host}: {error} ({e:?})");
-            }
-            Err(error)
-        }
+    let clock = Clock::AtLeast(BUILD_TIME);
+    match handshake(stream.session, tls, clock, ChipRng(rng)).await {
+        Ok(()) => Ok(stream),
+        Err(rejection) => Err(fail(host, rejection)),
     }
 }
 
@@ -188,30 +125,6 @@ fn fail(host: &str, rejection: Rejection) -> TlsError {
         rejection.reason
     );
     rejection.error
-}
-
-/// The user-facing error for an embedded-tls failure that the verifier did not cause.
-fn classify(e: embedded_tls::TlsError) -> TlsError {
-    use embedded_tls::alert::AlertDescription as A;
-    use embedded_tls::TlsError as E;
-    match e {
-        // The server's alerts about our certificate (or the lack of one).
-        E::HandshakeAborted(
-            _,
-            A::CertificateRequired
-            | A::BadCertificate
-            | A::UnsupportedCertificate
-            | A::CertificateRevoked
-            | A::CertificateExpired
-            | A::CertificateUnknown
-            | A::UnknownCa
-            | A::AccessDenied,
-        ) => TlsError::Refused,
-        E::InvalidPrivateKey => TlsError::BadConfig,
-        // No common version, cipher suite or group (a TLS 1.2-only broker), a peer that is not
-        // TLS, a dropped connection.
-        _ => TlsError::Handshake,
-    }
 }
 
 /// The static session: its record buffers, its state, and whether a connection holds it.
@@ -257,131 +170,3 @@ impl rand_core::RngCore for ChipRng {
 
 /// A true RNG while the radio or the ADC entropy source runs (see the module's notes).
 impl rand_core::CryptoRng for ChipRng {}
-
-struct Provider<'a> {
-    rng: ChipRng,
-    verifier: Verifier<'a>,
-    /// The device's key and certificate (DER), for brokers that ask for one.
-    client: Option<(SigningKey, &'a [u8])>,
-}
-
-impl CryptoProvider for Provider<'_> {
-    type CipherSuite = Aes128GcmSha256;
-    type Signature = DerSignature;
-
-    fn rng(&mut self) -> impl embedded_tls::CryptoRngCore {
-        &mut self.rng
-    }
-
-    fn verifier(
-        &mut self,
-    ) -> Result<&mut impl TlsVerifier<Aes128GcmSha256>, embedded_tls::TlsError> {
-        Ok(&mut self.verifier)
-    }
-
-    fn signer(
-        &mut self,
-    ) -> Result<
-        (
-            impl p256::ecdsa::signature::SignerMut<DerSignature>,
-            SignatureScheme,
-        ),
-        embedded_tls::TlsError,
-    > {
-        match &self.client {
-            Some((key, _)) => Ok((key.clone(), SignatureScheme::EcdsaSecp256r1Sha256)),
-            // Only asked after the server requested a certificate and we sent one.
-            None => Err(embedded_tls::TlsError::InvalidPrivateKey),
-        }
-    }
-
-    fn client_cert(&mut self) -> Option<Certificate<impl AsRef<[u8]>>> {
-        self.client
-            .as_ref()
-            .map(|(_, cert)| Certificate::X509(*cert))
-    }
-}
-
-/// Checks the server's certificates and its handshake signature with `hearth_device::tls`.
-struct Verifier<'a> {
-    trust: Trust<'a>,
-    clock: Clock,
-    /// The handshake hash up to the server's Certificate message.
-    transcript: Option<sha2_010::Sha256>,
-    /// The verified certificate's key.
-    key: Option<ServerKey>,
-    /// Why the server was refused, for the log and the runtime.
-    rejection: Option<Rejection>,
-    /// The server's CertificateVerify was checked with its verified certificate's key.
-    authenticated: bool,
-}
-
-impl Verifier<'_> {
-    fn refuse(&mut self, rejection: Rejection) -> embedded_tls::TlsError {
-        self.rejection = Some(rejection);
-        self.authenticated = false;
-        embedded_tls::TlsError::InvalidCertificate
-    }
-}
-
-impl TlsVerifier<Aes128GcmSha256> for Verifier<'_> {
-    fn set_hostname_verification(&mut self, _hostname: &str) -> Result<(), embedded_tls::TlsError> {
-        // The name is `trust.server_name`, checked in `verify_certificate`.
-        Ok(())
-    }
-
-    fn verify_certificate(
-        &mut self,
-        transcript: &sha2_010::Sha256,
-        certificate: CertificateRef,
-    ) -> Result<(), embedded_tls::TlsError> {
-        self.authenticated = false;
-        self.key = None;
-        let mut chain: [&[u8]; MAX_CHAIN] = [&[]; MAX_CHAIN];
-        let mut n = 0;
-        for entry in &certificate.entries {
-            let CertificateEntryRef::X509(der) = entry else {
-                return Err(self.refuse(Rejection {
-                    error: TlsError::BadCertificate,
-                    reason: "the server sent a raw public key, not a certificate",
-                }));
-            };
-            if n == MAX_CHAIN {
-                return Err(self.refuse(Rejection {
-                    error: TlsError::UnknownCa,
-                    reason: "the server sent more certificates than this device accepts",
-                }));
-            }
-            chain[n] = der;
-            n += 1;
-        }
-        match verify_server(&chain[..n], &self.trust, self.clock) {
-            Ok(key) => {
-                self.key = Some(key);
-                self.transcript = Some(transcript.clone());
-                Ok(())
-            }
-            Err(rejection) => Err(self.refuse(rejection)),
-        }
-    }
-
-    fn verify_signature(
-        &mut self,
-        verify: CertificateVerifyRef,
-    ) -> Result<(), embedded_tls::TlsError> {
-        let (Some(key), Some(transcript)) = (self.key.take(), self.transcript.take()) else {
-            return Err(self.refuse(Rejection {
-                error: TlsError::Handshake,
-                reason: "CertificateVerify without a verified certificate",
-            }));
-        };
-        let hash: [u8; 32] = transcript.finalize().into();
-        match key.verify_handshake(verify.signature_scheme.as_u16(), verify.signature, &hash) {
-            Ok(()) => {
-                self.authenticated = true;
-                Ok(())
-            }
-            Err(rejection) => Err(self.refuse(rejection)),
-        }
-    }
-}
