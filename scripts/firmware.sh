@@ -2,10 +2,12 @@
 # Build the Hearth firmware for ESP32-C3 and ESP32-C6 in release mode, save a flashable merged
 # image for each (bootloader + partition table + app + an example config), print a size report
 # and fail if an image exceeds its budget in firmware/size-budget.txt.
-# Usage: scripts/firmware.sh [OUTDIR]   (default: target/firmware)
+# Usage: scripts/firmware.sh [OUTDIR]   (default: target/firmware, or $CARGO_TARGET_DIR/firmware)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out="${1:-target/firmware}"
+# The target dir: $CARGO_TARGET_DIR when set (an absolute path), else the workspace's target/.
+tdir="${CARGO_TARGET_DIR:-target}"
+out="${1:-$tdir/firmware}"
 mkdir -p "$out"
 
 rustup target list --installed | grep -qx riscv32imc-unknown-none-elf || rustup target add riscv32imc-unknown-none-elf
@@ -26,7 +28,7 @@ build esp32c3 riscv32imc-unknown-none-elf
 build esp32c6 riscv32imac-unknown-none-elf
 
 cargo build --locked --features flash --bin hearth
-hearth=target/debug/hearth
+hearth="$tdir/debug/hearth"
 
 status=0
 printf '\n%-8s %10s %10s %10s %8s %8s %10s %10s\n' chip image app_budget text rodata data bss static_ram
@@ -35,7 +37,7 @@ for chip in esp32c3 esp32c6; do
     esp32c3) triple=riscv32imc-unknown-none-elf ;;
     esp32c6) triple=riscv32imac-unknown-none-elf ;;
   esac
-  elf="target/$triple/release/hearth-firmware"
+  elf="$tdir/$triple/release/hearth-firmware"
   img="$out/hearth-$chip.bin"
   "$hearth" flash --chip "$chip" --config firmware/example-config.txt --elf "$elf" --save-image "$img" > "$out/hearth-$chip.segments"
   app=$(sed -n 's/.*merged .* image written (app \([0-9]*\) bytes).*/\1/p' "$out/hearth-$chip.segments")

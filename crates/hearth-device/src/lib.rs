@@ -12,6 +12,9 @@ pub mod runtime;
 pub mod session;
 pub mod settings;
 pub mod store;
+pub mod tls;
+#[cfg(feature = "embedded-tls")]
+pub mod tls_client;
 pub mod update;
 
 pub use platform::{Board, DeviceStatus, NetError, Network, NoSlots, TlsError};

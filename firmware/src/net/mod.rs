@@ -26,8 +26,13 @@
 //! - Sockets carry the link generation of their birth: after `down()` every read or write on
 //!   an older socket fails, and a read of 0 bytes (the peer closed) is reported as an error, as
 //!   the simulator does.
+//! - With `TlsSettings` (`mqtts://`), `connect()` runs the TLS handshake over the new TCP
+//!   connection (`tls`: embedded-tls, TLS 1.3) and the socket reads and writes through it,
+//!   with the same generation and closed-connection rules. A failed handshake or verification
+//!   is `NetError::Tls` and never falls back to plain TCP.
 
 pub mod espnow;
+mod tls;
 mod w5500;
 mod wifi;
 
@@ -44,7 +49,7 @@ use embassy_sync::blocking_mutex::Mutex;
 use embassy_sync::signal::Signal;
 use embedded_io_async::{Read, Write};
 use embedded_nal_async::TcpConnect;
-use hearth_device::{NetError, Network, TlsError, TlsSettings};
+use hearth_device::{NetError, Network, TlsSettings};
 use static_cell::{ConstStaticCell, StaticCell};
 
 pub use w5500::start as start_ethernet;
@@ -235,12 +240,6 @@ impl Network for StackNetwork {
         port: u16,
         tls: Option<&TlsSettings>,
     ) -> Result<Socket, NetError> {
-        if tls.is_some() {
-            // The chip's TLS client is a later step (see docs/TLS.md); refusing here keeps an
-            // `mqtts://` config from ever being served over plain TCP.
-            log::warn!("tls: {host}:{port}: TLS not yet supported on this firmware");
-            return Err(NetError::Tls(TlsError::Unsupported));
-        }
         if !self.link_up() {
             return Err(NetError::LinkDown);
         }
@@ -268,10 +267,23 @@ impl Network for StackNetwork {
             log::warn!("tcp: {remote}: {e:?}");
             NetError::Connect
         })?;
-        Ok(Socket {
-            connection,
-            generation,
-        })
+        let link = match tls {
+            None => Transport::Plain(Guarded {
+                connection,
+                generation,
+            }),
+            Some(tls) => {
+                let guarded = Guarded {
+                    connection,
+                    generation,
+                };
+                let stream = tls::open(guarded, host, tls, esp_hal::rng::Rng::new())
+                    .await
+                    .map_err(NetError::Tls)?;
+                Transport::Tls(stream)
+            }
+        };
+        Ok(Socket { link, generation })
     }
 }
 
@@ -284,20 +296,65 @@ fn ipv4(address: &IpAddress) -> Option<Ipv4Addr> {
     }
 }
 
-/// A TCP connection to the broker that fails once the link has been taken down.
-pub struct Socket {
+/// A TCP connection that fails once the link has been taken down, and reports a read of 0
+/// bytes (the peer closed) as an error.
+struct Guarded {
     connection: Connection,
     generation: u32,
 }
 
-impl Socket {
+impl Guarded {
     fn check(&self) -> Result<(), SocketError> {
-        if LINK.get().generation == self.generation {
-            Ok(())
-        } else {
-            Err(SocketError::LinkDown)
-        }
+        check(self.generation)
     }
+}
+
+fn check(generation: u32) -> Result<(), SocketError> {
+    if LINK.get().generation == generation {
+        Ok(())
+    } else {
+        Err(SocketError::LinkDown)
+    }
+}
+
+impl embedded_io_async::ErrorType for Guarded {
+    type Error = SocketError;
+}
+
+impl Read for Guarded {
+    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, SocketError> {
+        self.check()?;
+        let n = self.connection.read(buf).await.map_err(SocketError::Tcp)?;
+        if n == 0 && !buf.is_empty() {
+            return Err(SocketError::Closed);
+        }
+        self.check()?;
+        Ok(n)
+    }
+}
+
+impl Write for Guarded {
+    async fn write(&mut self, buf: &[u8]) -> Result<usize, SocketError> {
+        self.check()?;
+        self.connection.write(buf).await.map_err(SocketError::Tcp)
+    }
+
+    async fn flush(&mut self) -> Result<(), SocketError> {
+        self.check()?;
+        self.connection.flush().await.map_err(SocketError::Tcp)
+    }
+}
+
+/// What a broker socket runs over (the TLS session itself is in a static slot).
+enum Transport {
+    Plain(Guarded),
+    Tls(tls::TlsStream),
+}
+
+/// The broker connection: plain TCP or TLS over it.
+pub struct Socket {
+    link: Transport,
+    generation: u32,
 }
 
 /// A socket error.
@@ -309,6 +366,8 @@ pub enum SocketError {
     Closed,
     /// The link was taken down after the socket was opened.
     LinkDown,
+    /// The TLS session failed (a bad record, an alert from the server).
+    Tls(embedded_tls::TlsError),
 }
 
 impl core::fmt::Display for SocketError {
@@ -317,6 +376,7 @@ impl core::fmt::Display for SocketError {
             Self::Tcp(e) => write!(f, "tcp: {e:?}"),
             Self::Closed => f.write_str("connection closed by the peer"),
             Self::LinkDown => f.write_str("the network was taken down"),
+            Self::Tls(e) => write!(f, "tls: {e:?}"),
         }
     }
 }
@@ -330,6 +390,7 @@ impl embedded_io_async::Error for SocketError {
             Self::Tcp(e) => embedded_io_async::Error::kind(e),
             Self::Closed => K::ConnectionReset,
             Self::LinkDown => K::ConnectionAborted,
+            Self::Tls(e) => embedded_io_async::Error::kind(e),
         }
     }
 }
@@ -338,26 +399,56 @@ impl embedded_io_async::ErrorType for Socket {
     type Error = SocketError;
 }
 
+/// A TLS error from the session: the transport's own error when that is what failed (the
+/// generation check, the closed connection), otherwise the TLS error.
+fn tls_error(e: embedded_tls::TlsError) -> SocketError {
+    use embedded_io_async::ErrorKind as K;
+    match e {
+        embedded_tls::TlsError::Io(K::ConnectionAborted) => SocketError::LinkDown,
+        // The server's close_notify (and every read after it).
+        embedded_tls::TlsError::Io(K::ConnectionReset)
+        | embedded_tls::TlsError::ConnectionClosed
+        | embedded_tls::TlsError::MissingHandshake => SocketError::Closed,
+        other => SocketError::Tls(other),
+    }
+}
+
 impl Read for Socket {
     async fn read(&mut self, buf: &mut [u8]) -> Result<usize, SocketError> {
-        self.check()?;
-        let n = self.connection.read(buf).await.map_err(SocketError::Tcp)?;
-        if n == 0 && !buf.is_empty() {
-            return Err(SocketError::Closed);
+        match &mut self.link {
+            Transport::Plain(s) => s.read(buf).await,
+            Transport::Tls(s) => {
+                check(self.generation)?;
+                let n = s.read(buf).await.map_err(tls_error)?;
+                if n == 0 && !buf.is_empty() {
+                    // The server's close_notify.
+                    return Err(SocketError::Closed);
+                }
+                check(self.generation)?;
+                Ok(n)
+            }
         }
-        self.check()?;
-        Ok(n)
     }
 }
 
 impl Write for Socket {
     async fn write(&mut self, buf: &[u8]) -> Result<usize, SocketError> {
-        self.check()?;
-        self.connection.write(buf).await.map_err(SocketError::Tcp)
+        match &mut self.link {
+            Transport::Plain(s) => s.write(buf).await,
+            Transport::Tls(s) => {
+                check(self.generation)?;
+                s.write(buf).await.map_err(tls_error)
+            }
+        }
     }
 
     async fn flush(&mut self) -> Result<(), SocketError> {
-        self.check()?;
-        self.connection.flush().await.map_err(SocketError::Tcp)
+        match &mut self.link {
+            Transport::Plain(s) => s.flush().await,
+            Transport::Tls(s) => {
+                check(self.generation)?;
+                s.flush().await.map_err(tls_error)
+            }
+        }
     }
 }
