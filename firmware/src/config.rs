@@ -154,18 +154,22 @@ fn read_text<F: ReadNorFlash<Error = FlashStorageError>>(
     flash: &mut F,
     partition: &Region,
 ) -> Result<String, ReadError> {
-    if partition.len as usize >= blob::SECOND_COPY + blob::COPY_LEN {
-        let second = Region {
-            label: partition.label.clone(),
-            offset: partition.offset + blob::SECOND_COPY as u32,
-            len: blob::COPY_LEN as u32,
-        };
+    if let Some(second) = second_copy(partition) {
         if let Ok(text) = read_copy(flash, &second) {
             log::info!("config: using the config pushed over MQTT");
             return Ok(text);
         }
     }
     read_copy(flash, partition)
+}
+
+/// Where the pushed copy lives: the partition's second sector, if the partition has one.
+fn second_copy(partition: &Region) -> Option<Region> {
+    (partition.len as usize >= blob::SECOND_COPY + blob::COPY_LEN).then(|| Region {
+        label: partition.label.clone(),
+        offset: partition.offset + blob::SECOND_COPY as u32,
+        len: blob::COPY_LEN as u32,
+    })
 }
 
 /// The text of the config blob at the start of `partition`.
@@ -207,17 +211,9 @@ pub fn store<F: NorFlash<Error = FlashStorageError>>(
     partition: &Region,
     text: &str,
 ) -> Result<(), String> {
-    if (partition.len as usize) < blob::SECOND_COPY + blob::COPY_LEN {
-        return Err(format!(
-            "the config partition {partition} has no room for a second copy"
-        ));
-    }
+    let second = second_copy(partition)
+        .ok_or_else(|| format!("the config partition {partition} has no room for a second copy"))?;
     let flash_err = |e: FlashStorageError| format!("flash: {e:?}");
-    let second = Region {
-        label: partition.label.clone(),
-        offset: partition.offset + blob::SECOND_COPY as u32,
-        len: blob::COPY_LEN as u32,
-    };
     let second_valid = read_copy(flash, &second).is_ok();
     let mut header = [0u8; HEADER_LEN];
     flash

@@ -593,9 +593,15 @@ impl Updater {
         now: Millis,
     ) {
         // The same signed manifest again (a client resuming) continues the same transfer.
-        let same = match &self.job {
-            Some(j) => j.envelope == payload,
-            None => stored_job_is(store, payload).await,
+        // After a reboot the transfer in progress is only in flash: read it once.
+        let stored = match self.job {
+            Some(_) => None,
+            None => stored_job(store).await,
+        };
+        let same = match (&self.job, &stored) {
+            (Some(j), _) => j.envelope == payload,
+            (None, Some(s)) => s.envelope == payload,
+            (None, None) => false,
         };
         let last = if same { 0 } else { last_issued(store).await };
         let env = match signed::accept(
@@ -645,7 +651,11 @@ impl Updater {
             Some(j) if j.writer.sha256() == manifest.sha256 && j.writer.size() == manifest.size => {
                 j.writer.next()
             }
-            _ => stored_progress(store, &manifest).await,
+            Some(_) => 0,
+            None => match &stored {
+                Some(s) if stored_manifest_matches(&s.envelope, &manifest) => s.next,
+                _ => 0,
+            },
         };
         {
             let mut s = store.lock().await;
@@ -875,18 +885,21 @@ async fn set_last_issued<F: NorFlash>(
         .await
 }
 
-/// Where the stored transfer of this manifest's image stopped (0 when another image, or none).
-async fn stored_progress<F: NorFlash>(store: &SharedStore<F>, manifest: &Manifest<'_>) -> u32 {
+/// The transfer kept in flash: its signed manifest and the offset of the next chunk.
+struct StoredJob {
+    envelope: Vec<u8>,
+    next: u32,
+}
+
+async fn stored_job<F: NorFlash>(store: &SharedStore<F>) -> Option<StoredJob> {
     let mut s = store.lock().await;
     let mut buf = [0u8; 256];
-    let same = match s.get_bytes(keys::OTA_JOB, &mut buf).await {
-        Ok(Some(n)) => stored_manifest_matches(&buf[..n], manifest),
-        _ => false,
-    };
-    if !same {
-        return 0;
-    }
-    s.get_u32(keys::OTA_NEXT).await.ok().flatten().unwrap_or(0)
+    let n = s.get_bytes(keys::OTA_JOB, &mut buf).await.ok().flatten()?;
+    let next = s.get_u32(keys::OTA_NEXT).await.ok().flatten().unwrap_or(0);
+    Some(StoredJob {
+        envelope: buf[..n].to_vec(),
+        next,
+    })
 }
 
 /// Does a stored (already accepted) envelope describe the same image? Its signature was
@@ -896,15 +909,6 @@ fn stored_manifest_matches(stored: &[u8], manifest: &Manifest<'_>) -> bool {
         .ok()
         .and_then(|(env, _, _)| Manifest::parse(env.body).ok())
         .is_some_and(|m| m.sha256 == manifest.sha256 && m.size == manifest.size)
-}
-
-/// Is `payload` the manifest of the transfer kept in flash (a client resuming after a reboot)?
-async fn stored_job_is<F: NorFlash>(store: &SharedStore<F>, payload: &[u8]) -> bool {
-    let mut buf = [0u8; 256];
-    matches!(
-        store.lock().await.get_bytes(keys::OTA_JOB, &mut buf).await,
-        Ok(Some(n)) if &buf[..n] == payload
-    )
 }
 
 async fn forget_job<F: NorFlash>(store: &SharedStore<F>) {

@@ -288,11 +288,7 @@ impl Link<'_> {
     /// A connected client subscribed to the device's status; reconnects as needed.
     fn client(&mut self) -> Result<&mut Client, String> {
         if self.client.is_none() {
-            let id = format!("hearth-ota-{}-{}", std::process::id(), issued() % 100_000);
-            let mut c = Client::connect(self.broker, &id, Duration::from_secs(10))
-                .map_err(|e| e.to_string())?;
-            c.subscribe(&format!("stat/{}/Update", self.device))
-                .map_err(|e| e.to_string())?;
+            let c = subscribed(self.broker, "ota", &format!("stat/{}/Update", self.device))?;
             self.client = Some(c);
         }
         Ok(self.client.as_mut().expect("connected above"))
@@ -495,12 +491,18 @@ fn wait_verdict(
     ))
 }
 
+/// A client connected to `broker` (within 10 s) and subscribed to `filter`, with a client id
+/// unique to this process and call (`tag` says what it is for in the broker's log).
+fn subscribed(broker: &BrokerArgs, tag: &str, filter: &str) -> Result<Client, String> {
+    let id = format!("hearth-{tag}-{}-{}", std::process::id(), issued() % 100_000);
+    let mut c = Client::connect(broker, &id, Duration::from_secs(10)).map_err(|e| e.to_string())?;
+    c.subscribe(filter).map_err(|e| e.to_string())?;
+    Ok(c)
+}
+
 /// Does `device` announce itself online (retained `tele/<name>/LWT = Online`)?
 pub fn is_online(broker: &BrokerArgs, device: &str) -> Result<bool, String> {
-    let id = format!("hearth-lwt-{}-{}", std::process::id(), issued() % 100_000);
-    let mut c = Client::connect(broker, &id, Duration::from_secs(10)).map_err(|e| e.to_string())?;
-    c.subscribe(&format!("tele/{device}/LWT"))
-        .map_err(|e| e.to_string())?;
+    let mut c = subscribed(broker, "lwt", &format!("tele/{device}/LWT"))?;
     let online = matches!(
         c.recv(Duration::from_millis(1500)),
         Ok(Some(m)) if m.payload == b"Online"
@@ -511,9 +513,7 @@ pub fn is_online(broker: &BrokerArgs, device: &str) -> Result<bool, String> {
 
 /// The devices announcing themselves online (retained `tele/<name>/LWT = Online`).
 pub fn online_devices(broker: &BrokerArgs) -> Result<Vec<String>, String> {
-    let id = format!("hearth-list-{}", std::process::id());
-    let mut c = Client::connect(broker, &id, Duration::from_secs(10)).map_err(|e| e.to_string())?;
-    c.subscribe("tele/+/LWT").map_err(|e| e.to_string())?;
+    let mut c = subscribed(broker, "list", "tele/+/LWT")?;
     let mut out = Vec::new();
     while let Ok(Some(m)) = c.recv(Duration::from_millis(700)) {
         let name = m
@@ -612,11 +612,7 @@ pub fn cmd(broker: &BrokerArgs, device: &str, command: &str, key_path: Option<&P
             }
             None => ("OTA", command.as_bytes().to_vec()),
         };
-        let id = format!("hearth-cmd-{}", std::process::id());
-        let mut c =
-            Client::connect(broker, &id, Duration::from_secs(10)).map_err(|e| e.to_string())?;
-        c.subscribe(&format!("stat/{device}/OTA"))
-            .map_err(|e| e.to_string())?;
+        let mut c = subscribed(broker, "cmd", &format!("stat/{device}/OTA"))?;
         c.publish(&format!("cmnd/{device}/{leaf}"), &payload, false)
             .map_err(|e| e.to_string())?;
         let deadline = Instant::now() + ANSWER_WAIT;
