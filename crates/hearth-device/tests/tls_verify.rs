@@ -477,16 +477,42 @@ fn client_keys_pkcs8_and_sec1_p256_only() {
     );
 }
 
-/// The ECPrivateKey of a PKCS#8 P-256 key: the contents of its last OCTET STRING.
-fn sec1_inside(pkcs8: &[u8]) -> &[u8] {
-    // ... 0x04 len ECPrivateKey, where ECPrivateKey starts with 0x30.
-    let at = pkcs8
-        .windows(3)
-        .rposition(|w| w[0] == 0x04 && w[2] == 0x30)
-        .expect("octet string");
-    &pkcs8[at + 2..at + 2 + usize::from(pkcs8[at + 1])]
+/// One TLV at the start of `der`: (tag, contents, the rest after it). Short and long
+/// definite lengths.
+fn tlv(der: &[u8]) -> (u8, &[u8], &[u8]) {
+    let (tag, first) = (der[0], der[1]);
+    let (len, header) = if first < 0x80 {
+        (usize::from(first), 2)
+    } else {
+        let n = usize::from(first & 0x7f);
+        let len = der[2..2 + n]
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+        (len, 2 + n)
+    };
+    (tag, &der[header..header + len], &der[header + len..])
 }
 
+/// The ECPrivateKey of a PKCS#8 P-256 key: the contents of its privateKey OCTET STRING,
+/// found by walking the DER (PrivateKeyInfo ::= SEQUENCE { version INTEGER, algorithm
+/// SEQUENCE, privateKey OCTET STRING, ... }). A byte search is not enough: random key bytes can
+/// look like an OCTET STRING header.
+fn sec1_inside(pkcs8: &[u8]) -> &[u8] {
+    let (tag, info, _) = tlv(pkcs8);
+    assert_eq!(tag, 0x30, "PrivateKeyInfo is a SEQUENCE");
+    let (_, _, rest) = tlv(info); // version
+    let (_, _, rest) = tlv(rest); // algorithm
+    let (tag, key, _) = tlv(rest);
+    assert_eq!(tag, 0x04, "privateKey is an OCTET STRING");
+    key
+}
+
+/// Does the ECPrivateKey (SEQUENCE { version, privateKey OCTET STRING, [0] parameters
+/// OPTIONAL, [1] publicKey OPTIONAL }) carry its curve, the optional `[0]` after the key?
 fn sec1_names_curve(sec1: &[u8]) -> bool {
-    sec1.windows(2).any(|w| w == [0xa0, 0x0a])
+    let (tag, key, _) = tlv(sec1);
+    assert_eq!(tag, 0x30, "ECPrivateKey is a SEQUENCE");
+    let (_, _, rest) = tlv(key); // version
+    let (_, _, rest) = tlv(rest); // privateKey
+    rest.first() == Some(&0xa0)
 }
