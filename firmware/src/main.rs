@@ -77,7 +77,7 @@ use esp_hal::peripherals::LPWR;
 use esp_hal::timer::timg::TimerGroup;
 use esp_storage::FlashStorage;
 use hearth_config::Timings;
-use hearth_core::reboot::{HardwareReset, RebootReason};
+use hearth_core::reboot::HardwareReset;
 use hearth_core::supervisor::LoopWatchdog;
 use hearth_core::SECOND;
 use hearth_device::link::{run_central, run_peripheral, CentralPort, LinkSettings};
@@ -87,7 +87,7 @@ use hearth_device::profiles::scale_sensor::ScaleSensor;
 use hearth_device::profiles::tnowp::TNowP;
 use hearth_device::profiles::Plan;
 use hearth_device::update::BootMode;
-use hearth_storage::{keys, KvStore};
+use hearth_storage::KvStore;
 use static_cell::StaticCell;
 
 use crate::board::EspBoard;
@@ -131,8 +131,12 @@ async fn main(spawner: Spawner) -> ! {
     esp_alloc::heap_allocator!(#[esp_hal::ram(reclaimed)] size: HEAP_RECLAIMED);
     esp_alloc::heap_allocator!(size: HEAP_MAIN);
     let reset_reason = esp_hal::system::reset_reason();
-    let hardware_reset = board::classify(reset_reason);
     let panicked = board::take_panic_mark();
+    let hardware_reset = match board::classify(reset_reason) {
+        // The panic handler marked the panic before its software reset.
+        HardwareReset::Software if panicked => HardwareReset::Panic,
+        other => other,
+    };
     let mut dogs = Watchdogs::start(p.TIMG1, p.RTC_TIMER);
     esp_rtos::start(TimerGroup::new(p.TIMG0).timer0, p.FROM_CPU_INTR0);
 
@@ -272,16 +276,6 @@ async fn main(spawner: Spawner) -> ! {
     } else {
         log::info!("storage: {report}");
     }
-    if panicked && hardware_reset == HardwareReset::Software {
-        // The runtime reports the stored reason of a software reset.
-        let reason = RebootReason::Fault.as_str();
-        if let Err(e) = store
-            .set_bytes(keys::REBOOT_REASON, reason.as_bytes())
-            .await
-        {
-            log::error!("storage: could not record the panic as the reboot reason: {e}");
-        }
-    }
 
     let firmware = board::Firmware {
         slots,
@@ -364,8 +358,8 @@ async fn main(spawner: Spawner) -> ! {
             let mut settings = settings;
             settings.boot_mode =
                 hearth_device::update::boot(&mut board, &store, &settings.update).await;
-            if let BootMode::Safe { boots } = settings.boot_mode {
-                log::warn!("safe mode: {boots} boots in a row did not become healthy");
+            if let BootMode::Safe { faults } = settings.boot_mode {
+                log::warn!("safe mode: the last {faults} runs ended in a fault");
                 let mut profile = SafeMode::new(&loaded.config.profile);
                 hearth_device::run(settings, &mut net, &mut board, &store, &mut profile).await
             }

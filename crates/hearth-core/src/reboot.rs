@@ -14,6 +14,9 @@ pub enum HardwareReset {
     Other,
     /// The timer woke the chip from deep sleep (a battery device's normal cycle).
     DeepSleepWake,
+    /// The firmware panicked and reset itself (the chip's panic mark in RTC memory; a crashed
+    /// process in the simulator).
+    Panic,
 }
 
 /// A reason the firmware itself decided to reset, stored before the reset.
@@ -67,7 +70,28 @@ pub fn boot_reason(hardware: HardwareReset, stored: Option<&str>) -> &str {
         HardwareReset::Watchdog => "watchdog",
         HardwareReset::Other => "other",
         HardwareReset::DeepSleepWake => "deep-sleep wake",
+        HardwareReset::Panic => "panic",
         HardwareReset::Software => stored.unwrap_or("software: reason not recorded"),
+    }
+}
+
+/// Did the previous run end in a fault of the running code? Only such runs count toward safe
+/// mode: a panic, a watchdog reset, a runtime fault, an appliance that gave up on its hardware.
+/// Never a reboot that the network or MQTT policy chose, a power cut or brown-out, a commanded
+/// reboot, an update, a config push, a rollback or a deep-sleep wake: those say nothing about
+/// the code, and counting them put devices into safe mode after an ordinary outage.
+///
+/// Returns the short name of the fault for the safe-mode report.
+pub fn boot_fault(hardware: HardwareReset, stored: Option<&str>) -> Option<&'static str> {
+    match hardware {
+        HardwareReset::Watchdog => Some("watchdog"),
+        HardwareReset::Panic => Some("panic"),
+        HardwareReset::Software => match stored {
+            Some(s) if s == RebootReason::Fault.as_str() => Some("fault"),
+            Some(s) if s == RebootReason::Appliance.as_str() => Some("appliance"),
+            _ => None,
+        },
+        HardwareReset::PowerOn | HardwareReset::Other | HardwareReset::DeepSleepWake => None,
     }
 }
 
@@ -95,5 +119,39 @@ mod tests {
             boot_reason(HardwareReset::DeepSleepWake, stale),
             "deep-sleep wake"
         );
+        assert_eq!(boot_reason(HardwareReset::Panic, stale), "panic");
+    }
+
+    #[test]
+    fn only_faults_of_the_running_code_count_toward_safe_mode() {
+        use RebootReason as R;
+        let hw = |h, r: Option<RebootReason>| boot_fault(h, r.map(R::as_str));
+        assert_eq!(hw(HardwareReset::Watchdog, None), Some("watchdog"));
+        assert_eq!(hw(HardwareReset::Panic, None), Some("panic"));
+        assert_eq!(hw(HardwareReset::Software, Some(R::Fault)), Some("fault"));
+        assert_eq!(
+            hw(HardwareReset::Software, Some(R::Appliance)),
+            Some("appliance")
+        );
+        // The policies' own reboots, commands, updates and power events are not faults.
+        for benign in [
+            R::Network,
+            R::Mqtt,
+            R::Command,
+            R::Update,
+            R::Rollback,
+            R::Config,
+            R::SafeModeExit,
+        ] {
+            assert_eq!(
+                hw(HardwareReset::Software, Some(benign)),
+                None,
+                "{benign:?}"
+            );
+        }
+        assert_eq!(hw(HardwareReset::Software, None), None);
+        assert_eq!(hw(HardwareReset::PowerOn, Some(R::Fault)), None);
+        assert_eq!(hw(HardwareReset::Other, None), None);
+        assert_eq!(hw(HardwareReset::DeepSleepWake, None), None);
     }
 }

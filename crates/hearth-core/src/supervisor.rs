@@ -322,7 +322,12 @@ pub struct MqttSupervisor {
     last_tx: Millis,
     ping_sent: Option<Millis>,
     failures: u32,
+    unanswered: u32,
 }
+
+/// Consecutive attempts that got no answer at all (not even a refused TCP connection) after
+/// which the link is suspected to be stuck and checked.
+pub const STUCK_AFTER_UNANSWERED: u32 = 3;
 
 impl MqttSupervisor {
     /// A supervisor whose "last heard from the broker" clock starts at `now`.
@@ -335,6 +340,7 @@ impl MqttSupervisor {
             last_tx: now,
             ping_sent: None,
             failures: 0,
+            unanswered: 0,
         }
     }
 
@@ -367,10 +373,32 @@ impl MqttSupervisor {
         RetryDecision::RetryAt(now + wait)
     }
 
+    /// The failed attempt just reported to [`failed`](Self::failed) got no answer at all: no
+    /// TCP handshake, no refusal, no reset (a name that did not resolve counts too). True each
+    /// time this has happened [`STUCK_AFTER_UNANSWERED`] times in a row: the link claims to be
+    /// up but may pass nothing, so check it before the next attempt.
+    pub fn unanswered(&mut self) -> bool {
+        self.unanswered = self.unanswered.saturating_add(1);
+        self.unanswered.is_multiple_of(STUCK_AFTER_UNANSWERED)
+    }
+
+    /// Something answered the failed attempt (a refused or reset connection, a TLS alert, a
+    /// CONNACK with an error, a broker that accepted TCP and then stayed silent): the link
+    /// carries packets, so a broker restart never looks like a stuck radio.
+    pub fn answered(&mut self) {
+        self.unanswered = 0;
+    }
+
+    /// Consecutive failed attempts that got no answer at all.
+    pub fn unanswered_count(&self) -> u32 {
+        self.unanswered
+    }
+
     /// The broker accepted the connection (CONNACK success).
     pub fn connected(&mut self, now: Millis) {
         self.backoff = self.policy.backoff_initial;
         self.failures = 0;
+        self.unanswered = 0;
         self.ping_sent = None;
         self.last_heard = now;
         self.last_rx = now;
@@ -620,6 +648,56 @@ mod tests {
                 }
                 RetryDecision::Reboot => panic!(),
             }
+        }
+    }
+
+    #[test]
+    fn only_unanswered_attempts_make_the_link_suspect() {
+        let mut m = MqttSupervisor::new(MqttPolicy::default(), 0);
+        // Refused connections (a broker restarting) never make the link suspect.
+        for _ in 0..10 {
+            let _ = m.failed(1_000, &mut Zero);
+            m.answered();
+        }
+        assert_eq!(m.unanswered_count(), 0);
+        // Silence: every third unanswered attempt in a row asks for a link check.
+        let verdicts: alloc::vec::Vec<bool> = (0..6)
+            .map(|_| {
+                let _ = m.failed(2_000, &mut Zero);
+                m.unanswered()
+            })
+            .collect();
+        assert_eq!(verdicts, [false, false, true, false, false, true]);
+        // An answer in between starts the count again, and so does a connection.
+        let _ = m.unanswered();
+        m.answered();
+        assert!(!m.unanswered() && !m.unanswered());
+        m.connected(3_000);
+        assert_eq!(m.unanswered_count(), 0);
+    }
+
+    #[test]
+    fn a_three_second_broker_restart_is_bridged_within_five_seconds_by_the_back_off() {
+        // The broker goes away at t = 0 and answers again from t = 3 s; every attempt before
+        // then is refused. With the default back-off and any jitter, the device is back
+        // within 5 s of the broker's return, and never suspects the link.
+        for seed in 0..500 {
+            let mut rng = SplitMix64::new(seed);
+            let mut m = MqttSupervisor::new(MqttPolicy::default(), 0);
+            m.connected(0);
+            let mut now = 0;
+            let back = loop {
+                match m.failed(now, &mut rng) {
+                    RetryDecision::RetryAt(t) => now = t,
+                    RetryDecision::Reboot => panic!("no reboot for a restart"),
+                }
+                if now >= 3_000 {
+                    break now;
+                }
+                m.answered();
+            };
+            assert_eq!(m.unanswered_count(), 0);
+            assert!(back - 3_000 < 5_000, "seed {seed}: back after {back} ms");
         }
     }
 

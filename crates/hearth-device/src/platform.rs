@@ -116,6 +116,13 @@ pub trait Network {
     fn address(&mut self) -> Option<core::net::Ipv4Addr> {
         None
     }
+    /// Does the local network answer at all (the gateway or the DNS server)? Asked after
+    /// several broker connection attempts got no answer at all, before the link is dropped and
+    /// re-associated: a `true` keeps the link. The caller bounds the time; a platform that
+    /// cannot check says `false`, which re-associates as if the link were stuck.
+    async fn probe(&mut self) -> bool {
+        false
+    }
     /// Open a TCP stream to `host:port` (name resolution included) and, with `tls`, run the
     /// TLS handshake over it, verifying the server as `tls` says; the stream returned then
     /// carries the decrypted bytes. A failed handshake is [`NetError::Tls`], never a plain

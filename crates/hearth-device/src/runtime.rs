@@ -41,8 +41,8 @@ const LINK_POLL: Millis = 100;
 const IO_TIMEOUT: Millis = 5 * SECOND;
 /// Bound on one round of the profile's hardware work.
 const WORK_TIMEOUT: Millis = 5 * SECOND;
-/// Consecutive MQTT failures with the link up after which the link is considered stuck.
-const STUCK_AFTER_FAILURES: u32 = 3;
+/// Bound on the link check that confirms a stuck link before re-associating.
+const PROBE_TIMEOUT: Millis = 3 * SECOND;
 /// Unsent log lines kept while offline.
 const LOG_CAPACITY: usize = 32;
 
@@ -274,6 +274,9 @@ where
             // AllocBuffer is a zero-sized handle to the heap: leaking a box of it allocates
             // nothing, and gives each client the 'static buffer borrow rust-mqtt wants.
             let mut client = MqttClient::new(Box::leak(Box::new(AllocBuffer)));
+            // Did anything answer this attempt? A TCP connection (or a refusal) proves that the
+            // link carries packets; only attempts without any answer can mean a stuck link.
+            let answered = core::cell::Cell::new(false);
             let attempt = async {
                 let socket = net
                     .connect(
@@ -283,6 +286,8 @@ where
                     )
                     .await
                     .map_err(|e| {
+                        // Refused, reset, or a TLS handshake that failed: the far end spoke.
+                        answered.set(matches!(e, NetError::Connect | NetError::Tls(_)));
                         session::SessionError(match e {
                             // A TLS failure says what the certificate check found; it counts
                             // as a failed attempt like any other (back-off, reboot policy).
@@ -292,6 +297,7 @@ where
                             other => format!("tcp: {other}"),
                         })
                     })?;
+                answered.set(true);
                 session::connect(&mut client, socket, &settings, &topics, &client_id).await
             };
             match guarded(board, settings.mqtt.connack_timeout, attempt).await {
@@ -316,17 +322,30 @@ where
                         RetryDecision::RetryAt(t) => retry_at = t,
                         RetryDecision::Reboot => reboot(board, store, RebootReason::Mqtt).await,
                     }
-                    if mqttsup.failures() >= STUCK_AFTER_FAILURES
-                        && mqttsup.failures().is_multiple_of(STUCK_AFTER_FAILURES)
+                    let suspect = if answered.get() {
+                        mqttsup.answered();
+                        false
+                    } else {
+                        mqttsup.unanswered()
+                    };
+                    // Confirm with a cheap check before dropping a link that may be fine.
+                    if suspect
+                        && !guarded(board, PROBE_TIMEOUT, net.probe())
+                            .await
+                            .unwrap_or(false)
                     {
-                        board.console("link up but broker unreachable: re-associating");
+                        board.console("link up but nothing answers: re-associating");
                         pubs.log("link stuck: re-associating");
-                        let step = netsup.link_stuck(now, &mut rng);
+                        let step = netsup.link_stuck(now_ms(), &mut rng);
                         if step.action == Some(NetAction::Disconnect) {
                             let _ = bump(store, keys::CONNLOST, board).await;
                             net.down().await;
                             board.status(DeviceStatus::NoNetwork);
                         }
+                    } else if suspect {
+                        board.console(
+                            "broker unreachable but the local network answers: keeping the link",
+                        );
                     }
                 }
             }
@@ -598,7 +617,7 @@ async fn ota_command<B: Board, F: NorFlash>(
             updater.reboot_soon(RebootReason::Command, now);
         }
         "normal" => {
-            let _ = store.lock().await.set_u32(keys::UNHEALTHY_BOOTS, 0).await;
+            let _ = crate::update::clear_faults(store).await;
             updater.answer(pubs, now, String::from("leaving safe mode: rebooting"));
             updater.reboot_soon(RebootReason::SafeModeExit, now);
         }
@@ -606,13 +625,11 @@ async fn ota_command<B: Board, F: NorFlash>(
             let net = counter(store, keys::CONNLOST).await;
             let mqtt = counter(store, keys::MQTTLOST).await;
             let boots = counter(store, keys::BOOT_COUNT).await;
-            let unhealthy = counter(store, keys::UNHEALTHY_BOOTS).await;
+            let faults = counter(store, keys::FAULTY_BOOTS).await;
             updater.answer(
                 pubs,
                 now,
-                format!(
-                    "connlost events net {net} mqtt {mqtt} boots {boots} unhealthy {unhealthy}"
-                ),
+                format!("connlost events net {net} mqtt {mqtt} boots {boots} faults {faults}"),
             );
         }
         "resetstats" => {

@@ -29,6 +29,15 @@ use hearth_core::topics::{Topics, OFFLINE, ONLINE};
 /// each way, a few user properties, no topic aliases.
 pub type MqttClient<'c, T> = Client<'c, 'c, T, AllocBuffer, 1, 1, 1, 1, 4, 0, 0>;
 
+/// The largest MQTT packet the device accepts, announced to the broker as the Maximum Packet
+/// Size of CONNECT. The largest legitimate message is a pushed config: a signed envelope with
+/// a body of up to [`hearth_ota::signed::MAX_BODY_LEN`] bytes; an update chunk is 4 KiB. With
+/// the property set, an MQTT 5 broker must not send anything larger (mosquitto drops such a
+/// message for this client and counts it); a broker that sends one anyway is refused at the
+/// fixed header, before anything is allocated, and the session ends with that reason, so one
+/// oversized (even retained) message can never exhaust the heap.
+pub const MAX_INCOMING_PACKET: u32 = hearth_ota::signed::MAX_BODY_LEN as u32 + 2048;
+
 /// Why the session failed. Every error ends the session; the supervisor decides what next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionError(pub String);
@@ -90,6 +99,7 @@ where
     let mut options = ConnectOptions::new()
         .clean_start()
         .keep_alive(keepalive)
+        .maximum_packet_size(const { NonZero::new(MAX_INCOMING_PACKET).unwrap() })
         .will(will);
     if let Some(user) = &settings.mqtt_user {
         options = options.user_name(MqttString::from_str(user).map_err(|e| err("user", e))?);

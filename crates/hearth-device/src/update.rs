@@ -29,14 +29,14 @@ use hearth_ota::{State, Writer};
 use hearth_storage::keys;
 
 use crate::platform::Board;
-use crate::runtime::{counter, reboot};
+use crate::runtime::reboot;
 use crate::store::SharedStore;
 
 /// Default `otaconfirm`: a new image is healthy after this long with MQTT connected.
 pub const DEFAULT_CONFIRM_S: u32 = 60;
 /// Default `otatrial`: a new image not healthy by then is rolled back.
 pub const DEFAULT_TRIAL_S: u32 = 600;
-/// Default `safemode`: this many consecutive unhealthy boots start safe mode.
+/// Default `safemode`: this many runs in a row that ended in a fault start safe mode.
 pub const DEFAULT_SAFE_MODE_AFTER: u32 = 5;
 
 fn hex_key(value: &str) -> Result<(), &'static str> {
@@ -100,7 +100,8 @@ pub struct UpdateSettings {
     pub confirm_after: Millis,
     /// A new image not healthy by then is rolled back (`otatrial`).
     pub trial_limit: Millis,
-    /// Consecutive unhealthy boots before safe mode (`safemode`; 0 = never).
+    /// Runs in a row that ended in a fault (panic, watchdog, runtime or appliance fault)
+    /// before safe mode (`safemode`; 0 = never).
     pub safe_mode_after: u32,
 }
 
@@ -141,11 +142,11 @@ impl UpdateSettings {
 pub enum BootMode {
     /// Run the appliance.
     Normal,
-    /// Only network, MQTT and updates: the appliance failed to become healthy `boots` times in
-    /// a row.
+    /// Only network, MQTT and updates: the last `faults` runs in a row ended in a fault of the
+    /// running code, each before it had run healthily for `otaconfirm`.
     Safe {
-        /// Consecutive unhealthy boots before this one.
-        boots: u32,
+        /// Consecutive runs that ended in a fault.
+        faults: u32,
     },
 }
 
@@ -158,8 +159,11 @@ pub enum BootMode {
 ///   before it was confirmed healthy. The previous image is selected again and the device
 ///   resets into it. This is the rollback ESP-IDF's bootloader does when built with it;
 ///   Hearth does it in the application so it works with any bootloader.
-/// - The boot is counted as unhealthy until [`Updater`] sees it healthy; after `safemode`
-///   such boots in a row, the device starts in safe mode.
+/// - The previous run is counted when it ended in a fault of the running code
+///   ([`hearth_core::reboot::boot_fault`]: a panic, a watchdog reset, a runtime or appliance
+///   fault); after `safemode` such runs in a row, with no healthy period of `otaconfirm`
+///   between them, the device starts in safe mode. Outages, the network and MQTT policies'
+///   reboots, power cuts and commanded reboots never count.
 pub async fn boot<B: Board, F: NorFlash>(
     board: &mut B,
     store: &SharedStore<F>,
@@ -187,18 +191,88 @@ pub async fn boot<B: Board, F: NorFlash>(
         Ok(_) => {}
         Err(e) => board.console(&format!("update: cannot read otadata: {e}")),
     }
-    let n = match store.lock().await.incr_u32(keys::UNHEALTHY_BOOTS).await {
+    let n = match count_fault(board, store).await {
         Ok(n) => n,
         Err(e) => {
-            board.console(&format!("update: cannot count the boot: {e}"));
-            1
+            // Safe mode protects against a crash loop; without a count the appliance runs.
+            board.console(&format!("update: cannot count faults: {e}"));
+            0
         }
     };
-    if settings.safe_mode_after > 0 && n > settings.safe_mode_after {
-        BootMode::Safe { boots: n - 1 }
+    if settings.safe_mode_after > 0 && n >= settings.safe_mode_after {
+        BootMode::Safe { faults: n }
     } else {
         BootMode::Normal
     }
+}
+
+/// Count the previous run if it ended in a fault; the number of such runs in a row.
+async fn count_fault<B: Board, F: NorFlash>(
+    board: &mut B,
+    store: &SharedStore<F>,
+) -> Result<u32, hearth_storage::StoreError> {
+    let mut s = store.lock().await;
+    let mut buf = [0u8; 64];
+    let stored = s.get_bytes(keys::REBOOT_REASON, &mut buf).await?;
+    let stored = stored.and_then(|n| core::str::from_utf8(&buf[..n]).ok());
+    let Some(fault) = hearth_core::reboot::boot_fault(board.hardware_reset(), stored) else {
+        return Ok(s.get_u32(keys::FAULTY_BOOTS).await?.unwrap_or(0));
+    };
+    let n = s.incr_u32(keys::FAULTY_BOOTS).await?;
+    let mut words = [0u8; 64];
+    let len = s
+        .get_bytes(keys::BOOT_FAULTS, &mut words)
+        .await?
+        .unwrap_or(0);
+    let before = core::str::from_utf8(&words[..len]).unwrap_or("");
+    let list = append_word(before, fault, 64);
+    s.set_bytes(keys::BOOT_FAULTS, list.as_bytes()).await?;
+    Ok(n)
+}
+
+/// `list` with `word` appended (space-separated), dropping the oldest words to stay within
+/// `max` bytes.
+fn append_word(list: &str, word: &str, max: usize) -> String {
+    let mut out = String::from(list.trim());
+    if !out.is_empty() {
+        out.push(' ');
+    }
+    out.push_str(word);
+    while out.len() > max {
+        match out.find(' ') {
+            Some(i) => {
+                out.drain(..=i);
+            }
+            None => out.clear(),
+        }
+    }
+    out
+}
+
+/// The faults that put the device into safe mode, for its report: how many, and their names.
+async fn fault_report<F: NorFlash>(store: &SharedStore<F>) -> (u32, String) {
+    let mut s = store.lock().await;
+    let n = s
+        .get_u32(keys::FAULTY_BOOTS)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(0);
+    let mut buf = [0u8; 64];
+    let words = match s.get_bytes(keys::BOOT_FAULTS, &mut buf).await {
+        Ok(Some(len)) => core::str::from_utf8(&buf[..len]).unwrap_or("").to_string(),
+        _ => String::new(),
+    };
+    (n, words)
+}
+
+/// Forget the fault count: the appliance ran healthily, or the owner repaired the device.
+pub(crate) async fn clear_faults<F: NorFlash>(
+    store: &SharedStore<F>,
+) -> Result<(), hearth_storage::StoreError> {
+    let mut s = store.lock().await;
+    s.set_u32(keys::FAULTY_BOOTS, 0).await?;
+    s.remove(keys::BOOT_FAULTS).await
 }
 
 /// Record `state` for the running image (a new otadata entry for the same slot).
@@ -215,16 +289,56 @@ async fn mark_running<B: Board>(
     }
 }
 
-/// Select the other slot again and reset into it.
-async fn rollback<B: Board, F: NorFlash>(board: &mut B, store: &SharedStore<F>) -> ! {
+/// Select the other slot again and reset into it, once its image checks out: when the image
+/// in that slot was installed by an update, its recorded size and SHA-256 must match what the
+/// slot holds now. An image flashed by cable has no record and is trusted as it is. A target
+/// that does not check out is never selected: the running image is kept (marked valid, so the
+/// next boot does not try again) and the device says so.
+async fn rollback<B: Board, F: NorFlash>(board: &mut B, store: &SharedStore<F>) {
+    let record = match board.slots() {
+        Some(slots) => slot_record(store, slots.inactive()).await,
+        None => None,
+    };
     if let Some(slots) = board.slots() {
         let previous = slots.inactive();
+        if let Some((size, sha)) = record {
+            let ok = matches!(slots.hash(previous, size).await, Ok(h) if h == sha);
+            if !ok {
+                board.console(&format!(
+                    "update: cannot roll back: the image in slot {previous} no longer matches the one installed there; keeping firmware {}",
+                    board.version()
+                ));
+                if let Err(e) = mark_running(board, State::Valid).await {
+                    board.console(&format!("update: cannot mark the image valid: {e:?}"));
+                }
+                return;
+            }
+        }
         if let Err(e) = slots.select(previous, State::Valid).await {
             // Nothing better to do: the reset retries the trial logic, which tries again.
             board.console(&format!("update: rollback failed to write otadata: {e:?}"));
         }
     }
     reboot(board, store, RebootReason::Rollback).await
+}
+
+/// The size and SHA-256 of the image an update installed in `slot`, if one did.
+async fn slot_record<F: NorFlash>(store: &SharedStore<F>, slot: u8) -> Option<(u32, [u8; 32])> {
+    let key = keys::ota_slot_image(slot)?;
+    let mut buf = [0u8; 36];
+    let n = store
+        .lock()
+        .await
+        .get_bytes(key, &mut buf)
+        .await
+        .ok()
+        .flatten()?;
+    (n == 36).then(|| {
+        let size = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]);
+        let mut sha = [0u8; 32];
+        sha.copy_from_slice(&buf[4..]);
+        (size, sha)
+    })
 }
 
 /// Quote a string for JSON.
@@ -251,6 +365,8 @@ struct Status<'a> {
     next: Option<u32>,
     size: Option<u32>,
     error: Option<String>,
+    /// Safe mode: how many runs in a row ended in a fault, and which faults.
+    faults: Option<(u32, String)>,
 }
 
 impl Status<'_> {
@@ -267,6 +383,9 @@ impl Status<'_> {
         }
         if let Some(e) = &self.error {
             s.push_str(&format!(",\"error\":{}", json(e)));
+        }
+        if let Some((n, words)) = &self.faults {
+            s.push_str(&format!(",\"faults\":{n},\"why\":{}", json(words)));
         }
         s.push('}');
         s
@@ -301,7 +420,11 @@ pub struct Updater {
     answer: PubId,
     job: Option<Job>,
     trial: bool,
+    /// Online and up for `otaconfirm`: a trial image is confirmed.
     healthy: bool,
+    /// Up for `otaconfirm` with the appliance running (online or not): the fault count is
+    /// cleared.
+    faults_cleared: bool,
     safe_mode: bool,
     /// Why this boot happened, for the `reason` command.
     boot_reason: String,
@@ -327,6 +450,7 @@ impl Updater {
             job: None,
             trial: false,
             healthy: false,
+            faults_cleared: false,
             safe_mode,
             pending_reboot: None,
             boot_reason: String::new(),
@@ -366,11 +490,9 @@ impl Updater {
         };
         pubs.log(line);
         if self.safe_mode {
-            let n = counter(store, keys::UNHEALTHY_BOOTS)
-                .await
-                .saturating_sub(1);
+            let (n, words) = fault_report(store).await;
             pubs.log(format!(
-                "safe mode: {n} boots in a row did not become healthy; only network, MQTT and updates run (push a config, update, or send `normal`)"
+                "safe mode: the last {n} runs ended in a fault ({words}); only network, MQTT and updates run (push a config, update, or send `normal`)"
             ));
             self.offer(
                 pubs,
@@ -378,6 +500,7 @@ impl Updater {
                 Status {
                     state: "safe-mode",
                     version: Some(version),
+                    faults: Some((n, words)),
                     ..Default::default()
                 },
             );
@@ -482,16 +605,19 @@ impl Updater {
                 reboot(board, store, reason).await;
             }
         }
+        if !self.faults_cleared && !self.safe_mode && uptime >= self.settings.confirm_after {
+            // The appliance has run this long: the faults before were not a crash loop. No
+            // network needed: an outage is not the appliance's fault.
+            match clear_faults(store).await {
+                Ok(()) => self.faults_cleared = true,
+                Err(e) => board.console(&format!("update: cannot record health: {e}")),
+            }
+        }
         if self.healthy {
             return;
         }
         if online && uptime >= self.settings.confirm_after {
             self.healthy = true;
-            if !self.safe_mode {
-                if let Err(e) = store.lock().await.set_u32(keys::UNHEALTHY_BOOTS, 0).await {
-                    board.console(&format!("update: cannot record health: {e}"));
-                }
-            }
             if self.trial {
                 let version = board.version().to_string();
                 match mark_running(board, State::Valid).await {
@@ -521,6 +647,19 @@ impl Updater {
                 self.settings.trial_limit / SECOND
             ));
             rollback(board, store).await;
+            // Still here: the previous image did not check out, and this one was kept.
+            self.trial = false;
+            let version = board.version().to_string();
+            self.offer(
+                pubs,
+                now,
+                Status {
+                    state: "failed",
+                    version: Some(version),
+                    error: Some("not healthy, and the previous image in the other slot is damaged: kept this one".into()),
+                    ..Default::default()
+                },
+            );
         }
     }
 
@@ -573,7 +712,7 @@ impl Updater {
         store: &SharedStore<F>,
         device: &str,
     ) -> Result<(String, u64), String> {
-        let last = last_issued(store).await;
+        let last = last_issued(store).await?;
         let env = signed::accept(payload, self.settings.key.as_ref(), kind, device, last)
             .map_err(|e| e.to_string())?;
         let text =
@@ -603,7 +742,15 @@ impl Updater {
             (None, Some(s)) => s.envelope == payload,
             (None, None) => false,
         };
-        let last = if same { 0 } else { last_issued(store).await };
+        let mark = match last_issued(store).await {
+            Ok(mark) => mark,
+            Err(e) => return self.refuse(pubs, now, &e),
+        };
+        // The anti-replay mark only grows. A client resuming sends the manifest that set it
+        // (issued == mark) again: accepted without moving the mark. A stored manifest older
+        // than the mark lost to a newer signed message: dropped, never resumed, because
+        // accepting it would let its older issue time through.
+        let last = if same { mark.saturating_sub(1) } else { mark };
         let env = match signed::accept(
             payload,
             self.settings.key.as_ref(),
@@ -612,12 +759,34 @@ impl Updater {
             last,
         ) {
             Ok(env) => env,
-            Err(e) => return self.refuse(pubs, now, &e.to_string()),
+            Err(e) => {
+                if same && matches!(e, Refusal::Stale { .. }) {
+                    self.job = None;
+                    forget_job(store).await;
+                    return self.refuse(
+                        pubs,
+                        now,
+                        "stale: a newer signed message was accepted since this transfer began; the transfer is dropped, start the update again",
+                    );
+                }
+                return self.refuse(pubs, now, &e.to_string());
+            }
         };
         let manifest = match Manifest::parse(env.body) {
             Ok(m) => m,
             Err(e) => return self.refuse(pubs, now, &e.to_string()),
         };
+        if self.trial {
+            // The inactive slot holds the image to roll back to: never write over it.
+            return self.refuse(
+                pubs,
+                now,
+                &format!(
+                    "firmware {} is on trial: the next update can start once it is confirmed healthy",
+                    board.version()
+                ),
+            );
+        }
         let running = Version::parse(board.version()).unwrap_or(Version(0, 0, 0));
         let chip = board.chip().to_string();
         let Some(slots) = board.slots() else {
@@ -660,8 +829,11 @@ impl Updater {
         {
             let mut s = store.lock().await;
             let saved = async {
-                s.set_bytes(keys::OTA_LAST_ISSUED, &env.issued.to_le_bytes())
-                    .await?;
+                if !same {
+                    // `accept` checked issued > mark: the mark grows.
+                    s.set_bytes(keys::OTA_LAST_ISSUED, &env.issued.to_le_bytes())
+                        .await?;
+                }
                 s.set_bytes(keys::OTA_JOB, payload).await?;
                 s.set_u32(keys::OTA_NEXT, resume_at).await
             };
@@ -688,7 +860,7 @@ impl Updater {
                 version: Some(version.to_string()),
                 next: Some(next),
                 size: Some(manifest.size),
-                error: None,
+                ..Default::default()
             },
         );
         let complete = writer.complete();
@@ -728,6 +900,7 @@ impl Updater {
             next: Some(next),
             size: Some(size),
             error,
+            ..Default::default()
         };
         let (Some(head), Some(data)) = (payload.get(..8), payload.get(8..)) else {
             let next = job.writer.next();
@@ -796,14 +969,23 @@ impl Updater {
             return emit(pubs, id, now, status("failed", Some(e.to_string())));
         }
         let target = slots.inactive();
+        if let Some(key) = keys::ota_slot_image(target) {
+            let mut record = [0u8; 36];
+            record[..4].copy_from_slice(&job.writer.size().to_le_bytes());
+            record[4..].copy_from_slice(&job.writer.sha256());
+            if let Err(e) = store.lock().await.set_bytes(key, &record).await {
+                let error = format!("cannot record the new image: {e}");
+                return emit(pubs, id, now, status("failed", Some(error)));
+            }
+        }
         if let Err(e) = slots.select(target, State::New).await {
             let error = format!("cannot select the new image: {e:?}");
             return emit(pubs, id, now, status("failed", Some(error)));
         }
         self.job = None;
         forget_job(store).await;
-        // A new image gets a fresh count of unhealthy boots.
-        let _ = store.lock().await.set_u32(keys::UNHEALTHY_BOOTS, 0).await;
+        // A new image gets a fresh count of faults.
+        let _ = clear_faults(store).await;
         pubs.log(format!(
             "update: firmware {version} verified and selected: rebooting into it"
         ));
@@ -833,7 +1015,7 @@ impl Updater {
         if let Err(e) = board.store_config(&text).await {
             return self.refuse(pubs, now, &format!("config: cannot store it: {e}"));
         }
-        let _ = store.lock().await.set_u32(keys::UNHEALTHY_BOOTS, 0).await;
+        let _ = clear_faults(store).await;
         pubs.log("config: new config stored: rebooting into it".to_string());
         self.offer(
             pubs,
@@ -861,7 +1043,10 @@ pub fn validate_config(text: &str) -> Result<Config, String> {
     Ok(config)
 }
 
-async fn last_issued<F: NorFlash>(store: &SharedStore<F>) -> u64 {
+/// The anti-replay mark: the highest issue time accepted, 0 on a device that never accepted
+/// a signed message. A mark that cannot be read is an error, never 0: reading it as 0 would
+/// make every envelope ever captured acceptable again.
+async fn last_issued<F: NorFlash>(store: &SharedStore<F>) -> Result<u64, String> {
     let mut buf = [0u8; 8];
     match store
         .lock()
@@ -869,20 +1054,29 @@ async fn last_issued<F: NorFlash>(store: &SharedStore<F>) -> u64 {
         .get_bytes(keys::OTA_LAST_ISSUED, &mut buf)
         .await
     {
-        Ok(Some(8)) => u64::from_le_bytes(buf),
-        _ => 0,
+        Ok(Some(8)) => Ok(u64::from_le_bytes(buf)),
+        Ok(None) => Ok(0),
+        Ok(Some(n)) => Err(format!(
+            "storage: the anti-replay mark is {n} bytes, not 8: refusing signed messages"
+        )),
+        Err(e) => Err(format!(
+            "storage: cannot read the anti-replay mark ({e}): refusing signed messages"
+        )),
     }
 }
 
-async fn set_last_issued<F: NorFlash>(
-    store: &SharedStore<F>,
-    issued: u64,
-) -> Result<(), hearth_storage::StoreError> {
+/// Raise the anti-replay mark to `issued`. It never moves back: a lower `issued` leaves it.
+async fn set_last_issued<F: NorFlash>(store: &SharedStore<F>, issued: u64) -> Result<(), String> {
+    let mark = last_issued(store).await?;
+    if issued <= mark {
+        return Ok(());
+    }
     store
         .lock()
         .await
         .set_bytes(keys::OTA_LAST_ISSUED, &issued.to_le_bytes())
         .await
+        .map_err(|e| e.to_string())
 }
 
 /// The transfer kept in flash: its signed manifest and the offset of the next chunk.

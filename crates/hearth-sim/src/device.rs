@@ -380,6 +380,7 @@ fn reset_cause() -> HardwareReset {
         Ok("software") => HardwareReset::Software,
         Ok("watchdog") => HardwareReset::Watchdog,
         Ok("deep-sleep") => HardwareReset::DeepSleepWake,
+        Ok("panic") => HardwareReset::Panic,
         Ok("power-on") | Err(_) => HardwareReset::PowerOn,
         Ok(_) => HardwareReset::Other,
     }

@@ -103,6 +103,16 @@ impl Network for SimNetwork {
         self.associated_at.is_some_and(|t| now() >= t) && self.link.wifi() != Wifi::Down
     }
 
+    async fn probe(&mut self) -> bool {
+        // The simulated radio's state is what a gateway ping would find: a stuck radio passes
+        // nothing (the check waits until the caller's bound), a working one answers.
+        match self.link.wifi() {
+            Wifi::Up => self.link_up(),
+            Wifi::Stuck => pending::<bool>().await,
+            Wifi::Down => false,
+        }
+    }
+
     async fn connect(
         &mut self,
         host: &str,

@@ -339,6 +339,8 @@ impl Link<'_> {
 
 fn progress_bar(done: u32, size: u32) {
     let width = 30;
+    // `done` comes from the device's unauthenticated status: never past the end.
+    let done = done.min(size);
     let filled = (done as u64 * width / size.max(1) as u64) as usize;
     eprint!(
         "\r  [{}{}] {:>3}% {:>7}/{} KiB",
@@ -400,7 +402,9 @@ pub fn ota_device(
         silent = 0;
         match status.state.as_str() {
             "ready" | "receiving" => {
-                let next = status.next.unwrap_or(0);
+                // Anyone on the broker can publish a status: an offset past the image is
+                // nonsense, not a reason to index out of it.
+                let next = status.next.unwrap_or(0).min(size);
                 if let Some(e) = &status.error {
                     if opts.progress {
                         eprintln!();
@@ -415,7 +419,8 @@ pub fn ota_device(
                 if opts.progress {
                     progress_bar(acked, size);
                 }
-                while sent_to < size && sent_to < acked + window * hearth_ota::CHUNK {
+                let window_end = acked.saturating_add(window.saturating_mul(hearth_ota::CHUNK));
+                while sent_to < size && sent_to < window_end {
                     let n = hearth_ota::CHUNK.min(size - sent_to) as usize;
                     let data = &image[sent_to as usize..sent_to as usize + n];
                     let mut payload = Vec::with_capacity(8 + n);
@@ -470,10 +475,20 @@ fn wait_verdict(
         };
         match status.state.as_str() {
             "confirmed" => {
-                return OtaOutcome::Done(format!(
-                    "{device}: firmware {} confirmed healthy",
-                    status.version.unwrap_or_default()
-                ))
+                // A status is not proof (anyone on the broker can publish one): the version
+                // the device reports when asked is.
+                let want = facts.version.to_string();
+                return match running_version(link.broker, device) {
+                    Ok(v) if v == want => {
+                        OtaOutcome::Done(format!("{device}: firmware {v} confirmed healthy"))
+                    }
+                    Ok(v) => OtaOutcome::Refused(format!(
+                        "{device}: said it confirmed firmware {want}, but it runs {v}"
+                    )),
+                    Err(e) => OtaOutcome::Refused(format!(
+                        "{device}: said it confirmed firmware {want}, but its version could not be read back: {e}"
+                    )),
+                };
             }
             "rolled-back" => {
                 return OtaOutcome::RolledBack(format!(
@@ -599,6 +614,41 @@ pub fn ota(
     }
 }
 
+/// The firmware version `device` runs, from its answer to `getversion`.
+pub fn running_version(broker: &BrokerArgs, device: &str) -> Result<String, String> {
+    let answer = ask(broker, device, "OTA", b"getversion")?;
+    parse_version_answer(&answer).ok_or_else(|| format!("unexpected answer {answer:?}"))
+}
+
+/// The version in a `getversion` answer (`hearth 0.2.0 chip sim profile weather device x`).
+pub fn parse_version_answer(answer: &str) -> Option<String> {
+    let mut words = answer.strip_prefix("hearth ")?.split_whitespace();
+    let version = words.next()?;
+    (words.next() == Some("chip")).then(|| version.to_string())
+}
+
+/// Publish `payload` on `cmnd/<device>/<leaf>` and return the device's next answer on
+/// `stat/<device>/OTA`.
+fn ask(broker: &BrokerArgs, device: &str, leaf: &str, payload: &[u8]) -> Result<String, String> {
+    let mut c = subscribed(broker, "cmd", &format!("stat/{device}/OTA"))?;
+    c.publish(&format!("cmnd/{device}/{leaf}"), payload, false)
+        .map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + ANSWER_WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(format!(
+                "{device}: no answer within {} s",
+                ANSWER_WAIT.as_secs()
+            ));
+        }
+        match c.recv(left).map_err(|e| e.to_string())? {
+            Some(m) if !m.retained => return Ok(String::from_utf8_lossy(&m.payload).into_owned()),
+            _ => {}
+        }
+    }
+}
+
 /// `hearth cmd DEVICE COMMAND`: send a command (signed with `--key`, as commands that change
 /// the device must be when the device has a key) and print the answer.
 pub fn cmd(broker: &BrokerArgs, device: &str, command: &str, key_path: Option<&Path>) -> ExitCode {
@@ -612,25 +662,7 @@ pub fn cmd(broker: &BrokerArgs, device: &str, command: &str, key_path: Option<&P
             }
             None => ("OTA", command.as_bytes().to_vec()),
         };
-        let mut c = subscribed(broker, "cmd", &format!("stat/{device}/OTA"))?;
-        c.publish(&format!("cmnd/{device}/{leaf}"), &payload, false)
-            .map_err(|e| e.to_string())?;
-        let deadline = Instant::now() + ANSWER_WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(format!(
-                    "{device}: no answer within {} s",
-                    ANSWER_WAIT.as_secs()
-                ));
-            }
-            match c.recv(left).map_err(|e| e.to_string())? {
-                Some(m) if !m.retained => {
-                    return Ok(String::from_utf8_lossy(&m.payload).into_owned())
-                }
-                _ => {}
-            }
-        }
+        ask(broker, device, leaf, &payload)
     };
     match run() {
         Ok(answer) => {
@@ -712,6 +744,24 @@ pub fn config_push(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_forged_offset_never_breaks_the_progress_bar() {
+        // An offset past the image (from a forged status) is drawn as complete.
+        progress_bar(u32::MAX, 409_600);
+        progress_bar(409_600, 409_600);
+        progress_bar(0, 0);
+    }
+
+    #[test]
+    fn version_answers_parse() {
+        assert_eq!(
+            parse_version_answer("hearth 0.2.0 chip sim profile weather device a").as_deref(),
+            Some("0.2.0")
+        );
+        assert_eq!(parse_version_answer("hearth 0.2.0"), None);
+        assert_eq!(parse_version_answer("stats reset"), None);
+    }
 
     #[test]
     fn statuses_parse() {

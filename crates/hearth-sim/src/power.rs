@@ -119,7 +119,10 @@ impl Ended {
             Self::Software => "software",
             Self::Watchdog => "watchdog",
             Self::PowerCut => "power-on",
-            Self::Config | Self::Crash => "other",
+            // A crashed device process is what a panic is on the chip: the firmware reset
+            // itself and left its mark.
+            Self::Crash => "panic",
+            Self::Config => "other",
         }
     }
 }

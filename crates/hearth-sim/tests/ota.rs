@@ -278,6 +278,138 @@ fn a_signed_update_confirms_itself_and_old_manifests_cannot_be_replayed() {
 }
 
 #[test]
+fn an_interrupted_manifest_replayed_later_cannot_rewind_the_anti_replay_mark() {
+    let broker = Broker::start();
+    let owner = new_owner();
+    let dev = device(&broker, "mark", &owner, "");
+    let key = load_key(&owner.key).unwrap();
+    let image = owner.image("v021.img", &["--version", "0.2.1", "--size", "40960"]);
+    let bytes = std::fs::read(&image).unwrap();
+    // An update starts and is interrupted by a power cut: its manifest stays in flash.
+    let manifest = manifest_envelope(&key, "mark", &bytes, Version(0, 2, 1), "sim", now_ms());
+    let mut probe = Probe::new(&broker, "mark");
+    probe.send("Update/Begin", &manifest, false);
+    let st = probe.status();
+    assert_eq!((st.state.as_str(), st.next), ("ready", Some(0)), "{st:?}");
+    send_chunks(&mut probe, &bytes, 0, 2);
+    let connected = dev.log_count("mqtt connected");
+    assert!(dev.ctl("power-cut").starts_with("ok"));
+    assert!(
+        wait_until(s(30), || dev.log_count("mqtt connected") > connected),
+        "{}",
+        dev.dump()
+    );
+    // Later the owner sends a signed command, which an attacker captures.
+    std::thread::sleep(Duration::from_millis(20));
+    let command = signed::seal(Kind::Command, now_ms(), "mark", b"resetstats", &key).unwrap();
+    let mut probe = Probe::new(&broker, "mark");
+    probe.send("Signed", &command, false);
+    assert_eq!(probe.answer(), "stats reset");
+    // The attacker replays the stored manifest: refused, and the stale transfer is dropped...
+    probe.send("Update/Begin", &manifest, false);
+    let st = probe.status();
+    assert_eq!(st.state, "refused", "{st:?}\n{}", dev.dump());
+    assert!(
+        st.error.as_deref().unwrap_or("").contains("stale"),
+        "{st:?}"
+    );
+    // ...so the captured command stays refused as well.
+    probe.send("Signed", &command, false);
+    let answer = probe.answer();
+    assert!(
+        answer.starts_with("signed command refused") && answer.contains("stale"),
+        "{answer}\n{}",
+        dev.dump()
+    );
+    // And the dropped manifest never resumes, even after another reboot.
+    let connected = dev.log_count("mqtt connected");
+    assert!(dev.ctl("power-cut").starts_with("ok"));
+    assert!(
+        wait_until(s(30), || dev.log_count("mqtt connected") > connected),
+        "{}",
+        dev.dump()
+    );
+    let mut probe = Probe::new(&broker, "mark");
+    probe.send("Update/Begin", &manifest, false);
+    assert_eq!(probe.status().state, "refused", "{}", dev.dump());
+    probe.send("Signed", &command, false);
+    assert!(probe.answer().starts_with("signed command refused"));
+}
+
+#[test]
+fn forged_statuses_neither_crash_hearth_ota_nor_make_it_report_success() {
+    let broker = Broker::start();
+    let owner = new_owner();
+    let image = owner.image("v022.img", &["--version", "0.2.2", "--size", "40960"]);
+    // No device at all: an impostor claims to be online and answers for it.
+    broker.publish("tele/ghost/LWT", "Online", true);
+    let args = BrokerArgs {
+        host: "127.0.0.1".into(),
+        port: broker.port,
+        user: None,
+        password: None,
+        tls: None,
+    };
+    let mut impostor = Client::connect(&args, "impostor", s(5)).unwrap();
+    impostor.subscribe("cmnd/ghost/#").unwrap();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = done.clone();
+    let forger = std::thread::spawn(move || {
+        let mut answered = 0;
+        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            let Ok(Some(m)) = impostor.recv(Duration::from_millis(200)) else {
+                continue;
+            };
+            let say = |c: &mut Client, leaf: &str, text: &str| {
+                c.publish(&format!("stat/ghost/{leaf}"), text.as_bytes(), false)
+                    .unwrap();
+            };
+            if m.topic.ends_with("/Update/Begin") {
+                // An offset far past the image, then "installed", then "confirmed".
+                say(
+                    &mut impostor,
+                    "Update",
+                    r#"{"state":"ready","next":4294967295,"size":40960}"#,
+                );
+                say(
+                    &mut impostor,
+                    "Update",
+                    r#"{"state":"receiving","next":4294967295}"#,
+                );
+                say(
+                    &mut impostor,
+                    "Update",
+                    r#"{"state":"rebooting","version":"0.2.2"}"#,
+                );
+                std::thread::sleep(Duration::from_millis(300));
+                say(
+                    &mut impostor,
+                    "Update",
+                    r#"{"state":"confirmed","version":"0.2.2"}"#,
+                );
+            } else if m.topic.ends_with("/OTA") {
+                answered += 1;
+                say(
+                    &mut impostor,
+                    "OTA",
+                    "hearth 0.1.0 chip sim profile weather device ghost",
+                );
+            }
+        }
+        answered
+    });
+    let out = ota(&broker, "ghost", &image, &owner, &[]);
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let asked = forger.join().unwrap();
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(!all.contains("panicked"), "{all}");
+    assert!(!all.contains("confirmed healthy"), "{all}");
+    assert!(all.contains("but it runs 0.1.0"), "{all}");
+    assert!(asked >= 1, "the version was read back");
+}
+
+#[test]
 fn bad_signatures_wrong_targets_and_bad_chunks_are_refused() {
     let broker = Broker::start();
     let owner = new_owner();
@@ -592,6 +724,84 @@ fn a_power_cut_at_the_slot_switch_never_leaves_a_device_that_cannot_boot() {
 }
 
 #[test]
+fn no_update_starts_during_a_trial_and_a_damaged_rollback_target_is_never_selected() {
+    let broker = Broker::start();
+    let owner = new_owner();
+    let dev = device(&broker, "tri", &owner, "");
+    // 0.2.0 is installed and confirmed in slot 1 (its size and hash are recorded)...
+    let good = owner.image("t020.img", &["--version", "0.2.0", "--size", "65536"]);
+    let out = ota(&broker, "tri", &good, &owner, &[]);
+    assert!(out.status.success(), "{}\n{}", text(&out), dev.dump());
+    // ...then 0.3.0, which never reaches the broker, goes on trial in slot 0.
+    let never = owner.image("t030.img", &["--version", "0.3.0", "--health", "never"]);
+    let out = ota(&broker, "tri", &never, &owner, &["--no-wait"]);
+    assert!(out.status.success(), "{}\n{}", text(&out), dev.dump());
+    assert!(
+        dev.wait_log("firmware 0.3.0: on trial until healthy", s(20)),
+        "{}",
+        dev.dump()
+    );
+    // While 0.2.0 is the rollback target, its slot gets damaged (a flash fault).
+    let path = dev.state().join(hearth_sim::firmware::FIRMWARE_NAME);
+    let mut flash = std::fs::read(&path).unwrap();
+    let at = hearth_sim::firmware::LAYOUT.slots[1] as usize + 40_000;
+    flash[at..at + 16].fill(0);
+    std::fs::write(&path, &flash).unwrap();
+    assert!(
+        dev.wait_log(
+            "cannot roll back: the image in slot 1 no longer matches",
+            s(30)
+        ),
+        "{}",
+        dev.dump()
+    );
+    std::thread::sleep(s(2));
+    assert_eq!(dev.log_count("rebooting: rollback"), 0, "{}", dev.dump());
+    assert!(
+        dev.log().contains("keeping firmware 0.3.0"),
+        "{}",
+        dev.dump()
+    );
+}
+
+#[test]
+fn an_update_is_refused_while_the_running_image_is_on_trial() {
+    let broker = Broker::start();
+    let owner = new_owner();
+    // A long confirmation time keeps the new image on trial for the test.
+    let dev = Sim::start(&config(
+        "tr2",
+        broker.port,
+        &format!("otaconfirm 60\notatrial 120\n{}\n", owner.otakey),
+    ));
+    assert!(dev.wait_log("mqtt connected", s(20)), "{}", dev.dump());
+    let v2 = owner.image("u020.img", &["--version", "0.2.0", "--size", "65536"]);
+    let out = ota(&broker, "tr2", &v2, &owner, &["--no-wait"]);
+    assert!(out.status.success(), "{}\n{}", text(&out), dev.dump());
+    assert!(
+        dev.wait_log("firmware 0.2.0: on trial until healthy", s(20)),
+        "{}",
+        dev.dump()
+    );
+    assert!(
+        wait_until(s(20), || dev.log_count("mqtt connected") >= 2),
+        "{}",
+        dev.dump()
+    );
+    let v3 = owner.image("u030.img", &["--version", "0.3.0", "--size", "65536"]);
+    let out = ota(&broker, "tr2", &v3, &owner, &["--no-wait"]);
+    assert_eq!(out.status.code(), Some(1), "{}\n{}", text(&out), dev.dump());
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("firmware 0.2.0 is on trial"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        cmd(&broker, "tr2", &["partitions"], None).starts_with("running slot 1 (firmware 0.2.0)")
+    );
+}
+
+#[test]
 fn an_image_that_never_gets_healthy_or_crashes_is_rolled_back() {
     let broker = Broker::start();
     let owner = new_owner();
@@ -690,23 +900,27 @@ fn configs_are_validated_before_they_are_stored_and_safe_mode_is_left_by_a_good_
     std::thread::sleep(s(2));
     assert_eq!(dev.log_count("reset cause software"), 0, "{}", dev.dump());
 
-    // A config that makes the appliance crash: after two unhealthy boots, safe mode. (The
-    // current boot is healthy first, so the count starts at zero.)
+    // A config that makes the appliance crash: after two runs that ended in a panic, safe
+    // mode. (The power cut that starts it is not a fault, so the count starts at zero.)
     assert!(
         wait_until(s(20), || cmd(&broker, "cfg", &["stats"], None)
-            .contains("unhealthy 0")),
+            .contains("faults 0")),
         "{}",
         dev.dump()
     );
     assert!(dev.ctl("crash-config").starts_with("ok"));
     assert!(dev.ctl("power-cut").starts_with("ok"));
     assert!(
-        dev.wait_log("safe mode: 2 boots in a row did not become healthy", s(60)),
+        dev.wait_log(
+            "safe mode: the last 2 runs ended in a fault (panic panic)",
+            s(60)
+        ),
         "{}",
         dev.dump()
     );
     assert!(
-        dev.wait_log("pub stat/cfg/Update {\"state\":\"safe-mode\"", s(10)),
+        dev.wait_log("pub stat/cfg/Update {\"state\":\"safe-mode\"", s(10))
+            && dev.log().contains("\"faults\":2,\"why\":\"panic panic\"}"),
         "{}",
         dev.dump()
     );
@@ -756,7 +970,7 @@ fn configs_are_validated_before_they_are_stored_and_safe_mode_is_left_by_a_good_
     std::thread::sleep(s(8));
     assert_eq!(dev.log_count("the appliance crashed"), 2, "{}", dev.dump());
     assert!(
-        cmd(&broker, "cfg", &["stats"], None).contains("unhealthy 0"),
+        cmd(&broker, "cfg", &["stats"], None).contains("faults 0"),
         "{}",
         dev.dump()
     );

@@ -168,8 +168,27 @@ pub const OTA_LAST_ISSUED: Key = Key(0x0400);
 pub const OTA_JOB: Key = Key(0x0401);
 /// The offset of the next chunk of that update.
 pub const OTA_NEXT: Key = Key(0x0402);
-/// Consecutive boots that did not reach "healthy" (safe mode after a limit).
-pub const UNHEALTHY_BOOTS: Key = Key(0x0403);
+/// Consecutive runs that ended in a fault of the running code (a panic, a watchdog reset, a
+/// runtime or appliance fault) without a healthy period between them: `u32`. Safe mode
+/// starts when it reaches the `safemode` limit.
+pub const FAULTY_BOOTS: Key = Key(0x0403);
+/// The faults counted in [`FAULTY_BOOTS`], newest last, as short words separated by spaces
+/// (`watchdog panic panic`), for the safe-mode report: UTF-8, at most 64 bytes.
+pub const BOOT_FAULTS: Key = Key(0x0404);
+/// The size (u32 LE) and SHA-256 of the image an update installed in slot 0, 36 bytes; a
+/// rollback to that slot checks it first.
+pub const OTA_SLOT0_IMAGE: Key = Key(0x0405);
+/// The same for slot 1.
+pub const OTA_SLOT1_IMAGE: Key = Key(0x0406);
+
+/// The key recording the image an update installed in `slot` (0 or 1).
+pub const fn ota_slot_image(slot: u8) -> Option<Key> {
+    match slot {
+        0 => Some(OTA_SLOT0_IMAGE),
+        1 => Some(OTA_SLOT1_IMAGE),
+        _ => None,
+    }
+}
 /// ESP-NOW (v3): this device's counter reservation, a little-endian `u64` (8 bytes): counters
 /// below it may have been used.
 pub const NETNOW_COUNTER: Key = Key(0x0201);
@@ -254,11 +273,32 @@ pub const WELL_KNOWN: &[KeySpec] = &[
         max_len: 4,
     },
     KeySpec {
-        key: UNHEALTHY_BOOTS,
-        name: "UNHEALTHY_BOOTS",
+        key: FAULTY_BOOTS,
+        name: "FAULTY_BOOTS",
         kind: ValueKind::U32,
         min_len: 4,
         max_len: 4,
+    },
+    KeySpec {
+        key: OTA_SLOT0_IMAGE,
+        name: "OTA_SLOT0_IMAGE",
+        kind: ValueKind::Bytes,
+        min_len: 36,
+        max_len: 36,
+    },
+    KeySpec {
+        key: OTA_SLOT1_IMAGE,
+        name: "OTA_SLOT1_IMAGE",
+        kind: ValueKind::Bytes,
+        min_len: 36,
+        max_len: 36,
+    },
+    KeySpec {
+        key: BOOT_FAULTS,
+        name: "BOOT_FAULTS",
+        kind: ValueKind::Str,
+        min_len: 0,
+        max_len: 64,
     },
     KeySpec {
         key: STRESS,

@@ -26,6 +26,10 @@
 //! - Sockets carry the link generation of their birth: after `down()` every read or write on
 //!   an older socket fails, and a read of 0 bytes (the peer closed) is reported as an error, as
 //!   the simulator does.
+//! - `probe()` (asked after several broker attempts got no answer at all) opens a TCP
+//!   connection to the gateway's port 53 (the DNS server's when there is no gateway) with a
+//!   socket of its own: a SYN-ACK or a reset proves that the link carries packets, so a broker
+//!   that is merely down never makes the device drop its Wi-Fi. Silence is a stuck link.
 //! - With `TlsSettings` (`mqtts://`), `connect()` runs the TLS handshake over the new TCP
 //!   connection (`tls`: embedded-tls, TLS 1.3) and the socket reads and writes through it,
 //!   with the same generation and closed-connection rules. A failed handshake or verification
@@ -43,6 +47,7 @@ use core::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use embassy_net::dns::DnsQueryType;
 use embassy_net::driver::Driver;
 use embassy_net::tcp::client::{TcpClient, TcpClientState, TcpConnection};
+use embassy_net::tcp::{ConnectError, TcpSocket};
 use embassy_net::{ConfigV4, IpAddress, Runner, Stack, StackResources};
 use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 use embassy_sync::blocking_mutex::Mutex;
@@ -232,6 +237,29 @@ impl Network for StackNetwork {
         }
         self.announced = up;
         up
+    }
+
+    async fn probe(&mut self) -> bool {
+        let Some(config) = self.stack.config_v4() else {
+            return false;
+        };
+        let Some(target) = config.gateway.or(config.dns_servers.first().copied()) else {
+            return false;
+        };
+        // The broker's socket is closed between attempts, so the stack has a free one. The
+        // runtime bounds the time: no answer at all is the stuck link this looks for.
+        let (mut rx, mut tx) = ([0u8; 64], [0u8; 64]);
+        let mut socket = TcpSocket::new(self.stack, &mut rx, &mut tx);
+        let answered = match socket.connect(SocketAddrV4::new(target, 53)).await {
+            // A SYN-ACK, or a reset from a closed port: the link carries packets.
+            Ok(()) | Err(ConnectError::ConnectionReset) => true,
+            Err(ConnectError::InvalidState | ConnectError::NoRoute | ConnectError::TimedOut) => {
+                false
+            }
+        };
+        socket.abort();
+        log::info!("link check: {target} {}", if answered { "answers" } else { "is silent" });
+        answered
     }
 
     async fn connect(

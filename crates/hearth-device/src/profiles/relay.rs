@@ -34,11 +34,16 @@
 //! again for that time, clamped to its current maximum.
 //!
 //! **Time spent powered off is not counted**: the device has no clock that runs across a reset,
-//! so after a power cut the relay runs for the remaining time of the last checkpoint. Its total
-//! ON time is therefore the commanded time plus the outage plus at most one checkpoint period
-//! (a minute) of time that ran after the last checkpoint. A write that fails (flash error, full
-//! store) is logged once, retried every 10 s, and its recovery logged; the relay itself keeps
-//! working from RAM meanwhile.
+//! so after a power cut the relay runs for the remaining time of the last checkpoint.
+//!
+//! **The deadline holds across any number of resets.** Before a restored relay turns on, its
+//! stored time is lowered by one checkpoint period (the most that can run before the next
+//! checkpoint), so every boot consumes at least a minute of the stored time, however soon the
+//! next reset comes: a device that resets every few seconds still switches the relay off, at
+//! the latest after the commanded time plus one checkpoint period of ON time in total. If that
+//! write fails, the relay stays off (a relay never stays on without a deadline). A checkpoint
+//! write that fails while running (flash error, full store) is logged once, retried every
+//! 10 s, and its recovery logged; the relay itself keeps working from RAM meanwhile.
 //!
 //! Flash wear: one 16-byte item per relay per minute while on, spread by the store over its
 //! whole range. Four relays always on write about 92 KB a day: in a 16 KiB range about eight
@@ -433,10 +438,24 @@ impl<'s, P: OutputPin, F: NorFlash, C: Clock> Relay<'s, P, F, C> {
             let got = self.store.lock().await.get_u32(key).await;
             match got {
                 Ok(Some(s)) if s > 0 => {
+                    // Charge this boot with a whole checkpoint period first, so that resets
+                    // faster than the checkpoints still run the stored time down.
+                    let max_s = u32::try_from(self.channels[i].max / SECOND).unwrap_or(u32::MAX);
+                    let ahead = s
+                        .min(max_s)
+                        .saturating_sub((CHECKPOINT_EVERY / SECOND) as u32);
+                    let charged = self.store.lock().await.set_u32(key, ahead).await;
+                    if let Err(e) = charged {
+                        self.channels[i].saved = None;
+                        self.note(format!(
+                            "{}: stored on for {s} s, but its deadline cannot be saved ({e}); left off",
+                            label(i)
+                        ));
+                        continue;
+                    }
                     let granted = self.set(i, u64::from(s), now);
                     let ch = &mut self.channels[i];
-                    // A maximum lowered since: the next checkpoint stores the clamped time.
-                    ch.saved = (granted == u64::from(s)).then_some(s);
+                    ch.saved = Some(ahead);
                     ch.save_at = Some(now.saturating_add(CHECKPOINT_EVERY));
                     let clamp = if granted < u64::from(s) {
                         format!(" (stored {s} s, clamped to the maximum)")
@@ -1239,6 +1258,41 @@ mod tests {
         // 3539.5 s left, stored rounded up.
         assert_eq!(stored(&store, 1), Some(3540));
         assert_eq!(r.next_work(), 120_500);
+    }
+
+    #[test]
+    fn resets_faster_than_the_checkpoints_still_switch_the_relay_off() {
+        let flash = TestFlash::new();
+        {
+            let store = open(&flash);
+            let clock = Rc::new(Cell::new(0));
+            let mut pubs = Publications::new(16);
+            let p = pins(4);
+            let mut r = relay(&p, &store, &RelaySettings::default(), &clock, &mut pubs);
+            assert!(cmd(&mut r, "0/TurnOnWithTimeout", "600", &mut pubs));
+        }
+        // The device resets every 10 s, long before its first checkpoint.
+        let (mut boots, mut on_s) = (0, 0);
+        loop {
+            boots += 1;
+            assert!(boots < 100, "the relay stays on across resets");
+            let store = open(&flash);
+            let clock = Rc::new(Cell::new(0));
+            let mut pubs = Publications::new(16);
+            let p = pins(4);
+            let settings = RelaySettings::default();
+            let mut r = Relay::with_clock(p.clone(), &store, &settings, TestClock(clock), 0);
+            r.register(&mut pubs, 0);
+            block_on(r.restore());
+            if !r.is_on(0) {
+                break;
+            }
+            block_on(r.work(10_000, &mut pubs));
+            on_s += 10;
+        }
+        // Each boot consumed a checkpoint period of the stored 600 s.
+        assert_eq!(boots, 11);
+        assert!(on_s <= 600 + 60, "{on_s} s on");
     }
 
     #[test]
