@@ -1110,3 +1110,36 @@ async fn forget_job<F: NorFlash>(store: &SharedStore<F>) {
     let _ = s.remove(keys::OTA_JOB).await;
     let _ = s.remove(keys::OTA_NEXT).await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fault_list_keeps_the_newest_words_within_its_bound() {
+        assert_eq!(append_word("", "panic", 64), "panic");
+        assert_eq!(append_word("panic", "watchdog", 64), "panic watchdog");
+        let mut list = String::new();
+        for i in 0..40 {
+            list = append_word(&list, if i % 2 == 0 { "panic" } else { "watchdog" }, 64);
+            assert!(list.len() <= 64, "{list}");
+        }
+        assert!(list.ends_with("panic watchdog"), "{list}");
+        assert!(!list.starts_with(' '));
+        assert_eq!(append_word("", "a-word-longer-than-the-bound", 8), "");
+    }
+
+    #[test]
+    fn the_safe_mode_status_says_how_many_faults_and_which() {
+        let s = Status {
+            state: "safe-mode",
+            version: Some("0.2.0".into()),
+            faults: Some((3, "panic watchdog panic".into())),
+            ..Default::default()
+        };
+        assert_eq!(
+            s.to_json(),
+            r#"{"state":"safe-mode","version":"0.2.0","faults":3,"why":"panic watchdog panic"}"#
+        );
+    }
+}

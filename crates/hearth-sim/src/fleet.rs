@@ -369,11 +369,60 @@ pub enum Packet {
     },
     /// PINGRESP.
     PingResp,
+    /// A packet larger than [`MAX_PACKET`]: skipped as it streams past, never held in memory.
+    Oversized {
+        /// The PUBLISH's topic, when it is one.
+        topic: Option<String>,
+        /// The packet's remaining length.
+        len: usize,
+        /// Retain flag (PUBLISH only).
+        retain: bool,
+    },
     /// Any other packet type a client may receive (PUBACK, UNSUBACK, ...), ignored.
     Other {
         /// The packet type (high nibble of the first byte).
         kind: u8,
     },
+}
+
+/// The largest packet the fleet tools read into memory: the device's own bound
+/// ([`hearth_device::session::MAX_INCOMING_PACKET`]). Device statuses and answers are far
+/// smaller; anything larger (one 64 MB retained message under `#`) is skipped as it arrives and
+/// reported by its size.
+pub const MAX_PACKET: usize = hearth_device::session::MAX_INCOMING_PACKET as usize;
+
+/// The packet at the start of `buf` when its header says it is larger than [`MAX_PACKET`]:
+/// `Ok(Some((packet, total bytes)))` once the header (and, for a PUBLISH, its topic) is in.
+fn oversized(buf: &[u8]) -> Result<Option<(Packet, usize)>, FleetError> {
+    let Some(&first) = buf.first() else {
+        return Ok(None);
+    };
+    let Some((len, n)) = decode_remaining_length(&buf[1..])? else {
+        return Ok(None);
+    };
+    if len <= MAX_PACKET {
+        return Ok(None);
+    }
+    let start = 1 + n;
+    let (topic, retain) = if first >> 4 == 3 {
+        let (Some(&hi), Some(&lo)) = (buf.get(start), buf.get(start + 1)) else {
+            return Ok(None);
+        };
+        let tlen = usize::from(u16::from_be_bytes([hi, lo]));
+        let Some(t) = buf.get(start + 2..start + 2 + tlen) else {
+            return Ok(None);
+        };
+        (
+            Some(String::from_utf8_lossy(t).into_owned()),
+            first & 1 == 1,
+        )
+    } else {
+        (None, false)
+    };
+    Ok(Some((
+        Packet::Oversized { topic, len, retain },
+        start + len,
+    )))
 }
 
 /// Append the remaining-length encoding of `len`; error above [`MAX_REMAINING`].
@@ -642,6 +691,9 @@ pub struct Received {
     pub payload: Vec<u8>,
     /// The broker sent it as a retained message (it was stored before we subscribed).
     pub retained: bool,
+    /// The message was larger than [`MAX_PACKET`] and was skipped unread: its size (the
+    /// payload is then empty).
+    pub skipped: Option<usize>,
 }
 
 /// Sets the read timeout of the stream under a client (`None` = block).
@@ -736,6 +788,8 @@ pub struct Client<S: Read + Write = BrokerStream> {
     buf: Vec<u8>,
     /// PUBLISHes that arrived while waiting for something else.
     pending: VecDeque<Received>,
+    /// Bytes of an oversized packet still to be discarded as they arrive.
+    skip: usize,
     next_id: u16,
     last_sent: Instant,
     ping_sent: Option<Instant>,
@@ -801,6 +855,7 @@ impl<S: Read + Write> Client<S> {
             timeout,
             buf: Vec::new(),
             pending: VecDeque::new(),
+            skip: 0,
             next_id: 1,
             last_sent: Instant::now(),
             ping_sent: None,
@@ -900,6 +955,19 @@ impl<S: Read + Write> Client<S> {
                 topic,
                 payload,
                 retained: retain,
+                skipped: None,
+            });
+        } else if let Packet::Oversized {
+            topic: Some(topic),
+            len,
+            retain,
+        } = p
+        {
+            self.pending.push_back(Received {
+                topic,
+                payload: Vec::new(),
+                retained: retain,
+                skipped: Some(len),
             });
         }
         // PINGRESP is handled by `read_packet`; anything else needs no answer at QoS 0.
@@ -919,7 +987,24 @@ impl<S: Read + Write> Client<S> {
         let mut chunk = vec![0u8; 64 * 1024];
         let mut read_once = false;
         loop {
-            while let Some((p, used)) = decode_packet(&self.buf)? {
+            if self.skip > 0 {
+                let n = self.skip.min(self.buf.len());
+                self.buf.drain(..n);
+                self.skip -= n;
+            }
+            if self.skip == 0 {
+                if let Some((p, total)) = oversized(&self.buf)? {
+                    let have = total.min(self.buf.len());
+                    self.buf.drain(..have);
+                    self.skip = total - have;
+                    return Ok(Some(p));
+                }
+            }
+            while let Some((p, used)) = (self.skip == 0)
+                .then(|| decode_packet(&self.buf))
+                .transpose()?
+                .flatten()
+            {
                 self.buf.drain(..used);
                 if p == Packet::PingResp {
                     self.ping_sent = None;
@@ -971,6 +1056,7 @@ fn packet_name(p: &Packet) -> String {
         Packet::Publish { .. } => "PUBLISH".into(),
         Packet::SubAck { .. } => "SUBACK".into(),
         Packet::PingResp => "PINGRESP".into(),
+        Packet::Oversized { len, .. } => format!("a packet of {len} bytes (skipped)"),
         Packet::Other { kind } => format!("packet type {kind}"),
     }
 }
@@ -995,6 +1081,11 @@ pub fn mon_filters(device: Option<&str>) -> Vec<String> {
 /// messages.
 pub fn format_message(m: &Received) -> String {
     let payload = match std::str::from_utf8(&m.payload) {
+        _ if m.skipped.is_some() => format!(
+            "<{} bytes: larger than the {} bytes the tools read, skipped>",
+            m.skipped.unwrap_or(0),
+            MAX_PACKET
+        ),
         Ok("") => "<empty>".to_string(),
         Ok(text) => text.to_string(),
         Err(_) => {
@@ -1371,6 +1462,7 @@ mod tests {
             topic: topic.into(),
             payload: payload.to_vec(),
             retained,
+            skipped: None,
         };
         assert_eq!(
             format_message(&m("stat/a/T", b"21.5", false)),
@@ -1462,7 +1554,8 @@ mod tests {
             Some(Received {
                 topic: "early".into(),
                 payload: b"1".to_vec(),
-                retained: false
+                retained: false,
+                skipped: None,
             })
         );
         let r = c.recv(Duration::from_millis(10)).unwrap().unwrap();
@@ -1473,6 +1566,32 @@ mod tests {
         let written = &c.get_ref().written;
         assert!(written.starts_with(&encode_connect("c", None, None, 30).unwrap()));
         assert!(written.ends_with(&[0x30, 6, 0, 3, b'o', b'u', b't', b'x']));
+    }
+
+    #[test]
+    fn a_packet_over_the_bound_is_skipped_unread_and_the_next_one_arrives() {
+        for chunk in [1, 1000, 70_000] {
+            let mut input = vec![0x20, 2, 0, 0, 0x90, 3, 0, 1, 0]; // CONNACK, SUBACK
+            let huge = vec![b'x'; 3 * MAX_PACKET];
+            let mut p = encode_publish("cmnd/a/huge", &huge, false).unwrap();
+            p[0] |= 1; // retained
+            input.extend(&p);
+            input.extend(encode_publish("stat/a/Small", b"ok", false).unwrap());
+            let mut c = scripted(&input, chunk, false).unwrap();
+            c.subscribe("#").unwrap();
+            let r = c.recv(Duration::from_millis(10)).unwrap().unwrap();
+            assert_eq!((r.topic.as_str(), r.retained), ("cmnd/a/huge", true));
+            assert_eq!(r.skipped, Some(p.len() - 4), "chunk {chunk}");
+            assert!(r.payload.is_empty());
+            assert!(format_message(&r).contains("skipped"));
+            // Never held whole: the buffer stays near one read.
+            assert!(c.buf.capacity() < MAX_PACKET + 80_000, "chunk {chunk}");
+            let r = c.recv(Duration::from_millis(10)).unwrap().unwrap();
+            assert_eq!(
+                (r.topic.as_str(), r.payload.as_slice()),
+                ("stat/a/Small", &b"ok"[..])
+            );
+        }
     }
 
     #[test]

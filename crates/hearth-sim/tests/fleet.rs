@@ -42,7 +42,8 @@ fn receives_retained_and_live_messages() {
         Received {
             topic: "stat/dev1/State".into(),
             payload: b"on".to_vec(),
-            retained: true
+            retained: true,
+            skipped: None,
         }
     );
     broker.publish("stat/dev1/Temperature", "21.5", false);
@@ -53,7 +54,8 @@ fn receives_retained_and_live_messages() {
         Received {
             topic: "stat/dev1/Temperature".into(),
             payload: b"21.5".to_vec(),
-            retained: false
+            retained: false,
+            skipped: None,
         }
     );
     // Nothing else for this subscription: the timeout is honoured.
