@@ -265,6 +265,8 @@ async fn persist<F: NorFlash>(
 }
 
 /// What to do with one output of a state machine, as [`Carrier::step`] decides.
+// Carried by value like the `Output` it wraps (a frame is the point of it).
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Step<E> {
     /// Carry it out (a frame to send, a channel change, an event).
@@ -454,7 +456,7 @@ pub async fn run_central<R: Radio, F: NorFlash>(
     port: &CentralPort,
 ) -> ! {
     let (counter, fresh) = loop {
-        match counter_start(store, seed.rotate_left(17) ^ 0x636f_756e_7465_72).await {
+        match counter_start(store, seed.rotate_left(17) ^ 0x0063_6f75_6e74_6572).await {
             Ok(c) => break c,
             Err(e) => {
                 port.push_log(format!(

@@ -13,19 +13,25 @@
 //!   accumulate (it runs no faster than the clock).
 //! - A default timestamp broadcast at start and every 25 s + 0..10 s; a confirm or back-data
 //!   broadcast restarts that period.
-//! - Data and ping: accepted when `|ts − own time| ≤ 1000 ms` and (v2) the tid is new within 2 s,
-//!   (v3) the sender's counter is above its last accepted one. Each accepted one is confirmed.
-//!   v3 data may carry a zero timestamp (the sleepy sender's fast path): the counter alone
-//!   then protects it; the confirm gives the sender the time.
-//! - Wakeup: (v2) a new tid, (v3) a new counter; confirmed.
+//! - Data and ping: accepted when `|ts − own time| ≤ 1000 ms` and the tid is new within 2 s
+//!   (v2 and v3 alike). Each accepted one is confirmed. v3 records the sender's counter from
+//!   such a *timed* frame ([`CounterTable::record_fresh`]): a frame shown fresh by its time
+//!   moves the counter up, or down when the sender restarted its counters far below.
+//! - v3 fast path: data with a zero timestamp (a sleepy sender that does not know the time yet)
+//!   is accepted only from a sender whose counter this central knows, and only with a counter
+//!   above it by at most 2^20 ([`CounterTable::check_fast`]). A lost peer table (wiped or
+//!   unreadable store) therefore reopens no old fast-path frame: those senders are refused
+//!   ([`ReplayError::UnknownSender`](crate::replay::ReplayError::UnknownSender)) and fall back
+//!   to a wakeup and timed data, which records their counter again.
+//! - Wakeup: a tid new within 2 s (v2 and v3); confirmed.
 //! - Pair request: answered with a broadcast now; v3 answers with a confirm of the request's
-//!   challenge, so a peripheral pairs only on an answer to its own fresh request (reference
-//!   §13.5). Answers are rate-limited by a token bucket (3, then one per 10 s; the reference
-//!   allows one per 30 s), wakeup and ping confirms by another (10, then one per 500 ms; the
-//!   reference does not limit them, §13.7).
+//!   challenge (new within 2 s), so a peripheral pairs only on an answer to its own fresh
+//!   request (reference §13.5). Answers are rate-limited by a token bucket (3, then one per
+//!   10 s; the reference allows one per 30 s), wakeup and ping confirms by another (10, then one
+//!   per 500 ms; the reference does not limit them, §13.7).
 //! - v3: a frame whose header sender id differs from the radio source is dropped; every
-//!   accepted counter is persisted ([`Persist::PeerCounter`]) before the frame is acted on,
-//!   and restored at boot, so a reboot does not reopen old counters.
+//!   recorded counter is persisted ([`Persist::PeerCounter`]) before the frame is acted on
+//!   (the caller drops the confirm and the data if that write fails), and restored at boot.
 //! - All caches are bounded: 64 tids (v2), 32 peers (v3). Full never evicts (see
 //!   [`crate::replay`]).
 

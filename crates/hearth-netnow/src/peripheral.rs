@@ -18,7 +18,9 @@
 //!   current one (a replayed broadcast gets no confirm). Pairing is persisted
 //!   ([`Persist::Pairing`]) before anything else is sent.
 //! - **Paired**: tune to the stored channel. Without a time: v3 with a report to send sends it
-//!   at once with a zero timestamp (the sleepy sender's fast path, protected by its counter);
+//!   at once with a zero timestamp (the sleepy sender's fast path, protected by its counter),
+//!   once per report: a central that does not know this sender's counter (it lost its table,
+//!   or this device restarted its counters) refuses it, so the retries wait for the time;
 //!   otherwise a wakeup every 5 s. Only the confirm of its own wakeup, ping or data (its fresh
 //!   tid) sets an unknown time.
 //! - **Time**: a broadcast is adopted if `0 < ts − last adopted < 120 s` and it is within 1 s of
