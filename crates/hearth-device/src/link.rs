@@ -22,10 +22,13 @@ use hearth_core::reboot::boot_reason;
 use hearth_core::rng::{Rng, SplitMix64};
 use hearth_core::Millis;
 use hearth_netnow::central::{Central, CentralEvent};
-use hearth_netnow::link::{Codec, Entropy, Output, Pairing, Persist, Version};
+use hearth_netnow::link::{
+    fresh_counter_start, Codec, CounterGuard, Entropy, Output, Pairing, Persist, Version,
+};
 use hearth_netnow::peripheral::{Peripheral, PeripheralEvent};
 use hearth_netnow::v3::SenderId;
 use hearth_storage::keys;
+use hearth_storage::StoreError;
 
 use crate::platform::{Board, Radio};
 use crate::runtime::now_ms;
@@ -128,7 +131,10 @@ pub fn mac_text(mac: &[u8; 6]) -> String {
     )
 }
 
-async fn load_counter<F: NorFlash>(store: &SharedStore<F>) -> u64 {
+/// This device's stored v3 counter reservation: `Ok(None)` if absent (a fresh or a wiped
+/// store), an error if it cannot be read or is not 8 bytes. Never a made-up 0: a device that
+/// restarted at 0 would reuse the nonces of its earlier frames.
+pub async fn load_counter<F: NorFlash>(store: &SharedStore<F>) -> Result<Option<u64>, String> {
     let mut buf = [0u8; 8];
     match store
         .lock()
@@ -136,9 +142,25 @@ async fn load_counter<F: NorFlash>(store: &SharedStore<F>) -> u64 {
         .get_bytes(keys::NETNOW_COUNTER, &mut buf)
         .await
     {
-        Ok(Some(8)) => u64::from_le_bytes(buf),
-        _ => 0,
+        Ok(Some(8)) => Ok(Some(u64::from_le_bytes(buf))),
+        Ok(None) => Ok(None),
+        Ok(Some(n)) => Err(format!("the stored counter has {n} bytes, not 8")),
+        Err(e) => Err(format!("{e}")),
     }
+}
+
+/// Where this device's v3 counters start: its stored reservation, or, when none is stored, a
+/// random place ([`fresh_counter_start`], from `seed`): a store without a reservation may have
+/// been wiped while the PSK survived, and its old counters are unknown. An unreadable
+/// reservation is an error: the caller must not send at all.
+pub async fn counter_start<F: NorFlash>(
+    store: &SharedStore<F>,
+    seed: u64,
+) -> Result<(u64, bool), String> {
+    Ok(match load_counter(store).await? {
+        Some(c) => (c, false),
+        None => (fresh_counter_start(&mut SeededEntropy::new(seed)), true),
+    })
 }
 
 /// The stored pairing, if any (and well-formed).
@@ -162,33 +184,65 @@ pub async fn load_pairing<F: NorFlash>(store: &SharedStore<F>) -> Option<Pairing
     }
 }
 
-async fn load_peers<F: NorFlash>(store: &SharedStore<F>) -> Vec<(SenderId, u64)> {
+/// The central's peer records: which store slot holds which sender. Each peer keeps its slot
+/// for good, so a gap (an unreadable or missing record) never shifts the others onto another
+/// peer's key.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PeerSlots {
+    slots: Vec<(u16, SenderId)>,
+}
+
+impl PeerSlots {
+    /// The slot of `sender`, giving it the lowest free one if it has none.
+    fn slot_of(&mut self, sender: SenderId) -> Option<u16> {
+        if let Some((i, _)) = self.slots.iter().find(|(_, s)| *s == sender) {
+            return Some(*i);
+        }
+        let free = (0..keys::NETNOW_PEER_SLOTS).find(|i| self.slots.iter().all(|(j, _)| j != i))?;
+        self.slots.push((free, sender));
+        Some(free)
+    }
+}
+
+/// The central's persisted peers: the slots in use, the `(sender, counter)` pairs to restore,
+/// and how many records could not be read (their peers have no fast path until their next
+/// timed exchange; their slots are reused).
+pub async fn load_peers<F: NorFlash>(
+    store: &SharedStore<F>,
+) -> (PeerSlots, Vec<(SenderId, u64)>, u16) {
+    let mut slots = PeerSlots::default();
     let mut peers = Vec::new();
+    let mut unreadable = 0;
     let mut s = store.lock().await;
     for i in 0..keys::NETNOW_PEER_SLOTS {
         let Some(key) = keys::netnow_peer(i) else {
             break;
         };
         let mut buf = [0u8; 14];
-        if let Ok(Some(14)) = s.get_bytes(key, &mut buf).await {
-            let mut id = [0; 6];
-            id.copy_from_slice(&buf[..6]);
-            let mut c = [0; 8];
-            c.copy_from_slice(&buf[6..]);
-            peers.push((SenderId(id), u64::from_le_bytes(c)));
+        match s.get_bytes(key, &mut buf).await {
+            Ok(Some(14)) => {
+                let mut id = [0; 6];
+                id.copy_from_slice(&buf[..6]);
+                let mut c = [0; 8];
+                c.copy_from_slice(&buf[6..]);
+                slots.slots.push((i, SenderId(id)));
+                peers.push((SenderId(id), u64::from_le_bytes(c)));
+            }
+            Ok(None) => {}
+            Ok(Some(_)) | Err(_) => unreadable += 1,
         }
     }
-    peers
+    (slots, peers, unreadable)
 }
 
 /// Carries out one `Persist`. `peers` maps sender ids to their peer slots (central only).
 async fn persist<F: NorFlash>(
     store: &SharedStore<F>,
     p: Persist,
-    peers: &mut Vec<SenderId>,
+    peers: &mut PeerSlots,
 ) -> Result<(), String> {
     let mut s = store.lock().await;
-    let r = match p {
+    let r: Result<(), StoreError> = match p {
         Persist::CounterReserve(c) => s.set_bytes(keys::NETNOW_COUNTER, &c.to_le_bytes()).await,
         Persist::Pairing(pairing) => {
             let mut b = [0u8; 7];
@@ -198,14 +252,7 @@ async fn persist<F: NorFlash>(
         }
         Persist::Unpaired => s.remove(keys::NETNOW_PAIRING).await,
         Persist::PeerCounter(sender, counter) => {
-            let slot = match peers.iter().position(|p| *p == sender) {
-                Some(i) => i,
-                None => {
-                    peers.push(sender);
-                    peers.len() - 1
-                }
-            };
-            let Some(key) = u16::try_from(slot).ok().and_then(keys::netnow_peer) else {
+            let Some(key) = peers.slot_of(sender).and_then(keys::netnow_peer) else {
                 return Err(String::from("more peers than flash slots"));
             };
             let mut b = [0u8; 14];
@@ -215,6 +262,81 @@ async fn persist<F: NorFlash>(
         }
     };
     r.map_err(|e| format!("{e}"))
+}
+
+/// What to do with one output of a state machine, as [`Carrier::step`] decides.
+// Carried by value like the `Output` it wraps (a frame is the point of it).
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum Step<E> {
+    /// Carry it out (a frame to send, a channel change, an event).
+    Do(Output<E>),
+    /// It was a `Persist`, stored.
+    Stored,
+    /// It was a `Persist` whose write failed: tell the machine (`persist_failed`) and log it.
+    Failed(Persist, String),
+    /// A frame that must not go on the air, and why.
+    Refused(&'static str),
+}
+
+/// Carries out the persist steps of a state machine and decides which of its frames may go on
+/// the air: fail closed. A v3 frame goes out only if its counter is below the reservation that
+/// is durably stored ([`CounterGuard`]), so a failed write, a full queue or a lost reservation
+/// never leads to a counter a reset would hand out again. After a failed peer-counter write
+/// (central) the rest of the batch is held: the frame it belongs to gets no confirm and its
+/// data is not forwarded, so nothing is acted on that a reboot would accept again.
+#[derive(Debug)]
+pub struct Carrier {
+    guard: CounterGuard,
+    peers: PeerSlots,
+    hold: bool,
+}
+
+impl Carrier {
+    /// For a machine started with counter reservation `durable` and (central) peer slots.
+    pub fn new(durable: u64, peers: PeerSlots) -> Self {
+        Carrier {
+            guard: CounterGuard::new(durable),
+            peers,
+            hold: false,
+        }
+    }
+
+    /// Handle one output: store a `Persist`, judge a frame, pass the rest on.
+    pub async fn step<F: NorFlash, E>(&mut self, store: &SharedStore<F>, o: Output<E>) -> Step<E> {
+        match o {
+            Output::Persist(p) => {
+                let r = persist(store, p, &mut self.peers).await;
+                self.guard.persisted(&p, r.is_ok());
+                match r {
+                    Ok(()) => Step::Stored,
+                    Err(e) => {
+                        if let Persist::PeerCounter(..) = p {
+                            self.hold = true;
+                        }
+                        Step::Failed(p, e)
+                    }
+                }
+            }
+            Output::Send { .. } if self.hold => {
+                Step::Refused("the peer counter it answers could not be stored")
+            }
+            Output::Send { ref frame, .. } if !self.guard.may_send(frame) => {
+                Step::Refused("its counter is not reserved in flash")
+            }
+            other => Step::Do(other),
+        }
+    }
+
+    /// Whether a peer-counter write failed in this batch (then its data is not forwarded).
+    pub fn holding(&self) -> bool {
+        self.hold
+    }
+
+    /// The machine's output queue is empty: the next batch starts clean.
+    pub fn end_batch(&mut self) {
+        self.hold = false;
+    }
 }
 
 /// Most frames a central keeps for its profile before dropping new ones.
@@ -244,6 +366,8 @@ pub struct LinkStats {
     pub sent: u32,
     /// Store writes that failed.
     pub persist_failures: u32,
+    /// Frames not sent because what they depend on could not be stored (fail closed).
+    pub refused: u32,
 }
 
 /// What the central task and its profile share: received data in, back-data out, log lines.
@@ -317,7 +441,13 @@ impl CentralPort {
 /// Log at most one dropped frame per this many ms (the rest are counted).
 const DROP_LOG_EVERY: Millis = 10_000;
 
+/// How long the central waits before trying an unreadable counter reservation again.
+const COUNTER_RETRY_MS: u64 = 10_000;
+
 /// Run the central forever, beside the MQTT runtime (join the two futures).
+///
+/// If its counter reservation cannot be read the central does not start (it would have to
+/// guess a counter, and a wrong guess reuses nonces): it logs and tries again every 10 s.
 pub async fn run_central<R: Radio, F: NorFlash>(
     settings: &LinkSettings,
     radio: &mut R,
@@ -325,9 +455,20 @@ pub async fn run_central<R: Radio, F: NorFlash>(
     seed: u64,
     port: &CentralPort,
 ) -> ! {
-    let peers = load_peers(store).await;
-    let mut slots: Vec<SenderId> = peers.iter().map(|(s, _)| *s).collect();
-    let counter = load_counter(store).await;
+    let (counter, fresh) = loop {
+        match counter_start(store, seed.rotate_left(17) ^ 0x0063_6f75_6e74_6572).await {
+            Ok(c) => break c,
+            Err(e) => {
+                port.push_log(format!(
+                    "espnow: cannot read the counter reservation ({e}): not sending; \
+                     retrying in {} s",
+                    COUNTER_RETRY_MS / 1000
+                ));
+                Timer::after(Duration::from_millis(COUNTER_RETRY_MS)).await;
+            }
+        }
+    };
+    let (slots, peers, unreadable) = load_peers(store).await;
     let channel = settings.channel.unwrap_or(1);
     let mut central = Central::new(
         settings.codec(),
@@ -348,55 +489,30 @@ pub async fn run_central<R: Radio, F: NorFlash>(
         },
         peers.len()
     ));
+    if fresh && settings.version == Version::V3 {
+        port.push_log(format!(
+            "espnow: no counter reservation stored (new or wiped store): counting from {counter}"
+        ));
+    }
+    if unreadable > 0 {
+        port.push_log(format!(
+            "espnow: {unreadable} peer records unreadable: those peers need a timed exchange \
+             before their fast path is taken again"
+        ));
+    }
+    let mut carrier = Carrier::new(counter, slots);
     let mut last_drop_log: Option<Millis> = None;
     loop {
-        while let Some(o) = central.poll() {
-            match o {
-                Output::Send { to, frame, ack } => {
-                    if radio.send(to, frame.as_slice(), ack).await.is_ok() {
-                        port.count(|s| s.sent += 1);
-                    }
-                }
-                Output::SetChannel(c) => {
-                    if let Err(e) = radio.set_channel(c).await {
-                        port.push_log(format!("espnow: cannot tune to channel {c}: {e}"));
-                    }
-                }
-                Output::Persist(p) => {
-                    if let Err(e) = persist(store, p, &mut slots).await {
-                        port.count(|s| s.persist_failures += 1);
-                        port.push_log(format!("espnow: store: {e}"));
-                    }
-                }
-                Output::Event(CentralEvent::Data {
-                    from,
-                    rssi,
-                    payload,
-                }) => {
-                    port.count(|s| s.accepted += 1);
-                    let mut inbox = port.inbox.borrow_mut();
-                    if inbox.len() < INBOX_CAPACITY {
-                        inbox.push_back(Received {
-                            from,
-                            rssi,
-                            payload: payload.as_slice().to_vec(),
-                        });
-                    }
-                }
-                Output::Event(CentralEvent::Dropped { from, reason }) => {
-                    port.count(|s| s.dropped += 1);
-                    let now = now_ms();
-                    if last_drop_log.is_none_or(|t| now.saturating_sub(t) >= DROP_LOG_EVERY) {
-                        last_drop_log = Some(now);
-                        port.push_log(format!(
-                            "espnow: dropped a frame from {}: {reason} ({} dropped so far)",
-                            mac_text(&from),
-                            port.stats().dropped
-                        ));
-                    }
-                }
-            }
-        }
+        drain_central(
+            &mut central,
+            &mut carrier,
+            store,
+            radio,
+            port,
+            &mut last_drop_log,
+            now_ms(),
+        )
+        .await;
         let backdata = port.backdata.borrow_mut().pop_front();
         if let Some(b) = backdata {
             if let Err(e) = central.send_backdata(&b, now_ms()) {
@@ -411,6 +527,84 @@ pub async fn run_central<R: Radio, F: NorFlash>(
             Either3::Third(()) => {}
         }
     }
+}
+
+/// Carry out the central's outputs until its queue is empty (`now`: for rate-limiting logs).
+async fn drain_central<R: Radio, F: NorFlash, E: Entropy>(
+    central: &mut Central<E>,
+    carrier: &mut Carrier,
+    store: &SharedStore<F>,
+    radio: &mut R,
+    port: &CentralPort,
+    last_drop_log: &mut Option<Millis>,
+    now: Millis,
+) {
+    while let Some(o) = central.poll() {
+        let o = match carrier.step(store, o).await {
+            Step::Do(o) => o,
+            Step::Stored => continue,
+            Step::Failed(p, e) => {
+                central.persist_failed(&p);
+                port.count(|s| s.persist_failures += 1);
+                port.push_log(format!(
+                    "espnow: store: {e}: not sending what depends on it"
+                ));
+                continue;
+            }
+            Step::Refused(why) => {
+                port.count(|s| s.refused += 1);
+                port.push_log(format!("espnow: frame not sent: {why}"));
+                continue;
+            }
+        };
+        match o {
+            Output::Send { to, frame, ack } => {
+                if radio.send(to, frame.as_slice(), ack).await.is_ok() {
+                    port.count(|s| s.sent += 1);
+                }
+            }
+            Output::SetChannel(c) => {
+                if let Err(e) = radio.set_channel(c).await {
+                    port.push_log(format!("espnow: cannot tune to channel {c}: {e}"));
+                }
+            }
+            Output::Persist(_) => {}
+            Output::Event(CentralEvent::Data { from, .. }) if carrier.holding() => {
+                port.count(|s| s.dropped += 1);
+                port.push_log(format!(
+                    "espnow: data from {} not forwarded: its counter could not be stored",
+                    mac_text(&from)
+                ));
+            }
+            Output::Event(CentralEvent::Data {
+                from,
+                rssi,
+                payload,
+            }) => {
+                port.count(|s| s.accepted += 1);
+                let mut inbox = port.inbox.borrow_mut();
+                if inbox.len() < INBOX_CAPACITY {
+                    inbox.push_back(Received {
+                        from,
+                        rssi,
+                        payload: payload.as_slice().to_vec(),
+                    });
+                }
+            }
+            Output::Event(CentralEvent::Dropped { from, reason }) => {
+                port.count(|s| s.dropped += 1);
+                if last_drop_log.is_none_or(|t| now.saturating_sub(t) >= DROP_LOG_EVERY) {
+                    *last_drop_log = Some(now);
+                    port.push_log(format!(
+                        "espnow: dropped a frame from {}: {reason} ({} dropped so far)",
+                        mac_text(&from),
+                        port.stats().dropped
+                    ));
+                }
+            }
+        }
+    }
+    carrier.end_batch();
 }
 
 /// What a battery appliance wants after a step.
@@ -499,7 +693,18 @@ pub async fn run_peripheral<B: Board, R: Radio, F: NorFlash, A: PeripheralApp>(
         boot_reason(hardware, stored.as_deref())
     ));
     let pairing = load_pairing(store).await;
-    let counter = load_counter(store).await;
+    let (counter, fresh) = match counter_start(store, board.seed()).await {
+        Ok(c) => c,
+        Err(e) => {
+            // Guessing a counter could reuse nonces: send nothing, try again after a sleep.
+            board.console(&format!(
+                "espnow: cannot read the counter reservation ({e}): not sending; \
+                 retrying in {} s",
+                COUNTER_RETRY_MS / 1000
+            ));
+            board.deep_sleep(COUNTER_RETRY_MS)
+        }
+    };
     board.console(&format!(
         "espnow peripheral {}, wire format v{}, {}",
         mac_text(&radio.mac()),
@@ -517,6 +722,11 @@ pub async fn run_peripheral<B: Board, R: Radio, F: NorFlash, A: PeripheralApp>(
             None => String::from("unpaired: scanning"),
         }
     ));
+    if fresh && settings.version == Version::V3 {
+        board.console(&format!(
+            "espnow: no counter reservation stored (new or wiped store): counting from {counter}"
+        ));
+    }
     let mut peripheral = Peripheral::new(
         settings.codec(),
         radio.mac(),
@@ -525,7 +735,7 @@ pub async fn run_peripheral<B: Board, R: Radio, F: NorFlash, A: PeripheralApp>(
         counter,
         boot,
     );
-    let mut slots = Vec::new();
+    let mut carrier = Carrier::new(counter, PeerSlots::default());
     loop {
         let now = now_ms();
         board.heartbeat(now);
@@ -536,6 +746,21 @@ pub async fn run_peripheral<B: Board, R: Radio, F: NorFlash, A: PeripheralApp>(
         }
         peripheral.tick(now);
         while let Some(o) = peripheral.poll() {
+            let o = match carrier.step(store, o).await {
+                Step::Do(o) => o,
+                Step::Stored => continue,
+                Step::Failed(p, e) => {
+                    peripheral.persist_failed(&p);
+                    board.console(&format!(
+                        "espnow: store: {e}: not sending what depends on it"
+                    ));
+                    continue;
+                }
+                Step::Refused(why) => {
+                    board.console(&format!("espnow: frame not sent: {why}"));
+                    continue;
+                }
+            };
             let action = match o {
                 Output::Send { to, frame, ack } => {
                     let _ = radio.send(to, frame.as_slice(), ack).await;
@@ -547,12 +772,7 @@ pub async fn run_peripheral<B: Board, R: Radio, F: NorFlash, A: PeripheralApp>(
                     }
                     AppAction::Continue
                 }
-                Output::Persist(p) => {
-                    if let Err(e) = persist(store, p, &mut slots).await {
-                        board.console(&format!("espnow: store: {e}"));
-                    }
-                    AppAction::Continue
-                }
+                Output::Persist(_) => AppAction::Continue,
                 Output::Event(e) => {
                     match &e {
                         PeripheralEvent::Dropped { .. } => {}
@@ -575,6 +795,7 @@ pub async fn run_peripheral<B: Board, R: Radio, F: NorFlash, A: PeripheralApp>(
                 board.deep_sleep(ms);
             }
         }
+        carrier.end_batch();
         let now = now_ms();
         if now >= app.next_work() {
             let mut ctl = LinkCtl {
@@ -604,5 +825,353 @@ pub async fn run_peripheral<B: Board, R: Radio, F: NorFlash, A: PeripheralApp>(
             Either::First(f) => peripheral.receive(f.from, f.rssi, f.bytes(), now_ms()),
             Either::Second(()) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::rc::Rc;
+    use alloc::vec;
+    use core::cell::Cell;
+    use embassy_futures::block_on;
+    use embedded_storage_async::nor_flash::{self as nor, NorFlashErrorKind};
+    use hearth_netnow::link::{Msg, COUNTER_BLOCK};
+    use hearth_netnow::{Tid, MAX_FRAME_LEN};
+    use hearth_storage::KvStore;
+
+    use crate::platform::{RadioError, RadioFrame};
+
+    /// NOR flash in RAM whose reads or writes can be made to fail, with the ESP32's geometry.
+    #[derive(Clone)]
+    struct TestFlash {
+        data: Rc<RefCell<Vec<u8>>>,
+        fail_writes: Rc<Cell<bool>>,
+        fail_reads: Rc<Cell<bool>>,
+    }
+
+    const SECTOR: usize = 4096;
+
+    impl TestFlash {
+        fn new() -> Self {
+            TestFlash {
+                data: Rc::new(RefCell::new(vec![0xFF; SECTOR * 4])),
+                fail_writes: Rc::new(Cell::new(false)),
+                fail_reads: Rc::new(Cell::new(false)),
+            }
+        }
+
+        fn at(&self, offset: u32, len: usize, align: usize) -> Result<usize, NorFlashErrorKind> {
+            let at = offset as usize;
+            if !at.is_multiple_of(align) || !len.is_multiple_of(align) {
+                return Err(NorFlashErrorKind::NotAligned);
+            }
+            if at + len > self.data.borrow().len() {
+                return Err(NorFlashErrorKind::OutOfBounds);
+            }
+            Ok(at)
+        }
+    }
+
+    impl nor::ErrorType for TestFlash {
+        type Error = NorFlashErrorKind;
+    }
+
+    impl nor::ReadNorFlash for TestFlash {
+        const READ_SIZE: usize = 4;
+
+        async fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), Self::Error> {
+            if self.fail_reads.get() {
+                return Err(NorFlashErrorKind::Other);
+            }
+            let at = self.at(offset, bytes.len(), 4)?;
+            bytes.copy_from_slice(&self.data.borrow()[at..at + bytes.len()]);
+            Ok(())
+        }
+
+        fn capacity(&self) -> usize {
+            self.data.borrow().len()
+        }
+    }
+
+    impl nor::NorFlash for TestFlash {
+        const WRITE_SIZE: usize = 4;
+        const ERASE_SIZE: usize = SECTOR;
+
+        async fn erase(&mut self, from: u32, to: u32) -> Result<(), Self::Error> {
+            if self.fail_writes.get() {
+                return Err(NorFlashErrorKind::Other);
+            }
+            let at = self.at(from, (to - from) as usize, SECTOR)?;
+            self.data.borrow_mut()[at..to as usize].fill(0xFF);
+            Ok(())
+        }
+
+        async fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), Self::Error> {
+            if self.fail_writes.get() {
+                return Err(NorFlashErrorKind::Other);
+            }
+            let at = self.at(offset, bytes.len(), 4)?;
+            for (cell, new) in self.data.borrow_mut()[at..].iter_mut().zip(bytes) {
+                *cell &= new;
+            }
+            Ok(())
+        }
+    }
+
+    fn store(flash: &TestFlash) -> SharedStore<TestFlash> {
+        let range = 0..(SECTOR * 4) as u32;
+        crate::store::shared(block_on(KvStore::open(flash.clone(), range)).unwrap())
+    }
+
+    const ME: [u8; 6] = [0x02, 0, 0, 0, 0, 0x51];
+    const CENTRAL: [u8; 6] = [0x02, 0, 0, 0, 0, 0xc0];
+
+    fn codec() -> Codec {
+        Codec::new(Version::V3, b"0123456789abcdef-test-psk", b"scales")
+    }
+
+    fn peripheral(counter: u64, now: Millis) -> Peripheral<SeededEntropy> {
+        let pairing = Pairing {
+            central: CENTRAL,
+            channel: 3,
+        };
+        Peripheral::new(
+            codec(),
+            ME,
+            SeededEntropy::new(now ^ 77),
+            Some(pairing),
+            counter,
+            now,
+        )
+    }
+
+    /// Carry out the peripheral's outputs as `run_peripheral` does; the counters of the frames
+    /// that went on the air.
+    fn carry(
+        p: &mut Peripheral<SeededEntropy>,
+        carrier: &mut Carrier,
+        store: &SharedStore<TestFlash>,
+    ) -> (Vec<u64>, u32) {
+        let (mut sent, mut failed) = (Vec::new(), 0);
+        while let Some(o) = p.poll() {
+            match block_on(carrier.step(store, o)) {
+                Step::Do(Output::Send { frame, .. }) => sent.push(frame.counter().unwrap()),
+                Step::Failed(persist, _) => {
+                    p.persist_failed(&persist);
+                    failed += 1;
+                }
+                _ => {}
+            }
+        }
+        carrier.end_batch();
+        (sent, failed)
+    }
+
+    /// One life of a peripheral on `store`: start from what is stored, send `frames` wakeups
+    /// (one per 5 s: it never hears a central); the counters it put on the air.
+    fn life(store: &SharedStore<TestFlash>, seed: u64, frames: usize) -> Vec<u64> {
+        let (start, _) = block_on(counter_start(store, seed)).unwrap();
+        let mut p = peripheral(start, 0);
+        let mut carrier = Carrier::new(start, PeerSlots::default());
+        let mut used = carry(&mut p, &mut carrier, store).0;
+        let mut now = 0;
+        while used.len() < frames {
+            now += hearth_netnow::peripheral::WAKEUP_EVERY_MS;
+            p.tick(now);
+            used.extend(carry(&mut p, &mut carrier, store).0);
+        }
+        used
+    }
+
+    #[test]
+    fn a_failed_reservation_write_sends_nothing_until_a_write_succeeds() {
+        let flash = TestFlash::new();
+        let store = store(&flash);
+        let (start, fresh) = block_on(counter_start(&store, 1)).unwrap();
+        assert!(fresh);
+        flash.fail_writes.set(true);
+        let mut p = peripheral(start, 0);
+        let mut carrier = Carrier::new(start, PeerSlots::default());
+        let (sent, failed) = carry(&mut p, &mut carrier, &store);
+        assert!(failed > 0, "the reservation write was tried");
+        assert_eq!(sent, Vec::<u64>::new(), "a frame went out unreserved");
+        // Still failing: the machine asks again, and still nothing goes out.
+        p.tick(5_000);
+        let (sent, failed) = carry(&mut p, &mut carrier, &store);
+        assert!(failed > 0 && sent.is_empty());
+        // The flash works again: the next try is reserved first, then sent.
+        flash.fail_writes.set(false);
+        p.tick(10_000);
+        let (sent, failed) = carry(&mut p, &mut carrier, &store);
+        assert_eq!(failed, 0);
+        assert_eq!(sent.len(), 1);
+        let stored = block_on(load_counter(&store)).unwrap().unwrap();
+        assert!(sent[0] >= start && sent[0] < stored, "{sent:?} vs {stored}");
+    }
+
+    #[test]
+    fn an_unreadable_counter_is_an_error_never_zero() {
+        let flash = TestFlash::new();
+        let store = store(&flash);
+        assert_eq!(block_on(load_counter(&store)), Ok(None));
+        block_on(async {
+            store
+                .lock()
+                .await
+                .set_bytes(keys::NETNOW_COUNTER, &4096u64.to_le_bytes())
+                .await
+        })
+        .unwrap();
+        assert_eq!(block_on(counter_start(&store, 1)), Ok((4096, false)));
+        flash.fail_reads.set(true);
+        assert!(block_on(load_counter(&store)).is_err());
+        assert!(
+            block_on(counter_start(&store, 1)).is_err(),
+            "an unreadable reservation must stop the link, not restart it"
+        );
+    }
+
+    #[test]
+    fn a_wiped_store_restarts_counters_outside_the_used_range() {
+        let flash = TestFlash::new();
+        let store = store(&flash);
+        let first = life(&store, 11, 3 * COUNTER_BLOCK as usize);
+        // A reset: the next life starts at the reservation, above everything used.
+        let second = life(&store, 12, 10);
+        assert!(second[0] > *first.iter().max().unwrap());
+        // The store is wiped (corruption, `espflash erase-flash`) while the PSK survives.
+        block_on(async { store.lock().await.erase_all().await }).unwrap();
+        let third = life(&store, 13, 3 * COUNTER_BLOCK as usize);
+        let (lo, hi) = (third[0], *third.iter().max().unwrap());
+        for used in first.iter().chain(&second) {
+            assert!(
+                *used < lo || *used > hi,
+                "counter {used} used again after the wipe ({lo}..={hi})"
+            );
+        }
+        // All counters of one life are distinct and increasing.
+        assert!(third.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn peer_slots_keep_their_index_across_a_gap() {
+        let flash = TestFlash::new();
+        let store = store(&flash);
+        let peer = |b: u8| SenderId([2, 0, 0, 0, 0, b]);
+        let mut carrier = Carrier::new(0, PeerSlots::default());
+        for (i, b) in [1u8, 2, 3].into_iter().enumerate() {
+            let o: Output<()> = Output::Persist(Persist::PeerCounter(peer(b), 100 + i as u64));
+            assert!(matches!(block_on(carrier.step(&store, o)), Step::Stored));
+        }
+        // Slot 1 is lost (missing or unreadable): the others keep their keys after a reboot.
+        block_on(async {
+            store
+                .lock()
+                .await
+                .remove(keys::netnow_peer(1).unwrap())
+                .await
+        })
+        .unwrap();
+        let (slots, peers, _) = block_on(load_peers(&store));
+        assert_eq!(peers, vec![(peer(1), 100), (peer(3), 102)]);
+        let mut carrier = Carrier::new(0, slots);
+        let o: Output<()> = Output::Persist(Persist::PeerCounter(peer(3), 500));
+        assert!(matches!(block_on(carrier.step(&store, o)), Step::Stored));
+        let (_, peers, _) = block_on(load_peers(&store));
+        assert_eq!(
+            peers,
+            vec![(peer(1), 100), (peer(3), 500)],
+            "peer 3 must stay in its own slot"
+        );
+        // A new peer takes the free slot.
+        let o: Output<()> = Output::Persist(Persist::PeerCounter(peer(4), 7));
+        assert!(matches!(block_on(carrier.step(&store, o)), Step::Stored));
+        let (_, peers, _) = block_on(load_peers(&store));
+        assert_eq!(peers, vec![(peer(1), 100), (peer(4), 7), (peer(3), 500)]);
+    }
+
+    /// A radio that records what is sent.
+    #[derive(Default)]
+    struct FakeRadio {
+        sent: Vec<Vec<u8>>,
+    }
+
+    impl Radio for FakeRadio {
+        fn mac(&self) -> [u8; 6] {
+            CENTRAL
+        }
+        async fn set_channel(&mut self, _channel: u8) -> Result<(), RadioError> {
+            Ok(())
+        }
+        async fn send(
+            &mut self,
+            _to: [u8; 6],
+            frame: &[u8],
+            _ack: bool,
+        ) -> Result<bool, RadioError> {
+            self.sent.push(frame.to_vec());
+            Ok(true)
+        }
+        async fn receive(&mut self) -> RadioFrame {
+            core::future::pending().await
+        }
+    }
+
+    #[test]
+    fn a_failed_peer_counter_write_forwards_nothing_and_confirms_nothing() {
+        let flash = TestFlash::new();
+        let store = store(&flash);
+        let port = CentralPort::new();
+        let mut radio = FakeRadio::default();
+        let mut central = Central::new(codec(), CENTRAL, 3, SeededEntropy::new(5), &[], 0, 0);
+        let mut carrier = Carrier::new(0, PeerSlots::default());
+        let mut log = None;
+        let mut drain = |central: &mut Central<SeededEntropy>, radio: &mut FakeRadio| {
+            block_on(drain_central(
+                central,
+                &mut carrier,
+                &store,
+                radio,
+                &port,
+                &mut log,
+                0,
+            ))
+        };
+        drain(&mut central, &mut radio);
+        assert_eq!(radio.sent.len(), 1, "the start-up broadcast");
+        // Timed data from a scale, sealed as the scale would.
+        let data = |tid: u8, counter: u64, central: &Central<SeededEntropy>| {
+            let msg = Msg::Data {
+                ts: central.time(1_000),
+                tid: Tid([tid; 12]),
+                payload: b"stat/LPScale/Weight\n1.5",
+            };
+            let mut out = [0; MAX_FRAME_LEN];
+            let n = codec()
+                .seal(&msg, &SenderId(ME), counter, &[0; 16], &mut out)
+                .unwrap();
+            out[..n].to_vec()
+        };
+        flash.fail_writes.set(true);
+        let frame = data(1, 10, &central);
+        central.receive(ME, -50, &frame, 1_000);
+        drain(&mut central, &mut radio);
+        assert_eq!(
+            radio.sent.len(),
+            1,
+            "a confirm went out for an unstored counter"
+        );
+        assert_eq!(port.take(), None, "data forwarded with an unstored counter");
+        assert!(port.stats().persist_failures > 0);
+        // Stored again: the scale's retry (new tid, new counter) is confirmed and forwarded.
+        flash.fail_writes.set(false);
+        let frame = data(2, 11, &central);
+        central.receive(ME, -50, &frame, 1_000);
+        drain(&mut central, &mut radio);
+        assert_eq!(radio.sent.len(), 2);
+        assert!(port.take().is_some());
+        let (_, peers, _) = block_on(load_peers(&store));
+        assert_eq!(peers, vec![(SenderId(ME), 11)]);
     }
 }

@@ -13,19 +13,25 @@
 //!   accumulate (it runs no faster than the clock).
 //! - A default timestamp broadcast at start and every 25 s + 0..10 s; a confirm or back-data
 //!   broadcast restarts that period.
-//! - Data and ping: accepted when `|ts − own time| ≤ 1000 ms` and (v2) the tid is new within 2 s,
-//!   (v3) the sender's counter is above its last accepted one. Each accepted one is confirmed.
-//!   v3 data may carry a zero timestamp (the sleepy sender's fast path): the counter alone
-//!   then protects it; the confirm gives the sender the time.
-//! - Wakeup: (v2) a new tid, (v3) a new counter; confirmed.
+//! - Data and ping: accepted when `|ts − own time| ≤ 1000 ms` and the tid is new within 2 s
+//!   (v2 and v3 alike). Each accepted one is confirmed. v3 records the sender's counter from
+//!   such a *timed* frame ([`CounterTable::record_fresh`]): a frame shown fresh by its time
+//!   moves the counter up, or down when the sender restarted its counters far below.
+//! - v3 fast path: data with a zero timestamp (a sleepy sender that does not know the time yet)
+//!   is accepted only from a sender whose counter this central knows, and only with a counter
+//!   above it by at most 2^20 ([`CounterTable::check_fast`]). A lost peer table (wiped or
+//!   unreadable store) therefore reopens no old fast-path frame: those senders are refused
+//!   ([`ReplayError::UnknownSender`](crate::replay::ReplayError::UnknownSender)) and fall back
+//!   to a wakeup and timed data, which records their counter again.
+//! - Wakeup: a tid new within 2 s (v2 and v3); confirmed.
 //! - Pair request: answered with a broadcast now; v3 answers with a confirm of the request's
-//!   challenge, so a peripheral pairs only on an answer to its own fresh request (reference
-//!   §13.5). Answers are rate-limited by a token bucket (3, then one per 10 s; the reference
-//!   allows one per 30 s), wakeup and ping confirms by another (10, then one per 500 ms; the
-//!   reference does not limit them, §13.7).
+//!   challenge (new within 2 s), so a peripheral pairs only on an answer to its own fresh
+//!   request (reference §13.5). Answers are rate-limited by a token bucket (3, then one per
+//!   10 s; the reference allows one per 30 s), wakeup and ping confirms by another (10, then one
+//!   per 500 ms; the reference does not limit them, §13.7).
 //! - v3: a frame whose header sender id differs from the radio source is dropped; every
-//!   accepted counter is persisted ([`Persist::PeerCounter`]) before the frame is acted on,
-//!   and restored at boot, so a reboot does not reopen old counters.
+//!   recorded counter is persisted ([`Persist::PeerCounter`]) before the frame is acted on
+//!   (the caller drops the confirm and the data if that write fails), and restored at boot.
 //! - All caches are bounded: 64 tids (v2), 32 peers (v3). Full never evicts (see
 //!   [`crate::replay`]).
 
@@ -33,7 +39,7 @@ use crate::link::{
     sealed, Bucket, Codec, Counters, DropReason, Entropy, FrameBuf, Mac, Msg, Outbox, Output,
     Payload, Persist, Scratch, Version, BROADCAST,
 };
-use crate::replay::{within, CounterTable, ReplayError, TidCache, CENTRAL_SKEW_MS};
+use crate::replay::{within, CounterTable, TidCache, CENTRAL_SKEW_MS};
 use crate::v3::SenderId;
 use crate::{Tid, Timestamp, TsSubtype};
 
@@ -74,7 +80,8 @@ pub enum CentralEvent {
 pub enum SendError {
     /// The payload is longer than a frame of this version holds.
     TooLong { len: usize, max: usize },
-    /// v3: this device's counter space is exhausted (re-key the network).
+    /// v3: this device's counter space is exhausted (re-key the network), or its reservation
+    /// could not be queued because the caller is not draining [`Central::poll`].
     CounterExhausted,
 }
 
@@ -133,7 +140,7 @@ impl<R: Entropy> Central<R> {
             answers: Bucket::new(ANSWER_BURST, ANSWER_REFILL_MS, now),
             out: Outbox::new(),
         };
-        c.out.push(Output::SetChannel(channel));
+        c.out.put(Output::SetChannel(channel));
         c.tick(now);
         c
     }
@@ -192,6 +199,16 @@ impl<R: Entropy> Central<R> {
         }
     }
 
+    /// The caller could not store `p` (a failed flash write). A counter reservation is asked for
+    /// again before the next frame; the caller must not send frames sealed after the failed
+    /// one ([`CounterGuard`](crate::link::CounterGuard)) and must not act on the frame whose
+    /// [`Persist::PeerCounter`] failed (drop its confirm and its data).
+    pub fn persist_failed(&mut self, p: &Persist) {
+        if let Persist::CounterReserve(_) = p {
+            self.counters.reserve_failed();
+        }
+    }
+
     /// A frame arrived from `from` with `rssi`, at `now`.
     pub fn receive(&mut self, from: Mac, rssi: i8, bytes: &[u8], now: u64) {
         let mut scratch = Scratch::new();
@@ -203,19 +220,21 @@ impl<R: Entropy> Central<R> {
             Some((sender, _)) if sender.0 != from => {
                 return self.drop(from, DropReason::SenderMismatch)
             }
-            Some((sender, counter)) => match self.peers.check(&sender, counter) {
-                Ok(()) => Some((sender, counter)),
-                Err(e) => return self.drop(from, DropReason::Replay(e)),
-            },
-            None => None,
+            other => other,
         };
         match opened.msg {
             Msg::PairRequest { challenge } => {
+                // Throttled first, so a flood of requests takes no tid slots. v3: the same
+                // request again inside the tid window is not answered twice; an older replay
+                // gets an answer nobody waits for (each request has a fresh challenge). v2
+                // requests carry no challenge.
                 if !self.pair_answers.take(now) {
                     return self.drop(from, DropReason::Throttled);
                 }
-                if !self.accept_counter(origin, now) {
-                    return self.drop(from, DropReason::Replay(ReplayError::Stale));
+                if origin.is_some() {
+                    if let Err(e) = self.tids.check_and_insert(challenge, now) {
+                        return self.drop(from, DropReason::Replay(e));
+                    }
                 }
                 let subtype = match self.codec {
                     Codec::V2 { .. } => TsSubtype::Default,
@@ -224,7 +243,7 @@ impl<R: Entropy> Central<R> {
                 self.broadcast(subtype, now);
             }
             Msg::Wakeup { tid } => {
-                if let Err(e) = self.fresh_tid(origin, tid, now) {
+                if let Err(e) = self.tids.check_and_insert(tid, now) {
                     return self.drop(from, DropReason::Replay(e));
                 }
                 if !self.answers.take(now) {
@@ -236,26 +255,47 @@ impl<R: Entropy> Central<R> {
                 if !within(ts, self.time(now), CENTRAL_SKEW_MS) {
                     return self.drop(from, DropReason::OutOfWindow);
                 }
-                if let Err(e) = self.fresh_tid(origin, tid, now) {
+                if let Err(e) = self.tids.check_and_insert(tid, now) {
                     return self.drop(from, DropReason::Replay(e));
                 }
                 if !self.answers.take(now) {
                     return self.drop(from, DropReason::Throttled);
                 }
+                if !self.record_fresh(origin, now) {
+                    return;
+                }
                 self.confirm(tid, now);
             }
             Msg::Data { ts, tid, payload } => {
-                // v3 may send before it knows the time (zero timestamp): the counter protects it.
-                let fast_path = origin.is_some() && ts == Timestamp::ZERO;
-                if !fast_path && !within(ts, self.time(now), CENTRAL_SKEW_MS) {
-                    return self.drop(from, DropReason::OutOfWindow);
-                }
-                if let Err(e) = self.fresh_tid(origin, tid, now) {
-                    return self.drop(from, DropReason::Replay(e));
+                match origin {
+                    // v3 may send before it knows the time (zero timestamp): only the counter
+                    // shows such a frame is new, and only against a counter this central knows.
+                    Some((sender, counter)) if ts == Timestamp::ZERO => {
+                        if let Err(e) = self.peers.accept_fast(sender, counter, now) {
+                            return self.drop(from, DropReason::Replay(e));
+                        }
+                        if !self
+                            .out
+                            .push(Output::Persist(Persist::PeerCounter(sender, counter)))
+                        {
+                            return;
+                        }
+                    }
+                    _ => {
+                        if !within(ts, self.time(now), CENTRAL_SKEW_MS) {
+                            return self.drop(from, DropReason::OutOfWindow);
+                        }
+                        if let Err(e) = self.tids.check_and_insert(tid, now) {
+                            return self.drop(from, DropReason::Replay(e));
+                        }
+                        if !self.record_fresh(origin, now) {
+                            return;
+                        }
+                    }
                 }
                 let payload = Payload::new(payload);
                 self.confirm(tid, now);
-                self.out.push(Output::Event(CentralEvent::Data {
+                self.out.put(Output::Event(CentralEvent::Data {
                     from,
                     rssi,
                     payload,
@@ -265,31 +305,21 @@ impl<R: Entropy> Central<R> {
         }
     }
 
-    /// v2: the tid must be new within the window. v3: the counter (checked already) is
-    /// recorded and persisted instead.
-    fn fresh_tid(
-        &mut self,
-        origin: Option<(SenderId, u64)>,
-        tid: Tid,
-        now: u64,
-    ) -> Result<(), ReplayError> {
-        match origin {
-            None => self.tids.check_and_insert(tid, now),
-            Some(_) if self.accept_counter(origin, now) => Ok(()),
-            Some(_) => Err(ReplayError::Stale),
-        }
-    }
-
-    fn accept_counter(&mut self, origin: Option<(SenderId, u64)>, now: u64) -> bool {
+    /// v3: records the counter of a frame shown fresh by its time and tid
+    /// ([`CounterTable::record_fresh`]) and asks for it to be persisted if it changed. False
+    /// only if that request did not fit the output queue: then the frame is not acted on.
+    fn record_fresh(&mut self, origin: Option<(SenderId, u64)>, now: u64) -> bool {
         let Some((sender, counter)) = origin else {
             return true;
         };
-        if self.peers.accept(sender, counter, now).is_err() {
-            return false;
+        match self.peers.record_fresh(sender, counter, now) {
+            Ok(true) => self
+                .out
+                .push(Output::Persist(Persist::PeerCounter(sender, counter))),
+            // Unchanged, or a full table: the frame is fresh anyway; the sender just has no
+            // fast path here.
+            Ok(false) | Err(_) => true,
         }
-        self.out
-            .push(Output::Persist(Persist::PeerCounter(sender, counter)));
-        true
     }
 
     fn confirm(&mut self, tid: Tid, now: u64) {
@@ -298,7 +328,7 @@ impl<R: Entropy> Central<R> {
 
     fn drop(&mut self, from: Mac, reason: DropReason) {
         self.out
-            .push(Output::Event(CentralEvent::Dropped { from, reason }));
+            .put(Output::Event(CentralEvent::Dropped { from, reason }));
     }
 
     /// Broadcasts a timestamp frame and restarts the broadcast period. False if it could not
@@ -324,7 +354,7 @@ impl<R: Entropy> Central<R> {
         );
         match frame {
             Some(frame) => {
-                self.out.push(Output::Send {
+                self.out.put(Output::Send {
                     to: BROADCAST,
                     frame,
                     ack: false,

@@ -317,12 +317,18 @@ impl Codec {
 pub struct FrameBuf {
     len: u8,
     bytes: [u8; MAX_FRAME_LEN],
+    counter: Option<u64>,
 }
 
 impl FrameBuf {
     /// The frame's bytes.
     pub fn as_slice(&self) -> &[u8] {
         &self.bytes[..usize::from(self.len)]
+    }
+
+    /// v3: the counter the frame was sealed with (its nonce); `None` for v2.
+    pub fn counter(&self) -> Option<u64> {
+        self.counter
     }
 }
 
@@ -449,7 +455,9 @@ impl core::fmt::Display for DropReason {
 }
 
 /// A bounded FIFO of outputs. Full means the caller is not draining it; further outputs are
-/// dropped and counted (never a panic, never unbounded memory).
+/// dropped and counted (never a panic, never unbounded memory). [`push`](Self::push) says
+/// whether the output was kept: a [`Persist`] that was not kept must stop whatever depended on
+/// it (a counter reservation that is not in the queue reserves nothing, see [`Counters::take`]).
 #[derive(Debug)]
 pub(crate) struct Outbox<E, const N: usize> {
     items: [Option<Output<E>>; N],
@@ -468,13 +476,21 @@ impl<E, const N: usize> Outbox<E, N> {
         }
     }
 
-    pub(crate) fn push(&mut self, o: Output<E>) {
+    #[must_use = "a dropped Persist must stop what depends on it"]
+    pub(crate) fn push(&mut self, o: Output<E>) -> bool {
         if self.len == N {
             self.overflows = self.overflows.saturating_add(1);
-            return;
+            return false;
         }
         self.items[(self.head + self.len) % N] = Some(o);
         self.len += 1;
+        true
+    }
+
+    /// Pushes an output nothing depends on (a frame, an event, a channel change): if the queue
+    /// is full it is dropped and counted.
+    pub(crate) fn put(&mut self, o: Output<E>) {
+        let _ = self.push(o);
     }
 
     pub(crate) fn pop(&mut self) -> Option<Output<E>> {
@@ -510,23 +526,81 @@ impl Counters {
     }
 
     /// The next counter, pushing a [`Persist::CounterReserve`] first when a new block starts.
-    /// `None` when the counter space is exhausted.
+    /// `None` when the counter space is exhausted, or when the reservation could not be queued
+    /// (a full output queue): then nothing is reserved and no counter is handed out, so no
+    /// frame is sealed with a counter that was never persisted.
     pub(crate) fn take<E, const N: usize>(&mut self, out: &mut Outbox<E, N>) -> Option<u64> {
         if self.next > v3::MAX_COUNTER {
             return None;
         }
         if self.next >= self.reserved_until {
-            self.reserved_until = self
+            let until = self
                 .next
                 .saturating_add(COUNTER_BLOCK)
                 .min(v3::MAX_COUNTER + 1);
-            out.push(Output::Persist(Persist::CounterReserve(
-                self.reserved_until,
-            )));
+            if !out.push(Output::Persist(Persist::CounterReserve(until))) {
+                return None;
+            }
+            self.reserved_until = until;
         }
         let c = self.next;
         self.next += 1;
         Some(c)
+    }
+
+    /// The caller could not store the last reservation: ask for a new one before the next
+    /// counter is used. Counters already handed out are not handed out again (the frames
+    /// sealed with them must not be sent; [`CounterGuard`] refuses them).
+    pub(crate) fn reserve_failed(&mut self) {
+        self.reserved_until = self.next;
+    }
+}
+
+/// A random place to start counting when this device's counter reservation is **absent**
+/// (a fresh device, or a store that was wiped or formatted while the PSK survived): uniform in
+/// `0..2^47`, so at least 2^47 counters remain.
+///
+/// A device cannot tell a fresh store from a wiped one, so it may not restart at 0: it has
+/// used an unknown range of counters before, under the same key. A random start lands in that
+/// earlier range, or runs into it, with probability at most `(used + to use) / 2^47` (all
+/// lives of the device counted): below 2^−23 for 16 million frames, see `docs/NETNOW.md`.
+pub fn fresh_counter_start<R: Entropy>(rng: &mut R) -> u64 {
+    rng.below(1 << 47)
+}
+
+/// The caller's last line of defence against nonce reuse: it knows which counter reservation is
+/// **durably** stored (the one loaded at boot, then each [`Persist::CounterReserve`] whose write
+/// succeeded) and refuses any v3 frame sealed with a counter at or above it. A failed write, a
+/// reservation lost from a full output queue or any other slip then means "not sent", never a
+/// counter that a reset would hand out again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CounterGuard {
+    durable: u64,
+}
+
+impl CounterGuard {
+    /// The guard for a device whose durable reservation is `durable` (what the state machine
+    /// was started with: counters below it are never handed out again).
+    pub const fn new(durable: u64) -> Self {
+        CounterGuard { durable }
+    }
+
+    /// Call after carrying out `p`, with whether the write succeeded.
+    pub fn persisted(&mut self, p: &Persist, ok: bool) {
+        if let (Persist::CounterReserve(until), true) = (p, ok) {
+            self.durable = self.durable.max(*until);
+        }
+    }
+
+    /// Whether `frame` may go on the air: v2 frames always, v3 frames only with a counter
+    /// below the durable reservation.
+    pub fn may_send(&self, frame: &FrameBuf) -> bool {
+        frame.counter().is_none_or(|c| c < self.durable)
+    }
+
+    /// The durable reservation.
+    pub const fn durable(&self) -> u64 {
+        self.durable
     }
 }
 
@@ -592,6 +666,10 @@ pub(crate) fn sealed<E, const N: usize, R: Entropy>(
     Some(FrameBuf {
         len: u8::try_from(len).ok()?,
         bytes,
+        counter: match codec {
+            Codec::V2 { .. } => None,
+            Codec::V3 { .. } => Some(counter),
+        },
     })
 }
 
@@ -635,14 +713,73 @@ mod tests {
     }
 
     #[test]
+    fn a_full_queue_never_loses_a_reservation_silently() {
+        // Room for one output: the reservation of the first block fits, the next one does not.
+        let mut out: Outbox<(), 1> = Outbox::new();
+        let mut c = Counters::new(0);
+        assert_eq!(c.take(&mut out), Some(0));
+        for want in 1..COUNTER_BLOCK {
+            assert_eq!(c.take(&mut out), Some(want));
+        }
+        // The queue is full: no reservation can be queued, so no counter is handed out ...
+        assert_eq!(c.take(&mut out), None);
+        assert_eq!(c.take(&mut out), None);
+        assert_eq!(out.overflows, 2);
+        assert_eq!(
+            out.pop(),
+            Some(Output::Persist(Persist::CounterReserve(COUNTER_BLOCK)))
+        );
+        // ... until there is room: then the block is reserved before its first counter.
+        assert_eq!(c.take(&mut out), Some(COUNTER_BLOCK));
+        assert_eq!(
+            out.pop(),
+            Some(Output::Persist(Persist::CounterReserve(2 * COUNTER_BLOCK)))
+        );
+    }
+
+    #[test]
+    fn a_failed_reservation_is_asked_for_again_and_guarded() {
+        let mut out: Outbox<(), 8> = Outbox::new();
+        let mut c = Counters::new(500);
+        let mut guard = CounterGuard::new(500);
+        let frame = |counter| FrameBuf {
+            len: 0,
+            bytes: [0; MAX_FRAME_LEN],
+            counter: Some(counter),
+        };
+        assert_eq!(c.take(&mut out), Some(500));
+        let Some(Output::Persist(p)) = out.pop() else {
+            panic!("no reservation before the first counter");
+        };
+        guard.persisted(&p, false);
+        assert!(!guard.may_send(&frame(500)), "sent on a failed reservation");
+        c.reserve_failed();
+        assert_eq!(c.take(&mut out), Some(501));
+        let Some(Output::Persist(p)) = out.pop() else {
+            panic!("no new reservation after a failed one");
+        };
+        assert_eq!(p, Persist::CounterReserve(501 + COUNTER_BLOCK));
+        guard.persisted(&p, true);
+        assert!(guard.may_send(&frame(501)));
+        assert!(guard.may_send(&frame(500 + COUNTER_BLOCK)));
+        assert!(!guard.may_send(&frame(501 + COUNTER_BLOCK)));
+        // A v2 frame has no counter.
+        assert!(guard.may_send(&FrameBuf {
+            len: 0,
+            bytes: [0; MAX_FRAME_LEN],
+            counter: None
+        }));
+    }
+
+    #[test]
     fn outbox_is_fifo_and_bounded() {
         let mut out: Outbox<u8, 2> = Outbox::new();
-        out.push(Output::Event(1));
-        out.push(Output::Event(2));
-        out.push(Output::Event(3));
+        assert!(out.push(Output::Event(1)));
+        assert!(out.push(Output::Event(2)));
+        assert!(!out.push(Output::Event(3)));
         assert_eq!(out.overflows, 1);
         assert_eq!(out.pop(), Some(Output::Event(1)));
-        out.push(Output::Event(4));
+        out.put(Output::Event(4));
         assert_eq!(out.pop(), Some(Output::Event(2)));
         assert_eq!(out.pop(), Some(Output::Event(4)));
         assert_eq!(out.pop(), None);

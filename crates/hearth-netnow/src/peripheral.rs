@@ -18,7 +18,9 @@
 //!   current one (a replayed broadcast gets no confirm). Pairing is persisted
 //!   ([`Persist::Pairing`]) before anything else is sent.
 //! - **Paired**: tune to the stored channel. Without a time: v3 with a report to send sends it
-//!   at once with a zero timestamp (the sleepy sender's fast path, protected by its counter);
+//!   at once with a zero timestamp (the sleepy sender's fast path, protected by its counter),
+//!   once per report: a central that does not know this sender's counter (it lost its table,
+//!   or this device restarted its counters) refuses it, so the retries wait for the time;
 //!   otherwise a wakeup every 5 s. Only the confirm of its own wakeup, ping or data (its fresh
 //!   tid) sets an unknown time.
 //! - **Time**: a broadcast is adopted if `0 < ts − last adopted < 120 s` and it is within 1 s of
@@ -127,6 +129,10 @@ enum State {
 struct Report {
     payload: Payload,
     next_try: u64,
+    /// v3: a try went out on the fast path (no time). Further tries wait for the time (a
+    /// wakeup's confirm): a central that does not know this sender's counter refuses the fast
+    /// path, and would go on refusing it.
+    fast_sent: bool,
 }
 
 /// The peripheral state machine.
@@ -180,7 +186,7 @@ impl<R: Entropy> Peripheral<R> {
             out: Outbox::new(),
         };
         if let Some(pairing) = pairing.filter(|p| (1..=CHANNELS).contains(&p.channel)) {
-            p.out.push(Output::SetChannel(pairing.channel));
+            p.out.put(Output::SetChannel(pairing.channel));
             p.state = State::Paired {
                 pairing,
                 next_wakeup: now,
@@ -252,14 +258,26 @@ impl<R: Entropy> Peripheral<R> {
         self.report = Some(Report {
             payload: Payload::new(payload),
             next_try: now,
+            fast_sent: false,
         });
         self.tick(now);
         Ok(())
     }
 
+    /// The caller could not store `p` (a failed flash write). A counter reservation is asked for
+    /// again before the next frame; the caller must not send the frames sealed after the
+    /// failed one ([`CounterGuard`](crate::link::CounterGuard) refuses them).
+    pub fn persist_failed(&mut self, p: &Persist) {
+        if let Persist::CounterReserve(_) = p {
+            self.counters.reserve_failed();
+        }
+    }
+
     /// Forget the pairing and scan for a central again.
     pub fn repair(&mut self, now: u64) {
-        self.out.push(Output::Persist(Persist::Unpaired));
+        // If the queue is full the stored pairing survives a reset (counted as an overflow):
+        // that reopens nothing, the device just returns to its old central.
+        self.out.put(Output::Persist(Persist::Unpaired));
         self.scan(CHANNELS, now);
         self.tick(now);
     }
@@ -285,8 +303,8 @@ impl<R: Entropy> Peripheral<R> {
             },
             State::Paired { next_wakeup, .. } => {
                 d = d.min(self.last_heard.saturating_add(LOST_AFTER_MS));
-                match (&self.report, self.can_send_report()) {
-                    (Some(r), true) => d = d.min(r.next_try),
+                match &self.report {
+                    Some(r) if self.can_send(r) => d = d.min(r.next_try),
                     _ if self.time.is_none() => d = d.min(next_wakeup),
                     _ => {}
                 }
@@ -295,8 +313,9 @@ impl<R: Entropy> Peripheral<R> {
         d
     }
 
-    fn can_send_report(&self) -> bool {
-        self.time.is_some() || self.codec.version() == Version::V3
+    /// Whether `report` may be tried now: with a known time, or (v3) once on the fast path.
+    fn can_send(&self, report: &Report) -> bool {
+        self.time.is_some() || (self.codec.version() == Version::V3 && !report.fast_sent)
     }
 
     /// Time passes.
@@ -319,7 +338,7 @@ impl<R: Entropy> Peripheral<R> {
                 if candidate.is_none() {
                     if now >= next_hop {
                         channel = channel % CHANNELS + 1;
-                        self.out.push(Output::SetChannel(channel));
+                        self.out.put(Output::SetChannel(channel));
                         next_hop = now.saturating_add(HOP_EVERY_MS);
                         next_request = now;
                     }
@@ -344,19 +363,17 @@ impl<R: Entropy> Peripheral<R> {
                 mut next_wakeup,
             } => {
                 if now.saturating_sub(self.last_heard) >= LOST_AFTER_MS {
-                    self.out.push(Output::Event(PeripheralEvent::Lost));
+                    self.out.put(Output::Event(PeripheralEvent::Lost));
                     self.scan(pairing.channel, now);
                     // Start on the stored channel: the central is most likely still there.
-                    self.out.push(Output::SetChannel(pairing.channel));
+                    self.out.put(Output::SetChannel(pairing.channel));
                     return self.tick(now);
                 }
+                let sendable = self.report.as_ref().is_some_and(|r| self.can_send(r));
                 let due = self.report.as_ref().is_some_and(|r| now >= r.next_try);
-                if due && self.can_send_report() {
+                if due && sendable {
                     self.send_report(pairing.central, now);
-                } else if self.time.is_none()
-                    && !(self.report.is_some() && self.can_send_report())
-                    && now >= next_wakeup
-                {
+                } else if self.time.is_none() && !sendable && now >= next_wakeup {
                     next_wakeup = now.saturating_add(WAKEUP_EVERY_MS);
                     let tid = self.rng.tid();
                     self.remember(tid, Kind::Wakeup, now.saturating_add(PENDING_MS));
@@ -438,7 +455,7 @@ impl<R: Entropy> Peripheral<R> {
                             .iter_mut()
                             .filter(|p| p.is_some_and(|p| p.kind == Kind::Data))
                             .for_each(|p| *p = None);
-                        self.out.push(Output::Event(PeripheralEvent::Confirmed));
+                        self.out.put(Output::Event(PeripheralEvent::Confirmed));
                     }
                 } else {
                     let last = self.time.map(|(t, _)| t);
@@ -447,7 +464,7 @@ impl<R: Entropy> Peripheral<R> {
                         TimeVerdict::Adopt => {
                             self.adopt(ts, now);
                             if let TsSubtype::Backdata(p) = subtype {
-                                self.out.push(Output::Event(PeripheralEvent::Backdata {
+                                self.out.put(Output::Event(PeripheralEvent::Backdata {
                                     rssi,
                                     payload: Payload::new(p),
                                 }));
@@ -488,9 +505,12 @@ impl<R: Entropy> Peripheral<R> {
 
     fn pair(&mut self, central: Mac, channel: u8, ts: Timestamp, counter: Option<u64>, now: u64) {
         let pairing = Pairing { central, channel };
-        self.out.push(Output::Persist(Persist::Pairing(pairing)));
+        if !self.out.push(Output::Persist(Persist::Pairing(pairing))) {
+            // Not stored, so not paired: the next request's answer pairs.
+            return;
+        }
         self.out
-            .push(Output::Event(PeripheralEvent::Paired(pairing)));
+            .put(Output::Event(PeripheralEvent::Paired(pairing)));
         self.pending = [None; PENDING];
         self.state = State::Paired {
             pairing,
@@ -507,7 +527,7 @@ impl<R: Entropy> Peripheral<R> {
         self.time = Some((ts, now));
         self.last_ping = None;
         if was_unknown {
-            self.out.push(Output::Event(PeripheralEvent::Ready));
+            self.out.put(Output::Event(PeripheralEvent::Ready));
         }
     }
 
@@ -546,6 +566,7 @@ impl<R: Entropy> Peripheral<R> {
         self.tries = self.tries.saturating_add(1);
         self.report = Some(Report {
             next_try: now.saturating_add(RETRY_EVERY_MS),
+            fast_sent: report.fast_sent || ts == Timestamp::ZERO,
             ..report
         });
     }
@@ -583,7 +604,7 @@ impl<R: Entropy> Peripheral<R> {
             &mut self.out,
             msg,
         ) {
-            self.out.push(Output::Send {
+            self.out.put(Output::Send {
                 to,
                 frame,
                 ack: ack && unicast,
@@ -593,6 +614,6 @@ impl<R: Entropy> Peripheral<R> {
 
     fn drop(&mut self, from: Mac, reason: DropReason) {
         self.out
-            .push(Output::Event(PeripheralEvent::Dropped { from, reason }));
+            .put(Output::Event(PeripheralEvent::Dropped { from, reason }));
     }
 }

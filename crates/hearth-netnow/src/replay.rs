@@ -54,6 +54,11 @@ pub const ADOPT_MAX_STEP_MS: u64 = 120_000;
 /// … and only if it is less than this many ms from the peripheral's own estimate (§9.3).
 pub const ADOPT_MAX_SKEW_MS: u64 = 1_000;
 
+/// Largest step a v3 fast-path counter may take above the sender's last accepted one (2^20).
+/// A sender's own counters step by one per frame (by at most a block after a reset), so only a
+/// forged or a foreign counter jumps further; see [`CounterTable::check_fast`].
+pub const MAX_COUNTER_JUMP: u64 = 1 << 20;
+
 /// Why a frame was refused by a replay structure. Every variant means "drop the frame".
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReplayError {
@@ -68,6 +73,12 @@ pub enum ReplayError {
     /// The sender is not in the counter table and the table has no free slot. Known senders are
     /// still served; nothing is evicted.
     UnknownSenderTableFull,
+    /// v3 fast path (data without a time): the sender has no counter in the table, so the
+    /// counter alone cannot show the frame is new (the table was lost, or the sender never
+    /// made a timed exchange). The sender falls back to a wakeup and timed data.
+    UnknownSender,
+    /// v3 fast path: the counter is more than [`MAX_COUNTER_JUMP`] above the sender's last one.
+    TooFarAhead,
 }
 
 impl core::fmt::Display for ReplayError {
@@ -79,6 +90,13 @@ impl core::fmt::Display for ReplayError {
             ReplayError::UnknownSenderTableFull => {
                 f.write_str("counter table full, unknown sender refused")
             }
+            ReplayError::UnknownSender => {
+                f.write_str("no counter known for the sender: a timed exchange is needed first")
+            }
+            ReplayError::TooFarAhead => write!(
+                f,
+                "counter more than {MAX_COUNTER_JUMP} above the sender's last accepted one"
+            ),
         }
     }
 }
@@ -290,6 +308,91 @@ impl<const N: usize> CounterTable<N> {
             last_seen: Some(now),
         });
         Ok(())
+    }
+
+    /// Whether a v3 **fast-path** frame (data without a time, so the counter is all that shows it
+    /// is new) from `sender` with `counter` could be accepted: the sender must be in the table
+    /// and `last < counter ≤ last +` [`MAX_COUNTER_JUMP`]. Records nothing.
+    ///
+    /// Requiring a known sender is what keeps a lost table (a wiped store, an unreadable peer
+    /// record) from reopening old fast-path frames: an unknown sender's counter proves nothing.
+    /// The bound keeps a forged huge counter from locking the sender's fast path out for good.
+    ///
+    /// # Errors
+    ///
+    /// [`ReplayError::UnknownSender`], [`ReplayError::Stale`] or [`ReplayError::TooFarAhead`].
+    pub fn check_fast(&self, sender: &SenderId, counter: u64) -> Result<(), ReplayError> {
+        let last = self
+            .last_counter(sender)
+            .ok_or(ReplayError::UnknownSender)?;
+        if counter <= last {
+            return Err(ReplayError::Stale);
+        }
+        if counter - last > MAX_COUNTER_JUMP {
+            return Err(ReplayError::TooFarAhead);
+        }
+        Ok(())
+    }
+
+    /// Records a fast-path frame's counter after [`check_fast`](Self::check_fast) (re-checked)
+    /// and the tag verified.
+    ///
+    /// # Errors
+    ///
+    /// As [`check_fast`](Self::check_fast); on error nothing changes.
+    pub fn accept_fast(
+        &mut self,
+        sender: SenderId,
+        counter: u64,
+        now: u64,
+    ) -> Result<(), ReplayError> {
+        self.check_fast(&sender, counter)?;
+        self.accept(sender, counter, now)
+    }
+
+    /// Records the counter of an authenticated frame that is known to be **fresh by other
+    /// means** (a timestamp inside the central's window and a tid not seen inside the tid
+    /// window), and returns whether the stored counter changed (then persist it).
+    ///
+    /// - unknown sender: recorded (if the table has room);
+    /// - `counter > last`: recorded, whatever the step (the frame is fresh);
+    /// - `counter + MAX_COUNTER_JUMP < last`: the sender restarted its counters (it lost them
+    ///   and started again at a random place, or a key holder had pushed its entry up):
+    ///   recorded, **lowering** the entry. Frames of the sender's earlier counter range stay
+    ///   refused: the fast path only takes counters within [`MAX_COUNTER_JUMP`] above the new
+    ///   value, and the earlier range lies elsewhere in the 2^48 space;
+    /// - otherwise (a small step back: frames reordered on the air): kept as it is.
+    ///
+    /// # Errors
+    ///
+    /// [`ReplayError::UnknownSenderTableFull`] for a new sender when the table is full; the
+    /// frame itself is still fresh and may be taken.
+    pub fn record_fresh(
+        &mut self,
+        sender: SenderId,
+        counter: u64,
+        now: u64,
+    ) -> Result<bool, ReplayError> {
+        let i = match self.find(&sender) {
+            Some(i) => i,
+            None => self
+                .free_slot()
+                .ok_or(ReplayError::UnknownSenderTableFull)?,
+        };
+        let changed = match self.slots[i] {
+            None => true,
+            Some(e) => counter > e.counter || counter.saturating_add(MAX_COUNTER_JUMP) < e.counter,
+        };
+        let counter = match self.slots[i] {
+            Some(e) if !changed => e.counter,
+            _ => counter,
+        };
+        self.slots[i] = Some(CounterEntry {
+            sender,
+            counter,
+            last_seen: Some(now),
+        });
+        Ok(changed)
     }
 
     /// Forgets `sender` (un-pairing); returns its last counter if it was known.

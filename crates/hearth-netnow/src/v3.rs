@@ -70,10 +70,14 @@
 //! ([`nonce`]). Every member of the network (central included) shares the frame key, so nonces
 //! never repeat under that key **provided** (1) sender ids are unique in the network (factory
 //! MACs are; a cloned MAC is a misconfiguration), and (2) no sender ever reuses a counter value,
-//! across reboots and deep sleep too: the counter lives in flash and a sender must persist a
-//! value before using it (e.g. reserve blocks of 64 ahead and skip to the reserved value after a
-//! reset). A device whose flash is erased must not rejoin with the same PSK and a counter from
-//! 0. The counter is 64 bits on the wire but only values below 2^48 are valid (encode and decode
+//! across reboots and deep sleep too: the counter lives in flash and a sender persists a
+//! reservation before using it (blocks of 64 ahead, skipping to the reserved value after a
+//! reset; a frame whose counter is not durably reserved is not sent, see
+//! [`CounterGuard`](crate::link::CounterGuard)). A device whose reservation is absent (a new
+//! store, or one that was wiped or formatted while the PSK survived: the two look the same)
+//! never restarts at 0 but at a random counter below 2^47
+//! ([`fresh_counter_start`](crate::link::fresh_counter_start)), and one whose reservation
+//! cannot be read does not send at all. The counter is 64 bits on the wire but only values below 2^48 are valid (encode and decode
 //! both enforce it): 2^48 frames at 100 per second last 89,000 years. The two top bytes are
 //! reserved so that per-device keys (below) can later use the whole 64 bits as the nonce
 //! (`0⁴ ‖ counter`) without changing the layout.

@@ -481,3 +481,45 @@ fn errors_display() {
         assert!(!s.is_empty());
     }
 }
+
+#[test]
+fn fast_path_needs_a_known_counter_and_a_bounded_step() {
+    let mut t = CounterTable::<2>::new();
+    let s = sender(1);
+    assert_eq!(t.check_fast(&s, 5), Err(ReplayError::UnknownSender));
+    assert_eq!(t.accept_fast(s, 5, 0), Err(ReplayError::UnknownSender));
+    assert!(t.is_empty(), "a refused fast-path frame records nothing");
+    assert_eq!(t.record_fresh(s, 100, 0), Ok(true));
+    assert_eq!(t.check_fast(&s, 100), Err(ReplayError::Stale));
+    assert_eq!(t.check_fast(&s, 101), Ok(()));
+    assert_eq!(t.check_fast(&s, 100 + MAX_COUNTER_JUMP), Ok(()));
+    assert_eq!(
+        t.check_fast(&s, 101 + MAX_COUNTER_JUMP),
+        Err(ReplayError::TooFarAhead)
+    );
+    assert_eq!(t.check_fast(&s, u64::MAX), Err(ReplayError::TooFarAhead));
+    t.accept_fast(s, 150, 1).unwrap();
+    assert_eq!(t.last_counter(&s), Some(150));
+}
+
+#[test]
+fn fresh_frames_move_the_counter_up_or_far_down_never_a_little_down() {
+    let mut t = CounterTable::<1>::new();
+    let s = sender(1);
+    assert_eq!(t.record_fresh(s, 1 << 40, 0), Ok(true));
+    // Up, by any step.
+    assert_eq!(t.record_fresh(s, (1 << 40) + (1 << 30), 1), Ok(true));
+    let top = (1 << 40) + (1 << 30);
+    // A little down (reordered frames): kept, so the frames between stay refused.
+    assert_eq!(t.record_fresh(s, top - MAX_COUNTER_JUMP, 2), Ok(false));
+    assert_eq!(t.last_counter(&s), Some(top));
+    assert_eq!(t.record_fresh(s, top, 3), Ok(false));
+    // Far down: the sender restarted its counters.
+    assert_eq!(t.record_fresh(s, top - MAX_COUNTER_JUMP - 1, 4), Ok(true));
+    assert_eq!(t.last_counter(&s), Some(top - MAX_COUNTER_JUMP - 1));
+    // A full table refuses a new sender; the caller still takes its fresh frame.
+    assert_eq!(
+        t.record_fresh(sender(2), 9, 5),
+        Err(ReplayError::UnknownSenderTableFull)
+    );
+}
