@@ -652,6 +652,13 @@ async fn ota_command<B: Board, F: NorFlash>(
                 topics.name()
             ),
         ),
+        "mark" => {
+            let text = match crate::update::anti_replay_mark(store).await {
+                Ok(ms) => format!("anti-replay mark {ms}"),
+                Err(e) => format!("anti-replay mark unreadable: {e}"),
+            };
+            updater.answer(pubs, now, text);
+        }
         "reason" => {
             let text = format!("last reboot: {}", updater.boot_reason());
             updater.answer(pubs, now, text);

@@ -1065,6 +1065,12 @@ async fn last_issued<F: NorFlash>(store: &SharedStore<F>) -> Result<u64, String>
     }
 }
 
+/// The anti-replay mark, for the read-only `mark` command (fleet tools compare their clock
+/// with it before they sign).
+pub async fn anti_replay_mark<F: NorFlash>(store: &SharedStore<F>) -> Result<u64, String> {
+    last_issued(store).await
+}
+
 /// Raise the anti-replay mark to `issued`. It never moves back: a lower `issued` leaves it.
 async fn set_last_issued<F: NorFlash>(store: &SharedStore<F>, issued: u64) -> Result<(), String> {
     let mark = last_issued(store).await?;

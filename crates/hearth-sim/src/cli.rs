@@ -34,13 +34,13 @@ usage:
       `otakey` line for the devices' configs
   hearth image --version X.Y.Z [--appliance NAME] [--health ok|never|crash] [--size BYTES] --out FILE
       build a simulator firmware image (to try updates and rollback without a board)
-  hearth ota (DEVICE[,DEVICE...] | --all) IMAGE --key KEY [--appliance NAME] [--window N] [--no-wait] [BROKER]
+  hearth ota (DEVICE[,DEVICE...] | --all) IMAGE --key KEY [--appliance NAME] [--window N] [--no-wait] [--allow-clock-jump] [BROKER]
       signed update over MQTT with a progress bar; resumes after a disconnect or a reboot;
       waits until each device confirms the new image (or rolls back)
-  hearth cmd DEVICE COMMAND... [--key KEY] [BROKER]
-      reboot, reason, panic, stats, resetstats, getversion, partitions, keepversion, normal;
+  hearth cmd DEVICE COMMAND... [--key KEY [--allow-clock-jump]] [BROKER]
+      reboot, reason, panic, stats, resetstats, getversion, partitions, mark, keepversion, normal;
       prints the answer (commands that change a device with an otakey must be signed: --key)
-  hearth config push DEVICE FILE --key KEY [--no-local-check] [BROKER]
+  hearth config push DEVICE FILE --key KEY [--no-local-check] [--allow-clock-jump] [BROKER]
       send a signed config; the device validates it, stores it atomically and reboots
       (BROKER: --broker [mqtts://]HOST:PORT --user U --password P, and for TLS --tls (or mqtts://)
       with --ca FILE and/or --pin HEX, optionally --client-cert FILE --client-key FILE; defaults
@@ -170,6 +170,8 @@ pub enum Cli {
         window: u32,
         /// Wait for the device to confirm the new image.
         wait: bool,
+        /// `--allow-clock-jump`: sign although this clock is far ahead of the device's mark.
+        allow_clock_jump: bool,
     },
     /// `hearth cmd DEVICE COMMAND...`.
     Cmd {
@@ -181,6 +183,8 @@ pub enum Cli {
         command: String,
         /// Sign it with this key.
         key: Option<PathBuf>,
+        /// `--allow-clock-jump`: sign although this clock is far ahead of the device's mark.
+        allow_clock_jump: bool,
     },
     /// `hearth config push DEVICE FILE --key K`.
     ConfigPush {
@@ -194,6 +198,8 @@ pub enum Cli {
         key: PathBuf,
         /// Validate the file here before sending it.
         local_check: bool,
+        /// `--allow-clock-jump`: sign although this clock is far ahead of the device's mark.
+        allow_clock_jump: bool,
     },
     /// `hearth tls config-lines`: the TLS lines of `config.txt` from PEM files.
     TlsLines {
@@ -504,12 +510,14 @@ fn parse_fleet<'a>(
     let mut window = 4u32;
     let mut wait = true;
     let mut local_check = true;
+    let mut allow_clock_jump = false;
     while let Some(a) = it.next() {
         if broker.flag(a, &mut it)? {
             continue;
         }
         match (a, which) {
             ("--key", _) => key = Some(PathBuf::from(value(&mut it, a)?)),
+            ("--allow-clock-jump", _) => allow_clock_jump = true,
             ("--all", Fleet::Ota) => all = true,
             ("--appliance", Fleet::Ota) => appliance = Some(value(&mut it, a)?.to_string()),
             ("--window", Fleet::Ota) => {
@@ -556,6 +564,7 @@ fn parse_fleet<'a>(
                 appliance,
                 window,
                 wait,
+                allow_clock_jump,
             })
         }
         Fleet::Cmd => match words.split_first() {
@@ -564,6 +573,7 @@ fn parse_fleet<'a>(
                 device: device_name(device)?,
                 command: command.join(" "),
                 key,
+                allow_clock_jump,
             }),
             _ => Err(missing()),
         },
@@ -574,6 +584,7 @@ fn parse_fleet<'a>(
                 file: PathBuf::from(file),
                 key: key.ok_or("`config push` needs --key KEY (configs are signed)")?,
                 local_check,
+                allow_clock_jump,
             }),
             _ => Err(missing()),
         },

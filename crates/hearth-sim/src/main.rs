@@ -113,10 +113,12 @@ fn main() -> ExitCode {
             appliance,
             window,
             wait,
+            allow_clock_jump,
         } => {
             let opts = hearth_sim::ota_tool::OtaOptions {
                 window,
                 wait_confirm: wait,
+                allow_clock_jump,
                 ..Default::default()
             };
             hearth_sim::ota_tool::ota(
@@ -134,14 +136,25 @@ fn main() -> ExitCode {
             device,
             command,
             key,
-        } => hearth_sim::ota_tool::cmd(&broker, &device, &command, key.as_deref()),
+            allow_clock_jump,
+        } => {
+            hearth_sim::ota_tool::cmd(&broker, &device, &command, key.as_deref(), allow_clock_jump)
+        }
         Cli::ConfigPush {
             broker,
             device,
             file,
             key,
             local_check,
-        } => hearth_sim::ota_tool::config_push(&broker, &device, &file, &key, local_check),
+            allow_clock_jump,
+        } => hearth_sim::ota_tool::config_push(
+            &broker,
+            &device,
+            &file,
+            &key,
+            local_check,
+            allow_clock_jump,
+        ),
         Cli::Demo {
             port,
             devices,

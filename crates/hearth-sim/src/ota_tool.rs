@@ -162,6 +162,55 @@ pub fn image_facts(bytes: &[u8], appliance: Option<&str>) -> Result<ImageFacts, 
     })
 }
 
+/// How far an issue time may run ahead of the newest one a device accepted (its anti-replay
+/// mark) before the tools suspect this machine's clock: a year and a day. One message signed
+/// with a clock years ahead would raise the mark so far that every correct clock is refused
+/// as stale, locking the owner out; a device left alone for longer needs `--allow-clock-jump`.
+pub const MAX_CLOCK_LEAD_MS: u64 = 366 * 24 * 3600 * 1000;
+
+/// How long the tools wait for a device's `mark` answer before signing without it.
+const MARK_WAIT: Duration = Duration::from_secs(3);
+
+/// Is it safe to sign at `at` for a device whose anti-replay mark is `mark`?
+pub fn clock_verdict(at: u64, mark: u64, allow_jump: bool) -> Result<(), String> {
+    const DAY: u64 = 24 * 3600 * 1000;
+    if mark == 0 {
+        // The device never accepted a signed message: nothing to compare with.
+        return Ok(());
+    }
+    if at <= mark {
+        return Err(format!(
+            "this machine's clock ({at} ms) is not after the newest issue time the device accepted ({mark} ms): it would refuse the message as stale; check this machine's clock"
+        ));
+    }
+    if at - mark > MAX_CLOCK_LEAD_MS && !allow_jump {
+        return Err(format!(
+            "this machine's clock is {} days ahead of the newest issue time the device accepted; a message signed with a wrong clock would lock out every correct one, so check the clock (or pass --allow-clock-jump if it is right)",
+            (at - mark) / DAY
+        ));
+    }
+    Ok(())
+}
+
+/// An issue time for a message to `device`, checked against the device's anti-replay mark
+/// when the device answers (`mark`). A device that does not answer in time (offline, or an
+/// older firmware) is signed for without the check.
+fn checked_issued(broker: &BrokerArgs, device: &str, allow_jump: bool) -> Result<u64, String> {
+    let at = issued();
+    let mark = ask_within(broker, device, "OTA", b"mark", MARK_WAIT)
+        .ok()
+        .and_then(|a| {
+            a.strip_prefix("anti-replay mark ")?
+                .trim()
+                .parse::<u64>()
+                .ok()
+        });
+    match mark {
+        Some(mark) => clock_verdict(at, mark, allow_jump).map(|()| at),
+        None => Ok(at),
+    }
+}
+
 /// Issue times: milliseconds since the epoch, strictly increasing within this process.
 fn issued() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -254,6 +303,8 @@ pub struct OtaOptions {
     pub confirm_timeout: Duration,
     /// Show a progress bar.
     pub progress: bool,
+    /// Sign even when this machine's clock is far ahead of the device's anti-replay mark.
+    pub allow_clock_jump: bool,
 }
 
 impl Default for OtaOptions {
@@ -263,6 +314,7 @@ impl Default for OtaOptions {
             wait_confirm: true,
             confirm_timeout: Duration::from_secs(900),
             progress: true,
+            allow_clock_jump: false,
         }
     }
 }
@@ -370,13 +422,17 @@ pub fn ota_device(
         appliance: &facts.appliance,
     };
     let body = manifest.encode().map_err(|e| e.to_string())?;
-    let envelope =
-        signed::seal(Kind::Firmware, issued(), device, &body, key).map_err(|e| e.to_string())?;
     if !is_online(broker, device)? {
         return Ok(OtaOutcome::Refused(format!(
             "{device}: not online (the broker has no retained tele/{device}/LWT = Online)"
         )));
     }
+    let at = match checked_issued(broker, device, opts.allow_clock_jump) {
+        Ok(at) => at,
+        Err(e) => return Ok(OtaOutcome::Refused(format!("{device}: {e}"))),
+    };
+    let envelope =
+        signed::seal(Kind::Firmware, at, device, &body, key).map_err(|e| e.to_string())?;
     let mut link = Link {
         broker,
         device,
@@ -630,17 +686,25 @@ pub fn parse_version_answer(answer: &str) -> Option<String> {
 /// Publish `payload` on `cmnd/<device>/<leaf>` and return the device's next answer on
 /// `stat/<device>/OTA`.
 fn ask(broker: &BrokerArgs, device: &str, leaf: &str, payload: &[u8]) -> Result<String, String> {
+    ask_within(broker, device, leaf, payload, ANSWER_WAIT)
+}
+
+/// [`ask`], waiting at most `wait` for the answer.
+fn ask_within(
+    broker: &BrokerArgs,
+    device: &str,
+    leaf: &str,
+    payload: &[u8],
+    wait: Duration,
+) -> Result<String, String> {
     let mut c = subscribed(broker, "cmd", &format!("stat/{device}/OTA"))?;
     c.publish(&format!("cmnd/{device}/{leaf}"), payload, false)
         .map_err(|e| e.to_string())?;
-    let deadline = Instant::now() + ANSWER_WAIT;
+    let deadline = Instant::now() + wait;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(format!(
-                "{device}: no answer within {} s",
-                ANSWER_WAIT.as_secs()
-            ));
+            return Err(format!("{device}: no answer within {} s", wait.as_secs()));
         }
         match c.recv(left).map_err(|e| e.to_string())? {
             Some(m) if !m.retained => return Ok(String::from_utf8_lossy(&m.payload).into_owned()),
@@ -651,12 +715,19 @@ fn ask(broker: &BrokerArgs, device: &str, leaf: &str, payload: &[u8]) -> Result<
 
 /// `hearth cmd DEVICE COMMAND`: send a command (signed with `--key`, as commands that change
 /// the device must be when the device has a key) and print the answer.
-pub fn cmd(broker: &BrokerArgs, device: &str, command: &str, key_path: Option<&Path>) -> ExitCode {
+pub fn cmd(
+    broker: &BrokerArgs,
+    device: &str,
+    command: &str,
+    key_path: Option<&Path>,
+    allow_clock_jump: bool,
+) -> ExitCode {
     let run = || -> Result<String, String> {
         let (leaf, payload) = match key_path {
             Some(p) => {
                 let key = load_key(p)?;
-                let env = signed::seal(Kind::Command, issued(), device, command.as_bytes(), &key)
+                let at = checked_issued(broker, device, allow_clock_jump)?;
+                let env = signed::seal(Kind::Command, at, device, command.as_bytes(), &key)
                     .map_err(|e| e.to_string())?;
                 ("Signed", env)
             }
@@ -688,6 +759,7 @@ pub fn config_push(
     file: &Path,
     key_path: &Path,
     local_check: bool,
+    allow_clock_jump: bool,
 ) -> ExitCode {
     let run = || -> Result<Result<String, String>, String> {
         let key = load_key(key_path)?;
@@ -696,7 +768,8 @@ pub fn config_push(
             hearth_device::update::validate_config(&text)
                 .map_err(|e| format!("{}: {e}", file.display()))?;
         }
-        let env = signed::seal(Kind::Config, issued(), device, text.as_bytes(), &key)
+        let at = checked_issued(broker, device, allow_clock_jump)?;
+        let env = signed::seal(Kind::Config, at, device, text.as_bytes(), &key)
             .map_err(|e| e.to_string())?;
         let mut link = Link {
             broker,
@@ -751,6 +824,20 @@ mod tests {
         progress_bar(u32::MAX, 409_600);
         progress_bar(409_600, 409_600);
         progress_bar(0, 0);
+    }
+
+    #[test]
+    fn a_clock_far_ahead_of_the_mark_or_behind_it_is_refused() {
+        let mark = 1_800_000_000_000; // 2027
+        assert!(clock_verdict(mark + 1, mark, false).is_ok());
+        assert!(clock_verdict(mark + MAX_CLOCK_LEAD_MS, mark, false).is_ok());
+        let ahead = clock_verdict(mark + MAX_CLOCK_LEAD_MS + 1, mark, false).unwrap_err();
+        assert!(ahead.contains("366 days ahead"), "{ahead}");
+        assert!(clock_verdict(mark + 40 * MAX_CLOCK_LEAD_MS, mark, true).is_ok());
+        assert!(clock_verdict(mark, mark, true)
+            .unwrap_err()
+            .contains("stale"));
+        assert!(clock_verdict(5, 0, false).is_ok(), "no mark yet");
     }
 
     #[test]

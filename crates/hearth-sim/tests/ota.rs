@@ -410,6 +410,47 @@ fn forged_statuses_neither_crash_hearth_ota_nor_make_it_report_success() {
 }
 
 #[test]
+fn the_tools_refuse_to_sign_with_a_clock_far_ahead_of_the_device_mark() {
+    let broker = Broker::start();
+    let owner = new_owner();
+    let dev = device(&broker, "clk", &owner, "");
+    let key = load_key(&owner.key).unwrap();
+    // The newest message this device accepted was signed two years ago.
+    let two_years = 2 * 365 * 24 * 3600 * 1000;
+    let old = signed::seal(Kind::Command, now_ms() - two_years, "clk", b"stats", &key).unwrap();
+    let mut probe = Probe::new(&broker, "clk");
+    probe.send("Signed", &old, false);
+    assert!(
+        probe.answer().starts_with("connlost events"),
+        "{}",
+        dev.dump()
+    );
+    let mark = cmd(&broker, "clk", &["mark"], None);
+    assert!(mark.starts_with("anti-replay mark "), "{mark}");
+    // This machine's clock is two years past that: suspicious, so nothing is signed...
+    let b = broker_flag(&broker);
+    let signed_cmd = |extra: &[&str]| {
+        let mut args = vec!["cmd", "clk", "stats", "--key", owner.key(), "--broker", &b];
+        args.extend_from_slice(extra);
+        hearth(&args)
+    };
+    let before = dev.log_count("command Signed");
+    let out = signed_cmd(&[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("days ahead"), "{}", text(&out));
+    assert_eq!(dev.log_count("command Signed"), before, "{}", dev.dump());
+    assert_eq!(
+        mark,
+        cmd(&broker, "clk", &["mark"], None),
+        "the mark did not move"
+    );
+    // ...unless the owner says the clock is right.
+    let out = signed_cmd(&["--allow-clock-jump"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("connlost events"));
+}
+
+#[test]
 fn bad_signatures_wrong_targets_and_bad_chunks_are_refused() {
     let broker = Broker::start();
     let owner = new_owner();
