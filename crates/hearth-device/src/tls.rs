@@ -1065,6 +1065,208 @@ fn sec1_p256_scalar(der: &[u8], curve_known: bool) -> Option<&[u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::vec::Vec;
+
+    /// A DER element with a minimal length.
+    fn tlv(tag: u8, contents: &[u8]) -> Vec<u8> {
+        let mut out = alloc::vec![tag];
+        match contents.len() {
+            n @ 0..=0x7f => out.push(n as u8),
+            n @ 0x80..=0xff => out.extend([0x81, n as u8]),
+            n => out.extend([0x82, (n >> 8) as u8, n as u8]),
+        }
+        out.extend_from_slice(contents);
+        out
+    }
+
+    fn cat(parts: &[&[u8]]) -> Vec<u8> {
+        parts.concat()
+    }
+
+    /// An extension: id (DER contents of the OID), critical flag as encoded (if any), value.
+    fn ext(id: &[u8], critical: Option<u8>, value: &[u8]) -> Vec<u8> {
+        let flag = critical.map(|b| tlv(BOOLEAN, &[b])).unwrap_or_default();
+        tlv(SEQUENCE, &cat(&[&tlv(OID, id), &flag, &tlv(OCTET_STRING, value)]))
+    }
+
+    const BC: &[u8] = &[0x55, 0x1d, 19];
+    const SAN: &[u8] = &[0x55, 0x1d, 17];
+
+    /// A certificate (not validly signed: these tests are about parsing) with `version` (the
+    /// [0] element, or nothing), `after_key` (between the key and the extensions) and
+    /// `extensions`.
+    fn certificate(version: &[u8], after_key: &[u8], extensions: &[Vec<u8>]) -> Vec<u8> {
+        let algorithm = tlv(SEQUENCE, &tlv(OID, OID_ECDSA_SHA256));
+        let validity = tlv(
+            SEQUENCE,
+            &cat(&[&tlv(UTC_TIME, b"200101000000Z"), &tlv(UTC_TIME, b"300101000000Z")]),
+        );
+        let mut point = alloc::vec![0u8, 0x04];
+        point.extend([7u8; 64]);
+        let spki = tlv(
+            SEQUENCE,
+            &cat(&[
+                &tlv(SEQUENCE, &cat(&[&tlv(OID, OID_EC_PUBLIC_KEY), &tlv(OID, OID_P256)])),
+                &tlv(BIT_STRING, &point),
+            ]),
+        );
+        let name = tlv(SEQUENCE, &[]);
+        let extensions = if extensions.is_empty() {
+            Vec::new()
+        } else {
+            tlv(EXPLICIT_3, &tlv(SEQUENCE, &extensions.concat()))
+        };
+        let tbs = tlv(
+            SEQUENCE,
+            &cat(&[
+                version,
+                &tlv(INTEGER, &[1]),
+                &algorithm,
+                &name,
+                &validity,
+                &name,
+                &spki,
+                after_key,
+                &extensions,
+            ]),
+        );
+        tlv(SEQUENCE, &cat(&[&tbs, &algorithm, &tlv(BIT_STRING, &[0, 1, 2])]))
+    }
+
+    fn v3() -> Vec<u8> {
+        tlv(EXPLICIT_0, &tlv(INTEGER, &[2]))
+    }
+
+    fn ca_flag(flag: u8) -> Vec<u8> {
+        tlv(SEQUENCE, &tlv(BOOLEAN, &[flag]))
+    }
+
+    #[test]
+    fn lengths_must_be_minimal() {
+        let read = |bytes: &[u8]| Der::new(bytes).read().map(|t| t.value.len());
+        assert_eq!(read(&[0x04, 0x01, 0xaa]), Some(1));
+        assert_eq!(read(&[0x04, 0x81, 0x01, 0xaa]), None); // long form for a short length
+        let mut long = alloc::vec![0x04, 0x81, 0x80];
+        long.extend([0u8; 0x80]);
+        assert_eq!(read(&long), Some(0x80));
+        let mut padded = alloc::vec![0x04, 0x82, 0x00, 0x80];
+        padded.extend([0u8; 0x80]);
+        assert_eq!(read(&padded), None); // a leading zero byte
+        assert_eq!(read(&[0x04, 0x80]), None); // indefinite
+        assert_eq!(read(&[0x04, 0x02, 0xaa]), None); // truncated
+        assert_eq!(read(&[0x1f, 0x01, 0x00]), None); // multi-byte tag
+    }
+
+    #[test]
+    fn the_hand_built_certificate_parses() {
+        let der = certificate(&v3(), &[], &[ext(BC, Some(0xff), &ca_flag(0xff))]);
+        let cert = Certificate::try_parse(&der).expect("parses");
+        assert!(cert.is_ca && !cert.unknown_critical && cert.p256_key.is_some());
+        // cA FALSE and critical FALSE written out (not DER, as webpki also accepts).
+        let der = certificate(&v3(), &[], &[ext(BC, Some(0x00), &ca_flag(0x00))]);
+        assert!(!Certificate::try_parse(&der).expect("parses").is_ca);
+    }
+
+    #[test]
+    fn booleans_are_0xff_or_0x00_only() {
+        for flag in [0x01, 0x80, 0xfe] {
+            let critical = certificate(&v3(), &[], &[ext(BC, Some(flag), &ca_flag(0xff))]);
+            assert!(Certificate::try_parse(&critical).is_none(), "critical {flag:#x}");
+            let ca = certificate(&v3(), &[], &[ext(BC, None, &ca_flag(flag))]);
+            assert!(Certificate::try_parse(&ca).is_none(), "cA {flag:#x}");
+        }
+    }
+
+    #[test]
+    fn an_extension_appears_once() {
+        let bc = ext(BC, Some(0xff), &ca_flag(0xff));
+        let der = certificate(&v3(), &[], &[bc.clone(), bc]);
+        assert!(Certificate::try_parse(&der).is_none());
+        let san = ext(SAN, None, &tlv(SEQUENCE, &tlv(GN_DNS, b"a.lan")));
+        let der = certificate(&v3(), &[], &[san.clone(), san]);
+        assert!(Certificate::try_parse(&der).is_none());
+        // Unknown extensions are not remembered: a repeat of one is only as bad as the one.
+        let odd = ext(&[0x2b, 0x06, 0x01, 0x04, 0x01, 0x7f], None, &[0x05, 0x00]);
+        let der = certificate(&v3(), &[], &[odd.clone(), odd]);
+        assert!(Certificate::try_parse(&der).is_some());
+    }
+
+    #[test]
+    fn only_version_3_without_unique_identifiers() {
+        assert!(Certificate::try_parse(&certificate(&[], &[], &[])).is_none()); // v1
+        let v2 = tlv(EXPLICIT_0, &tlv(INTEGER, &[1]));
+        assert!(Certificate::try_parse(&certificate(&v2, &[], &[])).is_none());
+        assert!(Certificate::try_parse(&certificate(&v3(), &[], &[])).is_some());
+        let unique = tlv(0x81, &[0, 0xaa]);
+        assert!(Certificate::try_parse(&certificate(&v3(), &unique, &[])).is_none());
+    }
+
+    #[test]
+    fn extension_values_are_read_whole() {
+        // Trailing bytes after basicConstraints' SEQUENCE, a pathLen that is not a small
+        // non-negative INTEGER, a SAN entry that is no GeneralName.
+        let trailing = cat(&[&ca_flag(0xff), &[0x05, 0x00]]);
+        let der = certificate(&v3(), &[], &[ext(BC, None, &trailing)]);
+        assert!(Certificate::try_parse(&der).is_none());
+        for len in [&[0x80u8][..], &[0x00, 0x05], &[0xff]] {
+            let bc = tlv(SEQUENCE, &cat(&[&tlv(BOOLEAN, &[0xff]), &tlv(INTEGER, len)]));
+            let der = certificate(&v3(), &[], &[ext(BC, None, &bc)]);
+            assert!(Certificate::try_parse(&der).is_none(), "{len:?}");
+        }
+        let bc = tlv(SEQUENCE, &cat(&[&tlv(BOOLEAN, &[0xff]), &tlv(INTEGER, &[0x00, 0x80])]));
+        let der = certificate(&v3(), &[], &[ext(BC, None, &bc)]);
+        assert_eq!(Certificate::try_parse(&der).map(|c| c.path_len), Some(Some(0x80)));
+        let san = tlv(SEQUENCE, &tlv(0x89, b"x"));
+        let der = certificate(&v3(), &[], &[ext(SAN, None, &san)]);
+        assert!(Certificate::try_parse(&der).is_none());
+    }
+
+    #[test]
+    fn dns_name_constraints() {
+        assert!(dns_within(b"mqtt.lan", b"lan", true));
+        assert!(dns_within(b"MQTT.LAN", b"lan", true));
+        assert!(dns_within(b"lan", b"lan", true));
+        assert!(!dns_within(b"mqtt.notlan", b"lan", true));
+        assert!(dns_within(b"a.lan", b".lan", true));
+        assert!(!dns_within(b"lan", b".lan", true));
+        assert!(dns_within(b"anything", b"", true));
+        // A wildcard: within a permitted subtree as a whole; within an excluded one when it
+        // covers a name inside.
+        assert!(dns_within(b"*.home.lan", b"lan", true));
+        assert!(!dns_within(b"*.lan", b"evil.lan", true));
+        assert!(dns_within(b"*.lan", b"evil.lan", false));
+        assert!(!dns_within(b"*.lan", b"a.evil.lan", false));
+        assert!(!dns_within(b"*.lan", b".evil.lan", false));
+    }
+
+    #[test]
+    fn ip_name_constraints() {
+        let net = [192, 168, 1, 0, 255, 255, 255, 0];
+        assert_eq!(ip_within(&[192, 168, 1, 9], &net), Ok(true));
+        assert_eq!(ip_within(&[192, 168, 2, 9], &net), Ok(false));
+        assert_eq!(ip_within(&[0; 16], &net), Ok(false));
+        assert_eq!(ip_within(&[10, 0, 0, 1], &[0; 8]), Ok(true)); // 0.0.0.0/0
+        // Masks that are not a prefix, and wrong lengths.
+        assert!(ip_within(&[192, 168, 1, 9], &[192, 168, 1, 0, 255, 0, 255, 0]).is_err());
+        assert!(ip_within(&[192, 168, 1, 9], &[192, 168, 1, 0, 255, 255, 254, 1]).is_err());
+        assert!(ip_within(&[192, 168, 1, 9], &[192, 168, 1, 0, 255, 255, 0xf5, 0]).is_err());
+        assert!(ip_within(&[192, 168, 1, 9], &[192, 168, 1, 0]).is_err());
+        assert!(ip_within(&[192, 168, 1], &net).is_err());
+    }
+
+    #[test]
+    fn the_trusted_time_is_the_later_of_build_and_last_issued() {
+        let build = 1_800_000_000;
+        assert_eq!(trusted_now(build, None), build);
+        let later_ms = (build + 86_400) * 1000 + 999;
+        assert_eq!(trusted_now(build, Some(&later_ms.to_le_bytes())), build + 86_400);
+        let earlier_ms = (build - 1) * 1000;
+        assert_eq!(trusted_now(build, Some(&earlier_ms.to_le_bytes())), build);
+        // Not a u64: ignored, never a panic.
+        assert_eq!(trusted_now(build, Some(&[0xff; 7])), build);
+        assert_eq!(trusted_now(build, Some(&[])), build);
+        assert_eq!(trusted_now(0, Some(&u64::MAX.to_le_bytes())), u64::MAX / 1000);
+    }
 
     fn t(tag: u8, s: &str) -> Option<u64> {
         time(Tlv {
