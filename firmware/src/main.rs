@@ -272,6 +272,18 @@ async fn main(spawner: Spawner) -> ! {
     } else {
         log::info!("storage: {report}");
     }
+    // The newest trustworthy time for certificate expiry: the build time, or the highest
+    // owner-signed issue time accepted before this boot (`net::tls`).
+    let mut issued = [0u8; 8];
+    let stored = match store.get_bytes(keys::OTA_LAST_ISSUED, &mut issued).await {
+        Ok(Some(len)) => issued.get(..len),
+        Ok(None) => None,
+        Err(e) => {
+            log::warn!("storage: the last signed issue time cannot be read: {e}");
+            None
+        }
+    };
+    net::set_trusted_time(stored);
     if panicked && hardware_reset == HardwareReset::Software {
         // The runtime reports the stored reason of a software reset.
         let reason = RebootReason::Fault.as_str();

@@ -539,7 +539,9 @@ impl<'a> Certificate<'a> {
                 return bad("an intermediate certificate is not a CA");
             }
             Role::Issuer { cas_below } if self.path_len.is_some_and(|n| cas_below > n.into()) => {
-                return bad("an intermediate has more CAs below it than its pathLenConstraint allows");
+                return bad(
+                    "an intermediate has more CAs below it than its pathLenConstraint allows",
+                );
             }
             _ => {}
         }
@@ -1086,7 +1088,10 @@ mod tests {
     /// An extension: id (DER contents of the OID), critical flag as encoded (if any), value.
     fn ext(id: &[u8], critical: Option<u8>, value: &[u8]) -> Vec<u8> {
         let flag = critical.map(|b| tlv(BOOLEAN, &[b])).unwrap_or_default();
-        tlv(SEQUENCE, &cat(&[&tlv(OID, id), &flag, &tlv(OCTET_STRING, value)]))
+        tlv(
+            SEQUENCE,
+            &cat(&[&tlv(OID, id), &flag, &tlv(OCTET_STRING, value)]),
+        )
     }
 
     const BC: &[u8] = &[0x55, 0x1d, 19];
@@ -1099,14 +1104,20 @@ mod tests {
         let algorithm = tlv(SEQUENCE, &tlv(OID, OID_ECDSA_SHA256));
         let validity = tlv(
             SEQUENCE,
-            &cat(&[&tlv(UTC_TIME, b"200101000000Z"), &tlv(UTC_TIME, b"300101000000Z")]),
+            &cat(&[
+                &tlv(UTC_TIME, b"200101000000Z"),
+                &tlv(UTC_TIME, b"300101000000Z"),
+            ]),
         );
         let mut point = alloc::vec![0u8, 0x04];
         point.extend([7u8; 64]);
         let spki = tlv(
             SEQUENCE,
             &cat(&[
-                &tlv(SEQUENCE, &cat(&[&tlv(OID, OID_EC_PUBLIC_KEY), &tlv(OID, OID_P256)])),
+                &tlv(
+                    SEQUENCE,
+                    &cat(&[&tlv(OID, OID_EC_PUBLIC_KEY), &tlv(OID, OID_P256)]),
+                ),
                 &tlv(BIT_STRING, &point),
             ]),
         );
@@ -1130,7 +1141,10 @@ mod tests {
                 &extensions,
             ]),
         );
-        tlv(SEQUENCE, &cat(&[&tbs, &algorithm, &tlv(BIT_STRING, &[0, 1, 2])]))
+        tlv(
+            SEQUENCE,
+            &cat(&[&tbs, &algorithm, &tlv(BIT_STRING, &[0, 1, 2])]),
+        )
     }
 
     fn v3() -> Vec<u8> {
@@ -1171,7 +1185,10 @@ mod tests {
     fn booleans_are_0xff_or_0x00_only() {
         for flag in [0x01, 0x80, 0xfe] {
             let critical = certificate(&v3(), &[], &[ext(BC, Some(flag), &ca_flag(0xff))]);
-            assert!(Certificate::try_parse(&critical).is_none(), "critical {flag:#x}");
+            assert!(
+                Certificate::try_parse(&critical).is_none(),
+                "critical {flag:#x}"
+            );
             let ca = certificate(&v3(), &[], &[ext(BC, None, &ca_flag(flag))]);
             assert!(Certificate::try_parse(&ca).is_none(), "cA {flag:#x}");
         }
@@ -1209,13 +1226,22 @@ mod tests {
         let der = certificate(&v3(), &[], &[ext(BC, None, &trailing)]);
         assert!(Certificate::try_parse(&der).is_none());
         for len in [&[0x80u8][..], &[0x00, 0x05], &[0xff]] {
-            let bc = tlv(SEQUENCE, &cat(&[&tlv(BOOLEAN, &[0xff]), &tlv(INTEGER, len)]));
+            let bc = tlv(
+                SEQUENCE,
+                &cat(&[&tlv(BOOLEAN, &[0xff]), &tlv(INTEGER, len)]),
+            );
             let der = certificate(&v3(), &[], &[ext(BC, None, &bc)]);
             assert!(Certificate::try_parse(&der).is_none(), "{len:?}");
         }
-        let bc = tlv(SEQUENCE, &cat(&[&tlv(BOOLEAN, &[0xff]), &tlv(INTEGER, &[0x00, 0x80])]));
+        let bc = tlv(
+            SEQUENCE,
+            &cat(&[&tlv(BOOLEAN, &[0xff]), &tlv(INTEGER, &[0x00, 0x80])]),
+        );
         let der = certificate(&v3(), &[], &[ext(BC, None, &bc)]);
-        assert_eq!(Certificate::try_parse(&der).map(|c| c.path_len), Some(Some(0x80)));
+        assert_eq!(
+            Certificate::try_parse(&der).map(|c| c.path_len),
+            Some(Some(0x80))
+        );
         let san = tlv(SEQUENCE, &tlv(0x89, b"x"));
         let der = certificate(&v3(), &[], &[ext(SAN, None, &san)]);
         assert!(Certificate::try_parse(&der).is_none());
@@ -1246,7 +1272,7 @@ mod tests {
         assert_eq!(ip_within(&[192, 168, 2, 9], &net), Ok(false));
         assert_eq!(ip_within(&[0; 16], &net), Ok(false));
         assert_eq!(ip_within(&[10, 0, 0, 1], &[0; 8]), Ok(true)); // 0.0.0.0/0
-        // Masks that are not a prefix, and wrong lengths.
+                                                                  // Masks that are not a prefix, and wrong lengths.
         assert!(ip_within(&[192, 168, 1, 9], &[192, 168, 1, 0, 255, 0, 255, 0]).is_err());
         assert!(ip_within(&[192, 168, 1, 9], &[192, 168, 1, 0, 255, 255, 254, 1]).is_err());
         assert!(ip_within(&[192, 168, 1, 9], &[192, 168, 1, 0, 255, 255, 0xf5, 0]).is_err());
@@ -1259,13 +1285,19 @@ mod tests {
         let build = 1_800_000_000;
         assert_eq!(trusted_now(build, None), build);
         let later_ms = (build + 86_400) * 1000 + 999;
-        assert_eq!(trusted_now(build, Some(&later_ms.to_le_bytes())), build + 86_400);
+        assert_eq!(
+            trusted_now(build, Some(&later_ms.to_le_bytes())),
+            build + 86_400
+        );
         let earlier_ms = (build - 1) * 1000;
         assert_eq!(trusted_now(build, Some(&earlier_ms.to_le_bytes())), build);
         // Not a u64: ignored, never a panic.
         assert_eq!(trusted_now(build, Some(&[0xff; 7])), build);
         assert_eq!(trusted_now(build, Some(&[])), build);
-        assert_eq!(trusted_now(0, Some(&u64::MAX.to_le_bytes())), u64::MAX / 1000);
+        assert_eq!(
+            trusted_now(0, Some(&u64::MAX.to_le_bytes())),
+            u64::MAX / 1000
+        );
     }
 
     fn t(tag: u8, s: &str) -> Option<u64> {

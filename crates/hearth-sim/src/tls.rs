@@ -104,7 +104,8 @@ impl Verifier {
     fn new(tls: &TlsSettings, provider: &Arc<CryptoProvider>) -> Result<Self, String> {
         let webpki = match &tls.ca {
             Some(ca) => {
-                let unusable = |e: &dyn std::fmt::Display| format!("the CA certificate cannot be used: {e}");
+                let unusable =
+                    |e: &dyn std::fmt::Display| format!("the CA certificate cannot be used: {e}");
                 let der = CertificateDer::from(ca.clone());
                 let anchor = webpki::anchor_from_trusted_cert(&der)
                     .map_err(|e| unusable(&e))?
@@ -171,12 +172,26 @@ impl ServerCertVerifier for Verifier {
                 .map_err(|e| bad(CertificateError::Other(rustls::OtherError(Arc::new(e)))))?;
             let issuers = path.intermediate_certificates().map(|c| c.der());
             let issuers: Vec<CertificateDer<'_>> = issuers.collect();
-            let refused = |why: &'static str| bad(CertificateError::Other(rustls::OtherError(Arc::new(KeyUsageRefused(why)))));
-            if !key_usage(end_entity, KU_DIGITAL_SIGNATURE).map_err(|_| bad(CertificateError::BadEncoding))? {
-                return Err(refused("the server's keyUsage does not allow digitalSignature"));
+            let refused = |why: &'static str| {
+                bad(CertificateError::Other(rustls::OtherError(Arc::new(
+                    KeyUsageRefused(why),
+                ))))
+            };
+            if !key_usage(end_entity, KU_DIGITAL_SIGNATURE)
+                .map_err(|_| bad(CertificateError::BadEncoding))?
+            {
+                return Err(refused(
+                    "the server's keyUsage does not allow digitalSignature",
+                ));
             }
-            for issuer in issuers.iter().map(|c| c.as_ref()).chain([webpki.der.as_slice()]) {
-                if !key_usage(issuer, KU_KEY_CERT_SIGN).map_err(|_| bad(CertificateError::BadEncoding))? {
+            for issuer in issuers
+                .iter()
+                .map(|c| c.as_ref())
+                .chain([webpki.der.as_slice()])
+            {
+                if !key_usage(issuer, KU_KEY_CERT_SIGN)
+                    .map_err(|_| bad(CertificateError::BadEncoding))?
+                {
                     return Err(refused("an issuer's keyUsage does not allow keyCertSign"));
                 }
             }
@@ -241,7 +256,9 @@ fn key_usage(cert: &[u8], bit: usize) -> Result<bool, ()> {
             if n == 0 || n > 4 || rest.len() < n {
                 return Err(());
             }
-            let len = rest[..n].iter().fold(0usize, |l, &b| (l << 8) | usize::from(b));
+            let len = rest[..n]
+                .iter()
+                .fold(0usize, |l, &b| (l << 8) | usize::from(b));
             (len, &rest[n..])
         };
         if rest.len() < len {
@@ -277,7 +294,9 @@ fn key_usage(cert: &[u8], bit: usize) -> Result<bool, ()> {
         }
         let (_, bit_string, _) = element(field.1)?;
         let bits = bit_string.get(1..).ok_or(())?;
-        return Ok(bits.get(bit / 8).is_some_and(|b| b & (0x80 >> (bit % 8)) != 0));
+        return Ok(bits
+            .get(bit / 8)
+            .is_some_and(|b| b & (0x80 >> (bit % 8)) != 0));
     }
     Ok(true)
 }

@@ -198,7 +198,8 @@ fn table() -> Vec<Case> {
     // Issuers.
     let other_root = root_with(|p| {
         p.distinguished_name = rcgen::DistinguishedName::new();
-        p.distinguished_name.push(DnType::CommonName, "Someone else");
+        p.distinguished_name
+            .push(DnType::CommonName, "Someone else");
     });
     cases.push(case(
         "another CA",
@@ -216,27 +217,33 @@ fn table() -> Vec<Case> {
     ));
 
     // basicConstraints.
-    cases.push(case(
-        "a CA certificate as the server's",
-        vec![leaf(&["mqtt.lan"], &root, |p| {
-            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained)
-        })],
-        &root,
-        "mqtt.lan",
-        BAD,
-    ).because("is a CA certificate"));
+    cases.push(
+        case(
+            "a CA certificate as the server's",
+            vec![leaf(&["mqtt.lan"], &root, |p| {
+                p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained)
+            })],
+            &root,
+            "mqtt.lan",
+            BAD,
+        )
+        .because("is a CA certificate"),
+    );
     for (name, flag) in [
         ("intermediate without basicConstraints", IsCa::NoCa),
         ("intermediate with cA false", IsCa::ExplicitNoCa),
     ] {
         let not_ca = intermediate("Not a CA", &root, |p| p.is_ca = flag);
-        cases.push(case(
-            name,
-            vec![leaf(&["mqtt.lan"], &not_ca, none), not_ca.der().to_vec()],
-            &root,
-            "mqtt.lan",
-            BAD,
-        ).because("an intermediate certificate is not a CA"));
+        cases.push(
+            case(
+                name,
+                vec![leaf(&["mqtt.lan"], &not_ca, none), not_ca.der().to_vec()],
+                &root,
+                "mqtt.lan",
+                BAD,
+            )
+            .because("an intermediate certificate is not a CA"),
+        );
     }
     let len0 = intermediate("pathLen 0", &root, |p| {
         p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0))
@@ -249,17 +256,20 @@ fn table() -> Vec<Case> {
         OK,
     ));
     let below0 = intermediate("below pathLen 0", &len0, |_| {});
-    cases.push(case(
-        "pathLen 0 intermediate followed by another intermediate",
-        vec![
-            leaf(&["mqtt.lan"], &below0, none),
-            below0.der().to_vec(),
-            len0.der().to_vec(),
-        ],
-        &root,
-        "mqtt.lan",
-        BAD,
-    ).because("pathLenConstraint"));
+    cases.push(
+        case(
+            "pathLen 0 intermediate followed by another intermediate",
+            vec![
+                leaf(&["mqtt.lan"], &below0, none),
+                below0.der().to_vec(),
+                len0.der().to_vec(),
+            ],
+            &root,
+            "mqtt.lan",
+            BAD,
+        )
+        .because("pathLenConstraint"),
+    );
     let len1 = intermediate("pathLen 1", &root, |p| {
         p.is_ca = IsCa::Ca(BasicConstraints::Constrained(1))
     });
@@ -291,50 +301,68 @@ fn table() -> Vec<Case> {
         p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth]
     };
     let client_mid = intermediate("clients only", &root, client_only);
-    cases.push(case(
-        "intermediate with EKU clientAuth only",
-        vec![leaf(&["mqtt.lan"], &client_mid, none), client_mid.der().to_vec()],
-        &root,
-        "mqtt.lan",
-        BAD,
-    ).because("an intermediate certificate is not for TLS servers"));
+    cases.push(
+        case(
+            "intermediate with EKU clientAuth only",
+            vec![
+                leaf(&["mqtt.lan"], &client_mid, none),
+                client_mid.der().to_vec(),
+            ],
+            &root,
+            "mqtt.lan",
+            BAD,
+        )
+        .because("an intermediate certificate is not for TLS servers"),
+    );
     let server_mid = intermediate("servers", &root, |p| {
         p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth]
     });
     cases.push(case(
         "intermediate with EKU serverAuth",
-        vec![leaf(&["mqtt.lan"], &server_mid, none), server_mid.der().to_vec()],
+        vec![
+            leaf(&["mqtt.lan"], &server_mid, none),
+            server_mid.der().to_vec(),
+        ],
         &root,
         "mqtt.lan",
         OK,
     ));
-    cases.push(case(
-        "leaf with EKU clientAuth only",
-        vec![leaf(&["mqtt.lan"], &root, client_only)],
-        &root,
-        "mqtt.lan",
-        BAD,
-    ).because("the server's certificate is not for TLS servers"));
-    cases.push(case(
-        "leaf with EKU anyExtendedKeyUsage only",
-        vec![leaf(&["mqtt.lan"], &root, |p| {
-            p.extended_key_usages = vec![ExtendedKeyUsagePurpose::Any]
-        })],
-        &root,
-        "mqtt.lan",
-        BAD,
-    ).because("the server's certificate is not for TLS servers"));
+    cases.push(
+        case(
+            "leaf with EKU clientAuth only",
+            vec![leaf(&["mqtt.lan"], &root, client_only)],
+            &root,
+            "mqtt.lan",
+            BAD,
+        )
+        .because("the server's certificate is not for TLS servers"),
+    );
+    cases.push(
+        case(
+            "leaf with EKU anyExtendedKeyUsage only",
+            vec![leaf(&["mqtt.lan"], &root, |p| {
+                p.extended_key_usages = vec![ExtendedKeyUsagePurpose::Any]
+            })],
+            &root,
+            "mqtt.lan",
+            BAD,
+        )
+        .because("the server's certificate is not for TLS servers"),
+    );
 
     // Unknown extensions.
-    cases.push(case(
-        "unknown critical extension on the leaf",
-        vec![leaf(&["mqtt.lan"], &root, |p| {
-            p.custom_extensions = vec![unknown_extension(true)]
-        })],
-        &root,
-        "mqtt.lan",
-        BAD,
-    ).because("the server's certificate has an unknown critical extension"));
+    cases.push(
+        case(
+            "unknown critical extension on the leaf",
+            vec![leaf(&["mqtt.lan"], &root, |p| {
+                p.custom_extensions = vec![unknown_extension(true)]
+            })],
+            &root,
+            "mqtt.lan",
+            BAD,
+        )
+        .because("the server's certificate has an unknown critical extension"),
+    );
     cases.push(case(
         "unknown non-critical extension on the leaf",
         vec![leaf(&["mqtt.lan"], &root, |p| {
@@ -347,13 +375,16 @@ fn table() -> Vec<Case> {
     let odd_mid = intermediate("odd", &root, |p| {
         p.custom_extensions = vec![unknown_extension(true)]
     });
-    cases.push(case(
-        "unknown critical extension on the intermediate",
-        vec![leaf(&["mqtt.lan"], &odd_mid, none), odd_mid.der().to_vec()],
-        &root,
-        "mqtt.lan",
-        BAD,
-    ).because("an intermediate certificate has an unknown critical extension"));
+    cases.push(
+        case(
+            "unknown critical extension on the intermediate",
+            vec![leaf(&["mqtt.lan"], &odd_mid, none), odd_mid.der().to_vec()],
+            &root,
+            "mqtt.lan",
+            BAD,
+        )
+        .because("an intermediate certificate has an unknown critical extension"),
+    );
     let odd_root = root_with(|p| p.custom_extensions = vec![unknown_extension(true)]);
     cases.push(case(
         "unknown critical extension on mqttca (trusted as configured)",
@@ -363,28 +394,39 @@ fn table() -> Vec<Case> {
         OK,
     ));
     // A second subjectAltName (rcgen writes one for the names; this is another).
-    let san = vec![0x30, 0x0a, 0x82, 0x08, b'm', b'q', b't', b't', b'.', b'l', b'a', b'n'];
-    cases.push(case(
-        "duplicate subjectAltName extension",
-        vec![leaf(&["mqtt.lan"], &root, |p| {
-            p.custom_extensions = vec![CustomExtension::from_oid_content(&[2, 5, 29, 17], san)]
-        })],
-        &root,
-        "mqtt.lan",
-        BAD,
-    ).because("malformed"));
+    let san = vec![
+        0x30, 0x0a, 0x82, 0x08, b'm', b'q', b't', b't', b'.', b'l', b'a', b'n',
+    ];
+    cases.push(
+        case(
+            "duplicate subjectAltName extension",
+            vec![leaf(&["mqtt.lan"], &root, |p| {
+                p.custom_extensions = vec![CustomExtension::from_oid_content(&[2, 5, 29, 17], san)]
+            })],
+            &root,
+            "mqtt.lan",
+            BAD,
+        )
+        .because("malformed"),
+    );
 
     // keyUsage.
     let no_cert_sign = intermediate("no keyCertSign", &root, |p| {
         p.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::CrlSign]
     });
-    cases.push(case(
-        "intermediate keyUsage without keyCertSign",
-        vec![leaf(&["mqtt.lan"], &no_cert_sign, none), no_cert_sign.der().to_vec()],
-        &root,
-        "mqtt.lan",
-        BAD,
-    ).because("keyCertSign"));
+    cases.push(
+        case(
+            "intermediate keyUsage without keyCertSign",
+            vec![
+                leaf(&["mqtt.lan"], &no_cert_sign, none),
+                no_cert_sign.der().to_vec(),
+            ],
+            &root,
+            "mqtt.lan",
+            BAD,
+        )
+        .because("keyCertSign"),
+    );
     let no_ku = intermediate("no keyUsage", &root, |p| p.key_usages = Vec::new());
     cases.push(case(
         "intermediate without keyUsage",
@@ -394,22 +436,28 @@ fn table() -> Vec<Case> {
         OK,
     ));
     let root_no_cert_sign = root_with(|p| p.key_usages = vec![KeyUsagePurpose::CrlSign]);
-    cases.push(case(
-        "mqttca keyUsage without keyCertSign",
-        vec![leaf(&["mqtt.lan"], &root_no_cert_sign, none)],
-        &root_no_cert_sign,
-        "mqtt.lan",
-        BAD,
-    ).because("keyCertSign"));
-    cases.push(case(
-        "leaf keyUsage without digitalSignature",
-        vec![leaf(&["mqtt.lan"], &root, |p| {
-            p.key_usages = vec![KeyUsagePurpose::KeyEncipherment]
-        })],
-        &root,
-        "mqtt.lan",
-        BAD,
-    ).because("digitalSignature"));
+    cases.push(
+        case(
+            "mqttca keyUsage without keyCertSign",
+            vec![leaf(&["mqtt.lan"], &root_no_cert_sign, none)],
+            &root_no_cert_sign,
+            "mqtt.lan",
+            BAD,
+        )
+        .because("keyCertSign"),
+    );
+    cases.push(
+        case(
+            "leaf keyUsage without digitalSignature",
+            vec![leaf(&["mqtt.lan"], &root, |p| {
+                p.key_usages = vec![KeyUsagePurpose::KeyEncipherment]
+            })],
+            &root,
+            "mqtt.lan",
+            BAD,
+        )
+        .because("digitalSignature"),
+    );
     cases.push(case(
         "leaf keyUsage digitalSignature",
         vec![leaf(&["mqtt.lan"], &root, |p| {
@@ -429,7 +477,10 @@ fn table() -> Vec<Case> {
     };
     cases.push(case(
         "expired leaf",
-        vec![leaf(&["mqtt.lan"], &mid, years(2020, 2025)), mid.der().to_vec()],
+        vec![
+            leaf(&["mqtt.lan"], &mid, years(2020, 2025)),
+            mid.der().to_vec(),
+        ],
         &root,
         "mqtt.lan",
         Err(TlsError::Expired),
@@ -470,27 +521,36 @@ fn table() -> Vec<Case> {
         "mqtt.lan",
         OK,
     ));
-    cases.push(case(
-        "permitted lan: mqtt.example",
-        via(&["mqtt.example"], &lan_only),
-        &root,
-        "mqtt.example",
-        BAD,
-    ).because("name constraints"));
-    cases.push(case(
-        "permitted lan: one name of two outside",
-        via(&["mqtt.lan", "mqtt.example"], &lan_only),
-        &root,
-        "mqtt.lan",
-        BAD,
-    ).because("name constraints"));
-    cases.push(case(
-        "permitted lan: a label ending in lan is not within",
-        via(&["mqtt.notlan"], &lan_only),
-        &root,
-        "mqtt.notlan",
-        BAD,
-    ).because("name constraints"));
+    cases.push(
+        case(
+            "permitted lan: mqtt.example",
+            via(&["mqtt.example"], &lan_only),
+            &root,
+            "mqtt.example",
+            BAD,
+        )
+        .because("name constraints"),
+    );
+    cases.push(
+        case(
+            "permitted lan: one name of two outside",
+            via(&["mqtt.lan", "mqtt.example"], &lan_only),
+            &root,
+            "mqtt.lan",
+            BAD,
+        )
+        .because("name constraints"),
+    );
+    cases.push(
+        case(
+            "permitted lan: a label ending in lan is not within",
+            via(&["mqtt.notlan"], &lan_only),
+            &root,
+            "mqtt.notlan",
+            BAD,
+        )
+        .because("name constraints"),
+    );
     cases.push(case(
         "permitted lan: an IP address is not constrained by DNS subtrees",
         via(&["mqtt.lan", "10.0.0.1"], &lan_only),
@@ -515,34 +575,46 @@ fn table() -> Vec<Case> {
         "mqtt.lan",
         OK,
     ));
-    cases.push(case(
-        "excluded evil.lan: x.evil.lan",
-        via(&["x.evil.lan"], &not_evil),
-        &root,
-        "x.evil.lan",
-        BAD,
-    ).because("name constraints"));
-    cases.push(case(
-        "excluded evil.lan: evil.lan itself",
-        via(&["evil.lan"], &not_evil),
-        &root,
-        "evil.lan",
-        BAD,
-    ).because("name constraints"));
-    cases.push(case(
-        "excluded evil.lan: wildcard *.evil.lan",
-        via(&["*.evil.lan"], &not_evil),
-        &root,
-        "x.evil.lan",
-        BAD,
-    ).because("name constraints"));
-    cases.push(case(
-        "excluded evil.home.lan: wildcard *.home.lan covers it",
-        via(&["*.home.lan"], &not_evil),
-        &root,
-        "mqtt.home.lan",
-        BAD,
-    ).because("name constraints"));
+    cases.push(
+        case(
+            "excluded evil.lan: x.evil.lan",
+            via(&["x.evil.lan"], &not_evil),
+            &root,
+            "x.evil.lan",
+            BAD,
+        )
+        .because("name constraints"),
+    );
+    cases.push(
+        case(
+            "excluded evil.lan: evil.lan itself",
+            via(&["evil.lan"], &not_evil),
+            &root,
+            "evil.lan",
+            BAD,
+        )
+        .because("name constraints"),
+    );
+    cases.push(
+        case(
+            "excluded evil.lan: wildcard *.evil.lan",
+            via(&["*.evil.lan"], &not_evil),
+            &root,
+            "x.evil.lan",
+            BAD,
+        )
+        .because("name constraints"),
+    );
+    cases.push(
+        case(
+            "excluded evil.home.lan: wildcard *.home.lan covers it",
+            via(&["*.home.lan"], &not_evil),
+            &root,
+            "mqtt.home.lan",
+            BAD,
+        )
+        .because("name constraints"),
+    );
     cases.push(case(
         "excluded evil.home.lan: wildcard *.x.home.lan does not",
         via(&["*.x.home.lan"], &not_evil),
@@ -566,20 +638,26 @@ fn table() -> Vec<Case> {
         "192.168.1.10",
         OK,
     ));
-    cases.push(case(
-        "permitted 192.168.1.0/24: 10.0.0.1",
-        via(&["10.0.0.1"], &subnet),
-        &root,
-        "10.0.0.1",
-        BAD,
-    ).because("name constraints"));
-    cases.push(case(
-        "permitted 192.168.1.0/24: an IPv6 address is another family",
-        via(&["192.168.1.10", "::1"], &subnet),
-        &root,
-        "192.168.1.10",
-        BAD,
-    ).because("name constraints"));
+    cases.push(
+        case(
+            "permitted 192.168.1.0/24: 10.0.0.1",
+            via(&["10.0.0.1"], &subnet),
+            &root,
+            "10.0.0.1",
+            BAD,
+        )
+        .because("name constraints"),
+    );
+    cases.push(
+        case(
+            "permitted 192.168.1.0/24: an IPv6 address is another family",
+            via(&["192.168.1.10", "::1"], &subnet),
+            &root,
+            "192.168.1.10",
+            BAD,
+        )
+        .because("name constraints"),
+    );
     let by_directory = intermediate("by directory", &root, |p| {
         let mut dn = rcgen::DistinguishedName::new();
         dn.push(DnType::OrganizationName, "Hearth");
@@ -588,21 +666,27 @@ fn table() -> Vec<Case> {
             excluded_subtrees: Vec::new(),
         })
     });
-    cases.push(case(
-        "directory name constraints are not supported: refused",
-        via(&["mqtt.lan"], &by_directory),
-        &root,
-        "mqtt.lan",
-        BAD,
-    ).because("name constraints"));
+    cases.push(
+        case(
+            "directory name constraints are not supported: refused",
+            via(&["mqtt.lan"], &by_directory),
+            &root,
+            "mqtt.lan",
+            BAD,
+        )
+        .because("name constraints"),
+    );
     let root_example = root_with(|p| p.name_constraints = dns_subtrees(&["example"], &[]));
-    cases.push(case(
-        "mqttca permitted example: mqtt.lan",
-        vec![leaf(&["mqtt.lan"], &root_example, none)],
-        &root_example,
-        "mqtt.lan",
-        BAD,
-    ).because("name constraints"));
+    cases.push(
+        case(
+            "mqttca permitted example: mqtt.lan",
+            vec![leaf(&["mqtt.lan"], &root_example, none)],
+            &root_example,
+            "mqtt.lan",
+            BAD,
+        )
+        .because("name constraints"),
+    );
     let mid_example = intermediate("under example", &root_example, |_| {});
     cases.push(case(
         "mqttca permitted example: through an intermediate",
