@@ -297,10 +297,15 @@ struct Certificate<'a> {
 
 impl<'a> Certificate<'a> {
     fn parse(der: &'a [u8]) -> Result<Self, Rejection> {
-        Self::try_parse(der).ok_or(MALFORMED)
+        Self::try_parse(der, false).ok_or(MALFORMED)
     }
 
-    fn try_parse(der: &'a [u8]) -> Option<Self> {
+    /// `mqttca`: also a version 1 certificate (no extensions), as webpki takes trust anchors.
+    fn parse_anchor(der: &'a [u8]) -> Result<Self, Rejection> {
+        Self::try_parse(der, true).ok_or(MALFORMED)
+    }
+
+    fn try_parse(der: &'a [u8], version_1_ok: bool) -> Option<Self> {
         let mut outer = Der::new(der);
         let mut certificate = outer.enter(SEQUENCE)?;
         if !outer.is_empty() {
@@ -316,10 +321,14 @@ impl<'a> Certificate<'a> {
 
         let mut t = Der::new(tbs.value);
         // Version 3 only (as webpki): the only version with extensions, so the only one in
-        // which "not a CA" can be told from an old certificate.
-        let mut version = t.enter(EXPLICIT_0)?;
-        if version.expect(INTEGER)?.value != [2] || !version.is_empty() {
-            return None;
+        // which "not a CA" can be told from an old certificate. A version 1 CA (the version
+        // left out) is trusted as configured, with no extensions.
+        let version_1 = version_1_ok && t.peek_tag() == Some(INTEGER);
+        if !version_1 {
+            let mut version = t.enter(EXPLICIT_0)?;
+            if version.expect(INTEGER)?.value != [2] || !version.is_empty() {
+                return None;
+            }
         }
         t.expect(INTEGER)?; // serial number
         let inner_algorithm = t.enter(SEQUENCE)?.expect(OID)?.value;
@@ -363,6 +372,9 @@ impl<'a> Certificate<'a> {
             name_constraints: None,
             unknown_critical: false,
         };
+        if version_1 {
+            return t.is_empty().then_some(cert);
+        }
         if let Some(extensions) = t.optional(EXPLICIT_3)? {
             let mut wrapper = Der::new(extensions.value);
             let mut list = wrapper.enter(SEQUENCE)?;
@@ -835,7 +847,7 @@ pub fn verify_server(
     ))?;
     let leaf = Certificate::parse(leaf_der)?;
     if let Some(ca) = trust.ca {
-        let anchor = Certificate::parse(ca).map_err(|_| {
+        let anchor = Certificate::parse_anchor(ca).map_err(|_| {
             reject(
                 TlsError::BadConfig,
                 "mqttca is not a certificate this device can read",
@@ -1147,6 +1159,10 @@ mod tests {
         )
     }
 
+    fn parse(der: &[u8]) -> Option<Certificate<'_>> {
+        Certificate::try_parse(der, false)
+    }
+
     fn v3() -> Vec<u8> {
         tlv(EXPLICIT_0, &tlv(INTEGER, &[2]))
     }
@@ -1174,23 +1190,20 @@ mod tests {
     #[test]
     fn the_hand_built_certificate_parses() {
         let der = certificate(&v3(), &[], &[ext(BC, Some(0xff), &ca_flag(0xff))]);
-        let cert = Certificate::try_parse(&der).expect("parses");
+        let cert = parse(&der).expect("parses");
         assert!(cert.is_ca && !cert.unknown_critical && cert.p256_key.is_some());
         // cA FALSE and critical FALSE written out (not DER, as webpki also accepts).
         let der = certificate(&v3(), &[], &[ext(BC, Some(0x00), &ca_flag(0x00))]);
-        assert!(!Certificate::try_parse(&der).expect("parses").is_ca);
+        assert!(!parse(&der).expect("parses").is_ca);
     }
 
     #[test]
     fn booleans_are_0xff_or_0x00_only() {
         for flag in [0x01, 0x80, 0xfe] {
             let critical = certificate(&v3(), &[], &[ext(BC, Some(flag), &ca_flag(0xff))]);
-            assert!(
-                Certificate::try_parse(&critical).is_none(),
-                "critical {flag:#x}"
-            );
+            assert!(parse(&critical).is_none(), "critical {flag:#x}");
             let ca = certificate(&v3(), &[], &[ext(BC, None, &ca_flag(flag))]);
-            assert!(Certificate::try_parse(&ca).is_none(), "cA {flag:#x}");
+            assert!(parse(&ca).is_none(), "cA {flag:#x}");
         }
     }
 
@@ -1198,24 +1211,31 @@ mod tests {
     fn an_extension_appears_once() {
         let bc = ext(BC, Some(0xff), &ca_flag(0xff));
         let der = certificate(&v3(), &[], &[bc.clone(), bc]);
-        assert!(Certificate::try_parse(&der).is_none());
+        assert!(parse(&der).is_none());
         let san = ext(SAN, None, &tlv(SEQUENCE, &tlv(GN_DNS, b"a.lan")));
         let der = certificate(&v3(), &[], &[san.clone(), san]);
-        assert!(Certificate::try_parse(&der).is_none());
+        assert!(parse(&der).is_none());
         // Unknown extensions are not remembered: a repeat of one is only as bad as the one.
         let odd = ext(&[0x2b, 0x06, 0x01, 0x04, 0x01, 0x7f], None, &[0x05, 0x00]);
         let der = certificate(&v3(), &[], &[odd.clone(), odd]);
-        assert!(Certificate::try_parse(&der).is_some());
+        assert!(parse(&der).is_some());
     }
 
     #[test]
     fn only_version_3_without_unique_identifiers() {
-        assert!(Certificate::try_parse(&certificate(&[], &[], &[])).is_none()); // v1
+        assert!(parse(&certificate(&[], &[], &[])).is_none()); // v1
         let v2 = tlv(EXPLICIT_0, &tlv(INTEGER, &[1]));
-        assert!(Certificate::try_parse(&certificate(&v2, &[], &[])).is_none());
-        assert!(Certificate::try_parse(&certificate(&v3(), &[], &[])).is_some());
+        assert!(parse(&certificate(&v2, &[], &[])).is_none());
+        assert!(parse(&certificate(&v3(), &[], &[])).is_some());
+        // mqttca may be a version 1 certificate (as for webpki's trust anchors), without
+        // extensions and without the version element.
+        let v1 = certificate(&[], &[], &[]);
+        assert!(Certificate::try_parse(&v1, true).is_some());
+        let v1_extended = certificate(&[], &[], &[ext(BC, None, &ca_flag(0xff))]);
+        assert!(Certificate::try_parse(&v1_extended, true).is_none());
+        assert!(Certificate::try_parse(&certificate(&v2, &[], &[]), true).is_none());
         let unique = tlv(0x81, &[0, 0xaa]);
-        assert!(Certificate::try_parse(&certificate(&v3(), &unique, &[])).is_none());
+        assert!(parse(&certificate(&v3(), &unique, &[])).is_none());
     }
 
     #[test]
@@ -1224,27 +1244,24 @@ mod tests {
         // non-negative INTEGER, a SAN entry that is no GeneralName.
         let trailing = cat(&[&ca_flag(0xff), &[0x05, 0x00]]);
         let der = certificate(&v3(), &[], &[ext(BC, None, &trailing)]);
-        assert!(Certificate::try_parse(&der).is_none());
+        assert!(parse(&der).is_none());
         for len in [&[0x80u8][..], &[0x00, 0x05], &[0xff]] {
             let bc = tlv(
                 SEQUENCE,
                 &cat(&[&tlv(BOOLEAN, &[0xff]), &tlv(INTEGER, len)]),
             );
             let der = certificate(&v3(), &[], &[ext(BC, None, &bc)]);
-            assert!(Certificate::try_parse(&der).is_none(), "{len:?}");
+            assert!(parse(&der).is_none(), "{len:?}");
         }
         let bc = tlv(
             SEQUENCE,
             &cat(&[&tlv(BOOLEAN, &[0xff]), &tlv(INTEGER, &[0x00, 0x80])]),
         );
         let der = certificate(&v3(), &[], &[ext(BC, None, &bc)]);
-        assert_eq!(
-            Certificate::try_parse(&der).map(|c| c.path_len),
-            Some(Some(0x80))
-        );
+        assert_eq!(parse(&der).map(|c| c.path_len), Some(Some(0x80)));
         let san = tlv(SEQUENCE, &tlv(0x89, b"x"));
         let der = certificate(&v3(), &[], &[ext(SAN, None, &san)]);
-        assert!(Certificate::try_parse(&der).is_none());
+        assert!(parse(&der).is_none());
     }
 
     #[test]
