@@ -1,16 +1,22 @@
 //! Server-certificate verification for TLS clients that leave it to the application (the
-//! ESP32 firmware's embedded-tls): the same rules as the simulator's rustls verifier
-//! (`hearth_sim::tls`), written for `no_std` without an allocator so that it runs on the chip
-//! and is tested on the host.
+//! ESP32 firmware's embedded-tls): the same rules as the simulator's verifier
+//! (`hearth_sim::tls`: rustls/webpki, plus keyUsage), written for `no_std` without an
+//! allocator so that it runs on the chip and is tested on the host. Both are run on one table
+//! of chains and must give the same verdicts (`crates/hearth-sim/tests/tls_verdicts.rs`).
 //!
-//! - [`verify_server`]: the chain the server sent, against `mqttca` (signatures up to that one
-//!   CA, intermediates must be CAs, validity periods), the host name (DNS names and IP
-//!   addresses of the subject alternative names; the common name is not used, as with
-//!   webpki), and the `mqttpin` (SHA-256 of the server's SubjectPublicKeyInfo). It returns the
-//!   server's key for the handshake signature ([`ServerKey::verify_handshake`]).
+//! - [`verify_server`]: the chain the server sent, against `mqttca`: signatures up to that one
+//!   CA; on every certificate below it, unknown critical extensions, the validity period,
+//!   basicConstraints (the server's certificate is no CA, each intermediate is one, within its
+//!   path length), the extended key usage (TLS server) and keyUsage; the name constraints of
+//!   every CA above a certificate (DNS names, IP addresses); strict DER, each extension once.
+//!   Then the host name (DNS names and IP addresses of the subject alternative names; the
+//!   common name is not used, as with webpki), and the `mqttpin` (SHA-256 of the server's
+//!   SubjectPublicKeyInfo). It returns the server's key for the handshake signature
+//!   ([`ServerKey::verify_handshake`]).
 //! - [`Clock`]: what is known about the time. A device without a wall clock knows only a lower
-//!   bound (the firmware's build time), which still rejects every certificate that expired
-//!   before that date; the "not before" date cannot be checked against a lower bound.
+//!   bound ([`trusted_now`]: the firmware's build time or the last owner-signed issue time),
+//!   which still rejects every certificate that expired before it; the "not before" date
+//!   cannot be checked against a lower bound.
 //! - [`client_key`]: the device's P-256 key from `mqttclientkey` (PKCS#8 or SEC1 DER).
 //!
 //! Supported algorithms: ECDSA with P-256 and SHA-256, for the certificates' signatures and

@@ -1,7 +1,9 @@
 //! `hearth_device::tls`, the chip's certificate checks, against real certificates made by rcgen
 //! (the same generator as the simulator's TLS tests): chains, the one CA, validity periods
 //! with and without a wall clock, host names and addresses, pins, key types, client keys and
-//! the TLS 1.3 handshake signature.
+//! the TLS 1.3 handshake signature. The whole-chain rules (basicConstraints, path lengths,
+//! EKU, keyUsage, critical extensions, name constraints) are a table run against both the
+//! chip's verifier and the simulator's: `crates/hearth-sim/tests/tls_verdicts.rs`.
 
 use hearth_device::tls::{client_key, spki_sha256, verify_server, Clock, Trust};
 use hearth_device::TlsError;

@@ -100,6 +100,58 @@ struct Anchor {
     der: Vec<u8>,
 }
 
+impl Anchor {
+    /// keyUsage on the path webpki finds to this CA: digitalSignature on the server's
+    /// certificate, keyCertSign on every issuer (when they have a keyUsage). Before rustls's
+    /// verifier, which checks the host name, so that the order is the chip's; a certificate
+    /// or chain webpki refuses is left to that verifier, which says why.
+    fn check_key_usage(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+        algorithms: &[&dyn rustls::pki_types::SignatureVerificationAlgorithm],
+    ) -> Result<(), rustls::Error> {
+        let Ok(cert) = webpki::EndEntityCert::try_from(end_entity) else {
+            return Ok(());
+        };
+        let Ok(path) = cert.verify_for_usage(
+            algorithms,
+            std::slice::from_ref(&self.anchor),
+            intermediates,
+            now,
+            webpki::KeyUsage::server_auth(),
+            None,
+            None,
+        ) else {
+            return Ok(());
+        };
+        let refused = |why: &'static str| {
+            bad(CertificateError::Other(rustls::OtherError(Arc::new(
+                KeyUsageRefused(why),
+            ))))
+        };
+        let unreadable = |_| bad(CertificateError::BadEncoding);
+        if !key_usage(end_entity, KU_DIGITAL_SIGNATURE).map_err(unreadable)? {
+            return Err(refused(
+                "the server's keyUsage does not allow digitalSignature",
+            ));
+        }
+        let issuers: Vec<CertificateDer<'_>> =
+            path.intermediate_certificates().map(|c| c.der()).collect();
+        for issuer in issuers
+            .iter()
+            .map(|c| c.as_ref())
+            .chain([self.der.as_slice()])
+        {
+            if !key_usage(issuer, KU_KEY_CERT_SIGN).map_err(unreadable)? {
+                return Err(refused("an issuer's keyUsage does not allow keyCertSign"));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Verifier {
     fn new(tls: &TlsSettings, provider: &Arc<CryptoProvider>) -> Result<Self, String> {
         let webpki = match &tls.ca {
@@ -148,9 +200,8 @@ impl ServerCertVerifier for Verifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let cert = webpki::EndEntityCert::try_from(end_entity)
-            .map_err(|_| bad(CertificateError::BadEncoding))?;
         if let Some(webpki) = &self.webpki {
+            webpki.check_key_usage(end_entity, intermediates, now, self.algorithms.all)?;
             webpki.verifier.verify_server_cert(
                 end_entity,
                 intermediates,
@@ -158,44 +209,9 @@ impl ServerCertVerifier for Verifier {
                 ocsp_response,
                 now,
             )?;
-            // The path webpki accepted (found again: rustls does not hand it out).
-            let path = cert
-                .verify_for_usage(
-                    self.algorithms.all,
-                    std::slice::from_ref(&webpki.anchor),
-                    intermediates,
-                    now,
-                    webpki::KeyUsage::server_auth(),
-                    None,
-                    None,
-                )
-                .map_err(|e| bad(CertificateError::Other(rustls::OtherError(Arc::new(e)))))?;
-            let issuers = path.intermediate_certificates().map(|c| c.der());
-            let issuers: Vec<CertificateDer<'_>> = issuers.collect();
-            let refused = |why: &'static str| {
-                bad(CertificateError::Other(rustls::OtherError(Arc::new(
-                    KeyUsageRefused(why),
-                ))))
-            };
-            if !key_usage(end_entity, KU_DIGITAL_SIGNATURE)
-                .map_err(|_| bad(CertificateError::BadEncoding))?
-            {
-                return Err(refused(
-                    "the server's keyUsage does not allow digitalSignature",
-                ));
-            }
-            for issuer in issuers
-                .iter()
-                .map(|c| c.as_ref())
-                .chain([webpki.der.as_slice()])
-            {
-                if !key_usage(issuer, KU_KEY_CERT_SIGN)
-                    .map_err(|_| bad(CertificateError::BadEncoding))?
-                {
-                    return Err(refused("an issuer's keyUsage does not allow keyCertSign"));
-                }
-            }
         }
+        let cert = webpki::EndEntityCert::try_from(end_entity)
+            .map_err(|_| bad(CertificateError::BadEncoding))?;
         if self.webpki.is_none() {
             cert.verify_is_valid_for_subject_name(server_name)
                 .map_err(|_| bad(CertificateError::NotValidForName))?;

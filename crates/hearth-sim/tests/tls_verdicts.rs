@@ -458,6 +458,18 @@ fn table() -> Vec<Case> {
         )
         .because("digitalSignature"),
     );
+    cases.push(
+        case(
+            "leaf keyUsage without digitalSignature, and the wrong host (the chain comes first)",
+            vec![leaf(&["mqtt.lan"], &root, |p| {
+                p.key_usages = vec![KeyUsagePurpose::KeyEncipherment]
+            })],
+            &root,
+            "other.lan",
+            BAD,
+        )
+        .because("digitalSignature"),
+    );
     cases.push(case(
         "leaf keyUsage digitalSignature",
         vec![leaf(&["mqtt.lan"], &root, |p| {
