@@ -87,7 +87,7 @@ use hearth_device::profiles::scale_sensor::ScaleSensor;
 use hearth_device::profiles::tnowp::TNowP;
 use hearth_device::profiles::Plan;
 use hearth_device::update::BootMode;
-use hearth_storage::KvStore;
+use hearth_storage::{keys, KvStore};
 use static_cell::StaticCell;
 
 use crate::board::EspBoard;
@@ -276,6 +276,18 @@ async fn main(spawner: Spawner) -> ! {
     } else {
         log::info!("storage: {report}");
     }
+    // The newest trustworthy time for certificate expiry: the build time, or the highest
+    // owner-signed issue time accepted before this boot (`net::tls`).
+    let mut issued = [0u8; 8];
+    let stored = match store.get_bytes(keys::OTA_LAST_ISSUED, &mut issued).await {
+        Ok(Some(len)) => issued.get(..len),
+        Ok(None) => None,
+        Err(e) => {
+            log::warn!("storage: the last signed issue time cannot be read: {e}");
+            None
+        }
+    };
+    net::set_trusted_time(stored);
 
     let firmware = board::Firmware {
         slots,

@@ -1,7 +1,9 @@
 //! `hearth_device::tls`, the chip's certificate checks, against real certificates made by rcgen
 //! (the same generator as the simulator's TLS tests): chains, the one CA, validity periods
 //! with and without a wall clock, host names and addresses, pins, key types, client keys and
-//! the TLS 1.3 handshake signature.
+//! the TLS 1.3 handshake signature. The whole-chain rules (basicConstraints, path lengths,
+//! EKU, keyUsage, critical extensions, name constraints) are a table run against both the
+//! chip's verifier and the simulator's: `crates/hearth-sim/tests/tls_verdicts.rs`.
 
 use hearth_device::tls::{client_key, spki_sha256, verify_server, Clock, Trust};
 use hearth_device::TlsError;
@@ -515,4 +517,68 @@ fn sec1_names_curve(sec1: &[u8]) -> bool {
     let (_, _, rest) = tlv(key); // version
     let (_, _, rest) = tlv(rest); // privateKey
     rest.first() == Some(&0xa0)
+}
+
+#[test]
+fn every_single_byte_change_is_refused_never_a_panic() {
+    // A chain that exercises every parser: a name-constrained intermediate with keyUsage and
+    // EKU, a server certificate with DNS and IP names, keyUsage and EKU.
+    let root = ca("Hearth root");
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(1));
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "Hearth constrained");
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    params.name_constraints = Some(rcgen::NameConstraints {
+        permitted_subtrees: vec![
+            rcgen::GeneralSubtree::DnsName("lan".into()),
+            rcgen::GeneralSubtree::IpAddress(rcgen::CidrSubnet::from_v4_prefix(
+                [192, 168, 1, 0],
+                24,
+            )),
+        ],
+        excluded_subtrees: vec![rcgen::GeneralSubtree::DnsName("evil.lan".into())],
+    });
+    let mid = CertifiedIssuer::signed_by(params, KeyPair::generate().expect("key"), &root)
+        .expect("intermediate");
+    let s = server_with(
+        &["mqtt.lan", "192.168.1.10"],
+        &mid,
+        (2020, 2200),
+        &rcgen::PKCS_ECDSA_P256_SHA256,
+        |p| {
+            p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+            p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        },
+    );
+    let t = trust("mqtt.lan", Some(root.der()), None);
+    verify_server(&[&s.der, mid.der()], &t, Clock::Now(Y2030)).expect("the unchanged chain");
+    let (mut tried, mut refused) = (0, 0);
+    for which in 0..2 {
+        let original = if which == 0 {
+            s.der.clone()
+        } else {
+            mid.der().to_vec()
+        };
+        for i in 0..original.len() {
+            for flip in [0x01u8, 0x80, 0xff] {
+                let mut changed = original.clone();
+                changed[i] ^= flip;
+                let chain: [&[u8]; 2] = if which == 0 {
+                    [&changed, mid.der()]
+                } else {
+                    [&s.der, &changed]
+                };
+                // No panic, and no acceptance: every byte is covered by a signature or by
+                // the structure around it.
+                tried += 1;
+                if verify_server(&chain, &t, Clock::Now(Y2030)).is_err() {
+                    refused += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(refused, tried, "changed certificates accepted");
 }

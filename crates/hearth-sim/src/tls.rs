@@ -5,8 +5,10 @@
 //! config-lines`.
 //!
 //! Verification: with a CA, rustls's webpki verifier checks the chain to that CA alone, the
-//! validity period against the wall clock and the host name; with a pin as well, the server's
-//! public key must also match it. With a pin only, the pinned key is the trust anchor: the
+//! validity period against the wall clock and the host name, and then [`key_usage`] checks the
+//! keyUsage of the chain webpki found (which webpki itself ignores; the chip checks it too, so
+//! that both verifiers give the same verdicts: `tests/tls_verdicts.rs`); with a pin as well,
+//! the server's public key must also match it. With a pin only, the pinned key is the trust anchor: the
 //! key and the host name are checked, the validity period is not (like an SSH host key, the
 //! pin is the decision to trust that key). There is no way to accept any certificate.
 
@@ -32,28 +34,7 @@ fn provider() -> Arc<CryptoProvider> {
 /// part of the configuration cannot be used.
 pub fn client_config(tls: &TlsSettings) -> Result<Arc<ClientConfig>, String> {
     let provider = provider();
-    let webpki = match &tls.ca {
-        Some(ca) => {
-            let mut roots = RootCertStore::empty();
-            roots
-                .add(CertificateDer::from(ca.clone()))
-                .map_err(|e| format!("the CA certificate cannot be used: {e}"))?;
-            Some(
-                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-                    .build()
-                    .map_err(|e| format!("the CA certificate cannot be used: {e}"))?,
-            )
-        }
-        None => None,
-    };
-    if webpki.is_none() && tls.pin.is_none() {
-        return Err("TLS needs a CA certificate or a pin to verify the server".into());
-    }
-    let verifier = Verifier {
-        webpki,
-        pin: tls.pin,
-        algorithms: provider.signature_verification_algorithms,
-    };
+    let verifier = Verifier::new(tls, &provider)?;
     let builder = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS setup: {e}"))?
@@ -79,12 +60,131 @@ pub fn server_name(host: &str) -> Result<ServerName<'static>, String> {
         .map_err(|_| format!("{host:?} is neither a DNS name nor an IP address"))
 }
 
-/// The webpki verifier for the CA (if any), plus the pin check.
+/// Verifies the certificates a server sent (`chain[0]` its own, then intermediates) as a
+/// connection with `tls` would at the time `now` (seconds since 1970): the certificate
+/// checks of the handshake, without the handshake. [`classify`] says what an error means.
+pub fn verify_server(tls: &TlsSettings, chain: &[Vec<u8>], now: u64) -> Result<(), rustls::Error> {
+    let verifier = Verifier::new(tls, &provider()).map_err(rustls::Error::General)?;
+    let name = server_name(&tls.server_name).map_err(rustls::Error::General)?;
+    let (leaf, intermediates) = chain
+        .split_first()
+        .ok_or(rustls::Error::NoCertificatesPresented)?;
+    let intermediates: Vec<CertificateDer<'_>> = intermediates
+        .iter()
+        .map(|c| CertificateDer::from(c.as_slice()))
+        .collect();
+    verifier
+        .verify_server_cert(
+            &CertificateDer::from(leaf.as_slice()),
+            &intermediates,
+            &name,
+            &[],
+            UnixTime::since_unix_epoch(std::time::Duration::from_secs(now)),
+        )
+        .map(|_| ())
+}
+
+/// The webpki verifier for the CA (if any) and the keyUsage check, plus the pin check.
 #[derive(Debug)]
 struct Verifier {
-    webpki: Option<Arc<WebPkiServerVerifier>>,
+    webpki: Option<Anchor>,
     pin: Option<[u8; 32]>,
     algorithms: WebPkiSupportedAlgorithms,
+}
+
+/// The one CA: rustls's verifier for it, and what [`key_usage`] needs.
+#[derive(Debug)]
+struct Anchor {
+    verifier: Arc<WebPkiServerVerifier>,
+    anchor: rustls::pki_types::TrustAnchor<'static>,
+    der: Vec<u8>,
+}
+
+impl Anchor {
+    /// keyUsage on the path webpki finds to this CA: digitalSignature on the server's
+    /// certificate, keyCertSign on every issuer (when they have a keyUsage). Before rustls's
+    /// verifier, which checks the host name, so that the order is the chip's; a certificate
+    /// or chain webpki refuses is left to that verifier, which says why.
+    fn check_key_usage(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+        algorithms: &[&dyn rustls::pki_types::SignatureVerificationAlgorithm],
+    ) -> Result<(), rustls::Error> {
+        let Ok(cert) = webpki::EndEntityCert::try_from(end_entity) else {
+            return Ok(());
+        };
+        let Ok(path) = cert.verify_for_usage(
+            algorithms,
+            std::slice::from_ref(&self.anchor),
+            intermediates,
+            now,
+            webpki::KeyUsage::server_auth(),
+            None,
+            None,
+        ) else {
+            return Ok(());
+        };
+        let refused = |why: &'static str| {
+            bad(CertificateError::Other(rustls::OtherError(Arc::new(
+                KeyUsageRefused(why),
+            ))))
+        };
+        let unreadable = |_| bad(CertificateError::BadEncoding);
+        if !key_usage(end_entity, KU_DIGITAL_SIGNATURE).map_err(unreadable)? {
+            return Err(refused(
+                "the server's keyUsage does not allow digitalSignature",
+            ));
+        }
+        let issuers: Vec<CertificateDer<'_>> =
+            path.intermediate_certificates().map(|c| c.der()).collect();
+        for issuer in issuers
+            .iter()
+            .map(|c| c.as_ref())
+            .chain([self.der.as_slice()])
+        {
+            if !key_usage(issuer, KU_KEY_CERT_SIGN).map_err(unreadable)? {
+                return Err(refused("an issuer's keyUsage does not allow keyCertSign"));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Verifier {
+    fn new(tls: &TlsSettings, provider: &Arc<CryptoProvider>) -> Result<Self, String> {
+        let webpki = match &tls.ca {
+            Some(ca) => {
+                let unusable =
+                    |e: &dyn std::fmt::Display| format!("the CA certificate cannot be used: {e}");
+                let der = CertificateDer::from(ca.clone());
+                let anchor = webpki::anchor_from_trusted_cert(&der)
+                    .map_err(|e| unusable(&e))?
+                    .to_owned();
+                let mut roots = RootCertStore::empty();
+                roots.add(der).map_err(|e| unusable(&e))?;
+                let verifier =
+                    WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                        .build()
+                        .map_err(|e| unusable(&e))?;
+                Some(Anchor {
+                    verifier,
+                    anchor,
+                    der: ca.clone(),
+                })
+            }
+            None => None,
+        };
+        if webpki.is_none() && tls.pin.is_none() {
+            return Err("TLS needs a CA certificate or a pin to verify the server".into());
+        }
+        Ok(Verifier {
+            webpki,
+            pin: tls.pin,
+            algorithms: provider.signature_verification_algorithms,
+        })
+    }
 }
 
 fn bad(e: CertificateError) -> rustls::Error {
@@ -101,7 +201,8 @@ impl ServerCertVerifier for Verifier {
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         if let Some(webpki) = &self.webpki {
-            webpki.verify_server_cert(
+            webpki.check_key_usage(end_entity, intermediates, now, self.algorithms.all)?;
+            webpki.verifier.verify_server_cert(
                 end_entity,
                 intermediates,
                 server_name,
@@ -146,6 +247,74 @@ impl ServerCertVerifier for Verifier {
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.algorithms.supported_schemes()
     }
+}
+
+/// A keyUsage that does not allow what the certificate is used for.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct KeyUsageRefused(&'static str);
+
+/// keyUsage bits (RFC 5280 4.2.1.3), counted from the first byte's top bit.
+const KU_DIGITAL_SIGNATURE: usize = 0;
+const KU_KEY_CERT_SIGN: usize = 5;
+
+/// The certificate (DER) has no keyUsage extension, or one with bit `bit` set. An error when
+/// the certificate cannot be read that far.
+fn key_usage(cert: &[u8], bit: usize) -> Result<bool, ()> {
+    /// One DER element at the start of `der`: (tag, contents, what follows).
+    fn element(der: &[u8]) -> Result<(u8, &[u8], &[u8]), ()> {
+        let (&tag, rest) = der.split_first().ok_or(())?;
+        let (&first, rest) = rest.split_first().ok_or(())?;
+        let (len, rest) = if first < 0x80 {
+            (usize::from(first), rest)
+        } else {
+            let n = usize::from(first & 0x7f);
+            if n == 0 || n > 4 || rest.len() < n {
+                return Err(());
+            }
+            let len = rest[..n]
+                .iter()
+                .fold(0usize, |l, &b| (l << 8) | usize::from(b));
+            (len, &rest[n..])
+        };
+        if rest.len() < len {
+            return Err(());
+        }
+        Ok((tag, &rest[..len], &rest[len..]))
+    }
+    const KEY_USAGE: &[u8] = &[0x55, 0x1d, 0x0f];
+    let (_, certificate, _) = element(cert)?;
+    let (_, mut tbs, _) = element(certificate)?;
+    // Skip to the extensions, [3], the last field of the TBSCertificate.
+    let mut extensions = None;
+    while !tbs.is_empty() {
+        let (tag, contents, rest) = element(tbs)?;
+        if tag == 0xa3 {
+            extensions = Some(element(contents)?.1);
+        }
+        tbs = rest;
+    }
+    let mut list = extensions.unwrap_or(&[]);
+    while !list.is_empty() {
+        let (_, extension, rest) = element(list)?;
+        list = rest;
+        let (_, id, mut fields) = element(extension)?;
+        if id != KEY_USAGE {
+            continue;
+        }
+        // critical BOOLEAN (optional), then the OCTET STRING with the BIT STRING.
+        let mut field = element(fields)?;
+        if field.0 == 0x01 {
+            fields = field.2;
+            field = element(fields)?;
+        }
+        let (_, bit_string, _) = element(field.1)?;
+        let bits = bit_string.get(1..).ok_or(())?;
+        return Ok(bits
+            .get(bit / 8)
+            .is_some_and(|b| b & (0x80 >> (bit % 8)) != 0));
+    }
+    Ok(true)
 }
 
 /// What a rustls error means to the user.

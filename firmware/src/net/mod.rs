@@ -37,6 +37,7 @@
 
 pub mod espnow;
 mod tls;
+pub use tls::set_trusted_time;
 mod w5500;
 mod wifi;
 

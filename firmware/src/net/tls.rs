@@ -6,10 +6,11 @@
 //! - The session (its record buffers and its state) is static and leased to one connection at
 //!   a time ([`TlsStream`]); it returns when the connection is dropped, so reconnecting never
 //!   allocates, and the socket the runtime moves around is a pointer, not 1.3 KB of state.
-//! - Time: the firmware has no wall clock, so certificates are checked against the build time
-//!   as a lower bound (`Clock::AtLeast`): a certificate that expired before the firmware was
-//!   built is refused; one that expired later, and the "not before" dates, are not checked.
-//!   Every handshake logs this.
+//! - Time: the firmware has no wall clock, so certificates are checked against a lower bound
+//!   of the time (`Clock::AtLeast`): the later of the build time and the highest owner-signed
+//!   issue time the device had accepted when it booted (`hearth_device::tls::trusted_now`). A
+//!   certificate that expired before that is refused; one that expired later, and the "not
+//!   before" dates, are not checked. Every handshake logs the bound.
 //! - Randomness (the ephemeral key share and the ClientHello random): the chip's RNG, which is
 //!   a true RNG while the Wi-Fi radio runs or the ADC entropy source is on (the Ethernet path
 //!   switches it on for good before the network starts); TLS only runs with the network up.
@@ -40,6 +41,17 @@ const BUILD_TIME: u64 = match u64::from_str_radix(env!("HEARTH_BUILD_TIME"), 10)
     Ok(t) => t,
     Err(_) => panic!("HEARTH_BUILD_TIME is not a number"),
 };
+
+/// The lower bound of the time for certificate expiry (seconds since 1970): the build time
+/// until [`set_trusted_time`] raises it.
+static TRUSTED_TIME: Mutex<CriticalSectionRawMutex, Cell<u64>> = Mutex::new(Cell::new(BUILD_TIME));
+
+/// Sets the lower bound of the time from the stored `OTA_LAST_ISSUED` (u64 LE milliseconds;
+/// `None` or any other length: the build time alone).
+pub fn set_trusted_time(last_issued: Option<&[u8]>) {
+    let now = hearth_device::tls::trusted_now(BUILD_TIME, last_issued);
+    TRUSTED_TIME.lock(|t| t.set(now));
+}
 
 /// The TLS session over the broker's TCP connection.
 type Session = TlsConnection<'static, Guarded, Suite>;
@@ -108,10 +120,12 @@ pub async fn open(
         log::warn!("tls: {host}: the TLS session is still in use by another connection");
         return Err(TlsError::Handshake);
     };
+    let now = TRUSTED_TIME.lock(Cell::get);
     log::info!(
-        "tls: {host}: no wall clock; certificate expiry is checked against the build time only"
+        "tls: {host}: no wall clock; certificate expiry is checked against {now} s (the later \
+         of the build time and the last owner-signed issue time)"
     );
-    let clock = Clock::AtLeast(BUILD_TIME);
+    let clock = Clock::AtLeast(now);
     match handshake(stream.session, tls, clock, ChipRng(rng)).await {
         Ok(()) => Ok(stream),
         Err(rejection) => Err(fail(host, rejection)),
