@@ -500,7 +500,12 @@ impl<'s, IO: SwitchIo, F: NorFlash, C: Clock> Switch<'s, IO, F, C> {
                 let result = compile(&text, inputs, outputs);
                 self.stored_program = Some(text);
                 match result {
-                    Ok(p) => Some(p),
+                    Ok(p) => {
+                        for w in p.warnings() {
+                            self.note(format!("stored program: {w}"));
+                        }
+                        Some(p)
+                    }
                     Err(e) => {
                         self.status = e.to_string();
                         self.malfunction |= MF_PROGRAM;
@@ -776,6 +781,9 @@ impl<'s, IO: SwitchIo, F: NorFlash, C: Clock> Switch<'s, IO, F, C> {
         let ok = match compile(text, self.inputs(), self.outputs()) {
             Ok(p) => {
                 self.status = String::from(program::SUCCESS);
+                for w in p.warnings() {
+                    pubs.log(format!("program: {w}"));
+                }
                 self.program_dirty = self.stored_program.as_deref() != Some(p.text());
                 self.machine.set_program(p);
                 self.malfunction &= !MF_PROGRAM;

@@ -30,7 +30,9 @@
 //! Every message of the reference, word for word (see [`CompileError`]), plus the checks the
 //! reference lacked (its FIXMEs, §13.9): numbers out of range (the reference wrapped them
 //! modulo the counts), duplicate manual inputs, duplicate outputs in a phase, duplicate phases
-//! in a record, an `R` record without exactly two phases (the reference failed at run time),
+//! in a record, an `R` record with one phase (the reference failed at run time); an `R` record
+//! with more than two phases compiles, as in the reference, with a warning that only phases 0
+//! and 1 act ([`Program::warnings`]),
 //! and a program longer than [`MAX_PROGRAM_LEN`].
 
 use alloc::collections::VecDeque;
@@ -119,6 +121,7 @@ pub struct Program {
     text: String,
     records: Vec<Option<Record>>,
     outputs: usize,
+    warnings: Vec<String>,
 }
 
 impl Program {
@@ -128,7 +131,13 @@ impl Program {
             text: String::new(),
             records: (0..inputs.min(MAX_CHANNELS)).map(|_| None).collect(),
             outputs: outputs.min(MAX_CHANNELS),
+            warnings: Vec::new(),
         }
+    }
+
+    /// What compiled but does not do what it says (an `R` record's phases after the second).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     /// The (trimmed) source text.
@@ -304,8 +313,15 @@ pub fn compile(text: &str, inputs: usize, outputs: usize) -> Result<Program, Com
             }
             compiled.push(p);
         }
-        if kind == Kind::Regular && compiled.len() != 2 {
+        if kind == Kind::Regular && compiled.len() < 2 {
             return Err(CompileError::RegularPhases(record.into()));
+        }
+        if kind == Kind::Regular && compiled.len() > 2 {
+            // The reference accepts it and only ever runs phases 0 and 1.
+            program.warnings.push(format!(
+                "R record with {} phases: only phases 0 (off) and 1 (on) act: {record}",
+                compiled.len()
+            ));
         }
         let slot = &mut program.records[manual];
         if slot.is_some() {
@@ -694,7 +710,6 @@ mod tests {
             ("0:P:-0/+1,+1", "Phase switch duplicate: +1,+1"),
             ("0:P:-0,+1/+0/+1,-0", "Phase duplicate: +1,-0"),
             ("0:R:+0", "Program R needs 2 phases: 0:R:+0"),
-            ("0:R:+0/-0/+1", "Program R needs 2 phases: 0:R:+0/-0/+1"),
         ];
         for (text, message) in table {
             let e = compile(text, 4, 4).expect_err(text);
@@ -853,6 +868,23 @@ mod tests {
         let fx = hold(&mut m, 0, true, 0, 60);
         assert_eq!(events(&fx), vec![(0, "R+")]);
         assert_eq!(m.outputs(), 1);
+    }
+
+    #[test]
+    fn a_reference_r_record_with_more_phases_compiles_with_a_warning_and_uses_two() {
+        let text = "0:R:-0/+0/+1";
+        let p = compile(text, 1, 2).expect("the reference accepts it");
+        assert_eq!(p.warnings().len(), 1, "{:?}", p.warnings());
+        assert!(p.warnings()[0].contains("only phases 0 (off) and 1 (on) act: 0:R:-0/+0/+1"));
+        assert!(compile("0:R:-0/+0", 1, 2).unwrap().warnings().is_empty());
+        let mut m = machine(text, 1, 2);
+        for round in 0..3 {
+            let t = round * 400;
+            hold(&mut m, 0, true, t, t + 60);
+            assert_eq!(m.outputs(), 0b01, "on runs phase 1 only");
+            hold(&mut m, 0, false, t + 200, t + 260);
+            assert_eq!(m.outputs(), 0b00, "off runs phase 0");
+        }
     }
 
     #[test]
