@@ -209,3 +209,48 @@ fn a_64_mb_retained_command_is_never_read_and_the_device_keeps_working() {
         sim.dump()
     );
 }
+
+#[test]
+fn a_switch_board_switches_while_the_network_is_down_and_reports_after_the_return() {
+    let broker = Broker::start();
+    let obs = Observer::start(&broker);
+    let text = format!(
+        "profile switch\nssid Test Network\npassword test-passphrase\nmqttbroker 127.0.0.1:{}\n\
+         mqttname sw9\nstartdelay 0\nwdgrace 0\nmqttkeepalive 5\nmqttbackoffms 200\n\
+         mqttbackoffmaxms 2000\nnetretry 1\nnetretryfudge 1\nswitchboard Direct4\n",
+        broker.port
+    );
+    let sim = Sim::start(&text);
+    assert!(sim.wait_log("mqtt connected", S(20)), "{}", sim.dump());
+    obs.wait_for("stat/sw9/0/State", S(10), |m| m.payload == "0")
+        .unwrap_or_else(|| panic!("{}", sim.dump()));
+    assert!(sim.ctl("wifi down").starts_with("ok"));
+    assert!(sim.wait_log("network lost", S(10)), "{}", sim.dump());
+    // A press on input 0 toggles output 0 (the default program) with no network at all.
+    let lines = sim.log_count("gpio:");
+    assert!(sim.ctl("input 0 on").starts_with("ok"));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(sim.ctl("input 0 off").starts_with("ok"));
+    assert!(
+        wait_until(S(5), || sim.log_count("gpio:") > lines),
+        "the output must switch offline\n{}",
+        sim.dump()
+    );
+    let connected = sim.log_count("mqtt connected");
+    assert!(sim.ctl("wifi up").starts_with("ok"));
+    let up = Instant::now();
+    assert!(
+        sim.wait_log_count("mqtt connected", connected + 1, S(30)),
+        "{}",
+        sim.dump()
+    );
+    // The state that changed while offline reaches the broker.
+    obs.wait_for("stat/sw9/0/State", S(10), |m| m.at > up && m.payload == "1")
+        .unwrap_or_else(|| {
+            panic!(
+                "the offline change never reached the broker\n{}",
+                sim.dump()
+            )
+        });
+    assert_eq!(sim.log_count("boot #"), 1, "{}", sim.dump());
+}
