@@ -6,6 +6,7 @@
 
 use alloc::boxed::Box;
 use alloc::format;
+use alloc::rc::Rc;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::future::Future;
@@ -26,6 +27,7 @@ use hearth_core::{Millis, SECOND};
 use hearth_storage::keys;
 use rust_mqtt::buffer::AllocBuffer;
 
+use crate::bounded::{Bounded, Dropped};
 use crate::platform::{Board, DeviceStatus, NetError, Network};
 use crate::profiles::Profile;
 use crate::session::{self, Incoming, MqttClient};
@@ -147,7 +149,10 @@ where
     }
     let mut mqttsup = MqttSupervisor::new(settings.mqtt, now);
     let mut retry_at: Millis = now;
-    let mut session: Option<MqttClient<'static, N::Socket>> = None;
+    let mut session: Option<MqttClient<'static, Bounded<N::Socket>>> = None;
+    // What the session's stream threw away (packets over the bound), and how much was reported.
+    let dropped = Rc::new(Dropped::default());
+    let mut dropped_seen = 0;
     // The profile's entities version announced on this session (`None`: not yet). A profile
     // may add entities, e.g. a forwarder hearing a new sender; they are announced when the
     // version changes.
@@ -298,6 +303,8 @@ where
                         })
                     })?;
                 answered.set(true);
+                let socket =
+                    Bounded::new(socket, session::MAX_INCOMING_PACKET - 5, dropped.clone());
                 session::connect(&mut client, socket, &settings, &topics, &client_id).await
             };
             match guarded(board, settings.mqtt.connack_timeout, attempt).await {
@@ -379,6 +386,16 @@ where
             continue;
         };
         let failure = serve(client, &mut mqttsup, &mut pubs, board, &topics, deadline).await;
+        if dropped.count() != dropped_seen {
+            dropped_seen = dropped.count();
+            let line = format!(
+                "dropped an MQTT packet of {} bytes from the broker: over the {} bytes this device accepts ({dropped_seen} so far)",
+                dropped.last_len(),
+                session::MAX_INCOMING_PACKET
+            );
+            board.console(&line);
+            pubs.log(line);
+        }
         let failure = match failure {
             Ok(Some(cmd)) => {
                 handle_command(cmd, &mut pubs, board, store, profile, &topics, &mut updater).await;

@@ -132,7 +132,7 @@ fn device_pid(state: &std::path::Path) -> Option<u32> {
             .split(|b| *b == 0)
             .map(|a| String::from_utf8_lossy(a).into_owned())
             .collect();
-        (args.iter().any(|a| a == "sim-device") && args.iter().any(|a| *a == want)).then_some(pid)
+        (args.iter().any(|a| a == "sim-device") && args.contains(&want)).then_some(pid)
     })
 }
 
@@ -253,4 +253,119 @@ fn a_switch_board_switches_while_the_network_is_down_and_reports_after_the_retur
             )
         });
     assert_eq!(sim.log_count("boot #"), 1, "{}", sim.dump());
+}
+
+/// One MQTT packet from `s`: its first byte and body.
+fn read_packet(s: &mut std::net::TcpStream) -> std::io::Result<(u8, Vec<u8>)> {
+    use std::io::Read;
+    let mut first = [0u8; 1];
+    s.read_exact(&mut first)?;
+    let (mut len, mut shift) = (0usize, 0);
+    loop {
+        let mut b = [0u8; 1];
+        s.read_exact(&mut b)?;
+        len |= usize::from(b[0] & 0x7f) << shift;
+        shift += 7;
+        if b[0] & 0x80 == 0 {
+            break;
+        }
+    }
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body)?;
+    Ok((first[0], body))
+}
+
+/// An MQTT 5 PUBLISH (QoS 0, no properties).
+fn publish_packet(topic: &str, payload: &[u8], retain: bool) -> Vec<u8> {
+    let mut body = (topic.len() as u16).to_be_bytes().to_vec();
+    body.extend_from_slice(topic.as_bytes());
+    body.push(0); // no properties
+    body.extend_from_slice(payload);
+    let mut out = vec![0x30 | u8::from(retain)];
+    let mut len = body.len();
+    loop {
+        let mut b = (len % 128) as u8;
+        len /= 128;
+        if len > 0 {
+            b |= 0x80;
+        }
+        out.push(b);
+        if len == 0 {
+            break;
+        }
+    }
+    out.extend(body);
+    out
+}
+
+#[test]
+fn a_broker_that_ignores_the_maximum_packet_size_cannot_break_the_session() {
+    use std::io::Write;
+    // A minimal MQTT 5 broker that sends what the device said it cannot take.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let sim = Sim::start(&config("rude", port, ""));
+    listener.set_nonblocking(false).unwrap();
+    let (mut s, _) = listener.accept().expect("the device connects");
+    s.set_read_timeout(Some(S(20))).unwrap();
+    let (first, connect) = read_packet(&mut s).unwrap();
+    assert_eq!(first, 0x10, "CONNECT");
+    // Maximum Packet Size (property 0x27) is in the CONNECT.
+    assert!(connect.windows(1).any(|w| w[0] == 0x27), "{connect:?}");
+    s.write_all(&[0x20, 3, 0, 0, 0]).unwrap(); // CONNACK: accepted, no properties
+    let (first, sub) = read_packet(&mut s).unwrap();
+    assert_eq!(first & 0xf0, 0x80, "SUBSCRIBE");
+    s.write_all(&[0x90, 4, sub[0], sub[1], 0, 0]).unwrap(); // SUBACK granted QoS 0
+                                                            // A retained command of 1 MiB, then a live Refresh.
+    s.write_all(&publish_packet(
+        "cmnd/rude/anything",
+        &vec![b'x'; 1 << 20],
+        true,
+    ))
+    .unwrap();
+    let mut seen_uptime_after_refresh = false;
+    let mut uptimes = 0;
+    let asked = Instant::now();
+    s.write_all(&publish_packet("cmnd/rude/Refresh", b"1", false))
+        .unwrap();
+    let mut pings = 0;
+    while asked.elapsed() < S(15) {
+        let Ok((first, body)) = read_packet(&mut s) else {
+            break;
+        };
+        match first & 0xf0 {
+            0x30 => {
+                let tlen = usize::from(u16::from_be_bytes([body[0], body[1]]));
+                let topic = String::from_utf8_lossy(&body[2..2 + tlen]).into_owned();
+                // Once at the connection, once more for the Refresh behind the big message.
+                if topic == "stat/rude/Uptime" {
+                    uptimes += 1;
+                    if uptimes == 2 {
+                        seen_uptime_after_refresh = true;
+                        break;
+                    }
+                }
+            }
+            0xc0 => {
+                pings += 1;
+                s.write_all(&[0xd0, 0]).unwrap(); // PINGRESP
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        seen_uptime_after_refresh,
+        "the session must survive and serve Refresh ({pings} pings)\n{}",
+        sim.dump()
+    );
+    assert!(
+        sim.wait_log(
+            "dropped an MQTT packet of 1048597 bytes from the broker",
+            S(5)
+        ),
+        "{}",
+        sim.dump()
+    );
+    assert_eq!(sim.log_count("mqtt connected"), 1, "{}", sim.dump());
+    assert_eq!(sim.log_count("mqtt lost"), 0, "{}", sim.dump());
 }
