@@ -70,11 +70,13 @@ fn receives_retained_and_live_messages() {
 }
 
 #[test]
-fn a_binary_64k_payload_comes_back_byte_identical() {
+fn a_binary_payload_up_to_the_bound_comes_back_byte_identical_and_a_larger_one_is_skipped() {
     let broker = Broker::start();
     let mut c = Client::connect(&local(broker.port), "fleet-test-2", T).expect("connect");
     c.subscribe("fleet/bin/#").expect("subscribe");
-    let payload: Vec<u8> = (0..64 * 1024u32)
+    // The largest payload whose PUBLISH stays within the bound (header and topic included).
+    let len = hearth_sim::fleet::MAX_PACKET - 5 - 2 - "fleet/bin/blob".len();
+    let payload: Vec<u8> = (0..len as u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();
     assert!(std::str::from_utf8(&payload).is_err());
@@ -83,8 +85,16 @@ fn a_binary_64k_payload_comes_back_byte_identical() {
     let m = next(&mut c);
     assert_eq!(m.topic, "fleet/bin/blob");
     assert!(!m.retained);
+    assert_eq!(m.skipped, None);
     assert_eq!(m.payload.len(), payload.len());
     assert!(m.payload == payload, "payload differs");
+    // 64 KiB is over it: reported by its size, never held.
+    let big = vec![7u8; 64 * 1024];
+    c.publish("fleet/bin/big", &big, false).expect("publish");
+    let m = next(&mut c);
+    assert_eq!(m.topic, "fleet/bin/big");
+    assert_eq!(m.skipped, Some(2 + "fleet/bin/big".len() + big.len()));
+    assert!(m.payload.is_empty());
     // A retained publish of ours comes back flagged to a later subscriber.
     c.publish("fleet/keep", b"kept", true).expect("publish");
     let mut late = Client::connect(&local(broker.port), "fleet-test-2b", T).expect("connect");

@@ -434,6 +434,8 @@ fn the_tools_refuse_to_sign_with_a_clock_far_ahead_of_the_device_mark() {
         args.extend_from_slice(extra);
         hearth(&args)
     };
+    // The device's log reaches its file a moment later: count once the first one is there.
+    assert!(dev.wait_log("command Signed", s(5)), "{}", dev.dump());
     let before = dev.log_count("command Signed");
     let out = signed_cmd(&[]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
