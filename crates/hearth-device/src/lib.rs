@@ -18,6 +18,9 @@ pub mod tls;
 pub mod tls_client;
 pub mod update;
 
+#[cfg(test)]
+mod test_flash;
+
 pub use platform::{Board, DeviceStatus, NetError, Network, NoSlots, TlsError};
 pub use profiles::Profile;
 pub use runtime::run;

@@ -831,93 +831,15 @@ pub async fn run_peripheral<B: Board, R: Radio, F: NorFlash, A: PeripheralApp>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alloc::rc::Rc;
     use alloc::vec;
-    use core::cell::Cell;
     use embassy_futures::block_on;
-    use embedded_storage_async::nor_flash::{self as nor, NorFlashErrorKind};
     use hearth_netnow::link::{Msg, COUNTER_BLOCK};
     use hearth_netnow::{Tid, MAX_FRAME_LEN};
     use hearth_storage::KvStore;
 
     use crate::platform::{RadioError, RadioFrame};
 
-    /// NOR flash in RAM whose reads or writes can be made to fail, with the ESP32's geometry.
-    #[derive(Clone)]
-    struct TestFlash {
-        data: Rc<RefCell<Vec<u8>>>,
-        fail_writes: Rc<Cell<bool>>,
-        fail_reads: Rc<Cell<bool>>,
-    }
-
-    const SECTOR: usize = 4096;
-
-    impl TestFlash {
-        fn new() -> Self {
-            TestFlash {
-                data: Rc::new(RefCell::new(vec![0xFF; SECTOR * 4])),
-                fail_writes: Rc::new(Cell::new(false)),
-                fail_reads: Rc::new(Cell::new(false)),
-            }
-        }
-
-        fn at(&self, offset: u32, len: usize, align: usize) -> Result<usize, NorFlashErrorKind> {
-            let at = offset as usize;
-            if !at.is_multiple_of(align) || !len.is_multiple_of(align) {
-                return Err(NorFlashErrorKind::NotAligned);
-            }
-            if at + len > self.data.borrow().len() {
-                return Err(NorFlashErrorKind::OutOfBounds);
-            }
-            Ok(at)
-        }
-    }
-
-    impl nor::ErrorType for TestFlash {
-        type Error = NorFlashErrorKind;
-    }
-
-    impl nor::ReadNorFlash for TestFlash {
-        const READ_SIZE: usize = 4;
-
-        async fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), Self::Error> {
-            if self.fail_reads.get() {
-                return Err(NorFlashErrorKind::Other);
-            }
-            let at = self.at(offset, bytes.len(), 4)?;
-            bytes.copy_from_slice(&self.data.borrow()[at..at + bytes.len()]);
-            Ok(())
-        }
-
-        fn capacity(&self) -> usize {
-            self.data.borrow().len()
-        }
-    }
-
-    impl nor::NorFlash for TestFlash {
-        const WRITE_SIZE: usize = 4;
-        const ERASE_SIZE: usize = SECTOR;
-
-        async fn erase(&mut self, from: u32, to: u32) -> Result<(), Self::Error> {
-            if self.fail_writes.get() {
-                return Err(NorFlashErrorKind::Other);
-            }
-            let at = self.at(from, (to - from) as usize, SECTOR)?;
-            self.data.borrow_mut()[at..to as usize].fill(0xFF);
-            Ok(())
-        }
-
-        async fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), Self::Error> {
-            if self.fail_writes.get() {
-                return Err(NorFlashErrorKind::Other);
-            }
-            let at = self.at(offset, bytes.len(), 4)?;
-            for (cell, new) in self.data.borrow_mut()[at..].iter_mut().zip(bytes) {
-                *cell &= new;
-            }
-            Ok(())
-        }
-    }
+    use crate::test_flash::{TestFlash, SECTOR};
 
     fn store(flash: &TestFlash) -> SharedStore<TestFlash> {
         let range = 0..(SECTOR * 4) as u32;

@@ -258,21 +258,20 @@ fn a_switch_board_switches_while_the_network_is_down_and_reports_after_the_retur
 /// One MQTT packet from `s`: its first byte and body.
 fn read_packet(s: &mut std::net::TcpStream) -> std::io::Result<(u8, Vec<u8>)> {
     use std::io::Read;
-    let mut first = [0u8; 1];
-    s.read_exact(&mut first)?;
-    let (mut len, mut shift) = (0usize, 0);
-    loop {
+    let mut head = Vec::new();
+    let (len, _) = loop {
         let mut b = [0u8; 1];
         s.read_exact(&mut b)?;
-        len |= usize::from(b[0] & 0x7f) << shift;
-        shift += 7;
-        if b[0] & 0x80 == 0 {
-            break;
+        head.push(b[0]);
+        match hearth_sim::fleet::decode_remaining_length(&head[1..]) {
+            Ok(Some(v)) => break v,
+            Ok(None) => continue,
+            Err(e) => return Err(std::io::Error::other(e.to_string())),
         }
-    }
+    };
     let mut body = vec![0u8; len];
     s.read_exact(&mut body)?;
-    Ok((first[0], body))
+    Ok((head[0], body))
 }
 
 /// An MQTT 5 PUBLISH (QoS 0, no properties).
@@ -282,18 +281,7 @@ fn publish_packet(topic: &str, payload: &[u8], retain: bool) -> Vec<u8> {
     body.push(0); // no properties
     body.extend_from_slice(payload);
     let mut out = vec![0x30 | u8::from(retain)];
-    let mut len = body.len();
-    loop {
-        let mut b = (len % 128) as u8;
-        len /= 128;
-        if len > 0 {
-            b |= 0x80;
-        }
-        out.push(b);
-        if len == 0 {
-            break;
-        }
-    }
+    hearth_sim::fleet::encode_remaining_length(body.len(), &mut out).unwrap();
     out.extend(body);
     out
 }

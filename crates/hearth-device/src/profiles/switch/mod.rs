@@ -991,67 +991,9 @@ mod tests {
     use core::cell::{Cell, RefCell};
     use embassy_futures::block_on;
     use embedded_hal::digital::ErrorKind;
-    use embedded_storage_async::nor_flash::{self as nor, NorFlashErrorKind};
     use hearth_storage::KvStore;
 
-    const SECTOR: usize = 4096;
-
-    /// NOR flash in RAM whose image survives a "reboot" and whose writes can fail.
-    #[derive(Clone)]
-    struct TestFlash {
-        data: Rc<RefCell<Vec<u8>>>,
-        fail_writes: Rc<Cell<bool>>,
-    }
-
-    impl TestFlash {
-        fn new() -> Self {
-            TestFlash {
-                data: Rc::new(RefCell::new(vec![0xFF; SECTOR * 4])),
-                fail_writes: Rc::new(Cell::new(false)),
-            }
-        }
-    }
-
-    impl nor::ErrorType for TestFlash {
-        type Error = NorFlashErrorKind;
-    }
-
-    impl nor::ReadNorFlash for TestFlash {
-        const READ_SIZE: usize = 4;
-        async fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), Self::Error> {
-            let at = offset as usize;
-            let data = self.data.borrow();
-            let src = data
-                .get(at..at + bytes.len())
-                .ok_or(NorFlashErrorKind::OutOfBounds)?;
-            bytes.copy_from_slice(src);
-            Ok(())
-        }
-        fn capacity(&self) -> usize {
-            self.data.borrow().len()
-        }
-    }
-
-    impl nor::NorFlash for TestFlash {
-        const WRITE_SIZE: usize = 4;
-        const ERASE_SIZE: usize = SECTOR;
-        async fn erase(&mut self, from: u32, to: u32) -> Result<(), Self::Error> {
-            self.data.borrow_mut()[from as usize..to as usize].fill(0xFF);
-            Ok(())
-        }
-        async fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), Self::Error> {
-            if self.fail_writes.get() {
-                return Err(NorFlashErrorKind::Other);
-            }
-            for (cell, new) in self.data.borrow_mut()[offset as usize..]
-                .iter_mut()
-                .zip(bytes)
-            {
-                *cell &= new;
-            }
-            Ok(())
-        }
-    }
+    use crate::test_flash::{TestFlash, SECTOR};
 
     /// Inputs set by the test, outputs recorded; both can fail.
     #[derive(Clone, Default)]
