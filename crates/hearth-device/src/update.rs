@@ -1135,6 +1135,32 @@ mod tests {
         assert_eq!(append_word("", "a-word-longer-than-the-bound", 8), "");
     }
 
+    fn store(flash: &crate::test_flash::TestFlash) -> SharedStore<crate::test_flash::TestFlash> {
+        let range = 0..(crate::test_flash::SECTOR * crate::test_flash::SECTORS) as u32;
+        let kv = embassy_futures::block_on(hearth_storage::KvStore::open(flash.clone(), range));
+        crate::store::shared(kv.unwrap())
+    }
+
+    #[test]
+    fn the_anti_replay_mark_only_grows_and_an_unreadable_one_refuses() {
+        use embassy_futures::block_on;
+        let flash = crate::test_flash::TestFlash::new();
+        let s = store(&flash);
+        assert_eq!(block_on(last_issued(&s)), Ok(0), "a new device");
+        block_on(set_last_issued(&s, 5_000)).unwrap();
+        block_on(set_last_issued(&s, 4_000)).unwrap();
+        assert_eq!(block_on(last_issued(&s)), Ok(5_000), "never moves back");
+        block_on(set_last_issued(&s, 6_000)).unwrap();
+        assert_eq!(block_on(last_issued(&s)), Ok(6_000));
+        // A mark the flash cannot read: an error, never 0, and nothing is raised past it.
+        flash.fail_reads.set(true);
+        let e = block_on(last_issued(&s)).unwrap_err();
+        assert!(e.contains("refusing signed messages"), "{e}");
+        block_on(set_last_issued(&s, 7_000)).unwrap_err();
+        flash.fail_reads.set(false);
+        assert_eq!(block_on(last_issued(&s)), Ok(6_000));
+    }
+
     #[test]
     fn the_safe_mode_status_says_how_many_faults_and_which() {
         let s = Status {
