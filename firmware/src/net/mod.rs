@@ -259,7 +259,10 @@ impl Network for StackNetwork {
             }
         };
         socket.abort();
-        log::info!("link check: {target} {}", if answered { "answers" } else { "is silent" });
+        log::info!(
+            "link check: {target} {}",
+            if answered { "answers" } else { "is silent" }
+        );
         answered
     }
 
