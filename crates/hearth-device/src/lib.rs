@@ -5,6 +5,7 @@
 
 extern crate alloc;
 
+pub mod chips;
 pub mod link;
 pub mod platform;
 pub mod profiles;

@@ -680,6 +680,17 @@ pub fn cmd(broker: &BrokerArgs, device: &str, command: &str, key_path: Option<&P
     }
 }
 
+/// How `hearth config push` checks and signs.
+#[derive(Debug, Clone, Default)]
+pub struct PushOptions {
+    /// Validate the file here before sending it.
+    pub local_check: bool,
+    /// Also check the boot rules of this chip here (the device checks its own anyway).
+    pub chip: Option<String>,
+    /// Sign a `ConfigRotateKey` envelope: the config may remove or change `otakey`.
+    pub rotate_key: bool,
+}
+
 /// `hearth config push DEVICE FILE --key K`: check the config here (unless told not to), sign
 /// it, send it, print the device's verdict.
 pub fn config_push(
@@ -687,16 +698,22 @@ pub fn config_push(
     device: &str,
     file: &Path,
     key_path: &Path,
-    local_check: bool,
+    options: PushOptions,
 ) -> ExitCode {
     let run = || -> Result<Result<String, String>, String> {
         let key = load_key(key_path)?;
         let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
-        if local_check {
-            hearth_device::update::validate_config(&text)
+        if options.local_check {
+            let chip = options.chip.as_deref().unwrap_or(crate::firmware::CHIP);
+            hearth_device::update::validate_config(&text, chip, hearth_device::chips::FULL_IMAGE)
                 .map_err(|e| format!("{}: {e}", file.display()))?;
         }
-        let env = signed::seal(Kind::Config, issued(), device, text.as_bytes(), &key)
+        let kind = if options.rotate_key {
+            Kind::ConfigRotateKey
+        } else {
+            Kind::Config
+        };
+        let env = signed::seal(kind, issued(), device, text.as_bytes(), &key)
             .map_err(|e| e.to_string())?;
         let mut link = Link {
             broker,
