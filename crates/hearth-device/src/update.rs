@@ -213,8 +213,10 @@ async fn count_config_boot<B: Board, F: NorFlash>(
         }
     };
     if id != settings.config_id {
-        board.console("update: the recorded config trial is about another config: dropped");
-        let _ = end_config_trial(store).await;
+        // The pushed config is not the one in force: the board put the previous one back at
+        // boot (it could not run), or the push was cut before the config was stored, or a
+        // config was flashed by cable. `Updater::start` reports it and drops the record.
+        board.console("update: the config on trial is not the one in force");
         return;
     }
     let boots = boots.saturating_add(1);
@@ -602,10 +604,12 @@ impl Updater {
             None => (None, None),
         };
         self.trial = state == Some(State::PendingVerify);
-        self.config_trial = matches!(
-            config_trial(store).await,
-            Ok(Some((id, _))) if id == self.settings.config_id
-        );
+        let trial = config_trial(store).await;
+        self.config_trial = matches!(trial, Ok(Some((id, _))) if id == self.settings.config_id);
+        let config_back = matches!(trial, Ok(Some((id, _))) if id != self.settings.config_id);
+        if config_back {
+            let _ = end_config_trial(store).await;
+        }
         self.boot_reason = boot_reason.to_string();
         let version = board.version().to_string();
         let line = match (slot, state) {
@@ -630,19 +634,24 @@ impl Updater {
                     ..Default::default()
                 },
             );
-        } else if boot_reason == RebootReason::ConfigRollback.as_str() {
-            pubs.log(String::from(
-                "config: the pushed config was not healthy in time: the previous config is back",
-            ));
+        } else if boot_reason == RebootReason::ConfigRollback.as_str() || config_back {
+            let why = if config_back {
+                String::from(
+                    "the pushed config is not in force (it could not run on this board, or its install was cut): the previous config runs",
+                )
+            } else {
+                format!(
+                    "the pushed config was not online for otaconfirm within otatrial, or within {CONFIG_TRIAL_BOOTS} boots: the previous config is back"
+                )
+            };
+            pubs.log(format!("config: {why}"));
             self.offer(
                 pubs,
                 now,
                 Status {
                     state: "config-rolled-back",
                     version: Some(version),
-                    error: Some(format!(
-                        "the pushed config was not online for otaconfirm within otatrial, or within {CONFIG_TRIAL_BOOTS} boots: the previous config is back"
-                    )),
+                    error: Some(why),
                     ..Default::default()
                 },
             );
@@ -1354,4 +1363,32 @@ async fn forget_job<F: NorFlash>(store: &SharedStore<F>) {
     let mut s = store.lock().await;
     let _ = s.remove(keys::OTA_JOB).await;
     let _ = s.remove(keys::OTA_NEXT).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_rotating_push_may_remove_or_change_the_key() {
+        let (a, b) = ([1u8; 32], [2u8; 32]);
+        assert!(key_change_allowed(Some(&a), Some(&a), false).is_ok());
+        assert!(key_change_allowed(Some(&a), Some(&a), true).is_ok());
+        let removed = key_change_allowed(Some(&a), None, false).unwrap_err();
+        assert!(removed.contains("removes otakey"), "{removed}");
+        let changed = key_change_allowed(Some(&a), Some(&b), false).unwrap_err();
+        assert!(changed.contains("changes otakey"), "{changed}");
+        assert!(key_change_allowed(Some(&a), None, true).is_ok());
+        assert!(key_change_allowed(Some(&a), Some(&b), true).is_ok());
+    }
+
+    #[test]
+    fn a_config_is_identified_by_its_settings_not_its_layout() {
+        let parse = |t: &str| crate::profiles::parse_config(t).unwrap();
+        let one = parse("profile weather\nssid A\nmqttbroker 10.0.0.1\nmqttname d\n");
+        let same = parse("# comment\nmqttname d\nprofile weather\n\nssid A\nmqttbroker 10.0.0.1\n");
+        let other = parse("profile weather\nssid A\nmqttbroker 10.0.0.1:1884\nmqttname d\n");
+        assert_eq!(config_id(&one), config_id(&same));
+        assert_ne!(config_id(&one), config_id(&other));
+    }
 }

@@ -235,15 +235,8 @@ impl Board for SimBoard {
     }
 
     async fn restore_config(&mut self) -> Result<(), String> {
-        // One rename or one unlink: atomic.
-        let path = self.state.join(PUSHED_CONFIG);
-        let prev = self.state.join(PREVIOUS_CONFIG);
-        let result = if prev.exists() {
-            std::fs::rename(&prev, &path)
-        } else {
-            std::fs::remove_file(&path)
-        };
-        result.map_err(|e| format!("{}: {e}", path.display()))
+        restore_previous(&self.state)
+            .map_err(|e| format!("{}: {e}", self.state.join(PUSHED_CONFIG).display()))
     }
 
     fn config_chip(&self) -> String {
@@ -333,6 +326,18 @@ impl Board for SimBoard {
 
     fn take_repair_request(&mut self) -> bool {
         self.faults.repair.swap(false, Ordering::SeqCst)
+    }
+}
+
+/// Put the config in force before the last push back, in the state directory `state`: one
+/// rename (the previous pushed config) or one unlink (back to the `--config` file), atomic.
+fn restore_previous(state: &Path) -> std::io::Result<()> {
+    let path = state.join(PUSHED_CONFIG);
+    let prev = state.join(PREVIOUS_CONFIG);
+    if prev.exists() {
+        std::fs::rename(&prev, &path)
+    } else {
+        std::fs::remove_file(&path)
     }
 }
 
@@ -955,6 +960,21 @@ pub fn run(config: &Path, state: &Path) -> ExitCode {
     };
     let (config, plan) = match load(config) {
         Ok(v) => v,
+        Err(code) if config == pushed.as_path() => {
+            // As on the chip: a pushed config that cannot run here is undone at boot, so a
+            // push never leaves the device off the network (the device checked it with the
+            // same rules before accepting it; this covers rules that changed since).
+            match restore_previous(state) {
+                Ok(()) => {
+                    console("config: the config pushed over MQTT cannot run here: the previous config is back; resetting into it");
+                    std::process::exit(EXIT_RESET);
+                }
+                Err(e) => {
+                    console(&format!("config: cannot put the previous config back: {e}"));
+                    return code;
+                }
+            }
+        }
         Err(code) => return code,
     };
     let flash_path: PathBuf = state.join(FLASH_NAME);

@@ -296,3 +296,48 @@ fn a_push_that_removes_or_changes_otakey_needs_rotate_key() {
     let out = push(&broker, "ckey", &again, &next, &[]);
     assert!(out.status.success(), "{}\n{}", text(&out), dev.dump());
 }
+
+#[test]
+fn a_pushed_config_that_cannot_run_at_boot_is_undone_at_boot() {
+    let broker = Broker::start();
+    let owner = new_owner();
+    let dev = device(&broker, "cboot", &owner, "");
+    let dir = TempDir::new("configs");
+    let good = write(
+        &dir,
+        "good.txt",
+        &config(
+            "cboot",
+            broker.port,
+            &format!("{TRIAL}{}\n# pushed\n", owner.otakey),
+        ),
+    );
+    let out = push(&broker, "cboot", &good, &owner, &[]);
+    assert!(out.status.success(), "{}\n{}", text(&out), dev.dump());
+    assert!(
+        dev.wait_log("pub stat/cboot/Update {\"state\":\"config-confirmed\"", s(30)),
+        "{}",
+        dev.dump()
+    );
+    // A firmware whose rules changed since the push would refuse it at boot: here the file
+    // itself goes bad, which the boot refuses the same way.
+    std::fs::write(
+        dev.state().join("pushed-config.txt"),
+        "profile weather\nmqttname cboot\n",
+    )
+    .unwrap();
+    assert!(dev.ctl("power-cut").starts_with("ok"));
+    assert!(
+        dev.wait_log("cannot run here: the previous config is back", s(20)),
+        "{}",
+        dev.dump()
+    );
+    // Back on the file it was started with, and online again.
+    let connected = dev.log_count("mqtt connected");
+    assert!(
+        dev.wait_log_count("mqtt connected", connected + 1, s(30)),
+        "{}",
+        dev.dump()
+    );
+    assert!(pushed(&dev).is_none());
+}
