@@ -341,3 +341,52 @@ fn a_pushed_config_that_cannot_run_at_boot_is_undone_at_boot() {
     );
     assert!(pushed(&dev).is_none());
 }
+
+#[test]
+fn a_pushed_config_that_crashes_every_boot_goes_back_after_three_trial_boots() {
+    let broker = Broker::start();
+    let owner = new_owner();
+    let dev = device(&broker, "ccrash", &owner, "");
+    let dir = TempDir::new("configs");
+    let crashing = write(
+        &dir,
+        "crashing.txt",
+        &config(
+            "ccrash",
+            broker.port,
+            &format!("{TRIAL}{}\n# crashes\n", owner.otakey),
+        ),
+    );
+    let out = push(&broker, "ccrash", &crashing, &owner, &[]);
+    assert!(out.status.success(), "{}\n{}", text(&out), dev.dump());
+    assert!(
+        dev.wait_log("update: pushed config on trial, boot 1 of 3", s(20)),
+        "{}",
+        dev.dump()
+    );
+    // The appliance crashes about 2 s after every boot with this config, long before
+    // otaconfirm: no boot of it is ever healthy, and no single boot reaches otatrial.
+    assert!(dev.ctl("crash-config").starts_with("ok"));
+    assert!(dev.ctl("power-cut").starts_with("ok"));
+    assert!(
+        dev.wait_log(
+            "the pushed config ended 3 trial boots before it was healthy",
+            s(60)
+        ),
+        "{}",
+        dev.dump()
+    );
+    assert!(
+        dev.wait_log(
+            "pub stat/ccrash/Update {\"state\":\"config-rolled-back\"",
+            s(30)
+        ),
+        "{}",
+        dev.dump()
+    );
+    assert!(pushed(&dev).is_none(), "back on the file it was started with");
+    let crashes = dev.log_count("the appliance crashed");
+    assert_eq!(crashes, 2, "{}", dev.dump());
+    std::thread::sleep(s(4));
+    assert_eq!(dev.log_count("the appliance crashed"), crashes, "{}", dev.dump());
+}
