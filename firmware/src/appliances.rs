@@ -28,7 +28,6 @@ use alloc::vec::Vec;
 
 use hearth_config::Config;
 
-
 #[cfg(any(feature = "appliance-h2o", not(feature = "lean")))]
 mod flow;
 #[cfg(any(feature = "appliance-rx433", not(feature = "lean")))]
@@ -91,13 +90,13 @@ pub fn plan(config: &Config) -> Result<Option<What>, String> {
             What::Rx433
         }
         #[cfg(any(feature = "appliance-termo", not(feature = "lean")))]
-        "termo" => What::Termo(
-            hearth_device::profiles::termo::Settings::from_config(config).map_err(bad)?,
-        ),
+        "termo" => {
+            What::Termo(hearth_device::profiles::termo::Settings::from_config(config).map_err(bad)?)
+        }
         #[cfg(any(feature = "appliance-h2o", not(feature = "lean")))]
-        "h2o" => What::H2o(
-            hearth_device::profiles::h2o::H2oSettings::from_config(config).map_err(bad)?,
-        ),
+        "h2o" => {
+            What::H2o(hearth_device::profiles::h2o::H2oSettings::from_config(config).map_err(bad)?)
+        }
         #[cfg(any(feature = "appliance-switch", not(feature = "lean")))]
         "switch" => What::Switch(
             hearth_device::profiles::switch::SwitchSettings::from_config(config).map_err(bad)?,

@@ -288,7 +288,11 @@ pub fn check(
         ethernet: matches!(config.network, Network::Wired | Network::Wired2),
         i2c: matches!(profile, "weather" | "h2o")
             || (profile == "relay"
-                && config.profile_settings.get("relaydisplay").map(String::as_str) == Some("1")),
+                && config
+                    .profile_settings
+                    .get("relaydisplay")
+                    .map(String::as_str)
+                    == Some("1")),
         hx711: matches!(plan, Plan::Peripheral { scale: Some(_), .. }),
         appliance,
     };
@@ -321,7 +325,8 @@ pub fn appliance_pins(config: &Config, chip: &Chip) -> Result<Vec<AppPin>, Strin
     Ok(match profile {
         "relay" => {
             const KEYS: [&str; 4] = ["relay1pin", "relay2pin", "relay3pin", "relay4pin"];
-            let settings = crate::profiles::relay::RelaySettings::from_config(config).map_err(bad)?;
+            let settings =
+                crate::profiles::relay::RelaySettings::from_config(config).map_err(bad)?;
             settings
                 .relays
                 .iter()
@@ -636,7 +641,10 @@ mod tests {
         for c in ["esp32c3", "esp32c6"] {
             let e = on(c, relay).unwrap_err();
             assert_eq!(e.len(), 1, "{e:?}");
-            assert!(e[0].contains("relay1pin 12") && e[0].contains("SPI flash"), "{e:?}");
+            assert!(
+                e[0].contains("relay1pin 12") && e[0].contains("SPI flash"),
+                "{e:?}"
+            );
         }
         assert!(on("sim", relay).is_ok());
         // GPIO21 exists on both chips and is free.

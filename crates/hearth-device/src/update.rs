@@ -181,11 +181,7 @@ async fn set_config_trial<F: NorFlash>(
     let mut buf = [0u8; 8];
     buf[..4].copy_from_slice(&id.to_le_bytes());
     buf[4..].copy_from_slice(&boots.to_le_bytes());
-    store
-        .lock()
-        .await
-        .set_bytes(keys::CONFIG_TRIAL, &buf)
-        .await
+    store.lock().await.set_bytes(keys::CONFIG_TRIAL, &buf).await
 }
 
 async fn end_config_trial<F: NorFlash>(
@@ -833,7 +829,9 @@ impl Updater {
             match end_config_trial(store).await {
                 Ok(()) => {
                     self.config_trial = false;
-                    pubs.log(String::from("config: the pushed config is healthy: confirmed"));
+                    pubs.log(String::from(
+                        "config: the pushed config is healthy: confirmed",
+                    ));
                     self.offer(
                         pubs,
                         now,
@@ -1212,7 +1210,8 @@ impl Updater {
         now: Millis,
     ) {
         // The kind is covered by the signature, which `open` checks.
-        let rotate = matches!(signed::parse(payload), Ok((env, _, _)) if env.kind == Kind::ConfigRotateKey);
+        let rotate =
+            matches!(signed::parse(payload), Ok((env, _, _)) if env.kind == Kind::ConfigRotateKey);
         let kind = if rotate {
             Kind::ConfigRotateKey
         } else {

@@ -804,7 +804,11 @@ pub fn parse_with_env(
                     match a {
                         "--chip" => chip = Some(known_chip(value(&mut it, a)?)?),
                         f if !f.starts_with('-') && file.is_none() => file = Some(PathBuf::from(f)),
-                        _ => return Err("usage: hearth config check FILE [--chip esp32c3|esp32c6]".into()),
+                        _ => {
+                            return Err(
+                                "usage: hearth config check FILE [--chip esp32c3|esp32c6]".into()
+                            )
+                        }
                     }
                 }
                 match file {

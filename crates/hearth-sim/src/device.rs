@@ -142,8 +142,7 @@ pub fn config_check(path: &Path, chip: Option<&str>) -> ExitCode {
             eprintln!("unknown chip {name:?}");
             return ExitCode::from(EXIT_CONFIG as u8);
         };
-        match hearth_device::chips::check(&config, &plan, chip, hearth_device::chips::FULL_IMAGE)
-        {
+        match hearth_device::chips::check(&config, &plan, chip, hearth_device::chips::FULL_IMAGE) {
             Ok(wiring) => {
                 for w in &wiring.warnings {
                     println!("{shown}: warning: {w}");

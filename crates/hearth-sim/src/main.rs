@@ -23,9 +23,7 @@ fn main() -> ExitCode {
             println!("hearth {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
-        Cli::ConfigCheck { file, chip } => {
-            hearth_sim::device::config_check(&file, chip.as_deref())
-        }
+        Cli::ConfigCheck { file, chip } => hearth_sim::device::config_check(&file, chip.as_deref()),
         Cli::Device { config, state } => hearth_sim::device::run(&config, &state),
         Cli::Sim { config, state, air } => {
             // Check the config before powering anything up: a bad file is reported once, no

@@ -121,7 +121,10 @@ fn a_pushed_config_that_cannot_reach_the_broker_goes_back_to_the_previous_one() 
         dev.dump()
     );
     assert!(
-        dev.wait_log("pub stat/ctrial/Update {\"state\":\"config-confirmed\"", s(30)),
+        dev.wait_log(
+            "pub stat/ctrial/Update {\"state\":\"config-confirmed\"",
+            s(30)
+        ),
         "{}",
         dev.dump()
     );
@@ -137,7 +140,10 @@ fn a_pushed_config_that_cannot_reach_the_broker_goes_back_to_the_previous_one() 
     let out = push(&broker, "ctrial", &bad, &owner, &[]);
     assert!(out.status.success(), "{}\n{}", text(&out), dev.dump());
     assert!(
-        dev.wait_log("reason: config rollback: the pushed config failed its trial", s(90)),
+        dev.wait_log(
+            "reason: config rollback: the pushed config failed its trial",
+            s(90)
+        ),
         "{}",
         dev.dump()
     );
@@ -188,7 +194,10 @@ fn a_power_cut_during_the_trial_of_a_good_config_does_not_lose_it() {
         dev.dump()
     );
     assert!(
-        dev.wait_log("pub stat/ccut/Update {\"state\":\"config-confirmed\"", s(30)),
+        dev.wait_log(
+            "pub stat/ccut/Update {\"state\":\"config-confirmed\"",
+            s(30)
+        ),
         "{}",
         dev.dump()
     );
@@ -211,15 +220,32 @@ fn a_reserved_relay_pin_is_refused_by_config_check_push_and_device() {
     // The simulator runs it; the ESP32-C3 would idle at boot with GPIO12 (SPI flash).
     let out = hearth(&["config", "check", relay.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out));
-    let out = hearth(&["config", "check", relay.to_str().unwrap(), "--chip", "esp32c3"]);
+    let out = hearth(&[
+        "config",
+        "check",
+        relay.to_str().unwrap(),
+        "--chip",
+        "esp32c3",
+    ]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("relay1pin 12: GPIO12 belongs to the SPI flash"),
+        String::from_utf8_lossy(&out.stderr)
+            .contains("relay1pin 12: GPIO12 belongs to the SPI flash"),
         "{}",
         text(&out)
     );
-    let fine = write(&dir, "fine.txt", &body.replace("relay1pin 12", "relay1pin 21"));
-    let out = hearth(&["config", "check", fine.to_str().unwrap(), "--chip", "esp32c3"]);
+    let fine = write(
+        &dir,
+        "fine.txt",
+        &body.replace("relay1pin 12", "relay1pin 21"),
+    );
+    let out = hearth(&[
+        "config",
+        "check",
+        fine.to_str().unwrap(),
+        "--chip",
+        "esp32c3",
+    ]);
     assert!(out.status.success(), "{}", text(&out));
 
     // The push's local check with the chip named.
@@ -231,7 +257,10 @@ fn a_reserved_relay_pin_is_refused_by_config_check_push_and_device() {
     let out = push(&broker, "cpin", &relay, &owner, &["--no-local-check"]);
     assert_eq!(out.status.code(), Some(1), "{}\n{}", text(&out), dev.dump());
     let said = String::from_utf8_lossy(&out.stdout);
-    assert!(said.contains("relay1pin 12") && said.contains("SPI flash"), "{said}");
+    assert!(
+        said.contains("relay1pin 12") && said.contains("SPI flash"),
+        "{said}"
+    );
     std::thread::sleep(s(2));
     assert!(pushed(&dev).is_none());
     assert_eq!(dev.log_count("reset cause"), 1, "{}", dev.dump());
@@ -272,7 +301,10 @@ fn a_push_that_removes_or_changes_otakey_needs_rotate_key() {
     let out = push(&broker, "ckey", &rotated, &owner, &["--rotate-key"]);
     assert!(out.status.success(), "{}\n{}", text(&out), dev.dump());
     assert!(
-        dev.wait_log("pub stat/ckey/Update {\"state\":\"config-confirmed\"", s(40)),
+        dev.wait_log(
+            "pub stat/ckey/Update {\"state\":\"config-confirmed\"",
+            s(40)
+        ),
         "{}",
         dev.dump()
     );
@@ -315,7 +347,10 @@ fn a_pushed_config_that_cannot_run_at_boot_is_undone_at_boot() {
     let out = push(&broker, "cboot", &good, &owner, &[]);
     assert!(out.status.success(), "{}\n{}", text(&out), dev.dump());
     assert!(
-        dev.wait_log("pub stat/cboot/Update {\"state\":\"config-confirmed\"", s(30)),
+        dev.wait_log(
+            "pub stat/cboot/Update {\"state\":\"config-confirmed\"",
+            s(30)
+        ),
         "{}",
         dev.dump()
     );
@@ -384,9 +419,17 @@ fn a_pushed_config_that_crashes_every_boot_goes_back_after_three_trial_boots() {
         "{}",
         dev.dump()
     );
-    assert!(pushed(&dev).is_none(), "back on the file it was started with");
+    assert!(
+        pushed(&dev).is_none(),
+        "back on the file it was started with"
+    );
     let crashes = dev.log_count("the appliance crashed");
     assert_eq!(crashes, 2, "{}", dev.dump());
     std::thread::sleep(s(4));
-    assert_eq!(dev.log_count("the appliance crashed"), crashes, "{}", dev.dump());
+    assert_eq!(
+        dev.log_count("the appliance crashed"),
+        crashes,
+        "{}",
+        dev.dump()
+    );
 }
