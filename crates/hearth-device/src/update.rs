@@ -238,6 +238,9 @@ async fn config_rollback<B: Board, F: NorFlash>(board: &mut B, store: &SharedSto
         Ok(()) => {
             // A cut before this leaves a trial record about another config: dropped at boot.
             let _ = end_config_trial(store).await;
+            // The faults were the pushed config's: the previous config starts afresh, out of
+            // safe mode, as a pushed config does.
+            let _ = clear_faults(store).await;
             reboot(board, store, RebootReason::ConfigRollback).await
         }
         Err(e) => {
@@ -825,7 +828,9 @@ impl Updater {
         online: bool,
         now: Millis,
     ) {
-        if online && uptime >= self.settings.confirm_after {
+        // Safe mode does not run the appliance, so it proves nothing about the config: the
+        // trial only runs out there.
+        if online && uptime >= self.settings.confirm_after && !self.safe_mode {
             match end_config_trial(store).await {
                 Ok(()) => {
                     self.config_trial = false;

@@ -728,7 +728,7 @@ pub fn config_push(
             match link.status(left) {
                 Some(s) if s.state == "config-installed" => {
                     return Ok(Ok(format!(
-                        "{device}: config installed; the device reboots into it"
+                        "{device}: config installed; the device reboots into it, on trial (back to the previous config if not healthy within otatrial)"
                     )))
                 }
                 Some(s) if s.state == "refused" => {

@@ -433,3 +433,55 @@ fn a_pushed_config_that_crashes_every_boot_goes_back_after_three_trial_boots() {
         dev.dump()
     );
 }
+
+#[test]
+fn safe_mode_never_confirms_a_pushed_config_and_the_previous_one_leaves_it() {
+    let broker = Broker::start();
+    let owner = new_owner();
+    // One fault starts safe mode here.
+    let dev = device(&broker, "csafe", &owner, "safemode 1\n");
+    let dir = TempDir::new("configs");
+    let crashing = write(
+        &dir,
+        "crashing.txt",
+        &config(
+            "csafe",
+            broker.port,
+            &format!("{TRIAL}{}\nsafemode 1\n# crashes\n", owner.otakey),
+        ),
+    );
+    let out = push(&broker, "csafe", &crashing, &owner, &[]);
+    assert!(out.status.success(), "{}\n{}", text(&out), dev.dump());
+    assert!(
+        dev.wait_log("update: pushed config on trial, boot 1 of 3", s(20)),
+        "{}",
+        dev.dump()
+    );
+    assert!(dev.ctl("crash-config").starts_with("ok"));
+    assert!(dev.ctl("power-cut").starts_with("ok"));
+    // Boot 2 crashes; boot 3 is in safe mode, online, without the appliance: that proves
+    // nothing about the config, which goes back when otatrial runs out.
+    assert!(
+        dev.wait_log("pub stat/csafe/Update {\"state\":\"safe-mode\"", s(30)),
+        "{}",
+        dev.dump()
+    );
+    assert!(
+        dev.wait_log(
+            "pub stat/csafe/Update {\"state\":\"config-rolled-back\"",
+            s(40)
+        ),
+        "{}",
+        dev.dump()
+    );
+    assert_eq!(dev.log_count("config-confirmed"), 0, "{}", dev.dump());
+    // The previous config runs its appliance again: out of safe mode.
+    let after = dev
+        .log()
+        .rsplit("config-rolled-back")
+        .next()
+        .unwrap_or("")
+        .to_string();
+    assert!(!after.contains("safe mode"), "{}", dev.dump());
+    assert!(pushed(&dev).is_none());
+}
