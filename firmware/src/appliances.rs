@@ -1,5 +1,5 @@
 //! The appliances' hardware (`relay`, `energy`, `rx433`, `h2o`, `switch`, `termo`): which GPIOs each
-//! uses ([`plan`], checked by `crate::pins` with every other pin), the peripherals built on
+//! uses (`hearth_device::chips::appliance_pins`, checked by `crate::pins` with every other pin), the peripherals built on
 //! them ([`build`], right after the pin check and before the store, so relay outputs are at
 //! their off level before anything else happens) and the runtime over them ([`run`]), mirroring
 //! the simulator's `device_task`.
@@ -28,30 +28,13 @@ use alloc::vec::Vec;
 
 use hearth_config::Config;
 
-use crate::pins::{AppPin, Source, DEFAULTS};
-
 #[cfg(any(feature = "appliance-h2o", not(feature = "lean")))]
 mod flow;
 #[cfg(any(feature = "appliance-rx433", not(feature = "lean")))]
 mod rx433;
 
 /// The appliances this firmware wires and the cargo feature each needs.
-pub const FEATURES: &[(&str, &str)] = &[
-    ("relay", "appliance-relay"),
-    ("energy", "appliance-energy"),
-    ("rx433", "appliance-rx433"),
-    ("h2o", "appliance-h2o"),
-    ("switch", "appliance-switch"),
-    ("termo", "appliance-termo"),
-];
-
-/// An appliance's settings and the GPIOs it wants (for `pins::resolve`).
-pub struct Planned {
-    /// What it is.
-    pub what: What,
-    /// Its GPIOs, in the order [`build`] takes them.
-    pub pins: Vec<AppPin>,
-}
+pub const FEATURES: &[(&str, &str)] = hearth_device::chips::APPLIANCES;
 
 /// The appliance and its settings.
 pub enum What {
@@ -75,24 +58,11 @@ pub enum What {
     Termo(hearth_device::profiles::termo::Settings),
 }
 
-fn pin(key: &'static str, given: Option<u8>, default: u8) -> AppPin {
-    match given {
-        Some(pin) => AppPin {
-            key,
-            pin,
-            source: Source::Config,
-        },
-        None => AppPin {
-            key,
-            pin: default,
-            source: Source::Default,
-        },
-    }
-}
-
-/// The appliance of `config`, if its profile is one, with its pins. `Err`: a profile whose
-/// cargo feature is off, or settings that do not parse (`plan` checked them already).
-pub fn plan(config: &Config) -> Result<Option<Planned>, String> {
+/// The appliance of `config`, if its profile is one. Its GPIOs are
+/// `hearth_device::chips::appliance_pins`, checked with every other pin by `pins::check`.
+/// `Err`: a profile whose cargo feature is off (`pins::check` refuses it first), or settings
+/// that do not parse (`plan` checked them already).
+pub fn plan(config: &Config) -> Result<Option<What>, String> {
     let profile = config.profile.as_str();
     let Some((_, feature)) = FEATURES.iter().find(|(name, _)| *name == profile) else {
         return Ok(None);
@@ -104,112 +74,36 @@ pub fn plan(config: &Config) -> Result<Option<Planned>, String> {
         )
     };
     let bad = |e: String| format!("config.txt: profile {profile}: {e}");
-    let planned = match profile {
+    let what = match profile {
         #[cfg(any(feature = "appliance-relay", not(feature = "lean")))]
-        "relay" => {
-            use hearth_device::profiles::relay::RelaySettings;
-            let settings = RelaySettings::from_config(config).map_err(bad)?;
-            const KEYS: [&str; 4] = ["relay1pin", "relay2pin", "relay3pin", "relay4pin"];
-            let pins = settings
-                .relays
-                .iter()
-                .enumerate()
-                .map(|(i, r)| pin(KEYS[i], r.pin, DEFAULTS.relays[i]))
-                .collect();
-            Planned {
-                what: What::Relay(settings),
-                pins,
-            }
-        }
+        "relay" => What::Relay(
+            hearth_device::profiles::relay::RelaySettings::from_config(config).map_err(bad)?,
+        ),
         #[cfg(any(feature = "appliance-energy", not(feature = "lean")))]
         "energy" => {
-            use hearth_device::profiles::energy::EnergySettings;
-            let s = EnergySettings::from_config(config).map_err(bad)?;
-            Planned {
-                what: What::Energy,
-                pins: alloc::vec![
-                    pin("pzemtx", s.tx, DEFAULTS.pzem.0),
-                    pin("pzemrx", s.rx, DEFAULTS.pzem.1),
-                ],
-            }
+            hearth_device::profiles::energy::EnergySettings::from_config(config).map_err(bad)?;
+            What::Energy
         }
         #[cfg(any(feature = "appliance-rx433", not(feature = "lean")))]
         "rx433" => {
-            use hearth_device::profiles::rx433::Settings;
-            let s = Settings::from_config(config).map_err(bad)?;
-            Planned {
-                what: What::Rx433,
-                pins: alloc::vec![pin("rx433pin", s.pin, DEFAULTS.rx433)],
-            }
+            hearth_device::profiles::rx433::Settings::from_config(config).map_err(bad)?;
+            What::Rx433
         }
         #[cfg(any(feature = "appliance-termo", not(feature = "lean")))]
         "termo" => {
-            let s = hearth_device::profiles::termo::Settings::from_config(config).map_err(bad)?;
-            Planned {
-                what: What::Termo(s),
-                pins: alloc::vec![pin(
-                    "onewire",
-                    hearth_device::profiles::gpio(config, "onewire"),
-                    DEFAULTS.onewire
-                )],
-            }
+            What::Termo(hearth_device::profiles::termo::Settings::from_config(config).map_err(bad)?)
         }
         #[cfg(any(feature = "appliance-h2o", not(feature = "lean")))]
         "h2o" => {
-            use hearth_device::profiles::h2o::H2oSettings;
-            let s = H2oSettings::from_config(config).map_err(bad)?;
-            Planned {
-                what: What::H2o(s),
-                pins: alloc::vec![pin(
-                    "flowpin",
-                    hearth_device::profiles::gpio(config, "flowpin"),
-                    DEFAULTS.flow
-                )],
-            }
+            What::H2o(hearth_device::profiles::h2o::H2oSettings::from_config(config).map_err(bad)?)
         }
         #[cfg(any(feature = "appliance-switch", not(feature = "lean")))]
-        "switch" => {
-            use hearth_device::profiles::switch::{Pins, SwitchSettings, Wiring};
-            let s = SwitchSettings::from_config(config).map_err(bad)?;
-            let preset = s.board.preset();
-            let given = |key: &str| config.profile_settings.contains_key(key);
-            let source = |key: &'static str| {
-                if given(key) {
-                    Source::ConfigList
-                } else {
-                    Source::Preset(preset.name)
-                }
-            };
-            let mut pins = Vec::new();
-            match (&s.pins, preset.wiring) {
-                (Pins::Direct { inputs, outputs }, _) => {
-                    for (key, list) in [("switchinpins", inputs), ("switchoutpins", outputs)] {
-                        pins.extend(list.iter().map(|&p| AppPin {
-                            key,
-                            pin: p,
-                            source: source(key),
-                        }));
-                    }
-                }
-                (Pins::ShiftRegisters(sr), Wiring::ShiftRegisters(_)) => {
-                    pins.extend([sr.oe, sr.latch, sr.clock, sr.ser, sr.qh].map(|p| AppPin {
-                        key: "switchsrpins",
-                        pin: p,
-                        source: source("switchsrpins"),
-                    }));
-                }
-                (Pins::ShiftRegisters(_), Wiring::Direct { .. }) => {
-                    return Err(bad(String::from("shift-register pins for a direct board")));
-                }
-            }
-            Planned {
-                what: What::Switch(s),
-                pins,
-            }
-        }
+        "switch" => What::Switch(
+            hearth_device::profiles::switch::SwitchSettings::from_config(config).map_err(bad)?,
+        ),
         _ => return Err(off()),
     };
-    Ok(Some(planned))
+    Ok(Some(what))
 }
 
 /// The peripherals the appliances may take.
@@ -257,14 +151,14 @@ pub enum Hardware {
 /// Take GPIO `n`.
 ///
 /// # Safety
-/// `n` must have passed `pins::resolve` (exists, not flash/USB, used once).
+/// `n` must have passed `pins::check` (exists, not flash/USB, used once).
 unsafe fn gpio(n: u8) -> esp_hal::gpio::AnyPin<'static> {
     // SAFETY: the caller's promise.
     unsafe { esp_hal::gpio::AnyPin::steal(n) }
 }
 
-/// Build the appliance's hardware on `pins` (checked by `pins::resolve`, in the order of
-/// [`Planned::pins`]). `Err`: a peripheral refused its configuration.
+/// Build the appliance's hardware on `pins` (checked by `pins::check`, in the order of
+/// `hearth_device::chips::appliance_pins`). `Err`: a peripheral refused its configuration.
 #[allow(unused_variables)]
 pub fn build(
     spawner: embassy_executor::Spawner,
@@ -277,7 +171,7 @@ pub fn build(
         What::Relay(settings) => {
             use esp_hal::gpio::{Level, Output, OutputConfig};
             let level = Level::from(bool::from(settings.off_level()));
-            // SAFETY: checked by `pins::resolve`.
+            // SAFETY: checked by `pins::check`.
             let outputs = pins
                 .iter()
                 .map(|&n| Output::new(unsafe { gpio(n) }, level, OutputConfig::default()))
@@ -302,7 +196,7 @@ pub fn build(
                 .with_stop_bits(StopBits::_1);
             let uart = Uart::new(p.uart1, config)
                 .map_err(|e| format!("energy: cannot configure UART1: {e:?}"))?;
-            // SAFETY: checked by `pins::resolve`.
+            // SAFETY: checked by `pins::check`.
             let (tx, rx) = unsafe { (gpio(pins[0]), gpio(pins[1])) };
             let uart = uart.with_tx(tx).with_rx(rx).into_async();
             log::info!(
@@ -314,7 +208,7 @@ pub fn build(
         }
         #[cfg(any(feature = "appliance-rx433", not(feature = "lean")))]
         What::Rx433 => {
-            // SAFETY: checked by `pins::resolve`.
+            // SAFETY: checked by `pins::check`.
             let source = rx433::start(spawner, p.rmt, unsafe { gpio(pins[0]) })?;
             log::info!("rx433: receiver on GPIO{} (RMT channel 2)", pins[0]);
             Ok(Hardware::Rx433(source))
@@ -336,7 +230,7 @@ pub fn build(
         #[cfg(any(feature = "appliance-termo", not(feature = "lean")))]
         What::Termo(settings) => {
             use esp_hal::gpio::{DriveMode, Flex, OutputConfig, Pull};
-            // SAFETY: checked by `pins::resolve`.
+            // SAFETY: checked by `pins::check`.
             let mut line = Flex::new(unsafe { gpio(pins[0]) });
             // Open drain with the internal pull-up (add a 4.7 kΩ external one for long
             // cables), released (high) until the first reset pulse.
@@ -411,7 +305,7 @@ where
             use embassy_embedded_hal::shared_bus::asynch::i2c::I2cDevice;
             use hearth_device::profiles::h2o::H2o;
             let Some(bus) = bus else {
-                // Cannot happen: `pins::resolve` gives h2o its I2C pins and main opens the bus.
+                // Cannot happen: `pins::check` gives h2o its I2C pins and main opens the bus.
                 log::error!("internal: h2o without its I2C bus; resetting in 60 s");
                 embassy_time::Timer::after_secs(60).await;
                 esp_hal::system::software_reset()
@@ -493,11 +387,11 @@ mod switch {
         pub fn new(settings: &SwitchSettings, pins: &[u8]) -> Self {
             let preset = settings.board.preset();
             let out = |n: u8, level| {
-                // SAFETY: checked by `pins::resolve`.
+                // SAFETY: checked by `pins::check`.
                 Output::new(unsafe { gpio(n) }, level, OutputConfig::default())
             };
             let input = |n: u8, pull| {
-                // SAFETY: checked by `pins::resolve`.
+                // SAFETY: checked by `pins::check`.
                 Input::new(unsafe { gpio(n) }, InputConfig::default().with_pull(pull))
             };
             match settings.pins {

@@ -168,6 +168,17 @@ impl Board for EspBoard {
         }
     }
 
+    async fn restore_config(&mut self) -> Result<(), alloc::string::String> {
+        match &mut self.firmware.config {
+            Some((flash, partition)) => crate::config::restore(flash, partition),
+            None => Err("no config partition".into()),
+        }
+    }
+
+    fn image_appliances(&self) -> &'static [&'static str] {
+        crate::pins::IMAGE
+    }
+
     fn last_panic(&mut self) -> Option<alloc::string::String> {
         // esp-backtrace prints the message and backtrace on the serial console; only the fact
         // survives the reset (in RTC memory).

@@ -4,8 +4,9 @@
 //! central for `scale_manager`/`tnowc`, the ESP-NOW peripheral runtime for
 //! `scale_sensor`/`tnowp`), picks the network (Wi-Fi, a W5500 on SPI for `ssid (wired)` and
 //! `ssid (wired2)`, none for the battery peripherals, which must say `ssid (none)`), and
-//! rejects what this firmware cannot run (an MQTT profile without a network, a battery profile
-//! with one, an IPv6 broker, missing ESP-NOW keys or scale calibration).
+//! rejects what no device can run (a battery profile with a network, missing ESP-NOW keys or
+//! scale calibration). The chip's own rules (an MQTT profile without a network, an IPv6
+//! broker, pins, appliances the image lacks) are `crate::pins::check`.
 //!
 //! # On-flash format of the `config` partition (data, 8 KiB)
 //!
@@ -21,7 +22,9 @@
 //!
 //! The rest of the partition is erased flash (0xFF). A config pushed over MQTT
 //! (`hearth config push`) is installed as a second copy in the second sector, atomically
-//! ([`store`], `hearth_config::blob`); the second copy, when valid, is the one in force.
+//! ([`store`], `hearth_config::blob`); the second copy, when valid, is the one in force, and
+//! the first then holds the config in force before the push, for [`restore`] when the pushed
+//! one fails its trial.
 //!
 //! # When the config is unusable
 //!
@@ -39,8 +42,8 @@ use alloc::vec::Vec;
 use embedded_storage::nor_flash::{NorFlash, ReadNorFlash};
 use esp_storage::{FlashStorage, FlashStorageError};
 use hearth_config::blob::{self, BlobError, HEADER_LEN};
-use hearth_config::{Config, Host, Network};
-use hearth_device::profiles::{Plan, FIRMWARE_PROFILES};
+use hearth_config::{Config, Network};
+use hearth_device::profiles::Plan;
 
 use crate::partitions::Region;
 
@@ -68,13 +71,6 @@ pub enum Uplink {
     None,
 }
 
-impl Uplink {
-    /// Is this the W5500?
-    pub fn is_wired(&self) -> bool {
-        matches!(self, Self::Ethernet)
-    }
-}
-
 /// The Wi-Fi station credentials.
 pub struct Wifi {
     /// Network name.
@@ -97,55 +93,29 @@ pub fn load(flash: &mut FlashStorage<'_>, partition: &Region) -> Result<Loaded, 
         lines
     })?;
     let plan = hearth_device::profiles::plan(&config).map_err(|e| vec![format!("{SHOWN}: {e}")])?;
-    if !FIRMWARE_PROFILES.contains(&config.profile.as_str()) {
-        return Err(vec![format!(
-            "{SHOWN}: profile {} runs in the simulator but is not wired into this firmware yet \
-             (this firmware runs: {})",
-            config.profile,
-            FIRMWARE_PROFILES.join(", ")
-        )]);
-    }
-    let mut problems = Vec::new();
+    // The chip's own rules (firmware profiles, appliances in the image, IPv4, pins) are
+    // `crate::pins::check`, run next by `main` with the rest of the wiring.
     let uplink = match &config.network {
-        Network::Wifi { ssid, password } => Some(Uplink::Wifi(Wifi {
+        Network::Wifi { ssid, password } => Uplink::Wifi(Wifi {
             ssid: ssid.clone(),
             password: password.clone(),
-        })),
-        Network::Wired => Some(Uplink::Ethernet),
+        }),
+        Network::Wired => Uplink::Ethernet,
         Network::Wired2 => {
             log::warn!(
                 "{SHOWN}: `ssid (wired2)` (a LAN8720 board in the reference) means the W5500 on \
                  SPI here, as `ssid (wired)` does"
             );
-            Some(Uplink::Ethernet)
+            Uplink::Ethernet
         }
-        // `plan` already rejects it for the MQTT profiles (no broker); kept for completeness.
-        Network::None if matches!(plan, Plan::Mqtt { .. }) => {
-            problems.push(format!(
-                "{SHOWN}: `ssid (none)`: profile {} needs a network",
-                config.profile
-            ));
-            None
-        }
-        Network::None => Some(Uplink::None),
+        // `pins::check` refuses it for the MQTT profiles (no network).
+        Network::None => Uplink::None,
     };
-    let mqtt = matches!(plan, Plan::Mqtt { .. });
-    if let Some(broker) = config.mqtt.broker.as_ref().filter(|_| mqtt) {
-        if let Host::Ipv6(addr) = broker.host {
-            problems.push(format!(
-                "{SHOWN}: mqttbroker [{addr}]: this firmware speaks IPv4 only; use an IPv4 \
-                 address or a host name"
-            ));
-        }
-    }
-    match uplink {
-        Some(uplink) if problems.is_empty() => Ok(Loaded {
-            config,
-            plan,
-            uplink,
-        }),
-        _ => Err(problems),
-    }
+    Ok(Loaded {
+        config,
+        plan,
+        uplink,
+    })
 }
 
 /// The config in force: the pushed copy in the partition's second sector when it is valid,
@@ -161,6 +131,14 @@ fn read_text<F: ReadNorFlash<Error = FlashStorageError>>(
         }
     }
     read_copy(flash, partition)
+}
+
+/// Is the config in force the one pushed over MQTT (the second copy, valid)?
+pub fn pushed_in_force<F: ReadNorFlash<Error = FlashStorageError>>(
+    flash: &mut F,
+    partition: &Region,
+) -> bool {
+    second_copy(partition).is_some_and(|second| read_copy(flash, &second).is_ok())
 }
 
 /// Where the pushed copy lives: the partition's second sector, if the partition has one.
@@ -204,8 +182,10 @@ fn read_copy<F: ReadNorFlash<Error = FlashStorageError>>(
         .map_err(ReadError::Blob)
 }
 
-/// Install `text` as the config of the next boot, atomically (two copies, see
-/// `hearth_config::blob`): a power cut at any point leaves the old config or the new one.
+/// Install `text` as the config of the next boot, atomically, keeping the config in force as
+/// the previous copy (two copies, see `hearth_config::blob`): a power cut at any point leaves
+/// the old config or the new one, and a complete push leaves the old one in the first copy
+/// for [`restore`].
 pub fn store<F: NorFlash<Error = FlashStorageError>>(
     flash: &mut F,
     partition: &Region,
@@ -214,29 +194,52 @@ pub fn store<F: NorFlash<Error = FlashStorageError>>(
     let second = second_copy(partition)
         .ok_or_else(|| format!("the config partition {partition} has no room for a second copy"))?;
     let flash_err = |e: FlashStorageError| format!("flash: {e:?}");
-    let second_valid = read_copy(flash, &second).is_ok();
+    let in_force = read_copy(flash, &second).ok();
     let mut header = [0u8; HEADER_LEN];
     flash
         .read(partition.offset, &mut header)
         .map_err(flash_err)?;
     let first_len = blob::declared_len(&header).unwrap_or(0);
-    let mut bytes = blob::encode(text);
-    let (write, erase) = blob::plan_write(second_valid, first_len, bytes.len())?;
+    let new = blob::encode(text);
+    let keep = blob::plan_push(in_force.is_some(), first_len, new.len())?;
+    if let (true, Some(old)) = (keep, in_force) {
+        // The pushed config in force becomes the previous copy; it stays in force meanwhile.
+        write_copy(flash, partition.offset, blob::encode(&old))?;
+    }
+    write_copy(flash, second.offset, new)
+}
+
+/// Put back the config that was in force before the last [`store`]: erase the pushed copy,
+/// once the previous one (the first copy) is known to be whole.
+pub fn restore<F: NorFlash<Error = FlashStorageError>>(
+    flash: &mut F,
+    partition: &Region,
+) -> Result<(), String> {
+    let second = second_copy(partition)
+        .ok_or_else(|| format!("the config partition {partition} has no second copy"))?;
+    let first = read_copy(flash, partition).is_ok();
+    let pushed = read_copy(flash, &second).is_ok();
+    let erase = blob::plan_restore(first, pushed)?;
+    let at = partition.offset + erase.offset() as u32;
+    flash
+        .erase(at, at + blob::COPY_LEN as u32)
+        .map_err(|e| format!("flash: {e:?}"))
+}
+
+/// Erase the sector at `at` and write `bytes` (one blob, at most a sector) there.
+fn write_copy<F: NorFlash<Error = FlashStorageError>>(
+    flash: &mut F,
+    at: u32,
+    mut bytes: Vec<u8>,
+) -> Result<(), String> {
+    let flash_err = |e: FlashStorageError| format!("flash: {e:?}");
     while !bytes.len().is_multiple_of(4) {
         bytes.push(0xFF);
     }
-    let at = partition.offset + write.offset() as u32;
     flash
         .erase(at, at + blob::COPY_LEN as u32)
         .map_err(flash_err)?;
-    flash.write(at, &bytes).map_err(flash_err)?;
-    if let Some(e) = erase {
-        let at = partition.offset + e.offset() as u32;
-        flash
-            .erase(at, at + blob::COPY_LEN as u32)
-            .map_err(flash_err)?;
-    }
-    Ok(())
+    flash.write(at, &bytes).map_err(flash_err)
 }
 
 enum ReadError {

@@ -44,6 +44,38 @@ pub async fn idle(problems: &[String], dogs: &mut Watchdogs) -> ! {
     }
 }
 
+/// A config that cannot run here: when it is a config pushed over MQTT, put the previous
+/// config back (`config::restore`) and reset into it, so a push can never leave the device
+/// idle without a network (the device checks a push with the same rules before accepting
+/// it; this covers a firmware whose rules changed since). Otherwise, or when the previous
+/// config cannot be put back, [`idle`].
+pub async fn config_refused<F>(
+    problems: &[String],
+    flash: &mut F,
+    partition: &crate::partitions::Region,
+    dogs: &mut Watchdogs,
+) -> !
+where
+    F: embedded_storage::nor_flash::NorFlash<Error = esp_storage::FlashStorageError>,
+{
+    if crate::config::pushed_in_force(flash, partition) {
+        for line in problems {
+            log::error!("{line}");
+        }
+        match crate::config::restore(flash, partition) {
+            Ok(()) => {
+                log::warn!(
+                    "config: the config pushed over MQTT cannot run here: the previous config \
+                     is back; resetting into it"
+                );
+                esp_hal::system::software_reset()
+            }
+            Err(e) => log::error!("config: cannot put the previous config back: {e}"),
+        }
+    }
+    idle(problems, dogs).await
+}
+
 /// How long a device whose driver failed to start waits before resetting.
 pub const RESET_AFTER_S: u32 = 60;
 

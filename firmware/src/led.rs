@@ -88,7 +88,7 @@ impl Led {
 
 /// Light the LED (booting) and start the task that blinks it.
 pub fn start(spawner: Spawner, led: pins::Led) {
-    // SAFETY: `pins::resolve` checked that the GPIO exists on this chip, is not a flash or USB
+    // SAFETY: `pins::check` checked that the GPIO exists on this chip, is not a flash or USB
     // pin, and is used by nothing else in this firmware, so this is its only owner.
     let pin = unsafe { AnyPin::steal(led.pin) };
     let output = Output::new(pin, Led::level(true, led.inverted), OutputConfig::default());

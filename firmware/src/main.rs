@@ -11,9 +11,12 @@
 //! 2. Flash: the partition table, then `config.txt` from the `config` partition, validated and
 //!    planned (`config`: `hearth_device::profiles::plan`, as in the simulator). `watchdog 0`
 //!    turns the boot guard off here.
-//! 3. The wiring (`pins`): LED, I2C (`weather`), the HX711 (`scale_sensor`) and, on a wired
-//!    network, the W5500's pins, checked against the chip. A good `led` pin starts the status LED task (`led`) even when another pin is
-//!    bad, so the boot error can blink.
+//! 3. Every rule of the chip (`pins::check`, i.e. `hearth_device::chips`, the rules `hearth
+//!    flash` and a pushed config are checked with too): the profile and appliance are in this
+//!    image, the broker is IPv4, and the wiring (LED, I2C, the HX711, the W5500, the
+//!    appliance's pins) exists on the chip, avoids its reserved pins and is used once. A good
+//!    `led` pin starts the status LED task (`led`) even when another pin is bad, so the boot
+//!    error can blink.
 //! 4. The key-value store on the `hearth` partition (`KvStore::open` over esp-storage through
 //!    `BlockingAsync`; `FlashStorage` is a singleton, so it moves into the store only after
 //!    the partition work).
@@ -29,8 +32,8 @@
 //!    then `hearth_device::run` (joined with `link::run_central` for a central) or
 //!    `link::run_peripheral`, which never return.
 //!
-//! Mains appliances (`relay`, `energy`, `rx433`, `h2o`, `switch`): `appliances` plans their
-//! pins (checked in step 3 with the others), builds their hardware right after the pin check
+//! Mains appliances (`relay`, `energy`, `rx433`, `h2o`, `switch`, `termo`): their pins are
+//! checked in step 3 with the others; `appliances` builds their hardware right after the pin check
 //! (relay outputs at their off level before the store is opened) and runs their profile.
 //!
 //! Modules: `appliances` (the mains appliances' wiring), `board` (Board: reset cause, reset, watchdog policy, RNG, MAC, status, console,
@@ -157,7 +160,9 @@ async fn main(spawner: Spawner) -> ! {
     log::info!("store {}, config {}", layout.store, layout.config);
     let loaded = match config::load(&mut flash, &layout.config) {
         Ok(loaded) => loaded,
-        Err(problems) => fatal::idle(&problems, &mut dogs).await,
+        Err(problems) => {
+            fatal::config_refused(&problems, &mut flash, &layout.config, &mut dogs).await
+        }
     };
     let timings = loaded.config.timings;
     match &loaded.plan {
@@ -184,30 +189,9 @@ async fn main(spawner: Spawner) -> ! {
         log::warn!("watchdog: disabled by the config (`watchdog 0`)");
     }
 
-    // The appliance (relay, energy, rx433, h2o, switch) and its pins.
-    let appliance = match appliances::plan(&loaded.config) {
-        Ok(appliance) => appliance,
-        Err(problem) => fatal::idle(&[problem], &mut dogs).await,
-    };
-
-    // The wiring, and the status LED as soon as its pin is known to be good.
-    let needs = pins::Needs {
-        ethernet: loaded.uplink.is_wired(),
-        i2c: matches!(loaded.config.profile.as_str(), "weather" | "h2o")
-            || (loaded.config.profile == "relay"
-                && loaded
-                    .config
-                    .profile_settings
-                    .get("relaydisplay")
-                    .map(String::as_str)
-                    == Some("1")),
-        hx711: matches!(loaded.plan, Plan::Peripheral { scale: Some(_), .. }),
-        appliance: appliance
-            .as_ref()
-            .map(|a| a.pins.clone())
-            .unwrap_or_default(),
-    };
-    let wiring = match pins::resolve(&loaded.config, needs) {
+    // Every rule of this chip (`hearth_device::chips`, as `hearth flash` and a pushed config
+    // are checked), the wiring, and the status LED as soon as its pin is known to be good.
+    let wiring = match pins::check(&loaded.config, &loaded.plan) {
         Ok(wiring) => {
             if let Some(pin) = wiring.led {
                 led::start(spawner, pin);
@@ -218,7 +202,14 @@ async fn main(spawner: Spawner) -> ! {
             if let Some(pin) = rejected.led {
                 led::start(spawner, pin);
             }
-            fatal::idle(&rejected.problems, &mut dogs).await
+            fatal::config_refused(&rejected.problems, &mut flash, &layout.config, &mut dogs).await
+        }
+    };
+    // The appliance (relay, energy, rx433, h2o, switch, termo).
+    let appliance = match appliances::plan(&loaded.config) {
+        Ok(appliance) => appliance,
+        Err(problem) => {
+            fatal::config_refused(&[problem], &mut flash, &layout.config, &mut dogs).await
         }
     };
 
@@ -233,7 +224,7 @@ async fn main(spawner: Spawner) -> ! {
                 #[cfg(feature = "esp32c3")]
                 io_mux: p.IO_MUX,
             };
-            match appliances::build(spawner, planned.what, &wiring.appliance, peripherals) {
+            match appliances::build(spawner, planned, &wiring.appliance, peripherals) {
                 Ok(hardware) => Some(hardware),
                 Err(problem) => fatal::idle(&[problem], &mut dogs).await,
             }
@@ -299,7 +290,7 @@ async fn main(spawner: Spawner) -> ! {
             // The sensors' bus (before the network, so that every boot error idles with it off).
             let bus = match wiring.i2c {
                 Some((sda_pin, scl_pin)) => {
-                    // SAFETY: `pins::resolve` checked that both GPIOs exist on this chip, are
+                    // SAFETY: `pins::check` checked that both GPIOs exist on this chip, are
                     // not the flash or USB pins, and differ from each other and from every other
                     // pin this firmware takes.
                     let (sda, scl) = unsafe { (AnyPin::steal(sda_pin), AnyPin::steal(scl_pin)) };
@@ -340,7 +331,7 @@ async fn main(spawner: Spawner) -> ! {
                         Err(e) => Err(e),
                     }
                 }
-                // Cannot happen: `pins::resolve` returns the W5500's pins for every wired
+                // Cannot happen: `pins::check` returns the W5500's pins for every wired
                 // config, and `config::load` gives an MQTT profile no `Uplink::None`.
                 _ => Err(net::StartError {
                     message: String::from("network: no usable uplink was resolved"),
@@ -405,7 +396,7 @@ async fn main(spawner: Spawner) -> ! {
             }
         }
         Plan::Peripheral { link, scale } => {
-            // The scale's HX711 (`pins::resolve` gives its pins whenever the plan has a scale).
+            // The scale's HX711 (`pins::check` gives its pins whenever the plan has a scale).
             let scale = match (scale, wiring.hx711) {
                 (Some(settings), Some((sck, dout))) => {
                     log::info!("scale: HX711 on SCK GPIO{sck}, DOUT GPIO{dout}");

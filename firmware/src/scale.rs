@@ -58,9 +58,9 @@ impl DelayNs for HxDelay {
     }
 }
 
-/// The HX711 on `sck`/`dout` (GPIO numbers checked by `pins::resolve`).
+/// The HX711 on `sck`/`dout` (GPIO numbers checked by `pins::check`).
 pub fn hx711(sck: u8, dout: u8) -> Scale {
-    // SAFETY: `pins::resolve` checked that both GPIOs exist on this chip, are not the flash or
+    // SAFETY: `pins::check` checked that both GPIOs exist on this chip, are not the flash or
     // USB pins, and differ from each other and from every other pin this firmware takes.
     let (sck, dout) = unsafe { (AnyPin::steal(sck), AnyPin::steal(dout)) };
     let sck = Output::new(sck, Level::Low, OutputConfig::default());

@@ -12,20 +12,24 @@
 //! length past the partition, a CRC mismatch and non-UTF-8 text are distinct errors, so the
 //! device can say exactly why it has no config.
 //!
-//! # Two copies, so a pushed config is installed atomically
+//! # Two copies: a pushed config is installed atomically and the previous one is kept
 //!
 //! `hearth flash` writes one blob at the start of the partition and erases the rest. A config
 //! pushed over MQTT (`hearth config push`) is written by the device as a second blob in the
 //! partition's second sector ([`SECOND_COPY`]); the second copy, when valid, is the one in
-//! force. A power cut can interrupt any write, so a push never touches the copy in force
-//! before the new one is complete ([`plan_write`]):
+//! force. After a push the first copy always holds the config that was in force before it,
+//! so a pushed config that fails its trial can be undone by erasing the second copy
+//! ([`plan_restore`]). A power cut can interrupt any write, so a push never touches the copy
+//! in force before the new one is complete ([`plan_push`]):
 //!
-//! - the second copy is not valid (the first is in force): write the second; once it is
-//!   complete it is in force, and until then the first still is;
-//! - the second copy is in force: write the first, then erase the second; until the erase
-//!   starts the old config is in force, after it the new one.
+//! - the second copy is not valid (the first is in force, and is the previous config): write
+//!   the second; once it is complete it is in force, and until then the first still is;
+//! - the second copy is in force (an earlier push): first copy it into the first sector
+//!   (while it stays in force), then erase and write the second; during that the first,
+//!   now the same config, is in force.
 //!
-//! Either way a cut leaves one complete config, the old or the new.
+//! Either way a cut leaves one complete config, the old or the new, and a complete push leaves
+//! the old one in the first copy.
 
 use alloc::vec::Vec;
 use core::fmt;
@@ -169,24 +173,35 @@ pub fn in_force<'a>(
     }
 }
 
-/// How to install a new config (see the module documentation): the copy to write, and the
-/// copy to erase once it is written. `first_len` is the length of the first copy's blob when
-/// it is the one in force; a first copy written by `hearth flash` that reaches into the second
-/// sector cannot be kept whole while the second is written, so that case is refused.
-pub fn plan_write(
+/// How to install a new config (see the module documentation): `Ok(true)` when the second
+/// copy (in force) must first be copied into the first sector, then the second copy is
+/// written. `first_len` is the length of the first copy's blob; a first copy written by
+/// `hearth flash` that reaches into the second sector cannot be kept whole while the second
+/// is written, so that case is refused.
+pub fn plan_push(
     second_valid: bool,
     first_len: usize,
     new_len: usize,
-) -> Result<(ConfigCopy, Option<ConfigCopy>), &'static str> {
+) -> Result<bool, &'static str> {
     if new_len > COPY_LEN {
         return Err("the config is too long to be pushed (at most 4084 bytes of text)");
     }
     if second_valid {
-        Ok((ConfigCopy::First, Some(ConfigCopy::Second)))
+        Ok(true)
     } else if first_len > SECOND_COPY {
         Err("the config in force fills the whole partition: shorten it and flash it by cable once")
     } else {
-        Ok((ConfigCopy::Second, None))
+        Ok(false)
+    }
+}
+
+/// How to put the previous config back: erase the second copy, which is possible only when
+/// it is the one in force and the first copy (the previous config) is whole.
+pub fn plan_restore(first_valid: bool, second_valid: bool) -> Result<ConfigCopy, &'static str> {
+    match (first_valid, second_valid) {
+        (true, true) => Ok(ConfigCopy::Second),
+        (_, false) => Err("no pushed config is in force: nothing to go back from"),
+        (false, true) => Err("the previous config in the first copy is not whole"),
     }
 }
 
@@ -194,26 +209,35 @@ pub fn plan_write(
 mod tests {
     use super::*;
 
-    /// Apply a write plan to a partition image, stopping after `steps` flash operations
-    /// (erase, write, erase) to model a power cut.
+    /// Apply a push plan to a partition image, stopping after `steps` flash operations
+    /// (erase, write, erase, write) to model a power cut.
     fn install(partition: &mut [u8], text: &str, steps: usize) -> Result<(), &'static str> {
-        let second_valid = decode(&partition[SECOND_COPY..]).is_ok();
+        let second = decode(&partition[SECOND_COPY..]).map(alloc::string::String::from);
         let first_len = declared_len(partition[..HEADER_LEN].try_into().unwrap()).unwrap_or(0);
         let blob = encode(text);
-        let (write, erase) = plan_write(second_valid, first_len, blob.len())?;
-        let at = write.offset();
+        let keep = plan_push(second.is_ok(), first_len, blob.len())?;
         let mut ops = 0;
-        if ops < steps {
-            partition[at..at + COPY_LEN].fill(0xFF);
-            ops += 1;
+        let mut op = |f: &mut dyn FnMut()| {
+            if ops < steps {
+                f();
+                ops += 1;
+            }
+        };
+        if keep {
+            let old = encode(second.as_deref().unwrap());
+            op(&mut || partition[..COPY_LEN].fill(0xFF));
+            op(&mut || partition[..old.len()].copy_from_slice(&old));
         }
-        if ops < steps {
-            partition[at..at + blob.len()].copy_from_slice(&blob);
-            ops += 1;
-        }
-        if let (Some(e), true) = (erase, ops < steps) {
-            partition[e.offset()..e.offset() + COPY_LEN].fill(0xFF);
-        }
+        op(&mut || partition[SECOND_COPY..SECOND_COPY + COPY_LEN].fill(0xFF));
+        op(&mut || partition[SECOND_COPY..SECOND_COPY + blob.len()].copy_from_slice(&blob));
+        Ok(())
+    }
+
+    fn restore(partition: &mut [u8]) -> Result<(), &'static str> {
+        let first = decode(partition).is_ok();
+        let second = decode(&partition[SECOND_COPY..]).is_ok();
+        let erase = plan_restore(first, second)?;
+        partition[erase.offset()..erase.offset() + COPY_LEN].fill(0xFF);
         Ok(())
     }
 
@@ -222,14 +246,14 @@ mod tests {
     }
 
     #[test]
-    fn a_push_is_atomic_at_every_step_and_alternates_copies() {
+    fn a_push_is_atomic_at_every_step_and_keeps_the_previous_config() {
         let mut p = alloc::vec![0xFF; 2 * COPY_LEN];
         let flashed = encode("v0");
         p[..flashed.len()].copy_from_slice(&flashed);
         let mut in_force_text = alloc::string::String::from("v0");
         for (i, next) in ["v1", "v2", "v3", "v4"].into_iter().enumerate() {
             // A cut after each step keeps the old config or installs the new one, whole.
-            for steps in 0..3 {
+            for steps in 0..4 {
                 let mut cut = p.clone();
                 install(&mut cut, next, steps).unwrap();
                 let seen = current(&cut).unwrap();
@@ -241,10 +265,22 @@ mod tests {
                     assert_eq!(seen, in_force_text);
                 }
             }
-            install(&mut p, next, 3).unwrap();
+            install(&mut p, next, 4).unwrap();
             assert_eq!(current(&p), Ok(next));
+            // The previous config is the first copy: restoring brings it back.
+            let mut back = p.clone();
+            restore(&mut back).unwrap();
+            assert_eq!(current(&back), Ok(in_force_text.as_str()));
             in_force_text = next.into();
         }
+        // After a restore the next push keeps the restored config as the previous one.
+        restore(&mut p).unwrap();
+        assert_eq!(current(&p), Ok("v3"));
+        install(&mut p, "v5", 4).unwrap();
+        restore(&mut p).unwrap();
+        assert_eq!(current(&p), Ok("v3"));
+        // Nothing pushed in force: nothing to restore.
+        assert!(restore(&mut p).is_err());
     }
 
     #[test]
@@ -264,14 +300,13 @@ mod tests {
 
     #[test]
     fn pushes_that_cannot_be_atomic_are_refused() {
-        assert!(plan_write(false, 5000, 100).is_err());
-        assert!(plan_write(true, 5000, 100).is_ok());
-        assert!(plan_write(false, 100, COPY_LEN + 1).is_err());
-        assert_eq!(plan_write(false, 100, 100), Ok((ConfigCopy::Second, None)));
-        assert_eq!(
-            plan_write(true, 100, 100),
-            Ok((ConfigCopy::First, Some(ConfigCopy::Second)))
-        );
+        assert!(plan_push(false, 5000, 100).is_err());
+        assert_eq!(plan_push(true, 5000, 100), Ok(true));
+        assert!(plan_push(false, 100, COPY_LEN + 1).is_err());
+        assert_eq!(plan_push(false, 100, 100), Ok(false));
+        assert_eq!(plan_restore(true, true), Ok(ConfigCopy::Second));
+        assert!(plan_restore(false, true).is_err());
+        assert!(plan_restore(true, false).is_err());
     }
 
     #[test]

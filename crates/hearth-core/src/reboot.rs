@@ -40,6 +40,9 @@ pub enum RebootReason {
     Rollback,
     /// A new config was installed.
     Config,
+    /// A pushed config failed its trial (not healthy in time, or too many boots before it
+    /// was), and the previous config was put back.
+    ConfigRollback,
     /// Leaving safe mode on command.
     SafeModeExit,
 }
@@ -56,6 +59,7 @@ impl RebootReason {
             Self::Update => "update: new firmware installed",
             Self::Rollback => "rollback: new firmware failed its trial",
             Self::Config => "config: new config installed",
+            Self::ConfigRollback => "config rollback: the pushed config failed its trial",
             Self::SafeModeExit => "safe mode: leaving on command",
         }
     }
@@ -141,6 +145,7 @@ mod tests {
             R::Update,
             R::Rollback,
             R::Config,
+            R::ConfigRollback,
             R::SafeModeExit,
         ] {
             assert_eq!(

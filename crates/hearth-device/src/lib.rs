@@ -6,6 +6,7 @@
 extern crate alloc;
 
 pub mod bounded;
+pub mod chips;
 pub mod link;
 pub mod platform;
 pub mod profiles;

@@ -182,6 +182,22 @@ pub trait Board {
     async fn store_config(&mut self, _text: &str) -> Result<(), alloc::string::String> {
         Err("this board cannot store a config".into())
     }
+    /// Put back the config that was in force before the last [`Board::store_config`], for
+    /// the next boot, atomically; the pushed one is dropped. The default refuses: a board
+    /// that cannot keep the previous copy cannot give a pushed config a trial.
+    async fn restore_config(&mut self) -> Result<(), alloc::string::String> {
+        Err("this board cannot restore a previous config".into())
+    }
+    /// The chip whose boot rules ([`crate::chips`]) a pushed config must pass: [`Board::chip`]
+    /// unless the board says otherwise (the simulator can stand in for a chip in a test). A
+    /// name [`crate::chips::chip`] does not know has no chip rules.
+    fn config_chip(&self) -> alloc::string::String {
+        self.chip().into()
+    }
+    /// The appliances this image contains (a `lean` firmware image holds only some).
+    fn image_appliances(&self) -> &'static [&'static str] {
+        crate::chips::FULL_IMAGE
+    }
     /// The panic message that ended the previous run, if it ended in one.
     fn last_panic(&mut self) -> Option<alloc::string::String> {
         None

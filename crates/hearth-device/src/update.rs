@@ -103,6 +103,9 @@ pub struct UpdateSettings {
     /// Runs in a row that ended in a fault (panic, watchdog, runtime or appliance fault)
     /// before safe mode (`safemode`; 0 = never).
     pub safe_mode_after: u32,
+    /// The identity of the config in force: the CRC-32 of its canonical text
+    /// ([`config_id`]), to tell whether a recorded config trial is about this config.
+    pub config_id: u32,
 }
 
 impl Default for UpdateSettings {
@@ -112,6 +115,7 @@ impl Default for UpdateSettings {
             confirm_after: DEFAULT_CONFIRM_S as Millis * SECOND,
             trial_limit: DEFAULT_TRIAL_S as Millis * SECOND,
             safe_mode_after: DEFAULT_SAFE_MODE_AFTER,
+            config_id: 0,
         }
     }
 }
@@ -133,7 +137,119 @@ impl UpdateSettings {
             confirm_after: confirm as Millis * SECOND,
             trial_limit: trial as Millis * SECOND,
             safe_mode_after: num("safemode", DEFAULT_SAFE_MODE_AFTER),
+            config_id: config_id(config),
         })
+    }
+}
+
+/// The identity of a config: the CRC-32 of its canonical text ([`Config::to_text`]), so the
+/// same settings have the same identity whatever their order, spacing or comments.
+pub fn config_id(config: &Config) -> u32 {
+    hearth_config::blob::crc32(config.to_text().as_bytes())
+}
+
+/// Boots a pushed config gets to become healthy: a boot that ends before it is (a crash, a
+/// watchdog, a power cut, the network or MQTT policy's reboot) starts the next trial boot,
+/// and after this many the previous config is put back. More than one, so that a power cut
+/// during the trial of a good config does not throw it away.
+pub const CONFIG_TRIAL_BOOTS: u32 = 3;
+
+/// The recorded config trial: the trial config's identity and the boots it has started.
+async fn config_trial<F: NorFlash>(store: &SharedStore<F>) -> Result<Option<(u32, u32)>, String> {
+    let mut buf = [0u8; 8];
+    match store
+        .lock()
+        .await
+        .get_bytes(keys::CONFIG_TRIAL, &mut buf)
+        .await
+    {
+        Ok(Some(8)) => Ok(Some((
+            u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]),
+            u32::from_le_bytes([buf[4], buf[5], buf[6], buf[7]]),
+        ))),
+        Ok(None) => Ok(None),
+        Ok(Some(n)) => Err(format!("the config trial record is {n} bytes, not 8")),
+        Err(e) => Err(format!("cannot read the config trial: {e}")),
+    }
+}
+
+async fn set_config_trial<F: NorFlash>(
+    store: &SharedStore<F>,
+    id: u32,
+    boots: u32,
+) -> Result<(), hearth_storage::StoreError> {
+    let mut buf = [0u8; 8];
+    buf[..4].copy_from_slice(&id.to_le_bytes());
+    buf[4..].copy_from_slice(&boots.to_le_bytes());
+    store.lock().await.set_bytes(keys::CONFIG_TRIAL, &buf).await
+}
+
+async fn end_config_trial<F: NorFlash>(
+    store: &SharedStore<F>,
+) -> Result<(), hearth_storage::StoreError> {
+    store.lock().await.remove(keys::CONFIG_TRIAL).await
+}
+
+/// Count a boot of the config on trial; after [`CONFIG_TRIAL_BOOTS`] put the previous config
+/// back and reboot into it. A trial record about another config (the push was cut before the
+/// new config was stored, or a config was flashed by cable since) is dropped.
+async fn count_config_boot<B: Board, F: NorFlash>(
+    board: &mut B,
+    store: &SharedStore<F>,
+    settings: &UpdateSettings,
+) {
+    let (id, boots) = match config_trial(store).await {
+        Ok(Some(trial)) => trial,
+        Ok(None) => return,
+        Err(e) => {
+            // Unreadable: the config in force is kept (it may well be the good one).
+            board.console(&format!("update: {e}: the config in force is kept"));
+            let _ = end_config_trial(store).await;
+            return;
+        }
+    };
+    if id != settings.config_id {
+        // The pushed config is not the one in force: the board put the previous one back at
+        // boot (it could not run), or the push was cut before the config was stored, or a
+        // config was flashed by cable. `Updater::start` reports it and drops the record.
+        board.console("update: the config on trial is not the one in force");
+        return;
+    }
+    let boots = boots.saturating_add(1);
+    if boots > CONFIG_TRIAL_BOOTS {
+        board.console(&format!(
+            "update: the pushed config ended {CONFIG_TRIAL_BOOTS} trial boots before it was healthy: putting the previous config back"
+        ));
+        config_rollback(board, store).await;
+        return;
+    }
+    if let Err(e) = set_config_trial(store, id, boots).await {
+        board.console(&format!("update: cannot count the config trial boot: {e}"));
+    }
+    board.console(&format!(
+        "update: pushed config on trial, boot {boots} of {CONFIG_TRIAL_BOOTS}"
+    ));
+}
+
+/// Put the previous config back and reboot into it. Returns only when the board cannot: the
+/// config in force is then kept, off trial, and the error returned.
+async fn config_rollback<B: Board, F: NorFlash>(board: &mut B, store: &SharedStore<F>) -> String {
+    match board.restore_config().await {
+        Ok(()) => {
+            // A cut before this leaves a trial record about another config: dropped at boot.
+            let _ = end_config_trial(store).await;
+            // The faults were the pushed config's: the previous config starts afresh, out of
+            // safe mode, as a pushed config does.
+            let _ = clear_faults(store).await;
+            reboot(board, store, RebootReason::ConfigRollback).await
+        }
+        Err(e) => {
+            board.console(&format!(
+                "update: cannot put the previous config back ({e}): keeping this one"
+            ));
+            let _ = end_config_trial(store).await;
+            e
+        }
     }
 }
 
@@ -159,6 +275,8 @@ pub enum BootMode {
 ///   before it was confirmed healthy. The previous image is selected again and the device
 ///   resets into it. This is the rollback ESP-IDF's bootloader does when built with it;
 ///   Hearth does it in the application so it works with any bootloader.
+/// - A pushed config is on trial ([`CONFIG_TRIAL_BOOTS`]): the boot is counted, and after
+///   that many boots without a healthy period the previous config is put back.
 /// - The previous run is counted when it ended in a fault of the running code
 ///   ([`hearth_core::reboot::boot_fault`]: a panic, a watchdog reset, a runtime or appliance
 ///   fault); after `safemode` such runs in a row, with no healthy period of `otaconfirm`
@@ -191,6 +309,7 @@ pub async fn boot<B: Board, F: NorFlash>(
         Ok(_) => {}
         Err(e) => board.console(&format!("update: cannot read otadata: {e}")),
     }
+    count_config_boot(board, store, settings).await;
     let n = match count_fault(board, store).await {
         Ok(n) => n,
         Err(e) => {
@@ -420,6 +539,9 @@ pub struct Updater {
     answer: PubId,
     job: Option<Job>,
     trial: bool,
+    /// The config in force was pushed and is on trial: confirmed when healthy, else the
+    /// previous config is put back after `otatrial`.
+    config_trial: bool,
     /// Online and up for `otaconfirm`: a trial image is confirmed.
     healthy: bool,
     /// Up for `otaconfirm` with the appliance running (online or not): the fault count is
@@ -449,6 +571,7 @@ impl Updater {
             answer: pubs.register(PubSpec::on_demand("OTA"), now),
             job: None,
             trial: false,
+            config_trial: false,
             healthy: false,
             faults_cleared: false,
             safe_mode,
@@ -480,6 +603,12 @@ impl Updater {
             None => (None, None),
         };
         self.trial = state == Some(State::PendingVerify);
+        let trial = config_trial(store).await;
+        self.config_trial = matches!(trial, Ok(Some((id, _))) if id == self.settings.config_id);
+        let config_back = matches!(trial, Ok(Some((id, _))) if id != self.settings.config_id);
+        if config_back {
+            let _ = end_config_trial(store).await;
+        }
         self.boot_reason = boot_reason.to_string();
         let version = board.version().to_string();
         let line = match (slot, state) {
@@ -501,6 +630,27 @@ impl Updater {
                     state: "safe-mode",
                     version: Some(version),
                     faults: Some((n, words)),
+                    ..Default::default()
+                },
+            );
+        } else if boot_reason == RebootReason::ConfigRollback.as_str() || config_back {
+            let why = if config_back {
+                String::from(
+                    "the pushed config is not in force (it could not run on this board, or its install was cut): the previous config runs",
+                )
+            } else {
+                format!(
+                    "the pushed config was not online for otaconfirm within otatrial, or within {CONFIG_TRIAL_BOOTS} boots: the previous config is back"
+                )
+            };
+            pubs.log(format!("config: {why}"));
+            self.offer(
+                pubs,
+                now,
+                Status {
+                    state: "config-rolled-back",
+                    version: Some(version),
+                    error: Some(why),
                     ..Default::default()
                 },
             );
@@ -613,6 +763,10 @@ impl Updater {
                 Err(e) => board.console(&format!("update: cannot record health: {e}")),
             }
         }
+        if self.config_trial {
+            self.tick_config_trial(board, store, pubs, uptime, online, now)
+                .await;
+        }
         if self.healthy {
             return;
         }
@@ -657,6 +811,61 @@ impl Updater {
                     state: "failed",
                     version: Some(version),
                     error: Some("not healthy, and the previous image in the other slot is damaged: kept this one".into()),
+                    ..Default::default()
+                },
+            );
+        }
+    }
+
+    /// The config on trial: confirmed once online for `otaconfirm`; not by `otatrial`, the
+    /// previous config is put back.
+    async fn tick_config_trial<B: Board, F: NorFlash>(
+        &mut self,
+        board: &mut B,
+        store: &SharedStore<F>,
+        pubs: &mut Publications,
+        uptime: Millis,
+        online: bool,
+        now: Millis,
+    ) {
+        // Safe mode does not run the appliance, so it proves nothing about the config: the
+        // trial only runs out there.
+        if online && uptime >= self.settings.confirm_after && !self.safe_mode {
+            match end_config_trial(store).await {
+                Ok(()) => {
+                    self.config_trial = false;
+                    pubs.log(String::from(
+                        "config: the pushed config is healthy: confirmed",
+                    ));
+                    self.offer(
+                        pubs,
+                        now,
+                        Status {
+                            state: "config-confirmed",
+                            version: Some(board.version().to_string()),
+                            ..Default::default()
+                        },
+                    );
+                }
+                Err(e) => board.console(&format!("update: cannot confirm the config: {e}")),
+            }
+        } else if uptime >= self.settings.trial_limit {
+            board.console(&format!(
+                "update: the pushed config is not healthy after {} s: putting the previous config back",
+                self.settings.trial_limit / SECOND
+            ));
+            let e = config_rollback(board, store).await;
+            // Still here: the board could not put the previous config back.
+            self.config_trial = false;
+            self.offer(
+                pubs,
+                now,
+                Status {
+                    state: "failed",
+                    version: Some(board.version().to_string()),
+                    error: Some(format!(
+                        "the pushed config is not healthy, and the previous config cannot be put back ({e}): kept this one"
+                    )),
                     ..Default::default()
                 },
             );
@@ -993,6 +1202,9 @@ impl Updater {
         self.pending_reboot = Some((RebootReason::Update, now + REBOOT_GRACE));
     }
 
+    /// A signed config (`Kind::Config`, or `Kind::ConfigRotateKey` when it may remove or
+    /// change `otakey`): checked against every rule the chip applies at boot, recorded as on
+    /// trial, stored (the board keeps the previous copy), then the device reboots into it.
     async fn config<B: Board, F: NorFlash>(
         &mut self,
         payload: &[u8],
@@ -1002,21 +1214,52 @@ impl Updater {
         device: &str,
         now: Millis,
     ) {
-        let (text, issued) = match self.open(payload, Kind::Config, store, device).await {
+        // The kind is covered by the signature, which `open` checks.
+        let rotate =
+            matches!(signed::parse(payload), Ok((env, _, _)) if env.kind == Kind::ConfigRotateKey);
+        let kind = if rotate {
+            Kind::ConfigRotateKey
+        } else {
+            Kind::Config
+        };
+        let (text, issued) = match self.open(payload, kind, store, device).await {
             Ok(v) => v,
             Err(e) => return self.refuse(pubs, now, &format!("config: {e}")),
         };
-        if let Err(e) = validate_config(&text) {
+        if self.config_trial {
+            // The previous copy is the config to go back to: never write over it.
+            return self.refuse(
+                pubs,
+                now,
+                "config: the config in force is on trial: the next config can be pushed once it is confirmed healthy",
+            );
+        }
+        let chip = board.config_chip();
+        let config = match validate_config(&text, &chip, board.image_appliances()) {
+            Ok(c) => c,
+            Err(e) => return self.refuse(pubs, now, &format!("config: {e}")),
+        };
+        let new = match UpdateSettings::from_config(&config) {
+            Ok(s) => s,
+            Err(e) => return self.refuse(pubs, now, &format!("config: {e}")),
+        };
+        if let Err(e) = key_change_allowed(self.settings.key.as_ref(), new.key.as_ref(), rotate) {
             return self.refuse(pubs, now, &format!("config: {e}"));
         }
         if let Err(e) = set_last_issued(store, issued).await {
             return self.refuse(pubs, now, &format!("config: storage: {e}"));
         }
+        // On trial from its first boot. Recorded first: a cut before the store completes
+        // leaves a record about another config, which the next boot drops.
+        if let Err(e) = set_config_trial(store, new.config_id, 0).await {
+            return self.refuse(pubs, now, &format!("config: storage: {e}"));
+        }
         if let Err(e) = board.store_config(&text).await {
+            let _ = end_config_trial(store).await;
             return self.refuse(pubs, now, &format!("config: cannot store it: {e}"));
         }
         let _ = clear_faults(store).await;
-        pubs.log("config: new config stored: rebooting into it".to_string());
+        pubs.log("config: new config stored: rebooting into it, on trial".to_string());
         self.offer(
             pubs,
             now,
@@ -1029,18 +1272,33 @@ impl Updater {
     }
 }
 
-/// Is `text` a config this firmware can run? Every error, one per line's problem.
-pub fn validate_config(text: &str) -> Result<Config, String> {
-    let config = crate::profiles::parse_config(text).map_err(|errors| {
-        errors
-            .as_slice()
-            .iter()
-            .map(|e| e.located("config").to_string())
-            .collect::<Vec<_>>()
-            .join("; ")
-    })?;
-    crate::profiles::plan(&config)?;
-    Ok(config)
+/// May a pushed config take the device from key `current` to key `new`? Only with `rotate`
+/// (the owner signed a `Kind::ConfigRotateKey`) when the key is removed or changed: a config
+/// push that drops the key by mistake would leave the device accepting unsigned commands, and
+/// one with a wrong key would lock its owner out.
+pub fn key_change_allowed(
+    current: Option<&[u8; 32]>,
+    new: Option<&[u8; 32]>,
+    rotate: bool,
+) -> Result<(), &'static str> {
+    match (current, new) {
+        (Some(c), Some(n)) if c == n => Ok(()),
+        _ if rotate => Ok(()),
+        (Some(_), None) => Err(
+            "it removes otakey: the device would accept unsigned commands; push it with --rotate-key if that is meant",
+        ),
+        (Some(_), Some(_)) => Err(
+            "it changes otakey: push it with --rotate-key (signed with the current key) if the key is meant to change",
+        ),
+        (None, _) => Ok(()),
+    }
+}
+
+/// Is `text` a config this firmware can run on the chip called `chip` with an image holding
+/// the appliances `image`? Every rule the chip applies at boot ([`crate::chips::check_text`]);
+/// every error, joined with `; `.
+pub fn validate_config(text: &str, chip: &str, image: &[&str]) -> Result<Config, String> {
+    crate::chips::check_text(text, chip, image).map_err(|errors| errors.join("; "))
 }
 
 /// The anti-replay mark: the highest issue time accepted, 0 on a device that never accepted
@@ -1173,5 +1431,28 @@ mod tests {
             s.to_json(),
             r#"{"state":"safe-mode","version":"0.2.0","faults":3,"why":"panic watchdog panic"}"#
         );
+    }
+
+    #[test]
+    fn only_a_rotating_push_may_remove_or_change_the_key() {
+        let (a, b) = ([1u8; 32], [2u8; 32]);
+        assert!(key_change_allowed(Some(&a), Some(&a), false).is_ok());
+        assert!(key_change_allowed(Some(&a), Some(&a), true).is_ok());
+        let removed = key_change_allowed(Some(&a), None, false).unwrap_err();
+        assert!(removed.contains("removes otakey"), "{removed}");
+        let changed = key_change_allowed(Some(&a), Some(&b), false).unwrap_err();
+        assert!(changed.contains("changes otakey"), "{changed}");
+        assert!(key_change_allowed(Some(&a), None, true).is_ok());
+        assert!(key_change_allowed(Some(&a), Some(&b), true).is_ok());
+    }
+
+    #[test]
+    fn a_config_is_identified_by_its_settings_not_its_layout() {
+        let parse = |t: &str| crate::profiles::parse_config(t).unwrap();
+        let one = parse("profile weather\nssid A\nmqttbroker 10.0.0.1\nmqttname d\n");
+        let same = parse("# comment\nmqttname d\nprofile weather\n\nssid A\nmqttbroker 10.0.0.1\n");
+        let other = parse("profile weather\nssid A\nmqttbroker 10.0.0.1:1884\nmqttname d\n");
+        assert_eq!(config_id(&one), config_id(&same));
+        assert_ne!(config_id(&one), config_id(&other));
     }
 }

@@ -107,9 +107,10 @@ fn io_err(path: &Path, source: std::io::Error) -> FlashError {
     }
 }
 
-/// Read and validate a config file (with the same rules as the simulator and the firmware);
-/// every error is listed with its line.
-pub fn load_config(path: &Path) -> Result<String, FlashError> {
+/// Read and validate a config file for `target`: the same rules as the simulator and every
+/// rule the chip applies at boot (`hearth_device::chips`: its pins, the appliances a full
+/// image contains, ...), so a config this accepts boots. Every error is listed with its line.
+pub fn load_config(path: &Path, target: Target) -> Result<String, FlashError> {
     let bytes = std::fs::read(path).map_err(|e| io_err(path, e))?;
     let text = String::from_utf8(bytes)
         .map_err(|_| FlashError::Config(format!("{}: not UTF-8 text", path.display())))?;
@@ -124,21 +125,34 @@ pub fn load_config(path: &Path) -> Result<String, FlashError> {
             )))
         }
     };
-    if let Err(e) = hearth_device::profiles::plan(&config) {
-        return Err(FlashError::Config(format!(
-            "{shown}: {e}; nothing was written"
-        )));
+    let plan = match hearth_device::profiles::plan(&config) {
+        Ok(plan) => plan,
+        Err(e) => {
+            return Err(FlashError::Config(format!(
+                "{shown}: {e}; nothing was written"
+            )))
+        }
+    };
+    let chip = hearth_device::chips::chip(&target.to_string())
+        .ok_or_else(|| FlashError::Usage(format!("no chip rules for {target}")))?;
+    match hearth_device::chips::check(&config, &plan, chip, hearth_device::chips::FULL_IMAGE) {
+        Ok(wiring) => {
+            for w in wiring.warnings {
+                eprintln!("{shown}: warning: {w}");
+            }
+            Ok(text)
+        }
+        Err(rejected) => Err(FlashError::Config(format!(
+            "{}\n{shown}: {} error(s) on the {target}; nothing was written",
+            rejected
+                .problems
+                .iter()
+                .map(|p| format!("{shown}: {p}"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            rejected.problems.len()
+        ))),
     }
-    let firmware = hearth_device::profiles::FIRMWARE_PROFILES;
-    if !firmware.contains(&config.profile.as_str()) {
-        return Err(FlashError::Config(format!(
-            "{shown}: profile {} runs in the simulator but is not in the firmware yet (it runs: \
-             {}); nothing was written",
-            config.profile,
-            firmware.join(", ")
-        )));
-    }
-    Ok(text)
 }
 
 /// The segments of a complete board image: bootloader, partition table, app, config.
@@ -229,7 +243,7 @@ pub fn save_image(
     config_path: &Path,
     out: &Path,
 ) -> Result<BoardImage, FlashError> {
-    let config = load_config(config_path)?;
+    let config = load_config(config_path, target)?;
     let elf = std::fs::read(elf_path).map_err(|e| io_err(elf_path, e))?;
     let image = build_image(target, &elf, &config)?;
     std::fs::write(out, merge(&image)).map_err(|e| io_err(out, e))?;

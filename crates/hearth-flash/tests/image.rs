@@ -121,3 +121,37 @@ fn unknown_chips_are_named() {
     assert!(err.contains("esp32c3") && err.contains("esp8266"), "{err}");
     assert_eq!(Target::parse("C6").unwrap(), Target::Esp32c6);
 }
+
+#[test]
+fn a_config_the_chip_would_refuse_at_boot_writes_nothing() {
+    let dir = std::env::temp_dir().join(format!("hearth-flash-pins-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("config.txt");
+    // GPIO12 is the C3's SPI flash: that relay would stop the board at boot with no network.
+    std::fs::write(
+        &cfg,
+        format!("{CONFIG}profile relay\nrelay1max 60\nrelay1pin 12\n")
+            .replace("profile weather\n", ""),
+    )
+    .unwrap();
+    match hearth_flash::load_config(&cfg, Target::Esp32c3) {
+        Err(FlashError::Config(msg)) => {
+            assert!(
+                msg.contains("relay1pin 12") && msg.contains("SPI flash"),
+                "{msg}"
+            );
+            assert!(msg.contains("nothing was written"), "{msg}");
+        }
+        other => panic!("expected a config error, got {other:?}"),
+    }
+    // GPIO12 is also reserved on the C6; GPIO10 is fine on both (GPIO21 is relay 4's default on the C6).
+    assert!(hearth_flash::load_config(&cfg, Target::Esp32c6).is_err());
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("relay1pin 12", "relay1pin 10");
+    std::fs::write(&cfg, text).unwrap();
+    assert!(hearth_flash::load_config(&cfg, Target::Esp32c3).is_ok());
+    let c6 = hearth_flash::load_config(&cfg, Target::Esp32c6);
+    assert!(c6.is_ok(), "{c6:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -38,6 +38,10 @@ pub enum Kind {
     Config = 2,
     /// One command line (`reboot`, `resetstats`, ...).
     Command = 3,
+    /// A complete `config.txt` that may remove or change the device's `otakey`: the owner
+    /// says so explicitly (`hearth config push --rotate-key`). A plain [`Kind::Config`] that
+    /// would do it is refused.
+    ConfigRotateKey = 4,
 }
 
 impl Kind {
@@ -46,6 +50,7 @@ impl Kind {
             1 => Some(Self::Firmware),
             2 => Some(Self::Config),
             3 => Some(Self::Command),
+            4 => Some(Self::ConfigRotateKey),
             _ => None,
         }
     }
@@ -56,6 +61,7 @@ impl Kind {
             Self::Firmware => "firmware manifest",
             Self::Config => "config",
             Self::Command => "command",
+            Self::ConfigRotateKey => "config rotating the key",
         }
     }
 }

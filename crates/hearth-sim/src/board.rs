@@ -57,7 +57,7 @@ pub fn flash(
         eprintln!("error: `flash` needs --save-image OUT or --port PORT");
         return ExitCode::from(2);
     };
-    let result = hearth_flash::load_config(config).and_then(|text| {
+    let result = hearth_flash::load_config(config, target).and_then(|text| {
         let bytes = std::fs::read(elf).map_err(|source| hearth_flash::FlashError::Io {
             path: elf.display().to_string(),
             source,

@@ -27,8 +27,9 @@ usage:
       save one merged flash image (no board needed) or write it to the board on PORT
   hearth flash monitor --port PORT [--baud 115200]
       show a board's serial log
-  hearth config check FILE
-      validate a config.txt; prints every error with its line and exits non-zero
+  hearth config check FILE [--chip esp32c3|esp32c6]
+      validate a config.txt; prints every error with its line and exits non-zero; with
+      --chip also every rule that chip applies at boot (pins, appliances in the image, ...)
   hearth keygen --out PATH
       make an ed25519 key pair for signed updates: PATH (secret), PATH.pub, and the
       `otakey` line for the devices' configs
@@ -40,8 +41,11 @@ usage:
   hearth cmd DEVICE COMMAND... [--key KEY [--allow-clock-jump]] [BROKER]
       reboot, reason, panic, stats, resetstats, getversion, partitions, mark, keepversion, normal;
       prints the answer (commands that change a device with an otakey must be signed: --key)
-  hearth config push DEVICE FILE --key KEY [--no-local-check] [--allow-clock-jump] [BROKER]
-      send a signed config; the device validates it, stores it atomically and reboots
+  hearth config push DEVICE FILE --key KEY [--chip CHIP] [--rotate-key] [--no-local-check] [--allow-clock-jump] [BROKER]
+      send a signed config; the device validates it (with its chip's boot rules), keeps the
+      previous config, stores the new one atomically and reboots into it on trial: not
+      healthy within otatrial, the previous config comes back. --chip checks here with that
+      chip's rules too; --rotate-key lets the config remove or change otakey
       (BROKER: --broker [mqtts://]HOST:PORT --user U --password P, and for TLS --tls (or mqtts://)
       with --ca FILE and/or --pin HEX, optionally --client-cert FILE --client-key FILE; defaults
       $HEARTH_BROKER or 127.0.0.1:1883, $HEARTH_MQTT_USER/PASSWORD, $HEARTH_CA, $HEARTH_PIN,
@@ -126,6 +130,8 @@ pub enum Cli {
     ConfigCheck {
         /// Config file.
         file: PathBuf,
+        /// Also the boot rules of this chip (`esp32c3`, `esp32c6`).
+        chip: Option<String>,
     },
     /// `hearth espnow`: sniff, send on, or configure the simulated ESP-NOW air.
     Espnow(crate::espnow_tool::Command),
@@ -200,6 +206,11 @@ pub enum Cli {
         local_check: bool,
         /// `--allow-clock-jump`: sign although this clock is far ahead of the device's mark.
         allow_clock_jump: bool,
+        /// The chip whose boot rules the local check applies (`None`: only what every
+        /// device checks).
+        chip: Option<String>,
+        /// The config may remove or change `otakey` (a `ConfigRotateKey` envelope).
+        rotate_key: bool,
     },
     /// `hearth tls config-lines`: the TLS lines of `config.txt` from PEM files.
     TlsLines {
@@ -511,6 +522,8 @@ fn parse_fleet<'a>(
     let mut wait = true;
     let mut local_check = true;
     let mut allow_clock_jump = false;
+    let mut chip = None;
+    let mut rotate_key = false;
     while let Some(a) = it.next() {
         if broker.flag(a, &mut it)? {
             continue;
@@ -530,6 +543,8 @@ fn parse_fleet<'a>(
             }
             ("--no-wait", Fleet::Ota) => wait = false,
             ("--no-local-check", Fleet::ConfigPush) => local_check = false,
+            ("--chip", Fleet::ConfigPush) => chip = Some(known_chip(value(&mut it, a)?)?),
+            ("--rotate-key", Fleet::ConfigPush) => rotate_key = true,
             // Everything after the command's first word is the command line, flags or not.
             (w, Fleet::Cmd) if words.len() >= 2 || !w.starts_with('-') => words.push(w),
             (flag, _) if flag.starts_with('-') => {
@@ -585,9 +600,32 @@ fn parse_fleet<'a>(
                 key: key.ok_or("`config push` needs --key KEY (configs are signed)")?,
                 local_check,
                 allow_clock_jump,
+                chip,
+                rotate_key,
             }),
             _ => Err(missing()),
         },
+    }
+}
+
+/// A chip name `hearth_device::chips` knows, as it spells it.
+fn known_chip(name: &str) -> Result<String, String> {
+    let lower = name.to_ascii_lowercase().replace('-', "");
+    let full = match lower.as_str() {
+        "c3" => "esp32c3".to_string(),
+        "c6" => "esp32c6".to_string(),
+        other => other.to_string(),
+    };
+    match hearth_device::chips::chip(&full) {
+        Some(c) => Ok(c.name.to_string()),
+        None => Err(format!(
+            "unknown chip {name:?}: the chip rules know {}",
+            hearth_device::chips::CHIPS
+                .iter()
+                .map(|c| c.name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
     }
 }
 
@@ -771,12 +809,24 @@ pub fn parse_with_env(
             })
         }
         Some("config") => match it.next() {
-            Some("check") => match (it.next(), it.next()) {
-                (Some(file), None) => Ok(Cli::ConfigCheck {
-                    file: PathBuf::from(file),
-                }),
-                _ => Err("usage: hearth config check FILE".into()),
-            },
+            Some("check") => {
+                let (mut file, mut chip) = (None, None);
+                while let Some(a) = it.next() {
+                    match a {
+                        "--chip" => chip = Some(known_chip(value(&mut it, a)?)?),
+                        f if !f.starts_with('-') && file.is_none() => file = Some(PathBuf::from(f)),
+                        _ => {
+                            return Err(
+                                "usage: hearth config check FILE [--chip esp32c3|esp32c6]".into()
+                            )
+                        }
+                    }
+                }
+                match file {
+                    Some(file) => Ok(Cli::ConfigCheck { file, chip }),
+                    None => Err("usage: hearth config check FILE [--chip esp32c3|esp32c6]".into()),
+                }
+            }
             Some("push") => parse_fleet(Fleet::ConfigPush, it, env),
             _ => Err(
                 "usage: hearth config check FILE | hearth config push DEVICE FILE --key KEY".into(),
@@ -881,9 +931,21 @@ mod tests {
         assert_eq!(
             p("config check x.txt"),
             Ok(Cli::ConfigCheck {
-                file: "x.txt".into()
+                file: "x.txt".into(),
+                chip: None
             })
         );
+        assert_eq!(
+            p("config check x.txt --chip C3"),
+            Ok(Cli::ConfigCheck {
+                file: "x.txt".into(),
+                chip: Some("esp32c3".into())
+            })
+        );
+        assert!(p("config check x.txt --chip esp32")
+            .unwrap_err()
+            .contains("esp32c3, esp32c6"));
+        assert!(p("config check x.txt y.txt").is_err());
         assert_eq!(p(""), Ok(Cli::Help));
         assert_eq!(p("--version"), Ok(Cli::Version));
     }

@@ -64,6 +64,13 @@ pub const RESET_CAUSE_ENV: &str = "HEARTH_RESET_CAUSE";
 /// A config pushed over MQTT (`hearth config push`), used instead of the `--config` file
 /// from then on, as a board keeps the config it was sent in its flash.
 pub const PUSHED_CONFIG: &str = "pushed-config.txt";
+/// The config in force before the last push, kept while the pushed one is on trial (absent:
+/// the `--config` file was).
+pub const PREVIOUS_CONFIG: &str = "pushed-config.prev";
+/// The chip whose boot rules the simulated device checks pushed configs against, when this
+/// file in the state directory names one (`esp32c3`): a test standing in for a chip. The
+/// simulator itself still runs what it runs.
+pub const RULES_CHIP: &str = "rules-chip";
 /// The message of the panic that ended the last run.
 pub const PANIC_FILE: &str = "last-panic.txt";
 /// The fingerprint of a config that makes the appliance crash (`hearth sim ctl DIR crash-config`).
@@ -121,20 +128,44 @@ pub fn load(path: &Path) -> Result<(hearth_config::Config, Plan), ExitCode> {
     }
 }
 
-/// `hearth config check FILE`.
-pub fn config_check(path: &Path) -> ExitCode {
-    match load(path) {
-        Ok((config, _)) => {
-            println!(
-                "{}: ok (profile {}, device {})",
-                path.display(),
-                config.profile,
-                config.mqtt.name
-            );
-            ExitCode::SUCCESS
+/// `hearth config check FILE [--chip CHIP]`: the simulator's rules, and with `chip` every
+/// rule that chip applies at boot (`hearth_device::chips`, for a full image).
+pub fn config_check(path: &Path, chip: Option<&str>) -> ExitCode {
+    let (config, plan) = match load(path) {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    let shown = path.display();
+    let mut on = String::new();
+    if let Some(name) = chip {
+        let Some(chip) = hearth_device::chips::chip(name) else {
+            eprintln!("unknown chip {name:?}");
+            return ExitCode::from(EXIT_CONFIG as u8);
+        };
+        match hearth_device::chips::check(&config, &plan, chip, hearth_device::chips::FULL_IMAGE) {
+            Ok(wiring) => {
+                for w in &wiring.warnings {
+                    println!("{shown}: warning: {w}");
+                }
+            }
+            Err(rejected) => {
+                for p in &rejected.problems {
+                    eprintln!("{shown}: {p}");
+                }
+                eprintln!(
+                    "{shown}: {} error(s) on the {name}: it would not boot there",
+                    rejected.problems.len()
+                );
+                return ExitCode::from(EXIT_CONFIG as u8);
+            }
         }
-        Err(code) => code,
+        on = format!(", boots on the {name}");
     }
+    println!(
+        "{shown}: ok (profile {}, device {}{on})",
+        config.profile, config.mqtt.name
+    );
+    ExitCode::SUCCESS
 }
 
 fn console(line: &str) {
@@ -183,16 +214,36 @@ impl Board for SimBoard {
     }
 
     async fn store_config(&mut self, text: &str) -> Result<(), String> {
-        // Atomic as on the chip: a whole new file, synced, then renamed over the old one.
+        // As on the chip: the config in force is kept as the previous copy first (a pushed
+        // one in `pushed-config.prev`; none there means the `--config` file), then the new
+        // one is written whole, synced, and renamed over the old.
         let path = self.state.join(PUSHED_CONFIG);
-        let tmp = self.state.join(format!("{PUSHED_CONFIG}.new"));
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(text.as_bytes())?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &path)
-        };
-        write().map_err(|e| format!("{}: {e}", path.display()))
+        let prev = self.state.join(PREVIOUS_CONFIG);
+        let shown = |p: &Path, e: std::io::Error| format!("{}: {e}", p.display());
+        match std::fs::read(&path) {
+            Ok(old) => write_atomic(&prev, &old).map_err(|e| shown(&prev, e))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => match std::fs::remove_file(&prev)
+            {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(shown(&prev, e)),
+            },
+            Err(e) => return Err(shown(&path, e)),
+        }
+        write_atomic(&path, text.as_bytes()).map_err(|e| shown(&path, e))
+    }
+
+    async fn restore_config(&mut self) -> Result<(), String> {
+        restore_previous(&self.state)
+            .map_err(|e| format!("{}: {e}", self.state.join(PUSHED_CONFIG).display()))
+    }
+
+    fn config_chip(&self) -> String {
+        // `RULES_CHIP` in the state directory: a test standing in for a chip.
+        match std::fs::read_to_string(self.state.join(RULES_CHIP)) {
+            Ok(chip) => chip.trim().to_string(),
+            Err(_) => crate::firmware::CHIP.to_string(),
+        }
     }
 
     fn last_panic(&mut self) -> Option<String> {
@@ -275,6 +326,29 @@ impl Board for SimBoard {
     fn take_repair_request(&mut self) -> bool {
         self.faults.repair.swap(false, Ordering::SeqCst)
     }
+}
+
+/// Put the config in force before the last push back, in the state directory `state`: one
+/// rename (the previous pushed config) or one unlink (back to the `--config` file), atomic.
+fn restore_previous(state: &Path) -> std::io::Result<()> {
+    let path = state.join(PUSHED_CONFIG);
+    let prev = state.join(PREVIOUS_CONFIG);
+    if prev.exists() {
+        std::fs::rename(&prev, &path)
+    } else {
+        std::fs::remove_file(&path)
+    }
+}
+
+/// Write `bytes` to `path` whole: a new file, synced, renamed over the old one.
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".new");
+    let tmp = PathBuf::from(tmp);
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
 }
 
 /// The firmware flash, with the injected power cut of `power-cut-at otadata N`.
@@ -885,6 +959,21 @@ pub fn run(config: &Path, state: &Path) -> ExitCode {
     };
     let (config, plan) = match load(config) {
         Ok(v) => v,
+        Err(code) if config == pushed.as_path() => {
+            // As on the chip: a pushed config that cannot run here is undone at boot, so a
+            // push never leaves the device off the network (the device checked it with the
+            // same rules before accepting it; this covers rules that changed since).
+            match restore_previous(state) {
+                Ok(()) => {
+                    console("config: the config pushed over MQTT cannot run here: the previous config is back; resetting into it");
+                    std::process::exit(EXIT_RESET);
+                }
+                Err(e) => {
+                    console(&format!("config: cannot put the previous config back: {e}"));
+                    return code;
+                }
+            }
+        }
         Err(code) => return code,
     };
     let flash_path: PathBuf = state.join(FLASH_NAME);

@@ -23,7 +23,7 @@ fn main() -> ExitCode {
             println!("hearth {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
-        Cli::ConfigCheck { file } => hearth_sim::device::config_check(&file),
+        Cli::ConfigCheck { file, chip } => hearth_sim::device::config_check(&file, chip.as_deref()),
         Cli::Device { config, state } => hearth_sim::device::run(&config, &state),
         Cli::Sim { config, state, air } => {
             // Check the config before powering anything up: a bad file is reported once, no
@@ -147,13 +147,19 @@ fn main() -> ExitCode {
             key,
             local_check,
             allow_clock_jump,
+            chip,
+            rotate_key,
         } => hearth_sim::ota_tool::config_push(
             &broker,
             &device,
             &file,
             &key,
-            local_check,
-            allow_clock_jump,
+            hearth_sim::ota_tool::PushOptions {
+                local_check,
+                chip,
+                rotate_key,
+                allow_clock_jump,
+            },
         ),
         Cli::Demo {
             port,

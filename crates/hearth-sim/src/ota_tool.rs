@@ -751,6 +751,19 @@ pub fn cmd(
     }
 }
 
+/// How `hearth config push` checks and signs.
+#[derive(Debug, Clone, Default)]
+pub struct PushOptions {
+    /// Validate the file here before sending it.
+    pub local_check: bool,
+    /// Also check the boot rules of this chip here (the device checks its own anyway).
+    pub chip: Option<String>,
+    /// Sign a `ConfigRotateKey` envelope: the config may remove or change `otakey`.
+    pub rotate_key: bool,
+    /// Sign even when this machine's clock is far ahead of the device's anti-replay mark.
+    pub allow_clock_jump: bool,
+}
+
 /// `hearth config push DEVICE FILE --key K`: check the config here (unless told not to), sign
 /// it, send it, print the device's verdict.
 pub fn config_push(
@@ -758,19 +771,24 @@ pub fn config_push(
     device: &str,
     file: &Path,
     key_path: &Path,
-    local_check: bool,
-    allow_clock_jump: bool,
+    options: PushOptions,
 ) -> ExitCode {
     let run = || -> Result<Result<String, String>, String> {
         let key = load_key(key_path)?;
         let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
-        if local_check {
-            hearth_device::update::validate_config(&text)
+        if options.local_check {
+            let chip = options.chip.as_deref().unwrap_or(crate::firmware::CHIP);
+            hearth_device::update::validate_config(&text, chip, hearth_device::chips::FULL_IMAGE)
                 .map_err(|e| format!("{}: {e}", file.display()))?;
         }
-        let at = checked_issued(broker, device, allow_clock_jump)?;
-        let env = signed::seal(Kind::Config, at, device, text.as_bytes(), &key)
-            .map_err(|e| e.to_string())?;
+        let kind = if options.rotate_key {
+            Kind::ConfigRotateKey
+        } else {
+            Kind::Config
+        };
+        let at = checked_issued(broker, device, options.allow_clock_jump)?;
+        let env =
+            signed::seal(kind, at, device, text.as_bytes(), &key).map_err(|e| e.to_string())?;
         let mut link = Link {
             broker,
             device,
@@ -784,7 +802,7 @@ pub fn config_push(
             match link.status(left) {
                 Some(s) if s.state == "config-installed" => {
                     return Ok(Ok(format!(
-                        "{device}: config installed; the device reboots into it"
+                        "{device}: config installed; the device reboots into it, on trial (back to the previous config if not healthy within otatrial)"
                     )))
                 }
                 Some(s) if s.state == "refused" => {

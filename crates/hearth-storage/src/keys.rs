@@ -181,6 +181,10 @@ pub const OTA_SLOT0_IMAGE: Key = Key(0x0405);
 /// The same for slot 1.
 pub const OTA_SLOT1_IMAGE: Key = Key(0x0406);
 
+/// The pushed config on trial (see `hearth_device::update`): the CRC-32 of its canonical text
+/// (u32 LE), then the boots it has started (u32 LE), 8 bytes. Absent: no config on trial.
+pub const CONFIG_TRIAL: Key = Key(0x0407);
+
 /// The key recording the image an update installed in `slot` (0 or 1).
 pub const fn ota_slot_image(slot: u8) -> Option<Key> {
     match slot {
@@ -292,6 +296,13 @@ pub const WELL_KNOWN: &[KeySpec] = &[
         kind: ValueKind::Bytes,
         min_len: 36,
         max_len: 36,
+    },
+    KeySpec {
+        key: CONFIG_TRIAL,
+        name: "CONFIG_TRIAL",
+        kind: ValueKind::Bytes,
+        min_len: 8,
+        max_len: 8,
     },
     KeySpec {
         key: BOOT_FAULTS,

@@ -77,7 +77,7 @@ pub async fn start(
 ) -> Result<StackNetwork, StartError> {
     ENTROPY.init(TrngSource::new(rng, adc1));
 
-    // SAFETY: `pins::resolve` checked that these GPIOs exist on this chip, are not flash or
+    // SAFETY: `pins::check` checked that these GPIOs exist on this chip, are not flash or
     // USB pins, and are pairwise distinct and distinct from every other pin this firmware
     // uses (I2C, LED); each is taken here once.
     let (sck, mosi, miso, cs, int, rst) = unsafe {
