@@ -594,7 +594,7 @@ pub fn check_text(text: &str, chip_name: &str, image: &[&str]) -> Result<Config,
             .map(|e| e.located("config").to_string())
             .collect::<Vec<_>>()
     })?;
-    let plan = crate::profiles::plan(&config).map_err(|e| alloc::vec![format!("config: {e}")])?;
+    let plan = crate::profiles::plan(&config).map_err(|e| alloc::vec![e])?;
     if let Some(chip) = chip(chip_name) {
         check(&config, &plan, chip, image).map_err(|r| r.problems)?;
     }
