@@ -47,12 +47,16 @@ fn relay_turns_on_for_the_clamped_time_and_survives_a_power_cut() {
         sw[0].payload
     );
 
-    // Asked for 100 s, clamped to relay1max = 4 s, then off by itself.
+    // Asked for 100 s, clamped to relay1max = 4 s, then off by itself. The relays are
+    // active-low: the boot drove relay 1's pin high (off), so `low` is the command's doing and
+    // the second `high` the auto-off.
+    assert_eq!(sim.log_count("gpio: relay 1 low"), 0, "{}", sim.dump());
+    assert_eq!(sim.log_count("gpio: relay 1 high"), 1, "{}", sim.dump());
     broker.publish("cmnd/r1/0/TurnOnWithTimeout", "100", false);
     let on = obs
         .wait_for("stat/r1/0/State", s(10), |m| m.payload == "1")
         .unwrap_or_else(|| panic!("relay on\n{}", sim.dump()));
-    assert!(sim.wait_log("gpio: relay 1", s(5)), "{}", sim.dump());
+    assert!(sim.wait_log("gpio: relay 1 low", s(5)), "{}", sim.dump());
     let off = obs
         .wait_for("stat/r1/0/State", s(10), |m| {
             m.payload == "0" && m.at > on.at
@@ -62,6 +66,21 @@ fn relay_turns_on_for_the_clamped_time_and_survives_a_power_cut() {
     assert!(
         held >= Duration::from_millis(3_000) && held <= Duration::from_millis(6_000),
         "held {held:?}"
+    );
+    // The pin itself: energised for the clamped 4 s (device clock), then released.
+    assert!(
+        sim.wait_log_count("gpio: relay 1 high", 2, s(5)),
+        "relay 1's pin never released\n{}",
+        sim.dump()
+    );
+    let log = sim.log();
+    let energised = support::log_times(&log, "gpio: relay 1 low")[0];
+    let released = support::log_times(&log, "gpio: relay 1 high")[1];
+    let pin_held = released - energised;
+    println!("relay 1 pin held {pin_held:.3} s");
+    assert!(
+        (3.9..=5.0).contains(&pin_held),
+        "pin held {pin_held:.3} s\n{log}"
     );
     assert!(
         sim.log().contains("clamp"),
@@ -83,6 +102,17 @@ fn relay_turns_on_for_the_clamped_time_and_survives_a_power_cut() {
     );
     obs.wait_for("stat/r1/1/State", s(10), |m| m.payload == "1")
         .unwrap_or_else(|| panic!("relay 2 restored\n{}", sim.dump()));
+    // And its pin is energised again in the new run (the boot drove it high first).
+    assert!(
+        support::wait_until(s(5), || {
+            let log = sim.log();
+            log.rsplit("board: device started")
+                .next()
+                .is_some_and(|run| run.contains("gpio: relay 2 low"))
+        }),
+        "relay 2's pin not energised after the power cut\n{}",
+        sim.dump()
+    );
     // Garbage is ignored and logged, never fatal.
     broker.publish("cmnd/r1/1/TurnOnWithTimeout", "soon", false);
     obs.wait_for("stat/r1/Log", s(10), |m| m.payload.contains("invalid"))
@@ -262,28 +292,55 @@ fn switch_inputs_toggle_outputs_and_programs_are_checked() {
     assert!(sim.ctl("input 0 off").starts_with("ok"));
     obs.wait_for("stat/sw1/0/State", s(5), |m| m.payload == "1")
         .unwrap_or_else(|| panic!("output 0 on\n{}", sim.dump()));
-    let ev = obs
-        .wait_for("stat/sw1/Manual0/Event", s(5), |m| !m.payload.is_empty())
+    obs.wait_for("stat/sw1/Manual0/Event", s(5), |m| m.payload == "P")
         .unwrap_or_else(|| panic!("manual event\n{}", sim.dump()));
-    assert!(!ev.retained);
+    // An event is not retained: a subscriber arriving now gets the retained output state but
+    // no old press.
+    let kept = broker.retained("stat/sw1/#");
+    assert!(
+        kept.iter()
+            .any(|(t, p)| t == "stat/sw1/0/State" && p == "1"),
+        "the retained state is there\n{kept:?}"
+    );
+    assert!(
+        !kept.iter().any(|(t, _)| t == "stat/sw1/Manual0/Event"),
+        "the event was retained\n{kept:?}"
+    );
     assert!(sim.log().contains("gpio: output 0 high"), "{}", sim.dump());
     // Commands switch outputs too.
     broker.publish("cmnd/sw1/2/State", "on", false);
     obs.wait_for("stat/sw1/2/State", s(5), |m| m.payload == "1")
         .unwrap_or_else(|| panic!("output 2 by command\n{}", sim.dump()));
-    // A bad program is refused with the reference's message; the old one keeps running.
+    // A bad program is refused with the reference's message; the old one keeps running. (The
+    // boot published `Success`: only an answer to this command counts.)
+    let sent = Instant::now();
     broker.publish("cmnd/sw1/Program", "9:Q:+0", false);
     let c = obs
-        .wait_for("stat/sw1/ProgramCompilation", s(5), |m| {
-            !m.payload.is_empty() && m.payload != "OK"
-        })
+        .wait_for("stat/sw1/ProgramCompilation", s(5), |m| m.at > sent)
         .unwrap_or_else(|| panic!("compilation result\n{}", sim.dump()));
     println!("compile error: {}", c.payload);
+    assert!(
+        c.payload.contains("out of range"),
+        "a bad program compiled: {}",
+        c.payload
+    );
+    assert!(
+        !obs.all()
+            .iter()
+            .any(|m| m.topic == "stat/sw1/Program" && m.at > sent),
+        "the running program was replaced\n{}",
+        sim.dump()
+    );
+    // The old program still toggles output 0 back off (it is 1 since the first press; the
+    // boot's `0` does not count).
+    let pressed = Instant::now();
     assert!(sim.ctl("input 0 on").starts_with("ok"));
     std::thread::sleep(Duration::from_millis(300));
     assert!(sim.ctl("input 0 off").starts_with("ok"));
-    obs.wait_for("stat/sw1/0/State", s(5), |m| m.payload == "0")
-        .unwrap_or_else(|| panic!("the old program still toggles\n{}", sim.dump()));
+    obs.wait_for("stat/sw1/0/State", s(5), |m| {
+        m.payload == "0" && m.at > pressed
+    })
+    .unwrap_or_else(|| panic!("the old program still toggles\n{}", sim.dump()));
 }
 
 #[test]
