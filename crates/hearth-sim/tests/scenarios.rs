@@ -247,6 +247,14 @@ fn a_retained_reboot_command_does_not_loop_the_device() {
 
 #[test]
 fn refresh_republishes_every_topic() {
+    const ITEMS: [&str; 6] = [
+        "Uptime",
+        "RebootReason",
+        "Temperature",
+        "Humidity",
+        "Pressure",
+        "Malfunction",
+    ];
     let broker = Broker::start();
     let obs = Observer::start(&broker);
     let sim = Sim::start(&config("dev11", broker.port, ""));
@@ -254,24 +262,69 @@ fn refresh_republishes_every_topic() {
         obs.wait_for(&format!("stat/dev11/{item}"), S(30), |_| true)
             .unwrap_or_else(|| panic!("no {item}\n{}", sim.dump()));
     }
-    obs.clear();
+    let last = |item: &str| {
+        obs.all()
+            .into_iter()
+            .rev()
+            .find(|m| m.topic == format!("stat/dev11/{item}"))
+            .map(|m| m.payload)
+    };
+    let republished = |since: Instant| -> Vec<String> {
+        obs.all()
+            .into_iter()
+            .filter(|m| m.at > since && ITEMS.iter().any(|i| m.topic == format!("stat/dev11/{i}")))
+            .map(|m| m.topic)
+            .collect()
+    };
+
+    // A retained Refresh is ignored: stored while the device is offline, it reaches the device
+    // flagged retained when it subscribes again, and must not republish anything.
+    assert!(sim.ctl("wifi down").starts_with("ok"));
+    assert!(sim.wait_log("mqtt lost", S(10)), "{}", sim.dump());
+    broker.publish("cmnd/dev11/Refresh", "1", true);
+    assert!(sim.ctl("wifi up").starts_with("ok"));
+    assert!(
+        sim.wait_log("ignored retained command on cmnd/dev11/Refresh", S(20)),
+        "{}",
+        sim.dump()
+    );
+    let ignored = Instant::now();
+    std::thread::sleep(S(2));
+    let after = republished(ignored - Duration::from_millis(500));
+    assert!(
+        after.is_empty(),
+        "a retained Refresh republished {after:?}\n{}",
+        sim.dump()
+    );
+    broker.publish("cmnd/dev11/Refresh", "", true);
+
+    // A live Refresh republishes every item, with its current value, at once (RebootReason is
+    // published only at boot and on Refresh; the others are not due for a minute).
+    let before: Vec<_> = ITEMS.iter().map(|i| (i, last(i))).collect();
+    let sent = Instant::now();
     broker.publish("cmnd/dev11/Refresh", "1", false);
-    for item in [
-        "Uptime",
-        "RebootReason",
-        "Temperature",
-        "Humidity",
-        "Pressure",
-        "Malfunction",
-    ] {
-        obs.wait_for(&format!("stat/dev11/{item}"), S(5), |_| true)
+    for (item, value) in before {
+        let m = obs
+            .wait_for(&format!("stat/dev11/{item}"), S(3), |m| m.at > sent)
             .unwrap_or_else(|| panic!("Refresh did not republish {item}\n{}", sim.dump()));
+        assert_eq!(
+            Some(m.payload),
+            value,
+            "{item} republished with another value"
+        );
     }
-    // An empty or retained Refresh does nothing.
-    obs.clear();
+
+    // An empty Refresh does nothing.
+    std::thread::sleep(Duration::from_millis(500));
+    let sent = Instant::now();
     broker.publish("cmnd/dev11/Refresh", "", false);
     std::thread::sleep(S(2));
-    assert_eq!(obs.count("stat/dev11/Temperature"), 0);
+    let after = republished(sent);
+    assert!(
+        after.is_empty(),
+        "an empty Refresh republished {after:?}\n{}",
+        sim.dump()
+    );
 }
 
 #[test]
@@ -294,8 +347,24 @@ fn weather_values_are_plausible_and_sensor_faults_show_in_malfunction() {
     assert!((-30.0..50.0).contains(&t), "temperature {t}");
     assert!((900.0..1100.0).contains(&p), "pressure {p} hPa");
     assert!((0.0..=100.0).contains(&h), "humidity {h}");
-    obs.wait_for("stat/dev12/Malfunction", S(5), |m| m.payload == "0")
-        .expect("no malfunction");
+    // No malfunction once the sensors have been read. (The boot published 0 before any read:
+    // ask for the current value with a Refresh.)
+    let asked = Instant::now();
+    broker.publish("cmnd/dev12/Refresh", "1", false);
+    let now = obs
+        .wait_for("stat/dev12/Malfunction", S(5), |m| m.at > asked)
+        .unwrap_or_else(|| panic!("no Malfunction after Refresh\n{}", sim.dump()));
+    let all: Vec<_> = obs
+        .all()
+        .into_iter()
+        .filter(|m| m.topic == "stat/dev12/Malfunction")
+        .map(|m| m.payload)
+        .collect();
+    assert!(
+        now.payload == "0" && all.iter().all(|p| p == "0"),
+        "malfunction with healthy sensors: {all:?}\n{}",
+        sim.dump()
+    );
     assert!(sim.ctl("sensor bme280 readfails").starts_with("ok"));
     obs.wait_for("stat/dev12/Malfunction", S(20), |m| {
         m.payload.parse::<u32>().is_ok_and(|v| v & 16 != 0)
