@@ -400,8 +400,13 @@ fn two_hundred_power_cuts_never_corrupt_the_store() {
     let mut last_ack: Option<u64> = None;
     let mut runs = 0;
     let mut checked = 0;
+    // Runs that acknowledged at least one write of their own.
+    let mut writing_runs = 0;
+    let mut wrote = false;
     for line in log.lines() {
         if line.contains("board: device started") {
+            writing_runs += usize::from(wrote);
+            wrote = false;
             runs += 1;
         } else if let Some(rest) = line.split("stress-boot ").nth(1) {
             assert!(
@@ -423,13 +428,27 @@ fn two_hundred_power_cuts_never_corrupt_the_store() {
             last_ack = Some(n);
         } else if let Some(rest) = line.split("stress-ack ").nth(1) {
             last_ack = rest.trim().parse().ok();
+            wrote = true;
         }
         assert!(
             !line.contains("has been formatted"),
             "store was reformatted: {line}"
         );
     }
+    writing_runs += usize::from(wrote);
+    println!("{runs} runs, {writing_runs} wrote, {checked} verified a stored record");
     assert!(runs >= 201, "expected 201 device runs, saw {runs}");
+    // A power cut is not a fault of the code: no run may start in safe mode (the device says
+    // so on its console), and the stress writes must really have happened run after run.
+    assert_eq!(
+        log.matches("safe mode").count(),
+        0,
+        "power cuts started safe mode\n{log}"
+    );
+    assert!(
+        writing_runs >= 170,
+        "only {writing_runs} of {runs} runs wrote a stress record\n{log}"
+    );
     assert!(
         checked >= 150,
         "too few restarts verified a stored record: {checked}\n{log}"
