@@ -102,18 +102,56 @@ fn frozen_broker_is_noticed_by_the_keepalive_and_the_device_recovers() {
     assert_eq!(sim.log_count("boot #"), 1, "{}", sim.dump());
 }
 
+/// The device-clock seconds from the first line containing `from` to the first line after it
+/// containing `to`, both in the same run of the device process.
+fn seconds_between(log: &str, from: &str, to: &str) -> Option<f64> {
+    let start = log.find(from)?;
+    let start = log[..start].rfind('\n').map_or(0, |i| i + 1);
+    let mut lines = log[start..].lines();
+    let t0 = line_time(lines.next()?)?;
+    for line in lines {
+        if line.contains("board: device started") {
+            return None;
+        }
+        if line.contains(to) {
+            return Some(line_time(line)? - t0);
+        }
+    }
+    None
+}
+
 #[test]
 fn broker_down_longer_than_the_limit_reboots_and_reports_why() {
     let mut broker = Broker::start();
     let port = broker.port;
+    let obs = Observer::start(&broker);
     let sim = Sim::start(&config("dev4", port, "mqttreboot 60\n"));
     assert!(sim.wait_log("mqtt connected", S(20)), "{}", sim.dump());
+    // Connected a while (keepalive traffic), then a message from the broker just before it
+    // dies, so the device last heard from it when the outage began.
+    std::thread::sleep(S(3));
+    let sent = Instant::now();
+    broker.publish("cmnd/dev4/Refresh", "1", false);
+    obs.wait_for("stat/dev4/RebootReason", S(5), |m| m.at > sent)
+        .unwrap_or_else(|| panic!("no answer to Refresh\n{}", sim.dump()));
     broker.kill();
     assert!(
         sim.wait_log("rebooting: mqtt", S(90)),
         "no MQTT reboot\n{}",
         sim.dump()
     );
+    // Not before the limit: from the device noticing the loss (at once: the connection is
+    // reset) to the reboot, on the device's clock, allowing 1 s for the last packet before
+    // the kill and the back-off's granularity.
+    let log = sim.log();
+    let after = seconds_between(&log, "mqtt lost", "rebooting: mqtt")
+        .unwrap_or_else(|| panic!("no loss before the reboot\n{log}"));
+    println!("rebooted {after:.3} s after the broker was lost");
+    assert!(
+        (59.0..=75.0).contains(&after),
+        "rebooted {after:.3} s after the broker was lost (mqttreboot 60)\n{log}"
+    );
+    drop(obs);
     let broker = Broker::start_on(port);
     let obs = Observer::start(&broker);
     obs.wait_for("stat/dev4/RebootReason", S(30), |m| {
@@ -144,8 +182,21 @@ fn wifi_down_longer_than_the_network_limit_reboots() {
     let broker = Broker::start();
     let sim = Sim::start(&config("dev6", broker.port, "netreboot 60\n"));
     assert!(sim.wait_log("mqtt connected", S(20)), "{}", sim.dump());
+    // Up a while first (longer than one connect-and-wait cycle, ~7 s here, the granularity of
+    // the reboot check), so a limit counted from the connection would show.
+    std::thread::sleep(S(8));
     assert!(sim.ctl("wifi down").starts_with("ok"));
     assert!(sim.wait_log("rebooting: network", S(90)), "{}", sim.dump());
+    // Not before the limit: from the link going down (the device's own record of it) to the
+    // reboot, on the device's clock, allowing the 1 s loop period in which the loss is seen.
+    let log = sim.log();
+    let after = seconds_between(&log, "environment: wifi down", "rebooting: network")
+        .unwrap_or_else(|| panic!("no outage before the reboot\n{log}"));
+    println!("rebooted {after:.3} s after the link went down");
+    assert!(
+        (59.0..=75.0).contains(&after),
+        "rebooted {after:.3} s after the link went down (netreboot 60)\n{log}"
+    );
     assert!(sim.ctl("wifi up").starts_with("ok"));
     let obs = Observer::start(&broker);
     obs.wait_for("stat/dev6/RebootReason", S(30), |m| {
