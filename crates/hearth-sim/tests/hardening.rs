@@ -132,7 +132,7 @@ fn device_pid(state: &std::path::Path) -> Option<u32> {
             .split(|b| *b == 0)
             .map(|a| String::from_utf8_lossy(a).into_owned())
             .collect();
-        (args.iter().any(|a| a == "sim-device") && args.iter().any(|a| *a == want)).then_some(pid)
+        (args.iter().any(|a| a == "sim-device") && args.contains(&want)).then_some(pid)
     })
 }
 
