@@ -319,6 +319,10 @@ pub async fn boot<B: Board, F: NorFlash>(
         }
     };
     if settings.safe_mode_after > 0 && n >= settings.safe_mode_after {
+        // Also on the console: a device that cannot reach its broker says so nowhere else.
+        board.console(&format!(
+            "safe mode: {n} runs in a row ended in a fault; the appliance does not run"
+        ));
         BootMode::Safe { faults: n }
     } else {
         BootMode::Normal

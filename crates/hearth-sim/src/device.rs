@@ -502,7 +502,16 @@ fn set_fault<F: std::str::FromStr<Err = String>>(chip: &str, fault: &str, set: i
     }
 }
 
-fn start_env_reader(link: Arc<Link>, faults: Arc<Faults>, chips: Chips) {
+/// How long a device waits for the board's start-up environment ([`EnvMsg::Ready`]) before it
+/// boots without it.
+const ENV_READY_WAIT: Duration = Duration::from_secs(2);
+
+fn start_env_reader(
+    link: Arc<Link>,
+    faults: Arc<Faults>,
+    chips: Chips,
+    ready: std::sync::mpsc::Sender<()>,
+) {
     let Chips {
         bus,
         hx711,
@@ -611,6 +620,9 @@ fn start_env_reader(link: Arc<Link>, faults: Arc<Faults>, chips: Chips) {
                     }
                 }
                 Ok(m @ (EnvMsg::Block(_) | EnvMsg::Slow(_))) => lock(&faults.pending).push_back(m),
+                Ok(EnvMsg::Ready) => {
+                    let _ = ready.send(());
+                }
                 Err(e) => console(&format!("environment: {e}")),
             }
         }
@@ -1072,7 +1084,10 @@ pub fn run(config: &Path, state: &Path) -> ExitCode {
         inputs: Arc::new(AtomicU32::new(0)),
         onewire,
     };
-    start_env_reader(link.clone(), faults.clone(), chips.clone());
+    let (ready, environment) = std::sync::mpsc::channel();
+    start_env_reader(link.clone(), faults.clone(), chips.clone(), ready);
+    // Boot in the environment the board powered the device up in, not before it arrived.
+    let _ = environment.recv_timeout(ENV_READY_WAIT);
     let board = SimBoard {
         reset: reset_cause(),
         watchdog,

@@ -55,6 +55,8 @@ pub enum EnvMsg {
     Input(u8, bool),
     /// The DS18x20s' temperature, millidegrees.
     Temperature(i32),
+    /// The environment sent at start-up is complete: the device may boot.
+    Ready,
 }
 
 impl fmt::Display for EnvMsg {
@@ -75,6 +77,7 @@ impl fmt::Display for EnvMsg {
             Self::Temperature(t) => write!(f, "temperature-mc {t}"),
             Self::Flow(r) => write!(f, "flow {r}"),
             Self::Input(k, on) => write!(f, "input {k} {}", if *on { "on" } else { "off" }),
+            Self::Ready => f.write_str("ready"),
         }
     }
 }
@@ -101,6 +104,7 @@ impl EnvMsg {
                 .map(Self::Load)
                 .map_err(|_| format!("bad load {g:?}")),
             ["repair"] => Ok(Self::Repair),
+            ["ready"] => Ok(Self::Ready),
             ["cut-otadata", n] => n
                 .parse()
                 .map(Self::CutOtadata)
@@ -149,6 +153,7 @@ mod tests {
             EnvMsg::Sensor("hdc1080".into(), "absent".into()),
             EnvMsg::StorageStress(true),
             EnvMsg::StorageStress(false),
+            EnvMsg::Ready,
         ];
         for m in all {
             assert_eq!(EnvMsg::parse(&m.to_string()), Ok(m));

@@ -213,6 +213,9 @@ impl Board {
             for msg in self.env.messages() {
                 let _ = writeln!(input, "{msg}");
             }
+            // The device waits for this before it boots, so its first run already sees the
+            // environment (a storage stress, a sensor fault) it was powered up in.
+            let _ = writeln!(input, "{}", EnvMsg::Ready);
         }
         self.env.repair = false;
         let mut readers = Vec::new();

@@ -102,18 +102,56 @@ fn frozen_broker_is_noticed_by_the_keepalive_and_the_device_recovers() {
     assert_eq!(sim.log_count("boot #"), 1, "{}", sim.dump());
 }
 
+/// The device-clock seconds from the first line containing `from` to the first line after it
+/// containing `to`, both in the same run of the device process.
+fn seconds_between(log: &str, from: &str, to: &str) -> Option<f64> {
+    let start = log.find(from)?;
+    let start = log[..start].rfind('\n').map_or(0, |i| i + 1);
+    let mut lines = log[start..].lines();
+    let t0 = line_time(lines.next()?)?;
+    for line in lines {
+        if line.contains("board: device started") {
+            return None;
+        }
+        if line.contains(to) {
+            return Some(line_time(line)? - t0);
+        }
+    }
+    None
+}
+
 #[test]
 fn broker_down_longer_than_the_limit_reboots_and_reports_why() {
     let mut broker = Broker::start();
     let port = broker.port;
+    let obs = Observer::start(&broker);
     let sim = Sim::start(&config("dev4", port, "mqttreboot 60\n"));
     assert!(sim.wait_log("mqtt connected", S(20)), "{}", sim.dump());
+    // Connected a while (keepalive traffic), then a message from the broker just before it
+    // dies, so the device last heard from it when the outage began.
+    std::thread::sleep(S(3));
+    let sent = Instant::now();
+    broker.publish("cmnd/dev4/Refresh", "1", false);
+    obs.wait_for("stat/dev4/RebootReason", S(5), |m| m.at > sent)
+        .unwrap_or_else(|| panic!("no answer to Refresh\n{}", sim.dump()));
     broker.kill();
     assert!(
         sim.wait_log("rebooting: mqtt", S(90)),
         "no MQTT reboot\n{}",
         sim.dump()
     );
+    // Not before the limit: from the device noticing the loss (at once: the connection is
+    // reset) to the reboot, on the device's clock, allowing 1 s for the last packet before
+    // the kill and the back-off's granularity.
+    let log = sim.log();
+    let after = seconds_between(&log, "mqtt lost", "rebooting: mqtt")
+        .unwrap_or_else(|| panic!("no loss before the reboot\n{log}"));
+    println!("rebooted {after:.3} s after the broker was lost");
+    assert!(
+        (59.0..=75.0).contains(&after),
+        "rebooted {after:.3} s after the broker was lost (mqttreboot 60)\n{log}"
+    );
+    drop(obs);
     let broker = Broker::start_on(port);
     let obs = Observer::start(&broker);
     obs.wait_for("stat/dev4/RebootReason", S(30), |m| {
@@ -144,8 +182,21 @@ fn wifi_down_longer_than_the_network_limit_reboots() {
     let broker = Broker::start();
     let sim = Sim::start(&config("dev6", broker.port, "netreboot 60\n"));
     assert!(sim.wait_log("mqtt connected", S(20)), "{}", sim.dump());
+    // Up a while first (longer than one connect-and-wait cycle, ~7 s here, the granularity of
+    // the reboot check), so a limit counted from the connection would show.
+    std::thread::sleep(S(8));
     assert!(sim.ctl("wifi down").starts_with("ok"));
     assert!(sim.wait_log("rebooting: network", S(90)), "{}", sim.dump());
+    // Not before the limit: from the link going down (the device's own record of it) to the
+    // reboot, on the device's clock, allowing the 1 s loop period in which the loss is seen.
+    let log = sim.log();
+    let after = seconds_between(&log, "environment: wifi down", "rebooting: network")
+        .unwrap_or_else(|| panic!("no outage before the reboot\n{log}"));
+    println!("rebooted {after:.3} s after the link went down");
+    assert!(
+        (59.0..=75.0).contains(&after),
+        "rebooted {after:.3} s after the link went down (netreboot 60)\n{log}"
+    );
     assert!(sim.ctl("wifi up").starts_with("ok"));
     let obs = Observer::start(&broker);
     obs.wait_for("stat/dev6/RebootReason", S(30), |m| {
@@ -247,6 +298,14 @@ fn a_retained_reboot_command_does_not_loop_the_device() {
 
 #[test]
 fn refresh_republishes_every_topic() {
+    const ITEMS: [&str; 6] = [
+        "Uptime",
+        "RebootReason",
+        "Temperature",
+        "Humidity",
+        "Pressure",
+        "Malfunction",
+    ];
     let broker = Broker::start();
     let obs = Observer::start(&broker);
     let sim = Sim::start(&config("dev11", broker.port, ""));
@@ -254,24 +313,69 @@ fn refresh_republishes_every_topic() {
         obs.wait_for(&format!("stat/dev11/{item}"), S(30), |_| true)
             .unwrap_or_else(|| panic!("no {item}\n{}", sim.dump()));
     }
-    obs.clear();
+    let last = |item: &str| {
+        obs.all()
+            .into_iter()
+            .rev()
+            .find(|m| m.topic == format!("stat/dev11/{item}"))
+            .map(|m| m.payload)
+    };
+    let republished = |since: Instant| -> Vec<String> {
+        obs.all()
+            .into_iter()
+            .filter(|m| m.at > since && ITEMS.iter().any(|i| m.topic == format!("stat/dev11/{i}")))
+            .map(|m| m.topic)
+            .collect()
+    };
+
+    // A retained Refresh is ignored: stored while the device is offline, it reaches the device
+    // flagged retained when it subscribes again, and must not republish anything.
+    assert!(sim.ctl("wifi down").starts_with("ok"));
+    assert!(sim.wait_log("mqtt lost", S(10)), "{}", sim.dump());
+    broker.publish("cmnd/dev11/Refresh", "1", true);
+    assert!(sim.ctl("wifi up").starts_with("ok"));
+    assert!(
+        sim.wait_log("ignored retained command on cmnd/dev11/Refresh", S(20)),
+        "{}",
+        sim.dump()
+    );
+    let ignored = Instant::now();
+    std::thread::sleep(S(2));
+    let after = republished(ignored - Duration::from_millis(500));
+    assert!(
+        after.is_empty(),
+        "a retained Refresh republished {after:?}\n{}",
+        sim.dump()
+    );
+    broker.publish("cmnd/dev11/Refresh", "", true);
+
+    // A live Refresh republishes every item, with its current value, at once (RebootReason is
+    // published only at boot and on Refresh; the others are not due for a minute).
+    let before: Vec<_> = ITEMS.iter().map(|i| (i, last(i))).collect();
+    let sent = Instant::now();
     broker.publish("cmnd/dev11/Refresh", "1", false);
-    for item in [
-        "Uptime",
-        "RebootReason",
-        "Temperature",
-        "Humidity",
-        "Pressure",
-        "Malfunction",
-    ] {
-        obs.wait_for(&format!("stat/dev11/{item}"), S(5), |_| true)
+    for (item, value) in before {
+        let m = obs
+            .wait_for(&format!("stat/dev11/{item}"), S(3), |m| m.at > sent)
             .unwrap_or_else(|| panic!("Refresh did not republish {item}\n{}", sim.dump()));
+        assert_eq!(
+            Some(m.payload),
+            value,
+            "{item} republished with another value"
+        );
     }
-    // An empty or retained Refresh does nothing.
-    obs.clear();
+
+    // An empty Refresh does nothing.
+    std::thread::sleep(Duration::from_millis(500));
+    let sent = Instant::now();
     broker.publish("cmnd/dev11/Refresh", "", false);
     std::thread::sleep(S(2));
-    assert_eq!(obs.count("stat/dev11/Temperature"), 0);
+    let after = republished(sent);
+    assert!(
+        after.is_empty(),
+        "an empty Refresh republished {after:?}\n{}",
+        sim.dump()
+    );
 }
 
 #[test]
@@ -294,8 +398,24 @@ fn weather_values_are_plausible_and_sensor_faults_show_in_malfunction() {
     assert!((-30.0..50.0).contains(&t), "temperature {t}");
     assert!((900.0..1100.0).contains(&p), "pressure {p} hPa");
     assert!((0.0..=100.0).contains(&h), "humidity {h}");
-    obs.wait_for("stat/dev12/Malfunction", S(5), |m| m.payload == "0")
-        .expect("no malfunction");
+    // No malfunction once the sensors have been read. (The boot published 0 before any read:
+    // ask for the current value with a Refresh.)
+    let asked = Instant::now();
+    broker.publish("cmnd/dev12/Refresh", "1", false);
+    let now = obs
+        .wait_for("stat/dev12/Malfunction", S(5), |m| m.at > asked)
+        .unwrap_or_else(|| panic!("no Malfunction after Refresh\n{}", sim.dump()));
+    let all: Vec<_> = obs
+        .all()
+        .into_iter()
+        .filter(|m| m.topic == "stat/dev12/Malfunction")
+        .map(|m| m.payload)
+        .collect();
+    assert!(
+        now.payload == "0" && all.iter().all(|p| p == "0"),
+        "malfunction with healthy sensors: {all:?}\n{}",
+        sim.dump()
+    );
     assert!(sim.ctl("sensor bme280 readfails").starts_with("ok"));
     obs.wait_for("stat/dev12/Malfunction", S(20), |m| {
         m.payload.parse::<u32>().is_ok_and(|v| v & 16 != 0)
@@ -331,8 +451,13 @@ fn two_hundred_power_cuts_never_corrupt_the_store() {
     let mut last_ack: Option<u64> = None;
     let mut runs = 0;
     let mut checked = 0;
+    // Runs that acknowledged at least one write of their own.
+    let mut writing_runs = 0;
+    let mut wrote = false;
     for line in log.lines() {
         if line.contains("board: device started") {
+            writing_runs += usize::from(wrote);
+            wrote = false;
             runs += 1;
         } else if let Some(rest) = line.split("stress-boot ").nth(1) {
             assert!(
@@ -354,13 +479,27 @@ fn two_hundred_power_cuts_never_corrupt_the_store() {
             last_ack = Some(n);
         } else if let Some(rest) = line.split("stress-ack ").nth(1) {
             last_ack = rest.trim().parse().ok();
+            wrote = true;
         }
         assert!(
             !line.contains("has been formatted"),
             "store was reformatted: {line}"
         );
     }
+    writing_runs += usize::from(wrote);
+    println!("{runs} runs, {writing_runs} wrote, {checked} verified a stored record");
     assert!(runs >= 201, "expected 201 device runs, saw {runs}");
+    // A power cut is not a fault of the code: no run may start in safe mode (the device says
+    // so on its console), and the stress writes must really have happened run after run.
+    assert_eq!(
+        log.matches("safe mode").count(),
+        0,
+        "power cuts started safe mode\n{log}"
+    );
+    assert!(
+        writing_runs >= 170,
+        "only {writing_runs} of {runs} runs wrote a stress record\n{log}"
+    );
     assert!(
         checked >= 150,
         "too few restarts verified a stored record: {checked}\n{log}"

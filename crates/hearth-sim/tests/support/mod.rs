@@ -176,6 +176,38 @@ impl Broker {
         let status = cmd.status().expect("run mosquitto_pub");
         assert!(status.success(), "mosquitto_pub failed");
     }
+
+    /// The retained messages a subscriber to `filter` arriving now is given, as
+    /// `(topic, payload)`. A live subscription never shows the retain flag (the broker clears
+    /// it on delivery to existing subscribers), so this is how a test sees what is retained.
+    /// Takes about a second (the time allowed for the broker to hand them over).
+    pub fn retained(&self, filter: &str) -> Vec<(String, String)> {
+        let out = Command::new(tool("mosquitto_sub"))
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-t",
+                filter,
+                "--retained-only",
+                "-W",
+                "1",
+                "-F",
+                "%t %p",
+            ])
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+            .expect("run mosquitto_sub");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| {
+                let (t, p) = l.split_once(' ').unwrap_or((l, ""));
+                (t.to_string(), p.to_string())
+            })
+            .collect()
+    }
 }
 
 impl Drop for Broker {
@@ -273,6 +305,26 @@ impl Drop for Observer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The console time of a device log line (`[    t.ttt] ...`: seconds since that run of the
+/// device process started), `None` for a line without one (the board's own lines).
+pub fn line_time(line: &str) -> Option<f64> {
+    line.strip_prefix('[')?
+        .split(']')
+        .next()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The console times of every line of `log` containing `needle`, in order (lines without a
+/// time are skipped). Times restart at each run of the device process.
+pub fn log_times(log: &str, needle: &str) -> Vec<f64> {
+    log.lines()
+        .filter(|l| l.contains(needle))
+        .filter_map(line_time)
+        .collect()
 }
 
 /// A config for a test device: fast timings so failure policies trip in seconds.
