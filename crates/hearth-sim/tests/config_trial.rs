@@ -11,50 +11,13 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::Duration;
 
-use support::{config, free_port, Broker, Sim, TempDir, HEARTH};
+use support::{config, free_port, hearth, new_owner, text, Broker, Owner, Sim, TempDir};
 
 fn s(n: u64) -> Duration {
     Duration::from_secs(n)
-}
-
-fn hearth(args: &[&str]) -> Output {
-    Command::new(HEARTH)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run hearth")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-/// A key pair made by `hearth keygen`: the secret key file and the `otakey` line.
-struct Owner {
-    _dir: TempDir,
-    key: PathBuf,
-    otakey: String,
-}
-
-fn new_owner() -> Owner {
-    let dir = TempDir::new("owner");
-    let key = dir.0.join("owner.key");
-    let out = hearth(&["keygen", "--out", key.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", text(&out));
-    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
-    Owner {
-        _dir: dir,
-        key,
-        otakey: format!("otakey {}", public.trim()),
-    }
 }
 
 /// The short trial times of these tests: healthy after 5 s online, back after 15 s.

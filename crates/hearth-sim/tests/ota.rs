@@ -3,7 +3,7 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -13,65 +13,10 @@ use hearth_ota::signed::{self, Kind};
 use hearth_sim::fleet::{BrokerArgs, Client};
 use hearth_sim::ota_tool::{load_key, parse_status, Status};
 use sha2::{Digest, Sha256};
-use support::{config, wait_until, Broker, Sim, TempDir, HEARTH};
+use support::{config, hearth, new_owner, text, wait_until, Broker, Owner, Sim, TempDir, HEARTH};
 
 fn s(n: u64) -> Duration {
     Duration::from_secs(n)
-}
-
-fn hearth(args: &[&str]) -> Output {
-    Command::new(HEARTH)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run hearth")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-/// The owner's key pair, made by `hearth keygen`.
-struct Owner {
-    dir: TempDir,
-    key: PathBuf,
-    otakey: String,
-}
-
-fn new_owner() -> Owner {
-    let dir = TempDir::new("owner");
-    let key = dir.0.join("owner.key");
-    let out = hearth(&["keygen", "--out", key.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", text(&out));
-    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
-    // keygen refuses to overwrite a key.
-    let again = hearth(&["keygen", "--out", key.to_str().unwrap()]);
-    assert_eq!(again.status.code(), Some(2), "{}", text(&again));
-    Owner {
-        dir,
-        key,
-        otakey: format!("otakey {}", public.trim()),
-    }
-}
-
-impl Owner {
-    fn image(&self, name: &str, args: &[&str]) -> PathBuf {
-        let out_path = self.dir.0.join(name);
-        let mut all = vec!["image", "--out", out_path.to_str().unwrap()];
-        all.extend_from_slice(args);
-        let out = hearth(&all);
-        assert!(out.status.success(), "{}", text(&out));
-        out_path
-    }
-
-    fn key(&self) -> &str {
-        self.key.to_str().unwrap()
-    }
 }
 
 /// A device with the owner's key and short trial times: healthy after 5 s online, rolled back

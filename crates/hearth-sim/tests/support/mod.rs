@@ -7,7 +7,7 @@ pub mod schema;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -440,5 +440,63 @@ impl Drop for Sim {
             let _ = b.wait();
         }
         let _ = std::io::stdout().flush();
+    }
+}
+
+// --- The owner's side of signed updates, shared by the update and config-push tests. ---
+
+/// Run `hearth` with `args` to completion.
+pub fn hearth(args: &[&str]) -> Output {
+    Command::new(HEARTH)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run hearth")
+}
+
+pub fn text(o: &Output) -> String {
+    format!(
+        "status {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// The owner's key pair, made by `hearth keygen`.
+pub struct Owner {
+    pub dir: TempDir,
+    pub key: PathBuf,
+    pub otakey: String,
+}
+
+pub fn new_owner() -> Owner {
+    let dir = TempDir::new("owner");
+    let key = dir.0.join("owner.key");
+    let out = hearth(&["keygen", "--out", key.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    // keygen refuses to overwrite a key.
+    let again = hearth(&["keygen", "--out", key.to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(2), "{}", text(&again));
+    Owner {
+        dir,
+        key,
+        otakey: format!("otakey {}", public.trim()),
+    }
+}
+
+impl Owner {
+    pub fn image(&self, name: &str, args: &[&str]) -> PathBuf {
+        let out_path = self.dir.0.join(name);
+        let mut all = vec!["image", "--out", out_path.to_str().unwrap()];
+        all.extend_from_slice(args);
+        let out = hearth(&all);
+        assert!(out.status.success(), "{}", text(&out));
+        out_path
+    }
+
+    pub fn key(&self) -> &str {
+        self.key.to_str().unwrap()
     }
 }
