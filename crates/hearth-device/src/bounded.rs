@@ -35,10 +35,11 @@ impl Dropped {
     }
 }
 
-/// `inner`, with every MQTT packet over `max_remaining` bytes of remaining length skipped.
+/// `inner`, with every MQTT packet larger than `max_packet` bytes (fixed header included, as
+/// the Maximum Packet Size of MQTT 5 counts) skipped.
 pub struct Bounded<T> {
     inner: T,
-    max_remaining: u32,
+    max_packet: u32,
     dropped: Rc<Dropped>,
     /// The fixed header being collected (type byte and up to 4 length bytes).
     header: [u8; 5],
@@ -55,10 +56,10 @@ pub struct Bounded<T> {
 
 impl<T> Bounded<T> {
     /// Wrap `inner`; the counter of what it drops is shared with `dropped`.
-    pub fn new(inner: T, max_remaining: u32, dropped: Rc<Dropped>) -> Self {
+    pub fn new(inner: T, max_packet: u32, dropped: Rc<Dropped>) -> Self {
         Self {
             inner,
-            max_remaining,
+            max_packet,
             dropped,
             header: [0; 5],
             header_len: 0,
@@ -140,7 +141,7 @@ impl<T: Read> Read for Bounded<T> {
                 None => continue,
                 // Malformed: hand it on as it is, for the client to refuse.
                 Some(None) => self.header_ready = true,
-                Some(Some(len)) if len > self.max_remaining => {
+                Some(Some(len)) if len.saturating_add(self.header_len as u32) > self.max_packet => {
                     self.dropped
                         .count
                         .set(self.dropped.count.get().saturating_add(1));
@@ -245,7 +246,8 @@ mod tests {
                 at: 0,
                 chunk,
             };
-            let mut b = Bounded::new(script, 1000, dropped.clone());
+            // The largest packet that passes is `exact`: 1000 bytes and a 3-byte header.
+            let mut b = Bounded::new(script, 1003, dropped.clone());
             assert_eq!(
                 read_all(&mut b, buf_len),
                 expect,

@@ -303,8 +303,7 @@ where
                         })
                     })?;
                 answered.set(true);
-                let socket =
-                    Bounded::new(socket, session::MAX_INCOMING_PACKET - 5, dropped.clone());
+                let socket = Bounded::new(socket, session::MAX_INCOMING_PACKET, dropped.clone());
                 session::connect(&mut client, socket, &settings, &topics, &client_id).await
             };
             match guarded(board, settings.mqtt.connack_timeout, attempt).await {

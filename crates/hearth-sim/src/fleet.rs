@@ -400,10 +400,10 @@ fn oversized(buf: &[u8]) -> Result<Option<(Packet, usize)>, FleetError> {
     let Some((len, n)) = decode_remaining_length(&buf[1..])? else {
         return Ok(None);
     };
-    if len <= MAX_PACKET {
+    let start = 1 + n;
+    if start + len <= MAX_PACKET {
         return Ok(None);
     }
-    let start = 1 + n;
     let (topic, retain) = if first >> 4 == 3 {
         let (Some(&hi), Some(&lo)) = (buf.get(start), buf.get(start + 1)) else {
             return Ok(None);
