@@ -24,12 +24,11 @@ fn default_timings(profile: &str, name: &str, port: u16, extra: &str) -> String 
 fn a_relay_keeps_its_timer_through_an_outage_of_several_netreboot_periods_without_safe_mode() {
     let broker = Broker::start();
     let obs = Observer::start(&broker);
-    let text = format!(
-        "profile relay\nssid Test Network\npassword test-passphrase\nmqttbroker 127.0.0.1:{}\n\
-         mqttname out2\nstartdelay 0\nwdgrace 0\nmqttkeepalive 5\nmqttbackoffms 200\n\
-         mqttbackoffmaxms 2000\nnetretry 1\nnetretryfudge 1\nnetconnecttimeout 5\nrelays 1\n\
-         safemode 1\notaconfirm 5\nnetreboot 60\n",
-        broker.port
+    let text = config_for(
+        "relay",
+        "out2",
+        broker.port,
+        "relays 1\nsafemode 1\notaconfirm 5\nnetreboot 60\n",
     );
     let sim = Sim::start(&text);
     assert!(sim.wait_log("mqtt connected", S(20)), "{}", sim.dump());
@@ -214,12 +213,7 @@ fn a_64_mb_retained_command_is_never_read_and_the_device_keeps_working() {
 fn a_switch_board_switches_while_the_network_is_down_and_reports_after_the_return() {
     let broker = Broker::start();
     let obs = Observer::start(&broker);
-    let text = format!(
-        "profile switch\nssid Test Network\npassword test-passphrase\nmqttbroker 127.0.0.1:{}\n\
-         mqttname sw9\nstartdelay 0\nwdgrace 0\nmqttkeepalive 5\nmqttbackoffms 200\n\
-         mqttbackoffmaxms 2000\nnetretry 1\nnetretryfudge 1\nswitchboard Direct4\n",
-        broker.port
-    );
+    let text = config_for("switch", "sw9", broker.port, "switchboard Direct4\n");
     let sim = Sim::start(&text);
     assert!(sim.wait_log("mqtt connected", S(20)), "{}", sim.dump());
     obs.wait_for("stat/sw9/0/State", S(10), |m| m.payload == "0")

@@ -329,8 +329,13 @@ pub fn log_times(log: &str, needle: &str) -> Vec<f64> {
 
 /// A config for a test device: fast timings so failure policies trip in seconds.
 pub fn config(name: &str, port: u16, extra: &str) -> String {
+    config_for("weather", name, port, extra)
+}
+
+/// [`config`] for another appliance.
+pub fn config_for(profile: &str, name: &str, port: u16, extra: &str) -> String {
     format!(
-        "profile weather\nssid Test Network\npassword test-passphrase\nmqttbroker 127.0.0.1:{port}\n\
+        "profile {profile}\nssid Test Network\npassword test-passphrase\nmqttbroker 127.0.0.1:{port}\n\
          mqttname {name}\nstartdelay 0\nwdgrace 0\nmqttkeepalive 5\nmqttbackoffms 200\nmqttbackoffmaxms 2000\n\
          netretry 1\nnetretryfudge 1\nnetconnecttimeout 5\n{extra}"
     )
