@@ -336,21 +336,24 @@ async fn count_fault<B: Board, F: NorFlash>(
 ) -> Result<u32, hearth_storage::StoreError> {
     let mut s = store.lock().await;
     let mut buf = [0u8; 64];
-    let stored = s.get_bytes(keys::REBOOT_REASON, &mut buf).await?;
-    let stored = stored.and_then(|n| core::str::from_utf8(&buf[..n]).ok());
-    let Some(fault) = hearth_core::reboot::boot_fault(board.hardware_reset(), stored) else {
+    let stored = text(&mut s, keys::REBOOT_REASON, &mut buf).await?;
+    let Some(fault) = hearth_core::reboot::boot_fault(board.hardware_reset(), Some(stored)) else {
         return Ok(s.get_u32(keys::FAULTY_BOOTS).await?.unwrap_or(0));
     };
     let n = s.incr_u32(keys::FAULTY_BOOTS).await?;
-    let mut words = [0u8; 64];
-    let len = s
-        .get_bytes(keys::BOOT_FAULTS, &mut words)
-        .await?
-        .unwrap_or(0);
-    let before = core::str::from_utf8(&words[..len]).unwrap_or("");
-    let list = append_word(before, fault, 64);
+    let list = append_word(text(&mut s, keys::BOOT_FAULTS, &mut buf).await?, fault, 64);
     s.set_bytes(keys::BOOT_FAULTS, list.as_bytes()).await?;
     Ok(n)
+}
+
+/// A short text value of the store (empty when absent or not UTF-8).
+async fn text<'b, F: NorFlash>(
+    s: &mut hearth_storage::KvStore<F>,
+    key: keys::Key,
+    buf: &'b mut [u8; 64],
+) -> Result<&'b str, hearth_storage::StoreError> {
+    let n = s.get_bytes(key, buf).await?.unwrap_or(0);
+    Ok(core::str::from_utf8(&buf[..n]).unwrap_or(""))
 }
 
 /// `list` with `word` appended (space-separated), dropping the oldest words to stay within
@@ -382,11 +385,10 @@ async fn fault_report<F: NorFlash>(store: &SharedStore<F>) -> (u32, String) {
         .flatten()
         .unwrap_or(0);
     let mut buf = [0u8; 64];
-    let words = match s.get_bytes(keys::BOOT_FAULTS, &mut buf).await {
-        Ok(Some(len)) => core::str::from_utf8(&buf[..len]).unwrap_or("").to_string(),
-        _ => String::new(),
-    };
-    (n, words)
+    let words = text(&mut s, keys::BOOT_FAULTS, &mut buf)
+        .await
+        .unwrap_or("");
+    (n, words.to_string())
 }
 
 /// Forget the fault count: the appliance ran healthily, or the owner repaired the device.
