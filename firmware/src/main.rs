@@ -371,9 +371,20 @@ async fn main(spawner: Spawner) -> ! {
                     let seed = hearth_device::Board::seed(&mut board);
                     let port = CentralPort::new();
                     let mut profile = Forwarder::new(flavor, &port, seed, now_ms());
+                    let epoch_random = [
+                        hearth_device::Board::seed(&mut board),
+                        hearth_device::Board::seed(&mut board),
+                    ];
                     let device =
                         hearth_device::run(settings, &mut net, &mut board, &store, &mut profile);
-                    let central = run_central(&link, &mut radio, &store, seed ^ 0x5eed, &port);
+                    let central = run_central(
+                        &link,
+                        &mut radio,
+                        &store,
+                        seed ^ 0x5eed,
+                        epoch_random,
+                        &port,
+                    );
                     let (never, _) = embassy_futures::join::join(device, central).await;
                     never
                 }

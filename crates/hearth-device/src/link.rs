@@ -22,11 +22,9 @@ use hearth_core::reboot::boot_reason;
 use hearth_core::rng::{Rng, SplitMix64};
 use hearth_core::Millis;
 use hearth_netnow::central::{Central, CentralEvent};
-use hearth_netnow::link::{
-    fresh_counter_start, Codec, CounterGuard, Entropy, Output, Pairing, Persist, Version,
-};
+use hearth_netnow::link::{Codec, CounterGuard, Entropy, Output, Pairing, Persist, Version};
 use hearth_netnow::peripheral::{Peripheral, PeripheralEvent};
-use hearth_netnow::v3::SenderId;
+use hearth_netnow::v3::{Epoch, SenderId, EPOCH_LEN};
 use hearth_storage::keys;
 use hearth_storage::StoreError;
 
@@ -131,35 +129,59 @@ pub fn mac_text(mac: &[u8; 6]) -> String {
     )
 }
 
-/// This device's stored v3 counter reservation: `Ok(None)` if absent (a fresh or a wiped
-/// store), an error if it cannot be read or is not 8 bytes. Never a made-up 0: a device that
-/// restarted at 0 would reuse the nonces of its earlier frames.
-pub async fn load_counter<F: NorFlash>(store: &SharedStore<F>) -> Result<Option<u64>, String> {
-    let mut buf = [0u8; 8];
+/// Length of the stored counter record: `epoch(12) ‖ reservation(8, little-endian)`.
+const COUNTER_RECORD_LEN: usize = EPOCH_LEN + 8;
+/// Length of the counter record of builds before epochs (a reservation alone, 8 bytes).
+const COUNTER_RECORD_V0_LEN: usize = 8;
+
+/// This device's stored v3 counter record, its epoch and reservation: `Ok(None)` if absent (a
+/// fresh or a wiped store), an error if it cannot be read or has a length no build wrote.
+/// Never a made-up value: a device that restarted at a guessed counter in its old epoch could
+/// reuse the nonces of its earlier frames.
+///
+/// A record of the 8 bytes that builds before epochs wrote counts as absent: those builds
+/// sealed with ChaCha20-Poly1305 under 12-byte nonces, and no XChaCha20-Poly1305 nonce of a new
+/// epoch gives the same keystream.
+pub async fn load_counter<F: NorFlash>(
+    store: &SharedStore<F>,
+) -> Result<Option<(Epoch, u64)>, String> {
+    let mut buf = [0u8; COUNTER_RECORD_LEN];
     match store
         .lock()
         .await
         .get_bytes(keys::NETNOW_COUNTER, &mut buf)
         .await
     {
-        Ok(Some(8)) => Ok(Some(u64::from_le_bytes(buf))),
-        Ok(None) => Ok(None),
-        Ok(Some(n)) => Err(format!("the stored counter has {n} bytes, not 8")),
+        Ok(Some(COUNTER_RECORD_LEN)) => Ok(Some(split_counter_record(&buf))),
+        Ok(Some(COUNTER_RECORD_V0_LEN)) | Ok(None) => Ok(None),
+        Ok(Some(n)) => Err(format!(
+            "the stored counter record has {n} bytes, not {COUNTER_RECORD_LEN}"
+        )),
         Err(e) => Err(format!("{e}")),
     }
 }
 
-/// Where this device's v3 counters start: its stored reservation, or, when none is stored, a
-/// random place ([`fresh_counter_start`], from `seed`): a store without a reservation may have
-/// been wiped while the PSK survived, and its old counters are unknown. An unreadable
-/// reservation is an error: the caller must not send at all.
+fn split_counter_record(buf: &[u8; COUNTER_RECORD_LEN]) -> (Epoch, u64) {
+    let mut epoch = [0u8; EPOCH_LEN];
+    epoch.copy_from_slice(&buf[..EPOCH_LEN]);
+    let mut c = [0u8; 8];
+    c.copy_from_slice(&buf[EPOCH_LEN..]);
+    (Epoch(epoch), u64::from_le_bytes(c))
+}
+
+/// The epoch and counter this device's v3 frames start from: its stored record, or, when none
+/// is stored, a new epoch drawn from `random` (two draws of the board's hardware RNG) counting
+/// from 0. A store without a record may have been wiped while the PSK survived, so its earlier
+/// counters are unknown; a new epoch makes every nonce of this life new whatever they were.
+/// An unreadable record is an error: the caller must not send at all. The flag says whether
+/// the epoch is new.
 pub async fn counter_start<F: NorFlash>(
     store: &SharedStore<F>,
-    seed: u64,
-) -> Result<(u64, bool), String> {
+    random: [u64; 2],
+) -> Result<((Epoch, u64), bool), String> {
     Ok(match load_counter(store).await? {
         Some(c) => (c, false),
-        None => (fresh_counter_start(&mut SeededEntropy::new(seed)), true),
+        None => ((Epoch::new(random), 0), true),
     })
 }
 
@@ -204,12 +226,16 @@ impl PeerSlots {
     }
 }
 
-/// The central's persisted peers: the slots in use, the `(sender, counter)` pairs to restore,
-/// and how many records could not be read (their peers have no fast path until their next
-/// timed exchange; their slots are reused).
+/// Length of a stored peer record: `sender(6) ‖ epoch(12) ‖ counter(8, little-endian)`.
+const PEER_RECORD_LEN: usize = 6 + EPOCH_LEN + 8;
+
+/// The central's persisted peers: the slots in use, the `(sender, epoch, counter)` entries to
+/// restore, and how many records could not be read (their peers have no fast path until their
+/// next timed exchange; their slots are reused). Records of builds before epochs (14 bytes)
+/// count as unreadable.
 pub async fn load_peers<F: NorFlash>(
     store: &SharedStore<F>,
-) -> (PeerSlots, Vec<(SenderId, u64)>, u16) {
+) -> (PeerSlots, Vec<(SenderId, Epoch, u64)>, u16) {
     let mut slots = PeerSlots::default();
     let mut peers = Vec::new();
     let mut unreadable = 0;
@@ -218,21 +244,29 @@ pub async fn load_peers<F: NorFlash>(
         let Some(key) = keys::netnow_peer(i) else {
             break;
         };
-        let mut buf = [0u8; 14];
+        let mut buf = [0u8; PEER_RECORD_LEN];
         match s.get_bytes(key, &mut buf).await {
-            Ok(Some(14)) => {
+            Ok(Some(PEER_RECORD_LEN)) => {
                 let mut id = [0; 6];
                 id.copy_from_slice(&buf[..6]);
-                let mut c = [0; 8];
-                c.copy_from_slice(&buf[6..]);
+                let mut record = [0u8; COUNTER_RECORD_LEN];
+                record.copy_from_slice(&buf[6..]);
+                let (epoch, counter) = split_counter_record(&record);
                 slots.slots.push((i, SenderId(id)));
-                peers.push((SenderId(id), u64::from_le_bytes(c)));
+                peers.push((SenderId(id), epoch, counter));
             }
             Ok(None) => {}
             Ok(Some(_)) | Err(_) => unreadable += 1,
         }
     }
     (slots, peers, unreadable)
+}
+
+fn counter_record(epoch: Epoch, counter: u64) -> [u8; COUNTER_RECORD_LEN] {
+    let mut b = [0u8; COUNTER_RECORD_LEN];
+    b[..EPOCH_LEN].copy_from_slice(&epoch.0);
+    b[EPOCH_LEN..].copy_from_slice(&counter.to_le_bytes());
+    b
 }
 
 /// Carries out one `Persist`. `peers` maps sender ids to their peer slots (central only).
@@ -243,7 +277,10 @@ async fn persist<F: NorFlash>(
 ) -> Result<(), String> {
     let mut s = store.lock().await;
     let r: Result<(), StoreError> = match p {
-        Persist::CounterReserve(c) => s.set_bytes(keys::NETNOW_COUNTER, &c.to_le_bytes()).await,
+        Persist::CounterReserve(epoch, until) => {
+            s.set_bytes(keys::NETNOW_COUNTER, &counter_record(epoch, until))
+                .await
+        }
         Persist::Pairing(pairing) => {
             let mut b = [0u8; 7];
             b[..6].copy_from_slice(&pairing.central);
@@ -251,13 +288,13 @@ async fn persist<F: NorFlash>(
             s.set_bytes(keys::NETNOW_PAIRING, &b).await
         }
         Persist::Unpaired => s.remove(keys::NETNOW_PAIRING).await,
-        Persist::PeerCounter(sender, counter) => {
+        Persist::PeerCounter(sender, epoch, counter) => {
             let Some(key) = peers.slot_of(sender).and_then(keys::netnow_peer) else {
                 return Err(String::from("more peers than flash slots"));
             };
-            let mut b = [0u8; 14];
+            let mut b = [0u8; PEER_RECORD_LEN];
             b[..6].copy_from_slice(&sender.0);
-            b[6..].copy_from_slice(&counter.to_le_bytes());
+            b[6..].copy_from_slice(&counter_record(epoch, counter));
             s.set_bytes(key, &b).await
         }
     };
@@ -441,26 +478,37 @@ impl CentralPort {
 /// Log at most one dropped frame per this many ms (the rest are counted).
 const DROP_LOG_EVERY: Millis = 10_000;
 
+/// The log line of a device that found no counter record and starts a new epoch.
+fn new_epoch_line(epoch: Epoch) -> String {
+    format!(
+        "espnow: no counter record stored (new or wiped store): new epoch {epoch}, counting \
+         from 0"
+    )
+}
+
 /// How long the central waits before trying an unreadable counter reservation again.
 const COUNTER_RETRY_MS: u64 = 10_000;
 
 /// Run the central forever, beside the MQTT runtime (join the two futures).
 ///
-/// If its counter reservation cannot be read the central does not start (it would have to
-/// guess a counter, and a wrong guess reuses nonces): it logs and tries again every 10 s.
+/// If its counter record cannot be read the central does not start (it would have to guess a
+/// counter, and a wrong guess reuses nonces): it logs and tries again every 10 s. `seed` seeds
+/// its tids and time base; `epoch_random` (two more draws of the hardware RNG) is its new epoch
+/// if no counter record is stored.
 pub async fn run_central<R: Radio, F: NorFlash>(
     settings: &LinkSettings,
     radio: &mut R,
     store: &SharedStore<F>,
     seed: u64,
+    epoch_random: [u64; 2],
     port: &CentralPort,
 ) -> ! {
     let (counter, fresh) = loop {
-        match counter_start(store, seed.rotate_left(17) ^ 0x0063_6f75_6e74_6572).await {
+        match counter_start(store, epoch_random).await {
             Ok(c) => break c,
             Err(e) => {
                 port.push_log(format!(
-                    "espnow: cannot read the counter reservation ({e}): not sending; \
+                    "espnow: cannot read the counter record ({e}): not sending; \
                      retrying in {} s",
                     COUNTER_RETRY_MS / 1000
                 ));
@@ -490,9 +538,7 @@ pub async fn run_central<R: Radio, F: NorFlash>(
         peers.len()
     ));
     if fresh && settings.version == Version::V3 {
-        port.push_log(format!(
-            "espnow: no counter reservation stored (new or wiped store): counting from {counter}"
-        ));
+        port.push_log(new_epoch_line(counter.0));
     }
     if unreadable > 0 {
         port.push_log(format!(
@@ -500,7 +546,7 @@ pub async fn run_central<R: Radio, F: NorFlash>(
              before their fast path is taken again"
         ));
     }
-    let mut carrier = Carrier::new(counter, slots);
+    let mut carrier = Carrier::new(counter.1, slots);
     let mut last_drop_log: Option<Millis> = None;
     loop {
         drain_central(
@@ -693,12 +739,12 @@ pub async fn run_peripheral<B: Board, R: Radio, F: NorFlash, A: PeripheralApp>(
         boot_reason(hardware, stored.as_deref())
     ));
     let pairing = load_pairing(store).await;
-    let (counter, fresh) = match counter_start(store, board.seed()).await {
+    let (counter, fresh) = match counter_start(store, [board.seed(), board.seed()]).await {
         Ok(c) => c,
         Err(e) => {
             // Guessing a counter could reuse nonces: send nothing, try again after a sleep.
             board.console(&format!(
-                "espnow: cannot read the counter reservation ({e}): not sending; \
+                "espnow: cannot read the counter record ({e}): not sending; \
                  retrying in {} s",
                 COUNTER_RETRY_MS / 1000
             ));
@@ -723,9 +769,7 @@ pub async fn run_peripheral<B: Board, R: Radio, F: NorFlash, A: PeripheralApp>(
         }
     ));
     if fresh && settings.version == Version::V3 {
-        board.console(&format!(
-            "espnow: no counter reservation stored (new or wiped store): counting from {counter}"
-        ));
+        board.console(&new_epoch_line(counter.0));
     }
     let mut peripheral = Peripheral::new(
         settings.codec(),
@@ -735,7 +779,7 @@ pub async fn run_peripheral<B: Board, R: Radio, F: NorFlash, A: PeripheralApp>(
         counter,
         boot,
     );
-    let mut carrier = Carrier::new(counter, PeerSlots::default());
+    let mut carrier = Carrier::new(counter.1, PeerSlots::default());
     loop {
         let now = now_ms();
         board.heartbeat(now);
@@ -853,7 +897,9 @@ mod tests {
         Codec::new(Version::V3, b"0123456789abcdef-test-psk", b"scales")
     }
 
-    fn peripheral(counter: u64, now: Millis) -> Peripheral<SeededEntropy> {
+    const E: Epoch = Epoch([0xe5; EPOCH_LEN]);
+
+    fn peripheral(counter: (Epoch, u64), now: Millis) -> Peripheral<SeededEntropy> {
         let pairing = Pairing {
             central: CENTRAL,
             channel: 3,
@@ -891,30 +937,32 @@ mod tests {
     }
 
     /// One life of a peripheral on `store`: start from what is stored, send `frames` wakeups
-    /// (one per 5 s: it never hears a central); the counters it put on the air.
-    fn life(store: &SharedStore<TestFlash>, seed: u64, frames: usize) -> Vec<u64> {
-        let (start, _) = block_on(counter_start(store, seed)).unwrap();
+    /// (one per 5 s: it never hears a central); the nonces (epoch, counter) it put on the air.
+    fn life(store: &SharedStore<TestFlash>, seed: u64, frames: usize) -> Vec<(Epoch, u64)> {
+        let (start, _) = block_on(counter_start(store, [seed, !seed])).unwrap();
         let mut p = peripheral(start, 0);
-        let mut carrier = Carrier::new(start, PeerSlots::default());
+        let mut carrier = Carrier::new(start.1, PeerSlots::default());
         let mut used = carry(&mut p, &mut carrier, store).0;
         let mut now = 0;
         while used.len() < frames {
+            assert!(now < 1 << 40, "the peripheral stopped sending");
             now += hearth_netnow::peripheral::WAKEUP_EVERY_MS;
             p.tick(now);
             used.extend(carry(&mut p, &mut carrier, store).0);
         }
-        used
+        used.into_iter().map(|c| (start.0, c)).collect()
     }
 
     #[test]
     fn a_failed_reservation_write_sends_nothing_until_a_write_succeeds() {
         let flash = TestFlash::new();
         let store = store(&flash);
-        let (start, fresh) = block_on(counter_start(&store, 1)).unwrap();
+        let (start, fresh) = block_on(counter_start(&store, [1, 2])).unwrap();
         assert!(fresh);
+        assert_eq!(start, (Epoch::new([1, 2]), 0));
         flash.fail_writes.set(true);
         let mut p = peripheral(start, 0);
-        let mut carrier = Carrier::new(start, PeerSlots::default());
+        let mut carrier = Carrier::new(start.1, PeerSlots::default());
         let (sent, failed) = carry(&mut p, &mut carrier, &store);
         assert!(failed > 0, "the reservation write was tried");
         assert_eq!(sent, Vec::<u64>::new(), "a frame went out unreserved");
@@ -929,50 +977,79 @@ mod tests {
         assert_eq!(failed, 0);
         assert_eq!(sent.len(), 1);
         let stored = block_on(load_counter(&store)).unwrap().unwrap();
-        assert!(sent[0] >= start && sent[0] < stored, "{sent:?} vs {stored}");
-    }
-
-    #[test]
-    fn an_unreadable_counter_is_an_error_never_zero() {
-        let flash = TestFlash::new();
-        let store = store(&flash);
-        assert_eq!(block_on(load_counter(&store)), Ok(None));
-        block_on(async {
-            store
-                .lock()
-                .await
-                .set_bytes(keys::NETNOW_COUNTER, &4096u64.to_le_bytes())
-                .await
-        })
-        .unwrap();
-        assert_eq!(block_on(counter_start(&store, 1)), Ok((4096, false)));
-        flash.fail_reads.set(true);
-        assert!(block_on(load_counter(&store)).is_err());
+        assert_eq!(stored.0, start.0, "the record keeps the epoch");
         assert!(
-            block_on(counter_start(&store, 1)).is_err(),
-            "an unreadable reservation must stop the link, not restart it"
+            sent[0] >= start.1 && sent[0] < stored.1,
+            "{sent:?} vs {stored:?}"
         );
     }
 
     #[test]
-    fn a_wiped_store_restarts_counters_outside_the_used_range() {
+    fn an_unreadable_counter_is_an_error_never_a_guess() {
+        let flash = TestFlash::new();
+        let store = store(&flash);
+        let put = |bytes: &[u8]| {
+            block_on(async {
+                store
+                    .lock()
+                    .await
+                    .set_bytes(keys::NETNOW_COUNTER, bytes)
+                    .await
+            })
+            .unwrap()
+        };
+        assert_eq!(block_on(load_counter(&store)), Ok(None));
+        put(&counter_record(E, 4096));
+        assert_eq!(
+            block_on(counter_start(&store, [1, 2])),
+            Ok(((E, 4096), false))
+        );
+        // A record no build wrote: refused, not read as absent.
+        put(&[7; 13]);
+        assert!(block_on(counter_start(&store, [1, 2])).is_err());
+        // The 8-byte reservation of builds before epochs: a new epoch (other nonce space).
+        put(&4096u64.to_le_bytes());
+        assert_eq!(
+            block_on(counter_start(&store, [1, 2])),
+            Ok(((Epoch::new([1, 2]), 0), true))
+        );
+        put(&counter_record(E, 4096));
+        flash.fail_reads.set(true);
+        assert!(block_on(load_counter(&store)).is_err());
+        assert!(
+            block_on(counter_start(&store, [1, 2])).is_err(),
+            "an unreadable record must stop the link, not restart it"
+        );
+    }
+
+    #[test]
+    fn a_wiped_store_starts_a_new_epoch_so_no_nonce_repeats() {
         let flash = TestFlash::new();
         let store = store(&flash);
         let first = life(&store, 11, 3 * COUNTER_BLOCK as usize);
-        // A reset: the next life starts at the reservation, above everything used.
+        // A reset: the next life continues the stored epoch above everything used.
         let second = life(&store, 12, 10);
-        assert!(second[0] > *first.iter().max().unwrap());
+        assert_eq!(second[0].0, first[0].0);
+        assert!(second[0].1 > first.iter().map(|n| n.1).max().unwrap());
         // The store is wiped (corruption, `espflash erase-flash`) while the PSK survives.
         block_on(async { store.lock().await.erase_all().await }).unwrap();
         let third = life(&store, 13, 3 * COUNTER_BLOCK as usize);
-        let (lo, hi) = (third[0], *third.iter().max().unwrap());
-        for used in first.iter().chain(&second) {
+        // It counts from 0 again, over the very counter values of the first life ...
+        assert_eq!(third[0].1, 0);
+        assert!(third.iter().any(|n| first.iter().any(|m| m.1 == n.1)));
+        // ... in an epoch of its own, so not one nonce repeats.
+        assert_ne!(third[0].0, first[0].0);
+        for nonce in &third {
             assert!(
-                *used < lo || *used > hi,
-                "counter {used} used again after the wipe ({lo}..={hi})"
+                !first.contains(nonce) && !second.contains(nonce),
+                "nonce {nonce:?} used again after the wipe"
             );
         }
-        // All counters of one life are distinct and increasing.
+        // The new epoch is stored with the reservation: the next reset continues it.
+        let fourth = life(&store, 14, 1);
+        assert_eq!(fourth[0].0, third[0].0);
+        assert!(fourth[0].1 > third.iter().map(|n| n.1).max().unwrap());
+        // All nonces of one life are distinct and increasing.
         assert!(third.windows(2).all(|w| w[0] < w[1]));
     }
 
@@ -983,7 +1060,7 @@ mod tests {
         let peer = |b: u8| SenderId([2, 0, 0, 0, 0, b]);
         let mut carrier = Carrier::new(0, PeerSlots::default());
         for (i, b) in [1u8, 2, 3].into_iter().enumerate() {
-            let o: Output<()> = Output::Persist(Persist::PeerCounter(peer(b), 100 + i as u64));
+            let o: Output<()> = Output::Persist(Persist::PeerCounter(peer(b), E, 100 + i as u64));
             assert!(matches!(block_on(carrier.step(&store, o)), Step::Stored));
         }
         // Slot 1 is lost (missing or unreadable): the others keep their keys after a reboot.
@@ -996,21 +1073,24 @@ mod tests {
         })
         .unwrap();
         let (slots, peers, _) = block_on(load_peers(&store));
-        assert_eq!(peers, vec![(peer(1), 100), (peer(3), 102)]);
+        assert_eq!(peers, vec![(peer(1), E, 100), (peer(3), E, 102)]);
         let mut carrier = Carrier::new(0, slots);
-        let o: Output<()> = Output::Persist(Persist::PeerCounter(peer(3), 500));
+        let o: Output<()> = Output::Persist(Persist::PeerCounter(peer(3), E, 500));
         assert!(matches!(block_on(carrier.step(&store, o)), Step::Stored));
         let (_, peers, _) = block_on(load_peers(&store));
         assert_eq!(
             peers,
-            vec![(peer(1), 100), (peer(3), 500)],
+            vec![(peer(1), E, 100), (peer(3), E, 500)],
             "peer 3 must stay in its own slot"
         );
         // A new peer takes the free slot.
-        let o: Output<()> = Output::Persist(Persist::PeerCounter(peer(4), 7));
+        let o: Output<()> = Output::Persist(Persist::PeerCounter(peer(4), E, 7));
         assert!(matches!(block_on(carrier.step(&store, o)), Step::Stored));
         let (_, peers, _) = block_on(load_peers(&store));
-        assert_eq!(peers, vec![(peer(1), 100), (peer(4), 7), (peer(3), 500)]);
+        assert_eq!(
+            peers,
+            vec![(peer(1), E, 100), (peer(4), E, 7), (peer(3), E, 500)]
+        );
     }
 
     /// A radio that records what is sent.
@@ -1046,7 +1126,7 @@ mod tests {
         let store = store(&flash);
         let port = CentralPort::new();
         let mut radio = FakeRadio::default();
-        let mut central = Central::new(codec(), CENTRAL, 3, SeededEntropy::new(5), &[], 0, 0);
+        let mut central = Central::new(codec(), CENTRAL, 3, SeededEntropy::new(5), &[], (E, 0), 0);
         let mut carrier = Carrier::new(0, PeerSlots::default());
         let mut log = None;
         let mut drain = |central: &mut Central<SeededEntropy>, radio: &mut FakeRadio| {
@@ -1071,7 +1151,7 @@ mod tests {
             };
             let mut out = [0; MAX_FRAME_LEN];
             let n = codec()
-                .seal(&msg, &SenderId(ME), counter, &[0; 16], &mut out)
+                .seal(&msg, &SenderId(ME), &E, counter, &[0; 16], &mut out)
                 .unwrap();
             out[..n].to_vec()
         };
@@ -1094,6 +1174,6 @@ mod tests {
         assert_eq!(radio.sent.len(), 2);
         assert!(port.take().is_some());
         let (_, peers, _) = block_on(load_peers(&store));
-        assert_eq!(peers, vec![(SenderId(ME), 11)]);
+        assert_eq!(peers, vec![(SenderId(ME), E, 11)]);
     }
 }

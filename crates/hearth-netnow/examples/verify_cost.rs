@@ -48,7 +48,7 @@ fn run_v3(n: u64) -> bool {
         payload: &PAYLOAD,
     };
     let mut air = [0u8; MAX_FRAME_LEN];
-    let Ok(len) = v3::encode(&frame, &keys, &sender, 1, &mut air) else {
+    let Ok(len) = v3::encode(&frame, &keys, &sender, &v3::Epoch([5; 12]), 1, &mut air) else {
         return false;
     };
     let mut scratch: v3::DecodeBuf = [0; v3::MAX_BODY_LEN];

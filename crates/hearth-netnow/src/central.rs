@@ -14,15 +14,17 @@
 //! - A default timestamp broadcast at start and every 25 s + 0..10 s; a confirm or back-data
 //!   broadcast restarts that period.
 //! - Data and ping: accepted when `|ts − own time| ≤ 1000 ms` and the tid is new within 2 s
-//!   (v2 and v3 alike). Each accepted one is confirmed. v3 records the sender's counter from
-//!   such a *timed* frame ([`CounterTable::record_fresh`]): a frame shown fresh by its time
-//!   moves the counter up, or down when the sender restarted its counters far below.
+//!   (v2 and v3 alike). Each accepted one is confirmed. v3 records the sender's epoch and
+//!   counter from such a *timed* frame ([`CounterTable::record_fresh`]): a frame shown fresh by
+//!   its time moves the counter up, or records the sender's new epoch when it lost its counters.
 //! - v3 fast path: data with a zero timestamp (a sleepy sender that does not know the time yet)
-//!   is accepted only from a sender whose counter this central knows, and only with a counter
-//!   above it by at most 2^20 ([`CounterTable::check_fast`]). A lost peer table (wiped or
-//!   unreadable store) therefore reopens no old fast-path frame: those senders are refused
-//!   ([`ReplayError::UnknownSender`](crate::replay::ReplayError::UnknownSender)) and fall back
-//!   to a wakeup and timed data, which records their counter again.
+//!   is accepted only from a sender whose epoch and counter this central knows, and only with a
+//!   counter above it by at most 2^20 ([`CounterTable::check_fast`]). A lost peer table (wiped
+//!   or unreadable store) therefore reopens no old fast-path frame, and neither does a sender's
+//!   new epoch: those senders are refused
+//!   ([`ReplayError::UnknownSender`](crate::replay::ReplayError::UnknownSender),
+//!   [`ReplayError::OtherEpoch`](crate::replay::ReplayError::OtherEpoch)) and fall back to a
+//!   wakeup and timed data, which records their epoch and counter again.
 //! - Wakeup: a tid new within 2 s (v2 and v3); confirmed.
 //! - Pair request: answered with a broadcast now; v3 answers with a confirm of the request's
 //!   challenge (new within 2 s), so a peripheral pairs only on an answer to its own fresh
@@ -40,7 +42,7 @@ use crate::link::{
     Payload, Persist, Scratch, Version, BROADCAST,
 };
 use crate::replay::{within, CounterTable, TidCache, CENTRAL_SKEW_MS};
-use crate::v3::SenderId;
+use crate::v3::{Epoch, SenderId};
 use crate::{Tid, Timestamp, TsSubtype};
 
 /// Period of the default timestamp broadcast, before fudge.
@@ -104,16 +106,17 @@ pub struct Central<R: Entropy> {
 
 impl<R: Entropy> Central<R> {
     /// A central with address `me` on `channel`, starting at `now`. `peers` are the persisted
-    /// peer counters and `counter` this device's persisted counter reservation (both v3; empty
-    /// and 0 on a fresh device). Peers beyond the table's capacity are ignored (and refused
+    /// peer epochs and counters, and `epoch` and `counter` this device's own, from its
+    /// persisted reservation (all v3; no peers, a new random epoch and 0 on a fresh device).
+    /// Peers beyond the table's capacity are ignored (and refused
     /// until the table is cleared). The first outputs tune the radio and broadcast the time.
     pub fn new(
         codec: Codec,
         me: Mac,
         channel: u8,
         mut rng: R,
-        peers: &[(SenderId, u64)],
-        counter: u64,
+        peers: &[(SenderId, Epoch, u64)],
+        (epoch, counter): (Epoch, u64),
         now: u64,
     ) -> Self {
         let mut raw = [0u8; 16];
@@ -135,7 +138,7 @@ impl<R: Entropy> Central<R> {
             next_broadcast: now,
             tids: TidCache::default(),
             peers: table,
-            counters: Counters::new(counter),
+            counters: Counters::new(epoch, counter),
             pair_answers: Bucket::new(PAIR_BURST, PAIR_REFILL_MS, now),
             answers: Bucket::new(ANSWER_BURST, ANSWER_REFILL_MS, now),
             out: Outbox::new(),
@@ -171,8 +174,8 @@ impl<R: Entropy> Central<R> {
         self.out.overflows
     }
 
-    /// The known v3 peers and their last accepted counters.
-    pub fn peers(&self) -> impl Iterator<Item = (SenderId, u64)> + '_ {
+    /// The known v3 peers, their epochs and last accepted counters.
+    pub fn peers(&self) -> impl Iterator<Item = (SenderId, Epoch, u64)> + '_ {
         self.peers.entries()
     }
 
@@ -204,7 +207,7 @@ impl<R: Entropy> Central<R> {
     /// one ([`CounterGuard`](crate::link::CounterGuard)) and must not act on the frame whose
     /// [`Persist::PeerCounter`] failed (drop its confirm and its data).
     pub fn persist_failed(&mut self, p: &Persist) {
-        if let Persist::CounterReserve(_) = p {
+        if let Persist::CounterReserve(..) = p {
             self.counters.reserve_failed();
         }
     }
@@ -217,7 +220,7 @@ impl<R: Entropy> Central<R> {
             Err(e) => return self.drop(from, DropReason::Undecodable(e)),
         };
         let origin = match opened.sender {
-            Some((sender, _)) if sender.0 != from => {
+            Some((sender, ..)) if sender.0 != from => {
                 return self.drop(from, DropReason::SenderMismatch)
             }
             other => other,
@@ -270,14 +273,13 @@ impl<R: Entropy> Central<R> {
                 match origin {
                     // v3 may send before it knows the time (zero timestamp): only the counter
                     // shows such a frame is new, and only against a counter this central knows.
-                    Some((sender, counter)) if ts == Timestamp::ZERO => {
-                        if let Err(e) = self.peers.accept_fast(sender, counter, now) {
+                    Some((sender, epoch, counter)) if ts == Timestamp::ZERO => {
+                        if let Err(e) = self.peers.accept_fast(sender, epoch, counter, now) {
                             return self.drop(from, DropReason::Replay(e));
                         }
-                        if !self
-                            .out
-                            .push(Output::Persist(Persist::PeerCounter(sender, counter)))
-                        {
+                        if !self.out.push(Output::Persist(Persist::PeerCounter(
+                            sender, epoch, counter,
+                        ))) {
                             return;
                         }
                     }
@@ -305,17 +307,17 @@ impl<R: Entropy> Central<R> {
         }
     }
 
-    /// v3: records the counter of a frame shown fresh by its time and tid
-    /// ([`CounterTable::record_fresh`]) and asks for it to be persisted if it changed. False
-    /// only if that request did not fit the output queue: then the frame is not acted on.
-    fn record_fresh(&mut self, origin: Option<(SenderId, u64)>, now: u64) -> bool {
-        let Some((sender, counter)) = origin else {
+    /// v3: records the epoch and counter of a frame shown fresh by its time and tid
+    /// ([`CounterTable::record_fresh`]) and asks for them to be persisted if they changed.
+    /// False only if that request did not fit the output queue: then the frame is not acted on.
+    fn record_fresh(&mut self, origin: Option<(SenderId, Epoch, u64)>, now: u64) -> bool {
+        let Some((sender, epoch, counter)) = origin else {
             return true;
         };
-        match self.peers.record_fresh(sender, counter, now) {
-            Ok(true) => self
-                .out
-                .push(Output::Persist(Persist::PeerCounter(sender, counter))),
+        match self.peers.record_fresh(sender, epoch, counter, now) {
+            Ok(true) => self.out.push(Output::Persist(Persist::PeerCounter(
+                sender, epoch, counter,
+            ))),
             // Unchanged, or a full table: the frame is fresh anyway; the sender just has no
             // fast path here.
             Ok(false) | Err(_) => true,

@@ -6,7 +6,7 @@
 //! monotonic milliseconds (`now`); randomness comes from the caller's [`Entropy`].
 
 use crate::replay::ReplayError;
-use crate::v3::{self, Keys, SenderId};
+use crate::v3::{self, Epoch, Keys, SenderId};
 use crate::{
     DecodeBuf, DecodeError, EncodeError, Frame, GroupId, Key, Tid, Timestamp, TsSubtype, IV_LEN,
     MAX_FRAME_LEN, TID_LEN,
@@ -120,8 +120,8 @@ impl Msg<'_> {
 pub struct Opened<'a> {
     /// The message.
     pub msg: Msg<'a>,
-    /// v3 only: the authenticated sender id and counter from the header.
-    pub sender: Option<(SenderId, u64)>,
+    /// v3 only: the authenticated sender id, epoch and counter from the header.
+    pub sender: Option<(SenderId, Epoch, u64)>,
 }
 
 /// Why received bytes could not be opened.
@@ -223,12 +223,13 @@ impl Codec {
         }
     }
 
-    /// Seals `msg`. v2 uses `iv` and ignores `sender`/`counter`; v3 uses `sender` and `counter`
-    /// (never reused) and ignores `iv`.
+    /// Seals `msg`. v2 uses `iv` and ignores `sender`/`epoch`/`counter`; v3 uses `sender`,
+    /// `epoch` and `counter` (never reused within the epoch) and ignores `iv`.
     pub fn seal(
         &self,
         msg: &Msg<'_>,
         sender: &SenderId,
+        epoch: &Epoch,
         counter: u64,
         iv: &[u8; IV_LEN],
         out: &mut [u8; MAX_FRAME_LEN],
@@ -254,7 +255,7 @@ impl Codec {
                     Msg::PairRequest { challenge } => v3::Frame::PairRequest { challenge },
                     Msg::Wakeup { tid } => v3::Frame::Wakeup { tid },
                 };
-                v3::encode(&frame, keys, sender, counter, out).map_err(SealError::V3)
+                v3::encode(&frame, keys, sender, epoch, counter, out).map_err(SealError::V3)
             }
         }
     }
@@ -305,7 +306,7 @@ impl Codec {
                 };
                 Ok(Opened {
                     msg,
-                    sender: Some((header.sender, header.counter)),
+                    sender: Some((header.sender, header.epoch, header.counter)),
                 })
             }
         }
@@ -375,10 +376,11 @@ impl core::fmt::Debug for Payload {
 /// sealed with a reserved counter, a forwarded reading).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Persist {
-    /// v3: this device's counters below this value may have been used; restart from it.
-    CounterReserve(u64),
-    /// Central, v3: the last accepted counter of a peer (restore them at boot).
-    PeerCounter(SenderId, u64),
+    /// v3: this device's counter epoch, and the counter below which it may have used every
+    /// value; after a reset it restarts from this counter in this epoch.
+    CounterReserve(Epoch, u64),
+    /// Central, v3: the epoch and last accepted counter of a peer (restore them at boot).
+    PeerCounter(SenderId, Epoch, u64),
     /// Peripheral: paired with this central on this channel.
     Pairing(Pairing),
     /// Peripheral: forget the pairing (a re-pair was asked for).
@@ -509,6 +511,7 @@ impl<E, const N: usize> Outbox<E, N> {
 /// also across resets (a reset loses at most the rest of a block).
 #[derive(Debug)]
 pub(crate) struct Counters {
+    epoch: Epoch,
     next: u64,
     reserved_until: u64,
 }
@@ -517,12 +520,18 @@ pub(crate) struct Counters {
 pub const COUNTER_BLOCK: u64 = 64;
 
 impl Counters {
-    /// Start from the persisted reservation (`0` on a fresh device).
-    pub(crate) fn new(persisted: u64) -> Self {
+    /// Start from the persisted reservation in `epoch` (`0` in a new epoch).
+    pub(crate) fn new(epoch: Epoch, persisted: u64) -> Self {
         Counters {
+            epoch,
             next: persisted,
             reserved_until: persisted,
         }
+    }
+
+    /// The epoch every counter of this device belongs to.
+    pub(crate) fn epoch(&self) -> Epoch {
+        self.epoch
     }
 
     /// The next counter, pushing a [`Persist::CounterReserve`] first when a new block starts.
@@ -538,7 +547,7 @@ impl Counters {
                 .next
                 .saturating_add(COUNTER_BLOCK)
                 .min(v3::MAX_COUNTER + 1);
-            if !out.push(Output::Persist(Persist::CounterReserve(until))) {
+            if !out.push(Output::Persist(Persist::CounterReserve(self.epoch, until))) {
                 return None;
             }
             self.reserved_until = until;
@@ -554,18 +563,6 @@ impl Counters {
     pub(crate) fn reserve_failed(&mut self) {
         self.reserved_until = self.next;
     }
-}
-
-/// A random place to start counting when this device's counter reservation is **absent**
-/// (a fresh device, or a store that was wiped or formatted while the PSK survived): uniform in
-/// `0..2^47`, so at least 2^47 counters remain.
-///
-/// A device cannot tell a fresh store from a wiped one, so it may not restart at 0: it has
-/// used an unknown range of counters before, under the same key. A random start lands in that
-/// earlier range, or runs into it, with probability at most `(used + to use) / 2^47` (all
-/// lives of the device counted): below 2^−23 for 16 million frames, see `docs/NETNOW.md`.
-pub fn fresh_counter_start<R: Entropy>(rng: &mut R) -> u64 {
-    rng.below(1 << 47)
 }
 
 /// The caller's last line of defence against nonce reuse: it knows which counter reservation is
@@ -587,7 +584,7 @@ impl CounterGuard {
 
     /// Call after carrying out `p`, with whether the write succeeded.
     pub fn persisted(&mut self, p: &Persist, ok: bool) {
-        if let (Persist::CounterReserve(until), true) = (p, ok) {
+        if let (Persist::CounterReserve(_, until), true) = (p, ok) {
             self.durable = self.durable.max(*until);
         }
     }
@@ -661,7 +658,14 @@ pub(crate) fn sealed<E, const N: usize, R: Entropy>(
     }
     let mut bytes = [0; MAX_FRAME_LEN];
     let len = codec
-        .seal(msg, &SenderId(*me), counter, &iv, &mut bytes)
+        .seal(
+            msg,
+            &SenderId(*me),
+            &counters.epoch(),
+            counter,
+            &iv,
+            &mut bytes,
+        )
         .ok()?;
     Some(FrameBuf {
         len: u8::try_from(len).ok()?,
@@ -676,6 +680,8 @@ pub(crate) fn sealed<E, const N: usize, R: Entropy>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const E: Epoch = Epoch([7; v3::EPOCH_LEN]);
 
     #[test]
     fn bucket_gives_capacity_then_one_per_refill() {
@@ -692,11 +698,11 @@ mod tests {
     #[test]
     fn counters_reserve_a_block_before_use() {
         let mut out: Outbox<(), 4> = Outbox::new();
-        let mut c = Counters::new(128);
+        let mut c = Counters::new(E, 128);
         assert_eq!(c.take(&mut out), Some(128));
         assert_eq!(
             out.pop(),
-            Some(Output::Persist(Persist::CounterReserve(192)))
+            Some(Output::Persist(Persist::CounterReserve(E, 192)))
         );
         for want in 129..192 {
             assert_eq!(c.take(&mut out), Some(want));
@@ -705,9 +711,9 @@ mod tests {
         assert_eq!(c.take(&mut out), Some(192));
         assert_eq!(
             out.pop(),
-            Some(Output::Persist(Persist::CounterReserve(256)))
+            Some(Output::Persist(Persist::CounterReserve(E, 256)))
         );
-        let mut end = Counters::new(v3::MAX_COUNTER);
+        let mut end = Counters::new(E, v3::MAX_COUNTER);
         assert_eq!(end.take(&mut out), Some(v3::MAX_COUNTER));
         assert_eq!(end.take(&mut out), None);
     }
@@ -716,7 +722,7 @@ mod tests {
     fn a_full_queue_never_loses_a_reservation_silently() {
         // Room for one output: the reservation of the first block fits, the next one does not.
         let mut out: Outbox<(), 1> = Outbox::new();
-        let mut c = Counters::new(0);
+        let mut c = Counters::new(E, 0);
         assert_eq!(c.take(&mut out), Some(0));
         for want in 1..COUNTER_BLOCK {
             assert_eq!(c.take(&mut out), Some(want));
@@ -727,20 +733,23 @@ mod tests {
         assert_eq!(out.overflows, 2);
         assert_eq!(
             out.pop(),
-            Some(Output::Persist(Persist::CounterReserve(COUNTER_BLOCK)))
+            Some(Output::Persist(Persist::CounterReserve(E, COUNTER_BLOCK)))
         );
         // ... until there is room: then the block is reserved before its first counter.
         assert_eq!(c.take(&mut out), Some(COUNTER_BLOCK));
         assert_eq!(
             out.pop(),
-            Some(Output::Persist(Persist::CounterReserve(2 * COUNTER_BLOCK)))
+            Some(Output::Persist(Persist::CounterReserve(
+                E,
+                2 * COUNTER_BLOCK
+            )))
         );
     }
 
     #[test]
     fn a_failed_reservation_is_asked_for_again_and_guarded() {
         let mut out: Outbox<(), 8> = Outbox::new();
-        let mut c = Counters::new(500);
+        let mut c = Counters::new(E, 500);
         let mut guard = CounterGuard::new(500);
         let frame = |counter| FrameBuf {
             len: 0,
@@ -758,7 +767,7 @@ mod tests {
         let Some(Output::Persist(p)) = out.pop() else {
             panic!("no new reservation after a failed one");
         };
-        assert_eq!(p, Persist::CounterReserve(501 + COUNTER_BLOCK));
+        assert_eq!(p, Persist::CounterReserve(E, 501 + COUNTER_BLOCK));
         guard.persisted(&p, true);
         assert!(guard.may_send(&frame(501)));
         assert!(guard.may_send(&frame(500 + COUNTER_BLOCK)));

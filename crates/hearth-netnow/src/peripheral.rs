@@ -20,7 +20,8 @@
 //! - **Paired**: tune to the stored channel. Without a time: v3 with a report to send sends it
 //!   at once with a zero timestamp (the sleepy sender's fast path, protected by its counter),
 //!   once per report: a central that does not know this sender's counter (it lost its table,
-//!   or this device restarted its counters) refuses it, so the retries wait for the time;
+//!   or this device lost its counters and started a new epoch) refuses it, so the retries wait
+//!   for the time;
 //!   otherwise a wakeup every 5 s. Only the confirm of its own wakeup, ping or data (its fresh
 //!   tid) sets an unknown time.
 //! - **Time**: a broadcast is adopted if `0 < ts − last adopted < 120 s` and it is within 1 s of
@@ -44,6 +45,7 @@ use crate::link::{
     Persist, Scratch, Version, BROADCAST,
 };
 use crate::replay::{judge_time, ReplayError, TidCache, TimeVerdict};
+use crate::v3::Epoch;
 use crate::{Tid, Timestamp, TsSubtype};
 
 /// Channel hop period while unpaired.
@@ -144,7 +146,8 @@ pub struct Peripheral<R: Entropy> {
     time: Option<(Timestamp, u64)>,
     pending: [Option<Pending>; PENDING],
     ttids: TidCache<16>,
-    central_counter: Option<u64>,
+    /// v3: the epoch and counter of the central's last accepted broadcast (RAM only).
+    central_counter: Option<(Epoch, u64)>,
     last_ping: Option<u64>,
     report: Option<Report>,
     last_heard: u64,
@@ -154,14 +157,15 @@ pub struct Peripheral<R: Entropy> {
 }
 
 impl<R: Entropy> Peripheral<R> {
-    /// A peripheral with address `me`, paired as stored (`None`: unpaired), with its persisted
-    /// v3 counter reservation (`0` on a fresh device), starting at `now`.
+    /// A peripheral with address `me`, paired as stored (`None`: unpaired), with its v3 epoch
+    /// and persisted counter reservation (a new random epoch and `0` on a fresh device),
+    /// starting at `now`.
     pub fn new(
         codec: Codec,
         me: Mac,
         rng: R,
         pairing: Option<Pairing>,
-        counter: u64,
+        (epoch, counter): (Epoch, u64),
         now: u64,
     ) -> Self {
         let mut p = Peripheral {
@@ -182,7 +186,7 @@ impl<R: Entropy> Peripheral<R> {
             report: None,
             last_heard: now,
             tries: 0,
-            counters: Counters::new(counter),
+            counters: Counters::new(epoch, counter),
             out: Outbox::new(),
         };
         if let Some(pairing) = pairing.filter(|p| (1..=CHANNELS).contains(&p.channel)) {
@@ -268,7 +272,7 @@ impl<R: Entropy> Peripheral<R> {
     /// again before the next frame; the caller must not send the frames sealed after the
     /// failed one ([`CounterGuard`](crate::link::CounterGuard) refuses them).
     pub fn persist_failed(&mut self, p: &Persist) {
-        if let Persist::CounterReserve(_) = p {
+        if let Persist::CounterReserve(..) = p {
             self.counters.reserve_failed();
         }
     }
@@ -400,17 +404,23 @@ impl<R: Entropy> Peripheral<R> {
         let paired = self.pairing();
         let mut counter = None;
         match opened.sender {
-            Some((sender, _)) if sender.0 != from => {
+            Some((sender, ..)) if sender.0 != from => {
                 return self.drop(from, DropReason::SenderMismatch)
             }
             Some(_) if paired.is_some_and(|p| p.central != from) => {
                 return self.drop(from, DropReason::NotOurCentral)
             }
-            Some((_, c)) => {
-                if paired.is_some() && self.central_counter.is_some_and(|last| c <= last) {
+            Some((_, epoch, c)) => {
+                // Within the central's epoch its counters only grow; a central with a new epoch
+                // (it lost its counters) is judged by time and tids as after a boot here.
+                if paired.is_some()
+                    && self
+                        .central_counter
+                        .is_some_and(|(known, last)| known == epoch && c <= last)
+                {
                     return self.drop(from, DropReason::Replay(ReplayError::Stale));
                 }
-                counter = Some(c);
+                counter = Some((epoch, c));
             }
             None => {
                 if let Err(e) = self.ttids.check_and_insert(ttid, now) {
@@ -444,10 +454,8 @@ impl<R: Entropy> Peripheral<R> {
             },
             State::Paired { .. } => {
                 self.last_heard = now;
-                if counter.is_some() {
-                    self.central_counter = counter;
-                }
                 if let Some(kind) = mine {
+                    self.central_counter = counter.or(self.central_counter);
                     self.adopt(ts, now);
                     if kind == Kind::Data {
                         self.report = None;
@@ -462,6 +470,9 @@ impl<R: Entropy> Peripheral<R> {
                     let estimate = self.time(now).unwrap_or(Timestamp::ZERO);
                     match judge_time(ts, last, estimate) {
                         TimeVerdict::Adopt => {
+                            // Recorded only once the frame proved fresh: a replayed frame of
+                            // an earlier epoch moves nothing.
+                            self.central_counter = counter.or(self.central_counter);
                             self.adopt(ts, now);
                             if let TsSubtype::Backdata(p) = subtype {
                                 self.out.put(Output::Event(PeripheralEvent::Backdata {
@@ -503,7 +514,14 @@ impl<R: Entropy> Peripheral<R> {
         self.pending = [None; PENDING];
     }
 
-    fn pair(&mut self, central: Mac, channel: u8, ts: Timestamp, counter: Option<u64>, now: u64) {
+    fn pair(
+        &mut self,
+        central: Mac,
+        channel: u8,
+        ts: Timestamp,
+        counter: Option<(Epoch, u64)>,
+        now: u64,
+    ) {
         let pairing = Pairing { central, channel };
         if !self.out.push(Output::Persist(Persist::Pairing(pairing))) {
             // Not stored, so not paired: the next request's answer pairs.

@@ -2,7 +2,8 @@
 //! whether an *authenticated* frame is fresh. This module owns
 //!
 //! - [`TidCache`]: the tids (v2 and v3) or ttids (peripheral side) seen within a window;
-//! - [`CounterTable`]: the last accepted v3 counter of each sender (the sleepy-sender path);
+//! - [`CounterTable`]: the epoch and last accepted v3 counter of each sender (the sleepy-sender
+//!   path);
 //! - [`within`] and [`judge_time`]: the central's `|ts − now| ≤ 1000 ms` rule and the
 //!   peripheral's rule for adopting a broadcast network time.
 //!
@@ -12,7 +13,7 @@
 //!
 //! ```
 //! use hearth_netnow::replay::{within, CounterTable, ReplayError, TidCache, CENTRAL_SKEW_MS};
-//! use hearth_netnow::v3::SenderId;
+//! use hearth_netnow::v3::{Epoch, SenderId};
 //! use hearth_netnow::{Tid, Timestamp};
 //!
 //! // Central, for each authenticated data frame: time window first, then the tid.
@@ -24,10 +25,10 @@
 //!
 //! // v3 counters: check the clear header, verify the tag, then accept.
 //! let mut counters = CounterTable::<16>::new();
-//! let scale = SenderId([0x24, 0x6f, 0x28, 1, 2, 3]);
-//! assert_eq!(counters.check(&scale, 41), Ok(()));
-//! counters.accept(scale, 41, 1_000).unwrap(); // only after the tag verified
-//! assert_eq!(counters.check(&scale, 41), Err(ReplayError::Stale));
+//! let (scale, epoch) = (SenderId([0x24, 0x6f, 0x28, 1, 2, 3]), Epoch([5; 12]));
+//! assert_eq!(counters.check(&scale, &epoch, 41), Ok(()));
+//! counters.accept(scale, epoch, 41, 1_000).unwrap(); // only after the tag verified
+//! assert_eq!(counters.check(&scale, &epoch, 41), Err(ReplayError::Stale));
 //! ```
 //!
 //! # Bounded, and full never means open
@@ -39,7 +40,7 @@
 //! legitimate senders retry (wakeups every 5 s, data until confirmed); a full cache is a
 //! denial-of-service signal that callers should count and log.
 
-use crate::v3::SenderId;
+use crate::v3::{Epoch, SenderId};
 use crate::{Tid, Timestamp};
 
 /// How long the reference remembers a tid: 2 s (reference §0.5). It must cover the whole span
@@ -54,9 +55,9 @@ pub const ADOPT_MAX_STEP_MS: u64 = 120_000;
 /// … and only if it is less than this many ms from the peripheral's own estimate (§9.3).
 pub const ADOPT_MAX_SKEW_MS: u64 = 1_000;
 
-/// Largest step a v3 fast-path counter may take above the sender's last accepted one (2^20).
-/// A sender's own counters step by one per frame (by at most a block after a reset), so only a
-/// forged or a foreign counter jumps further; see [`CounterTable::check_fast`].
+/// Largest step a v3 fast-path counter may take above the sender's last accepted one in the
+/// same epoch (2^20). A sender's own counters step by one per frame (by at most a block after a
+/// reset), so only a forged counter jumps further; see [`CounterTable::check_fast`].
 pub const MAX_COUNTER_JUMP: u64 = 1 << 20;
 
 /// Why a frame was refused by a replay structure. Every variant means "drop the frame".
@@ -77,6 +78,10 @@ pub enum ReplayError {
     /// counter alone cannot show the frame is new (the table was lost, or the sender never
     /// made a timed exchange). The sender falls back to a wakeup and timed data.
     UnknownSender,
+    /// v3 fast path: the frame's epoch is not the one the table knows for the sender (the
+    /// sender lost its counters and started a new epoch, or the frame is from an earlier one).
+    /// As for an unknown sender, a timed exchange records the new epoch.
+    OtherEpoch,
     /// v3 fast path: the counter is more than [`MAX_COUNTER_JUMP`] above the sender's last one.
     TooFarAhead,
 }
@@ -92,6 +97,9 @@ impl core::fmt::Display for ReplayError {
             }
             ReplayError::UnknownSender => {
                 f.write_str("no counter known for the sender: a timed exchange is needed first")
+            }
+            ReplayError::OtherEpoch => {
+                f.write_str("not the sender's epoch known here: a timed exchange is needed first")
             }
             ReplayError::TooFarAhead => write!(
                 f,
@@ -204,12 +212,14 @@ impl<const N: usize> Default for TidCache<N> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct CounterEntry {
     sender: SenderId,
+    epoch: Epoch,
     counter: u64,
     /// `now` of the last [`CounterTable::accept`], `None` for entries restored from flash.
     last_seen: Option<u64>,
 }
 
-/// The last accepted v3 counter of each sender, at most `N` senders.
+/// The epoch and last accepted v3 counter of each sender, at most `N` senders. A sender has one
+/// epoch at a time: its counters are compared only within it.
 ///
 /// Use: [`check`](Self::check) on the clear header (cheap, before decrypting), decrypt and
 /// verify the tag, then [`accept`](Self::accept). **Never record a counter before the tag
@@ -256,11 +266,11 @@ impl<const N: usize> CounterTable<N> {
         self.slots.iter().position(Option::is_none)
     }
 
-    /// The last accepted counter of `sender`, if known.
-    pub fn last_counter(&self, sender: &SenderId) -> Option<u64> {
+    /// The epoch and last accepted counter of `sender`, if known.
+    pub fn last_counter(&self, sender: &SenderId) -> Option<(Epoch, u64)> {
         self.find(sender)
             .and_then(|i| self.slots[i])
-            .map(|e| e.counter)
+            .map(|e| (e.epoch, e.counter))
     }
 
     /// The `now` of the last [`accept`](Self::accept) from `sender`; `None` if unknown or only
@@ -271,22 +281,28 @@ impl<const N: usize> CounterTable<N> {
             .and_then(|e| e.last_seen)
     }
 
-    /// Whether a frame from `sender` with `counter` could be accepted. Records nothing.
+    /// Whether a frame from `sender` in `epoch` with `counter` could be accepted. Records
+    /// nothing. A frame of another epoch than the known one is judged by [`accept`] as a
+    /// sender's new start; callers that cannot tell a new start from an old frame use the fast
+    /// path's [`check_fast`](Self::check_fast) instead.
+    ///
+    /// [`accept`]: Self::accept
     ///
     /// # Errors
     ///
-    /// [`ReplayError::Stale`] if `counter` ≤ the sender's last accepted counter;
-    /// [`ReplayError::UnknownSenderTableFull`] if the sender is unknown and the table is full.
-    pub fn check(&self, sender: &SenderId, counter: u64) -> Result<(), ReplayError> {
+    /// [`ReplayError::Stale`] if `counter` ≤ the sender's last accepted counter in the same
+    /// epoch; [`ReplayError::UnknownSenderTableFull`] if the sender is unknown and the table is
+    /// full.
+    pub fn check(&self, sender: &SenderId, epoch: &Epoch, counter: u64) -> Result<(), ReplayError> {
         match self.find(sender).and_then(|i| self.slots[i]) {
-            Some(e) if counter <= e.counter => Err(ReplayError::Stale),
+            Some(e) if e.epoch == *epoch && counter <= e.counter => Err(ReplayError::Stale),
             Some(_) => Ok(()),
             None if self.free_slot().is_none() => Err(ReplayError::UnknownSenderTableFull),
             None => Ok(()),
         }
     }
 
-    /// Records `counter` as the last accepted counter of `sender`, seen at `now`.
+    /// Records `epoch` and `counter` as the last accepted ones of `sender`, seen at `now`.
     ///
     /// Call it **only after the frame's tag verified**, never before authentication. It
     /// re-checks, so a frame accepted twice in a race is refused the second time.
@@ -294,8 +310,14 @@ impl<const N: usize> CounterTable<N> {
     /// # Errors
     ///
     /// As [`check`](Self::check); on error nothing changes.
-    pub fn accept(&mut self, sender: SenderId, counter: u64, now: u64) -> Result<(), ReplayError> {
-        self.check(&sender, counter)?;
+    pub fn accept(
+        &mut self,
+        sender: SenderId,
+        epoch: Epoch,
+        counter: u64,
+        now: u64,
+    ) -> Result<(), ReplayError> {
+        self.check(&sender, &epoch, counter)?;
         let i = match self.find(&sender) {
             Some(i) => i,
             None => self
@@ -304,6 +326,7 @@ impl<const N: usize> CounterTable<N> {
         };
         self.slots[i] = Some(CounterEntry {
             sender,
+            epoch,
             counter,
             last_seen: Some(now),
         });
@@ -311,20 +334,31 @@ impl<const N: usize> CounterTable<N> {
     }
 
     /// Whether a v3 **fast-path** frame (data without a time, so the counter is all that shows it
-    /// is new) from `sender` with `counter` could be accepted: the sender must be in the table
-    /// and `last < counter ≤ last +` [`MAX_COUNTER_JUMP`]. Records nothing.
+    /// is new) from `sender` in `epoch` with `counter` could be accepted: the sender must be in
+    /// the table with this epoch, and `last < counter ≤ last +` [`MAX_COUNTER_JUMP`]. Records
+    /// nothing.
     ///
-    /// Requiring a known sender is what keeps a lost table (a wiped store, an unreadable peer
-    /// record) from reopening old fast-path frames: an unknown sender's counter proves nothing.
-    /// The bound keeps a forged huge counter from locking the sender's fast path out for good.
+    /// Requiring a known sender and epoch is what keeps a lost table (a wiped store, an
+    /// unreadable peer record) from reopening old fast-path frames, and a sender's new epoch
+    /// from reopening the frames of its earlier ones: an unknown counter proves nothing. The
+    /// bound keeps a forged huge counter from locking the sender's fast path out for good.
     ///
     /// # Errors
     ///
-    /// [`ReplayError::UnknownSender`], [`ReplayError::Stale`] or [`ReplayError::TooFarAhead`].
-    pub fn check_fast(&self, sender: &SenderId, counter: u64) -> Result<(), ReplayError> {
-        let last = self
+    /// [`ReplayError::UnknownSender`], [`ReplayError::OtherEpoch`], [`ReplayError::Stale`] or
+    /// [`ReplayError::TooFarAhead`].
+    pub fn check_fast(
+        &self,
+        sender: &SenderId,
+        epoch: &Epoch,
+        counter: u64,
+    ) -> Result<(), ReplayError> {
+        let (known, last) = self
             .last_counter(sender)
             .ok_or(ReplayError::UnknownSender)?;
+        if known != *epoch {
+            return Err(ReplayError::OtherEpoch);
+        }
         if counter <= last {
             return Err(ReplayError::Stale);
         }
@@ -343,25 +377,28 @@ impl<const N: usize> CounterTable<N> {
     pub fn accept_fast(
         &mut self,
         sender: SenderId,
+        epoch: Epoch,
         counter: u64,
         now: u64,
     ) -> Result<(), ReplayError> {
-        self.check_fast(&sender, counter)?;
-        self.accept(sender, counter, now)
+        self.check_fast(&sender, &epoch, counter)?;
+        self.accept(sender, epoch, counter, now)
     }
 
-    /// Records the counter of an authenticated frame that is known to be **fresh by other
-    /// means** (a timestamp inside the central's window and a tid not seen inside the tid
-    /// window), and returns whether the stored counter changed (then persist it).
+    /// Records the epoch and counter of an authenticated frame that is known to be **fresh by
+    /// other means** (a timestamp inside the central's window and a tid not seen inside the tid
+    /// window), and returns whether the stored entry changed (then persist it).
     ///
     /// - unknown sender: recorded (if the table has room);
-    /// - `counter > last`: recorded, whatever the step (the frame is fresh);
-    /// - `counter + MAX_COUNTER_JUMP < last`: the sender restarted its counters (it lost them
-    ///   and started again at a random place, or a key holder had pushed its entry up):
-    ///   recorded, **lowering** the entry. Frames of the sender's earlier counter range stay
-    ///   refused: the fast path only takes counters within [`MAX_COUNTER_JUMP`] above the new
-    ///   value, and the earlier range lies elsewhere in the 2^48 space;
-    /// - otherwise (a small step back: frames reordered on the air): kept as it is.
+    /// - another epoch than the known one: the sender lost its counters and started a new
+    ///   epoch (or a key holder had pushed its entry somewhere): recorded, replacing the entry.
+    ///   Frames of the sender's earlier epochs stay refused on the fast path, which takes only
+    ///   the recorded epoch;
+    /// - same epoch, `counter > last`: recorded, whatever the step (the frame is fresh);
+    /// - same epoch, `counter + MAX_COUNTER_JUMP < last`: within an epoch a sender's counters
+    ///   only grow, so the entry was pushed up by a forged frame (a holder of the PSK):
+    ///   recorded, **lowering** the entry, so that the sender's fast path works again;
+    /// - same epoch, a small step back (frames reordered on the air): kept as it is.
     ///
     /// # Errors
     ///
@@ -370,6 +407,7 @@ impl<const N: usize> CounterTable<N> {
     pub fn record_fresh(
         &mut self,
         sender: SenderId,
+        epoch: Epoch,
         counter: u64,
         now: u64,
     ) -> Result<bool, ReplayError> {
@@ -381,7 +419,11 @@ impl<const N: usize> CounterTable<N> {
         };
         let changed = match self.slots[i] {
             None => true,
-            Some(e) => counter > e.counter || counter.saturating_add(MAX_COUNTER_JUMP) < e.counter,
+            Some(e) => {
+                e.epoch != epoch
+                    || counter > e.counter
+                    || counter.saturating_add(MAX_COUNTER_JUMP) < e.counter
+            }
         };
         let counter = match self.slots[i] {
             Some(e) if !changed => e.counter,
@@ -389,51 +431,58 @@ impl<const N: usize> CounterTable<N> {
         };
         self.slots[i] = Some(CounterEntry {
             sender,
+            epoch,
             counter,
             last_seen: Some(now),
         });
         Ok(changed)
     }
 
-    /// Forgets `sender` (un-pairing); returns its last counter if it was known.
+    /// Forgets `sender` (un-pairing); returns its epoch and last counter if it was known.
     ///
     /// Afterwards any counter from that sender is accepted again, so captured frames of it
     /// become replayable: only remove a sender whose frames the caller will refuse anyway
     /// (un-paired, or its key rotated).
-    pub fn remove(&mut self, sender: &SenderId) -> Option<u64> {
+    pub fn remove(&mut self, sender: &SenderId) -> Option<(Epoch, u64)> {
         let i = self.find(sender)?;
-        self.slots[i].take().map(|e| e.counter)
+        self.slots[i].take().map(|e| (e.epoch, e.counter))
     }
 
-    /// The known `(sender, last accepted counter)` pairs, in slot order, for persisting.
-    pub fn entries(&self) -> impl Iterator<Item = (SenderId, u64)> + '_ {
-        self.slots.iter().flatten().map(|e| (e.sender, e.counter))
+    /// The known `(sender, epoch, last accepted counter)` entries, in slot order, for
+    /// persisting.
+    pub fn entries(&self) -> impl Iterator<Item = (SenderId, Epoch, u64)> + '_ {
+        self.slots
+            .iter()
+            .flatten()
+            .map(|e| (e.sender, e.epoch, e.counter))
     }
 
-    /// Loads persisted pairs (from [`entries`](Self::entries)), merging with what is known:
-    /// a sender's counter becomes the larger of the two, so a restore never moves a counter
-    /// back. Repeated senders in `saved` are merged the same way.
+    /// Loads persisted entries (from [`entries`](Self::entries)), merging with what is known:
+    /// in the same epoch a sender's counter becomes the larger of the two, so a restore never
+    /// moves a counter back; an entry of another epoch than a known one is ignored (what is
+    /// known is newer than what was stored). Repeated senders in `saved` are merged the same
+    /// way, the first one's epoch winning.
     ///
     /// # Errors
     ///
     /// [`ReplayError::UnknownSenderTableFull`] if the new senders do not all fit; then nothing
     /// changes.
-    pub fn restore(&mut self, saved: &[(SenderId, u64)]) -> Result<(), ReplayError> {
+    pub fn restore(&mut self, saved: &[(SenderId, Epoch, u64)]) -> Result<(), ReplayError> {
         let new_senders = saved
             .iter()
             .enumerate()
-            .filter(|(i, (s, _))| {
-                self.find(s).is_none() && !saved[..*i].iter().any(|(t, _)| t == s)
+            .filter(|(i, (s, _, _))| {
+                self.find(s).is_none() && !saved[..*i].iter().any(|(t, _, _)| t == s)
             })
             .count();
         let free = self.slots.iter().filter(|s| s.is_none()).count();
         if new_senders > free {
             return Err(ReplayError::UnknownSenderTableFull);
         }
-        for &(sender, counter) in saved {
+        for &(sender, epoch, counter) in saved {
             match self.find(&sender) {
                 Some(i) => {
-                    if let Some(e) = self.slots[i].as_mut() {
+                    if let Some(e) = self.slots[i].as_mut().filter(|e| e.epoch == epoch) {
                         e.counter = e.counter.max(counter);
                     }
                 }
@@ -444,6 +493,7 @@ impl<const N: usize> CounterTable<N> {
                         .ok_or(ReplayError::UnknownSenderTableFull)?;
                     self.slots[i] = Some(CounterEntry {
                         sender,
+                        epoch,
                         counter,
                         last_seen: None,
                     });

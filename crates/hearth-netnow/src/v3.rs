@@ -1,28 +1,30 @@
 //! **Wire format v3** (Hearth's own, not understood by reference devices): ChaCha20-Poly1305
-//! frames under keys derived with HKDF-SHA256, a per-sender identity and a per-sender counter.
+//! frames under keys derived with HKDF-SHA256, a per-sender identity, a per-sender random epoch
+//! and a per-sender counter.
 //! This module is the frame codec and key schedule only, sans-IO like v2. Replay caches and the
 //! counter bookkeeping are in [`crate::replay`]; the roles that use them are
 //! [`crate::central`] and [`crate::peripheral`].
 //!
 //! ```
-//! use hearth_netnow::v3::{decode, encode, DecodeBuf, Frame, Keys, SenderId};
+//! use hearth_netnow::v3::{decode, encode, DecodeBuf, Epoch, Frame, Keys, SenderId};
 //! use hearth_netnow::{Tid, Timestamp, MAX_FRAME_LEN};
 //!
 //! let keys = Keys::derive(b"a long random pre-shared key", b"ble");
 //! let scale = SenderId([0x24, 0x6f, 0x28, 0x01, 0x02, 0x03]);
 //! let frame = Frame::Data { ts: Timestamp::new(1_000).unwrap(), tid: Tid([9; 12]), payload: b"21.5" };
 //!
+//! let epoch = Epoch([7; 12]); // drawn at random when the device's counter record is absent
 //! let mut air = [0u8; MAX_FRAME_LEN];
-//! let len = encode(&frame, &keys, &scale, 41, &mut air).unwrap(); // counter 41, never reused
+//! let len = encode(&frame, &keys, &scale, &epoch, 41, &mut air).unwrap(); // never reused
 //!
 //! let mut scratch: DecodeBuf = [0; _];
 //! let (header, got) = decode(&air[..len], &keys, &keys.group_id(), &mut scratch).unwrap();
-//! assert_eq!((header.sender, header.counter, got), (scale, 41, frame));
+//! assert_eq!((header.sender, header.epoch, header.counter, got), (scale, epoch, 41, frame));
 //! ```
 //!
 //! # Frame layout
 //!
-//! All integers big-endian. The 24-byte header travels in clear and is the AEAD's associated
+//! All integers big-endian. The 34-byte header travels in clear and is the AEAD's associated
 //! data, so it is authenticated with the body.
 //!
 //! | offset | length | field      | notes                                                       |
@@ -31,11 +33,12 @@
 //! | 1      | 1      | type       | 1 data, 2 timestamp, 3 ping, 4 pair request, 5 wakeup       |
 //! | 2      | 8      | group id   | [`Keys::group_id`] (HKDF output, see below)                 |
 //! | 10     | 6      | sender id  | the sender's factory (eFuse) station MAC, [`SenderId`]      |
-//! | 16     | 8      | counter    | strictly increasing per sender, < 2^48 ([`MAX_COUNTER`])    |
-//! | 24     | n      | body       | ChaCha20 ciphertext of the body, 0 ≤ n ≤ 210                |
-//! | 24 + n | 16     | tag        | Poly1305 tag over header (AD) and ciphertext                |
+//! | 16     | 12     | epoch      | random, drawn when the sender's counter record is absent    |
+//! | 28     | 6      | counter    | strictly increasing per sender and epoch                    |
+//! | 34     | n      | body       | XChaCha20 ciphertext of the body, 0 ≤ n ≤ 200               |
+//! | 34 + n | 16     | tag        | Poly1305 tag over header (AD) and ciphertext                |
 //!
-//! Frames are 40..=250 bytes. Bodies (plaintext, same kinds and field orders as v2):
+//! Frames are 50..=250 bytes. Bodies (plaintext, same kinds and field orders as v2):
 //!
 //! | type | kind         | body                                      | body length |
 //! |-----:|--------------|-------------------------------------------|-------------|
@@ -55,9 +58,9 @@
 //!
 //! # Sizes
 //!
-//! 250 − 24 (header) − 16 (tag) = 210 bytes of body. A stream cipher needs no padding and no
-//! length byte, so [`MAX_DATA_PAYLOAD`] = 210 − 24 = **186** and [`MAX_BACKDATA_PAYLOAD`] =
-//! 210 − 25 = **185** (v2: 173 and 172).
+//! 250 − 34 (header) − 16 (tag) = 200 bytes of body. A stream cipher needs no padding and no
+//! length byte, so [`MAX_DATA_PAYLOAD`] = 200 − 24 = **176** and [`MAX_BACKDATA_PAYLOAD`] =
+//! 200 − 25 = **175** (v2: 173 and 172).
 //!
 //! # Sender id and nonce
 //!
@@ -66,21 +69,25 @@
 //! after, so a central forwards several scales without mixing them up (§13.6). A 4-byte id would
 //! need assigning (or hashing a MAC, with collisions), and a collision would reuse nonces.
 //!
-//! The 96-bit ChaCha20-Poly1305 nonce is `sender id(6) ‖ counter(6, its low 48 bits)`
-//! ([`nonce`]). Every member of the network (central included) shares the frame key, so nonces
-//! never repeat under that key **provided** (1) sender ids are unique in the network (factory
-//! MACs are; a cloned MAC is a misconfiguration), and (2) no sender ever reuses a counter value,
-//! across reboots and deep sleep too: the counter lives in flash and a sender persists a
-//! reservation before using it (blocks of 64 ahead, skipping to the reserved value after a
-//! reset; a frame whose counter is not durably reserved is not sent, see
-//! [`CounterGuard`](crate::link::CounterGuard)). A device whose reservation is absent (a new
-//! store, or one that was wiped or formatted while the PSK survived: the two look the same)
-//! never restarts at 0 but at a random counter below 2^47
-//! ([`fresh_counter_start`](crate::link::fresh_counter_start)), and one whose reservation
-//! cannot be read does not send at all. The counter is 64 bits on the wire but only values below 2^48 are valid (encode and decode
-//! both enforce it): 2^48 frames at 100 per second last 89,000 years. The two top bytes are
-//! reserved so that per-device keys (below) can later use the whole 64 bits as the nonce
-//! (`0⁴ ‖ counter`) without changing the layout.
+//! The AEAD is XChaCha20-Poly1305 and its 192-bit nonce is the header's
+//! `sender id(6) ‖ epoch(12) ‖ counter(6)` ([`nonce`]). Every member of the network (central
+//! included) shares the frame key, so nonces never repeat under that key **provided** (1) sender
+//! ids are unique in the network (factory MACs are; a cloned MAC is a misconfiguration), and (2)
+//! no sender ever seals two frames with the same epoch and counter:
+//!
+//! - Within an epoch the counter lives in flash and a sender persists a reservation before
+//!   using it (blocks of 64 ahead, skipping to the reserved value after a reset; a frame whose
+//!   counter is not durably reserved is not sent, see
+//!   [`CounterGuard`](crate::link::CounterGuard)). One whose record cannot be read does not
+//!   send at all.
+//! - A device whose record is **absent** (a new store, or one that was wiped, formatted or
+//!   erased with `espflash erase-flash` while the PSK survived: the two look the same) draws a
+//!   new random epoch ([`Epoch::new`], 96 bits of the chip's hardware RNG) and counts from 0.
+//!   Its earlier frames used other epochs, so its new nonces cannot be any of them unless two
+//!   draws of 96 random bits coincide: for a device wiped a thousand times, about 2^−77 in all.
+//!   No counter range has to be guessed, and no state has to survive the wipe.
+//!
+//! 2^48 frames per epoch at 100 per second last 89,000 years.
 //!
 //! A v2 frame starts with its random IV, so one in 256 v2 frames starts with `0x03` and is
 //! routed to v3 by [`version`]; it then fails v3's group check ([`DecodeError::WrongGroup`], the
@@ -104,13 +111,13 @@
 //! name to a listener (the header is clear text), and two networks with the same name but
 //! different PSKs are told apart before any crypto. Per-device keys are not derived yet; they
 //! would be `HKDF-Expand(PRK, "hearth netnow v3 device key" ‖ sender id(6), 32)`, computed once
-//! per paired peer by the central and once by each peripheral, with nonce `0⁴ ‖ counter(8)`.
+//! per paired peer by the central and once by each peripheral, with the same nonce.
 //!
 //! HKDF does not stretch: v3 PSKs should be high-entropy (≥ 16 random bytes); a low-entropy
 //! passphrase stays guessable offline from one captured frame.
 
 use chacha20poly1305::aead::AeadInOut;
-use chacha20poly1305::{ChaCha20Poly1305, KeyInit};
+use chacha20poly1305::{KeyInit, XChaCha20Poly1305};
 use hkdf::Hkdf;
 use sha2::Sha256;
 
@@ -121,25 +128,27 @@ use crate::{GroupId, Tid, Timestamp, TsSubtype, GROUP_LEN, MAX_FRAME_LEN, TID_LE
 pub const VERSION: u8 = 0x03;
 /// Length of a [`SenderId`].
 pub const SENDER_LEN: usize = 6;
+/// Length of an [`Epoch`].
+pub const EPOCH_LEN: usize = 12;
 /// Length of the counter field.
-pub const COUNTER_LEN: usize = 8;
-/// `version ‖ type ‖ group ‖ sender ‖ counter`.
-pub const HEADER_LEN: usize = 2 + GROUP_LEN + SENDER_LEN + COUNTER_LEN;
+pub const COUNTER_LEN: usize = 6;
+/// `version ‖ type ‖ group ‖ sender ‖ epoch ‖ counter`.
+pub const HEADER_LEN: usize = 2 + GROUP_LEN + SENDER_LEN + EPOCH_LEN + COUNTER_LEN;
 /// Length of the Poly1305 tag at the end of every frame.
 pub const TAG_LEN: usize = 16;
 /// Length of a derived key.
 pub const KEY_LEN: usize = 32;
-/// Length of the AEAD nonce.
-pub const NONCE_LEN: usize = 12;
+/// Length of the AEAD (XChaCha20-Poly1305) nonce.
+pub const NONCE_LEN: usize = 24;
 /// Smallest frame: header and tag, empty body.
 pub const MIN_FRAME_LEN: usize = HEADER_LEN + TAG_LEN;
-/// Longest body (210).
+/// Longest body (200).
 pub const MAX_BODY_LEN: usize = MAX_FRAME_LEN - HEADER_LEN - TAG_LEN;
-/// Longest payload of a [`Frame::Data`] (186).
+/// Longest payload of a [`Frame::Data`] (176).
 pub const MAX_DATA_PAYLOAD: usize = MAX_BODY_LEN - TS_LEN - TID_LEN;
-/// Longest payload of a [`TsSubtype::Backdata`] (185).
+/// Longest payload of a [`TsSubtype::Backdata`] (175).
 pub const MAX_BACKDATA_PAYLOAD: usize = MAX_BODY_LEN - 1 - TID_LEN - TS_LEN;
-/// Largest valid counter, 2^48 − 1: the nonce holds the counter's low 48 bits.
+/// Largest counter, 2^48 − 1 (the counter field is 6 bytes).
 pub const MAX_COUNTER: u64 = (1 << 48) - 1;
 
 /// HKDF info label of the frame (AEAD) key.
@@ -197,8 +206,8 @@ impl Keys {
         &self.confirm
     }
 
-    fn aead(&self) -> ChaCha20Poly1305 {
-        ChaCha20Poly1305::new(&self.frame.into())
+    fn aead(&self) -> XChaCha20Poly1305 {
+        XChaCha20Poly1305::new(&self.frame.into())
     }
 }
 
@@ -214,6 +223,31 @@ impl core::fmt::Debug for Keys {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SenderId(pub [u8; SENDER_LEN]);
 
+/// A sender's counter epoch: 96 random bits drawn when the device finds no counter record
+/// in its store (new, wiped or formatted), and kept with the record from then on. Part of every
+/// nonce, so a device that lost its counters starts a nonce space of its own instead of
+/// guessing where its earlier counters ended (see the module documentation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Epoch(pub [u8; EPOCH_LEN]);
+
+impl Epoch {
+    /// A new epoch from 128 bits of the platform's random generator (two independent 64-bit
+    /// draws of the chip's hardware RNG; 96 of them are kept).
+    pub fn new(random: [u64; 2]) -> Epoch {
+        let mut e = [0u8; EPOCH_LEN];
+        e[..8].copy_from_slice(&random[0].to_le_bytes());
+        e[8..].copy_from_slice(&random[1].to_le_bytes()[..EPOCH_LEN - 8]);
+        Epoch(e)
+    }
+}
+
+impl core::fmt::Display for Epoch {
+    /// The epoch in hex, as the logs and the sniffer show it.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
 /// The clear-text header of a received frame, authenticated by the tag. The frame type is the
 /// variant of the accompanying [`Frame`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -222,7 +256,10 @@ pub struct Header {
     pub group: GroupId,
     /// The sender.
     pub sender: SenderId,
-    /// The sender's counter; the caller checks it is above the last one it accepted.
+    /// The sender's counter epoch.
+    pub epoch: Epoch,
+    /// The sender's counter in that epoch; the caller checks it is above the last one it
+    /// accepted.
     pub counter: u64,
 }
 
@@ -284,7 +321,7 @@ impl core::fmt::Display for EncodeError {
 /// crypto.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DecodeError {
-    /// Shorter than header + tag (40 bytes).
+    /// Shorter than header + tag (50 bytes).
     TooShort,
     /// Longer than an ESP-NOW frame (250 bytes).
     TooLong,
@@ -294,8 +331,6 @@ pub enum DecodeError {
     WrongGroup,
     /// Unknown frame type.
     UnknownType(u8),
-    /// The counter is above [`MAX_COUNTER`].
-    CounterOutOfRange(u64),
     /// The tag does not match: corrupted, forged, or sealed under another key.
     BadTag,
     /// Unknown subtype of a timestamp frame.
@@ -324,9 +359,6 @@ impl core::fmt::Display for DecodeError {
             DecodeError::NotV3(v) => write!(f, "not a v3 frame (first byte {v:#04x})"),
             DecodeError::WrongGroup => f.write_str("frame belongs to another group"),
             DecodeError::UnknownType(t) => write!(f, "unknown frame type {t}"),
-            DecodeError::CounterOutOfRange(c) => {
-                write!(f, "counter {c} is above the v3 maximum {MAX_COUNTER}")
-            }
             DecodeError::BadTag => f.write_str("tag mismatch (corrupted frame or wrong key)"),
             DecodeError::UnknownSubtype(s) => write!(f, "unknown timestamp subtype {s}"),
             DecodeError::BodyTooShort => f.write_str("body too short for its frame type"),
@@ -357,23 +389,28 @@ pub fn version(bytes: &[u8]) -> Option<u8> {
     None
 }
 
-/// The AEAD nonce of the frame sent by `sender` with `counter`: `sender ‖ counter's low 48
-/// bits`, big-endian. Unique per key as long as sender ids are unique in the network and each
-/// sender never reuses a counter value.
-pub fn nonce(sender: &SenderId, counter: u64) -> [u8; NONCE_LEN] {
+/// The AEAD nonce of the frame sent by `sender` in `epoch` with `counter`:
+/// `sender ‖ epoch ‖ counter (6 bytes, big-endian)`, the header's last 24 bytes. Unique per key
+/// as long as sender ids are unique in the network and each sender never reuses a counter
+/// value within an epoch. `counter` must be at most [`MAX_COUNTER`] (only its low 48 bits are
+/// taken).
+pub fn nonce(sender: &SenderId, epoch: &Epoch, counter: u64) -> [u8; NONCE_LEN] {
     let mut n = [0u8; NONCE_LEN];
     n[..SENDER_LEN].copy_from_slice(&sender.0);
-    n[SENDER_LEN..].copy_from_slice(&counter.to_be_bytes()[COUNTER_LEN - 6..]);
+    n[SENDER_LEN..SENDER_LEN + EPOCH_LEN].copy_from_slice(&epoch.0);
+    n[SENDER_LEN + EPOCH_LEN..].copy_from_slice(&counter.to_be_bytes()[8 - COUNTER_LEN..]);
     n
 }
 
-/// Seals `frame` from `sender` with `counter` under `keys` into `out`, and returns the frame
-/// length (40..=250 bytes). `counter` must be above every counter this sender has used before
-/// under these keys (persisted in flash, see the module documentation).
+/// Seals `frame` from `sender` in `epoch` with `counter` under `keys` into `out`, and returns
+/// the frame length (50..=250 bytes). `counter` must be above every counter this sender has
+/// used before in this epoch under these keys (persisted in flash, see the module
+/// documentation).
 pub fn encode(
     frame: &Frame<'_>,
     keys: &Keys,
     sender: &SenderId,
+    epoch: &Epoch,
     counter: u64,
     out: &mut [u8; MAX_FRAME_LEN],
 ) -> Result<usize, EncodeError> {
@@ -401,8 +438,8 @@ pub fn encode(
     header[0] = VERSION;
     header[1] = frame_type;
     header[2..2 + GROUP_LEN].copy_from_slice(&keys.group.0);
-    header[2 + GROUP_LEN..2 + GROUP_LEN + SENDER_LEN].copy_from_slice(&sender.0);
-    header[HEADER_LEN - COUNTER_LEN..].copy_from_slice(&counter.to_be_bytes());
+    // The header's last 24 bytes are the nonce.
+    header[2 + GROUP_LEN..].copy_from_slice(&nonce(sender, epoch, counter));
 
     let mut w = Writer::new(rest);
     match frame {
@@ -423,7 +460,7 @@ pub fn encode(
     let (body, tail) = rest.split_at_mut(body_len);
     let tag = keys
         .aead()
-        .encrypt_inout_detached(&nonce(sender, counter).into(), header, body.into())
+        .encrypt_inout_detached(&nonce(sender, epoch, counter).into(), header, body.into())
         // Only fails for bodies of gigabytes.
         .map_err(|_| EncodeError::PayloadTooLong { len: body_len, max })?;
     tail[..TAG_LEN].copy_from_slice(&tag);
@@ -431,11 +468,12 @@ pub fn encode(
 }
 
 /// Checks and opens a received v3 frame for `group` under `keys`, decrypting the body into
-/// `scratch`. Never panics, whatever `bytes` holds. The counter is returned, not judged: replay
-/// protection (counter above the last accepted one, timestamp window) is the caller's.
+/// `scratch`. Never panics, whatever `bytes` holds. The epoch and counter are returned, not
+/// judged: replay protection (counter above the last accepted one, timestamp window) is the
+/// caller's.
 ///
-/// Order of checks: length bounds, version, group, type, counter range (all on the clear-text
-/// header, before any crypto), tag (before decryption), subtype, body length.
+/// Order of checks: length bounds, version, group, type (all on the clear-text header, before
+/// any crypto), tag (before decryption), subtype, body length.
 pub fn decode<'s>(
     bytes: &[u8],
     keys: &Keys,
@@ -460,23 +498,25 @@ pub fn decode<'s>(
     if !(TYPE_DATA..=TYPE_WAKEUP).contains(&frame_type) {
         return Err(DecodeError::UnknownType(frame_type));
     }
+    // The header's last 24 bytes are the nonce: sender ‖ epoch ‖ counter.
+    let mut nonce = [0u8; NONCE_LEN];
+    nonce.copy_from_slice(&header[2 + GROUP_LEN..]);
     let mut sender = [0u8; SENDER_LEN];
-    sender.copy_from_slice(&header[2 + GROUP_LEN..2 + GROUP_LEN + SENDER_LEN]);
-    let mut counter = [0u8; COUNTER_LEN];
-    counter.copy_from_slice(&header[HEADER_LEN - COUNTER_LEN..]);
-    let (sender, counter) = (SenderId(sender), u64::from_be_bytes(counter));
-    if counter > MAX_COUNTER {
-        return Err(DecodeError::CounterOutOfRange(counter));
-    }
+    sender.copy_from_slice(&nonce[..SENDER_LEN]);
+    let mut epoch = [0u8; EPOCH_LEN];
+    epoch.copy_from_slice(&nonce[SENDER_LEN..SENDER_LEN + EPOCH_LEN]);
+    let mut counter = [0u8; 8];
+    counter[8 - COUNTER_LEN..].copy_from_slice(&nonce[SENDER_LEN + EPOCH_LEN..]);
+    let (sender, epoch, counter) = (SenderId(sender), Epoch(epoch), u64::from_be_bytes(counter));
 
-    // ciphertext.len() ≤ 250 − 40 = 210 = scratch.len() by the bounds above.
+    // ciphertext.len() ≤ 250 − 50 = 200 = scratch.len() by the bounds above.
     let body = &mut scratch[..ciphertext.len()];
     body.copy_from_slice(ciphertext);
     let mut tag = chacha20poly1305::Tag::default();
     tag.copy_from_slice(received_tag);
     // The AEAD verifies the tag (constant time) before it decrypts anything.
     keys.aead()
-        .decrypt_inout_detached(&nonce(&sender, counter).into(), header, body.into(), &tag)
+        .decrypt_inout_detached(&nonce.into(), header, body.into(), &tag)
         .map_err(|_| DecodeError::BadTag)?;
     let body: &'s [u8] = body;
 
@@ -485,6 +525,7 @@ pub fn decode<'s>(
     let header = Header {
         group: GroupId(group_id),
         sender,
+        epoch,
         counter,
     };
     Ok((header, parse_body(frame_type, body)?))

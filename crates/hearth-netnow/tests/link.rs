@@ -9,7 +9,7 @@ use hearth_netnow::link::{
 };
 use hearth_netnow::peripheral::{Peripheral, PeripheralEvent, SendError, LOST_AFTER_MS};
 use hearth_netnow::replay::ReplayError;
-use hearth_netnow::v3::SenderId;
+use hearth_netnow::v3::{Epoch, SenderId};
 use hearth_netnow::{Tid, Timestamp, TsSubtype, MAX_FRAME_LEN};
 
 const PSK: &[u8] = b"0123456789abcdef-a-long-test-psk";
@@ -33,6 +33,11 @@ impl Entropy for Rng {
             chunk.copy_from_slice(&z.to_le_bytes()[..chunk.len()]);
         }
     }
+}
+
+/// The counter epoch of the device with this MAC in these tests (a real device draws it).
+fn epoch_of(mac: Mac) -> Epoch {
+    Epoch([mac[5]; 12])
 }
 
 fn codec(v: Version) -> Codec {
@@ -67,8 +72,16 @@ struct World {
 
 impl World {
     fn new(v: Version, central_channel: u8, pairing: Option<Pairing>) -> World {
-        let central = Central::new(codec(v), CENTRAL, central_channel, Rng(1), &[], 0, 0);
-        let scale = Peripheral::new(codec(v), SCALE, Rng(2), pairing, 0, 0);
+        let central = Central::new(
+            codec(v),
+            CENTRAL,
+            central_channel,
+            Rng(1),
+            &[],
+            (epoch_of(CENTRAL), 0),
+            0,
+        );
+        let scale = Peripheral::new(codec(v), SCALE, Rng(2), pairing, (epoch_of(SCALE), 0), 0);
         let mut w = World {
             now: 0,
             central,
@@ -272,12 +285,19 @@ fn a_paired_scale_wakes_reports_and_is_confirmed() {
             .scale_persisted
             .iter()
             .filter_map(|p| match p {
-                Persist::CounterReserve(c) => Some(*c),
+                Persist::CounterReserve(_, c) => Some(*c),
                 _ => None,
             })
             .max()
             .unwrap_or(0);
-        w.scale = Peripheral::new(codec(v), SCALE, Rng(9), paired(7), counter, w.now);
+        w.scale = Peripheral::new(
+            codec(v),
+            SCALE,
+            Rng(9),
+            paired(7),
+            (epoch_of(SCALE), counter),
+            w.now,
+        );
         w.pump();
         let woke = w.now;
         w.scale.send(b"stat/LPScale/Weight\n12.5", w.now).unwrap();
@@ -322,7 +342,7 @@ fn with_30_percent_loss_every_hourly_reading_arrives() {
                 SCALE,
                 Rng(100 + u64::from(hour)),
                 paired(3),
-                counter,
+                (epoch_of(SCALE), counter),
                 w.now,
             );
             w.pump();
@@ -341,7 +361,7 @@ fn with_30_percent_loss_every_hourly_reading_arrives() {
                 .scale_persisted
                 .iter()
                 .filter_map(|p| match p {
-                    Persist::CounterReserve(c) => Some(*c),
+                    Persist::CounterReserve(_, c) => Some(*c),
                     _ => None,
                 })
                 .max()
@@ -358,7 +378,15 @@ fn a_rebooted_central_is_followed_after_a_ping() {
     w.run_while(10_000, |w| w.scale.is_ready()).expect("ready");
     let before = w.scale.time(w.now).unwrap();
     // The central reboots: new random time base.
-    w.central = Central::new(codec(Version::V2), CENTRAL, 4, Rng(77), &[], 0, w.now);
+    w.central = Central::new(
+        codec(Version::V2),
+        CENTRAL,
+        4,
+        Rng(77),
+        &[],
+        (epoch_of(CENTRAL), 0),
+        w.now,
+    );
     w.pump();
     let central_time = w.central.time(w.now);
     assert_ne!(before, central_time);
@@ -409,7 +437,15 @@ fn a_lost_central_is_searched_again_and_repair_forgets_the_pairing() {
     let mut w = World::new(Version::V3, 6, paired(6));
     w.run_while(10_000, |w| w.scale.is_ready()).expect("ready");
     // The central moves to channel 11 (e.g. reconfigured).
-    w.central = Central::new(codec(Version::V3), CENTRAL, 11, Rng(5), &[], 1 << 20, w.now);
+    w.central = Central::new(
+        codec(Version::V3),
+        CENTRAL,
+        11,
+        Rng(5),
+        &[],
+        (epoch_of(CENTRAL), 1 << 20),
+        w.now,
+    );
     w.pump();
     w.run_while(LOST_AFTER_MS + 120_000, |w| w.scale.pairing() == paired(11))
         .expect("re-paired on the new channel");
@@ -469,7 +505,14 @@ fn attack_forged_wrong_key_wrong_group_truncated_oversized_bad_version_bad_type(
             ("wrong group", Codec::new(v, PSK, b"other")),
         ] {
             let n = other
-                .seal(&opened.msg, &SenderId(SCALE), 1 << 30, &[7; 16], &mut out)
+                .seal(
+                    &opened.msg,
+                    &SenderId(SCALE),
+                    &epoch_of(SCALE),
+                    1 << 30,
+                    &[7; 16],
+                    &mut out,
+                )
                 .unwrap();
             attacks.push((name, out[..n].to_vec()));
         }
@@ -543,11 +586,11 @@ fn attack_replays_same_tid_same_timestamp_old_timestamp() {
 #[test]
 fn attack_v3_replay_after_central_reboot_is_refused_from_persisted_counters() {
     let (mut w, frame) = captured_data(Version::V3);
-    let peers: Vec<(SenderId, u64)> = w
+    let peers: Vec<(SenderId, Epoch, u64)> = w
         .central_persisted
         .iter()
         .filter_map(|p| match p {
-            Persist::PeerCounter(s, c) => Some((*s, *c)),
+            Persist::PeerCounter(s, e, c) => Some((*s, *e, *c)),
             _ => None,
         })
         .collect();
@@ -557,7 +600,7 @@ fn attack_v3_replay_after_central_reboot_is_refused_from_persisted_counters() {
         2,
         Rng(8),
         &peers,
-        1 << 20,
+        (epoch_of(CENTRAL), 1 << 20),
         w.now,
     );
     w.pump();
@@ -582,7 +625,9 @@ fn attack_tid_cache_flood_then_replay_v2() {
         };
         let mut iv = [0; 16];
         rng.fill(&mut iv);
-        let n = c.seal(&msg, &SenderId(SCALE), 0, &iv, &mut out).unwrap();
+        let n = c
+            .seal(&msg, &SenderId(SCALE), &epoch_of(SCALE), 0, &iv, &mut out)
+            .unwrap();
         frames.push(out[..n].to_vec());
     }
     let before = w.data_received().len();
@@ -622,7 +667,14 @@ fn attack_rogue_central_far_future_time_is_pinged_never_adopted() {
         // A key holder broadcasting as our central's address (v3: it cannot be our central's
         // sender id with a fresh counter without its key... it has the group key, so it can):
         let n = codec(v)
-            .seal(&msg, &SenderId(CENTRAL), 1 << 40, &[1; 16], &mut out)
+            .seal(
+                &msg,
+                &SenderId(CENTRAL),
+                &epoch_of(CENTRAL),
+                1 << 40,
+                &[1; 16],
+                &mut out,
+            )
             .unwrap();
         let sent_before = w.sniffed.len();
         w.inject_scale(CENTRAL, &out[..n]);
@@ -644,7 +696,14 @@ fn attack_rogue_central_far_future_time_is_pinged_never_adopted() {
         );
         // A rogue with another address.
         let n = codec(v)
-            .seal(&msg, &SenderId(ROGUE), 1 << 41, &[2; 16], &mut out)
+            .seal(
+                &msg,
+                &SenderId(ROGUE),
+                &epoch_of(ROGUE),
+                1 << 41,
+                &[2; 16],
+                &mut out,
+            )
             .unwrap();
         w.inject_scale(ROGUE, &out[..n]);
         let t = w.scale.time(w.now).unwrap();
@@ -678,7 +737,14 @@ fn attack_pair_request_flood_is_throttled() {
                 challenge: rng.tid(),
             };
             let n = c
-                .seal(&msg, &SenderId(ROGUE), 1000 + i, &[3; 16], &mut out)
+                .seal(
+                    &msg,
+                    &SenderId(ROGUE),
+                    &epoch_of(ROGUE),
+                    1000 + i,
+                    &[3; 16],
+                    &mut out,
+                )
                 .unwrap();
             w.central.receive(ROGUE, -40, &out[..n], w.now + i * 5);
             w.pump();
@@ -711,7 +777,14 @@ fn attack_unpaired_v3_peripheral_ignores_replayed_broadcasts() {
         .unwrap()
         .bytes
         .clone();
-    let mut p = Peripheral::new(codec(Version::V3), [2, 9, 9, 9, 9, 9], Rng(55), None, 0, 0);
+    let mut p = Peripheral::new(
+        codec(Version::V3),
+        [2, 9, 9, 9, 9, 9],
+        Rng(55),
+        None,
+        (Epoch([9; 12]), 0),
+        0,
+    );
     while p.poll().is_some() {}
     p.receive(CENTRAL, -50, &confirm, 10);
     assert_eq!(p.pairing(), None);
@@ -745,18 +818,19 @@ fn v2_and_v3_networks_refuse_each_other() {
 // ------------------------------------------- v3 counters: fast path, lost state, queue
 
 impl World {
-    /// The scale deep-sleeps and wakes with `counter` as its stored reservation (`None`: what
-    /// it last persisted), still paired: a new machine that does not know the time.
-    fn wake_scale(&mut self, seed: u64, counter: Option<u64>) {
+    /// The scale deep-sleeps and wakes with `counter` as its stored epoch and reservation
+    /// (`None`: what it last persisted), still paired: a new machine that does not know the
+    /// time.
+    fn wake_scale(&mut self, seed: u64, counter: Option<(Epoch, u64)>) {
         let stored = self
             .scale_persisted
             .iter()
             .rev()
             .find_map(|p| match p {
-                Persist::CounterReserve(c) => Some(*c),
+                Persist::CounterReserve(e, c) => Some((*e, *c)),
                 _ => None,
             })
-            .unwrap_or(0);
+            .unwrap_or((epoch_of(SCALE), 0));
         let pairing = self.scale.pairing();
         self.scale = Peripheral::new(
             codec(Version::V3),
@@ -784,25 +858,25 @@ impl World {
     }
 
     /// The central reboots with `peers` as its restored peer table.
-    fn reboot_central(&mut self, seed: u64, peers: &[(SenderId, u64)]) {
+    fn reboot_central(&mut self, seed: u64, peers: &[(SenderId, Epoch, u64)]) {
         self.central = Central::new(
             codec(Version::V3),
             CENTRAL,
             self.central_channel,
             Rng(seed),
             peers,
-            1 << 40,
+            (epoch_of(CENTRAL), 1 << 40),
             self.now,
         );
         self.pump();
     }
 
-    fn persisted_peers(&self) -> Vec<(SenderId, u64)> {
-        let mut peers: Vec<(SenderId, u64)> = Vec::new();
+    fn persisted_peers(&self) -> Vec<(SenderId, Epoch, u64)> {
+        let mut peers: Vec<(SenderId, Epoch, u64)> = Vec::new();
         for p in &self.central_persisted {
-            if let Persist::PeerCounter(s, c) = p {
-                peers.retain(|(t, _)| t != s);
-                peers.push((*s, *c));
+            if let Persist::PeerCounter(s, e, c) = p {
+                peers.retain(|(t, ..)| t != s);
+                peers.push((*s, *e, *c));
             }
         }
         peers
@@ -819,7 +893,7 @@ impl World {
 
     /// Wake the scale, report once and wait for the confirm; returns the scale's frame kinds
     /// after the lost wakeup.
-    fn wake_and_report(&mut self, seed: u64, counter: Option<u64>) -> Vec<&'static str> {
+    fn wake_and_report(&mut self, seed: u64, counter: Option<(Epoch, u64)>) -> Vec<&'static str> {
         let confirmed = self.confirmed();
         self.wake_scale(seed, counter);
         let mark = self.sniffed.len();
@@ -851,14 +925,15 @@ fn last_fast_path_frame(w: &World) -> Vec<u8> {
         .clone()
 }
 
-fn counter_of(bytes: &[u8]) -> u64 {
+/// The epoch and counter a v3 frame was sealed with.
+fn counter_of(bytes: &[u8]) -> (Epoch, u64) {
     let mut s = Scratch::new();
-    codec(Version::V3)
+    let (_, epoch, counter) = codec(Version::V3)
         .open(bytes, &mut s)
         .unwrap()
         .sender
-        .unwrap()
-        .1
+        .unwrap();
+    (epoch, counter)
 }
 
 /// A v3 world in which the scale made one timed exchange, then woke and reported on the fast
@@ -925,24 +1000,30 @@ fn attack_v3_fast_path_replay_is_refused_after_a_reboot_and_after_a_lost_peer_ta
 #[test]
 fn a_v3_scale_that_lost_its_counter_is_served_and_its_old_frames_stay_refused() {
     let mut w = World::new(Version::V3, 2, paired(2));
-    // First life of the scale: counters from 5 × 2^30.
-    w.wake_and_report(40, Some(5 << 30));
+    // First life of the scale: epoch A, counters from 0.
+    let (a, b) = (Epoch([0xaa; 12]), Epoch([0xbb; 12]));
+    w.wake_and_report(40, Some((a, 0)));
     assert_eq!(w.wake_and_report(41, None), ["data"]);
     let old = last_fast_path_frame(&w);
-    assert!(counter_of(&old) > 5 << 30);
-    // Its store is wiped; it starts again elsewhere (far below): its fast path is refused,
-    // the timed exchange that follows moves the central's counter down to the new range.
-    let kinds = w.wake_and_report(42, Some(1 << 30));
+    assert_eq!(counter_of(&old).0, a);
+    // Its store is wiped; it draws epoch B and counts from 0 again: its fast path is refused
+    // (the central knows epoch A), the timed exchange that follows records epoch B.
+    let kinds = w.wake_and_report(42, Some((b, 0)));
     assert_eq!(kinds, ["data", "wakeup", "data"]);
+    assert!(w
+        .central_drops()
+        .contains(&DropReason::Replay(ReplayError::OtherEpoch)));
     assert_eq!(w.wake_and_report(43, None), ["data"]);
     let new = last_fast_path_frame(&w);
-    assert!(counter_of(&new) < 5 << 30);
-    // The first life's frames do not come back with the lowered counter.
+    // The second life reuses the first one's counter values, in another epoch: other nonces.
+    assert_eq!(counter_of(&new).0, b);
+    assert_eq!(counter_of(&new).1, counter_of(&old).1);
+    // The first life's frames do not come back: the fast path takes epoch B only.
     let accepted = w.data_received().len();
     w.inject_central(SCALE, &old);
     assert_eq!(
         w.central_drops().last(),
-        Some(&DropReason::Replay(ReplayError::TooFarAhead))
+        Some(&DropReason::Replay(ReplayError::OtherEpoch))
     );
     assert_eq!(w.data_received().len(), accepted);
 }
@@ -961,6 +1042,7 @@ fn attack_a_forged_huge_counter_costs_the_scale_only_its_fast_path() {
         .seal(
             &msg,
             &SenderId(SCALE),
+            &epoch_of(SCALE),
             hearth_netnow::v3::MAX_COUNTER,
             &[0; 16],
             &mut out,
@@ -980,7 +1062,15 @@ fn attack_a_forged_huge_counter_costs_the_scale_only_its_fast_path() {
 
 #[test]
 fn a_central_whose_queue_overflows_never_sends_an_unreserved_counter() {
-    let mut central = Central::new(codec(Version::V3), CENTRAL, 1, Rng(60), &[], 0, 0);
+    let mut central = Central::new(
+        codec(Version::V3),
+        CENTRAL,
+        1,
+        Rng(60),
+        &[],
+        (epoch_of(CENTRAL), 0),
+        0,
+    );
     let mut guard = hearth_netnow::link::CounterGuard::new(0);
     let (mut sent, mut refused) = (0, 0);
     for round in 0..40u64 {

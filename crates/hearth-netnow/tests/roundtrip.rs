@@ -4,7 +4,7 @@
 //! - any single-bit flip anywhere in a sealed frame makes decoding fail (every bit is tried);
 //! - decoding arbitrary or mangled bytes never panics and never accepts them;
 //! - a payload one byte (or more) over the maximum is `PayloadTooLong`, a v3 counter over
-//!   `MAX_COUNTER` is `CounterOutOfRange`;
+//!   `MAX_COUNTER` is `CounterOutOfRange` (encode; the 6-byte field cannot hold more);
 //! - another key or group never decodes a frame, nor does the other format's decoder.
 //!
 //! The seed corpora of the cargo-fuzz targets (`fuzz/seeds/<target>/`) are checked here too, and
@@ -204,10 +204,13 @@ fn seal_v2(frame: &Frame<'_>, key: &Key, group: &GroupId, iv: &[u8; IV_LEN]) -> 
     out[..len].to_vec()
 }
 
+/// The counter epoch of every v3 frame these tests seal (a device draws its own at random).
+const EPOCH: v3::Epoch = v3::Epoch([0xe0; v3::EPOCH_LEN]);
+
 fn seal_v3(frame: &v3::Frame<'_>, keys: &Keys, sender: &SenderId, counter: u64) -> Vec<u8> {
     let mut out = [0u8; MAX_FRAME_LEN];
-    let len =
-        v3::encode(frame, keys, sender, counter, &mut out).expect("v3 frame within limits encodes");
+    let len = v3::encode(frame, keys, sender, &EPOCH, counter, &mut out)
+        .expect("v3 frame within limits encodes");
     out[..len].to_vec()
 }
 
@@ -269,7 +272,7 @@ proptest! {
         prop_assert!((v3::MIN_FRAME_LEN..=MAX_FRAME_LEN).contains(&bytes.len()));
         prop_assert_eq!(v3::version(&bytes), Some(v3::VERSION));
         let mut scratch: v3::DecodeBuf = [0; _];
-        let header = v3::Header { group: keys.group_id(), sender, counter };
+        let header = v3::Header { group: keys.group_id(), sender, epoch: EPOCH, counter };
         prop_assert_eq!(
             v3::decode(&bytes, &keys, &keys.group_id(), &mut scratch),
             Ok((header, f.v3()))
@@ -365,7 +368,7 @@ proptest! {
                 let len = max + extra;
                 if is_v3 {
                     prop_assert_eq!(
-                        v3::encode(&f.v3(), &keys, &sender, counter, &mut out),
+                        v3::encode(&f.v3(), &keys, &sender, &EPOCH, counter, &mut out),
                         Err(v3::EncodeError::PayloadTooLong { len, max })
                     );
                 } else {
@@ -385,7 +388,7 @@ proptest! {
         let keys = Keys::derive(b"bla", b"ble");
         let mut out = [0u8; MAX_FRAME_LEN];
         prop_assert_eq!(
-            v3::encode(&f.v3(), &keys, &sender, over, &mut out),
+            v3::encode(&f.v3(), &keys, &sender, &EPOCH, over, &mut out),
             Err(v3::EncodeError::CounterOutOfRange(over))
         );
     }

@@ -56,8 +56,8 @@ usage:
   hearth espnow sniff [--air NAME|PATH] [--psk PSK --group NAME] [--version 2|3] [--count N] [--for SECONDS]
       print every frame of the simulated ESP-NOW air (all channels), decoded with PSK and group
   hearth espnow send [--air NAME|PATH] --channel C [--from MAC] [--to MAC|broadcast]
-                     (--hex BYTES | --psk PSK --group NAME [--version 2|3] [--sender MAC] [--counter N] KIND)
-      inject one frame, wire format v3 unless --version 2 (--sender, --counter: v3 only); KIND:
+                     (--hex BYTES | --psk PSK --group NAME [--version 2|3] [--sender MAC] [--epoch HEX] [--counter N] KIND)
+      inject one frame, wire format v3 unless --version 2 (--sender, --epoch, --counter: v3 only); KIND:
       data --payload TEXT [--ts MS] [--tid HEX] | ping --ts MS [--tid HEX] | pairreq | wakeup [--tid HEX]
       | ts [--subtype default|confirm|backdata] [--confirm-tid HEX] [--payload TEXT] [--ts MS] [--tid HEX]
       (--payload accepts \\n \\t \\xHH escapes)

@@ -272,6 +272,11 @@ impl Board for SimBoard {
     }
 
     fn seed(&mut self) -> u64 {
+        // A new value at every call, as the chip's hardware RNG gives: the OS-keyed hasher of
+        // the standard library mixes the process's random keys into the running seed.
+        use std::hash::BuildHasher;
+        let fresh = std::collections::hash_map::RandomState::new().hash_one(self.seed);
+        self.seed = self.seed.rotate_left(29) ^ fresh;
         self.seed
     }
 
@@ -906,8 +911,16 @@ async fn device_task(parts: Parts) {
             let mut radio = open_radio(&state, board.id);
             let port = CentralPort::new();
             let mut profile = Forwarder::new(flavor, &port, seed, now);
+            let epoch_random = [board.seed(), board.seed()];
             let device = hearth_device::run(settings, &mut net, &mut board, &store, &mut profile);
-            let central = run_central(&link, &mut radio, &store, seed ^ 0x5eed, &port);
+            let central = run_central(
+                &link,
+                &mut radio,
+                &store,
+                seed ^ 0x5eed,
+                epoch_random,
+                &port,
+            );
             embassy_futures::join::join(device, central).await;
         }
         Plan::Peripheral { link, scale } => {

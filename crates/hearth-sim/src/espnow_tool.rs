@@ -97,6 +97,8 @@ pub enum Payload {
         version: u8,
         /// v3 sender id.
         sender: [u8; 6],
+        /// v3 counter epoch; `None`: a random one.
+        epoch: Option<[u8; v3::EPOCH_LEN]>,
         /// v3 counter; `None`: the current Unix time in ms (increases from run to run).
         counter: Option<u64>,
         /// The frame.
@@ -391,7 +393,7 @@ fn parse_send<'a>(mut it: impl Iterator<Item = &'a str>) -> Result<SendArgs, Str
     let (mut raw, mut psk, mut group, mut version) = (None, None, None, None);
     let (mut kind, mut payload, mut ts, mut tid, mut subtype, mut confirm) =
         (None, None, None, None, None, None);
-    let (mut sender, mut counter) = (None, None);
+    let (mut sender, mut epoch, mut counter) = (None, None, None);
     while let Some(a) = it.next() {
         match a {
             "--air" => air = parse_air(value(&mut it, a)?)?,
@@ -437,6 +439,19 @@ fn parse_send<'a>(mut it: impl Iterator<Item = &'a str>) -> Result<SendArgs, Str
                 subtype = Some(v);
             }
             "--sender" => sender = Some(parse_unicast(a, value(&mut it, a)?)?),
+            "--epoch" => {
+                let v = value(&mut it, a)?;
+                epoch = Some(
+                    parse_hex(v)
+                        .and_then(|b| <[u8; v3::EPOCH_LEN]>::try_from(b).ok())
+                        .ok_or_else(|| {
+                            format!(
+                                "--epoch expects {} hex digits, got {v:?}",
+                                2 * v3::EPOCH_LEN
+                            )
+                        })?,
+                );
+            }
             "--counter" => {
                 let v = value(&mut it, a)?;
                 counter = Some(
@@ -481,6 +496,7 @@ fn parse_send<'a>(mut it: impl Iterator<Item = &'a str>) -> Result<SendArgs, Str
                 (subtype.is_some(), "--subtype"),
                 (confirm.is_some(), "--confirm-tid"),
                 (sender.is_some(), "--sender"),
+                (epoch.is_some(), "--epoch"),
                 (counter.is_some(), "--counter"),
             ]
             .into_iter()
@@ -497,8 +513,10 @@ fn parse_send<'a>(mut it: impl Iterator<Item = &'a str>) -> Result<SendArgs, Str
             let kind = kind.ok_or(
                 "`espnow send --psk` needs a frame kind: data, ts, ping, pairreq or wakeup",
             )?;
-            if version == 2 && (sender.is_some() || counter.is_some()) {
-                return Err("--sender and --counter are v3 header fields; add --version 3".into());
+            if version == 2 && (sender.is_some() || epoch.is_some() || counter.is_some()) {
+                return Err(
+                    "--sender, --epoch and --counter are v3 header fields; add --version 3".into(),
+                );
             }
             let (data_max, back_max) = if version == 3 {
                 (v3::MAX_DATA_PAYLOAD, v3::MAX_BACKDATA_PAYLOAD)
@@ -579,6 +597,7 @@ fn parse_send<'a>(mut it: impl Iterator<Item = &'a str>) -> Result<SendArgs, Str
                 secrets,
                 version,
                 sender: sender.unwrap_or(from),
+                epoch,
                 counter,
                 kind,
             }
@@ -679,15 +698,16 @@ fn ts_subtype(s: &Subtype) -> TsSubtype<'_> {
 
 /// Builds and seals the frame `send` describes.
 fn build(what: &Payload) -> Result<Vec<u8>, Failure> {
-    let (secrets, version, sender, counter, kind) = match what {
+    let (secrets, version, sender, epoch, counter, kind) = match what {
         Payload::Raw(bytes) => return Ok(bytes.clone()),
         Payload::Frame {
             secrets,
             version,
             sender,
+            epoch,
             counter,
             kind,
-        } => (secrets, version, sender, counter, kind),
+        } => (secrets, version, sender, epoch, counter, kind),
     };
     let msg = match kind {
         FrameArgs::Data { payload, ts, tid } => Msg::Data {
@@ -722,12 +742,17 @@ fn build(what: &Payload) -> Result<Vec<u8>, Failure> {
         Version::V2
     };
     let codec = Codec::new(wire, secrets.psk.as_bytes(), secrets.group.as_bytes());
-    // v3 takes the counter (the wall clock by default, so it rises between runs), v2 the IV.
+    // v3 takes the epoch (random by default) and the counter (the wall clock by default, so it
+    // rises between runs), v2 the IV.
+    let epoch = v3::Epoch(match epoch {
+        Some(e) => *e,
+        None => random()?,
+    });
     let counter = counter.unwrap_or_else(|| (unix_ms() as u64).min(v3::MAX_COUNTER));
     let iv = random()?;
     let mut out = [0u8; MAX_FRAME_LEN];
     let len = codec
-        .seal(&msg, &v3::SenderId(*sender), counter, &iv, &mut out)
+        .seal(&msg, &v3::SenderId(*sender), &epoch, counter, &iv, &mut out)
         .map_err(|e| (2, e.to_string()))?;
     Ok(out[..len].to_vec())
 }
@@ -814,8 +839,9 @@ impl Decoder {
             v3::Frame::Wakeup { tid } => ("wakeup", format!("tid={}", hex(&tid.0))),
         };
         Ok(format!(
-            "v3 {kind} sender={} counter={} {rest}",
+            "v3 {kind} sender={} epoch={} counter={} {rest}",
             air::mac_text(&header.sender.0),
+            header.epoch,
             header.counter
         ))
     }
@@ -1022,6 +1048,8 @@ mod tests {
             "3",
             "--sender",
             "02:00:00:00:00:07",
+            "--epoch",
+            "a0a1a2a3a4a5a6a7a8a9aaab",
             "--counter",
             "9",
             "ts",
@@ -1038,7 +1066,7 @@ mod tests {
         let bytes = build(&s.what).unwrap();
         assert_eq!(
             dec.describe(&bytes),
-            "v3 ts sender=02:00:00:00:00:07 counter=9 subtype=confirm \
+            "v3 ts sender=02:00:00:00:00:07 epoch=a0a1a2a3a4a5a6a7a8a9aaab counter=9 subtype=confirm \
              ttid=000000000000000000000001 ts=77 confirm-tid=0b0a09080706050403020100"
         );
         for kind in ["pairreq", "wakeup"] {
@@ -1104,12 +1132,21 @@ mod tests {
         assert!(with(&["ping"]).contains("--ts"));
         assert!(with(&["ping", "--ts", "1", "--payload", "x"]).contains("--payload"));
         assert!(with(&["--version", "2", "data", "--payload", &"x".repeat(174)]).contains("173"));
-        assert!(with(&["data", "--payload", &"x".repeat(187)]).contains("186"));
-        assert!(with(&["--version", "3", "data", "--payload", &"x".repeat(187)]).contains("186"));
+        assert!(with(&["data", "--payload", &"x".repeat(177)]).contains("176"));
+        assert!(with(&["--version", "3", "data", "--payload", &"x".repeat(177)]).contains("176"));
         assert!(with(&["--version", "4", "data"]).contains("--version"));
         assert!(
             with(&["--version", "2", "data", "--payload", "x", "--counter", "1"])
                 .contains("--version 3")
+        );
+        let epoch = "000102030405060708090a0b";
+        assert!(
+            with(&["--version", "2", "data", "--payload", "x", "--epoch", epoch])
+                .contains("--version 3")
+        );
+        assert!(with(&["data", "--payload", "x", "--epoch", "00"]).contains("24 hex digits"));
+        assert!(
+            e(&["send", "--channel", "1", "--hex", "00", "--epoch", epoch]).contains("--epoch")
         );
         assert!(with(&["ts", "--subtype", "confirm"]).contains("--confirm-tid"));
         assert!(with(&["ts", "--payload", "x"]).contains("backdata"));
@@ -1133,7 +1170,7 @@ mod tests {
                 "--subtype",
                 "backdata",
                 "--payload",
-                &"x".repeat(185)
+                &"x".repeat(175)
             ]
         ]
         .concat())

@@ -193,11 +193,13 @@ pub const fn ota_slot_image(slot: u8) -> Option<Key> {
         _ => None,
     }
 }
-/// ESP-NOW (v3): this device's counter reservation, a little-endian `u64` (8 bytes): counters
-/// below it may have been used.
+/// ESP-NOW (v3): this device's counter record, its random epoch (12 bytes) then its counter
+/// reservation in that epoch (little-endian `u64`), 20 bytes: counters below the reservation
+/// may have been used. Builds before epochs stored the reservation alone (8 bytes).
 pub const NETNOW_COUNTER: Key = Key(0x0201);
 /// ESP-NOW central (v3): the first of [`NETNOW_PEER_SLOTS`] keys holding one peer each, sender id
-/// (6 bytes) then its last accepted counter (little-endian `u64`), 14 bytes.
+/// (6 bytes), its epoch (12 bytes), then its last accepted counter (little-endian `u64`), 26
+/// bytes.
 pub const NETNOW_PEER_FIRST: Key = Key(0x0220);
 /// How many peer keys follow [`NETNOW_PEER_FIRST`] (`0x0220..=0x023F`).
 pub const NETNOW_PEER_SLOTS: u16 = 32;
@@ -253,7 +255,7 @@ pub const WELL_KNOWN: &[KeySpec] = &[
         name: "NETNOW_COUNTER",
         kind: ValueKind::Bytes,
         min_len: 8,
-        max_len: 8,
+        max_len: 20,
     },
     KeySpec {
         key: OTA_LAST_ISSUED,

@@ -1,5 +1,5 @@
 //! Wire format v3: `decode` must never panic, and whatever it accepts must be exactly what
-//! `encode` produces for the decoded frame with the decoded sender and counter.
+//! `encode` produces for the decoded frame with the decoded sender, epoch and counter.
 #![no_main]
 
 use hearth_netnow::v3::{decode, encode, DecodeBuf, Keys};
@@ -18,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
     };
     assert_eq!(header.group, keys.group_id());
     let mut out = [0u8; MAX_FRAME_LEN];
-    let len = encode(&frame, keys, &header.sender, header.counter, &mut out)
+    let len = encode(&frame, keys, &header.sender, &header.epoch, header.counter, &mut out)
         .expect("a decoded frame re-encodes");
     assert_eq!(
         &out[..len],

@@ -3,6 +3,9 @@
 //! the ends of the 96-bit range, and randomised runs against naive models.
 
 use super::*;
+use crate::v3::Epoch;
+
+const E: Epoch = Epoch([1; 12]);
 
 extern crate std;
 
@@ -166,31 +169,31 @@ fn counters_are_monotonic_per_sender() {
     let mut t = CounterTable::<4>::new();
     let a = sender(1);
     assert!(t.is_empty());
-    assert_eq!(t.check(&a, 0), Ok(()));
-    t.accept(a, 5, 100).unwrap();
-    assert_eq!(t.last_counter(&a), Some(5));
+    assert_eq!(t.check(&a, &E, 0), Ok(()));
+    t.accept(a, E, 5, 100).unwrap();
+    assert_eq!(t.last_counter(&a), Some((E, 5)));
     assert_eq!(t.last_seen(&a), Some(100));
-    assert_eq!(t.check(&a, 5), Err(ReplayError::Stale));
-    assert_eq!(t.check(&a, 4), Err(ReplayError::Stale));
-    assert_eq!(t.check(&a, 0), Err(ReplayError::Stale));
-    assert_eq!(t.accept(a, 5, 200), Err(ReplayError::Stale));
+    assert_eq!(t.check(&a, &E, 5), Err(ReplayError::Stale));
+    assert_eq!(t.check(&a, &E, 4), Err(ReplayError::Stale));
+    assert_eq!(t.check(&a, &E, 0), Err(ReplayError::Stale));
+    assert_eq!(t.accept(a, E, 5, 200), Err(ReplayError::Stale));
     assert_eq!(t.last_seen(&a), Some(100));
-    assert_eq!(t.check(&a, 6), Ok(()));
+    assert_eq!(t.check(&a, &E, 6), Ok(()));
     // Gaps are fine (lost frames, counters reserved in blocks across reboots).
-    t.accept(a, 1_000, 300).unwrap();
-    assert_eq!(t.accept(a, 999, 400), Err(ReplayError::Stale));
+    t.accept(a, E, 1_000, 300).unwrap();
+    assert_eq!(t.accept(a, E, 999, 400), Err(ReplayError::Stale));
     assert_eq!(t.len(), 1);
 }
 
 #[test]
 fn check_records_nothing() {
     let mut t = CounterTable::<1>::new();
-    assert_eq!(t.check(&sender(1), 9), Ok(()));
+    assert_eq!(t.check(&sender(1), &E, 9), Ok(()));
     assert_eq!(t.last_counter(&sender(1)), None);
-    assert_eq!(t.check(&sender(2), 9), Ok(()));
-    t.accept(sender(2), 9, 0).unwrap();
+    assert_eq!(t.check(&sender(2), &E, 9), Ok(()));
+    t.accept(sender(2), E, 9, 0).unwrap();
     assert_eq!(
-        t.check(&sender(1), 1),
+        t.check(&sender(1), &E, 1),
         Err(ReplayError::UnknownSenderTableFull)
     );
 }
@@ -198,60 +201,60 @@ fn check_records_nothing() {
 #[test]
 fn senders_are_independent() {
     let mut t = CounterTable::<4>::new();
-    t.accept(sender(1), 100, 0).unwrap();
-    assert_eq!(t.check(&sender(2), 1), Ok(()));
-    t.accept(sender(2), 1, 0).unwrap();
-    assert_eq!(t.check(&sender(1), 2), Err(ReplayError::Stale));
-    assert_eq!(t.check(&sender(2), 2), Ok(()));
-    assert_eq!(t.last_counter(&sender(1)), Some(100));
-    assert_eq!(t.last_counter(&sender(2)), Some(1));
+    t.accept(sender(1), E, 100, 0).unwrap();
+    assert_eq!(t.check(&sender(2), &E, 1), Ok(()));
+    t.accept(sender(2), E, 1, 0).unwrap();
+    assert_eq!(t.check(&sender(1), &E, 2), Err(ReplayError::Stale));
+    assert_eq!(t.check(&sender(2), &E, 2), Ok(()));
+    assert_eq!(t.last_counter(&sender(1)), Some((E, 100)));
+    assert_eq!(t.last_counter(&sender(2)), Some((E, 1)));
 }
 
 #[test]
 fn full_table_serves_known_senders_and_refuses_unknown_ones() {
     let mut t = CounterTable::<2>::new();
-    t.accept(sender(1), 1, 0).unwrap();
-    t.accept(sender(2), 1, 0).unwrap();
+    t.accept(sender(1), E, 1, 0).unwrap();
+    t.accept(sender(2), E, 1, 0).unwrap();
     assert_eq!(t.len(), t.capacity());
     assert_eq!(
-        t.check(&sender(3), 1),
+        t.check(&sender(3), &E, 1),
         Err(ReplayError::UnknownSenderTableFull)
     );
     assert_eq!(
-        t.accept(sender(3), 1, 0),
+        t.accept(sender(3), E, 1, 0),
         Err(ReplayError::UnknownSenderTableFull)
     );
     // Known senders still work, and nobody was evicted.
-    t.accept(sender(1), 2, 1).unwrap();
-    t.accept(sender(2), 7, 1).unwrap();
-    assert_eq!(t.accept(sender(1), 1, 2), Err(ReplayError::Stale));
+    t.accept(sender(1), E, 2, 1).unwrap();
+    t.accept(sender(2), E, 7, 1).unwrap();
+    assert_eq!(t.accept(sender(1), E, 1, 2), Err(ReplayError::Stale));
     assert_eq!(t.last_counter(&sender(3)), None);
 }
 
 #[test]
 fn remove_then_re_add() {
     let mut t = CounterTable::<1>::new();
-    t.accept(sender(1), 50, 0).unwrap();
+    t.accept(sender(1), E, 50, 0).unwrap();
     assert_eq!(t.remove(&sender(2)), None);
-    assert_eq!(t.remove(&sender(1)), Some(50));
+    assert_eq!(t.remove(&sender(1)), Some((E, 50)));
     assert_eq!(t.remove(&sender(1)), None);
     assert!(t.is_empty());
     // The slot is free for another sender, and a removed sender starts afresh.
-    t.accept(sender(2), 3, 1).unwrap();
-    assert_eq!(t.remove(&sender(2)), Some(3));
-    assert_eq!(t.check(&sender(1), 1), Ok(()));
-    t.accept(sender(1), 1, 2).unwrap();
-    assert_eq!(t.last_counter(&sender(1)), Some(1));
+    t.accept(sender(2), E, 3, 1).unwrap();
+    assert_eq!(t.remove(&sender(2)), Some((E, 3)));
+    assert_eq!(t.check(&sender(1), &E, 1), Ok(()));
+    t.accept(sender(1), E, 1, 2).unwrap();
+    assert_eq!(t.last_counter(&sender(1)), Some((E, 1)));
 }
 
 #[test]
 fn entries_restore_round_trip() {
     let mut t = CounterTable::<4>::new();
-    t.accept(sender(1), 10, 0).unwrap();
-    t.accept(sender(2), 20, 0).unwrap();
-    t.accept(sender(3), 30, 0).unwrap();
+    t.accept(sender(1), E, 10, 0).unwrap();
+    t.accept(sender(2), E, 20, 0).unwrap();
+    t.accept(sender(3), E, 30, 0).unwrap();
     t.remove(&sender(2));
-    let mut saved = [(SenderId([0; 6]), 0u64); 4];
+    let mut saved = [(SenderId([0; 6]), E, 0u64); 4];
     let mut n = 0;
     for (i, e) in t.entries().enumerate() {
         saved[i] = e;
@@ -263,41 +266,44 @@ fn entries_restore_round_trip() {
     back.restore(&saved[..n]).unwrap();
     assert!(back.entries().eq(t.entries()));
     assert_eq!(back.last_seen(&sender(1)), None);
-    assert_eq!(back.check(&sender(1), 10), Err(ReplayError::Stale));
-    assert_eq!(back.check(&sender(3), 31), Ok(()));
+    assert_eq!(back.check(&sender(1), &E, 10), Err(ReplayError::Stale));
+    assert_eq!(back.check(&sender(3), &E, 31), Ok(()));
 }
 
 #[test]
 fn restore_merges_and_never_moves_a_counter_back() {
     let mut t = CounterTable::<3>::new();
-    t.accept(sender(1), 100, 5).unwrap();
+    t.accept(sender(1), E, 100, 5).unwrap();
     t.restore(&[
-        (sender(1), 40),
-        (sender(2), 7),
-        (sender(2), 9),
-        (sender(2), 8),
+        (sender(1), E, 40),
+        (sender(2), E, 7),
+        (sender(2), E, 9),
+        (sender(2), E, 8),
     ])
     .unwrap();
-    assert_eq!(t.last_counter(&sender(1)), Some(100));
+    assert_eq!(t.last_counter(&sender(1)), Some((E, 100)));
     assert_eq!(t.last_seen(&sender(1)), Some(5));
-    assert_eq!(t.last_counter(&sender(2)), Some(9));
+    assert_eq!(t.last_counter(&sender(2)), Some((E, 9)));
     assert_eq!(t.len(), 2);
-    t.restore(&[(sender(1), 150)]).unwrap();
-    assert_eq!(t.last_counter(&sender(1)), Some(150));
+    t.restore(&[(sender(1), E, 150)]).unwrap();
+    assert_eq!(t.last_counter(&sender(1)), Some((E, 150)));
+    // A stored entry of another epoch than the known one is older than what is known.
+    t.restore(&[(sender(1), Epoch([9; 12]), 900)]).unwrap();
+    assert_eq!(t.last_counter(&sender(1)), Some((E, 150)));
 }
 
 #[test]
 fn restore_that_does_not_fit_changes_nothing() {
     let mut t = CounterTable::<2>::new();
-    t.accept(sender(1), 1, 0).unwrap();
+    t.accept(sender(1), E, 1, 0).unwrap();
     assert_eq!(
-        t.restore(&[(sender(1), 9), (sender(2), 2), (sender(3), 3)]),
+        t.restore(&[(sender(1), E, 9), (sender(2), E, 2), (sender(3), E, 3)]),
         Err(ReplayError::UnknownSenderTableFull)
     );
     assert_eq!(t.len(), 1);
-    assert_eq!(t.last_counter(&sender(1)), Some(1));
+    assert_eq!(t.last_counter(&sender(1)), Some((E, 1)));
     // Duplicates count once.
-    t.restore(&[(sender(2), 2), (sender(2), 3), (sender(1), 4)])
+    t.restore(&[(sender(2), E, 2), (sender(2), E, 3), (sender(1), E, 4)])
         .unwrap();
     assert_eq!(t.len(), 2);
 }
@@ -315,7 +321,7 @@ fn counter_table_matches_model() {
             let s = sender(rng.below(8) as u8);
             if rng.below(50) == 0 {
                 let expected = model.iter().position(|(x, _)| *x == s);
-                assert_eq!(t.remove(&s), expected.map(|i| model.remove(i).1));
+                assert_eq!(t.remove(&s), expected.map(|i| (E, model.remove(i).1)));
                 continue;
             }
             let c = rng.below(64);
@@ -325,8 +331,8 @@ fn counter_table_matches_model() {
                 None if model.len() == N => Err(ReplayError::UnknownSenderTableFull),
                 None => Ok(()),
             };
-            assert_eq!(t.check(&s, c), expected, "seed {seed} step {step}");
-            assert_eq!(t.accept(s, c, step), expected);
+            assert_eq!(t.check(&s, &E, c), expected, "seed {seed} step {step}");
+            assert_eq!(t.accept(s, E, c, step), expected);
             if expected.is_ok() {
                 match model.iter_mut().find(|(x, _)| *x == s) {
                     Some(e) => e.1 = c,
@@ -335,7 +341,7 @@ fn counter_table_matches_model() {
             }
             assert_eq!(t.len(), model.len());
             for &(x, last) in &model {
-                assert_eq!(t.last_counter(&x), Some(last));
+                assert_eq!(t.last_counter(&x), Some((E, last)));
             }
         }
     }
@@ -486,40 +492,60 @@ fn errors_display() {
 fn fast_path_needs_a_known_counter_and_a_bounded_step() {
     let mut t = CounterTable::<2>::new();
     let s = sender(1);
-    assert_eq!(t.check_fast(&s, 5), Err(ReplayError::UnknownSender));
-    assert_eq!(t.accept_fast(s, 5, 0), Err(ReplayError::UnknownSender));
+    assert_eq!(t.check_fast(&s, &E, 5), Err(ReplayError::UnknownSender));
+    assert_eq!(t.accept_fast(s, E, 5, 0), Err(ReplayError::UnknownSender));
     assert!(t.is_empty(), "a refused fast-path frame records nothing");
-    assert_eq!(t.record_fresh(s, 100, 0), Ok(true));
-    assert_eq!(t.check_fast(&s, 100), Err(ReplayError::Stale));
-    assert_eq!(t.check_fast(&s, 101), Ok(()));
-    assert_eq!(t.check_fast(&s, 100 + MAX_COUNTER_JUMP), Ok(()));
+    assert_eq!(t.record_fresh(s, E, 100, 0), Ok(true));
+    assert_eq!(t.check_fast(&s, &E, 100), Err(ReplayError::Stale));
+    assert_eq!(t.check_fast(&s, &E, 101), Ok(()));
+    assert_eq!(t.check_fast(&s, &E, 100 + MAX_COUNTER_JUMP), Ok(()));
     assert_eq!(
-        t.check_fast(&s, 101 + MAX_COUNTER_JUMP),
+        t.check_fast(&s, &E, 101 + MAX_COUNTER_JUMP),
         Err(ReplayError::TooFarAhead)
     );
-    assert_eq!(t.check_fast(&s, u64::MAX), Err(ReplayError::TooFarAhead));
-    t.accept_fast(s, 150, 1).unwrap();
-    assert_eq!(t.last_counter(&s), Some(150));
+    assert_eq!(
+        t.check_fast(&s, &E, u64::MAX),
+        Err(ReplayError::TooFarAhead)
+    );
+    t.accept_fast(s, E, 150, 1).unwrap();
+    assert_eq!(t.last_counter(&s), Some((E, 150)));
 }
 
 #[test]
-fn fresh_frames_move_the_counter_up_or_far_down_never_a_little_down() {
+fn fresh_frames_move_the_counter_up_far_down_or_to_a_new_epoch() {
     let mut t = CounterTable::<1>::new();
     let s = sender(1);
-    assert_eq!(t.record_fresh(s, 1 << 40, 0), Ok(true));
+    assert_eq!(t.record_fresh(s, E, 1 << 40, 0), Ok(true));
     // Up, by any step.
-    assert_eq!(t.record_fresh(s, (1 << 40) + (1 << 30), 1), Ok(true));
+    assert_eq!(t.record_fresh(s, E, (1 << 40) + (1 << 30), 1), Ok(true));
     let top = (1 << 40) + (1 << 30);
-    // A little down (reordered frames): kept, so the frames between stay refused.
-    assert_eq!(t.record_fresh(s, top - MAX_COUNTER_JUMP, 2), Ok(false));
-    assert_eq!(t.last_counter(&s), Some(top));
-    assert_eq!(t.record_fresh(s, top, 3), Ok(false));
-    // Far down: the sender restarted its counters.
-    assert_eq!(t.record_fresh(s, top - MAX_COUNTER_JUMP - 1, 4), Ok(true));
-    assert_eq!(t.last_counter(&s), Some(top - MAX_COUNTER_JUMP - 1));
+    // A little down in the same epoch (reordered frames): kept, so the frames between stay
+    // refused.
+    assert_eq!(t.record_fresh(s, E, top - 1, 2), Ok(false));
+    assert_eq!(t.record_fresh(s, E, top - MAX_COUNTER_JUMP, 2), Ok(false));
+    assert_eq!(t.last_counter(&s), Some((E, top)));
+    assert_eq!(t.record_fresh(s, E, top, 3), Ok(false));
+    // Far down in the same epoch: the entry had been pushed up by a forged frame.
+    assert_eq!(
+        t.record_fresh(s, E, top - MAX_COUNTER_JUMP - 1, 3),
+        Ok(true)
+    );
+    assert_eq!(t.last_counter(&s), Some((E, top - MAX_COUNTER_JUMP - 1)));
+    // A new epoch (the sender lost its counters and counts from 0 again): recorded.
+    let new = Epoch([2; 12]);
+    assert_eq!(t.record_fresh(s, new, 0, 4), Ok(true));
+    assert_eq!(t.last_counter(&s), Some((new, 0)));
+    // The fast path now takes the new epoch only: no frame of the old one, however high.
+    assert_eq!(t.check_fast(&s, &new, 1), Ok(()));
+    assert_eq!(t.check_fast(&s, &E, top + 1), Err(ReplayError::OtherEpoch));
+    assert_eq!(
+        t.accept_fast(s, E, top + 1, 5),
+        Err(ReplayError::OtherEpoch)
+    );
+    assert_eq!(t.last_counter(&s), Some((new, 0)));
     // A full table refuses a new sender; the caller still takes its fresh frame.
     assert_eq!(
-        t.record_fresh(sender(2), 9, 5),
+        t.record_fresh(sender(2), E, 9, 5),
         Err(ReplayError::UnknownSenderTableFull)
     );
 }
