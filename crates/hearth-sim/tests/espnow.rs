@@ -171,6 +171,77 @@ fn with_30_percent_air_loss_every_reading_still_arrives() {
     }
 }
 
+/// The epochs a device logged, in order ("new epoch E" at each boot without a counter record).
+fn epochs(log: &str) -> Vec<String> {
+    log.lines()
+        .filter_map(|l| l.split("new epoch ").nth(1))
+        .filter_map(|rest| rest.split(',').next())
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn a_scale_whose_flash_is_erased_starts_a_new_epoch_and_still_reports() {
+    let broker = Broker::start();
+    let obs = Observer::start(&broker);
+    let air = TempDir::new("air");
+    let manager = Sim::start_on_air(
+        &central("scale_manager", "hall", broker.port, 1, ""),
+        Some(&air.0),
+    );
+    assert!(
+        manager.wait_log("mqtt connected", s(20)),
+        "{}",
+        manager.dump()
+    );
+    let scale = Sim::start_on_air(&scale("wipedscale", 10, ""), Some(&air.0));
+    assert!(scale.ctl("load 61.2").starts_with("ok"));
+    obs.wait_for("stat/hall/Weight", s(60), |m| m.payload == "61.20")
+        .unwrap_or_else(|| panic!("first reading\n{}\n{}", scale.dump(), manager.dump()));
+    assert!(
+        scale.wait_log("deep sleep 10000 ms", s(10)),
+        "{}",
+        scale.dump()
+    );
+    let first = epochs(&scale.log());
+    assert_eq!(
+        first.len(),
+        1,
+        "a new store starts one epoch\n{}",
+        scale.dump()
+    );
+    // While it sleeps, its flash is erased (as `espflash erase-flash`, or a store formatted
+    // after corruption); the PSK comes back with the same config.
+    let flash = scale.state().join("flash.bin");
+    let len = std::fs::metadata(&flash).expect("flash file").len() as usize;
+    std::fs::write(&flash, vec![0xff; len]).expect("erase the flash");
+    assert!(scale.ctl("load 61.9").starts_with("ok"));
+    assert!(
+        scale.wait_log_count("new epoch", 2, s(30)),
+        "no new epoch after the erase\n{}",
+        scale.dump()
+    );
+    // It pairs again and its reading is forwarded: the central takes its new epoch.
+    obs.wait_for("stat/hall/Weight", s(60), |m| m.payload == "61.90")
+        .unwrap_or_else(|| {
+            panic!(
+                "reading after the erase\n{}\n{}",
+                scale.dump(),
+                manager.dump()
+            )
+        });
+    let both = epochs(&scale.log());
+    assert_eq!(both.len(), 2, "{}", scale.dump());
+    assert_eq!(both[0], first[0]);
+    assert_eq!(both[1].len(), 24, "{both:?}");
+    assert_ne!(both[0], both[1], "the erased scale reused its epoch");
+    // The next wake continues the new epoch from flash: no third one.
+    assert!(scale.ctl("load 62.5").starts_with("ok"));
+    obs.wait_for("stat/hall/Weight", s(30), |m| m.payload == "62.50")
+        .unwrap_or_else(|| panic!("third reading\n{}\n{}", scale.dump(), manager.dump()));
+    assert_eq!(epochs(&scale.log()).len(), 2, "{}", scale.dump());
+}
+
 #[test]
 fn a_v2_peer_is_refused_by_a_v3_network_and_accepted_by_a_v2_network() {
     let broker = Broker::start();
