@@ -381,6 +381,8 @@ fn sniffer_decodes_frames_sent_by_another_process() {
         "kitchen",
         "--version",
         "3",
+        "--epoch",
+        "0123456789abcdef01234567",
         "--counter",
         "42",
         "ts",
@@ -413,7 +415,10 @@ fn sniffer_decodes_frames_sent_by_another_process() {
     assert!(v3.contains("ch  7"), "{v3}");
     assert!(v3.contains("02:00:00:00:00:77 -> broadcast"), "{v3}");
     assert!(
-        v3.contains("v3 ts sender=02:00:00:00:00:77 counter=42 subtype=backdata"),
+        v3.contains(
+            "v3 ts sender=02:00:00:00:00:77 epoch=0123456789abcdef01234567 counter=42 \
+             subtype=backdata"
+        ),
         "{v3}"
     );
     assert!(v3.ends_with("payload=\"on\""), "{v3}");
