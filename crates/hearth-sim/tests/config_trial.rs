@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
-use support::{config, free_port, hearth, new_owner, text, Broker, Owner, Sim, TempDir};
+use support::{config, hearth, new_owner, text, Broker, Owner, Sim, TempDir};
 
 fn s(n: u64) -> Duration {
     Duration::from_secs(n)
@@ -94,7 +94,8 @@ fn a_pushed_config_that_cannot_reach_the_broker_goes_back_to_the_previous_one() 
 
     // Then one whose broker port has nothing behind it: the device cannot be reached again
     // by anyone, so it must come back by itself.
-    let dead = free_port();
+    let closed = support::RefusingPort::new();
+    let dead = closed.port;
     let bad = write(
         &dir,
         "bad.txt",

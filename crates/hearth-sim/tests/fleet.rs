@@ -9,7 +9,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use hearth_sim::fleet::{BrokerArgs, Client, FleetError, Received};
-use support::{free_port, Broker, HEARTH};
+use support::{Broker, RefusingPort, HEARTH};
 
 const T: Duration = Duration::from_secs(5);
 
@@ -134,7 +134,8 @@ fn login_is_checked_and_refusals_are_clear() {
 
 #[test]
 fn nothing_listening_is_a_clear_connect_error() {
-    let port = free_port();
+    let closed = RefusingPort::new();
+    let port = closed.port;
     let err = Client::connect(&local(port), "fleet-test-4", T)
         .err()
         .expect("nothing listens there");
@@ -215,7 +216,8 @@ fn hearth_mon_prints_a_device_s_messages() {
 
 #[test]
 fn hearth_mon_nothing_listening_fails_clearly() {
-    let port = free_port();
+    let closed = RefusingPort::new();
+    let port = closed.port;
     let out = Command::new(HEARTH)
         .args(["mon", "--for", "1", "--broker"])
         .arg(format!("127.0.0.1:{port}"))

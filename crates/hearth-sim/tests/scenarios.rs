@@ -432,7 +432,8 @@ fn weather_values_are_plausible_and_sensor_faults_show_in_malfunction() {
 #[test]
 fn two_hundred_power_cuts_never_corrupt_the_store() {
     // No broker needed: the device keeps writing its store while the power is cut at random.
-    let port = free_port();
+    let closed = support::RefusingPort::new();
+    let port = closed.port;
     let sim = Sim::start(&config("dev13", port, "watchdog 0\n"));
     assert!(sim.ctl("storage-stress on").starts_with("ok"));
     assert!(sim.wait_log("stress-ack", S(20)), "{}", sim.dump());

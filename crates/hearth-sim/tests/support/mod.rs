@@ -57,6 +57,49 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A loopback TCP port that is bound but never listens, for as long as the returned guard
+/// lives: a connection to it is refused, and no other test can take it meanwhile (a port from
+/// [`free_port`] can be taken by a parallel test's broker before it is used).
+pub struct RefusingPort {
+    fd: libc::c_int,
+    /// The port.
+    pub port: u16,
+}
+
+impl RefusingPort {
+    pub fn new() -> Self {
+        // SAFETY: plain socket calls on a descriptor this function owns; every pointer refers
+        // to a local of the right size.
+        unsafe {
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+            assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+            let mut addr: libc::sockaddr_in = std::mem::zeroed();
+            addr.sin_family = libc::AF_INET as libc::sa_family_t;
+            addr.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
+            let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            let bound = libc::bind(fd, (&raw const addr).cast(), len);
+            assert_eq!(bound, 0, "bind: {}", std::io::Error::last_os_error());
+            let mut got: libc::sockaddr_in = std::mem::zeroed();
+            let mut got_len = len;
+            let named = libc::getsockname(fd, (&raw mut got).cast(), &mut got_len);
+            assert_eq!(named, 0, "getsockname: {}", std::io::Error::last_os_error());
+            RefusingPort {
+                fd,
+                port: u16::from_be(got.sin_port),
+            }
+        }
+    }
+}
+
+impl Drop for RefusingPort {
+    fn drop(&mut self) {
+        // SAFETY: the descriptor is ours and closed once.
+        unsafe {
+            libc::close(self.fd);
+        }
+    }
+}
+
 /// Poll `cond` every 50 ms until it holds or `limit` passes.
 pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + limit;
