@@ -29,7 +29,7 @@ use rust_mqtt::buffer::AllocBuffer;
 
 use crate::bounded::{Bounded, Dropped};
 use crate::platform::{Board, DeviceStatus, NetError, Network};
-use crate::profiles::Profile;
+use crate::profiles::DynProfile;
 use crate::session::{self, Incoming, MqttClient};
 use crate::settings::Settings;
 pub use crate::store::SharedStore;
@@ -77,18 +77,21 @@ struct CoreItems {
 }
 
 /// Run the device forever. Returns only by resetting the board.
-pub async fn run<N, B, F, P>(
+///
+/// The appliance is a `&mut dyn DynProfile` (any [`Profile`](crate::profiles::Profile)
+/// coerces to it: pass `&mut profile`), so the runtime's code is compiled once per image (per
+/// platform), not once per appliance.
+pub async fn run<N, B, F>(
     settings: Settings,
     net: &mut N,
     board: &mut B,
     store: &SharedStore<F>,
-    profile: &mut P,
+    profile: &mut dyn DynProfile,
 ) -> !
 where
     N: Network,
     B: Board,
     F: NorFlash,
-    P: Profile,
 {
     let boot = now_ms();
     board.heartbeat(boot);
@@ -524,12 +527,12 @@ where
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn handle_command<B: Board, F: NorFlash, P: Profile>(
+async fn handle_command<B: Board, F: NorFlash>(
     cmd: Command,
     pubs: &mut Publications,
     board: &mut B,
     store: &SharedStore<F>,
-    profile: &mut P,
+    profile: &mut dyn DynProfile,
     topics: &Topics,
     updater: &mut Updater,
 ) {
@@ -735,16 +738,15 @@ fn core_entities() -> alloc::vec::Vec<Entity> {
 
 /// Publish the Home Assistant discovery configs (retained) of the core items and the profile's
 /// entities, each bounded by the I/O timeout. Returns how many were published.
-async fn announce<T, B, P>(
+async fn announce<T, B>(
     client: &mut MqttClient<'_, T>,
     board: &mut B,
-    profile: &P,
+    profile: &dyn DynProfile,
     topics: &Topics,
 ) -> Result<usize, session::SessionError>
 where
     T: embedded_io_async::Read + embedded_io_async::Write,
     B: Board,
-    P: Profile,
 {
     let id: String = board
         .unique_id()
