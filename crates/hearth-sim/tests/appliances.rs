@@ -319,12 +319,15 @@ fn switch_inputs_toggle_outputs_and_programs_are_checked() {
         "discovery configs of sw1\n{}",
         sim.dump()
     );
-    let events = obs
-        .all()
-        .into_iter()
-        .filter(|m| m.topic.starts_with("homeassistant/event/sw1/"))
-        .count();
-    assert_eq!(events, 4, "one event entity per manual input");
+    // The discovery configs arrive one by one: wait for the event entities among them.
+    let events = || {
+        obs.all()
+            .into_iter()
+            .filter(|m| m.topic.starts_with("homeassistant/event/sw1/"))
+            .count()
+    };
+    support::wait_until(s(10), || events() >= 4);
+    assert_eq!(events(), 4, "one event entity per manual input");
     // A short press on input 0 toggles output 0 (the default program), with an event.
     assert!(sim.ctl("input 0 on").starts_with("ok"));
     std::thread::sleep(Duration::from_millis(300));
