@@ -210,6 +210,39 @@ impl embedded_io_async::Write for SimSocket {
     }
 }
 
+impl SimSocket {
+    /// A plain connection for the host tools (`hearth mon`, `cmd`, `ota`): `stream` with no
+    /// simulated link under it (its link is always up).
+    pub fn host(stream: Async<TcpStream>) -> SimSocket {
+        SimSocket::Plain(TcpSocket {
+            stream,
+            link: Arc::new(Link::default()),
+            generation: 0,
+        })
+    }
+
+    /// A TLS connection for the host tools: the handshake with `config` for `name` over
+    /// `stream`, checked as a simulated device checks it.
+    pub async fn host_tls(
+        stream: Async<TcpStream>,
+        config: Arc<rustls::ClientConfig>,
+        name: rustls::pki_types::ServerName<'static>,
+    ) -> Result<SimSocket, TlsError> {
+        let SimSocket::Plain(tcp) = SimSocket::host(stream) else {
+            return Err(TlsError::BadConfig);
+        };
+        let conn =
+            rustls::ClientConnection::new(config, name).map_err(|e| crate::tls::classify(&e))?;
+        let mut socket = TlsSocket {
+            conn,
+            tcp,
+            out: Vec::new(),
+        };
+        socket.handshake().await?;
+        Ok(SimSocket::Tls(Box::new(socket)))
+    }
+}
+
 /// How many TLS bytes are read from the socket at once: at most this much plaintext is
 /// decrypted per read, well under rustls's received-plaintext limit.
 const TLS_READ_CHUNK: usize = 4096;

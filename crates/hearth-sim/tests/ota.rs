@@ -295,11 +295,14 @@ fn forged_statuses_neither_crash_hearth_ota_nor_make_it_report_success() {
         password: None,
         tls: None,
     };
-    let mut impostor = Client::connect(&args, "impostor", s(5)).unwrap();
-    impostor.subscribe("cmnd/ghost/#").unwrap();
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let stop = done.clone();
+    // The client stays on its thread (rust-mqtt's client is not Send); it says when it listens.
+    let (listening, ready) = std::sync::mpsc::channel();
     let forger = std::thread::spawn(move || {
+        let mut impostor = Client::connect(&args, "impostor", s(5)).unwrap();
+        impostor.subscribe("cmnd/ghost/#").unwrap();
+        listening.send(()).unwrap();
         let mut answered = 0;
         while !stop.load(std::sync::atomic::Ordering::SeqCst) {
             let Ok(Some(m)) = impostor.recv(Duration::from_millis(200)) else {
@@ -343,6 +346,7 @@ fn forged_statuses_neither_crash_hearth_ota_nor_make_it_report_success() {
         }
         answered
     });
+    ready.recv_timeout(s(10)).expect("the impostor listens");
     let out = ota(&broker, "ghost", &image, &owner, &[]);
     done.store(true, std::sync::atomic::Ordering::SeqCst);
     let asked = forger.join().unwrap();
