@@ -13,6 +13,7 @@ pub mod reboot;
 pub mod rng;
 pub mod supervisor;
 pub mod topics;
+pub mod update_status;
 
 /// Milliseconds of a monotonic clock that never wraps in practice (u64: 584 million years).
 pub type Millis = u64;

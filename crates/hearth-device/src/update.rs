@@ -21,6 +21,7 @@ use embedded_storage_async::nor_flash::NorFlash;
 use hearth_config::{Config, KeySpec};
 use hearth_core::publish::{PubId, PubSpec, Publications};
 use hearth_core::reboot::RebootReason;
+use hearth_core::update_status::{UpdateState, UpdateStatus};
 use hearth_core::{Millis, SECOND};
 use hearth_ota::manifest::{Manifest, Target, Version};
 use hearth_ota::otadata::crc32;
@@ -466,58 +467,7 @@ async fn slot_record<F: NorFlash>(store: &SharedStore<F>, slot: u8) -> Option<(u
     })
 }
 
-/// Quote a string for JSON.
-fn json(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// One status message.
-#[derive(Debug, Default)]
-struct Status<'a> {
-    state: &'a str,
-    version: Option<String>,
-    next: Option<u32>,
-    size: Option<u32>,
-    error: Option<String>,
-    /// Safe mode: how many runs in a row ended in a fault, and which faults.
-    faults: Option<(u32, String)>,
-}
-
-impl Status<'_> {
-    fn to_json(&self) -> String {
-        let mut s = format!("{{\"state\":{}", json(self.state));
-        if let Some(v) = &self.version {
-            s.push_str(&format!(",\"version\":{}", json(v)));
-        }
-        if let Some(n) = self.next {
-            s.push_str(&format!(",\"next\":{n}"));
-        }
-        if let Some(n) = self.size {
-            s.push_str(&format!(",\"size\":{n},\"chunk\":{}", hearth_ota::CHUNK));
-        }
-        if let Some(e) = &self.error {
-            s.push_str(&format!(",\"error\":{}", json(e)));
-        }
-        if let Some((n, words)) = &self.faults {
-            s.push_str(&format!(",\"faults\":{n},\"why\":{}", json(words)));
-        }
-        s.push('}');
-        s
-    }
-}
-
-fn emit(pubs: &mut Publications, id: PubId, now: Millis, status: Status<'_>) {
+fn emit(pubs: &mut Publications, id: PubId, now: Millis, status: UpdateStatus) {
     pubs.offer(id, now, Some(status.to_json()), true);
 }
 
@@ -632,11 +582,11 @@ impl Updater {
             self.offer(
                 pubs,
                 now,
-                Status {
-                    state: "safe-mode",
+                UpdateStatus {
                     version: Some(version),
-                    faults: Some((n, words)),
-                    ..Default::default()
+                    faults: Some(n),
+                    why: Some(words),
+                    ..UpdateStatus::new(UpdateState::SafeMode)
                 },
             );
         } else if boot_reason == RebootReason::ConfigRollback.as_str() || config_back {
@@ -653,37 +603,34 @@ impl Updater {
             self.offer(
                 pubs,
                 now,
-                Status {
-                    state: "config-rolled-back",
+                UpdateStatus {
                     version: Some(version),
                     error: Some(why),
-                    ..Default::default()
+                    ..UpdateStatus::new(UpdateState::ConfigRolledBack)
                 },
             );
         } else if boot_reason == RebootReason::Rollback.as_str() {
             self.offer(
                 pubs,
                 now,
-                Status {
-                    state: "rolled-back",
+                UpdateStatus {
                     version: Some(version),
-                    ..Default::default()
+                    ..UpdateStatus::new(UpdateState::RolledBack)
                 },
             );
         } else if self.trial {
             self.offer(
                 pubs,
                 now,
-                Status {
-                    state: "trial",
+                UpdateStatus {
                     version: Some(version),
-                    ..Default::default()
+                    ..UpdateStatus::new(UpdateState::Trial)
                 },
             );
         }
     }
 
-    fn offer(&self, pubs: &mut Publications, now: Millis, status: Status<'_>) {
+    fn offer(&self, pubs: &mut Publications, now: Millis, status: UpdateStatus) {
         emit(pubs, self.status, now, status);
     }
 
@@ -692,10 +639,9 @@ impl Updater {
         self.offer(
             pubs,
             now,
-            Status {
-                state: "refused",
+            UpdateStatus {
                 error: Some(error.into()),
-                ..Default::default()
+                ..UpdateStatus::new(UpdateState::Refused)
             },
         );
     }
@@ -787,10 +733,9 @@ impl Updater {
                         self.offer(
                             pubs,
                             now,
-                            Status {
-                                state: "confirmed",
+                            UpdateStatus {
                                 version: Some(version),
-                                ..Default::default()
+                                ..UpdateStatus::new(UpdateState::Confirmed)
                             },
                         );
                     }
@@ -813,11 +758,10 @@ impl Updater {
             self.offer(
                 pubs,
                 now,
-                Status {
-                    state: "failed",
+                UpdateStatus {
                     version: Some(version),
                     error: Some("not healthy, and the previous image in the other slot is damaged: kept this one".into()),
-                    ..Default::default()
+                    ..UpdateStatus::new(UpdateState::Failed)
                 },
             );
         }
@@ -846,10 +790,9 @@ impl Updater {
                     self.offer(
                         pubs,
                         now,
-                        Status {
-                            state: "config-confirmed",
+                        UpdateStatus {
                             version: Some(board.version().to_string()),
-                            ..Default::default()
+                            ..UpdateStatus::new(UpdateState::ConfigConfirmed)
                         },
                     );
                 }
@@ -866,13 +809,12 @@ impl Updater {
             self.offer(
                 pubs,
                 now,
-                Status {
-                    state: "failed",
+                UpdateStatus {
                     version: Some(board.version().to_string()),
                     error: Some(format!(
                         "the pushed config is not healthy, and the previous config cannot be put back ({e}): kept this one"
                     )),
-                    ..Default::default()
+                    ..UpdateStatus::new(UpdateState::Failed)
                 },
             );
         }
@@ -1070,12 +1012,12 @@ impl Updater {
         self.offer(
             pubs,
             now,
-            Status {
-                state: "ready",
+            UpdateStatus {
                 version: Some(version.to_string()),
                 next: Some(next),
                 size: Some(manifest.size),
-                ..Default::default()
+                chunk: Some(hearth_ota::CHUNK),
+                ..UpdateStatus::new(UpdateState::Ready)
             },
         );
         let complete = writer.complete();
@@ -1109,13 +1051,13 @@ impl Updater {
         let version = job.version.to_string();
         let size = job.writer.size();
         let Some(slots) = board.slots() else { return };
-        let receiving = |next: u32, error: Option<String>| Status {
-            state: "receiving",
+        let receiving = |next: u32, error: Option<String>| UpdateStatus {
             version: Some(version.clone()),
             next: Some(next),
             size: Some(size),
+            chunk: Some(hearth_ota::CHUNK),
             error,
-            ..Default::default()
+            ..UpdateStatus::new(UpdateState::Receiving)
         };
         let (Some(head), Some(data)) = (payload.get(..8), payload.get(8..)) else {
             let next = job.writer.next();
@@ -1170,18 +1112,22 @@ impl Updater {
             return;
         };
         let version = job.version.to_string();
-        let status = |state, error: Option<String>| Status {
-            state,
+        let status = |state, error: Option<String>| UpdateStatus {
             version: Some(version.clone()),
             error,
-            ..Default::default()
+            ..UpdateStatus::new(state)
         };
-        emit(pubs, id, now, status("verifying", None));
+        emit(pubs, id, now, status(UpdateState::Verifying, None));
         if let Err(e) = job.writer.finish(slots).await {
             self.job = None;
             forget_job(store).await;
             pubs.log(format!("update to {version} failed: {e}"));
-            return emit(pubs, id, now, status("failed", Some(e.to_string())));
+            return emit(
+                pubs,
+                id,
+                now,
+                status(UpdateState::Failed, Some(e.to_string())),
+            );
         }
         let target = slots.inactive();
         if let Some(key) = keys::ota_slot_image(target) {
@@ -1190,12 +1136,12 @@ impl Updater {
             record[4..].copy_from_slice(&job.writer.sha256());
             if let Err(e) = store.lock().await.set_bytes(key, &record).await {
                 let error = format!("cannot record the new image: {e}");
-                return emit(pubs, id, now, status("failed", Some(error)));
+                return emit(pubs, id, now, status(UpdateState::Failed, Some(error)));
             }
         }
         if let Err(e) = slots.select(target, State::New).await {
             let error = format!("cannot select the new image: {e:?}");
-            return emit(pubs, id, now, status("failed", Some(error)));
+            return emit(pubs, id, now, status(UpdateState::Failed, Some(error)));
         }
         self.job = None;
         forget_job(store).await;
@@ -1204,7 +1150,7 @@ impl Updater {
         pubs.log(format!(
             "update: firmware {version} verified and selected: rebooting into it"
         ));
-        emit(pubs, id, now, status("rebooting", None));
+        emit(pubs, id, now, status(UpdateState::Rebooting, None));
         self.pending_reboot = Some((RebootReason::Update, now + REBOOT_GRACE));
     }
 
@@ -1266,14 +1212,7 @@ impl Updater {
         }
         let _ = clear_faults(store).await;
         pubs.log("config: new config stored: rebooting into it, on trial".to_string());
-        self.offer(
-            pubs,
-            now,
-            Status {
-                state: "config-installed",
-                ..Default::default()
-            },
-        );
+        self.offer(pubs, now, UpdateStatus::new(UpdateState::ConfigInstalled));
         self.pending_reboot = Some((RebootReason::Config, now + REBOOT_GRACE));
     }
 }
@@ -1427,11 +1366,11 @@ mod tests {
 
     #[test]
     fn the_safe_mode_status_says_how_many_faults_and_which() {
-        let s = Status {
-            state: "safe-mode",
+        let s = UpdateStatus {
             version: Some("0.2.0".into()),
-            faults: Some((3, "panic watchdog panic".into())),
-            ..Default::default()
+            faults: Some(3),
+            why: Some("panic watchdog panic".into()),
+            ..UpdateStatus::new(UpdateState::SafeMode)
         };
         assert_eq!(
             s.to_json(),

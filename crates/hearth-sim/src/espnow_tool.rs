@@ -5,8 +5,9 @@
 //! - `send` injects one frame, raw bytes or a v2 / v3 frame built and sealed here;
 //! - `air` shows or changes the air-wide loss and RSSI.
 //!
-//! Argument errors are found while parsing ([`parse`]), so `hearth` reports them with exit
-//! code 2 before anything is sent.
+//! Argument errors are found before anything is sent: each value by its parser (`parse_*`,
+//! the command line's value parsers), the combinations by [`SniffOptions::build`] and
+//! [`SendOptions::build`]; `hearth` reports them with exit code 2.
 
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
@@ -158,16 +159,15 @@ pub enum Subtype {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Parsing
+// Options: each value is checked by its own parser (the command line's value parsers), the
+// combinations by `SniffOptions::build` and `SendOptions::build`. Messages name what was
+// expected and what was given; the command line adds which option it was.
 
-fn value<'a>(it: &mut impl Iterator<Item = &'a str>, flag: &str) -> Result<&'a str, String> {
-    it.next().ok_or_else(|| format!("{flag} needs a value"))
-}
-
-fn parse_air(v: &str) -> Result<PathBuf, String> {
+/// `--air NAME|PATH`: an air by name (under the machine's air directory) or by path.
+pub fn parse_air(v: &str) -> Result<PathBuf, String> {
     if v.is_empty() || (!v.contains('/') && matches!(v, "." | "..")) {
         return Err(format!(
-            "--air expects a name or a path containing '/', got {v:?}"
+            "expected a name or a path containing '/', got {v:?}"
         ));
     }
     Ok(air::air_dir(Some(v)))
@@ -175,23 +175,35 @@ fn parse_air(v: &str) -> Result<PathBuf, String> {
 
 /// The air when `--air` is not given: `$HEARTH_AIR` (as the simulated devices use), else
 /// [`air::DEFAULT_AIR`].
-fn default_air() -> PathBuf {
+pub fn default_air() -> PathBuf {
     air::air_dir(std::env::var(crate::device::AIR_ENV).ok().as_deref())
 }
 
-fn parse_channel(v: &str) -> Result<u8, String> {
+/// `--channel`: 1..=13.
+pub fn parse_channel(v: &str) -> Result<u8, String> {
     v.parse()
         .ok()
         .filter(|c| air::CHANNELS.contains(c))
-        .ok_or_else(|| format!("--channel expects 1..=13, got {v:?}"))
+        .ok_or_else(|| format!("expected a channel 1..=13, got {v:?}"))
 }
 
-fn parse_unicast(flag: &str, v: &str) -> Result<[u8; 6], String> {
+/// `--from`, `--sender`: a unicast MAC.
+pub fn parse_unicast(v: &str) -> Result<[u8; 6], String> {
     match air::parse_mac(v) {
         Some(m) if m[0] & 1 == 0 => Ok(m),
-        Some(_) => Err(format!("{flag} must be a unicast MAC, got {v:?}")),
-        None => Err(format!(
-            "{flag} expects a MAC like AA:BB:CC:DD:EE:FF, got {v:?}"
+        Some(_) => Err(format!(
+            "expected a unicast MAC, got the group address {v:?}"
+        )),
+        None => Err(format!("expected a MAC like AA:BB:CC:DD:EE:FF, got {v:?}")),
+    }
+}
+
+/// `--to`: a unicast MAC or `broadcast`.
+pub fn parse_destination(v: &str) -> Result<[u8; 6], String> {
+    match air::parse_mac(v) {
+        Some(m) if m == BROADCAST || m[0] & 1 == 0 => Ok(m),
+        _ => Err(format!(
+            "expected a unicast MAC like AA:BB:CC:DD:EE:FF or `broadcast`, got {v:?}"
         )),
     }
 }
@@ -215,22 +227,111 @@ fn parse_hex(v: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-fn parse_tid(flag: &str, v: &str) -> Result<[u8; TID_LEN], String> {
+/// `--hex`: the raw bytes of one frame, at most [`RADIO_MAX_FRAME`].
+pub fn parse_frame_bytes(v: &str) -> Result<Vec<u8>, String> {
+    let bytes = parse_hex(v).ok_or_else(|| format!("expected pairs of hex digits, got {v:?}"))?;
+    if bytes.len() > RADIO_MAX_FRAME {
+        return Err(format!(
+            "{} bytes is longer than an ESP-NOW frame ({RADIO_MAX_FRAME})",
+            bytes.len()
+        ));
+    }
+    Ok(bytes)
+}
+
+/// `--tid`, `--confirm-tid`: [`TID_LEN`] bytes in hex.
+pub fn parse_tid(v: &str) -> Result<[u8; TID_LEN], String> {
     parse_hex(v)
         .and_then(|b| <[u8; TID_LEN]>::try_from(b).ok())
         .ok_or_else(|| {
             format!(
-                "{flag} expects {TID_LEN} bytes as {} hex digits, got {v:?}",
+                "expected {TID_LEN} bytes as {} hex digits, got {v:?}",
                 2 * TID_LEN
             )
         })
 }
 
-fn parse_ts(v: &str) -> Result<u128, String> {
+/// `--epoch`: a v3 counter epoch in hex.
+pub fn parse_epoch(v: &str) -> Result<[u8; v3::EPOCH_LEN], String> {
+    parse_hex(v)
+        .and_then(|b| <[u8; v3::EPOCH_LEN]>::try_from(b).ok())
+        .ok_or_else(|| format!("expected {} hex digits, got {v:?}", 2 * v3::EPOCH_LEN))
+}
+
+/// `--counter`: a v3 counter.
+pub fn parse_counter(v: &str) -> Result<u64, String> {
+    v.parse::<u64>()
+        .ok()
+        .filter(|c| *c <= v3::MAX_COUNTER)
+        .ok_or_else(|| format!("expected 0..={}, got {v:?}", v3::MAX_COUNTER))
+}
+
+/// `--ts`: milliseconds, below 2^96.
+pub fn parse_ts(v: &str) -> Result<u128, String> {
     v.parse::<u128>()
         .ok()
         .filter(|ms| Timestamp::new(*ms).is_some())
-        .ok_or_else(|| format!("--ts expects milliseconds 0..2^96, got {v:?}"))
+        .ok_or_else(|| format!("expected milliseconds 0..2^96, got {v:?}"))
+}
+
+/// `--version`: wire format 2 or 3.
+pub fn parse_version(v: &str) -> Result<u8, String> {
+    match v {
+        "2" => Ok(2),
+        "3" => Ok(3),
+        _ => Err(format!("expected 2 or 3, got {v:?}")),
+    }
+}
+
+/// `--subtype`: `default`, `confirm` or `backdata`.
+pub fn parse_subtype(v: &str) -> Result<String, String> {
+    match v {
+        "default" | "confirm" | "backdata" => Ok(v.to_string()),
+        _ => Err(format!("expected default, confirm or backdata, got {v:?}")),
+    }
+}
+
+/// The frame kinds `send` builds.
+pub const FRAME_KINDS: [&str; 5] = ["data", "ts", "ping", "pairreq", "wakeup"];
+
+/// `send`'s KIND: one of [`FRAME_KINDS`].
+pub fn parse_kind(v: &str) -> Result<String, String> {
+    if FRAME_KINDS.contains(&v) {
+        Ok(v.to_string())
+    } else {
+        Err(unknown_kind(v))
+    }
+}
+
+fn unknown_kind(v: &str) -> String {
+    format!("unknown frame kind {v:?} (expected data, ts, ping, pairreq or wakeup)")
+}
+
+/// `sniff --count`: a number of frames, at least 1.
+pub fn parse_count(v: &str) -> Result<u64, String> {
+    v.parse()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("expected a number of frames, got {v:?}"))
+}
+
+/// `sniff --for`: seconds, fractions allowed.
+pub fn parse_seconds(v: &str) -> Result<Duration, String> {
+    v.parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s > 0.0 && *s <= 1e9)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| format!("expected a number of seconds, got {v:?}"))
+}
+
+/// `air --loss`: a percentage.
+pub fn parse_loss(v: &str) -> Result<u8, String> {
+    air::parse_loss(v).ok_or_else(|| format!("expected a percentage 0..=100, got {v:?}"))
+}
+
+/// `air --rssi`: dBm.
+pub fn parse_rssi(v: &str) -> Result<i8, String> {
+    air::parse_rssi(v).ok_or_else(|| format!("expected -100..=0 dBm, got {v:?}"))
 }
 
 /// `--payload` text with the escapes `\n`, `\r`, `\t`, `\0`, `\\` and `\xHH`.
@@ -254,11 +355,11 @@ pub fn unescape(v: &str) -> Result<Vec<u8>, String> {
                 let byte = (hex.len() == 2)
                     .then(|| u8::from_str_radix(&hex, 16).ok())
                     .flatten()
-                    .ok_or_else(|| format!("--payload: \\x needs two hex digits, got {hex:?}"))?;
+                    .ok_or_else(|| format!("\\x needs two hex digits, got {hex:?}"))?;
                 out.push(byte);
             }
-            Some(other) => return Err(format!("--payload: unknown escape \\{other}")),
-            None => return Err("--payload ends with a lone backslash".into()),
+            Some(other) => return Err(format!("unknown escape \\{other}")),
+            None => return Err("the text ends with a lone backslash".into()),
         }
     }
     Ok(out)
@@ -281,334 +382,245 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Parses the words after `hearth espnow`.
-pub fn parse<'a>(mut it: impl Iterator<Item = &'a str>) -> Result<Command, String> {
-    match it.next() {
-        Some("sniff") => parse_sniff(it).map(Command::Sniff),
-        Some("send") => parse_send(it).map(Command::Send),
-        Some("air") => parse_air_cmd(it).map(Command::Air),
-        Some(other) => Err(format!(
-            "unknown `espnow` command {other:?} (expected sniff, send or air)"
-        )),
-        None => Err("`espnow` needs a command: sniff, send or air".into()),
-    }
-}
-
-fn parse_version(v: &str) -> Result<u8, String> {
-    match v {
-        "2" => Ok(2),
-        "3" => Ok(3),
-        _ => Err(format!("--version expects 2 or 3, got {v:?}")),
-    }
-}
-
-fn secrets(psk: Option<&str>, group: Option<&str>) -> Result<Option<Secrets>, String> {
+fn secrets(psk: Option<String>, group: Option<String>) -> Result<Option<Secrets>, String> {
     match (psk, group) {
-        (Some(psk), Some(group)) => Ok(Some(Secrets {
-            psk: psk.into(),
-            group: group.into(),
-        })),
+        (Some(psk), Some(group)) => Ok(Some(Secrets { psk, group })),
         (None, None) => Ok(None),
         (Some(_), None) => Err("--psk needs --group NAME as well".into()),
         (None, Some(_)) => Err("--group needs --psk PSK as well".into()),
     }
 }
 
-fn parse_sniff<'a>(mut it: impl Iterator<Item = &'a str>) -> Result<SniffArgs, String> {
-    let (mut air, mut psk, mut group, mut version, mut count, mut duration) =
-        (default_air(), None, None, None, None, None);
-    while let Some(a) = it.next() {
-        match a {
-            "--air" => air = parse_air(value(&mut it, a)?)?,
-            "--psk" => psk = Some(value(&mut it, a)?),
-            "--group" => group = Some(value(&mut it, a)?),
-            "--version" => version = Some(parse_version(value(&mut it, a)?)?),
-            "--count" => {
-                let v = value(&mut it, a)?;
-                count = Some(
-                    v.parse()
-                        .ok()
-                        .filter(|n| *n > 0)
-                        .ok_or_else(|| format!("--count expects a number of frames, got {v:?}"))?,
-                );
-            }
-            "--for" => {
-                let v = value(&mut it, a)?;
-                duration = Some(
-                    v.parse::<f64>()
-                        .ok()
-                        .filter(|s| s.is_finite() && *s > 0.0 && *s <= 1e9)
-                        .map(Duration::from_secs_f64)
-                        .ok_or_else(|| format!("--for expects a number of seconds, got {v:?}"))?,
-                );
-            }
-            other => return Err(format!("unexpected argument {other:?} for `espnow sniff`")),
-        }
-    }
-    let secrets = secrets(psk, group)?;
-    if version.is_some() && secrets.is_none() {
-        return Err("--version needs --psk and --group (it selects the decoder)".into());
-    }
-    Ok(SniffArgs {
-        air,
-        secrets,
-        version,
-        count,
-        duration,
-    })
+/// `hearth espnow sniff`'s options, each already checked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SniffOptions {
+    /// `--air`; `None`: [`default_air`].
+    pub air: Option<PathBuf>,
+    /// `--psk`.
+    pub psk: Option<String>,
+    /// `--group`.
+    pub group: Option<String>,
+    /// `--version`.
+    pub version: Option<u8>,
+    /// `--count`.
+    pub count: Option<u64>,
+    /// `--for`.
+    pub duration: Option<Duration>,
 }
 
-fn parse_air_cmd<'a>(mut it: impl Iterator<Item = &'a str>) -> Result<AirArgs, String> {
-    let mut args = AirArgs {
-        air: default_air(),
-        loss: None,
-        rssi: None,
-    };
-    while let Some(a) = it.next() {
-        match a {
-            "--air" => args.air = parse_air(value(&mut it, a)?)?,
-            "--loss" => {
-                let v = value(&mut it, a)?;
-                args.loss =
-                    Some(air::parse_loss(v).ok_or_else(|| {
-                        format!("--loss expects a percentage 0..=100, got {v:?}")
-                    })?);
-            }
-            "--rssi" => {
-                let v = value(&mut it, a)?;
-                args.rssi = Some(
-                    air::parse_rssi(v)
-                        .ok_or_else(|| format!("--rssi expects -100..=0 dBm, got {v:?}"))?,
-                );
-            }
-            other => return Err(format!("unexpected argument {other:?} for `espnow air`")),
+impl SniffOptions {
+    /// The sniff, or what does not go together.
+    pub fn build(self) -> Result<SniffArgs, String> {
+        let secrets = secrets(self.psk, self.group)?;
+        if self.version.is_some() && secrets.is_none() {
+            return Err("--version needs --psk and --group (it selects the decoder)".into());
         }
+        Ok(SniffArgs {
+            air: self.air.unwrap_or_else(default_air),
+            secrets,
+            version: self.version,
+            count: self.count,
+            duration: self.duration,
+        })
     }
-    Ok(args)
 }
 
-fn parse_send<'a>(mut it: impl Iterator<Item = &'a str>) -> Result<SendArgs, String> {
-    let mut air = default_air();
-    let (mut channel, mut from, mut to) = (None, TOOL_MAC, BROADCAST);
-    let (mut raw, mut psk, mut group, mut version) = (None, None, None, None);
-    let (mut kind, mut payload, mut ts, mut tid, mut subtype, mut confirm) =
-        (None, None, None, None, None, None);
-    let (mut sender, mut epoch, mut counter) = (None, None, None);
-    while let Some(a) = it.next() {
-        match a {
-            "--air" => air = parse_air(value(&mut it, a)?)?,
-            "--channel" => channel = Some(parse_channel(value(&mut it, a)?)?),
-            "--from" => from = parse_unicast(a, value(&mut it, a)?)?,
-            "--to" => {
-                let v = value(&mut it, a)?;
-                to = match air::parse_mac(v) {
-                    Some(m) if m == BROADCAST || m[0] & 1 == 0 => m,
-                    _ => {
-                        return Err(format!(
-                            "--to expects a unicast MAC like AA:BB:CC:DD:EE:FF or `broadcast`, got {v:?}"
-                        ))
-                    }
-                };
+/// `hearth espnow send`'s options, each already checked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SendOptions {
+    /// `--air`; `None`: [`default_air`].
+    pub air: Option<PathBuf>,
+    /// `--channel` (required).
+    pub channel: Option<u8>,
+    /// `--from`; `None`: [`TOOL_MAC`].
+    pub from: Option<[u8; 6]>,
+    /// `--to`; `None`: broadcast.
+    pub to: Option<[u8; 6]>,
+    /// `--hex`.
+    pub hex: Option<Vec<u8>>,
+    /// `--psk`.
+    pub psk: Option<String>,
+    /// `--group`.
+    pub group: Option<String>,
+    /// `--version`.
+    pub version: Option<u8>,
+    /// `--payload`, unescaped.
+    pub payload: Option<Vec<u8>>,
+    /// `--ts`.
+    pub ts: Option<u128>,
+    /// `--tid`.
+    pub tid: Option<[u8; TID_LEN]>,
+    /// `--confirm-tid`.
+    pub confirm_tid: Option<[u8; TID_LEN]>,
+    /// `--subtype`.
+    pub subtype: Option<String>,
+    /// `--sender`.
+    pub sender: Option<[u8; 6]>,
+    /// `--epoch`.
+    pub epoch: Option<[u8; v3::EPOCH_LEN]>,
+    /// `--counter`.
+    pub counter: Option<u64>,
+    /// KIND: one of [`FRAME_KINDS`].
+    pub kind: Option<String>,
+}
+
+impl SendOptions {
+    /// The frame to send, or what does not go together.
+    pub fn build(self) -> Result<SendArgs, String> {
+        let channel = self.channel.ok_or("`espnow send` needs --channel 1..=13")?;
+        let from = self.from.unwrap_or(TOOL_MAC);
+        let to = self.to.unwrap_or(BROADCAST);
+        let air = self.air.unwrap_or_else(default_air);
+        let what = match (self.hex, secrets(self.psk, self.group)?) {
+            (Some(_), Some(_)) => return Err("give either --hex or --psk/--group, not both".into()),
+            (None, None) => {
+                return Err("`espnow send` needs --hex BYTES or --psk PSK --group NAME KIND".into())
             }
-            "--hex" => {
-                let v = value(&mut it, a)?;
-                let bytes = parse_hex(v)
-                    .ok_or_else(|| format!("--hex expects pairs of hex digits, got {v:?}"))?;
-                if bytes.len() > RADIO_MAX_FRAME {
+            (Some(bytes), None) => {
+                let frame_option = [
+                    (self.version.is_some(), "--version"),
+                    (self.kind.is_some(), "a frame kind"),
+                    (self.payload.is_some(), "--payload"),
+                    (self.ts.is_some(), "--ts"),
+                    (self.tid.is_some(), "--tid"),
+                    (self.subtype.is_some(), "--subtype"),
+                    (self.confirm_tid.is_some(), "--confirm-tid"),
+                    (self.sender.is_some(), "--sender"),
+                    (self.epoch.is_some(), "--epoch"),
+                    (self.counter.is_some(), "--counter"),
+                ]
+                .into_iter()
+                .find(|(given, _)| *given);
+                if let Some((_, name)) = frame_option {
                     return Err(format!(
-                        "--hex: {} bytes is longer than an ESP-NOW frame ({RADIO_MAX_FRAME})",
-                        bytes.len()
+                        "{name} cannot be used with --hex (raw bytes are sent as they are)"
                     ));
                 }
-                raw = Some(bytes);
+                Payload::Raw(bytes)
             }
-            "--psk" => psk = Some(value(&mut it, a)?),
-            "--group" => group = Some(value(&mut it, a)?),
-            "--version" => version = Some(parse_version(value(&mut it, a)?)?),
-            "--payload" => payload = Some(unescape(value(&mut it, a)?)?),
-            "--ts" => ts = Some(parse_ts(value(&mut it, a)?)?),
-            "--tid" => tid = Some(parse_tid(a, value(&mut it, a)?)?),
-            "--confirm-tid" => confirm = Some(parse_tid(a, value(&mut it, a)?)?),
-            "--subtype" => {
-                let v = value(&mut it, a)?;
-                if !matches!(v, "default" | "confirm" | "backdata") {
-                    return Err(format!(
-                        "--subtype expects default, confirm or backdata, got {v:?}"
-                    ));
+            (None, Some(secrets)) => {
+                let version = self.version.unwrap_or(3);
+                let kind = self.kind.ok_or(
+                    "`espnow send --psk` needs a frame kind: data, ts, ping, pairreq or wakeup",
+                )?;
+                if version == 2
+                    && (self.sender.is_some() || self.epoch.is_some() || self.counter.is_some())
+                {
+                    return Err(
+                        "--sender, --epoch and --counter are v3 header fields; add --version 3"
+                            .into(),
+                    );
                 }
-                subtype = Some(v);
-            }
-            "--sender" => sender = Some(parse_unicast(a, value(&mut it, a)?)?),
-            "--epoch" => {
-                let v = value(&mut it, a)?;
-                epoch = Some(
-                    parse_hex(v)
-                        .and_then(|b| <[u8; v3::EPOCH_LEN]>::try_from(b).ok())
-                        .ok_or_else(|| {
-                            format!(
-                                "--epoch expects {} hex digits, got {v:?}",
-                                2 * v3::EPOCH_LEN
-                            )
-                        })?,
-                );
-            }
-            "--counter" => {
-                let v = value(&mut it, a)?;
-                counter = Some(
-                    v.parse::<u64>()
-                        .ok()
-                        .filter(|c| *c <= v3::MAX_COUNTER)
-                        .ok_or_else(|| {
-                            format!("--counter expects 0..={}, got {v:?}", v3::MAX_COUNTER)
-                        })?,
-                );
-            }
-            "data" | "ts" | "ping" | "pairreq" | "wakeup" => {
-                if let Some(k) = kind {
-                    return Err(format!("two frame kinds given: {k} and {a}"));
+                let kind = frame(
+                    &kind,
+                    version,
+                    self.subtype.as_deref(),
+                    self.confirm_tid,
+                    self.payload,
+                    self.ts,
+                    self.tid,
+                )?;
+                Payload::Frame {
+                    secrets,
+                    version,
+                    sender: self.sender.unwrap_or(from),
+                    epoch: self.epoch,
+                    counter: self.counter,
+                    kind,
                 }
-                kind = Some(a);
             }
-            other if other.starts_with('-') => {
-                return Err(format!("unexpected argument {other:?} for `espnow send`"))
-            }
-            other => {
-                return Err(format!(
-                    "unknown frame kind {other:?} (expected data, ts, ping, pairreq or wakeup)"
-                ))
-            }
-        }
+        };
+        Ok(SendArgs {
+            air,
+            channel,
+            from,
+            to,
+            what,
+        })
     }
-    let channel = channel.ok_or("`espnow send` needs --channel 1..=13")?;
-    let secrets = secrets(psk, group)?;
-    let what = match (raw, secrets) {
-        (Some(_), Some(_)) => return Err("give either --hex or --psk/--group, not both".into()),
-        (None, None) => {
-            return Err("`espnow send` needs --hex BYTES or --psk PSK --group NAME KIND".into())
-        }
-        (Some(bytes), None) => {
-            let frame_option = [
-                (version.is_some(), "--version"),
-                (kind.is_some(), "a frame kind"),
-                (payload.is_some(), "--payload"),
-                (ts.is_some(), "--ts"),
-                (tid.is_some(), "--tid"),
-                (subtype.is_some(), "--subtype"),
-                (confirm.is_some(), "--confirm-tid"),
-                (sender.is_some(), "--sender"),
-                (epoch.is_some(), "--epoch"),
-                (counter.is_some(), "--counter"),
-            ]
-            .into_iter()
-            .find(|(given, _)| *given);
-            if let Some((_, name)) = frame_option {
-                return Err(format!(
-                    "{name} cannot be used with --hex (raw bytes are sent as they are)"
-                ));
-            }
-            Payload::Raw(bytes)
-        }
-        (None, Some(secrets)) => {
-            let version = version.unwrap_or(3);
-            let kind = kind.ok_or(
-                "`espnow send --psk` needs a frame kind: data, ts, ping, pairreq or wakeup",
-            )?;
-            if version == 2 && (sender.is_some() || epoch.is_some() || counter.is_some()) {
-                return Err(
-                    "--sender, --epoch and --counter are v3 header fields; add --version 3".into(),
-                );
-            }
-            let (data_max, back_max) = if version == 3 {
-                (v3::MAX_DATA_PAYLOAD, v3::MAX_BACKDATA_PAYLOAD)
-            } else {
-                (
-                    hearth_netnow::MAX_DATA_PAYLOAD,
-                    hearth_netnow::MAX_BACKDATA_PAYLOAD,
-                )
-            };
-            let too_long = |len: usize, max: usize| {
-                format!(
-                    "--payload of {len} bytes is too long: a v{version} {kind} frame holds {max}"
-                )
-            };
-            let not_for = |flag: &str| format!("{flag} does not apply to a {kind} frame");
-            if kind != "ts" && (subtype.is_some() || confirm.is_some()) {
-                return Err(not_for(if subtype.is_some() {
-                    "--subtype"
-                } else {
-                    "--confirm-tid"
-                }));
-            }
-            if !matches!(kind, "data" | "ts") && payload.is_some() {
-                return Err(not_for("--payload"));
-            }
-            if matches!(kind, "pairreq" | "wakeup") && ts.is_some() {
-                return Err(not_for("--ts"));
-            }
-            if kind == "pairreq" && version == 2 && tid.is_some() {
-                return Err(
-                    "--tid does not apply to a v2 pairreq frame (v3: the challenge)".into(),
-                );
-            }
-            let kind = match kind {
-                "data" => {
-                    let payload = payload.ok_or("a data frame needs --payload TEXT")?;
-                    if payload.len() > data_max {
-                        return Err(too_long(payload.len(), data_max));
-                    }
-                    FrameArgs::Data { payload, ts, tid }
-                }
-                "ts" => {
-                    let subtype = match (subtype.unwrap_or("default"), confirm, payload) {
-                        ("default", None, None) => Subtype::Default,
-                        ("confirm", Some(c), None) => Subtype::Confirm(c),
-                        ("confirm", None, _) => {
-                            return Err("--subtype confirm needs --confirm-tid HEX".into())
-                        }
-                        ("backdata", None, p) => {
-                            let p = p.unwrap_or_default();
-                            if p.len() > back_max {
-                                return Err(too_long(p.len(), back_max));
-                            }
-                            Subtype::Backdata(p)
-                        }
-                        (s, Some(_), _) => {
-                            return Err(format!("--confirm-tid needs --subtype confirm, not {s}"))
-                        }
-                        (s, None, Some(_)) => {
-                            return Err(format!("--payload needs --subtype backdata, not {s}"))
-                        }
-                        (s, None, None) => return Err(format!("unknown subtype {s}")),
-                    };
-                    FrameArgs::Ts {
-                        subtype,
-                        ts,
-                        ttid: tid,
-                    }
-                }
-                "ping" => FrameArgs::Ping {
-                    ts: ts.ok_or("a ping frame needs --ts MS")?,
-                    tid,
-                },
-                "pairreq" => FrameArgs::PairReq { challenge: tid },
-                _ => FrameArgs::Wakeup { tid },
-            };
-            Payload::Frame {
-                secrets,
-                version,
-                sender: sender.unwrap_or(from),
-                epoch,
-                counter,
-                kind,
-            }
-        }
+}
+
+/// The frame of kind `kind` for wire format `version`, from the frame options given.
+fn frame(
+    kind: &str,
+    version: u8,
+    subtype: Option<&str>,
+    confirm: Option<[u8; TID_LEN]>,
+    payload: Option<Vec<u8>>,
+    ts: Option<u128>,
+    tid: Option<[u8; TID_LEN]>,
+) -> Result<FrameArgs, String> {
+    let (data_max, back_max) = if version == 3 {
+        (v3::MAX_DATA_PAYLOAD, v3::MAX_BACKDATA_PAYLOAD)
+    } else {
+        (
+            hearth_netnow::MAX_DATA_PAYLOAD,
+            hearth_netnow::MAX_BACKDATA_PAYLOAD,
+        )
     };
-    Ok(SendArgs {
-        air,
-        channel,
-        from,
-        to,
-        what,
+    let too_long = |len: usize, max: usize| {
+        format!("--payload of {len} bytes is too long: a v{version} {kind} frame holds {max}")
+    };
+    let not_for = |flag: &str| format!("{flag} does not apply to a {kind} frame");
+    if kind != "ts" && (subtype.is_some() || confirm.is_some()) {
+        return Err(not_for(if subtype.is_some() {
+            "--subtype"
+        } else {
+            "--confirm-tid"
+        }));
+    }
+    if !matches!(kind, "data" | "ts") && payload.is_some() {
+        return Err(not_for("--payload"));
+    }
+    if matches!(kind, "pairreq" | "wakeup") && ts.is_some() {
+        return Err(not_for("--ts"));
+    }
+    if kind == "pairreq" && version == 2 && tid.is_some() {
+        return Err("--tid does not apply to a v2 pairreq frame (v3: the challenge)".into());
+    }
+    Ok(match kind {
+        "data" => {
+            let payload = payload.ok_or("a data frame needs --payload TEXT")?;
+            if payload.len() > data_max {
+                return Err(too_long(payload.len(), data_max));
+            }
+            FrameArgs::Data { payload, ts, tid }
+        }
+        "ts" => {
+            let subtype = match (subtype.unwrap_or("default"), confirm, payload) {
+                ("default", None, None) => Subtype::Default,
+                ("confirm", Some(c), None) => Subtype::Confirm(c),
+                ("confirm", None, _) => {
+                    return Err("--subtype confirm needs --confirm-tid HEX".into())
+                }
+                ("backdata", None, p) => {
+                    let p = p.unwrap_or_default();
+                    if p.len() > back_max {
+                        return Err(too_long(p.len(), back_max));
+                    }
+                    Subtype::Backdata(p)
+                }
+                (s, Some(_), _) => {
+                    return Err(format!("--confirm-tid needs --subtype confirm, not {s}"))
+                }
+                (s, None, Some(_)) => {
+                    return Err(format!("--payload needs --subtype backdata, not {s}"))
+                }
+                (s, None, None) => return Err(format!("unknown subtype {s}")),
+            };
+            FrameArgs::Ts {
+                subtype,
+                ts,
+                ttid: tid,
+            }
+        }
+        "ping" => FrameArgs::Ping {
+            ts: ts.ok_or("a ping frame needs --ts MS")?,
+            tid,
+        },
+        "pairreq" => FrameArgs::PairReq { challenge: tid },
+        "wakeup" => FrameArgs::Wakeup { tid },
+        other => return Err(unknown_kind(other)),
     })
 }
 
@@ -949,14 +961,15 @@ fn sniff(a: &SniffArgs) -> Result<(), Failure> {
 mod tests {
     use super::*;
 
-    fn p(args: &[&str]) -> Result<Command, String> {
-        parse(args.iter().copied())
-    }
-
-    fn send_args(args: &[&str]) -> Result<SendArgs, String> {
-        match p(args)? {
-            Command::Send(s) => Ok(s),
-            other => panic!("not send: {other:?}"),
+    /// The options of a sealed frame on channel 1 with PSK `k` and group `g`.
+    fn sealed(version: u8, kind: &str) -> SendOptions {
+        SendOptions {
+            channel: Some(1),
+            psk: Some("k".into()),
+            group: Some("g".into()),
+            version: Some(version),
+            kind: Some(kind.into()),
+            ..SendOptions::default()
         }
     }
 
@@ -982,26 +995,15 @@ mod tests {
 
     #[test]
     fn send_builds_frames() {
-        let s = send_args(&[
-            "send",
-            "--air",
-            "/x/y",
-            "--channel",
-            "6",
-            "--psk",
-            "k",
-            "--group",
-            "g",
-            "--version",
-            "2",
-            "data",
-            "--payload",
-            r"hi\n",
-            "--ts",
-            "5",
-            "--tid",
-            "000102030405060708090a0b",
-        ])
+        let s = SendOptions {
+            air: Some("/x/y".into()),
+            channel: Some(6),
+            payload: Some(unescape(r"hi\n").unwrap()),
+            ts: Some(5),
+            tid: Some(parse_tid("000102030405060708090a0b").unwrap()),
+            ..sealed(2, "data")
+        }
+        .build()
         .unwrap();
         assert_eq!(s.air, PathBuf::from("/x/y"));
         assert_eq!((s.channel, s.from, s.to), (6, TOOL_MAC, BROADCAST));
@@ -1036,32 +1038,17 @@ mod tests {
             r#"v2 data ts=5 tid=000102030405060708090a0b payload="hi\n""#
         );
 
-        let s = send_args(&[
-            "send",
-            "--channel",
-            "1",
-            "--psk",
-            "k",
-            "--group",
-            "g",
-            "--version",
-            "3",
-            "--sender",
-            "02:00:00:00:00:07",
-            "--epoch",
-            "a0a1a2a3a4a5a6a7a8a9aaab",
-            "--counter",
-            "9",
-            "ts",
-            "--subtype",
-            "confirm",
-            "--confirm-tid",
-            "0b0a09080706050403020100",
-            "--ts",
-            "77",
-            "--tid",
-            "000000000000000000000001",
-        ])
+        let s = SendOptions {
+            sender: Some(parse_unicast("02:00:00:00:00:07").unwrap()),
+            epoch: Some(parse_epoch("a0a1a2a3a4a5a6a7a8a9aaab").unwrap()),
+            counter: Some(9),
+            subtype: Some("confirm".into()),
+            confirm_tid: Some(parse_tid("0b0a09080706050403020100").unwrap()),
+            ts: Some(77),
+            tid: Some(parse_tid("000000000000000000000001").unwrap()),
+            ..sealed(3, "ts")
+        }
+        .build()
         .unwrap();
         let bytes = build(&s.what).unwrap();
         assert_eq!(
@@ -1070,20 +1057,8 @@ mod tests {
              ttid=000000000000000000000001 ts=77 confirm-tid=0b0a09080706050403020100"
         );
         for kind in ["pairreq", "wakeup"] {
-            for v in ["2", "3"] {
-                let s = send_args(&[
-                    "send",
-                    "--channel",
-                    "1",
-                    "--psk",
-                    "k",
-                    "--group",
-                    "g",
-                    "--version",
-                    v,
-                    kind,
-                ])
-                .unwrap();
+            for v in [2, 3] {
+                let s = sealed(v, kind).build().unwrap();
                 let text = dec.describe(&build(&s.what).unwrap());
                 assert!(text.starts_with(&format!("v{v} {kind}")), "{text}");
             }
@@ -1099,116 +1074,123 @@ mod tests {
     }
 
     #[test]
-    fn send_errors_name_the_problem() {
-        let e = |args: &[&str]| p(args).unwrap_err();
-        let base = ["send", "--channel", "1", "--psk", "k", "--group", "g"];
-        let with = |extra: &[&str]| {
-            let mut v = base.to_vec();
-            v.extend_from_slice(extra);
-            e(&v)
+    fn combinations_are_checked() {
+        let e = |o: SendOptions| o.build().unwrap_err();
+        let raw = SendOptions {
+            channel: Some(1),
+            hex: Some(vec![0]),
+            ..SendOptions::default()
         };
-        assert!(e(&["send", "--channel", "0", "--hex", "00"]).contains("--channel"));
-        assert!(e(&["send", "--channel", "14", "--hex", "00"]).contains("--channel"));
-        assert!(e(&["send", "--hex", "00"]).contains("--channel"));
-        assert!(e(&["send", "--channel", "1", "--hex", "0g"]).contains("--hex"));
-        assert!(e(&["send", "--channel", "1", "--hex", "00", "--from", "zz"]).contains("--from"));
-        assert!(e(&[
-            "send",
-            "--channel",
-            "1",
-            "--hex",
-            "00",
-            "--from",
-            "ff:ff:ff:ff:ff:ff"
-        ])
-        .contains("unicast"));
-        assert!(e(&["send", "--channel", "1", "--hex", "00", "data"]).contains("--hex"));
-        assert!(e(&["send", "--channel", "1"]).contains("--hex"));
-        assert!(e(&["send", "--channel", "1", "--psk", "k"]).contains("--group"));
-        assert!(with(&[]).contains("frame kind"));
-        assert!(with(&["blah"]).contains("unknown frame kind"));
-        assert!(with(&["--bogus"]).contains("--bogus"));
-        assert!(with(&["data"]).contains("--payload"));
-        assert!(with(&["ping"]).contains("--ts"));
-        assert!(with(&["ping", "--ts", "1", "--payload", "x"]).contains("--payload"));
-        assert!(with(&["--version", "2", "data", "--payload", &"x".repeat(174)]).contains("173"));
-        assert!(with(&["data", "--payload", &"x".repeat(177)]).contains("176"));
-        assert!(with(&["--version", "3", "data", "--payload", &"x".repeat(177)]).contains("176"));
-        assert!(with(&["--version", "4", "data"]).contains("--version"));
-        assert!(
-            with(&["--version", "2", "data", "--payload", "x", "--counter", "1"])
-                .contains("--version 3")
-        );
-        let epoch = "000102030405060708090a0b";
-        assert!(
-            with(&["--version", "2", "data", "--payload", "x", "--epoch", epoch])
-                .contains("--version 3")
-        );
-        assert!(with(&["data", "--payload", "x", "--epoch", "00"]).contains("24 hex digits"));
-        assert!(
-            e(&["send", "--channel", "1", "--hex", "00", "--epoch", epoch]).contains("--epoch")
-        );
-        assert!(with(&["ts", "--subtype", "confirm"]).contains("--confirm-tid"));
-        assert!(with(&["ts", "--payload", "x"]).contains("backdata"));
-        assert!(with(&["ts", "--subtype", "weird"]).contains("--subtype"));
-        assert!(with(&["data", "--payload", "x", "--tid", "00"]).contains("--tid"));
-        assert!(with(&["data", "ping"]).contains("two frame kinds"));
-        assert!(with(&["data", "--payload", r"\q"]).contains("escape"));
-        // Within the limits: accepted.
-        assert!(p(&[
-            &base[..],
-            &["--version", "2", "data", "--payload", &"x".repeat(173)]
-        ]
-        .concat())
+        assert!(raw.clone().build().is_ok());
+        assert!(e(SendOptions {
+            channel: None,
+            ..raw.clone()
+        })
+        .contains("--channel"));
+        assert!(e(SendOptions {
+            kind: Some("data".into()),
+            ..raw.clone()
+        })
+        .contains("--hex"));
+        assert!(e(SendOptions {
+            epoch: Some([0; v3::EPOCH_LEN]),
+            ..raw.clone()
+        })
+        .contains("--epoch"));
+        assert!(e(SendOptions {
+            psk: Some("k".into()),
+            ..raw
+        })
+        .contains("--group"));
+        assert!(e(SendOptions {
+            kind: None,
+            ..sealed(3, "data")
+        })
+        .contains("frame kind"));
+        assert!(e(sealed(3, "data")).contains("--payload"));
+        assert!(e(sealed(3, "ping")).contains("--ts"));
+        let payload = |n: usize| Some(vec![b'x'; n]);
+        assert!(e(SendOptions {
+            payload: payload(174),
+            ..sealed(2, "data")
+        })
+        .contains("173"));
+        assert!(e(SendOptions {
+            payload: payload(177),
+            ..sealed(3, "data")
+        })
+        .contains("176"));
+        assert!(SendOptions {
+            payload: payload(173),
+            ..sealed(2, "data")
+        }
+        .build()
         .is_ok());
-        assert!(p(&[
-            &base[..],
-            &[
-                "--version",
-                "3",
-                "ts",
-                "--subtype",
-                "backdata",
-                "--payload",
-                &"x".repeat(175)
-            ]
-        ]
-        .concat())
+        assert!(SendOptions {
+            payload: payload(175),
+            subtype: Some("backdata".into()),
+            ..sealed(3, "ts")
+        }
+        .build()
         .is_ok());
+        assert!(e(SendOptions {
+            payload: Some(b"x".to_vec()),
+            counter: Some(1),
+            ..sealed(2, "data")
+        })
+        .contains("--version 3"));
+        assert!(e(SendOptions {
+            subtype: Some("confirm".into()),
+            ..sealed(3, "ts")
+        })
+        .contains("--confirm-tid"));
+        assert!(e(SendOptions {
+            payload: Some(b"x".to_vec()),
+            ..sealed(3, "ts")
+        })
+        .contains("backdata"));
+        assert!(e(SendOptions {
+            ts: Some(1),
+            payload: Some(b"x".to_vec()),
+            ..sealed(3, "ping")
+        })
+        .contains("--payload"));
+        assert!(SniffOptions {
+            version: Some(3),
+            ..SniffOptions::default()
+        }
+        .build()
+        .unwrap_err()
+        .contains("--psk"));
     }
 
     #[test]
-    fn sniff_and_air_parse() {
-        assert_eq!(
-            p(&["sniff", "--air", "/a", "--count", "2", "--for", "0.5"]),
-            Ok(Command::Sniff(SniffArgs {
-                air: "/a".into(),
-                secrets: None,
-                version: None,
-                count: Some(2),
-                duration: Some(Duration::from_millis(500)),
-            }))
-        );
-        assert!(p(&["sniff", "--version", "3"])
+    fn values_are_checked() {
+        assert!(parse_channel("0").is_err() && parse_channel("14").is_err());
+        assert_eq!(parse_channel("13"), Ok(13));
+        assert!(parse_unicast("ff:ff:ff:ff:ff:ff")
             .unwrap_err()
-            .contains("--psk"));
-        assert!(p(&["sniff", "--count", "0"])
+            .contains("unicast"));
+        assert!(parse_unicast("zz").is_err());
+        assert!(parse_destination("broadcast").is_ok());
+        assert!(parse_destination("01:02").is_err());
+        assert!(parse_frame_bytes("0g").is_err());
+        assert!(parse_frame_bytes(&"00".repeat(RADIO_MAX_FRAME + 1))
             .unwrap_err()
-            .contains("--count"));
-        assert!(p(&["sniff", "--for", "-1"]).unwrap_err().contains("--for"));
-        assert!(p(&["sniff", "--air", ".."]).unwrap_err().contains("--air"));
-        assert_eq!(
-            p(&["air", "--air", "/a", "--loss", "30", "--rssi", "-70"]),
-            Ok(Command::Air(AirArgs {
-                air: "/a".into(),
-                loss: Some(30),
-                rssi: Some(-70)
-            }))
-        );
-        assert!(p(&["air", "--loss", "101"]).unwrap_err().contains("--loss"));
-        assert!(p(&["air", "--rssi", "5"]).unwrap_err().contains("--rssi"));
-        assert!(p(&[]).unwrap_err().contains("sniff"));
-        assert!(p(&["listen"]).unwrap_err().contains("listen"));
+            .contains("longer"));
+        assert!(parse_epoch("00").unwrap_err().contains("24 hex digits"));
+        assert!(parse_tid("00").is_err());
+        assert!(parse_version("4").is_err());
+        assert!(parse_subtype("weird").is_err());
+        assert!(parse_kind("blah")
+            .unwrap_err()
+            .contains("unknown frame kind"));
+        assert!(unescape(r"\q").unwrap_err().contains("escape"));
+        assert!(parse_count("0").is_err());
+        assert_eq!(parse_seconds("0.5"), Ok(Duration::from_millis(500)));
+        assert!(parse_seconds("-1").is_err());
+        assert!(parse_air("..").is_err());
+        assert!(parse_loss("101").is_err() && parse_rssi("5").is_err());
     }
 
     #[test]

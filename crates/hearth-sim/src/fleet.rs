@@ -32,6 +32,9 @@ use rust_mqtt::Bytes;
 
 use crate::net::SimSocket;
 
+mod options;
+pub use options::BrokerOptions;
+
 /// Environment variable naming the broker, `HOST:PORT` or `HOST`.
 pub const BROKER_ENV: &str = "HEARTH_BROKER";
 /// Environment variable with the broker user name.
@@ -785,11 +788,42 @@ pub fn format_message(m: &Received) -> String {
     format!("{} {payload}{retained}", m.topic)
 }
 
+/// One line of `hearth mon --json`: a JSON object with `topic`, `retained`, `bytes` (the
+/// payload's length), `time_ms` (when it arrived, Unix milliseconds) and either `payload`
+/// (the payload as text, when it is UTF-8) or `payload_hex` (every byte, when it is not).
+pub fn format_message_json(m: &Received, time_ms: u128) -> String {
+    let mut line = serde_json::json!({
+        "topic": m.topic,
+        "retained": m.retained,
+        "bytes": m.payload.len(),
+        "time_ms": u64::try_from(time_ms).unwrap_or(u64::MAX),
+    });
+    match std::str::from_utf8(&m.payload) {
+        Ok(text) => line["payload"] = text.into(),
+        Err(_) => {
+            let hex: String = m.payload.iter().map(|b| format!("{b:02x}")).collect();
+            line["payload_hex"] = hex.into();
+        }
+    }
+    line.to_string()
+}
+
+/// How `hearth mon` writes a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MonFormat {
+    /// `TOPIC PAYLOAD` ([`format_message`]).
+    #[default]
+    Text,
+    /// One JSON object a line ([`format_message_json`]).
+    Json,
+}
+
 /// Watch the broker until `limit` passes (or forever): connect, subscribe, print.
 pub fn mon_run(
     args: &BrokerArgs,
     device: Option<&str>,
     limit: Option<Duration>,
+    format: MonFormat,
     out: &mut impl Write,
 ) -> Result<(), FleetError> {
     let end = limit.map(|l| Instant::now() + l);
@@ -824,10 +858,16 @@ pub fn mon_run(
         }
         if let Some(m) = got {
             // A closed stdout (`hearth mon | head`) ends the watch quietly.
-            if writeln!(out, "{}", format_message(&m))
-                .and_then(|()| out.flush())
-                .is_err()
-            {
+            let line = match format {
+                MonFormat::Text => format_message(&m),
+                MonFormat::Json => {
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_millis());
+                    format_message_json(&m, now)
+                }
+            };
+            if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
                 break;
             }
         }
@@ -837,9 +877,14 @@ pub fn mon_run(
 }
 
 /// `hearth mon`, for `main`.
-pub fn mon(args: &BrokerArgs, device: Option<&str>, limit: Option<Duration>) -> ExitCode {
+pub fn mon(
+    args: &BrokerArgs,
+    device: Option<&str>,
+    limit: Option<Duration>,
+    format: MonFormat,
+) -> ExitCode {
     let stdout = io::stdout();
-    match mon_run(args, device, limit, &mut stdout.lock()) {
+    match mon_run(args, device, limit, format, &mut stdout.lock()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(
             e @ (FleetError::Connect { .. } | FleetError::Refused { .. } | FleetError::Tls { .. }),
@@ -1021,6 +1066,18 @@ mod tests {
         assert!(long.starts_with("x <40 bytes> fefe"), "{long}");
         assert!(long.ends_with('…'));
         assert_eq!(format_message(&m("x", b"", true)), "x <empty> (retained)");
+        // --json: text payloads as text (quotes and control characters escaped), others as
+        // hex, every byte.
+        assert_eq!(
+            format_message_json(&m("stat/a/T", b"say \"hi\"\n", true), 7),
+            r#"{"bytes":9,"payload":"say \"hi\"\n","retained":true,"time_ms":7,"topic":"stat/a/T"}"#
+        );
+        let binary = format_message_json(&m("x", &[0xfe; 40], false), 0);
+        assert!(
+            binary.contains(&format!(r#""payload_hex":"{}""#, "fe".repeat(40))),
+            "{binary}"
+        );
+        assert!(!binary.contains(r#""payload":"#), "{binary}");
         assert_eq!(mon_filters(None), ["#"]);
         assert_eq!(
             mon_filters(Some("d1")),

@@ -6,7 +6,6 @@
 
 pub mod air;
 pub mod board;
-pub mod cli;
 pub mod control;
 pub mod demo;
 pub mod device;

@@ -226,71 +226,8 @@ fn issued() -> u64 {
     }
 }
 
-/// A device's `stat/<name>/Update` status.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Status {
-    /// `receiving`, `refused`, `failed`, `verifying`, `rebooting`, `trial`, `confirmed`,
-    /// `rolled-back`, `safe-mode`, `config-installed`.
-    pub state: String,
-    /// The image version.
-    pub version: Option<String>,
-    /// The next offset wanted.
-    pub next: Option<u32>,
-    /// Why not.
-    pub error: Option<String>,
-}
-
-/// Parse the flat JSON object the device publishes (string and number values only).
-pub fn parse_status(text: &str) -> Option<Status> {
-    let inner = text.trim().strip_prefix('{')?.strip_suffix('}')?;
-    let mut status = Status::default();
-    let mut rest = inner;
-    while !rest.trim().is_empty() {
-        let r = rest.trim_start().strip_prefix('"')?;
-        let (key, r) = r.split_once('"')?;
-        let r = r.trim_start().strip_prefix(':')?.trim_start();
-        let (value, r) = if let Some(r) = r.strip_prefix('"') {
-            // A string: up to the first unescaped quote.
-            let mut out = String::new();
-            let mut chars = r.char_indices();
-            let mut end = None;
-            while let Some((i, c)) = chars.next() {
-                match c {
-                    '\\' => match chars.next() {
-                        Some((_, 'n')) => out.push('\n'),
-                        Some((_, 'u')) => {
-                            let code: String = (0..4)
-                                .filter_map(|_| chars.next().map(|(_, c)| c))
-                                .collect();
-                            out.push(char::from_u32(u32::from_str_radix(&code, 16).ok()?)?);
-                        }
-                        Some((_, c)) => out.push(c),
-                        None => return None,
-                    },
-                    '"' => {
-                        end = Some(i);
-                        break;
-                    }
-                    c => out.push(c),
-                }
-            }
-            (out, &r[end? + 1..])
-        } else {
-            let end = r.find(',').unwrap_or(r.len());
-            (r[..end].trim().to_string(), &r[end..])
-        };
-        match key {
-            "state" => status.state = value,
-            "version" => status.version = Some(value),
-            "next" => status.next = value.parse().ok(),
-            "error" => status.error = Some(value),
-            _ => {}
-        }
-        rest = r.trim_start();
-        rest = rest.strip_prefix(',').unwrap_or(rest);
-    }
-    (!status.state.is_empty()).then_some(status)
-}
+/// A device's `stat/<name>/Update` status: the one type and codec the devices write it with.
+pub use hearth_core::update_status::{UpdateState, UpdateStatus};
 
 /// Options of `hearth ota`.
 #[derive(Debug, Clone)]
@@ -357,7 +294,7 @@ impl Link<'_> {
 
     /// The next status, or `None` after `wait`. A broken connection is dropped (the next call
     /// reconnects) and reads as silence.
-    fn status(&mut self, wait: Duration) -> Option<Status> {
+    fn status(&mut self, wait: Duration) -> Option<UpdateStatus> {
         let deadline = Instant::now() + wait;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -377,7 +314,10 @@ impl Link<'_> {
                     retained: false,
                     ..
                 })) => {
-                    if let Some(s) = std::str::from_utf8(&payload).ok().and_then(parse_status) {
+                    if let Some(s) = std::str::from_utf8(&payload)
+                        .ok()
+                        .and_then(|t| UpdateStatus::parse(t).ok())
+                    {
                         return Some(s);
                     }
                 }
@@ -456,8 +396,8 @@ pub fn ota_device(
             continue;
         };
         silent = 0;
-        match status.state.as_str() {
-            "ready" | "receiving" => {
+        match status.state {
+            UpdateState::Ready | UpdateState::Receiving => {
                 // Anyone on the broker can publish a status: an offset past the image is
                 // nonsense, not a reason to index out of it.
                 let next = status.next.unwrap_or(0).min(size);
@@ -467,7 +407,7 @@ pub fn ota_device(
                     }
                     eprintln!("  {device}: {e}");
                 }
-                if status.state == "ready" || status.error.is_some() || next > sent_to {
+                if status.state == UpdateState::Ready || status.error.is_some() || next > sent_to {
                     // The start or resume point, or a chunk to send again: from there.
                     sent_to = next;
                 }
@@ -489,11 +429,11 @@ pub fn ota_device(
                     sent_to += n as u32;
                 }
             }
-            "verifying" if opts.progress => {
+            UpdateState::Verifying if opts.progress => {
                 progress_bar(size, size);
                 eprintln!();
             }
-            "rebooting" => {
+            UpdateState::Rebooting => {
                 if !opts.wait_confirm {
                     return Ok(OtaOutcome::Done(format!(
                         "{device}: firmware {} installed; rebooting into it",
@@ -503,13 +443,13 @@ pub fn ota_device(
                 eprintln!("  {device}: installed, rebooting; waiting for it to confirm itself");
                 return Ok(wait_verdict(&mut link, device, facts, opts.confirm_timeout));
             }
-            "refused" | "failed" => {
+            UpdateState::Refused | UpdateState::Failed => {
                 if opts.progress && acked > 0 {
                     eprintln!();
                 }
                 return Ok(OtaOutcome::Refused(format!(
                     "{device}: {}",
-                    status.error.unwrap_or_else(|| status.state.clone())
+                    status.error.unwrap_or_else(|| status.state.to_string())
                 )));
             }
             _ => {}
@@ -529,8 +469,8 @@ fn wait_verdict(
         let Some(status) = link.status(left.min(Duration::from_secs(30))) else {
             continue;
         };
-        match status.state.as_str() {
-            "confirmed" => {
+        match status.state {
+            UpdateState::Confirmed => {
                 // A status is not proof (anyone on the broker can publish one): the version
                 // the device reports when asked is.
                 let want = facts.version.to_string();
@@ -546,7 +486,7 @@ fn wait_verdict(
                     )),
                 };
             }
-            "rolled-back" => {
+            UpdateState::RolledBack => {
                 return OtaOutcome::RolledBack(format!(
                     "{device}: firmware {} failed its trial; back on {}",
                     facts.version,
@@ -685,8 +625,50 @@ pub fn parse_version_answer(answer: &str) -> Option<String> {
 
 /// Publish `payload` on `cmnd/<device>/<leaf>` and return the device's next answer on
 /// `stat/<device>/OTA`.
-fn ask(broker: &BrokerArgs, device: &str, leaf: &str, payload: &[u8]) -> Result<String, String> {
+fn ask(broker: &BrokerArgs, device: &str, leaf: &str, payload: &[u8]) -> Result<String, AskError> {
     ask_within(broker, device, leaf, payload, ANSWER_WAIT)
+}
+
+/// Why a question to a device got no answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AskError {
+    /// It could not be asked: the key, the device's clock mark, the broker (exit code 2).
+    #[error("{0}")]
+    Setup(String),
+    /// The broker dropped the session while we waited (exit code 1).
+    #[error("{0}")]
+    Lost(String),
+    /// Asked, and the device did not answer in time (exit code 1).
+    #[error("{device}: no answer within {secs} s")]
+    NoAnswer {
+        /// The device.
+        device: String,
+        /// How long we waited.
+        secs: u64,
+    },
+}
+
+impl AskError {
+    /// The exit code of a command that ends with this error: 2 when nothing was asked, 1 when
+    /// the question went out.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Setup(_) => 2,
+            Self::Lost(_) | Self::NoAnswer { .. } => 1,
+        }
+    }
+}
+
+impl From<String> for AskError {
+    fn from(e: String) -> Self {
+        Self::Setup(e)
+    }
+}
+
+impl From<AskError> for String {
+    fn from(e: AskError) -> Self {
+        e.to_string()
+    }
 }
 
 /// [`ask`], waiting at most `wait` for the answer.
@@ -696,49 +678,102 @@ fn ask_within(
     leaf: &str,
     payload: &[u8],
     wait: Duration,
-) -> Result<String, String> {
-    let mut c = subscribed(broker, "cmd", &format!("stat/{device}/OTA"))?;
+) -> Result<String, AskError> {
+    let mut c =
+        subscribed(broker, "cmd", &format!("stat/{device}/OTA")).map_err(AskError::Setup)?;
     c.publish(&format!("cmnd/{device}/{leaf}"), payload, false)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| AskError::Setup(e.to_string()))?;
     let deadline = Instant::now() + wait;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(format!("{device}: no answer within {} s", wait.as_secs()));
+            return Err(AskError::NoAnswer {
+                device: device.to_string(),
+                secs: wait.as_secs(),
+            });
         }
-        match c.recv(left).map_err(|e| e.to_string())? {
+        match c.recv(left).map_err(|e| AskError::Lost(e.to_string()))? {
             Some(m) if !m.retained => return Ok(String::from_utf8_lossy(&m.payload).into_owned()),
             _ => {}
         }
     }
 }
 
-/// `hearth cmd DEVICE COMMAND`: send a command (signed with `--key`, as commands that change
-/// the device must be when the device has a key) and print the answer.
+/// What a device answered to `hearth cmd`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CmdAnswer {
+    /// The answer on `stat/<device>/OTA`, as text.
+    pub answer: String,
+    /// The command went signed (`--key`).
+    pub signed: bool,
+    /// The device refused the command (its answer says so).
+    pub refused: bool,
+}
+
+/// Send a command to `device` (signed with the key at `key_path`, as commands that change a
+/// device must be when it has a key) and wait for its answer.
+pub fn cmd_run(
+    broker: &BrokerArgs,
+    device: &str,
+    command: &str,
+    key_path: Option<&Path>,
+    allow_clock_jump: bool,
+) -> Result<CmdAnswer, AskError> {
+    let (leaf, payload) = match key_path {
+        Some(p) => {
+            let sealed = load_key(p).and_then(|key| {
+                let at = checked_issued(broker, device, allow_clock_jump)?;
+                signed::seal(Kind::Command, at, device, command.as_bytes(), &key)
+                    .map_err(|e| e.to_string())
+            });
+            ("Signed", sealed.map_err(AskError::Setup)?)
+        }
+        None => ("OTA", command.as_bytes().to_vec()),
+    };
+    let answer = ask(broker, device, leaf, &payload)?;
+    Ok(CmdAnswer {
+        refused: answer.contains("refused"),
+        answer,
+        signed: key_path.is_some(),
+    })
+}
+
+/// `hearth cmd DEVICE COMMAND`: [`cmd_run`], then print the answer (as text, or with `json`
+/// one JSON object: `device`, `command`, `signed`, `ok` and `answer`, or `error`). Exit code 1
+/// when the device refused or did not answer, 2 when the command could not be sent.
 pub fn cmd(
     broker: &BrokerArgs,
     device: &str,
     command: &str,
     key_path: Option<&Path>,
     allow_clock_jump: bool,
+    json: bool,
 ) -> ExitCode {
-    let run = || -> Result<String, String> {
-        let (leaf, payload) = match key_path {
-            Some(p) => {
-                let key = load_key(p)?;
-                let at = checked_issued(broker, device, allow_clock_jump)?;
-                let env = signed::seal(Kind::Command, at, device, command.as_bytes(), &key)
-                    .map_err(|e| e.to_string())?;
-                ("Signed", env)
+    let result = cmd_run(broker, device, command, key_path, allow_clock_jump);
+    if json {
+        let mut line = serde_json::json!({
+            "device": device,
+            "command": command,
+            "signed": key_path.is_some(),
+        });
+        match &result {
+            Ok(a) => {
+                line["ok"] = (!a.refused).into();
+                line["answer"] = a.answer.as_str().into();
             }
-            None => ("OTA", command.as_bytes().to_vec()),
-        };
-        ask(broker, device, leaf, &payload)
-    };
-    match run() {
-        Ok(answer) => {
-            println!("{answer}");
-            if answer.contains("refused") {
+            Err(e) => {
+                line["ok"] = false.into();
+                line["error"] = e.to_string().into();
+            }
+        }
+        println!("{line}");
+    }
+    match result {
+        Ok(a) => {
+            if !json {
+                println!("{}", a.answer);
+            }
+            if a.refused {
                 ExitCode::from(1)
             } else {
                 ExitCode::SUCCESS
@@ -746,7 +781,7 @@ pub fn cmd(
         }
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::from(1)
+            ExitCode::from(e.exit_code())
         }
     }
 }
@@ -773,7 +808,7 @@ pub fn config_push(
     key_path: &Path,
     options: PushOptions,
 ) -> ExitCode {
-    let run = || -> Result<Result<String, String>, String> {
+    let run = || -> Result<Result<String, String>, AskError> {
         let key = load_key(key_path)?;
         let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
         if options.local_check {
@@ -800,21 +835,21 @@ pub fn config_push(
         while Instant::now() < deadline {
             let left = deadline.saturating_duration_since(Instant::now());
             match link.status(left) {
-                Some(s) if s.state == "config-installed" => {
+                Some(s) if s.state == UpdateState::ConfigInstalled => {
                     return Ok(Ok(format!(
                         "{device}: config installed; the device reboots into it, on trial (back to the previous config if not healthy within otatrial)"
                     )))
                 }
-                Some(s) if s.state == "refused" => {
+                Some(s) if s.state == UpdateState::Refused => {
                     return Ok(Err(format!("{device}: {}", s.error.unwrap_or_default())))
                 }
                 _ => {}
             }
         }
-        Err(format!(
-            "{device}: no answer within {} s",
-            ANSWER_WAIT.as_secs()
-        ))
+        Err(AskError::NoAnswer {
+            device: device.to_string(),
+            secs: ANSWER_WAIT.as_secs(),
+        })
     };
     match run() {
         Ok(Ok(m)) => {
@@ -827,7 +862,7 @@ pub fn config_push(
         }
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::from(2)
+            ExitCode::from(e.exit_code())
         }
     }
 }
@@ -866,22 +901,6 @@ mod tests {
         );
         assert_eq!(parse_version_answer("hearth 0.2.0"), None);
         assert_eq!(parse_version_answer("stats reset"), None);
-    }
-
-    #[test]
-    fn statuses_parse() {
-        let s = parse_status(
-            r#"{"state":"receiving","version":"1.2.3","next":8192,"size":400000,"chunk":4096}"#,
-        )
-        .unwrap();
-        assert_eq!(s.state, "receiving");
-        assert_eq!(s.next, Some(8192));
-        assert_eq!(s.version.as_deref(), Some("1.2.3"));
-        let s = parse_status(r#"{"state":"refused","error":"say \"no\", \\ \u0041"}"#).unwrap();
-        assert_eq!(s.error.as_deref(), Some("say \"no\", \\ A"));
-        assert_eq!(parse_status("nonsense"), None);
-        assert_eq!(parse_status(r#"{"state":"x","error":"unterminated}"#), None);
-        assert_eq!(parse_status("{}"), None);
     }
 
     #[test]

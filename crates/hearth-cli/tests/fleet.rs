@@ -237,6 +237,23 @@ fn hearth_mon_nothing_listening_fails_clearly() {
         .expect("run hearth mon");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("port 0"));
+    // `cmd` could not send anything: exit code 2, as documented, and with --json the error
+    // is in the object.
+    let out = Command::new(HEARTH)
+        .args(["cmd", "d1", "getversion", "--json", "--broker"])
+        .arg(format!("127.0.0.1:{port}"))
+        .output()
+        .expect("run hearth cmd");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let answer: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"));
+    assert_eq!(answer["ok"], false, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .is_some_and(|e| e.contains(&format!("cannot connect to 127.0.0.1:{port}"))),
+        "{answer}"
+    );
 }
 
 #[test]
@@ -322,6 +339,11 @@ fn hearth_mon_and_cmd_work_against_the_demo_s_own_broker() {
     let watched = String::from_utf8_lossy(&mon.stdout).into_owned();
     let cmd = hearth(&["cmd", "weather-1", "getversion"]);
     let answer = String::from_utf8_lossy(&cmd.stdout).into_owned();
+    // The same with --json: one object a message, and one for the answer.
+    let json_mon = hearth(&["mon", "weather-1", "--for", "2", "--json"]);
+    let json_cmd = hearth(&["cmd", "weather-1", "getversion", "--json"]);
+    // Sent, and nobody answered: exit code 1, as documented.
+    let unanswered = hearth(&["cmd", "nobody", "getversion", "--json"]);
     let _ = demo.kill();
     let _ = demo.wait();
     assert!(
@@ -340,5 +362,48 @@ fn hearth_mon_and_cmd_work_against_the_demo_s_own_broker() {
     assert!(
         answer.contains("device weather-1"),
         "getversion answered {answer:?}"
+    );
+
+    let lines = String::from_utf8_lossy(&json_mon.stdout).into_owned();
+    assert!(json_mon.status.success(), "{:?}\n{lines}", json_mon.status);
+    let messages: Vec<serde_json::Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?}")))
+        .collect();
+    for m in &messages {
+        let topic = m["topic"].as_str().expect("topic");
+        assert!(topic.split('/').nth(1) == Some("weather-1"), "{m}");
+        let payload = m["payload"].as_str().expect("a text payload");
+        assert_eq!(m["bytes"].as_u64(), Some(payload.len() as u64), "{m}");
+        assert!(m["time_ms"].as_u64().is_some_and(|t| t > 0), "{m}");
+    }
+    assert!(
+        messages.iter().any(|m| m["topic"] == "tele/weather-1/LWT"
+            && m["payload"] == "Online"
+            && m["retained"] == true),
+        "{lines}"
+    );
+    let out = String::from_utf8_lossy(&json_cmd.stdout).into_owned();
+    assert!(json_cmd.status.success(), "{:?}\n{out}", json_cmd.status);
+    let answer: serde_json::Value = serde_json::from_str(out.trim()).expect(&out);
+    assert_eq!(answer["device"], "weather-1", "{answer}");
+    assert_eq!(answer["command"], "getversion", "{answer}");
+    assert_eq!(
+        (&answer["ok"], &answer["signed"]),
+        (&true.into(), &false.into())
+    );
+    assert!(
+        answer["answer"]
+            .as_str()
+            .is_some_and(|a| a.contains("device weather-1")),
+        "{answer}"
+    );
+    assert_eq!(unanswered.status.code(), Some(1), "{unanswered:?}");
+    let answer: serde_json::Value = serde_json::from_slice(&unanswered.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {unanswered:?}"));
+    assert_eq!(
+        (&answer["ok"], &answer["error"]),
+        (&false.into(), &"nobody: no answer within 10 s".into()),
+        "{answer}"
     );
 }

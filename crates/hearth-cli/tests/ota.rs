@@ -11,7 +11,7 @@ use hearth_ota::manifest::{Manifest, Version};
 use hearth_ota::otadata::crc32;
 use hearth_ota::signed::{self, Kind};
 use hearth_sim::fleet::{BrokerArgs, Client};
-use hearth_sim::ota_tool::{load_key, parse_status, Status};
+use hearth_sim::ota_tool::{load_key, UpdateStatus};
 use sha2::{Digest, Sha256};
 use support::{config, hearth, new_owner, text, wait_until, Broker, Owner, Sim, TempDir, HEARTH};
 
@@ -98,12 +98,12 @@ impl Probe {
     }
 
     /// The next status on `stat/<device>/Update`.
-    fn status(&mut self) -> Status {
+    fn status(&mut self) -> UpdateStatus {
         let deadline = Instant::now() + s(10);
         while Instant::now() < deadline {
             if let Ok(Some(m)) = self.client.recv(s(10)) {
                 if m.topic.ends_with("/Update") {
-                    return parse_status(&String::from_utf8_lossy(&m.payload)).unwrap();
+                    return UpdateStatus::parse(&String::from_utf8_lossy(&m.payload)).unwrap();
                 }
             }
         }
@@ -387,7 +387,8 @@ fn the_tools_refuse_to_sign_with_a_clock_far_ahead_of_the_device_mark() {
     assert!(dev.wait_log("command Signed", s(5)), "{}", dev.dump());
     let before = dev.log_count("command Signed");
     let out = signed_cmd(&[]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    // Nothing was sent: exit code 2, as for `ota` and `config push`.
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("days ahead"), "{}", text(&out));
     assert_eq!(dev.log_count("command Signed"), before, "{}", dev.dump());
     assert_eq!(
@@ -1031,7 +1032,7 @@ fn a_fleet_update_reaches_every_online_device() {
     let out = hearth(&["ota", "fleet-a", image.to_str().unwrap(), "--broker", &bf]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("needs --key"),
+        String::from_utf8_lossy(&out.stderr).contains("not provided:\n  --key <KEY>"),
         "{}",
         text(&out)
     );
