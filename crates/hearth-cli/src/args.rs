@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use clap::error::ErrorKind;
 use clap::{Args, CommandFactory, Parser, Subcommand};
+use hearth_fleet::client::{BrokerArgs, BrokerOptions};
 use hearth_sim::espnow_tool::{self, SendOptions, SniffOptions};
-use hearth_sim::fleet::{BrokerArgs, BrokerOptions};
 
 /// What the exit codes mean; shown at the end of `hearth --help`.
 pub const EXIT_CODES: &str = "\
@@ -552,7 +552,7 @@ pub enum Run {
         /// Secret key.
         key: PathBuf,
         /// How to check and sign.
-        options: hearth_sim::ota_tool::PushOptions,
+        options: hearth_fleet::commands::PushOptions,
     },
     /// `hearth keygen`.
     Keygen {
@@ -583,7 +583,7 @@ pub enum Run {
         /// The appliance override.
         appliance: Option<String>,
         /// How to send.
-        options: hearth_sim::ota_tool::OtaOptions,
+        options: hearth_fleet::commands::OtaOptions,
     },
     /// `hearth cmd`.
     Cmd {
@@ -609,7 +609,7 @@ pub enum Run {
         /// Stop after this long.
         limit: Option<Duration>,
         /// Output format.
-        format: hearth_sim::fleet::MonFormat,
+        format: hearth_fleet::client::MonFormat,
     },
     /// `hearth tls config-lines`.
     TlsLines {
@@ -687,7 +687,7 @@ impl Cli {
                     device: c.device,
                     file: c.file,
                     key: c.key,
-                    options: hearth_sim::ota_tool::PushOptions {
+                    options: hearth_fleet::commands::PushOptions {
                         local_check: !c.no_local_check,
                         chip: c.chip,
                         rotate_key: c.rotate_key,
@@ -735,7 +735,7 @@ impl Cli {
                     image: image.into(),
                     key: o.key,
                     appliance: o.appliance,
-                    options: hearth_sim::ota_tool::OtaOptions {
+                    options: hearth_fleet::commands::OtaOptions {
                         window: o.window,
                         wait_confirm: !o.no_wait,
                         allow_clock_jump: o.sign.allow_clock_jump,
@@ -756,9 +756,9 @@ impl Cli {
                 device: m.device,
                 limit: m.seconds.map(Duration::from_secs),
                 format: if m.json {
-                    hearth_sim::fleet::MonFormat::Json
+                    hearth_fleet::client::MonFormat::Json
                 } else {
-                    hearth_sim::fleet::MonFormat::Text
+                    hearth_fleet::client::MonFormat::Text
                 },
             },
             Top::Tls(TlsCmd::ConfigLines {

@@ -57,7 +57,7 @@ fn main() -> ExitCode {
             device,
             limit,
             format,
-        } => hearth_sim::fleet::mon(&broker, device.as_deref(), limit, format),
+        } => hearth_fleet::client::mon(&broker, device.as_deref(), limit, format),
         Run::TlsLines {
             ca,
             pin_from,
@@ -75,8 +75,8 @@ fn main() -> ExitCode {
             }
             Err(e) => fail(e),
         },
-        Run::Keygen { out } => hearth_sim::ota_tool::keygen(&out),
-        Run::Image { info, size, out } => hearth_sim::ota_tool::image(&info, size, &out),
+        Run::Keygen { out } => hearth_fleet::commands::keygen(&out),
+        Run::Image { info, size, out } => hearth_fleet::commands::image(&info, size, &out),
         Run::Ota {
             broker,
             devices,
@@ -85,7 +85,7 @@ fn main() -> ExitCode {
             key,
             appliance,
             options,
-        } => hearth_sim::ota_tool::ota(
+        } => hearth_fleet::commands::ota(
             &broker,
             &devices,
             all,
@@ -101,7 +101,7 @@ fn main() -> ExitCode {
             key,
             allow_clock_jump,
             json,
-        } => hearth_sim::ota_tool::cmd(
+        } => hearth_fleet::commands::cmd(
             &broker,
             &device,
             &command,
@@ -115,7 +115,7 @@ fn main() -> ExitCode {
             file,
             key,
             options,
-        } => hearth_sim::ota_tool::config_push(&broker, &device, &file, &key, options),
+        } => hearth_fleet::commands::config_push(&broker, &device, &file, &key, options),
         Run::Demo {
             port,
             devices,

@@ -1,4 +1,4 @@
-//! The fleet client (`hearth_sim::fleet`) and `hearth mon` against a real mosquitto.
+//! The fleet client (`hearth_fleet::client`) and `hearth mon` against a real mosquitto.
 
 mod support;
 
@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use hearth_sim::fleet::{BrokerArgs, Client, FleetError, Received};
+use hearth_fleet::client::{BrokerArgs, Client, FleetError, Received};
 use support::{Broker, RefusingPort, HEARTH};
 
 const T: Duration = Duration::from_secs(5);
@@ -73,7 +73,7 @@ fn a_binary_payload_up_to_the_bound_comes_back_byte_identical_and_a_larger_one_n
     let mut c = Client::connect(&local(broker.port), "fleet-test-2", T).expect("connect");
     c.subscribe("fleet/bin/#").expect("subscribe");
     // The largest payload whose PUBLISH stays within the bound (header and topic included).
-    let len = hearth_sim::fleet::MAX_PACKET - 5 - 2 - "fleet/bin/blob".len();
+    let len = hearth_fleet::client::MAX_PACKET - 5 - 2 - "fleet/bin/blob".len();
     let payload: Vec<u8> = (0..len as u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();

@@ -257,7 +257,7 @@ fn read_packet(s: &mut std::net::TcpStream) -> std::io::Result<(u8, Vec<u8>)> {
         let mut b = [0u8; 1];
         s.read_exact(&mut b)?;
         head.push(b[0]);
-        match hearth_sim::fleet::decode_remaining_length(&head[1..]) {
+        match hearth_fleet::client::decode_remaining_length(&head[1..]) {
             Ok(Some(v)) => break v,
             Ok(None) => continue,
             Err(e) => return Err(std::io::Error::other(e.to_string())),
@@ -275,7 +275,7 @@ fn publish_packet(topic: &str, payload: &[u8], retain: bool) -> Vec<u8> {
     body.push(0); // no properties
     body.extend_from_slice(payload);
     let mut out = vec![0x30 | u8::from(retain)];
-    hearth_sim::fleet::encode_remaining_length(body.len(), &mut out).unwrap();
+    hearth_fleet::client::encode_remaining_length(body.len(), &mut out).unwrap();
     out.extend(body);
     out
 }

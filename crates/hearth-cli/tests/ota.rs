@@ -7,11 +7,11 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use hearth_fleet::client::{BrokerArgs, Client};
+use hearth_fleet::commands::{load_key, UpdateStatus};
 use hearth_ota::manifest::{Manifest, Version};
 use hearth_ota::otadata::crc32;
 use hearth_ota::signed::{self, Kind};
-use hearth_sim::fleet::{BrokerArgs, Client};
-use hearth_sim::ota_tool::{load_key, UpdateStatus};
 use sha2::{Digest, Sha256};
 use support::{config, hearth, new_owner, text, wait_until, Broker, Owner, Sim, TempDir, HEARTH};
 

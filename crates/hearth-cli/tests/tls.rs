@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hearth_sim::fleet::{BrokerArgs, Client, FleetError, TlsArgs};
+use hearth_fleet::client::{BrokerArgs, Client, FleetError, TlsArgs};
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
 };

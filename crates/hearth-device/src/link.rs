@@ -783,7 +783,6 @@ pub async fn run_peripheral<B: Board, R: Radio, F: NorFlash, A: PeripheralApp>(
     loop {
         let now = now_ms();
         board.heartbeat(now);
-        board.housekeeping(now).await;
         if board.take_repair_request() {
             board.console("espnow: re-pair requested: forgetting the pairing");
             peripheral.repair(now);

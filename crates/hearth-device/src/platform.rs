@@ -218,15 +218,8 @@ pub trait Board {
     fn unique_id(&self) -> [u8; 6];
     /// A firmware version string for `getversion`.
     fn version(&self) -> &str;
-    /// Called once per loop iteration; the simulator injects loop faults here. The chip does
-    /// nothing.
-    async fn housekeeping(&mut self, _now: Millis) {}
     /// The device's status changed. The chip shows it on a LED; the default does nothing.
     fn status(&mut self, _status: DeviceStatus) {}
-    /// Should the runtime exercise the store continuously (the simulator's power-cut test)?
-    fn storage_stress(&self) -> bool {
-        false
-    }
     /// Report a line about the device's own progress outside MQTT (console on the chip, the
     /// simulator's log on the host).
     fn console(&mut self, line: &str);

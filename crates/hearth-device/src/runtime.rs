@@ -53,24 +53,6 @@ pub fn now_ms() -> Millis {
     Instant::now().as_millis()
 }
 
-/// A value that identifies a storage-stress record: the sequence number and a check word.
-fn stress_record(n: u64) -> [u8; 32] {
-    let mut rec = [0u8; 32];
-    rec[..8].copy_from_slice(&n.to_le_bytes());
-    let check = n.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x4845_4152_5448_2121;
-    rec[8..16].copy_from_slice(&check.to_le_bytes());
-    for (i, b) in rec[16..].iter_mut().enumerate() {
-        *b = (n as u8).wrapping_add(i as u8);
-    }
-    rec
-}
-
-/// Decode a stress record; `None` if it is not one [`stress_record`] wrote.
-pub fn parse_stress_record(bytes: &[u8]) -> Option<u64> {
-    let n = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
-    (bytes == stress_record(n).as_slice()).then_some(n)
-}
-
 struct CoreItems {
     uptime: PubId,
     reboot_reason: PubId,
@@ -100,7 +82,7 @@ where
     let topics = Topics::new(&settings.name);
     let mut pubs = Publications::new(LOG_CAPACITY);
 
-    // Boot report: why we restarted, how often, and the stress record if one is kept.
+    // Boot report: why we restarted, and how often.
     let reason = boot_report(board, store).await;
     let items = CoreItems {
         uptime: pubs.register(
@@ -115,18 +97,6 @@ where
     let mut updater = Updater::new(settings.update.clone(), safe_mode, &mut pubs, boot);
     updater.start(board, store, &mut pubs, &reason, boot).await;
     profile.register(&mut pubs, boot);
-    let mut stress: u64 = match store_stress_read(store).await {
-        Ok(Some(n)) => {
-            board.console(&format!("stress-boot {n} ok"));
-            n
-        }
-        Ok(None) => 0,
-        Err(e) => {
-            board.console(&format!("stress-boot corrupt: {e}"));
-            0
-        }
-    };
-
     // Random start-up delay, with the loop still proving it is alive.
     let delay = start_delay(settings.start_delay_max, &mut rng);
     board.console(&format!("start-up delay {delay} ms"));
@@ -164,7 +134,6 @@ where
     loop {
         let now = now_ms();
         board.heartbeat(now);
-        board.housekeeping(now).await;
 
         // Network health.
         let step = netsup.tick(now, net.link_up(), &mut rng);
@@ -238,15 +207,6 @@ where
                 profile.evaluate(id, now)
             };
             pubs.offer(id, now, value, force);
-        }
-
-        if board.storage_stress() {
-            stress += 1;
-            let rec = stress_record(stress);
-            match store.lock().await.set_bytes(keys::STRESS, &rec).await {
-                Ok(()) => board.console(&format!("stress-ack {stress}")),
-                Err(e) => board.console(&format!("stress-write failed: {e}")),
-            }
         }
 
         // MQTT. Discovery first: after every CONNACK, and whenever the profile's entities change.
@@ -376,9 +336,6 @@ where
             d = d.min(profile.next_work());
             if session.is_none() && link {
                 d = d.min(retry_at);
-            }
-            if board.storage_stress() {
-                d = now_ms();
             }
             d.max(now_ms())
         };
@@ -859,15 +816,4 @@ async fn boot_report<B: Board, F: NorFlash>(board: &mut B, store: &SharedStore<F
         board.console("the previous run was reset by the watchdog");
     }
     reason
-}
-
-async fn store_stress_read<F: NorFlash>(store: &SharedStore<F>) -> Result<Option<u64>, String> {
-    let mut buf = [0u8; 64];
-    match store.lock().await.get_bytes(keys::STRESS, &mut buf).await {
-        Ok(Some(n)) => parse_stress_record(&buf[..n])
-            .map(Some)
-            .ok_or_else(|| String::from("record does not verify")),
-        Ok(None) => Ok(None),
-        Err(e) => Err(format!("{e}")),
-    }
 }

@@ -261,6 +261,28 @@ impl Board for SimBoard {
 
     fn heartbeat(&mut self, now: Millis) {
         lock(&self.watchdog).heartbeat(now);
+        // The loop is about to do its work: the simulated world moves on, and the loop faults
+        // of `hearth sim ctl` (`block`, `slow`) strike here, in the loop itself.
+        self.weather.advance_to(wall_clock_ms());
+        let next = lock(&self.faults.pending).pop_front();
+        match next {
+            Some(EnvMsg::Block(ms)) => {
+                console(&format!("fault: event loop blocked for {ms} ms"));
+                // A hung task: the executor thread stops, nothing proves liveness.
+                std::thread::sleep(Duration::from_millis(ms));
+                console("fault: event loop resumed");
+            }
+            Some(EnvMsg::Slow(ms)) => {
+                console(&format!(
+                    "slow operation of {ms} ms inside the may-block window"
+                ));
+                lock(&self.watchdog).may_block(now);
+                std::thread::sleep(Duration::from_millis(ms));
+                lock(&self.watchdog).may_block_exit(embassy_time::Instant::now().as_millis());
+                console("slow operation done");
+            }
+            _ => {}
+        }
     }
 
     fn may_block(&mut self, now: Millis) {
@@ -286,33 +308,6 @@ impl Board for SimBoard {
 
     fn version(&self) -> &str {
         &self.version
-    }
-
-    async fn housekeeping(&mut self, now: Millis) {
-        self.weather.advance_to(wall_clock_ms());
-        let next = lock(&self.faults.pending).pop_front();
-        match next {
-            Some(EnvMsg::Block(ms)) => {
-                console(&format!("fault: event loop blocked for {ms} ms"));
-                // A hung task: the executor thread stops, nothing proves liveness.
-                std::thread::sleep(Duration::from_millis(ms));
-                console("fault: event loop resumed");
-            }
-            Some(EnvMsg::Slow(ms)) => {
-                console(&format!(
-                    "slow operation of {ms} ms inside the may-block window"
-                ));
-                lock(&self.watchdog).may_block(now);
-                std::thread::sleep(Duration::from_millis(ms));
-                lock(&self.watchdog).may_block_exit(embassy_time::Instant::now().as_millis());
-                console("slow operation done");
-            }
-            _ => {}
-        }
-    }
-
-    fn storage_stress(&self) -> bool {
-        self.faults.stress.load(Ordering::SeqCst)
     }
 
     fn console(&mut self, line: &str) {
@@ -786,158 +781,167 @@ async fn device_task(parts: Parts) {
         }
     };
     let store = hearth_device::store::shared(store);
-    let now = embassy_time::Instant::now().as_millis();
-    let seed = board.seed();
-    let plan = match plan {
-        Plan::Mqtt {
-            mut settings,
-            central,
-        } => {
-            settings.boot_mode =
-                hearth_device::update::boot(&mut board, &store, &settings.update).await;
-            if let BootMode::Safe { .. } = settings.boot_mode {
-                let mut profile = SafeMode::new(&config.profile);
-                hearth_device::run(settings, &mut net, &mut board, &store, &mut profile).await
+    // The board's storage-stress switch runs beside the device, as a task of the simulator.
+    let stress = board.faults.clone();
+    let device = async {
+        let now = embassy_time::Instant::now().as_millis();
+        let seed = board.seed();
+        let plan = match plan {
+            Plan::Mqtt {
+                mut settings,
+                central,
+            } => {
+                settings.boot_mode =
+                    hearth_device::update::boot(&mut board, &store, &settings.update).await;
+                if let BootMode::Safe { .. } = settings.boot_mode {
+                    let mut profile = SafeMode::new(&config.profile);
+                    hearth_device::run(settings, &mut net, &mut board, &store, &mut profile).await
+                }
+                if crash_appliance {
+                    std::thread::spawn(|| {
+                        std::thread::sleep(Duration::from_secs(2));
+                        panic!("the appliance crashed: a defect this config triggers (simulated fault crash-config)");
+                    });
+                }
+                Plan::Mqtt { settings, central }
             }
-            if crash_appliance {
-                std::thread::spawn(|| {
-                    std::thread::sleep(Duration::from_secs(2));
-                    panic!("the appliance crashed: a defect this config triggers (simulated fault crash-config)");
-                });
+            other => other,
+        };
+        match plan {
+            Plan::Mqtt {
+                settings,
+                central: None,
+            } => match config.profile.as_str() {
+                "relay" => {
+                    // `plan` validated the relay settings already.
+                    let relays = RelaySettings::from_config(&config).unwrap_or_default();
+                    let pins = (1..=relays.relays.len())
+                        .map(|i| SimPin {
+                            name: format!("relay {i}"),
+                            high: None,
+                        })
+                        .collect();
+                    let mut relay = Relay::new(pins, &store, &relays, now);
+                    relay.restore().await;
+                    if relays.display {
+                        let mut profile = RelayPanel::new(relay, bus, now);
+                        hearth_device::run(settings, &mut net, &mut board, &store, &mut profile)
+                            .await
+                    } else {
+                        let mut profile = relay;
+                        hearth_device::run(settings, &mut net, &mut board, &store, &mut profile)
+                            .await
+                    }
+                }
+                "energy" => {
+                    let mut profile = Energy::new(pzem.uart(), now);
+                    hearth_device::run(settings, &mut net, &mut board, &store, &mut profile).await
+                }
+                "rx433" => {
+                    let mut profile = Rx433::new(ook.receiver(), now);
+                    hearth_device::run(settings, &mut net, &mut board, &store, &mut profile).await
+                }
+                "termo" => {
+                    let Ok(t) = TermoSettings::from_config(&config) else {
+                        std::process::exit(EXIT_CONFIG)
+                    };
+                    let mut profile = Termo::new(onewire, t, now);
+                    hearth_device::run(settings, &mut net, &mut board, &store, &mut profile).await
+                }
+                "h2o" => {
+                    // `plan` validated the settings already; the error arm cannot happen.
+                    let Ok(h2o) = H2oSettings::from_config(&config) else {
+                        std::process::exit(EXIT_CONFIG)
+                    };
+                    let mut profile =
+                        H2o::new(bus.clone(), bus, flow, embassy_time::Delay, h2o, now);
+                    hearth_device::run(settings, &mut net, &mut board, &store, &mut profile).await
+                }
+                "switch" => {
+                    let Ok(sw) = SwitchSettings::from_config(&config) else {
+                        std::process::exit(EXIT_CONFIG)
+                    };
+                    let preset = sw.board.preset();
+                    match preset.wiring {
+                        Wiring::Direct { .. } => {
+                            let ins = (0..preset.inputs)
+                                .map(|k| SimInputPin {
+                                    k: k as u8,
+                                    held: inputs.clone(),
+                                    active_low: preset.inputs_active_low,
+                                })
+                                .collect();
+                            let outs = (0..preset.outputs)
+                                .map(|k| SimPin {
+                                    name: format!("output {k}"),
+                                    high: None,
+                                })
+                                .collect();
+                            let io = DirectIo::new(ins, outs, preset.inputs_active_low);
+                            let mut profile = Switch::new(io, &store, &sw, now);
+                            profile.restore().await;
+                            hearth_device::run(settings, &mut net, &mut board, &store, &mut profile)
+                                .await
+                        }
+                        Wiring::ShiftRegisters(_) => {
+                            let lines = Lines {
+                                oe: shiftreg.pin(Line::Oe),
+                                latch: shiftreg.pin(Line::Latch),
+                                clock: shiftreg.pin(Line::Clock),
+                                ser: shiftreg.pin(Line::Ser),
+                                qh: shiftreg.qh(),
+                            };
+                            let chains = ShiftRegisters::new(lines, SpinDelay, 8, 8);
+                            let io = ShiftIo::new(chains, preset.inputs_active_low);
+                            let mut profile = Switch::new(io, &store, &sw, now);
+                            profile.restore().await;
+                            hearth_device::run(settings, &mut net, &mut board, &store, &mut profile)
+                                .await
+                        }
+                    }
+                }
+                _ => {
+                    let mut profile = Weather::new(bus.clone(), bus, embassy_time::Delay, now);
+                    hearth_device::run(settings, &mut net, &mut board, &store, &mut profile).await
+                }
+            },
+            Plan::Mqtt {
+                settings,
+                central: Some((flavor, link)),
+            } => {
+                let mut radio = open_radio(&state, board.id);
+                let port = CentralPort::new();
+                let mut profile = Forwarder::new(flavor, &port, seed, now);
+                let epoch_random = [board.seed(), board.seed()];
+                let device =
+                    hearth_device::run(settings, &mut net, &mut board, &store, &mut profile);
+                let central = run_central(
+                    &link,
+                    &mut radio,
+                    &store,
+                    seed ^ 0x5eed,
+                    epoch_random,
+                    &port,
+                );
+                embassy_futures::join::join(device, central).await;
             }
-            Plan::Mqtt { settings, central }
+            Plan::Peripheral { link, scale } => {
+                let mut radio = open_radio(&state, board.id);
+                match scale {
+                    Some(settings) => {
+                        let hx = Hx711::new(hx711.sck(), hx711.dout(), SpinDelay);
+                        let mut app = ScaleSensor::new(hx, settings, now);
+                        run_peripheral(&link, &mut board, &mut radio, &store, &mut app).await
+                    }
+                    None => {
+                        let mut app = TNowP::new(&name, seed, now);
+                        run_peripheral(&link, &mut board, &mut radio, &store, &mut app).await
+                    }
+                }
+            }
         }
-        other => other,
     };
-    match plan {
-        Plan::Mqtt {
-            settings,
-            central: None,
-        } => match config.profile.as_str() {
-            "relay" => {
-                // `plan` validated the relay settings already.
-                let relays = RelaySettings::from_config(&config).unwrap_or_default();
-                let pins = (1..=relays.relays.len())
-                    .map(|i| SimPin {
-                        name: format!("relay {i}"),
-                        high: None,
-                    })
-                    .collect();
-                let mut relay = Relay::new(pins, &store, &relays, now);
-                relay.restore().await;
-                if relays.display {
-                    let mut profile = RelayPanel::new(relay, bus, now);
-                    hearth_device::run(settings, &mut net, &mut board, &store, &mut profile).await
-                } else {
-                    let mut profile = relay;
-                    hearth_device::run(settings, &mut net, &mut board, &store, &mut profile).await
-                }
-            }
-            "energy" => {
-                let mut profile = Energy::new(pzem.uart(), now);
-                hearth_device::run(settings, &mut net, &mut board, &store, &mut profile).await
-            }
-            "rx433" => {
-                let mut profile = Rx433::new(ook.receiver(), now);
-                hearth_device::run(settings, &mut net, &mut board, &store, &mut profile).await
-            }
-            "termo" => {
-                let Ok(t) = TermoSettings::from_config(&config) else {
-                    std::process::exit(EXIT_CONFIG)
-                };
-                let mut profile = Termo::new(onewire, t, now);
-                hearth_device::run(settings, &mut net, &mut board, &store, &mut profile).await
-            }
-            "h2o" => {
-                // `plan` validated the settings already; the error arm cannot happen.
-                let Ok(h2o) = H2oSettings::from_config(&config) else {
-                    std::process::exit(EXIT_CONFIG)
-                };
-                let mut profile = H2o::new(bus.clone(), bus, flow, embassy_time::Delay, h2o, now);
-                hearth_device::run(settings, &mut net, &mut board, &store, &mut profile).await
-            }
-            "switch" => {
-                let Ok(sw) = SwitchSettings::from_config(&config) else {
-                    std::process::exit(EXIT_CONFIG)
-                };
-                let preset = sw.board.preset();
-                match preset.wiring {
-                    Wiring::Direct { .. } => {
-                        let ins = (0..preset.inputs)
-                            .map(|k| SimInputPin {
-                                k: k as u8,
-                                held: inputs.clone(),
-                                active_low: preset.inputs_active_low,
-                            })
-                            .collect();
-                        let outs = (0..preset.outputs)
-                            .map(|k| SimPin {
-                                name: format!("output {k}"),
-                                high: None,
-                            })
-                            .collect();
-                        let io = DirectIo::new(ins, outs, preset.inputs_active_low);
-                        let mut profile = Switch::new(io, &store, &sw, now);
-                        profile.restore().await;
-                        hearth_device::run(settings, &mut net, &mut board, &store, &mut profile)
-                            .await
-                    }
-                    Wiring::ShiftRegisters(_) => {
-                        let lines = Lines {
-                            oe: shiftreg.pin(Line::Oe),
-                            latch: shiftreg.pin(Line::Latch),
-                            clock: shiftreg.pin(Line::Clock),
-                            ser: shiftreg.pin(Line::Ser),
-                            qh: shiftreg.qh(),
-                        };
-                        let chains = ShiftRegisters::new(lines, SpinDelay, 8, 8);
-                        let io = ShiftIo::new(chains, preset.inputs_active_low);
-                        let mut profile = Switch::new(io, &store, &sw, now);
-                        profile.restore().await;
-                        hearth_device::run(settings, &mut net, &mut board, &store, &mut profile)
-                            .await
-                    }
-                }
-            }
-            _ => {
-                let mut profile = Weather::new(bus.clone(), bus, embassy_time::Delay, now);
-                hearth_device::run(settings, &mut net, &mut board, &store, &mut profile).await
-            }
-        },
-        Plan::Mqtt {
-            settings,
-            central: Some((flavor, link)),
-        } => {
-            let mut radio = open_radio(&state, board.id);
-            let port = CentralPort::new();
-            let mut profile = Forwarder::new(flavor, &port, seed, now);
-            let epoch_random = [board.seed(), board.seed()];
-            let device = hearth_device::run(settings, &mut net, &mut board, &store, &mut profile);
-            let central = run_central(
-                &link,
-                &mut radio,
-                &store,
-                seed ^ 0x5eed,
-                epoch_random,
-                &port,
-            );
-            embassy_futures::join::join(device, central).await;
-        }
-        Plan::Peripheral { link, scale } => {
-            let mut radio = open_radio(&state, board.id);
-            match scale {
-                Some(settings) => {
-                    let hx = Hx711::new(hx711.sck(), hx711.dout(), SpinDelay);
-                    let mut app = ScaleSensor::new(hx, settings, now);
-                    run_peripheral(&link, &mut board, &mut radio, &store, &mut app).await
-                }
-                None => {
-                    let mut app = TNowP::new(&name, seed, now);
-                    run_peripheral(&link, &mut board, &mut radio, &store, &mut app).await
-                }
-            }
-        }
-    }
+    embassy_futures::join::join(device, crate::stress::run(&store, &stress.stress, console)).await;
 }
 
 /// `hearth sim-device`: run the device until it resets.

@@ -1,7 +1,7 @@
 use super::*;
 
+use hearth_fleet::client::TlsArgs;
 use hearth_sim::espnow_tool::{Command as Espnow, FrameArgs, Payload};
-use hearth_sim::fleet::TlsArgs;
 
 /// Parse `line` (words split at spaces) with the environment `vars`.
 fn pe(line: &str, vars: &[(&str, &str)]) -> Result<Run, String> {
@@ -207,7 +207,7 @@ fn parses_the_fleet_commands() {
     assert!(matches!(
         p("mon --json d1"),
         Ok(Run::Mon {
-            format: hearth_sim::fleet::MonFormat::Json,
+            format: hearth_fleet::client::MonFormat::Json,
             ..
         })
     ));

@@ -4,7 +4,7 @@
 //!
 //! The client is rust-mqtt, the MQTT library of the devices, driven by `async_io::block_on`
 //! over the simulator's sockets: plain TCP, or rustls over TCP verified as on the devices
-//! ([`crate::tls`]): a CA (`--ca`) and/or a pin (`--pin`), never "accept anything", and a
+//! ([`hearth_sim::tls`]): a CA (`--ca`) and/or a pin (`--pin`), never "accept anything", and a
 //! failed check is an error, never a plain-text fallback. It speaks MQTT 5, like the devices,
 //! so it works with mosquitto and with the embedded broker of `hearth demo` (an MQTT 5-only
 //! listener, which closed the connection on the MQTT 3.1.1 client this replaced). What a
@@ -30,7 +30,7 @@ use rust_mqtt::config::KeepAlive;
 use rust_mqtt::types::{MqttBinary, MqttString, TopicFilter, TopicName};
 use rust_mqtt::Bytes;
 
-use crate::net::SimSocket;
+use hearth_sim::net::SimSocket;
 
 mod options;
 pub use options::BrokerOptions;
@@ -262,17 +262,21 @@ impl TlsArgs {
     pub fn settings(&self, host: &str) -> Result<hearth_device::TlsSettings, String> {
         Ok(hearth_device::TlsSettings {
             server_name: host.to_string(),
-            ca: self.ca.as_deref().map(crate::tls::pem_cert).transpose()?,
+            ca: self
+                .ca
+                .as_deref()
+                .map(hearth_sim::tls::pem_cert)
+                .transpose()?,
             pin: self.pin,
             client_cert: self
                 .client_cert
                 .as_deref()
-                .map(crate::tls::pem_cert)
+                .map(hearth_sim::tls::pem_cert)
                 .transpose()?,
             client_key: self
                 .client_key
                 .as_deref()
-                .map(crate::tls::pem_key)
+                .map(hearth_sim::tls::pem_key)
                 .transpose()?,
         })
     }
@@ -512,8 +516,8 @@ impl Client {
                     reason,
                 };
                 let settings = tls.settings(&args.host).map_err(fail)?;
-                let config = crate::tls::client_config(&settings).map_err(fail)?;
-                let name = crate::tls::server_name(&args.host).map_err(fail)?;
+                let config = hearth_sim::tls::client_config(&settings).map_err(fail)?;
+                let name = hearth_sim::tls::server_name(&args.host).map_err(fail)?;
                 match within(timeout, SimSocket::host_tls(tcp, config, name)).await {
                     None => {
                         return Err(fail(

@@ -1,6 +1,6 @@
 //! The fleet commands that change devices: `hearth keygen`, `hearth image`, `hearth ota`,
 //! `hearth cmd` and `hearth config push`. They speak to devices through the broker with the
-//! blocking client of [`crate::fleet`]; everything that changes a device is signed with the
+//! blocking client of [`crate::client`]; everything that changes a device is signed with the
 //! owner's ed25519 key (see `hearth_ota::signed` and `hearth_device::update`).
 
 use std::io::Write;
@@ -14,7 +14,7 @@ use hearth_ota::otadata::crc32;
 use hearth_ota::signed::{self, Kind};
 use sha2::{Digest, Sha256};
 
-use crate::fleet::{BrokerArgs, Client, Received};
+use crate::client::{BrokerArgs, Client, Received};
 
 /// How long to wait for a device's answer before asking again.
 const ANSWER_WAIT: Duration = Duration::from_secs(10);
@@ -83,8 +83,8 @@ pub fn load_key(path: &Path) -> Result<SigningKey, String> {
 }
 
 /// `hearth image`: build a simulator image.
-pub fn image(info: &crate::firmware::ImageInfo, size: usize, out: &Path) -> ExitCode {
-    match crate::firmware::build(info, size)
+pub fn image(info: &hearth_sim::firmware::ImageInfo, size: usize, out: &Path) -> ExitCode {
+    match hearth_sim::firmware::build(info, size)
         .and_then(|img| std::fs::write(out, &img).map_err(|e| format!("{}: {e}", out.display())))
     {
         Ok(()) => {
@@ -118,7 +118,7 @@ pub struct ImageFacts {
 /// Read the facts of an image: a simulator image's header, or an ESP-IDF app image's chip id
 /// and app descriptor. `appliance` overrides what the image says.
 pub fn image_facts(bytes: &[u8], appliance: Option<&str>) -> Result<ImageFacts, String> {
-    if let Ok((info, size)) = crate::firmware::parse_header(bytes) {
+    if let Ok((info, size)) = hearth_sim::firmware::parse_header(bytes) {
         if size != bytes.len() {
             return Err(format!(
                 "simulator image is {} bytes, its header says {size}",
@@ -129,7 +129,7 @@ pub fn image_facts(bytes: &[u8], appliance: Option<&str>) -> Result<ImageFacts, 
             .ok_or_else(|| format!("image version {:?} is not MAJOR.MINOR.PATCH", info.version))?;
         return Ok(ImageFacts {
             version,
-            chip: crate::firmware::CHIP.into(),
+            chip: hearth_sim::firmware::CHIP.into(),
             appliance: appliance.unwrap_or(&info.appliance).into(),
         });
     }
@@ -542,6 +542,82 @@ pub fn online_devices(broker: &BrokerArgs) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
+/// What `hearth ota` is about to do: the image and the devices it goes to.
+#[derive(Debug, Clone)]
+pub struct OtaPlan {
+    /// What the image is.
+    pub facts: ImageFacts,
+    /// Its size in bytes.
+    pub size: usize,
+    /// The devices, in the order they are updated.
+    pub devices: Vec<String>,
+}
+
+/// How the update of one device ended.
+#[derive(Debug, Clone)]
+pub struct DeviceResult {
+    /// The device.
+    pub device: String,
+    /// Its verdict, or why the tool could not finish with it.
+    pub outcome: Result<OtaOutcome, String>,
+    /// How long it took.
+    pub elapsed: Duration,
+}
+
+impl DeviceResult {
+    /// Updated and confirmed (or installed, when not waiting).
+    pub fn succeeded(&self) -> bool {
+        matches!(self.outcome, Ok(OtaOutcome::Done(_)))
+    }
+}
+
+/// Update `devices` (or, with `all`, every device online) one after the other with the image
+/// at `image_path`, signed with the key at `key_path`. `planned` hears the plan before the
+/// first byte goes out and `finished` each device's result as it ends (the progress bar, when
+/// `opts.progress`, goes to standard error); the results are returned too. An error means
+/// nothing was sent: the key, the image or the broker.
+#[allow(clippy::too_many_arguments)]
+pub fn ota_run(
+    broker: &BrokerArgs,
+    devices: &[String],
+    all: bool,
+    image_path: &Path,
+    key_path: &Path,
+    appliance: Option<&str>,
+    opts: &OtaOptions,
+    planned: &mut dyn FnMut(&OtaPlan),
+    finished: &mut dyn FnMut(&DeviceResult),
+) -> Result<Vec<DeviceResult>, String> {
+    let key = load_key(key_path)?;
+    let image = std::fs::read(image_path).map_err(|e| format!("{}: {e}", image_path.display()))?;
+    let facts = image_facts(&image, appliance)?;
+    let mut devices = devices.to_vec();
+    if all {
+        devices = online_devices(broker)?;
+        if devices.is_empty() {
+            return Err(format!("no device is online on {}", broker.address()));
+        }
+    }
+    let plan = OtaPlan {
+        facts,
+        size: image.len(),
+        devices,
+    };
+    planned(&plan);
+    let mut results = Vec::with_capacity(plan.devices.len());
+    for device in &plan.devices {
+        let started = Instant::now();
+        let result = DeviceResult {
+            device: device.clone(),
+            outcome: ota_device(broker, device, &image, &plan.facts, &key, opts),
+            elapsed: started.elapsed(),
+        };
+        finished(&result);
+        results.push(result);
+    }
+    Ok(results)
+}
+
 /// `hearth ota`: update each device in turn; exits non-zero if any did not end on the new
 /// image.
 pub fn ota(
@@ -553,60 +629,38 @@ pub fn ota(
     appliance: Option<&str>,
     opts: &OtaOptions,
 ) -> ExitCode {
-    let prepared = (|| -> Result<_, String> {
-        let key = load_key(key_path)?;
-        let image =
-            std::fs::read(image_path).map_err(|e| format!("{}: {e}", image_path.display()))?;
-        let facts = image_facts(&image, appliance)?;
-        let mut devices = devices.to_vec();
-        if all {
-            devices = online_devices(broker)?;
-            if devices.is_empty() {
-                return Err(format!("no device is online on {}", broker.address()));
-            }
-        }
-        Ok((key, image, facts, devices))
-    })();
-    let (key, image, facts, devices) = match prepared {
-        Ok(v) => v,
+    let results = ota_run(
+        broker,
+        devices,
+        all,
+        image_path,
+        key_path,
+        appliance,
+        opts,
+        &mut |plan| {
+            println!(
+                "firmware {} for {} ({}), {} bytes, to {} device(s)",
+                plan.facts.version,
+                plan.facts.chip,
+                plan.facts.appliance,
+                plan.size,
+                plan.devices.len()
+            )
+        },
+        &mut |r| match &r.outcome {
+            Ok(OtaOutcome::Done(m)) => println!("ok: {m} ({:.1} s)", r.elapsed.as_secs_f64()),
+            Ok(OtaOutcome::Refused(m)) => println!("refused: {m}"),
+            Ok(OtaOutcome::RolledBack(m)) => println!("rolled back: {m}"),
+            Err(e) => println!("error: {e}"),
+        },
+    );
+    match results {
+        Ok(results) if results.iter().all(DeviceResult::succeeded) => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::from(1),
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::from(2);
+            ExitCode::from(2)
         }
-    };
-    println!(
-        "firmware {} for {} ({}), {} bytes, to {} device(s)",
-        facts.version,
-        facts.chip,
-        facts.appliance,
-        image.len(),
-        devices.len()
-    );
-    let mut failed = 0;
-    for device in &devices {
-        let started = Instant::now();
-        match ota_device(broker, device, &image, &facts, &key, opts) {
-            Ok(OtaOutcome::Done(m)) => {
-                println!("ok: {m} ({:.1} s)", started.elapsed().as_secs_f64())
-            }
-            Ok(OtaOutcome::Refused(m)) => {
-                failed += 1;
-                println!("refused: {m}");
-            }
-            Ok(OtaOutcome::RolledBack(m)) => {
-                failed += 1;
-                println!("rolled back: {m}");
-            }
-            Err(e) => {
-                failed += 1;
-                println!("error: {e}");
-            }
-        }
-    }
-    if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
     }
 }
 
@@ -799,8 +853,71 @@ pub struct PushOptions {
     pub allow_clock_jump: bool,
 }
 
-/// `hearth config push DEVICE FILE --key K`: check the config here (unless told not to), sign
-/// it, send it, print the device's verdict.
+/// What a device said to a pushed config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PushVerdict {
+    /// Stored; the device reboots into it, on trial.
+    Installed(String),
+    /// Refused, with the device's reasons.
+    Refused(String),
+}
+
+/// Check the config at `file` here (unless told not to), sign it, send it to `device`, and wait
+/// for its verdict.
+pub fn config_push_run(
+    broker: &BrokerArgs,
+    device: &str,
+    file: &Path,
+    key_path: &Path,
+    options: PushOptions,
+) -> Result<PushVerdict, AskError> {
+    let key = load_key(key_path)?;
+    let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    if options.local_check {
+        let chip = options
+            .chip
+            .as_deref()
+            .unwrap_or(hearth_sim::firmware::CHIP);
+        hearth_device::update::validate_config(&text, chip, hearth_device::chips::FULL_IMAGE)
+            .map_err(|e| format!("{}: {e}", file.display()))?;
+    }
+    let kind = if options.rotate_key {
+        Kind::ConfigRotateKey
+    } else {
+        Kind::Config
+    };
+    let at = checked_issued(broker, device, options.allow_clock_jump)?;
+    let env = signed::seal(kind, at, device, text.as_bytes(), &key).map_err(|e| e.to_string())?;
+    let mut link = Link {
+        broker,
+        device,
+        client: None,
+    };
+    link.client()?;
+    link.publish("Config", &env)?;
+    let deadline = Instant::now() + ANSWER_WAIT;
+    while Instant::now() < deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match link.status(left) {
+            Some(s) if s.state == UpdateState::ConfigInstalled => {
+                return Ok(PushVerdict::Installed(format!(
+                    "{device}: config installed; the device reboots into it, on trial (back to the previous config if not healthy within otatrial)"
+                )))
+            }
+            Some(s) if s.state == UpdateState::Refused => {
+                return Ok(PushVerdict::Refused(format!("{device}: {}", s.error.unwrap_or_default())))
+            }
+            _ => {}
+        }
+    }
+    Err(AskError::NoAnswer {
+        device: device.to_string(),
+        secs: ANSWER_WAIT.as_secs(),
+    })
+}
+
+/// `hearth config push DEVICE FILE --key K`: [`config_push_run`], then print the device's
+/// verdict. Exit code 1 when it refused or did not answer, 2 when nothing was sent.
 pub fn config_push(
     broker: &BrokerArgs,
     device: &str,
@@ -808,55 +925,12 @@ pub fn config_push(
     key_path: &Path,
     options: PushOptions,
 ) -> ExitCode {
-    let run = || -> Result<Result<String, String>, AskError> {
-        let key = load_key(key_path)?;
-        let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
-        if options.local_check {
-            let chip = options.chip.as_deref().unwrap_or(crate::firmware::CHIP);
-            hearth_device::update::validate_config(&text, chip, hearth_device::chips::FULL_IMAGE)
-                .map_err(|e| format!("{}: {e}", file.display()))?;
-        }
-        let kind = if options.rotate_key {
-            Kind::ConfigRotateKey
-        } else {
-            Kind::Config
-        };
-        let at = checked_issued(broker, device, options.allow_clock_jump)?;
-        let env =
-            signed::seal(kind, at, device, text.as_bytes(), &key).map_err(|e| e.to_string())?;
-        let mut link = Link {
-            broker,
-            device,
-            client: None,
-        };
-        link.client()?;
-        link.publish("Config", &env)?;
-        let deadline = Instant::now() + ANSWER_WAIT;
-        while Instant::now() < deadline {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match link.status(left) {
-                Some(s) if s.state == UpdateState::ConfigInstalled => {
-                    return Ok(Ok(format!(
-                        "{device}: config installed; the device reboots into it, on trial (back to the previous config if not healthy within otatrial)"
-                    )))
-                }
-                Some(s) if s.state == UpdateState::Refused => {
-                    return Ok(Err(format!("{device}: {}", s.error.unwrap_or_default())))
-                }
-                _ => {}
-            }
-        }
-        Err(AskError::NoAnswer {
-            device: device.to_string(),
-            secs: ANSWER_WAIT.as_secs(),
-        })
-    };
-    match run() {
-        Ok(Ok(m)) => {
+    match config_push_run(broker, device, file, key_path, options) {
+        Ok(PushVerdict::Installed(m)) => {
             println!("{m}");
             ExitCode::SUCCESS
         }
-        Ok(Err(m)) => {
+        Ok(PushVerdict::Refused(m)) => {
             println!("refused: {m}");
             ExitCode::from(1)
         }
@@ -905,12 +979,12 @@ mod tests {
 
     #[test]
     fn image_facts_read_simulator_and_esp_images() {
-        let info = crate::firmware::ImageInfo {
+        let info = hearth_sim::firmware::ImageInfo {
             version: "2.0.1".into(),
             appliance: "relay".into(),
-            health: crate::firmware::Health::Ok,
+            health: hearth_sim::firmware::Health::Ok,
         };
-        let img = crate::firmware::build(&info, 4096).unwrap();
+        let img = hearth_sim::firmware::build(&info, 4096).unwrap();
         let f = image_facts(&img, None).unwrap();
         assert_eq!(
             (f.version, f.chip.as_str(), f.appliance.as_str()),
