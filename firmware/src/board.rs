@@ -1,4 +1,4 @@
-//! The chip as a `hearth_device::Board`: reset cause, software reset, the loop-liveness policy
+//! The chip as a `hearth_device::Board` (the platform traits of `hearth_device::platform`): reset cause, software reset, the loop-liveness policy
 //! shared with the watchdog feeder, hardware entropy, the base MAC as identity, the version,
 //! the status LED (`crate::led`), the serial console and deep sleep (the battery peripherals:
 //! esp-hal's `LowPower::sleep_deep` with the RTC timer as the only wakeup source; the wake
@@ -19,7 +19,7 @@
 //! | `CoreRtcWdt`, `Cpu0RtcWdt`, `SysRtcWdt` (RTC watchdog) | 0x09, 0x0D, 0x10 | `Watchdog` |
 //! | `SysSuperWdt` (super watchdog) | 0x12 | `Watchdog` |
 //! | `SysBrownOut` | 0x0F | `Other` |
-//! | `CoreDeepSleep` (the wake from `Board::deep_sleep`) | 0x05 | `DeepSleepWake` |
+//! | `CoreDeepSleep` (the wake from `Reset::deep_sleep`) | 0x05 | `DeepSleepWake` |
 //! | USB-UART / USB-JTAG reset (e.g. after flashing), eFuse CRC, clock or power glitch, SDIO, JTAG | various | `Other` |
 //! | unreadable | — | `Other` |
 
@@ -32,8 +32,9 @@ use esp_hal::rtc_cntl::sleep::{LowPower, RtcSleepConfig};
 use esp_hal::rtc_cntl::SocResetReason;
 use hearth_core::reboot::HardwareReset;
 use hearth_core::Millis;
-use hearth_device::{Board, DeviceStatus};
+use hearth_device::{Console, DeviceStatus, Entropy, FirmwareStore, Identity, Reset, Watchdog};
 
+use crate::config::StoreError;
 use crate::led::{self, Show};
 use crate::watchdog::SharedPolicy;
 
@@ -150,33 +151,71 @@ impl EspBoard {
     }
 }
 
-impl Board for EspBoard {
+impl FirmwareStore for EspBoard {
     type Slots = embassy_embedded_hal::adapter::BlockingAsync<crate::flash::SharedFlash>;
+    type ConfigError = StoreError;
 
     fn slots(&mut self) -> Option<&mut FirmwareSlots> {
         self.firmware.slots.as_mut()
     }
 
+    async fn store_config(&mut self, text: &str) -> Result<(), StoreError> {
+        match &mut self.firmware.config {
+            Some((flash, partition)) => crate::config::store(flash, partition, text),
+            None => Err(StoreError::NoPartition),
+        }
+    }
+
+    async fn restore_config(&mut self) -> Result<(), StoreError> {
+        match &mut self.firmware.config {
+            Some((flash, partition)) => crate::config::restore(flash, partition),
+            None => Err(StoreError::NoPartition),
+        }
+    }
+}
+
+impl Identity for EspBoard {
     fn chip(&self) -> &str {
         CHIP_ID
     }
 
-    async fn store_config(&mut self, text: &str) -> Result<(), alloc::string::String> {
-        match &mut self.firmware.config {
-            Some((flash, partition)) => crate::config::store(flash, partition, text),
-            None => Err("no config partition".into()),
-        }
-    }
-
-    async fn restore_config(&mut self) -> Result<(), alloc::string::String> {
-        match &mut self.firmware.config {
-            Some((flash, partition)) => crate::config::restore(flash, partition),
-            None => Err("no config partition".into()),
-        }
-    }
-
     fn image_appliances(&self) -> &'static [&'static str] {
         crate::pins::IMAGE
+    }
+
+    fn unique_id(&self) -> [u8; 6] {
+        self.id
+    }
+
+    fn version(&self) -> &str {
+        VERSION
+    }
+}
+
+impl Entropy for EspBoard {
+    fn seed(&mut self) -> u64 {
+        // True random once the radio runs or the ADC entropy source is on (the network, which
+        // starts one of them, is started before the runtime asks).
+        (u64::from(self.rng.random()) << 32) | u64::from(self.rng.random())
+    }
+}
+
+impl Console for EspBoard {
+    fn console(&mut self, line: &str) {
+        log::info!("{line}");
+    }
+
+    fn status(&mut self, status: DeviceStatus) {
+        if self.shown != Some(status) {
+            self.shown = Some(status);
+            led::show(Show::Status(status));
+        }
+    }
+}
+
+impl Reset for EspBoard {
+    fn hardware_reset(&self) -> HardwareReset {
+        self.reset
     }
 
     fn last_panic(&mut self) -> Option<alloc::string::String> {
@@ -189,50 +228,9 @@ impl Board for EspBoard {
         })
     }
 
-    fn hardware_reset(&self) -> HardwareReset {
-        self.reset
-    }
-
     fn reset(&mut self) -> ! {
         log::info!("reset");
         esp_hal::system::software_reset()
-    }
-
-    fn heartbeat(&mut self, now: Millis) {
-        self.with_policy(|p| p.heartbeat(now));
-    }
-
-    fn may_block(&mut self, now: Millis) {
-        self.with_policy(|p| p.may_block(now));
-    }
-
-    fn may_block_exit(&mut self, now: Millis) {
-        self.with_policy(|p| p.may_block_exit(now));
-    }
-
-    fn seed(&mut self) -> u64 {
-        // True random once the radio runs or the ADC entropy source is on (the network, which
-        // starts one of them, is started before the runtime asks).
-        (u64::from(self.rng.random()) << 32) | u64::from(self.rng.random())
-    }
-
-    fn unique_id(&self) -> [u8; 6] {
-        self.id
-    }
-
-    fn version(&self) -> &str {
-        VERSION
-    }
-
-    fn status(&mut self, status: DeviceStatus) {
-        if self.shown != Some(status) {
-            self.shown = Some(status);
-            led::show(Show::Status(status));
-        }
-    }
-
-    fn console(&mut self, line: &str) {
-        log::info!("{line}");
     }
 
     fn deep_sleep(&mut self, ms: Millis) -> ! {
@@ -246,6 +244,20 @@ impl Board for EspBoard {
         let deadline = esp_hal::time::Instant::now() + esp_hal::time::Duration::from_millis(ms);
         self.low_power.set_wakeup_deadline(deadline);
         self.low_power.sleep_deep(RtcSleepConfig::deep())
+    }
+}
+
+impl Watchdog for EspBoard {
+    fn heartbeat(&mut self, now: Millis) {
+        self.with_policy(|p| p.heartbeat(now));
+    }
+
+    fn may_block(&mut self, now: Millis) {
+        self.with_policy(|p| p.may_block(now));
+    }
+
+    fn may_block_exit(&mut self, now: Millis) {
+        self.with_policy(|p| p.may_block_exit(now));
     }
 }
 

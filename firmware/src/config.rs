@@ -182,6 +182,34 @@ fn read_copy<F: ReadNorFlash<Error = FlashStorageError>>(
         .map_err(ReadError::Blob)
 }
 
+/// Why a config could not be stored or restored.
+#[derive(Debug)]
+pub enum StoreError {
+    /// The partition table has no `config` partition.
+    NoPartition,
+    /// The config partition is one sector: there is no room for a second copy, so a pushed
+    /// config cannot be installed beside the one in force, nor taken back.
+    NoSecondCopy(Region),
+    /// The copies on flash do not allow it (`hearth_config::blob::plan_push`/`plan_restore`
+    /// say why: too long, nothing to go back from, the previous copy not whole).
+    Refused(&'static str),
+    /// The flash refused a read, an erase or a write.
+    Flash(FlashStorageError),
+}
+
+impl core::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::NoPartition => f.write_str("no config partition"),
+            Self::NoSecondCopy(p) => {
+                write!(f, "the config partition {p} has no room for a second copy")
+            }
+            Self::Refused(why) => f.write_str(why),
+            Self::Flash(e) => write!(f, "flash: {e:?}"),
+        }
+    }
+}
+
 /// Install `text` as the config of the next boot, atomically, keeping the config in force as
 /// the previous copy (two copies, see `hearth_config::blob`): a power cut at any point leaves
 /// the old config or the new one, and a complete push leaves the old one in the first copy
@@ -190,18 +218,18 @@ pub fn store<F: NorFlash<Error = FlashStorageError>>(
     flash: &mut F,
     partition: &Region,
     text: &str,
-) -> Result<(), String> {
-    let second = second_copy(partition)
-        .ok_or_else(|| format!("the config partition {partition} has no room for a second copy"))?;
-    let flash_err = |e: FlashStorageError| format!("flash: {e:?}");
+) -> Result<(), StoreError> {
+    let second =
+        second_copy(partition).ok_or_else(|| StoreError::NoSecondCopy(partition.clone()))?;
     let in_force = read_copy(flash, &second).ok();
     let mut header = [0u8; HEADER_LEN];
     flash
         .read(partition.offset, &mut header)
-        .map_err(flash_err)?;
+        .map_err(StoreError::Flash)?;
     let first_len = blob::declared_len(&header).unwrap_or(0);
     let new = blob::encode(text);
-    let keep = blob::plan_push(in_force.is_some(), first_len, new.len())?;
+    let keep =
+        blob::plan_push(in_force.is_some(), first_len, new.len()).map_err(StoreError::Refused)?;
     if let (true, Some(old)) = (keep, in_force) {
         // The pushed config in force becomes the previous copy; it stays in force meanwhile.
         write_copy(flash, partition.offset, blob::encode(&old))?;
@@ -214,16 +242,16 @@ pub fn store<F: NorFlash<Error = FlashStorageError>>(
 pub fn restore<F: NorFlash<Error = FlashStorageError>>(
     flash: &mut F,
     partition: &Region,
-) -> Result<(), String> {
-    let second = second_copy(partition)
-        .ok_or_else(|| format!("the config partition {partition} has no second copy"))?;
+) -> Result<(), StoreError> {
+    let second =
+        second_copy(partition).ok_or_else(|| StoreError::NoSecondCopy(partition.clone()))?;
     let first = read_copy(flash, partition).is_ok();
     let pushed = read_copy(flash, &second).is_ok();
-    let erase = blob::plan_restore(first, pushed)?;
+    let erase = blob::plan_restore(first, pushed).map_err(StoreError::Refused)?;
     let at = partition.offset + erase.offset() as u32;
     flash
         .erase(at, at + blob::COPY_LEN as u32)
-        .map_err(|e| format!("flash: {e:?}"))
+        .map_err(StoreError::Flash)
 }
 
 /// Erase the sector at `at` and write `bytes` (one blob, at most a sector) there.
@@ -231,15 +259,14 @@ fn write_copy<F: NorFlash<Error = FlashStorageError>>(
     flash: &mut F,
     at: u32,
     mut bytes: Vec<u8>,
-) -> Result<(), String> {
-    let flash_err = |e: FlashStorageError| format!("flash: {e:?}");
+) -> Result<(), StoreError> {
     while !bytes.len().is_multiple_of(4) {
         bytes.push(0xFF);
     }
     flash
         .erase(at, at + blob::COPY_LEN as u32)
-        .map_err(flash_err)?;
-    flash.write(at, &bytes).map_err(flash_err)
+        .map_err(StoreError::Flash)?;
+    flash.write(at, &bytes).map_err(StoreError::Flash)
 }
 
 enum ReadError {

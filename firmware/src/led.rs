@@ -12,7 +12,7 @@
 //! Without a `led` key there is no LED and nothing is blinked. A boot error before the config
 //! has been read (or one about the LED's own pin) cannot be shown.
 //!
-//! The runtime's `Board::status` and the boot-error path hand the wanted pattern to the task
+//! The runtime's `Console::status` and the boot-error path hand the wanted pattern to the task
 //! through an embassy-sync `Signal` (critical-section mutex; no atomic read-modify-write is
 //! needed, which riscv32imc lacks); the task restarts its pattern when a new one arrives. When
 //! no task runs (no LED) the signal just holds the last value.

@@ -368,12 +368,12 @@ async fn main(spawner: Spawner) -> ! {
             }
             match app {
                 MqttApp::Central(flavor, link, mut radio) => {
-                    let seed = hearth_device::Board::seed(&mut board);
+                    let seed = hearth_device::Entropy::seed(&mut board);
                     let port = CentralPort::new();
                     let mut profile = Forwarder::new(flavor, &port, seed, now_ms());
                     let epoch_random = [
-                        hearth_device::Board::seed(&mut board),
-                        hearth_device::Board::seed(&mut board),
+                        hearth_device::Entropy::seed(&mut board),
+                        hearth_device::Entropy::seed(&mut board),
                     ];
                     let device =
                         hearth_device::run(settings, &mut net, &mut board, &store, &mut profile);
@@ -432,7 +432,7 @@ async fn main(spawner: Spawner) -> ! {
                     run_peripheral(&link, &mut board, &mut radio, &store, &mut app).await
                 }
                 None => {
-                    let seed = hearth_device::Board::seed(&mut board);
+                    let seed = hearth_device::Entropy::seed(&mut board);
                     let mut app = TNowP::new(&loaded.config.mqtt.name, seed, now_ms());
                     run_peripheral(&link, &mut board, &mut radio, &store, &mut app).await
                 }
@@ -482,7 +482,7 @@ fn make_board(
     let board = EspBoard::new(hardware_reset, policy, lpwr, firmware);
     log::info!(
         "device MAC {}, heap free {} bytes",
-        board::mac_string(&hearth_device::Board::unique_id(&board)),
+        board::mac_string(&hearth_device::Identity::unique_id(&board)),
         esp_alloc::HEAP.free()
     );
     board

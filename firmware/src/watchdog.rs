@@ -95,7 +95,7 @@ impl Watchdogs {
 }
 
 /// Stop both watchdogs for a deep sleep: the RWDT runs in the RTC domain, which stays powered,
-/// and would reset the sleeping chip. Called by `Board::deep_sleep` right before the sleep, the
+/// and would reset the sleeping chip. Called by `Reset::deep_sleep` right before the sleep, the
 /// point of no return (the wake boots the chip from the start, with the boot guard).
 pub fn stop_for_deep_sleep() {
     // SAFETY: the feeder task owns the `Rtc` and the TIMG1 watchdog, but it never runs again:

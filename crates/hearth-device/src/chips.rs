@@ -41,7 +41,7 @@ use crate::profiles::{gpio, Plan, FIRMWARE_PROFILES};
 /// A chip's GPIO facts and default wiring.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Chip {
-    /// Its name, as `Board::chip` and update manifests say it (`esp32c3`).
+    /// Its name, as `Identity::chip` and update manifests say it (`esp32c3`).
     pub name: &'static str,
     /// The highest GPIO number.
     pub max: u8,

@@ -20,9 +20,16 @@ pub mod tls_client;
 pub mod update;
 
 #[cfg(test)]
+extern crate std;
+#[cfg(test)]
+mod test_board;
+#[cfg(test)]
 mod test_flash;
 
-pub use platform::{Board, DeviceStatus, NetError, Network, NoSlots, TlsError};
+pub use platform::{
+    now_ms, Board, Clock, Console, DeviceStatus, Entropy, FirmwareStore, Identity, NetError,
+    Network, NoSlots, Reset, SystemClock, TlsError, Watchdog,
+};
 pub use profiles::Profile;
 pub use runtime::run;
 pub use settings::{Settings, TlsSettings};

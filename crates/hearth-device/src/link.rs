@@ -28,8 +28,8 @@ use hearth_netnow::v3::{Epoch, SenderId, EPOCH_LEN};
 use hearth_storage::keys;
 use hearth_storage::StoreError;
 
-use crate::platform::{Board, Radio};
-use crate::runtime::now_ms;
+use crate::platform::now_ms;
+use crate::platform::{Radio, Reset, Watchdog};
 use crate::store::SharedStore;
 
 /// The link settings of a validated config.
@@ -712,13 +712,16 @@ const APP_WORK_TIMEOUT: Millis = 10_000;
 const PERIPHERAL_LOOP: Millis = 1_000;
 
 /// Run a battery appliance forever: it ends in the board's deep sleep or reset.
-pub async fn run_peripheral<B: Board, R: Radio, F: NorFlash, A: PeripheralApp>(
+pub async fn run_peripheral<B, R: Radio, F: NorFlash, A: PeripheralApp>(
     settings: &LinkSettings,
     board: &mut B,
     radio: &mut R,
     store: &SharedStore<F>,
     app: &mut A,
-) -> ! {
+) -> !
+where
+    B: Reset + Watchdog + crate::platform::Entropy,
+{
     let boot = now_ms();
     board.heartbeat(boot);
     let hardware = board.hardware_reset();

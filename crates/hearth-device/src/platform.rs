@@ -1,6 +1,20 @@
-//! The platform edges the runtime needs: a network that can be brought up and opens TCP
-//! streams, and a board that resets, reports why it last reset, feeds the hardware watchdog
-//! under the loop-liveness policy, and supplies entropy. One implementation per world.
+//! The platform seam: small traits for what the device needs from the hardware, one
+//! implementation per world (esp-hal in `firmware/src/board.rs`, the simulator in
+//! `hearth-sim`). Code asks for the traits it uses, not for the whole board.
+//!
+//! | trait | what it is | chip | simulator |
+//! |---|---|---|---|
+//! | [`Network`] | link up/down, TCP (and TLS) streams | Wi-Fi station, embassy-net | host TCP |
+//! | [`Radio`] | ESP-NOW frames | esp-radio | the shared simulated air |
+//! | [`Clock`], [`now_ms`] | ms since boot | embassy-time on esp-rtos | embassy-time's std driver |
+//! | [`Identity`] | chip, image contents, id, version | eFuse base MAC | the device's state directory |
+//! | [`Entropy`] | seeds | hardware RNG | OS-keyed hashing |
+//! | [`Console`] | log lines, status LED, re-pair button | serial console, LED task | stdout, control socket |
+//! | [`Reset`] | reset, reset cause, last panic, deep sleep | reset reason register, RTC memory, RTC timer | process exit, the board process |
+//! | [`Watchdog`] | feeding under the loop-liveness policy | TIMG1 MWDT and RWDT, fed by a task | a thread that resets the process |
+//! | [`FirmwareStore`] | update slots, the next boot's config | flash partitions | files in the state directory |
+//!
+//! [`Board`] is all of them but the network and the radio, for the runtime's main.
 
 use hearth_core::reboot::HardwareReset;
 use hearth_core::Millis;
@@ -137,8 +151,8 @@ pub trait Network {
     ) -> Result<Self::Socket, NetError>;
 }
 
-/// The flash of a board without update slots: it cannot be made, so `Board::slots` of such a
-/// board can only say `None`.
+/// The flash of a board without update slots: it cannot be made, so `FirmwareStore::slots` of
+/// such a board can only say `None`.
 #[derive(Debug)]
 pub enum NoSlots {}
 
@@ -167,28 +181,35 @@ impl embedded_storage_async::nor_flash::NorFlash for NoSlots {
     }
 }
 
-/// The board: reset, reset cause, watchdog feeding, identity, entropy, and the firmware's
-/// update slots.
-#[allow(async_fn_in_trait)]
-pub trait Board {
-    /// The flash holding the update slots ([`NoSlots`] for a board without them).
-    type Slots: embedded_storage_async::nor_flash::NorFlash;
-    /// The firmware's two app slots and otadata, when the board has them.
-    fn slots(&mut self) -> Option<&mut hearth_ota::Slots<Self::Slots>>;
+/// Milliseconds since boot, from embassy-time's driver: the hardware timer on the chip, the
+/// host's monotonic clock in the simulator. Everything that reads the time reads it here or
+/// through a [`Clock`].
+pub fn now_ms() -> Millis {
+    embassy_time::Instant::now().as_millis()
+}
+
+/// A source of "now", in ms since boot. Appliances that must read the time outside the calls
+/// that carry it (a relay timing a command's pulse) take one, so their tests can drive time.
+pub trait Clock {
+    /// Now, in ms since boot.
+    fn now(&self) -> Millis;
+}
+
+/// The system clock: [`now_ms`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Millis {
+        now_ms()
+    }
+}
+
+/// Who the device is: its chip, what its image holds, its stable id and its version.
+pub trait Identity {
     /// The chip name update images must be built for (`esp32c3`, `esp32c6`, `sim`).
     fn chip(&self) -> &str;
-    /// Store `text` as the config used from the next boot, atomically: after a power cut the
-    /// board has either the old config or the new one, whole.
-    async fn store_config(&mut self, _text: &str) -> Result<(), alloc::string::String> {
-        Err("this board cannot store a config".into())
-    }
-    /// Put back the config that was in force before the last [`Board::store_config`], for
-    /// the next boot, atomically; the pushed one is dropped. The default refuses: a board
-    /// that cannot keep the previous copy cannot give a pushed config a trial.
-    async fn restore_config(&mut self) -> Result<(), alloc::string::String> {
-        Err("this board cannot restore a previous config".into())
-    }
-    /// The chip whose boot rules ([`crate::chips`]) a pushed config must pass: [`Board::chip`]
+    /// The chip whose boot rules ([`crate::chips`]) a pushed config must pass: [`Identity::chip`]
     /// unless the board says otherwise (the simulator can stand in for a chip in a test). A
     /// name [`crate::chips::chip`] does not know has no chip rules.
     fn config_chip(&self) -> alloc::string::String {
@@ -198,36 +219,43 @@ pub trait Board {
     fn image_appliances(&self) -> &'static [&'static str] {
         crate::chips::FULL_IMAGE
     }
-    /// The panic message that ended the previous run, if it ended in one.
-    fn last_panic(&mut self) -> Option<alloc::string::String> {
-        None
-    }
-    /// What the hardware says about the last reset.
-    fn hardware_reset(&self) -> HardwareReset;
-    /// Reset now. The runtime has stored the reason already.
-    fn reset(&mut self) -> !;
-    /// The loop is alive at `now` (see `hearth_core::supervisor::LoopWatchdog`).
-    fn heartbeat(&mut self, now: Millis);
-    /// An operation that may hold the loop is starting.
-    fn may_block(&mut self, now: Millis);
-    /// That operation is over.
-    fn may_block_exit(&mut self, now: Millis);
-    /// A seed for timing jitter.
-    fn seed(&mut self) -> u64;
     /// A stable identity, e.g. the base MAC address.
     fn unique_id(&self) -> [u8; 6];
     /// A firmware version string for `getversion`.
     fn version(&self) -> &str;
-    /// The device's status changed. The chip shows it on a LED; the default does nothing.
-    fn status(&mut self, _status: DeviceStatus) {}
+}
+
+/// Randomness for timing jitter and counter epochs (the chip's RNG; the host's OS).
+pub trait Entropy {
+    /// A seed for timing jitter.
+    fn seed(&mut self) -> u64;
+}
+
+/// What the device tells the person next to it: console lines, a status LED, and the one
+/// request a button can make.
+pub trait Console {
     /// Report a line about the device's own progress outside MQTT (console on the chip, the
     /// simulator's log on the host).
     fn console(&mut self, line: &str);
+    /// The device's status changed. The chip shows it on a LED; the default does nothing.
+    fn status(&mut self, _status: DeviceStatus) {}
     /// Has the user asked an ESP-NOW peripheral to forget its pairing (a button on the chip,
     /// `hearth sim ctl … repair` in the simulator)? Reading clears the request.
     fn take_repair_request(&mut self) -> bool {
         false
     }
+}
+
+/// Resets and why the last one happened.
+pub trait Reset: Console {
+    /// What the hardware says about the last reset.
+    fn hardware_reset(&self) -> HardwareReset;
+    /// The panic message that ended the previous run, if it ended in one.
+    fn last_panic(&mut self) -> Option<alloc::string::String> {
+        None
+    }
+    /// Reset now. The runtime has stored the reason already.
+    fn reset(&mut self) -> !;
     /// Deep-sleep for `ms`, then boot again with [`HardwareReset::DeepSleepWake`] (RAM is lost;
     /// only flash and RTC memory survive). A board without deep sleep resets instead, which a
     /// battery appliance survives too (it just spends the sleep awake).
@@ -238,6 +266,44 @@ pub trait Board {
         self.reset()
     }
 }
+
+/// The hardware watchdog, fed under the loop-liveness policy
+/// (`hearth_core::supervisor::LoopWatchdog`).
+pub trait Watchdog {
+    /// The loop is alive at `now`.
+    fn heartbeat(&mut self, now: Millis);
+    /// An operation that may hold the loop is starting.
+    fn may_block(&mut self, now: Millis);
+    /// That operation is over.
+    fn may_block_exit(&mut self, now: Millis);
+}
+
+/// The firmware's own flash: the two app slots with otadata, and the config the next boot
+/// reads.
+#[allow(async_fn_in_trait)]
+pub trait FirmwareStore {
+    /// The flash holding the update slots ([`NoSlots`] for a board without them).
+    type Slots: embedded_storage_async::nor_flash::NorFlash;
+    /// Why the config could not be stored or restored.
+    type ConfigError: core::fmt::Display;
+    /// The firmware's two app slots and otadata, when the board has them.
+    fn slots(&mut self) -> Option<&mut hearth_ota::Slots<Self::Slots>>;
+    /// Store `text` as the config used from the next boot, atomically: after a power cut the
+    /// board has either the old config or the new one, whole.
+    async fn store_config(&mut self, text: &str) -> Result<(), Self::ConfigError>;
+    /// Put back the config that was in force before the last
+    /// [`FirmwareStore::store_config`], for the next boot, atomically; the pushed one is
+    /// dropped. A board that cannot keep the previous copy refuses, and so cannot give a pushed
+    /// config a trial.
+    async fn restore_config(&mut self) -> Result<(), Self::ConfigError>;
+}
+
+/// The whole board, as the runtime takes it: every platform trait but the network and the
+/// radio, which the runtime owns separately. Implemented for any type that has them all; code
+/// that needs only one (the watchdog, the console) asks for that one.
+pub trait Board: Identity + Entropy + Console + Reset + Watchdog + FirmwareStore {}
+
+impl<T: Identity + Entropy + Console + Reset + Watchdog + FirmwareStore> Board for T {}
 
 /// Length of an ESP-NOW (v1) frame's largest payload.
 pub const RADIO_MAX_FRAME: usize = 250;

@@ -28,7 +28,8 @@ use hearth_storage::keys;
 use rust_mqtt::buffer::AllocBuffer;
 
 use crate::bounded::{Bounded, Dropped};
-use crate::platform::{Board, DeviceStatus, NetError, Network};
+pub use crate::platform::now_ms;
+use crate::platform::{Board, Console, DeviceStatus, NetError, Network, Reset, Watchdog};
 use crate::profiles::DynProfile;
 use crate::session::{self, Incoming, MqttClient};
 use crate::settings::Settings;
@@ -47,11 +48,6 @@ const WORK_TIMEOUT: Millis = 5 * SECOND;
 const PROBE_TIMEOUT: Millis = 3 * SECOND;
 /// Unsent log lines kept while offline.
 const LOG_CAPACITY: usize = 32;
-
-/// Milliseconds since boot.
-pub fn now_ms() -> Millis {
-    Instant::now().as_millis()
-}
 
 struct CoreItems {
     uptime: PubId,
@@ -740,8 +736,8 @@ where
     Ok(entities.len())
 }
 
-async fn guarded<B: Board, T>(
-    board: &mut B,
+async fn guarded<W: Watchdog, T>(
+    board: &mut W,
     limit: Millis,
     fut: impl Future<Output = T>,
 ) -> Option<T> {
@@ -751,7 +747,11 @@ async fn guarded<B: Board, T>(
     out
 }
 
-async fn bump<B: Board, F: NorFlash>(store: &SharedStore<F>, key: keys::Key, board: &mut B) -> u32 {
+async fn bump<C: Console, F: NorFlash>(
+    store: &SharedStore<F>,
+    key: keys::Key,
+    board: &mut C,
+) -> u32 {
     match store.lock().await.incr_u32(key).await {
         Ok(n) => n,
         Err(e) => {
@@ -775,8 +775,8 @@ pub(crate) async fn counter<F: NorFlash>(store: &SharedStore<F>, key: keys::Key)
 }
 
 /// Store the reason, then reset. A failed store is reported but does not stop the reset.
-pub(crate) async fn reboot<B: Board, F: NorFlash>(
-    board: &mut B,
+pub(crate) async fn reboot<R: Reset, F: NorFlash>(
+    board: &mut R,
     store: &SharedStore<F>,
     reason: RebootReason,
 ) -> ! {
@@ -792,7 +792,7 @@ pub(crate) async fn reboot<B: Board, F: NorFlash>(
     board.reset()
 }
 
-async fn boot_report<B: Board, F: NorFlash>(board: &mut B, store: &SharedStore<F>) -> String {
+async fn boot_report<R: Reset, F: NorFlash>(board: &mut R, store: &SharedStore<F>) -> String {
     let hardware = board.hardware_reset();
     let mut buf = [0u8; 64];
     let stored = match store

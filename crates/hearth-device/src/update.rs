@@ -249,7 +249,7 @@ async fn config_rollback<B: Board, F: NorFlash>(board: &mut B, store: &SharedSto
                 "update: cannot put the previous config back ({e}): keeping this one"
             ));
             let _ = end_config_trial(store).await;
-            e
+            format!("{e}")
         }
     }
 }
@@ -1319,6 +1319,9 @@ async fn forget_job<F: NorFlash>(store: &SharedStore<F>) {
     let _ = s.remove(keys::OTA_JOB).await;
     let _ = s.remove(keys::OTA_NEXT).await;
 }
+
+#[cfg(test)]
+mod virtual_time;
 
 #[cfg(test)]
 mod tests {

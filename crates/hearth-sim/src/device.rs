@@ -3,7 +3,6 @@
 //! network link the board controls, and a watchdog thread that resets the process when the loop
 //! stops proving it is alive.
 
-use std::collections::VecDeque;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -11,6 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::faults::{FaultQueue, LoopFault, LoopFaults};
 use crate::firmware::Health;
 use hearth_core::reboot::HardwareReset;
 use hearth_core::supervisor::LoopWatchdog;
@@ -29,7 +29,7 @@ use hearth_device::profiles::tnowp::TNowP;
 use hearth_device::profiles::weather::Weather;
 use hearth_device::profiles::Plan;
 use hearth_device::update::BootMode;
-use hearth_device::Board;
+use hearth_device::{Console, Entropy, FirmwareStore, Identity, Reset, Watchdog};
 use hearth_drivers::hx711::Hx711;
 use hearth_drivers::shiftreg::{Lines, ShiftRegisters};
 use hearth_simchips::hx711::{Hx711Fault, Hx711Model, LoadCell};
@@ -178,7 +178,8 @@ fn console(line: &str) {
 /// Faults and switches the board sends, shared with the loop.
 #[derive(Default)]
 struct Faults {
-    pending: Mutex<VecDeque<EnvMsg>>,
+    /// The loop faults, for [`LoopFaults`].
+    pending: FaultQueue,
     /// Flash operations on otadata until the injected power cut (0: none armed).
     cut_otadata: AtomicU32,
     stress: AtomicBool,
@@ -202,40 +203,63 @@ pub struct SimBoard {
     last_panic: Option<String>,
 }
 
-impl Board for SimBoard {
+/// Why the simulator could not store or restore a config: the file and what the OS said.
+#[derive(Debug)]
+pub struct ConfigFileError {
+    /// The file that could not be read, written, renamed or removed.
+    pub path: PathBuf,
+    /// What the OS said.
+    pub error: std::io::Error,
+}
+
+impl std::fmt::Display for ConfigFileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.error)
+    }
+}
+
+impl FirmwareStore for SimBoard {
     type Slots = SlotFlash;
+    type ConfigError = ConfigFileError;
 
     fn slots(&mut self) -> Option<&mut hearth_ota::Slots<SlotFlash>> {
         self.slots.as_mut()
     }
 
-    fn chip(&self) -> &str {
-        crate::firmware::CHIP
-    }
-
-    async fn store_config(&mut self, text: &str) -> Result<(), String> {
+    async fn store_config(&mut self, text: &str) -> Result<(), ConfigFileError> {
         // As on the chip: the config in force is kept as the previous copy first (a pushed
         // one in `pushed-config.prev`; none there means the `--config` file), then the new
         // one is written whole, synced, and renamed over the old.
         let path = self.state.join(PUSHED_CONFIG);
         let prev = self.state.join(PREVIOUS_CONFIG);
-        let shown = |p: &Path, e: std::io::Error| format!("{}: {e}", p.display());
+        let at = |path: &Path| {
+            let path = path.to_path_buf();
+            move |error| ConfigFileError { path, error }
+        };
         match std::fs::read(&path) {
-            Ok(old) => write_atomic(&prev, &old).map_err(|e| shown(&prev, e))?,
+            Ok(old) => write_atomic(&prev, &old).map_err(at(&prev))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => match std::fs::remove_file(&prev)
             {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(shown(&prev, e)),
+                Err(e) => return Err(at(&prev)(e)),
             },
-            Err(e) => return Err(shown(&path, e)),
+            Err(e) => return Err(at(&path)(e)),
         }
-        write_atomic(&path, text.as_bytes()).map_err(|e| shown(&path, e))
+        write_atomic(&path, text.as_bytes()).map_err(at(&path))
     }
 
-    async fn restore_config(&mut self) -> Result<(), String> {
-        restore_previous(&self.state)
-            .map_err(|e| format!("{}: {e}", self.state.join(PUSHED_CONFIG).display()))
+    async fn restore_config(&mut self) -> Result<(), ConfigFileError> {
+        restore_previous(&self.state).map_err(|error| ConfigFileError {
+            path: self.state.join(PUSHED_CONFIG),
+            error,
+        })
+    }
+}
+
+impl Identity for SimBoard {
+    fn chip(&self) -> &str {
+        crate::firmware::CHIP
     }
 
     fn config_chip(&self) -> String {
@@ -246,6 +270,16 @@ impl Board for SimBoard {
         }
     }
 
+    fn unique_id(&self) -> [u8; 6] {
+        self.id
+    }
+
+    fn version(&self) -> &str {
+        &self.version
+    }
+}
+
+impl Reset for SimBoard {
     fn last_panic(&mut self) -> Option<String> {
         self.last_panic.clone()
     }
@@ -259,30 +293,23 @@ impl Board for SimBoard {
         std::process::exit(EXIT_RESET)
     }
 
+    fn deep_sleep(&mut self, ms: Millis) -> ! {
+        // The request lives next to the flash; the board reads it when the process has ended.
+        if let Err(e) = std::fs::write(self.state.join(SLEEP_FILE), ms.to_string()) {
+            console(&format!("deep sleep: cannot record the sleep time: {e}"));
+        }
+        console(&format!("deep sleep {ms} ms"));
+        std::process::exit(EXIT_SLEEP)
+    }
+}
+
+impl Watchdog for SimBoard {
     fn heartbeat(&mut self, now: Millis) {
         lock(&self.watchdog).heartbeat(now);
-        // The loop is about to do its work: the simulated world moves on, and the loop faults
-        // of `hearth sim ctl` (`block`, `slow`) strike here, in the loop itself.
+        // The loop is about to do its work: the simulated world moves on. (The loop faults of
+        // `hearth sim ctl`, `block` and `slow`, strike in the wrapper around this board,
+        // `crate::faults::LoopFaults`.)
         self.weather.advance_to(wall_clock_ms());
-        let next = lock(&self.faults.pending).pop_front();
-        match next {
-            Some(EnvMsg::Block(ms)) => {
-                console(&format!("fault: event loop blocked for {ms} ms"));
-                // A hung task: the executor thread stops, nothing proves liveness.
-                std::thread::sleep(Duration::from_millis(ms));
-                console("fault: event loop resumed");
-            }
-            Some(EnvMsg::Slow(ms)) => {
-                console(&format!(
-                    "slow operation of {ms} ms inside the may-block window"
-                ));
-                lock(&self.watchdog).may_block(now);
-                std::thread::sleep(Duration::from_millis(ms));
-                lock(&self.watchdog).may_block_exit(embassy_time::Instant::now().as_millis());
-                console("slow operation done");
-            }
-            _ => {}
-        }
     }
 
     fn may_block(&mut self, now: Millis) {
@@ -292,7 +319,9 @@ impl Board for SimBoard {
     fn may_block_exit(&mut self, now: Millis) {
         lock(&self.watchdog).may_block_exit(now);
     }
+}
 
+impl Entropy for SimBoard {
     fn seed(&mut self) -> u64 {
         // A new value at every call, as the chip's hardware RNG gives: the OS-keyed hasher of
         // the standard library mixes the process's random keys into the running seed.
@@ -301,26 +330,11 @@ impl Board for SimBoard {
         self.seed = self.seed.rotate_left(29) ^ fresh;
         self.seed
     }
+}
 
-    fn unique_id(&self) -> [u8; 6] {
-        self.id
-    }
-
-    fn version(&self) -> &str {
-        &self.version
-    }
-
+impl Console for SimBoard {
     fn console(&mut self, line: &str) {
         console(line);
-    }
-
-    fn deep_sleep(&mut self, ms: Millis) -> ! {
-        // The request lives next to the flash; the board reads it when the process has ended.
-        if let Err(e) = std::fs::write(self.state.join(SLEEP_FILE), ms.to_string()) {
-            console(&format!("deep sleep: cannot record the sleep time: {e}"));
-        }
-        console(&format!("deep sleep {ms} ms"));
-        std::process::exit(EXIT_SLEEP)
     }
 
     fn take_repair_request(&mut self) -> bool {
@@ -619,7 +633,8 @@ fn start_env_reader(
                         Err(e) => console(&format!("environment: {e}")),
                     }
                 }
-                Ok(m @ (EnvMsg::Block(_) | EnvMsg::Slow(_))) => lock(&faults.pending).push_back(m),
+                Ok(EnvMsg::Block(ms)) => lock(&faults.pending).push_back(LoopFault::Block(ms)),
+                Ok(EnvMsg::Slow(ms)) => lock(&faults.pending).push_back(LoopFault::Slow(ms)),
                 Ok(EnvMsg::Ready) => {
                     let _ = ready.send(());
                 }
@@ -746,7 +761,7 @@ async fn device_task(parts: Parts) {
     let Parts {
         plan,
         mut net,
-        mut board,
+        board,
         flash,
         chips,
         state,
@@ -783,6 +798,7 @@ async fn device_task(parts: Parts) {
     let store = hearth_device::store::shared(store);
     // The board's storage-stress switch runs beside the device, as a task of the simulator.
     let stress = board.faults.clone();
+    let mut board = LoopFaults::new(board, stress.pending.clone());
     let device = async {
         let now = embassy_time::Instant::now().as_millis();
         let seed = board.seed();
@@ -909,7 +925,7 @@ async fn device_task(parts: Parts) {
                 settings,
                 central: Some((flavor, link)),
             } => {
-                let mut radio = open_radio(&state, board.id);
+                let mut radio = open_radio(&state, board.inner().id);
                 let port = CentralPort::new();
                 let mut profile = Forwarder::new(flavor, &port, seed, now);
                 let epoch_random = [board.seed(), board.seed()];
@@ -926,7 +942,7 @@ async fn device_task(parts: Parts) {
                 embassy_futures::join::join(device, central).await;
             }
             Plan::Peripheral { link, scale } => {
-                let mut radio = open_radio(&state, board.id);
+                let mut radio = open_radio(&state, board.inner().id);
                 match scale {
                     Some(settings) => {
                         let hx = Hx711::new(hx711.sck(), hx711.dout(), SpinDelay);

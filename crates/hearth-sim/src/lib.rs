@@ -11,6 +11,7 @@ pub mod demo;
 pub mod device;
 pub mod env;
 pub mod espnow_tool;
+pub mod faults;
 pub mod firmware;
 pub mod net;
 pub mod power;

@@ -69,6 +69,7 @@ use hearth_core::{Millis, MINUTE, SECOND};
 use hearth_drivers::ssd1306::{self, Ssd1306};
 use hearth_storage::Key;
 
+use crate::platform::{Clock, SystemClock};
 use crate::store::SharedStore;
 
 /// Most relays one device drives.
@@ -285,23 +286,6 @@ impl RelaySettings {
     }
 }
 
-/// Milliseconds since boot, as the runtime counts them. A relay reads it when a command
-/// arrives (the [`Profile::command`](super::Profile::command) call carries no time).
-pub trait Clock {
-    /// Now, in ms since boot.
-    fn now(&self) -> Millis;
-}
-
-/// The runtime's clock ([`crate::runtime::now_ms`], embassy-time).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RuntimeClock;
-
-impl Clock for RuntimeClock {
-    fn now(&self) -> Millis {
-        crate::runtime::now_ms()
-    }
-}
-
 struct Channel<P> {
     pin: P,
     max: Millis,
@@ -318,7 +302,7 @@ struct Channel<P> {
 }
 
 /// The timed relays over one output pin each, the device's store and a clock.
-pub struct Relay<'s, P, F: NorFlash, C = RuntimeClock> {
+pub struct Relay<'s, P, F: NorFlash, C = SystemClock> {
     channels: Vec<Channel<P>>,
     store: &'s SharedStore<F>,
     clock: C,
@@ -327,7 +311,7 @@ pub struct Relay<'s, P, F: NorFlash, C = RuntimeClock> {
     notes: VecDeque<String>,
 }
 
-impl<'s, P: OutputPin, F: NorFlash> Relay<'s, P, F, RuntimeClock> {
+impl<'s, P: OutputPin, F: NorFlash> Relay<'s, P, F, SystemClock> {
     /// Relays on `pins` (topic order) with `settings`, all switched off at once. There are as
     /// many relays as both `pins` and `settings.relays` have; extra pins are left off and
     /// dropped. Stored states are restored by [`restore`](Self::restore) or, failing that, by
@@ -338,7 +322,7 @@ impl<'s, P: OutputPin, F: NorFlash> Relay<'s, P, F, RuntimeClock> {
         settings: &RelaySettings,
         now: Millis,
     ) -> Self {
-        Self::with_clock(pins, store, settings, RuntimeClock, now)
+        Self::with_clock(pins, store, settings, SystemClock, now)
     }
 }
 
@@ -752,7 +736,7 @@ pub const PANEL_EVERY: Millis = 500;
 /// off; at x 20 the last 8 characters of the IP address (`no net` offline, `net up` if the
 /// network does not say it), `MQTT up` / `MQTT down` and the uptime `D:HH:MM:SS`. A display that is absent or fails is
 /// logged once and left alone, as in the reference; the relays never depend on it.
-pub struct RelayPanel<'s, P, F: NorFlash, I, C = RuntimeClock> {
+pub struct RelayPanel<'s, P, F: NorFlash, I, C = SystemClock> {
     relay: Relay<'s, P, F, C>,
     display: Option<Ssd1306<I>>,
     initialised: bool,

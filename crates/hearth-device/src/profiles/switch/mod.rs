@@ -63,7 +63,7 @@ use hearth_storage::Key;
 pub use drivers::{Board, DirectIo, Preset, ShiftIo, SrPins, SwitchIo, Wiring};
 pub use program::{compile, default_text, CompileError, Effect, Event, Machine, Program, Timing};
 
-use super::relay::{Clock, RuntimeClock};
+use crate::platform::{Clock, SystemClock};
 use crate::store::SharedStore;
 
 /// First store key of this profile (profile slot 5: `0x1000 + 0x100 * 5`); output *n* is
@@ -341,7 +341,7 @@ struct Ids {
 }
 
 /// The switch controller over a [`SwitchIo`], the device's store and a clock.
-pub struct Switch<'s, IO, F: NorFlash, C = RuntimeClock> {
+pub struct Switch<'s, IO, F: NorFlash, C = SystemClock> {
     io: IO,
     store: &'s SharedStore<F>,
     clock: C,
@@ -372,12 +372,12 @@ pub struct Switch<'s, IO, F: NorFlash, C = RuntimeClock> {
     fx: Vec<Effect>,
 }
 
-impl<'s, IO: SwitchIo, F: NorFlash> Switch<'s, IO, F, RuntimeClock> {
+impl<'s, IO: SwitchIo, F: NorFlash> Switch<'s, IO, F, SystemClock> {
     /// The controller over `io` (its input and output counts, at most 32 each, are the
     /// device's) with `settings`, polling from `now + poll`. Nothing is driven before
     /// [`restore`](Self::restore) (or the first `work` or command) sets the restored states.
     pub fn new(io: IO, store: &'s SharedStore<F>, settings: &SwitchSettings, now: Millis) -> Self {
-        Self::with_clock(io, store, settings, RuntimeClock, now)
+        Self::with_clock(io, store, settings, SystemClock, now)
     }
 }
 
