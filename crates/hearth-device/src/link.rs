@@ -144,7 +144,7 @@ const COUNTER_RECORD_V0_LEN: usize = 8;
 /// epoch gives the same keystream.
 pub async fn load_counter<F: NorFlash>(
     store: &SharedStore<F>,
-) -> Result<Option<(Epoch, u64)>, String> {
+) -> Result<Option<(Epoch, u64)>, CounterRecordError> {
     let mut buf = [0u8; COUNTER_RECORD_LEN];
     match store
         .lock()
@@ -154,10 +154,29 @@ pub async fn load_counter<F: NorFlash>(
     {
         Ok(Some(COUNTER_RECORD_LEN)) => Ok(Some(split_counter_record(&buf))),
         Ok(Some(COUNTER_RECORD_V0_LEN)) | Ok(None) => Ok(None),
-        Ok(Some(n)) => Err(format!(
-            "the stored counter record has {n} bytes, not {COUNTER_RECORD_LEN}"
-        )),
-        Err(e) => Err(format!("{e}")),
+        Ok(Some(n)) => Err(CounterRecordError::Length(n)),
+        Err(e) => Err(CounterRecordError::Store(e)),
+    }
+}
+
+/// Why this device's counter record cannot be used: the device then sends nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CounterRecordError {
+    /// The record has a length no build writes.
+    Length(usize),
+    /// The store could not read it.
+    Store(StoreError),
+}
+
+impl core::fmt::Display for CounterRecordError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Length(n) => write!(
+                f,
+                "the stored counter record has {n} bytes, not {COUNTER_RECORD_LEN}"
+            ),
+            Self::Store(e) => write!(f, "{e}"),
+        }
     }
 }
 
@@ -178,7 +197,7 @@ fn split_counter_record(buf: &[u8; COUNTER_RECORD_LEN]) -> (Epoch, u64) {
 pub async fn counter_start<F: NorFlash>(
     store: &SharedStore<F>,
     random: [u64; 2],
-) -> Result<((Epoch, u64), bool), String> {
+) -> Result<((Epoch, u64), bool), CounterRecordError> {
     Ok(match load_counter(store).await? {
         Some(c) => (c, false),
         None => ((Epoch::new(random), 0), true),
@@ -274,7 +293,7 @@ async fn persist<F: NorFlash>(
     store: &SharedStore<F>,
     p: Persist,
     peers: &mut PeerSlots,
-) -> Result<(), String> {
+) -> Result<(), PersistError> {
     let mut s = store.lock().await;
     let r: Result<(), StoreError> = match p {
         Persist::CounterReserve(epoch, until) => {
@@ -290,7 +309,7 @@ async fn persist<F: NorFlash>(
         Persist::Unpaired => s.remove(keys::NETNOW_PAIRING).await,
         Persist::PeerCounter(sender, epoch, counter) => {
             let Some(key) = peers.slot_of(sender).and_then(keys::netnow_peer) else {
-                return Err(String::from("more peers than flash slots"));
+                return Err(PersistError::NoPeerSlot);
             };
             let mut b = [0u8; PEER_RECORD_LEN];
             b[..6].copy_from_slice(&sender.0);
@@ -298,7 +317,25 @@ async fn persist<F: NorFlash>(
             s.set_bytes(key, &b).await
         }
     };
-    r.map_err(|e| format!("{e}"))
+    r.map_err(PersistError::Store)
+}
+
+/// Why a `Persist` of a link state machine was not stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PersistError {
+    /// The central has more peers than the store has peer slots.
+    NoPeerSlot,
+    /// The store refused the write.
+    Store(StoreError),
+}
+
+impl core::fmt::Display for PersistError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::NoPeerSlot => f.write_str("more peers than flash slots"),
+            Self::Store(e) => write!(f, "{e}"),
+        }
+    }
 }
 
 /// What to do with one output of a state machine, as [`Carrier::step`] decides.
@@ -311,7 +348,7 @@ pub enum Step<E> {
     /// It was a `Persist`, stored.
     Stored,
     /// It was a `Persist` whose write failed: tell the machine (`persist_failed`) and log it.
-    Failed(Persist, String),
+    Failed(Persist, PersistError),
     /// A frame that must not go on the air, and why.
     Refused(&'static str),
 }

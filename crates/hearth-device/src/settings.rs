@@ -122,7 +122,7 @@ pub enum SettingsError {
     /// `ssid (none)`: there is no network, so there is no broker to talk to.
     NoNetwork,
     /// The update keys contradict each other.
-    Update(String),
+    Update(crate::update::TrialTooShort),
 }
 
 impl core::fmt::Display for SettingsError {
@@ -131,7 +131,7 @@ impl core::fmt::Display for SettingsError {
             Self::NoNetwork => f.write_str(
                 "`ssid (none)` disables the network, but this profile needs MQTT; set ssid and mqttbroker",
             ),
-            Self::Update(e) => f.write_str(e),
+            Self::Update(e) => write!(f, "{e}"),
         }
     }
 }

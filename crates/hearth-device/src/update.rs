@@ -123,15 +123,13 @@ impl Default for UpdateSettings {
 
 impl UpdateSettings {
     /// The settings of a validated config (the per-key rules were checked by the parser).
-    pub fn from_config(config: &Config) -> Result<Self, String> {
+    pub fn from_config(config: &Config) -> Result<Self, TrialTooShort> {
         let get = |k: &str| config.profile_settings.get(k).map(String::as_str);
         let num = |k: &str, default: u32| get(k).and_then(|v| v.parse().ok()).unwrap_or(default);
         let confirm = num("otaconfirm", DEFAULT_CONFIRM_S);
         let trial = num("otatrial", DEFAULT_TRIAL_S);
         if trial <= confirm {
-            return Err(format!(
-                "\"otatrial\" ({trial} s) must be longer than \"otaconfirm\" ({confirm} s): a new image needs time to prove itself"
-            ));
+            return Err(TrialTooShort { trial, confirm });
         }
         Ok(Self {
             key: get("otakey").and_then(signed::parse_hex_key),
@@ -140,6 +138,94 @@ impl UpdateSettings {
             safe_mode_after: num("safemode", DEFAULT_SAFE_MODE_AFTER),
             config_id: config_id(config),
         })
+    }
+}
+
+/// `otatrial` is not longer than `otaconfirm`: a new image could never prove itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrialTooShort {
+    /// `otatrial`, s.
+    pub trial: u32,
+    /// `otaconfirm`, s.
+    pub confirm: u32,
+}
+
+impl core::fmt::Display for TrialTooShort {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "\"otatrial\" ({} s) must be longer than \"otaconfirm\" ({} s): a new image needs time to prove itself",
+            self.trial, self.confirm
+        )
+    }
+}
+
+/// A record in the store that cannot be read: its length is wrong, or the store failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordError {
+    /// The record has this many bytes, not the length every build writes.
+    Length(usize),
+    /// The store could not read it.
+    Store(hearth_storage::StoreError),
+}
+
+/// Why the anti-replay mark cannot be read or raised. A mark that cannot be read refuses
+/// every signed message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MarkError {
+    /// It cannot be read.
+    Unreadable(RecordError),
+    /// It could not be raised.
+    Write(hearth_storage::StoreError),
+}
+
+impl core::fmt::Display for MarkError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Unreadable(RecordError::Length(n)) => write!(
+                f,
+                "storage: the anti-replay mark is {n} bytes, not 8: refusing signed messages"
+            ),
+            Self::Unreadable(RecordError::Store(e)) => write!(
+                f,
+                "storage: cannot read the anti-replay mark ({e}): refusing signed messages"
+            ),
+            Self::Write(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// Why the config trial record cannot be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrialRecordError(pub RecordError);
+
+impl core::fmt::Display for TrialRecordError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            RecordError::Length(n) => write!(f, "the config trial record is {n} bytes, not 8"),
+            RecordError::Store(e) => write!(f, "cannot read the config trial: {e}"),
+        }
+    }
+}
+
+/// Why a signed message was not opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpenError {
+    /// The anti-replay mark cannot be read.
+    Mark(MarkError),
+    /// The envelope was refused (signature, kind, device, replay).
+    Refused(Refusal),
+    /// Its body is not UTF-8 text.
+    NotText,
+}
+
+impl core::fmt::Display for OpenError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Mark(e) => write!(f, "{e}"),
+            Self::Refused(r) => write!(f, "{r}"),
+            Self::NotText => f.write_str("body is not UTF-8 text"),
+        }
     }
 }
 
@@ -156,7 +242,9 @@ pub fn config_id(config: &Config) -> u32 {
 pub const CONFIG_TRIAL_BOOTS: u32 = 3;
 
 /// The recorded config trial: the trial config's identity and the boots it has started.
-async fn config_trial<F: NorFlash>(store: &SharedStore<F>) -> Result<Option<(u32, u32)>, String> {
+async fn config_trial<F: NorFlash>(
+    store: &SharedStore<F>,
+) -> Result<Option<(u32, u32)>, TrialRecordError> {
     let mut buf = [0u8; 8];
     match store
         .lock()
@@ -169,8 +257,8 @@ async fn config_trial<F: NorFlash>(store: &SharedStore<F>) -> Result<Option<(u32
             u32::from_le_bytes([buf[4], buf[5], buf[6], buf[7]]),
         ))),
         Ok(None) => Ok(None),
-        Ok(Some(n)) => Err(format!("the config trial record is {n} bytes, not 8")),
-        Err(e) => Err(format!("cannot read the config trial: {e}")),
+        Ok(Some(n)) => Err(TrialRecordError(RecordError::Length(n))),
+        Err(e) => Err(TrialRecordError(RecordError::Store(e))),
     }
 }
 
@@ -868,12 +956,11 @@ impl Updater {
         kind: Kind,
         store: &SharedStore<F>,
         device: &str,
-    ) -> Result<(String, u64), String> {
-        let last = last_issued(store).await?;
+    ) -> Result<(String, u64), OpenError> {
+        let last = last_issued(store).await.map_err(OpenError::Mark)?;
         let env = signed::accept(payload, self.settings.key.as_ref(), kind, device, last)
-            .map_err(|e| e.to_string())?;
-        let text =
-            core::str::from_utf8(env.body).map_err(|_| "body is not UTF-8 text".to_string())?;
+            .map_err(OpenError::Refused)?;
+        let text = core::str::from_utf8(env.body).map_err(|_| OpenError::NotText)?;
         Ok((text.to_string(), env.issued))
     }
 
@@ -901,7 +988,7 @@ impl Updater {
         };
         let mark = match last_issued(store).await {
             Ok(mark) => mark,
-            Err(e) => return self.refuse(pubs, now, &e),
+            Err(e) => return self.refuse(pubs, now, &e.to_string()),
         };
         // The anti-replay mark only grows. A client resuming sends the manifest that set it
         // (issued == mark) again: accepted without moving the mark. A stored manifest older
@@ -1249,7 +1336,7 @@ pub fn validate_config(text: &str, chip: &str, image: &[&str]) -> Result<Config,
 /// The anti-replay mark: the highest issue time accepted, 0 on a device that never accepted
 /// a signed message. A mark that cannot be read is an error, never 0: reading it as 0 would
 /// make every envelope ever captured acceptable again.
-async fn last_issued<F: NorFlash>(store: &SharedStore<F>) -> Result<u64, String> {
+async fn last_issued<F: NorFlash>(store: &SharedStore<F>) -> Result<u64, MarkError> {
     let mut buf = [0u8; 8];
     match store
         .lock()
@@ -1259,23 +1346,22 @@ async fn last_issued<F: NorFlash>(store: &SharedStore<F>) -> Result<u64, String>
     {
         Ok(Some(8)) => Ok(u64::from_le_bytes(buf)),
         Ok(None) => Ok(0),
-        Ok(Some(n)) => Err(format!(
-            "storage: the anti-replay mark is {n} bytes, not 8: refusing signed messages"
-        )),
-        Err(e) => Err(format!(
-            "storage: cannot read the anti-replay mark ({e}): refusing signed messages"
-        )),
+        Ok(Some(n)) => Err(MarkError::Unreadable(RecordError::Length(n))),
+        Err(e) => Err(MarkError::Unreadable(RecordError::Store(e))),
     }
 }
 
 /// The anti-replay mark, for the read-only `mark` command (fleet tools compare their clock
 /// with it before they sign).
-pub async fn anti_replay_mark<F: NorFlash>(store: &SharedStore<F>) -> Result<u64, String> {
+pub async fn anti_replay_mark<F: NorFlash>(store: &SharedStore<F>) -> Result<u64, MarkError> {
     last_issued(store).await
 }
 
 /// Raise the anti-replay mark to `issued`. It never moves back: a lower `issued` leaves it.
-async fn set_last_issued<F: NorFlash>(store: &SharedStore<F>, issued: u64) -> Result<(), String> {
+async fn set_last_issued<F: NorFlash>(
+    store: &SharedStore<F>,
+    issued: u64,
+) -> Result<(), MarkError> {
     let mark = last_issued(store).await?;
     if issued <= mark {
         return Ok(());
@@ -1285,7 +1371,7 @@ async fn set_last_issued<F: NorFlash>(store: &SharedStore<F>, issued: u64) -> Re
         .await
         .set_bytes(keys::OTA_LAST_ISSUED, &issued.to_le_bytes())
         .await
-        .map_err(|e| e.to_string())
+        .map_err(MarkError::Write)
 }
 
 /// The transfer kept in flash: its signed manifest and the offset of the next chunk.
@@ -1360,7 +1446,7 @@ mod tests {
         assert_eq!(block_on(last_issued(&s)), Ok(6_000));
         // A mark the flash cannot read: an error, never 0, and nothing is raised past it.
         flash.fail_reads.set(true);
-        let e = block_on(last_issued(&s)).unwrap_err();
+        let e = block_on(last_issued(&s)).unwrap_err().to_string();
         assert!(e.contains("refusing signed messages"), "{e}");
         block_on(set_last_issued(&s, 7_000)).unwrap_err();
         flash.fail_reads.set(false);
