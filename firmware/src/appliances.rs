@@ -33,9 +33,6 @@ mod flow;
 #[cfg(any(feature = "appliance-rx433", not(feature = "lean")))]
 mod rx433;
 
-/// The appliances this firmware wires and the cargo feature each needs.
-pub const FEATURES: &[(&str, &str)] = hearth_device::chips::APPLIANCES;
-
 /// The appliance and its settings.
 pub enum What {
     /// Timed relays.
@@ -64,7 +61,8 @@ pub enum What {
 /// that do not parse (`plan` checked them already).
 pub fn plan(config: &Config) -> Result<Option<What>, String> {
     let profile = config.profile.as_str();
-    let Some((_, feature)) = FEATURES.iter().find(|(name, _)| *name == profile) else {
+    let Some(feature) = hearth_device::profiles::appliance(profile).and_then(|a| a.lean_feature)
+    else {
         return Ok(None);
     };
     let off = || {

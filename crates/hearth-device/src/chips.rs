@@ -6,9 +6,8 @@
 //!
 //! The rules ([`check`]):
 //!
-//! - the profile is one the firmware wires ([`crate::profiles::FIRMWARE_PROFILES`]) and the
-//!   image contains its appliance ([`APPLIANCES`]: a `lean` image holds only the appliances
-//!   built in);
+//! - the image contains the appliance (a `lean` image holds only the appliances built in:
+//!   [`crate::profiles::Appliance::lean_feature`]);
 //! - the broker is not an IPv6 address (the firmware speaks IPv4);
 //! - every GPIO in use (the status LED, I2C, the W5500, the HX711, the appliance's pins, by
 //!   the config or the chip's defaults) exists on the chip, is not one of its SPI-flash or
@@ -36,7 +35,7 @@ use alloc::vec::Vec;
 
 use hearth_config::{Config, Host, Network};
 
-use crate::profiles::{gpio, Plan, FIRMWARE_PROFILES};
+use crate::profiles::{gpio, Plan};
 
 /// A chip's GPIO facts and default wiring.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,19 +144,7 @@ pub fn chip(name: &str) -> Option<&'static Chip> {
     CHIPS.iter().copied().find(|c| c.name == name)
 }
 
-/// The appliances the firmware wires and the cargo feature each needs in a `lean` image.
-pub const APPLIANCES: &[(&str, &str)] = &[
-    ("relay", "appliance-relay"),
-    ("energy", "appliance-energy"),
-    ("rx433", "appliance-rx433"),
-    ("h2o", "appliance-h2o"),
-    ("switch", "appliance-switch"),
-    ("termo", "appliance-termo"),
-];
-
-/// Every appliance of [`APPLIANCES`]: what a full (not `lean`) image contains, and what the
-/// host tools assume of the image a config is checked for.
-pub const FULL_IMAGE: &[&str] = &["relay", "energy", "rx433", "h2o", "switch", "termo"];
+pub use crate::profiles::FULL_IMAGE;
 
 /// The status LED.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -254,14 +241,7 @@ pub fn check(
     image: &[&str],
 ) -> Result<Wiring, Rejected> {
     let profile = config.profile.as_str();
-    if !FIRMWARE_PROFILES.contains(&profile) {
-        return Err(Rejected::one(format!(
-            "config: profile {profile} runs in the simulator but is not wired into the firmware \
-             (it runs: {})",
-            FIRMWARE_PROFILES.join(", ")
-        )));
-    }
-    if let Some((_, feature)) = APPLIANCES.iter().find(|(name, _)| *name == profile) {
+    if let Some(feature) = crate::profiles::appliance(profile).and_then(|a| a.lean_feature) {
         if !image.contains(&profile) {
             return Err(Rejected::one(format!(
                 "config: profile {profile}: this image was built with the cargo feature `lean` \

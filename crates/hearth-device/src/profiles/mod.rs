@@ -21,37 +21,117 @@ pub mod weather;
 
 use hearth_config::{Config, ConfigErrors, KeySpec};
 
-/// The profiles this build contains (the values `profile` accepts).
-pub const PROFILES: &[&str] = &[
-    "weather",
-    "energy",
-    "h2o",
-    "relay",
-    "rx433",
-    "scale_manager",
-    "scale_sensor",
-    "switch",
-    "termo",
-    "tnowc",
-    "tnowp",
+/// How an appliance runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runs {
+    /// The MQTT runtime, with the appliance as its profile.
+    Mqtt,
+    /// The MQTT runtime with an ESP-NOW central beside it that forwards what its peripherals
+    /// send.
+    Central(forwarder::Flavor),
+    /// The battery ESP-NOW peripheral runtime: no Wi-Fi, no MQTT.
+    Peripheral,
+}
+
+/// One appliance as every part of Hearth knows it: the parser (its name and keys), the plan
+/// (how it runs), the chip's image rules (whether a `lean` image may leave it out), and the
+/// simulator and the firmware, which build its hardware under the same name.
+#[derive(Debug, Clone, Copy)]
+pub struct Appliance {
+    /// The value of the `profile` key.
+    pub name: &'static str,
+    /// How it runs.
+    pub runs: Runs,
+    /// Its own keys in `config.txt` (beyond Hearth's, the board's and the update keys).
+    pub keys: &'static [KeySpec],
+    /// The firmware's cargo feature that builds it into a `lean` image; `None`: every image
+    /// has it.
+    pub lean_feature: Option<&'static str>,
+}
+
+const fn mqtt(name: &'static str, keys: &'static [KeySpec], feature: &'static str) -> Appliance {
+    Appliance {
+        name,
+        runs: Runs::Mqtt,
+        keys,
+        lean_feature: Some(feature),
+    }
+}
+
+const fn always(name: &'static str, runs: Runs) -> Appliance {
+    Appliance {
+        name,
+        runs,
+        keys: &[],
+        lean_feature: None,
+    }
+}
+
+/// Every appliance. Adding one means its module, its entry here, its wiring in the simulator
+/// and the firmware, and its chip models in `hearth-simchips`.
+pub const APPLIANCES: &[Appliance] = &[
+    always("weather", Runs::Mqtt),
+    mqtt("energy", energy::CONFIG_KEYS, "appliance-energy"),
+    mqtt("h2o", h2o::CONFIG_KEYS, "appliance-h2o"),
+    mqtt("relay", relay::CONFIG_KEYS, "appliance-relay"),
+    mqtt("rx433", rx433::CONFIG_KEYS, "appliance-rx433"),
+    always(
+        "scale_manager",
+        Runs::Central(forwarder::Flavor::ScaleManager),
+    ),
+    always("scale_sensor", Runs::Peripheral),
+    mqtt("switch", switch::CONFIG_KEYS, "appliance-switch"),
+    mqtt("termo", termo::CONFIG_KEYS, "appliance-termo"),
+    always("tnowc", Runs::Central(forwarder::Flavor::TNowC)),
+    always("tnowp", Runs::Peripheral),
 ];
 
-/// The profiles the ESP32-C3/C6 firmware has hardware wiring for. The others run in the
-/// simulator; on the chip they are a boot error (and `hearth flash` refuses them), never
-/// another appliance's code.
-pub const FIRMWARE_PROFILES: &[&str] = &[
-    "weather",
-    "energy",
-    "h2o",
-    "relay",
-    "rx433",
-    "scale_manager",
-    "scale_sensor",
-    "switch",
-    "termo",
-    "tnowc",
-    "tnowp",
-];
+/// The appliance called `name`.
+pub fn appliance(name: &str) -> Option<&'static Appliance> {
+    APPLIANCES.iter().find(|a| a.name == name)
+}
+
+const NAMES: [&str; APPLIANCES.len()] = {
+    let mut out = [""; APPLIANCES.len()];
+    let mut i = 0;
+    while i < out.len() {
+        out[i] = APPLIANCES[i].name;
+        i += 1;
+    }
+    out
+};
+
+/// The appliances' names: the values `profile` accepts.
+pub const PROFILES: &[&str] = &NAMES;
+
+const OPTIONAL: usize = {
+    let mut n = 0;
+    let mut i = 0;
+    while i < APPLIANCES.len() {
+        if APPLIANCES[i].lean_feature.is_some() {
+            n += 1;
+        }
+        i += 1;
+    }
+    n
+};
+
+const FULL: [&str; OPTIONAL] = {
+    let mut out = [""; OPTIONAL];
+    let (mut i, mut n) = (0, 0);
+    while i < APPLIANCES.len() {
+        if APPLIANCES[i].lean_feature.is_some() {
+            out[n] = APPLIANCES[i].name;
+            n += 1;
+        }
+        i += 1;
+    }
+    out
+};
+
+/// The appliances a `lean` image may leave out, all of them built in: what a full image
+/// contains of them, and what the host tools assume of the image a config is checked for.
+pub const FULL_IMAGE: &[&str] = &FULL;
 
 /// Keys the board and the profiles add to `config.txt` beyond Hearth's own: board wiring
 /// (status LED, W5500 Ethernet on SPI for `ssid (wired)`) and the weather station's I2C pins.
@@ -154,12 +234,9 @@ pub fn parse_config(text: &str) -> Result<Config, ConfigErrors> {
 /// Every key beyond Hearth's own: the board's ([`CONFIG_KEYS`]) and each appliance's.
 pub fn config_keys() -> alloc::vec::Vec<KeySpec> {
     let mut keys = alloc::vec::Vec::from(CONFIG_KEYS);
-    keys.extend_from_slice(relay::CONFIG_KEYS);
-    keys.extend_from_slice(energy::CONFIG_KEYS);
-    keys.extend_from_slice(rx433::CONFIG_KEYS);
-    keys.extend_from_slice(h2o::CONFIG_KEYS);
-    keys.extend_from_slice(switch::CONFIG_KEYS);
-    keys.extend_from_slice(termo::CONFIG_KEYS);
+    for a in APPLIANCES {
+        keys.extend_from_slice(a.keys);
+    }
     keys.extend_from_slice(crate::update::CONFIG_KEYS);
     keys
 }
@@ -284,6 +361,39 @@ impl<P: Profile> DynProfile for P {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_appliance_table_is_the_one_list_of_names_keys_and_lean_features() {
+        for (i, a) in APPLIANCES.iter().enumerate() {
+            assert!(
+                APPLIANCES[..i].iter().all(|b| b.name != a.name),
+                "{} twice",
+                a.name
+            );
+            assert_eq!(appliance(a.name).map(|b| b.name), Some(a.name));
+            assert_eq!(PROFILES[i], a.name);
+            let keys = config_keys();
+            for k in a.keys {
+                assert!(
+                    keys.iter().any(|j| j.name == k.name),
+                    "{}: {}",
+                    a.name,
+                    k.name
+                );
+            }
+        }
+        assert_eq!(PROFILES.len(), APPLIANCES.len());
+        assert_eq!(
+            FULL_IMAGE,
+            ["energy", "h2o", "relay", "rx433", "switch", "termo"]
+        );
+        assert!(appliance("tank").is_none());
+        // How each runs, as the plan decides it.
+        let runs = |p: &str| appliance(p).unwrap().runs;
+        assert_eq!(runs("weather"), Runs::Mqtt);
+        assert_eq!(runs("tnowc"), Runs::Central(forwarder::Flavor::TNowC));
+        assert_eq!(runs("scale_sensor"), Runs::Peripheral);
+    }
 
     const BASE: &str = "profile weather\nssid (wired)\nmqttbroker h\nmqttname d\n";
 
@@ -440,8 +550,14 @@ pub fn plan(config: &Config) -> Result<Plan, String> {
     let link = |central: bool| {
         LinkSettings::from_config(config, central).map_err(|e| alloc::format!("{e}"))
     };
-    match config.profile.as_str() {
-        p @ ("scale_sensor" | "tnowp") => {
+    let p = config.profile.as_str();
+    let Some(appliance) = appliance(p) else {
+        return Err(alloc::format!(
+            "profile {p} is not an appliance of this build"
+        ));
+    };
+    match appliance.runs {
+        Runs::Peripheral => {
             if config.network != hearth_config::Network::None {
                 return Err(alloc::format!(
                     "profile {p} is a battery ESP-NOW device without Wi-Fi: write \"ssid (none)\""
@@ -456,12 +572,11 @@ pub fn plan(config: &Config) -> Result<Plan, String> {
                 scale,
             })
         }
-        p => {
+        runs => {
             let settings = crate::settings::Settings::from_config(config)
                 .map_err(|e| alloc::format!("{e}"))?;
-            let central = match p {
-                "scale_manager" => Some((forwarder::Flavor::ScaleManager, link(true)?)),
-                "tnowc" => Some((forwarder::Flavor::TNowC, link(true)?)),
+            let central = match runs {
+                Runs::Central(flavor) => Some((flavor, link(true)?)),
                 _ => None,
             };
             Ok(Plan::Mqtt { settings, central })
