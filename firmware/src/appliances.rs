@@ -27,6 +27,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use hearth_config::Config;
+use hearth_device::profiles::Runs;
 
 #[cfg(any(feature = "appliance-h2o", not(feature = "lean")))]
 mod flow;
@@ -61,9 +62,20 @@ pub enum What {
 /// that do not parse (`plan` checked them already).
 pub fn plan(config: &Config) -> Result<Option<What>, String> {
     let profile = config.profile.as_str();
-    let Some(feature) = hearth_device::profiles::appliance(profile).and_then(|a| a.lean_feature)
-    else {
-        return Ok(None);
+    let Some(appliance) = hearth_device::profiles::appliance(profile) else {
+        return Err(format!(
+            "config.txt: profile {profile} is not an appliance of this build"
+        ));
+    };
+    let Some(feature) = appliance.lean_feature else {
+        // Weather, the centrals and the peripherals: `main` wires them. Any other appliance
+        // without wiring of its own is refused, never run as the weather station.
+        return match (profile, appliance.runs) {
+            ("weather", _) | (_, Runs::Central(_) | Runs::Peripheral) => Ok(None),
+            _ => Err(format!(
+                "config.txt: profile {profile} has no wiring in this firmware"
+            )),
+        };
     };
     let off = || {
         format!(

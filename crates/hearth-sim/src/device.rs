@@ -916,9 +916,17 @@ async fn device_task(parts: Parts) {
                         }
                     }
                 }
-                _ => {
+                "weather" => {
                     let mut profile = Weather::new(bus.clone(), bus, embassy_time::Delay, now);
                     hearth_device::run(settings, &mut net, &mut board, &store, &mut profile).await
+                }
+                // An appliance of the table without simulated hardware here: never another
+                // appliance's code in its place.
+                other => {
+                    console(&format!(
+                        "config: profile {other} has no simulated hardware in this build"
+                    ));
+                    std::process::exit(EXIT_CONFIG)
                 }
             },
             Plan::Mqtt {
