@@ -2,6 +2,29 @@
 //! the ESP-IDF second-stage bootloader, Hearth's partition table, the app image and the config
 //! blob — using espflash as a library. It can save one merged image (no board needed) or write
 //! the segments to a board over its serial port, and it can show the board's serial log.
+//!
+//! It owns the board's flash layout ([`PARTITIONS_CSV`]) and the last check before anything is
+//! written: [`load_config`] applies every rule the chip applies at boot, so a config it
+//! accepts boots.
+//!
+//! ```
+//! use hearth_flash::{load_config, FlashError, Target};
+//!
+//! let target = Target::parse("c3").unwrap();
+//! assert_eq!(target.triple(), "riscv32imc-unknown-none-elf");
+//!
+//! let path = std::env::temp_dir().join(format!("hearth-flash-doc-{}.txt", std::process::id()));
+//! let config = "profile weather\nssid Home\nmqttbroker 192.168.1.2\nmqttname attic\n";
+//! std::fs::write(&path, config).unwrap();
+//! assert_eq!(load_config(&path, target).unwrap(), config);
+//!
+//! // GPIO12 is wired to the C3's SPI flash: refused before an image is built.
+//! std::fs::write(&path, format!("{config}i2csda 12\n")).unwrap();
+//! let err = load_config(&path, target).unwrap_err();
+//! assert!(matches!(err, FlashError::Config(_)));
+//! assert!(err.to_string().contains("GPIO12 belongs to the SPI flash"), "{err}");
+//! std::fs::remove_file(&path).unwrap();
+//! ```
 
 use std::borrow::Cow;
 use std::fmt;

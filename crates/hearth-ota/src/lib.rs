@@ -10,7 +10,31 @@
 //!   inactive one, checked by hash as received and again as read back.
 //!
 //! `no_std`, no allocation (the `alloc` feature adds the signing side for the CLI), no I/O but
-//! through `embedded-storage-async`.
+//! through `embedded-storage-async`. The crate owns these formats and the checks on them; what
+//! a device does with an accepted update (trial boot, confirmation, rollback) is
+//! `hearth_device::update`.
+//!
+//! ```
+//! use hearth_ota::otadata::{boot_slot, decode, encode, next_entry, Entry};
+//! use hearth_ota::State;
+//!
+//! // Erased otadata: no valid entry, slot 0 boots.
+//! let mut sectors = [None, None];
+//! assert_eq!(boot_slot(sectors), 0);
+//!
+//! // An update received into slot 1: the new entry goes to the sector not holding the winner.
+//! let (sector, entry) = next_entry(sectors, 1, State::New);
+//! assert_eq!((sector, entry), (0, Entry { seq: 2, state: State::New }));
+//! let (mut bytes, crc) = encode(entry);
+//! assert_eq!(decode(&bytes), None); // cut before the CRC is written: slot 0 still boots
+//! bytes[28..].copy_from_slice(&crc);
+//! sectors[sector] = decode(&bytes);
+//! assert_eq!(boot_slot(sectors), 1);
+//!
+//! // Confirming it never rewrites that entry: a newer one goes to the other sector.
+//! let (sector, entry) = next_entry(sectors, 1, State::Valid);
+//! assert_eq!((sector, entry.seq, entry.slot()), (1, 4, 1));
+//! ```
 #![no_std]
 #![forbid(unsafe_code)]
 

@@ -3,6 +3,33 @@
 //! level. A second process (the "board") plays power supply, watchdog reset line and
 //! environment: it restarts the device after a reset, keeps the flash file, and takes fault
 //! commands on a control socket in the state directory.
+//!
+//! It owns the simulated platform (the [`device`] implements `hearth_device`'s platform
+//! traits over host sockets, files and chip models; [`faults`] wraps it with the loop faults),
+//! the board process ([`power`], [`board`]), the ESP-NOW air ([`air`]), the control socket
+//! ([`control`]), the host's TLS set-up ([`tls`]), the simulator's firmware images and
+//! bootloader ([`firmware`]) and `hearth demo` ([`demo`]).
+//!
+//! A simulated firmware image says what it is and carries a hash the simulated bootloader
+//! checks, as ESP-IDF's checks an app image:
+//!
+//! ```
+//! use hearth_sim::firmware::{build, verify, Health, ImageInfo};
+//!
+//! let info = ImageInfo {
+//!     version: "1.2.0".into(),
+//!     appliance: "weather".into(),
+//!     health: Health::Crash, // boots, then crashes: an update that must roll back
+//! };
+//! let mut image = build(&info, 4096).unwrap();
+//! assert_eq!(image.len(), 4096);
+//! assert_eq!(verify(&image).unwrap().0, info);
+//!
+//! // One flipped bit and the bootloader refuses the slot.
+//! image[100] ^= 1;
+//! assert!(verify(&image).is_err());
+//! assert!(build(&ImageInfo { version: "1.2".into(), ..info }, 4096).is_err());
+//! ```
 
 pub mod air;
 pub mod board;

@@ -2,7 +2,34 @@
 //! power-loss-safe key-value store ([`KvStore`]) on any NOR flash, built on
 //! [sequential-storage]'s map; the list of keys ([`keys`]); and, with the `std` feature, NOR
 //! flash for the host: [`FileFlash`] (a file, for the simulator) and [`MemFlash`] (RAM, for
-//! tests).
+//! tests). It owns what goes into that flash range: the encoding of each value (type tag and
+//! bytes), the key numbering, and the repair and format decisions at open.
+//!
+//! The example needs [`MemFlash`], so it runs with the `std` feature
+//! (`cargo test --doc -p hearth-storage --features std`) and is ignored without it:
+//!
+#![cfg_attr(feature = "std", doc = "```")]
+#![cfg_attr(not(feature = "std"), doc = "```ignore")]
+//! use hearth_storage::{keys, KvStore, MemFlash, StoreError, ValueKind};
+//!
+//! let mut flash = MemFlash::new(4); // four erased 4 KiB sectors
+//! embassy_futures::block_on(async {
+//!     let mut store = KvStore::open(&mut flash, 0..4 * 4096).await?;
+//!     assert_eq!(store.incr_u32(keys::BOOT_COUNT).await?, 1);
+//!     drop(store); // a reset
+//!
+//!     let mut store = KvStore::open(&mut flash, 0..4 * 4096).await?;
+//!     assert_eq!(store.report().to_string(), "storage opened cleanly");
+//!     assert_eq!(store.incr_u32(keys::BOOT_COUNT).await?, 2);
+//!     // BOOT_COUNT is declared a u32: text under it is refused, and nothing is written.
+//!     let wrong = store.set_str(keys::BOOT_COUNT, "two").await;
+//!     let (requested, actual) = (ValueKind::Str, ValueKind::U32);
+//!     assert_eq!(wrong, Err(StoreError::WrongType { key: keys::BOOT_COUNT, requested, actual }));
+//!     assert_eq!(store.get_u32(keys::BOOT_COUNT).await?, Some(2));
+//!     Ok::<(), StoreError>(())
+//! })?;
+//! # Ok::<(), StoreError>(())
+//! ```
 //!
 //! # Values
 //!
