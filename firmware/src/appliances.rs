@@ -83,7 +83,13 @@ pub fn plan(config: &Config) -> Result<Option<What>, String> {
              and without `{feature}` (build with it, or flash an image that has it)"
         )
     };
-    let bad = |e: String| format!("config.txt: profile {profile}: {e}");
+    let bad = |error| {
+        let e = hearth_device::profiles::ApplianceError {
+            profile: profile.into(),
+            error,
+        };
+        format!("config.txt: {e}")
+    };
     let what = match profile {
         #[cfg(any(feature = "appliance-relay", not(feature = "lean")))]
         "relay" => What::Relay(

@@ -35,7 +35,7 @@ use alloc::vec::Vec;
 
 use hearth_config::{Config, Host, Network};
 
-use crate::profiles::{gpio, Plan};
+use crate::profiles::{gpio, ApplianceError, Plan};
 
 /// A chip's GPIO facts and default wiring.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -263,7 +263,8 @@ pub fn check(
             )));
         }
     }
-    let appliance = appliance_pins(config, chip).map_err(Rejected::one)?;
+    let appliance =
+        appliance_pins(config, chip).map_err(|e| Rejected::one(format!("config: {e}")))?;
     let needs = Needs {
         ethernet: matches!(config.network, Network::Wired | Network::Wired2),
         i2c: matches!(profile, "weather" | "h2o")
@@ -297,10 +298,13 @@ fn pin(key: &'static str, given: Option<u8>, default: u8) -> AppPin {
 /// The GPIOs the appliance of `config` uses on `chip`, in the order the firmware's appliance
 /// wiring takes them (empty for a profile without an appliance). `Err`: settings that do not
 /// parse (`plan` checked them already).
-pub fn appliance_pins(config: &Config, chip: &Chip) -> Result<Vec<AppPin>, String> {
+pub fn appliance_pins(config: &Config, chip: &Chip) -> Result<Vec<AppPin>, ApplianceError> {
     use crate::profiles::switch::{Pins, SwitchSettings, Wiring as SwitchWiring};
     let profile = config.profile.as_str();
-    let bad = |e: String| format!("config: profile {profile}: {e}");
+    let bad = |error| ApplianceError {
+        profile: profile.into(),
+        error,
+    };
     let d = &chip.appliance;
     Ok(match profile {
         "relay" => {
@@ -359,7 +363,10 @@ pub fn appliance_pins(config: &Config, chip: &Chip) -> Result<Vec<AppPin>, Strin
                     }));
                 }
                 (Pins::ShiftRegisters(_), SwitchWiring::Direct { .. }) => {
-                    return Err(bad(String::from("shift-register pins for a direct board")));
+                    return Err(bad(crate::profiles::SettingError::refused(
+                        "switchsrpins",
+                        format!("shift-register pins for {}, a direct board", preset.name),
+                    )));
                 }
             }
             pins
@@ -574,7 +581,7 @@ pub fn check_text(text: &str, chip_name: &str, image: &[&str]) -> Result<Config,
             .map(|e| e.located("config").to_string())
             .collect::<Vec<_>>()
     })?;
-    let plan = crate::profiles::plan(&config).map_err(|e| alloc::vec![e])?;
+    let plan = crate::profiles::plan(&config).map_err(|e| alloc::vec![e.to_string()])?;
     if let Some(chip) = chip(chip_name) {
         check(&config, &plan, chip, image).map_err(|r| r.problems)?;
     }

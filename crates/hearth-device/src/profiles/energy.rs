@@ -33,6 +33,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use crate::profiles::SettingError;
 use embedded_io_async::{Read, ReadReady, Write};
 use hearth_config::{Config, KeySpec};
 use hearth_core::discovery::Entity;
@@ -90,13 +91,23 @@ pub struct EnergySettings {
 
 impl EnergySettings {
     /// Reads `pzemtx` / `pzemrx`; both or neither must be given, and not the same pin.
-    pub fn from_config(config: &Config) -> Result<Self, String> {
+    pub fn from_config(config: &Config) -> Result<Self, SettingError> {
         let tx = super::gpio(config, "pzemtx");
         let rx = super::gpio(config, "pzemrx");
         match (tx, rx) {
-            (Some(_), None) => Err("pzemtx is given: pzemrx is needed too".into()),
-            (None, Some(_)) => Err("pzemrx is given: pzemtx is needed too".into()),
-            (Some(t), Some(r)) if t == r => Err(format!("pzemtx and pzemrx are both GPIO {t}")),
+            (Some(_), None) => Err(SettingError::Needs {
+                key: "pzemtx",
+                needs: "pzemrx",
+            }),
+            (None, Some(_)) => Err(SettingError::Needs {
+                key: "pzemrx",
+                needs: "pzemtx",
+            }),
+            (Some(t), Some(r)) if t == r => Err(SettingError::SharedPin {
+                first: "pzemtx".into(),
+                second: "pzemrx".into(),
+                pin: t,
+            }),
             _ => Ok(Self { tx, rx }),
         }
     }
@@ -888,9 +899,19 @@ mod tests {
             Ok(EnergySettings::default())
         );
         let e = EnergySettings::from_config(&cfg("pzemtx 17\n").unwrap()).unwrap_err();
-        assert!(e.contains("pzemrx"), "{e}");
+        assert_eq!(
+            e,
+            SettingError::Needs {
+                key: "pzemtx",
+                needs: "pzemrx"
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "\"pzemtx\" is given: \"pzemrx\" is needed too"
+        );
         let e = EnergySettings::from_config(&cfg("pzemtx 5\npzemrx 5\n").unwrap()).unwrap_err();
-        assert!(e.contains("both GPIO 5"), "{e}");
+        assert_eq!(e.to_string(), "\"pzemtx\" and \"pzemrx\" are both GPIO 5");
         assert!(cfg("pzemtx 99\n").is_err());
     }
 }

@@ -30,6 +30,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use crate::profiles::SettingError;
 use embedded_hal_async::delay::DelayNs;
 use embedded_hal_async::i2c::I2c;
 use hearth_config::{Config, KeySpec};
@@ -177,26 +178,30 @@ pub struct H2oSettings {
 impl H2oSettings {
     /// Reads the five keys (all required) and checks that the maximum pulse rate fits the
     /// counter (1..=30000 pulses per second).
-    pub fn from_config(config: &Config) -> Result<Self, String> {
-        let get = |k: &str| {
+    pub fn from_config(config: &Config) -> Result<Self, SettingError> {
+        let get = |k: &'static str| {
             config
                 .profile_settings
                 .get(k)
                 .map(String::as_str)
-                .ok_or_else(|| format!("profile h2o needs \"{k}\""))
+                .ok_or(SettingError::Missing {
+                    key: k,
+                    takes: None,
+                })
         };
-        let number = |k: &str| -> Result<f32, String> {
+        let number = |k: &'static str| -> Result<f32, SettingError> {
             let v = get(k)?;
             v.parse::<f32>()
                 .ok()
                 .filter(|x| x.is_finite() && *x > 0.0)
-                .ok_or_else(|| format!("\"{k}\" must be a number > 0, not {v:?}"))
+                .ok_or_else(|| SettingError::invalid(k, v, "a number > 0"))
         };
         let unit = get("unit")?;
-        self::unit(unit).map_err(|e| format!("\"unit\": {e}"))?;
+        self::unit(unit).map_err(|e| SettingError::refused("unit", e))?;
         let capacity = number("capacity")?;
+        let levels = get("levelsensors")?;
         let sensors =
-            parse_sensors(get("levelsensors")?).map_err(|e| format!("\"levelsensors\": {e}"))?;
+            parse_sensors(levels).map_err(|e| SettingError::refused("levelsensors", e))?;
         let settings = H2oSettings {
             unit: unit.into(),
             capacity,
@@ -206,8 +211,11 @@ impl H2oSettings {
         };
         let pps = settings.max_pulses_per_second();
         if !(1.0..=30_000.0).contains(&pps) {
-            return Err(format!(
-                "\"maxflow\" × \"flowpulserate\" = {pps} pulses per second: must be 1..=30000"
+            return Err(SettingError::refused(
+                "maxflow",
+                format!(
+                    "\"maxflow\" × \"flowpulserate\" = {pps} pulses per second: must be 1..=30000"
+                ),
             ));
         }
         Ok(settings)
@@ -1219,7 +1227,13 @@ mod tests {
         let s = H2oSettings::from_config(&cfg(all).unwrap()).unwrap();
         assert_eq!(s, settings());
         let e = H2oSettings::from_config(&cfg("unit L\ncapacity 1000\n").unwrap()).unwrap_err();
-        assert!(e.contains("levelsensors"), "{e}");
+        assert_eq!(
+            e,
+            SettingError::Missing {
+                key: "levelsensors",
+                takes: None
+            }
+        );
         for (bad, key) in [
             ("levelsensors 20,40,40\n", "levelsensors"),
             ("levelsensors 40,20\n", "levelsensors"),
@@ -1252,7 +1266,11 @@ mod tests {
             &cfg("unit L\ncapacity 1\nlevelsensors 50\nflowpulserate 1000\nmaxflow 100\n").unwrap(),
         )
         .unwrap_err();
-        assert!(e.contains("maxflow") && e.contains("flowpulserate"), "{e}");
+        assert!(
+            matches!(&e, SettingError::Refused { key, .. } if key == "maxflow"),
+            "{e}"
+        );
+        assert!(format!("{e}").contains("flowpulserate"), "{e}");
     }
 
     #[test]

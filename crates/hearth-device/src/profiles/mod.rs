@@ -7,6 +7,7 @@ use hearth_core::publish::{PubId, Publications};
 use hearth_core::Millis;
 
 pub mod energy;
+mod error;
 pub mod forwarder;
 pub mod h2o;
 pub mod relay;
@@ -20,6 +21,8 @@ pub mod tnowp;
 pub mod weather;
 
 use hearth_config::{Config, ConfigErrors, KeySpec};
+
+pub use error::{ApplianceError, PlanError, SettingError};
 
 /// How an appliance runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -399,7 +402,7 @@ mod tests {
 
     fn planned(text: &str) -> Result<Plan, alloc::string::String> {
         let c = parse_config(text).map_err(|e| alloc::format!("{e}"))?;
-        plan(&c)
+        plan(&c).map_err(|e| alloc::format!("{e}"))
     }
 
     #[test]
@@ -459,7 +462,7 @@ mod tests {
             ),
             (
                 alloc::format!("profile scale_sensor\nssid (none)\nmqttname s\n{PSK}calibration_a 0\ncalibration_b 0\n"),
-                "must not be 0",
+                "\"calibration_a\" must be a number other than 0",
             ),
             (
                 alloc::string::String::from(
@@ -544,27 +547,26 @@ pub enum Plan {
 
 /// Decide how to run `config`, checking what its profile needs beyond the per-key rules (a
 /// broker for the MQTT profiles, the ESP-NOW keys for the link ones, `ssid (none)` for the
-/// battery ones, the scale's calibration). Errors are one line each.
-pub fn plan(config: &Config) -> Result<Plan, String> {
+/// battery ones, the scale's calibration).
+pub fn plan(config: &Config) -> Result<Plan, PlanError> {
     use crate::link::LinkSettings;
-    let link = |central: bool| {
-        LinkSettings::from_config(config, central).map_err(|e| alloc::format!("{e}"))
-    };
+    let link = |central: bool| LinkSettings::from_config(config, central).map_err(PlanError::Link);
     let p = config.profile.as_str();
     let Some(appliance) = appliance(p) else {
-        return Err(alloc::format!(
-            "profile {p} is not an appliance of this build"
-        ));
+        return Err(PlanError::NotInBuild { profile: p.into() });
     };
     match appliance.runs {
         Runs::Peripheral => {
             if config.network != hearth_config::Network::None {
-                return Err(alloc::format!(
-                    "profile {p} is a battery ESP-NOW device without Wi-Fi: write \"ssid (none)\""
-                ));
+                return Err(PlanError::NeedsNoNetwork { profile: p.into() });
             }
             let scale = match p {
-                "scale_sensor" => Some(scale_sensor::ScaleSettings::from_config(config)?),
+                "scale_sensor" => Some(scale_sensor::ScaleSettings::from_config(config).map_err(
+                    |error| ApplianceError {
+                        profile: p.into(),
+                        error,
+                    },
+                )?),
                 _ => None,
             };
             Ok(Plan::Peripheral {
@@ -573,8 +575,8 @@ pub fn plan(config: &Config) -> Result<Plan, String> {
             })
         }
         runs => {
-            let settings = crate::settings::Settings::from_config(config)
-                .map_err(|e| alloc::format!("{e}"))?;
+            let settings =
+                crate::settings::Settings::from_config(config).map_err(PlanError::Runtime)?;
             let central = match runs {
                 Runs::Central(flavor) => Some((flavor, link(true)?)),
                 _ => None,

@@ -70,6 +70,7 @@ use hearth_drivers::ssd1306::{self, Ssd1306};
 use hearth_storage::Key;
 
 use crate::platform::{Clock, SystemClock};
+use crate::profiles::SettingError;
 use crate::store::SharedStore;
 
 /// Most relays one device drives.
@@ -216,14 +217,14 @@ impl Default for RelaySettings {
 impl RelaySettings {
     /// The settings of a validated config: the per-key rules were checked by the parser; this
     /// adds the rules across keys (no keys for relays beyond `relays`, no shared pins).
-    pub fn from_config(config: &Config) -> Result<Self, String> {
+    pub fn from_config(config: &Config) -> Result<Self, SettingError> {
         let get = |k: &str| config.profile_settings.get(k).map(String::as_str);
         let count = match get("relays") {
             None => MAX_RELAYS,
             Some(v) => digits(v)
                 .map(|n| n as usize)
                 .filter(|n| (1..=MAX_RELAYS).contains(n))
-                .ok_or_else(|| format!("\"relays\" must be 1..=4, not {v:?}"))?,
+                .ok_or_else(|| SettingError::invalid("relays", v, "1..=4"))?,
         };
         let mut relays = Vec::with_capacity(count);
         for n in 1..=MAX_RELAYS {
@@ -232,8 +233,11 @@ impl RelaySettings {
             if n > count {
                 for key in [&max_key, &pin_key] {
                     if get(key).is_some() {
-                        return Err(format!(
-                            "\"{key}\" is given but \"relays\" is {count}: remove it or raise \"relays\""
+                        return Err(SettingError::refused(
+                            key,
+                            format!(
+                                "given but \"relays\" is {count}: remove it or raise \"relays\""
+                            ),
                         ));
                     }
                 }
@@ -243,21 +247,22 @@ impl RelaySettings {
                 None => DEFAULT_MAX_S[n - 1],
                 Some(v) => digits(v)
                     .filter(|s| (1..=LONGEST_MAX_S).contains(s))
-                    .ok_or_else(|| format!("\"{max_key}\" must be 1..=86400 seconds, not {v:?}"))?,
+                    .ok_or_else(|| SettingError::invalid(&max_key, v, "1..=86400 seconds"))?,
             };
             let pin = match get(&pin_key) {
                 None => None,
                 Some(v) => Some(
                     super::gpio(config, &pin_key)
-                        .ok_or_else(|| format!("\"{pin_key}\" must be a GPIO number, not {v:?}"))?,
+                        .ok_or_else(|| SettingError::invalid(&pin_key, v, "a GPIO number"))?,
                 ),
             };
             if let Some(p) = pin {
                 if let Some(other) = relays.iter().position(|r: &RelayConfig| r.pin == Some(p)) {
-                    return Err(format!(
-                        "\"relay{}pin\" and \"{pin_key}\" are both GPIO {p}",
-                        other + 1
-                    ));
+                    return Err(SettingError::SharedPin {
+                        first: format!("relay{}pin", other + 1),
+                        second: pin_key,
+                        pin: p,
+                    });
                 }
             }
             relays.push(RelayConfig { max_s, pin });
@@ -265,7 +270,7 @@ impl RelaySettings {
         let active_low = match get("relayactivelow") {
             None | Some("1") => true,
             Some("0") => false,
-            Some(v) => return Err(format!("\"relayactivelow\" must be 0 or 1, not {v:?}")),
+            Some(v) => return Err(SettingError::invalid("relayactivelow", v, "0 or 1")),
         };
         let display = get("relaydisplay") == Some("1");
         Ok(RelaySettings {
@@ -1542,7 +1547,7 @@ mod tests {
             format!("profile relay\nssid (wired)\nmqttbroker b\nmqttname RelayControl\n{extra}");
         let c = hearth_config::parse_with(&text, &["relay"], CONFIG_KEYS)
             .map_err(|e| format!("{}", e.located("config.txt")))?;
-        RelaySettings::from_config(&c)
+        RelaySettings::from_config(&c).map_err(|e| format!("{e}"))
     }
 
     #[test]
@@ -1604,11 +1609,11 @@ mod tests {
         for (extra, expect) in [
             (
                 "relays 2\nrelay3max 60\n",
-                "\"relay3max\" is given but \"relays\" is 2",
+                "\"relay3max\": given but \"relays\" is 2",
             ),
             (
                 "relays 1\nrelay4pin 7\n",
-                "\"relay4pin\" is given but \"relays\" is 1",
+                "\"relay4pin\": given but \"relays\" is 1",
             ),
             (
                 "relay1pin 7\nrelay3pin 7\n",

@@ -90,12 +90,12 @@ pub struct Settings {
 
 impl Settings {
     /// Reads the settings (the values were validated by the parser).
-    pub fn from_config(config: &hearth_config::Config) -> Result<Self, String> {
+    pub fn from_config(config: &hearth_config::Config) -> Result<Self, super::SettingError> {
         let pin = match config.profile_settings.get("rx433pin") {
             None => None,
             Some(v) => Some(
                 v.parse::<u8>()
-                    .map_err(|_| format!("rx433pin: expected a GPIO number, got '{v}'"))?,
+                    .map_err(|_| super::SettingError::invalid("rx433pin", v, "a GPIO number"))?,
             ),
         };
         Ok(Settings { pin })

@@ -31,6 +31,7 @@ use hearth_netnow::peripheral::PeripheralEvent;
 
 use super::scale_filter::{calibrate, Outcome, ScaleFilter};
 use crate::link::{AppAction, LinkCtl, PeripheralApp};
+use crate::profiles::SettingError;
 
 /// Malfunction: the HX711 did not answer at power-up.
 pub const MF_ABSENT: u32 = 1;
@@ -65,29 +66,36 @@ pub struct ScaleSettings {
 
 impl ScaleSettings {
     /// The settings of a validated config (`calibration_a`/`calibration_b` are required).
-    pub fn from_config(config: &Config) -> Result<Self, String> {
+    pub fn from_config(config: &Config) -> Result<Self, SettingError> {
         let get = |k: &str| config.profile_settings.get(k).map(String::as_str);
-        let float = |k: &str| -> Result<f32, String> {
-            let v = get(k).ok_or_else(|| format!("profile scale_sensor needs \"{k}\""))?;
-            v.parse::<f32>()
+        let float = |k: &'static str| -> Result<(f32, &str), SettingError> {
+            let v = get(k).ok_or(SettingError::Missing {
+                key: k,
+                takes: Some("a number, from the calibration"),
+            })?;
+            let x = v
+                .parse::<f32>()
                 .ok()
                 .filter(|x| x.is_finite())
-                .ok_or_else(|| format!("\"{k}\" must be a number, not {v:?}"))
+                .ok_or_else(|| SettingError::invalid(k, v, "a number"))?;
+            Ok((x, v))
         };
-        let a = float("calibration_a")?;
+        let (a, written) = float("calibration_a")?;
         if a == 0.0 {
-            return Err(String::from(
-                "\"calibration_a\" must not be 0 (counts per kg)",
+            return Err(SettingError::invalid(
+                "calibration_a",
+                written,
+                "a number other than 0 (counts per kg)",
             ));
         }
-        let b = float("calibration_b")?;
+        let (b, _) = float("calibration_b")?;
         let sleep_s = match get("sleep") {
             None => DEFAULT_SLEEP_S,
             Some(v) => v
                 .parse::<u32>()
                 .ok()
                 .filter(|s| (10..=86_400).contains(s))
-                .ok_or_else(|| format!("\"sleep\" must be 10..=86400 seconds, not {v:?}"))?,
+                .ok_or_else(|| SettingError::invalid("sleep", v, "10..=86400 seconds"))?,
         };
         Ok(ScaleSettings {
             a,

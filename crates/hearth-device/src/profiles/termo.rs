@@ -133,12 +133,12 @@ impl Default for Settings {
 impl Settings {
     /// From `sensor_sigma` (°C), `drift_sigma` (°C per minute) and `initial_sigma` (°C); each
     /// missing key keeps the reference value.
-    pub fn from_config(config: &Config) -> Result<Self, String> {
-        let get = |k: &str| -> Result<Option<f32>, String> {
+    pub fn from_config(config: &Config) -> Result<Self, super::SettingError> {
+        let get = |k: &str| -> Result<Option<f32>, super::SettingError> {
             match config.profile_settings.get(k) {
                 None => Ok(None),
                 Some(v) => parse_sigma(v).map(Some).ok_or_else(|| {
-                    format!("\"{k}\" must be a number of °C in 0.001..=100, not {v:?}")
+                    super::SettingError::invalid(k, v, "a number of °C in 0.001..=100")
                 }),
             }
         };

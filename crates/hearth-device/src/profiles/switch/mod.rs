@@ -64,6 +64,7 @@ pub use drivers::{Board, DirectIo, Preset, ShiftIo, SrPins, SwitchIo, Wiring};
 pub use program::{compile, default_text, CompileError, Effect, Event, Machine, Program, Timing};
 
 use crate::platform::{Clock, SystemClock};
+use crate::profiles::SettingError;
 use crate::store::SharedStore;
 
 /// First store key of this profile (profile slot 5: `0x1000 + 0x100 * 5`); output *n* is
@@ -261,33 +262,35 @@ impl SwitchSettings {
 
     /// The settings of a validated config, with the rules across keys: `switchboard` is
     /// required; pin lists must match the board's counts and suit its wiring.
-    pub fn from_config(config: &Config) -> Result<Self, String> {
+    pub fn from_config(config: &Config) -> Result<Self, SettingError> {
+        const BOARDS: &str = "Direct4, dtwonder2, dtwonder4, dtwonder8, hoffer6 or minir4";
         let get = |k: &str| config.profile_settings.get(k).map(String::as_str);
-        let name = get("switchboard").ok_or(
-            "\"switchboard\" is required: Direct4, dtwonder2, dtwonder4, dtwonder8, hoffer6 or minir4",
-        )?;
-        let board = Board::from_name(name)
-            .ok_or_else(|| format!("\"switchboard\" {name:?} is not a known board"))?;
+        let name = get("switchboard").ok_or(SettingError::Missing {
+            key: "switchboard",
+            takes: Some(BOARDS),
+        })?;
+        let board = Board::from_name(name).ok_or_else(|| {
+            SettingError::invalid("switchboard", name, format!("one of {BOARDS}"))
+        })?;
         let mut s = SwitchSettings::for_board(board);
         let timed = |key: &str, lo, hi, default| match get(key) {
             None => Ok(default),
-            Some(v) => {
-                ms(v, lo, hi).ok_or_else(|| format!("\"{key}\" must be {lo}..={hi} ms, not {v:?}"))
-            }
+            Some(v) => ms(v, lo, hi)
+                .ok_or_else(|| SettingError::invalid(key, v, format!("{lo}..={hi} ms"))),
         };
         s.poll = timed("poll", 1, 1_000, DEFAULT_POLL)?;
         s.timing.debounce = timed("debounce", 0, 10_000, DEFAULT_DEBOUNCE)?;
         s.timing.longpress = timed("longpress", 50, 60_000, DEFAULT_LONGPRESS)?;
         let preset = board.preset();
-        let list = |key: &str, want: usize| -> Result<Option<Vec<u8>>, String> {
+        let list = |key: &str, want: usize| -> Result<Option<Vec<u8>>, SettingError> {
             let Some(v) = get(key) else { return Ok(None) };
             let pins = parse_gpios(v)
-                .ok_or_else(|| format!("\"{key}\" must be distinct GPIO numbers, not {v:?}"))?;
+                .ok_or_else(|| SettingError::invalid(key, v, "distinct GPIO numbers"))?;
             if pins.len() != want {
-                return Err(format!(
-                    "\"{key}\" names {} GPIOs but {} has {want}",
-                    pins.len(),
-                    preset.name
+                return Err(SettingError::invalid(
+                    key,
+                    v,
+                    format!("{want} GPIO numbers for {}", preset.name),
                 ));
             }
             Ok(Some(pins))
@@ -295,9 +298,12 @@ impl SwitchSettings {
         match &mut s.pins {
             Pins::Direct { inputs, outputs } => {
                 if get("switchsrpins").is_some() {
-                    return Err(format!(
-                        "\"switchsrpins\" is for dtwonder8; {} uses \"switchinpins\"/\"switchoutpins\"",
-                        preset.name
+                    return Err(SettingError::refused(
+                        "switchsrpins",
+                        format!(
+                            "for dtwonder8 only; {} uses \"switchinpins\"/\"switchoutpins\"",
+                            preset.name
+                        ),
                     ));
                 }
                 if let Some(p) = list("switchinpins", preset.inputs)? {
@@ -307,14 +313,19 @@ impl SwitchSettings {
                     *outputs = p;
                 }
                 if let Some(p) = inputs.iter().find(|p| outputs.contains(p)) {
-                    return Err(format!("GPIO {p} is both a switch input and an output"));
+                    return Err(SettingError::SharedPin {
+                        first: "switchinpins".into(),
+                        second: "switchoutpins".into(),
+                        pin: *p,
+                    });
                 }
             }
             Pins::ShiftRegisters(sr) => {
                 for key in ["switchinpins", "switchoutpins"] {
                     if get(key).is_some() {
-                        return Err(format!(
-                            "\"{key}\" is for direct boards; dtwonder8 uses \"switchsrpins\""
+                        return Err(SettingError::refused(
+                            key,
+                            "for direct boards only; dtwonder8 uses \"switchsrpins\"",
                         ));
                     }
                 }
@@ -1398,7 +1409,7 @@ mod tests {
         let text = format!("profile switch\nssid (wired)\nmqttbroker b\nmqttname Sw\n{extra}");
         let c = hearth_config::parse_with(&text, &["switch"], CONFIG_KEYS)
             .map_err(|e| format!("{}", e.located("config.txt")))?;
-        SwitchSettings::from_config(&c)
+        SwitchSettings::from_config(&c).map_err(|e| e.to_string())
     }
 
     #[test]
@@ -1444,12 +1455,12 @@ mod tests {
             ("switchboard Direct4\ndebounce x\n", "0..=10000"),
             (
                 "switchboard Direct4\nswitchinpins 1,2,3\n",
-                "names 3 GPIOs but Direct4 has 4",
+                "\"switchinpins\" must be 4 GPIO numbers for Direct4, not \"1,2,3\"",
             ),
             ("switchboard Direct4\nswitchinpins 1,2,3,3\n", "distinct"),
             (
                 "switchboard Direct4\nswitchinpins 1,2,3,4\nswitchoutpins 5,6,7,1\n",
-                "GPIO 1 is both",
+                "\"switchinpins\" and \"switchoutpins\" are both GPIO 1",
             ),
             (
                 "switchboard Direct4\nswitchsrpins 1,2,3,4,5\n",

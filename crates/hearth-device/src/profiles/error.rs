@@ -1,0 +1,241 @@
+//! Why a config cannot run: an appliance's settings refused ([`SettingError`], with its
+//! profile: [`ApplianceError`]), or the plan refused ([`PlanError`]). Values, so callers match
+//! on them; each displays as the one line a user reads.
+
+use alloc::string::String;
+use core::fmt;
+
+/// An appliance's own rule refused a setting (the parser checked each key's syntax already).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SettingError {
+    /// A key the appliance needs is absent; `takes`, when known, says what it takes.
+    Missing {
+        /// The key.
+        key: &'static str,
+        /// What it takes.
+        takes: Option<&'static str>,
+    },
+    /// A key's value is refused; `takes` says what the appliance accepts.
+    Invalid {
+        /// The key.
+        key: String,
+        /// The value as written.
+        value: String,
+        /// What it accepts.
+        takes: String,
+    },
+    /// Two keys name the same GPIO.
+    SharedPin {
+        /// The first key.
+        first: String,
+        /// The second key.
+        second: String,
+        /// The GPIO.
+        pin: u8,
+    },
+    /// `key` is given without `needs`, which must come with it.
+    Needs {
+        /// The key given.
+        key: &'static str,
+        /// The key that must come with it.
+        needs: &'static str,
+    },
+    /// `key` does not fit the rest of the config; `why` says what does.
+    Refused {
+        /// The key.
+        key: String,
+        /// Why, and what to write instead.
+        why: String,
+    },
+}
+
+impl SettingError {
+    /// [`SettingError::Invalid`] from borrowed parts.
+    pub fn invalid(key: &str, value: &str, takes: impl Into<String>) -> Self {
+        Self::Invalid {
+            key: key.into(),
+            value: value.into(),
+            takes: takes.into(),
+        }
+    }
+
+    /// [`SettingError::Refused`] from borrowed parts.
+    pub fn refused(key: &str, why: impl Into<String>) -> Self {
+        Self::Refused {
+            key: key.into(),
+            why: why.into(),
+        }
+    }
+}
+
+impl fmt::Display for SettingError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Missing { key, takes: None } => write!(f, "\"{key}\" is required"),
+            Self::Missing {
+                key,
+                takes: Some(takes),
+            } => write!(f, "\"{key}\" is required: {takes}"),
+            Self::Invalid { key, value, takes } => {
+                write!(f, "\"{key}\" must be {takes}, not {value:?}")
+            }
+            Self::SharedPin { first, second, pin } => {
+                write!(f, "\"{first}\" and \"{second}\" are both GPIO {pin}")
+            }
+            Self::Needs { key, needs } => {
+                write!(f, "\"{key}\" is given: \"{needs}\" is needed too")
+            }
+            Self::Refused { key, why } => write!(f, "\"{key}\": {why}"),
+        }
+    }
+}
+
+impl core::error::Error for SettingError {}
+
+/// A [`SettingError`] of the appliance `profile`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplianceError {
+    /// The config's `profile`.
+    pub profile: String,
+    /// What its settings broke.
+    pub error: SettingError,
+}
+
+impl fmt::Display for ApplianceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "profile {}: {}", self.profile, self.error)
+    }
+}
+
+impl core::error::Error for ApplianceError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+/// Why [`plan`](super::plan) refused a config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlanError {
+    /// The profile is not an appliance of this build.
+    NotInBuild {
+        /// The config's `profile`.
+        profile: String,
+    },
+    /// A battery ESP-NOW peripheral was given a network.
+    NeedsNoNetwork {
+        /// The config's `profile`.
+        profile: String,
+    },
+    /// The appliance refused its settings.
+    Appliance(ApplianceError),
+    /// The runtime's settings (broker, TLS, updates) are refused.
+    Runtime(crate::settings::SettingsError),
+    /// The ESP-NOW link's settings are refused.
+    Link(crate::link::LinkConfigError),
+}
+
+impl fmt::Display for PlanError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotInBuild { profile } => {
+                write!(f, "profile {profile} is not an appliance of this build")
+            }
+            Self::NeedsNoNetwork { profile } => write!(
+                f,
+                "profile {profile} is a battery ESP-NOW device without Wi-Fi: write \"ssid (none)\""
+            ),
+            Self::Appliance(e) => e.fmt(f),
+            Self::Runtime(e) => e.fmt(f),
+            Self::Link(e) => e.fmt(f),
+        }
+    }
+}
+
+impl core::error::Error for PlanError {}
+
+impl From<ApplianceError> for PlanError {
+    fn from(e: ApplianceError) -> Self {
+        Self::Appliance(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloc::format;
+
+    use super::*;
+    use crate::profiles::{parse_config, plan};
+
+    const PSK: &str = "espnowgroup g\nespnowpsk 0123456789abcdef\n";
+
+    fn planned(text: &str) -> Result<super::super::Plan, PlanError> {
+        plan(&parse_config(text).expect("valid keys"))
+    }
+
+    #[test]
+    fn plan_errors_say_which_rule_and_which_key() {
+        let wifi = format!(
+            "profile tnowp\nssid Home\npassword secretpass\nmqttbroker b\nmqttname s\n{PSK}"
+        );
+        assert_eq!(
+            planned(&wifi).unwrap_err(),
+            PlanError::NeedsNoNetwork {
+                profile: "tnowp".into()
+            }
+        );
+        let zero = format!(
+            "profile scale_sensor\nssid (none)\nmqttname s\n{PSK}calibration_a 0\ncalibration_b 1\n"
+        );
+        let e = planned(&zero).unwrap_err();
+        assert_eq!(
+            e,
+            PlanError::Appliance(ApplianceError {
+                profile: "scale_sensor".into(),
+                error: SettingError::invalid(
+                    "calibration_a",
+                    "0",
+                    "a number other than 0 (counts per kg)"
+                ),
+            })
+        );
+        assert_eq!(
+            format!("{e}"),
+            "profile scale_sensor: \"calibration_a\" must be a number other than 0 (counts per \
+             kg), not \"0\""
+        );
+        let missing =
+            format!("profile scale_sensor\nssid (none)\nmqttname s\n{PSK}calibration_a 2\n");
+        assert!(matches!(
+            planned(&missing).unwrap_err(),
+            PlanError::Appliance(ApplianceError {
+                error: SettingError::Missing {
+                    key: "calibration_b",
+                    ..
+                },
+                ..
+            })
+        ));
+        let no_group = "profile tnowp\nssid (none)\nmqttname s\nespnowpsk 0123456789abcdef\n";
+        assert!(matches!(planned(no_group).unwrap_err(), PlanError::Link(_)));
+    }
+
+    #[test]
+    fn an_appliance_error_keeps_its_setting_error_as_the_source() {
+        let e = ApplianceError {
+            profile: "energy".into(),
+            error: SettingError::Needs {
+                key: "pzemrx",
+                needs: "pzemtx",
+            },
+        };
+        let source = core::error::Error::source(&e).expect("a source");
+        assert_eq!(
+            format!("{source}"),
+            "\"pzemrx\" is given: \"pzemtx\" is needed too"
+        );
+        assert_eq!(
+            format!("{e}"),
+            "profile energy: \"pzemrx\" is given: \"pzemtx\" is needed too"
+        );
+    }
+}
