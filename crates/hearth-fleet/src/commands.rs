@@ -3,8 +3,8 @@
 //! blocking client of [`crate::client`]; everything that changes a device is signed with the
 //! owner's ed25519 key (see `hearth_ota::signed` and `hearth_device::update`).
 
-use std::io::Write;
-use std::path::Path;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -14,7 +14,79 @@ use hearth_ota::otadata::crc32;
 use hearth_ota::signed::{self, Kind};
 use sha2::{Digest, Sha256};
 
-use crate::client::{BrokerArgs, Client, Received};
+use crate::client::{BrokerArgs, Client, FleetError, Received};
+
+/// Why a secret key could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// The file could not be read.
+    #[error("{}: {source}", path.display())]
+    Read {
+        /// The key file.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+    /// The file is not a key `hearth keygen` wrote.
+    #[error("{}: not a secret key (64 hex digits, as `hearth keygen` writes)", path.display())]
+    NotAKey {
+        /// The key file.
+        path: PathBuf,
+    },
+}
+
+/// Why a file is not an image the tools can send.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ImageError {
+    /// A simulator image cut short or padded.
+    #[error("simulator image is {actual} bytes, its header says {header}")]
+    SizeMismatch {
+        /// The file's size.
+        actual: usize,
+        /// The size its header gives.
+        header: usize,
+    },
+    /// The version is not `MAJOR.MINOR.PATCH` (`what`: `image` or `app`).
+    #[error("{what} version {text:?} is not MAJOR.MINOR.PATCH")]
+    Version {
+        /// Which version field.
+        what: &'static str,
+        /// What it says.
+        text: String,
+    },
+    /// Neither image format.
+    #[error("neither a simulator image nor an ESP-IDF app image (.bin)")]
+    NotAnImage,
+    /// An ESP image for another chip.
+    #[error("ESP image for chip id {0}, not an ESP32-C3/C6")]
+    Chip(u16),
+    /// An ESP image without `esp_app_desc_t`.
+    #[error("ESP image without an app descriptor (esp_app_desc)")]
+    NoAppDescriptor,
+    /// The app descriptor's version is not UTF-8.
+    #[error("app version is not text")]
+    VersionNotText,
+}
+
+/// Why signing with this machine's clock would be refused by the device, or would lock out
+/// every correct clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ClockError {
+    /// Not after the newest issue time the device accepted.
+    #[error("this machine's clock ({at} ms) is not after the newest issue time the device accepted ({mark} ms): it would refuse the message as stale; check this machine's clock")]
+    Stale {
+        /// This machine's time, ms since the epoch.
+        at: u64,
+        /// The device's anti-replay mark.
+        mark: u64,
+    },
+    /// More than [`MAX_CLOCK_LEAD_MS`] ahead of the mark.
+    #[error("this machine's clock is {days} days ahead of the newest issue time the device accepted; a message signed with a wrong clock would lock out every correct one, so check the clock (or pass --allow-clock-jump if it is right)")]
+    FarAhead {
+        /// How far, in whole days.
+        days: u64,
+    },
+}
 
 /// How long to wait for a device's answer before asking again.
 const ANSWER_WAIT: Duration = Duration::from_secs(10);
@@ -70,15 +142,14 @@ pub fn keygen(out: &Path) -> ExitCode {
 }
 
 /// Read a secret key written by `keygen`.
-pub fn load_key(path: &Path) -> Result<SigningKey, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let text = String::from_utf8_lossy(&bytes);
-    let seed = signed::parse_hex_key(&text).ok_or_else(|| {
-        format!(
-            "{}: not a secret key (64 hex digits, as `hearth keygen` writes)",
-            path.display()
-        )
+pub fn load_key(path: &Path) -> Result<SigningKey, KeyError> {
+    let bytes = std::fs::read(path).map_err(|source| KeyError::Read {
+        path: path.into(),
+        source,
     })?;
+    let text = String::from_utf8_lossy(&bytes);
+    let seed =
+        signed::parse_hex_key(&text).ok_or_else(|| KeyError::NotAKey { path: path.into() })?;
     Ok(SigningKey::from_bytes(&seed))
 }
 
@@ -117,16 +188,18 @@ pub struct ImageFacts {
 
 /// Read the facts of an image: a simulator image's header, or an ESP-IDF app image's chip id
 /// and app descriptor. `appliance` overrides what the image says.
-pub fn image_facts(bytes: &[u8], appliance: Option<&str>) -> Result<ImageFacts, String> {
+pub fn image_facts(bytes: &[u8], appliance: Option<&str>) -> Result<ImageFacts, ImageError> {
     if let Ok((info, size)) = hearth_sim::firmware::parse_header(bytes) {
         if size != bytes.len() {
-            return Err(format!(
-                "simulator image is {} bytes, its header says {size}",
-                bytes.len()
-            ));
+            return Err(ImageError::SizeMismatch {
+                actual: bytes.len(),
+                header: size,
+            });
         }
-        let version = Version::parse(&info.version)
-            .ok_or_else(|| format!("image version {:?} is not MAJOR.MINOR.PATCH", info.version))?;
+        let version = Version::parse(&info.version).ok_or_else(|| ImageError::Version {
+            what: "image",
+            text: info.version.clone(),
+        })?;
         return Ok(ImageFacts {
             version,
             chip: hearth_sim::firmware::CHIP.into(),
@@ -137,22 +210,24 @@ pub fn image_facts(bytes: &[u8], appliance: Option<&str>) -> Result<ImageFacts, 
     // header and the 8-byte segment header) starts with esp_app_desc_t (magic 0xABCD5432,
     // version at +16, 32 bytes).
     if bytes.len() < 32 + 48 || bytes[0] != 0xE9 {
-        return Err("neither a simulator image nor an ESP-IDF app image (.bin)".into());
+        return Err(ImageError::NotAnImage);
     }
     let chip = match u16::from_le_bytes([bytes[12], bytes[13]]) {
         5 => "esp32c3",
         13 => "esp32c6",
-        other => return Err(format!("ESP image for chip id {other}, not an ESP32-C3/C6")),
+        other => return Err(ImageError::Chip(other)),
     };
     let desc = &bytes[32..];
     if desc[..4] != 0xABCD_5432u32.to_le_bytes() {
-        return Err("ESP image without an app descriptor (esp_app_desc)".into());
+        return Err(ImageError::NoAppDescriptor);
     }
     let raw = &desc[16..48];
     let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
-    let text = std::str::from_utf8(&raw[..end]).map_err(|_| "app version is not text")?;
-    let version = Version::parse(text)
-        .ok_or_else(|| format!("app version {text:?} is not MAJOR.MINOR.PATCH"))?;
+    let text = std::str::from_utf8(&raw[..end]).map_err(|_| ImageError::VersionNotText)?;
+    let version = Version::parse(text).ok_or_else(|| ImageError::Version {
+        what: "app",
+        text: text.into(),
+    })?;
     Ok(ImageFacts {
         version,
         chip: chip.into(),
@@ -172,22 +247,19 @@ pub const MAX_CLOCK_LEAD_MS: u64 = 366 * 24 * 3600 * 1000;
 const MARK_WAIT: Duration = Duration::from_secs(3);
 
 /// Is it safe to sign at `at` for a device whose anti-replay mark is `mark`?
-pub fn clock_verdict(at: u64, mark: u64, allow_jump: bool) -> Result<(), String> {
+pub fn clock_verdict(at: u64, mark: u64, allow_jump: bool) -> Result<(), ClockError> {
     const DAY: u64 = 24 * 3600 * 1000;
     if mark == 0 {
         // The device never accepted a signed message: nothing to compare with.
         return Ok(());
     }
     if at <= mark {
-        return Err(format!(
-            "this machine's clock ({at} ms) is not after the newest issue time the device accepted ({mark} ms): it would refuse the message as stale; check this machine's clock"
-        ));
+        return Err(ClockError::Stale { at, mark });
     }
     if at - mark > MAX_CLOCK_LEAD_MS && !allow_jump {
-        return Err(format!(
-            "this machine's clock is {} days ahead of the newest issue time the device accepted; a message signed with a wrong clock would lock out every correct one, so check the clock (or pass --allow-clock-jump if it is right)",
-            (at - mark) / DAY
-        ));
+        return Err(ClockError::FarAhead {
+            days: (at - mark) / DAY,
+        });
     }
     Ok(())
 }
@@ -195,7 +267,7 @@ pub fn clock_verdict(at: u64, mark: u64, allow_jump: bool) -> Result<(), String>
 /// An issue time for a message to `device`, checked against the device's anti-replay mark
 /// when the device answers (`mark`). A device that does not answer in time (offline, or an
 /// older firmware) is signed for without the check.
-fn checked_issued(broker: &BrokerArgs, device: &str, allow_jump: bool) -> Result<u64, String> {
+fn checked_issued(broker: &BrokerArgs, device: &str, allow_jump: bool) -> Result<u64, ClockError> {
     let at = issued();
     let mark = ask_within(broker, device, "OTA", b"mark", MARK_WAIT)
         .ok()
@@ -275,7 +347,7 @@ struct Link<'a> {
 
 impl Link<'_> {
     /// A connected client subscribed to the device's status; reconnects as needed.
-    fn client(&mut self) -> Result<&mut Client, String> {
+    fn client(&mut self) -> Result<&mut Client, FleetError> {
         if self.client.is_none() {
             let c = subscribed(self.broker, "ota", &format!("stat/{}/Update", self.device))?;
             self.client = Some(c);
@@ -283,13 +355,10 @@ impl Link<'_> {
         Ok(self.client.as_mut().expect("connected above"))
     }
 
-    fn publish(&mut self, leaf: &str, payload: &[u8]) -> Result<(), String> {
+    fn publish(&mut self, leaf: &str, payload: &[u8]) -> Result<(), FleetError> {
         let topic = format!("cmnd/{}/{leaf}", self.device);
         let r = self.client()?.publish(&topic, payload, false);
-        r.map_err(|e| {
-            self.client = None;
-            e.to_string()
-        })
+        r.inspect_err(|_| self.client = None)
     }
 
     /// The next status, or `None` after `wait`. A broken connection is dropped (the next call
@@ -353,15 +422,15 @@ pub fn ota_device(
     facts: &ImageFacts,
     key: &SigningKey,
     opts: &OtaOptions,
-) -> Result<OtaOutcome, String> {
+) -> Result<OtaOutcome, OtaError> {
     let manifest = Manifest {
         version: facts.version,
-        size: u32::try_from(image.len()).map_err(|_| "image too large")?,
+        size: u32::try_from(image.len()).map_err(|_| OtaError::TooLarge)?,
         sha256: Sha256::digest(image).into(),
         chip: &facts.chip,
         appliance: &facts.appliance,
     };
-    let body = manifest.encode().map_err(|e| e.to_string())?;
+    let body = manifest.encode().map_err(OtaError::Seal)?;
     if !is_online(broker, device)? {
         return Ok(OtaOutcome::Refused(format!(
             "{device}: not online (the broker has no retained tele/{device}/LWT = Online)"
@@ -371,8 +440,7 @@ pub fn ota_device(
         Ok(at) => at,
         Err(e) => return Ok(OtaOutcome::Refused(format!("{device}: {e}"))),
     };
-    let envelope =
-        signed::seal(Kind::Firmware, at, device, &body, key).map_err(|e| e.to_string())?;
+    let envelope = signed::seal(Kind::Firmware, at, device, &body, key).map_err(OtaError::Seal)?;
     let mut link = Link {
         broker,
         device,
@@ -389,7 +457,9 @@ pub fn ota_device(
         let Some(status) = link.status(ANSWER_WAIT) else {
             silent += 1;
             if silent > RETRIES {
-                return Err(format!("{device}: no answer from the device"));
+                return Err(OtaError::NoAnswer {
+                    device: device.into(),
+                });
             }
             // Lost messages, a reconnect, or a reboot: the same manifest resumes the transfer.
             let _ = link.publish("Update/Begin", &envelope);
@@ -504,15 +574,15 @@ fn wait_verdict(
 
 /// A client connected to `broker` (within 10 s) and subscribed to `filter`, with a client id
 /// unique to this process and call (`tag` says what it is for in the broker's log).
-fn subscribed(broker: &BrokerArgs, tag: &str, filter: &str) -> Result<Client, String> {
+fn subscribed(broker: &BrokerArgs, tag: &str, filter: &str) -> Result<Client, FleetError> {
     let id = format!("hearth-{tag}-{}-{}", std::process::id(), issued() % 100_000);
-    let mut c = Client::connect(broker, &id, Duration::from_secs(10)).map_err(|e| e.to_string())?;
-    c.subscribe(filter).map_err(|e| e.to_string())?;
+    let mut c = Client::connect(broker, &id, Duration::from_secs(10))?;
+    c.subscribe(filter)?;
     Ok(c)
 }
 
 /// Does `device` announce itself online (retained `tele/<name>/LWT = Online`)?
-pub fn is_online(broker: &BrokerArgs, device: &str) -> Result<bool, String> {
+pub fn is_online(broker: &BrokerArgs, device: &str) -> Result<bool, FleetError> {
     let mut c = subscribed(broker, "lwt", &format!("tele/{device}/LWT"))?;
     let online = matches!(
         c.recv(Duration::from_millis(1500)),
@@ -523,7 +593,7 @@ pub fn is_online(broker: &BrokerArgs, device: &str) -> Result<bool, String> {
 }
 
 /// The devices announcing themselves online (retained `tele/<name>/LWT = Online`).
-pub fn online_devices(broker: &BrokerArgs) -> Result<Vec<String>, String> {
+pub fn online_devices(broker: &BrokerArgs) -> Result<Vec<String>, FleetError> {
     let mut c = subscribed(broker, "list", "tele/+/LWT")?;
     let mut out = Vec::new();
     while let Ok(Some(m)) = c.recv(Duration::from_millis(700)) {
@@ -553,13 +623,50 @@ pub struct OtaPlan {
     pub devices: Vec<String>,
 }
 
+/// Why `hearth ota` could not start, or could not finish with one device.
+#[derive(Debug, thiserror::Error)]
+pub enum OtaError {
+    /// The owner's key.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// The image file could not be read.
+    #[error("{}: {source}", path.display())]
+    ReadImage {
+        /// The image file.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+    /// The image file is not an image.
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    /// `--all`, and no device announces itself online.
+    #[error("no device is online on {0}")]
+    NoneOnline(String),
+    /// The broker: connecting, subscribing, publishing.
+    #[error(transparent)]
+    Broker(#[from] FleetError),
+    /// An image of 4 GiB or more.
+    #[error("image too large")]
+    TooLarge,
+    /// The manifest or the envelope could not be signed (too long for the format).
+    #[error("cannot sign: {0}")]
+    Seal(hearth_ota::signed::Refusal),
+    /// The device stopped answering during the transfer.
+    #[error("{device}: no answer from the device")]
+    NoAnswer {
+        /// The device.
+        device: String,
+    },
+}
+
 /// How the update of one device ended.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct DeviceResult {
     /// The device.
     pub device: String,
     /// Its verdict, or why the tool could not finish with it.
-    pub outcome: Result<OtaOutcome, String>,
+    pub outcome: Result<OtaOutcome, OtaError>,
     /// How long it took.
     pub elapsed: Duration,
 }
@@ -587,15 +694,18 @@ pub fn ota_run(
     opts: &OtaOptions,
     planned: &mut dyn FnMut(&OtaPlan),
     finished: &mut dyn FnMut(&DeviceResult),
-) -> Result<Vec<DeviceResult>, String> {
+) -> Result<Vec<DeviceResult>, OtaError> {
     let key = load_key(key_path)?;
-    let image = std::fs::read(image_path).map_err(|e| format!("{}: {e}", image_path.display()))?;
+    let image = std::fs::read(image_path).map_err(|source| OtaError::ReadImage {
+        path: image_path.into(),
+        source,
+    })?;
     let facts = image_facts(&image, appliance)?;
     let mut devices = devices.to_vec();
     if all {
         devices = online_devices(broker)?;
         if devices.is_empty() {
-            return Err(format!("no device is online on {}", broker.address()));
+            return Err(OtaError::NoneOnline(broker.address()));
         }
     }
     let plan = OtaPlan {
@@ -665,9 +775,9 @@ pub fn ota(
 }
 
 /// The firmware version `device` runs, from its answer to `getversion`.
-pub fn running_version(broker: &BrokerArgs, device: &str) -> Result<String, String> {
+pub fn running_version(broker: &BrokerArgs, device: &str) -> Result<String, AskError> {
     let answer = ask(broker, device, "OTA", b"getversion")?;
-    parse_version_answer(&answer).ok_or_else(|| format!("unexpected answer {answer:?}"))
+    parse_version_answer(&answer).ok_or(AskError::Unexpected { answer })
 }
 
 /// The version in a `getversion` answer (`hearth 0.2.0 chip sim profile weather device x`).
@@ -683,15 +793,40 @@ fn ask(broker: &BrokerArgs, device: &str, leaf: &str, payload: &[u8]) -> Result<
     ask_within(broker, device, leaf, payload, ANSWER_WAIT)
 }
 
-/// Why a question to a device got no answer.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why a question to a device (`hearth cmd`, `hearth config push`) got no answer.
+#[derive(Debug, thiserror::Error)]
 pub enum AskError {
-    /// It could not be asked: the key, the device's clock mark, the broker (exit code 2).
-    #[error("{0}")]
-    Setup(String),
+    /// The owner's key (exit code 2).
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// The config file could not be read (exit code 2).
+    #[error("{}: {source}", file.display())]
+    ReadConfig {
+        /// The config file.
+        file: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+    /// The config file fails the local check (exit code 2).
+    #[error("{}: {reason}", file.display())]
+    Config {
+        /// The config file.
+        file: PathBuf,
+        /// The rules it breaks, as `validate_config` words them.
+        reason: String,
+    },
+    /// This machine's clock is not fit to sign with (exit code 2).
+    #[error(transparent)]
+    Clock(#[from] ClockError),
+    /// The message could not be signed (exit code 2).
+    #[error("cannot sign: {0}")]
+    Seal(hearth_ota::signed::Refusal),
+    /// The question could not be sent: connecting, subscribing, publishing (exit code 2).
+    #[error(transparent)]
+    Broker(#[from] FleetError),
     /// The broker dropped the session while we waited (exit code 1).
     #[error("{0}")]
-    Lost(String),
+    Lost(FleetError),
     /// Asked, and the device did not answer in time (exit code 1).
     #[error("{device}: no answer within {secs} s")]
     NoAnswer {
@@ -700,6 +835,12 @@ pub enum AskError {
         /// How long we waited.
         secs: u64,
     },
+    /// The device answered something else than the question asks for (exit code 1).
+    #[error("unexpected answer {answer:?}")]
+    Unexpected {
+        /// The answer.
+        answer: String,
+    },
 }
 
 impl AskError {
@@ -707,21 +848,14 @@ impl AskError {
     /// the question went out.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Setup(_) => 2,
-            Self::Lost(_) | Self::NoAnswer { .. } => 1,
+            Self::Key(_)
+            | Self::ReadConfig { .. }
+            | Self::Config { .. }
+            | Self::Clock(_)
+            | Self::Seal(_)
+            | Self::Broker(_) => 2,
+            Self::Lost(_) | Self::NoAnswer { .. } | Self::Unexpected { .. } => 1,
         }
-    }
-}
-
-impl From<String> for AskError {
-    fn from(e: String) -> Self {
-        Self::Setup(e)
-    }
-}
-
-impl From<AskError> for String {
-    fn from(e: AskError) -> Self {
-        e.to_string()
     }
 }
 
@@ -733,10 +867,8 @@ fn ask_within(
     payload: &[u8],
     wait: Duration,
 ) -> Result<String, AskError> {
-    let mut c =
-        subscribed(broker, "cmd", &format!("stat/{device}/OTA")).map_err(AskError::Setup)?;
-    c.publish(&format!("cmnd/{device}/{leaf}"), payload, false)
-        .map_err(|e| AskError::Setup(e.to_string()))?;
+    let mut c = subscribed(broker, "cmd", &format!("stat/{device}/OTA"))?;
+    c.publish(&format!("cmnd/{device}/{leaf}"), payload, false)?;
     let deadline = Instant::now() + wait;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -746,7 +878,7 @@ fn ask_within(
                 secs: wait.as_secs(),
             });
         }
-        match c.recv(left).map_err(|e| AskError::Lost(e.to_string()))? {
+        match c.recv(left).map_err(AskError::Lost)? {
             Some(m) if !m.retained => return Ok(String::from_utf8_lossy(&m.payload).into_owned()),
             _ => {}
         }
@@ -775,12 +907,11 @@ pub fn cmd_run(
 ) -> Result<CmdAnswer, AskError> {
     let (leaf, payload) = match key_path {
         Some(p) => {
-            let sealed = load_key(p).and_then(|key| {
-                let at = checked_issued(broker, device, allow_clock_jump)?;
-                signed::seal(Kind::Command, at, device, command.as_bytes(), &key)
-                    .map_err(|e| e.to_string())
-            });
-            ("Signed", sealed.map_err(AskError::Setup)?)
+            let key = load_key(p)?;
+            let at = checked_issued(broker, device, allow_clock_jump)?;
+            let sealed = signed::seal(Kind::Command, at, device, command.as_bytes(), &key)
+                .map_err(AskError::Seal)?;
+            ("Signed", sealed)
         }
         None => ("OTA", command.as_bytes().to_vec()),
     };
@@ -872,14 +1003,20 @@ pub fn config_push_run(
     options: PushOptions,
 ) -> Result<PushVerdict, AskError> {
     let key = load_key(key_path)?;
-    let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let text = std::fs::read_to_string(file).map_err(|source| AskError::ReadConfig {
+        file: file.into(),
+        source,
+    })?;
     if options.local_check {
         let chip = options
             .chip
             .as_deref()
             .unwrap_or(hearth_sim::firmware::CHIP);
         hearth_device::update::validate_config(&text, chip, hearth_device::chips::FULL_IMAGE)
-            .map_err(|e| format!("{}: {e}", file.display()))?;
+            .map_err(|reason| AskError::Config {
+                file: file.into(),
+                reason,
+            })?;
     }
     let kind = if options.rotate_key {
         Kind::ConfigRotateKey
@@ -887,7 +1024,7 @@ pub fn config_push_run(
         Kind::Config
     };
     let at = checked_issued(broker, device, options.allow_clock_jump)?;
-    let env = signed::seal(kind, at, device, text.as_bytes(), &key).map_err(|e| e.to_string())?;
+    let env = signed::seal(kind, at, device, text.as_bytes(), &key).map_err(AskError::Seal)?;
     let mut link = Link {
         broker,
         device,
@@ -959,11 +1096,12 @@ mod tests {
         assert!(clock_verdict(mark + 1, mark, false).is_ok());
         assert!(clock_verdict(mark + MAX_CLOCK_LEAD_MS, mark, false).is_ok());
         let ahead = clock_verdict(mark + MAX_CLOCK_LEAD_MS + 1, mark, false).unwrap_err();
-        assert!(ahead.contains("366 days ahead"), "{ahead}");
+        assert_eq!(ahead, ClockError::FarAhead { days: 366 });
+        assert!(ahead.to_string().contains("366 days ahead"), "{ahead}");
         assert!(clock_verdict(mark + 40 * MAX_CLOCK_LEAD_MS, mark, true).is_ok());
-        assert!(clock_verdict(mark, mark, true)
-            .unwrap_err()
-            .contains("stale"));
+        let stale = clock_verdict(mark, mark, true).unwrap_err();
+        assert_eq!(stale, ClockError::Stale { at: mark, mark });
+        assert!(stale.to_string().contains("stale"));
         assert!(clock_verdict(5, 0, false).is_ok(), "no mark yet");
     }
 
@@ -990,7 +1128,13 @@ mod tests {
             (f.version, f.chip.as_str(), f.appliance.as_str()),
             (Version(2, 0, 1), "sim", "relay")
         );
-        assert!(image_facts(&img[..4000], None).is_err());
+        assert_eq!(
+            image_facts(&img[..4000], None),
+            Err(ImageError::SizeMismatch {
+                actual: 4000,
+                header: 4096
+            })
+        );
         let mut esp = vec![0u8; 256];
         esp[0] = 0xE9;
         esp[12] = 5;
@@ -1002,8 +1146,10 @@ mod tests {
             (Version(0, 3, 0), "esp32c3", "weather")
         );
         esp[12] = 9;
-        assert!(image_facts(&esp, None).unwrap_err().contains("chip id 9"));
-        assert!(image_facts(b"hello", None).is_err());
+        let e = image_facts(&esp, None).unwrap_err();
+        assert_eq!(e, ImageError::Chip(9));
+        assert!(e.to_string().contains("chip id 9"), "{e}");
+        assert_eq!(image_facts(b"hello", None), Err(ImageError::NotAnImage));
     }
 
     #[test]
