@@ -259,7 +259,10 @@ impl TlsArgs {
     }
 
     /// The device-side settings for a connection to `host`: the PEM files read and decoded.
-    pub fn settings(&self, host: &str) -> Result<hearth_device::TlsSettings, String> {
+    pub fn settings(
+        &self,
+        host: &str,
+    ) -> Result<hearth_device::TlsSettings, hearth_sim::tls::PemError> {
         Ok(hearth_device::TlsSettings {
             server_name: host.to_string(),
             ca: self
@@ -515,9 +518,11 @@ impl Client {
                     addr: args.address(),
                     reason,
                 };
-                let settings = tls.settings(&args.host).map_err(fail)?;
-                let config = hearth_sim::tls::client_config(&settings).map_err(fail)?;
-                let name = hearth_sim::tls::server_name(&args.host).map_err(fail)?;
+                let settings = tls.settings(&args.host).map_err(|e| fail(e.to_string()))?;
+                let config =
+                    hearth_sim::tls::client_config(&settings).map_err(|e| fail(e.to_string()))?;
+                let name =
+                    hearth_sim::tls::server_name(&args.host).map_err(|e| fail(e.to_string()))?;
                 match within(timeout, SimSocket::host_tls(tcp, config, name)).await {
                     None => {
                         return Err(fail(

@@ -12,7 +12,7 @@
 //! key and the host name are checked, the validity period is not (like an SSH host key, the
 //! pin is the decision to trust that key). There is no way to accept any certificate.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use hearth_device::{TlsError, TlsSettings};
@@ -26,46 +26,115 @@ use rustls::{
 };
 use sha2::{Digest, Sha256};
 
+/// Why a [`TlsSettings`] cannot make a client configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsSetupError {
+    /// The CA certificate is not a usable trust anchor.
+    #[error("the CA certificate cannot be used: {0}")]
+    Ca(Box<dyn std::error::Error + Send + Sync>),
+    /// Neither a CA nor a pin: nothing to verify the server with.
+    #[error("TLS needs a CA certificate or a pin to verify the server")]
+    NoTrust,
+    /// rustls refused the protocol versions.
+    #[error("TLS setup: {0}")]
+    Protocols(rustls::Error),
+    /// The client key is not a private key rustls reads.
+    #[error("the client key cannot be used: {0}")]
+    ClientKey(&'static str),
+    /// rustls refused the client certificate and key.
+    #[error("the client certificate or key cannot be used: {0}")]
+    ClientAuth(rustls::Error),
+    /// One of the client certificate and key without the other.
+    #[error("a client certificate needs its key, and a key its certificate")]
+    HalfClientAuth,
+    /// The host to verify is not a name.
+    #[error("{0:?} is neither a DNS name nor an IP address")]
+    ServerName(String),
+}
+
+/// Why a PEM file gives no certificate or key.
+#[derive(Debug, thiserror::Error)]
+pub enum PemError {
+    /// Unreadable, or not PEM.
+    #[error("{}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: rustls::pki_types::pem::Error,
+    },
+    /// PEM without a certificate.
+    #[error("{}: no \"BEGIN CERTIFICATE\" block in this file", path.display())]
+    NoCertificate {
+        /// The file.
+        path: PathBuf,
+    },
+    /// No private key rustls reads.
+    #[error("{}: no usable private key: {source}", path.display())]
+    NoKey {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: rustls::pki_types::pem::Error,
+    },
+    /// A certificate that does not parse.
+    #[error("not an X.509 certificate: {0}")]
+    NotX509(webpki::Error),
+}
+
+/// Why `hearth tls config-lines` has nothing to print.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigLinesError {
+    /// A file it was given.
+    #[error(transparent)]
+    Pem(#[from] PemError),
+    /// `--client-cert` without `--client-key`, or the reverse.
+    #[error("--client-cert and --client-key go together")]
+    HalfClientAuth,
+    /// No file at all.
+    #[error("give --ca FILE, --pin-from FILE and/or --client-cert FILE --client-key FILE")]
+    Nothing,
+}
+
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
 /// The rustls client configuration for `tls` (TLS 1.2 and 1.3, ring). An error says which
 /// part of the configuration cannot be used.
-pub fn client_config(tls: &TlsSettings) -> Result<Arc<ClientConfig>, String> {
+pub fn client_config(tls: &TlsSettings) -> Result<Arc<ClientConfig>, TlsSetupError> {
     let provider = provider();
     let verifier = Verifier::new(tls, &provider)?;
     let builder = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup: {e}"))?
+        .map_err(TlsSetupError::Protocols)?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(verifier));
     let config = match (&tls.client_cert, &tls.client_key) {
         (Some(cert), Some(key)) => {
-            let key = PrivateKeyDer::try_from(key.clone())
-                .map_err(|e| format!("the client key cannot be used: {e}"))?;
+            let key = PrivateKeyDer::try_from(key.clone()).map_err(TlsSetupError::ClientKey)?;
             builder
                 .with_client_auth_cert(vec![CertificateDer::from(cert.clone())], key)
-                .map_err(|e| format!("the client certificate or key cannot be used: {e}"))?
+                .map_err(TlsSetupError::ClientAuth)?
         }
         (None, None) => builder.with_no_client_auth(),
-        _ => return Err("a client certificate needs its key, and a key its certificate".into()),
+        _ => return Err(TlsSetupError::HalfClientAuth),
     };
     Ok(Arc::new(config))
 }
 
 /// The server name to verify: a DNS name or an IP address.
-pub fn server_name(host: &str) -> Result<ServerName<'static>, String> {
-    ServerName::try_from(host.to_string())
-        .map_err(|_| format!("{host:?} is neither a DNS name nor an IP address"))
+pub fn server_name(host: &str) -> Result<ServerName<'static>, TlsSetupError> {
+    ServerName::try_from(host.to_string()).map_err(|_| TlsSetupError::ServerName(host.into()))
 }
 
 /// Verifies the certificates a server sent (`chain[0]` its own, then intermediates) as a
 /// connection with `tls` would at the time `now` (seconds since 1970): the certificate
 /// checks of the handshake, without the handshake. [`classify`] says what an error means.
 pub fn verify_server(tls: &TlsSettings, chain: &[Vec<u8>], now: u64) -> Result<(), rustls::Error> {
-    let verifier = Verifier::new(tls, &provider()).map_err(rustls::Error::General)?;
-    let name = server_name(&tls.server_name).map_err(rustls::Error::General)?;
+    let general = |e: TlsSetupError| rustls::Error::General(e.to_string());
+    let verifier = Verifier::new(tls, &provider()).map_err(general)?;
+    let name = server_name(&tls.server_name).map_err(general)?;
     let (leaf, intermediates) = chain
         .split_first()
         .ok_or(rustls::Error::NoCertificatesPresented)?;
@@ -153,21 +222,19 @@ impl Anchor {
 }
 
 impl Verifier {
-    fn new(tls: &TlsSettings, provider: &Arc<CryptoProvider>) -> Result<Self, String> {
+    fn new(tls: &TlsSettings, provider: &Arc<CryptoProvider>) -> Result<Self, TlsSetupError> {
         let webpki = match &tls.ca {
             Some(ca) => {
-                let unusable =
-                    |e: &dyn std::fmt::Display| format!("the CA certificate cannot be used: {e}");
                 let der = CertificateDer::from(ca.clone());
                 let anchor = webpki::anchor_from_trusted_cert(&der)
-                    .map_err(|e| unusable(&e))?
+                    .map_err(|e| TlsSetupError::Ca(e.into()))?
                     .to_owned();
                 let mut roots = RootCertStore::empty();
-                roots.add(der).map_err(|e| unusable(&e))?;
+                roots.add(der).map_err(|e| TlsSetupError::Ca(e.into()))?;
                 let verifier =
                     WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
                         .build()
-                        .map_err(|e| unusable(&e))?;
+                        .map_err(|e| TlsSetupError::Ca(e.into()))?;
                 Some(Anchor {
                     verifier,
                     anchor,
@@ -177,7 +244,7 @@ impl Verifier {
             None => None,
         };
         if webpki.is_none() && tls.pin.is_none() {
-            return Err("TLS needs a CA certificate or a pin to verify the server".into());
+            return Err(TlsSetupError::NoTrust);
         }
         Ok(Verifier {
             webpki,
@@ -340,39 +407,42 @@ pub fn rustls_error(e: &std::io::Error) -> Option<&rustls::Error> {
 }
 
 /// SHA-256 of the SubjectPublicKeyInfo of a DER certificate: the value of `mqttpin`.
-pub fn spki_sha256(cert: &[u8]) -> Result<[u8; 32], String> {
+pub fn spki_sha256(cert: &[u8]) -> Result<[u8; 32], PemError> {
     let der = CertificateDer::from(cert);
-    let cert = webpki::EndEntityCert::try_from(&der)
-        .map_err(|e| format!("not an X.509 certificate: {e}"))?;
+    let cert = webpki::EndEntityCert::try_from(&der).map_err(PemError::NotX509)?;
     Ok(Sha256::digest(cert.subject_public_key_info().as_ref()).into())
 }
 
 /// The certificates of a PEM file.
-pub fn pem_certs(path: &Path) -> Result<Vec<Vec<u8>>, String> {
+pub fn pem_certs(path: &Path) -> Result<Vec<Vec<u8>>, PemError> {
+    let read = |source| PemError::Read {
+        path: path.into(),
+        source,
+    };
     let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?
+        .map_err(read)?
         .map(|c| c.map(|c| c.to_vec()))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+        .map_err(read)?;
     if certs.is_empty() {
-        return Err(format!(
-            "{}: no \"BEGIN CERTIFICATE\" block in this file",
-            path.display()
-        ));
+        return Err(PemError::NoCertificate { path: path.into() });
     }
     Ok(certs)
 }
 
 /// The one certificate of a PEM file (the first, when it holds a chain).
-pub fn pem_cert(path: &Path) -> Result<Vec<u8>, String> {
+pub fn pem_cert(path: &Path) -> Result<Vec<u8>, PemError> {
     pem_certs(path).map(|mut c| c.swap_remove(0))
 }
 
 /// The private key of a PEM file (PKCS#8, PKCS#1 RSA or SEC1 EC), as DER.
-pub fn pem_key(path: &Path) -> Result<Vec<u8>, String> {
+pub fn pem_key(path: &Path) -> Result<Vec<u8>, PemError> {
     PrivateKeyDer::from_pem_file(path)
         .map(|k| k.secret_der().to_vec())
-        .map_err(|e| format!("{}: no usable private key: {e}", path.display()))
+        .map_err(|source| PemError::NoKey {
+            path: path.into(),
+            source,
+        })
 }
 
 /// `hearth tls config-lines`: the `config.txt` lines for a CA certificate, a client
@@ -382,7 +452,7 @@ pub fn config_lines(
     client_cert: Option<&Path>,
     client_key: Option<&Path>,
     pin_from: Option<&Path>,
-) -> Result<String, String> {
+) -> Result<String, ConfigLinesError> {
     use hearth_config::base64::encode;
     let mut out = String::new();
     if let Some(ca) = ca {
@@ -399,12 +469,10 @@ pub fn config_lines(
             out.push_str(&format!("mqttclientkey {}\n", encode(&pem_key(k)?)));
         }
         (None, None) => {}
-        _ => return Err("--client-cert and --client-key go together".into()),
+        _ => return Err(ConfigLinesError::HalfClientAuth),
     }
     if out.is_empty() {
-        return Err(
-            "give --ca FILE, --pin-from FILE and/or --client-cert FILE --client-key FILE".into(),
-        );
+        return Err(ConfigLinesError::Nothing);
     }
     Ok(out)
 }
@@ -446,7 +514,7 @@ mod tests {
             client_cert: None,
             client_key: None,
         };
-        assert!(client_config(&none).is_err());
+        assert!(matches!(client_config(&none), Err(TlsSetupError::NoTrust)));
         let pin = TlsSettings {
             pin: Some([0; 32]),
             ..none.clone()
@@ -456,8 +524,11 @@ mod tests {
             ca: Some(vec![0x30, 0]),
             ..none
         };
-        assert!(client_config(&junk_ca)
-            .unwrap_err()
-            .contains("CA certificate cannot be used"));
+        let e = client_config(&junk_ca).unwrap_err();
+        assert!(matches!(e, TlsSetupError::Ca(_)), "{e}");
+        assert!(
+            e.to_string().contains("CA certificate cannot be used"),
+            "{e}"
+        );
     }
 }
