@@ -41,6 +41,10 @@ const IO_TIMEOUT: Millis = 5 * SECOND;
 const WORK_TIMEOUT: Millis = 5 * SECOND;
 /// Bound on the link check that confirms a stuck link before re-associating.
 const PROBE_TIMEOUT: Millis = 3 * SECOND;
+/// Why a session action found no client (the machine and the driver disagree on whether a
+/// session is up): the session is ended, so the machine backs off and reconnects instead of
+/// asking for the same action again at once.
+const NO_CLIENT: &str = "no client for the session";
 
 /// Run the device forever. Returns only by resetting the board.
 ///
@@ -180,6 +184,7 @@ where
             }
             Action::Announce => {
                 let Some(client) = session.as_mut() else {
+                    m.session_lost(now, NO_CLIENT, board);
                     continue;
                 };
                 match announce(client, board, profile, &topics).await {
@@ -189,6 +194,7 @@ where
             }
             Action::Ping => {
                 let Some(client) = session.as_mut() else {
+                    m.session_lost(now, NO_CLIENT, board);
                     continue;
                 };
                 match guarded(board, IO_TIMEOUT, session::ping(client)).await {
@@ -199,6 +205,7 @@ where
             }
             Action::Publish { topic, msg } => {
                 let Some(client) = session.as_mut() else {
+                    m.publish_failed(now, msg, NO_CLIENT, board);
                     continue;
                 };
                 let sent = guarded(
@@ -215,6 +222,7 @@ where
             }
             Action::Receive(until) => {
                 let Some(client) = session.as_mut() else {
+                    m.session_lost(now, NO_CLIENT, board);
                     continue;
                 };
                 let got = receive(client, board, until).await;

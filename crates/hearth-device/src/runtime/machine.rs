@@ -226,19 +226,9 @@ impl Machine {
         &mut self.pubs
     }
 
-    /// When the device booted.
-    pub fn boot(&self) -> Millis {
-        self.boot
-    }
-
     /// Is a session up?
     pub fn online(&self) -> bool {
         self.online.is_some()
-    }
-
-    /// The network supervisor's state.
-    pub fn net_state(&self) -> NetState {
-        self.netsup.state()
     }
 
     /// What to do next, at `now`.

@@ -184,7 +184,7 @@ impl World {
         }
         panic!(
             "no such action; the last ones: {:?}",
-            &self.log[self.log.len() - 20..]
+            &self.log[self.log.len().saturating_sub(20)..]
         );
     }
 
