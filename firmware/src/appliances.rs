@@ -26,8 +26,8 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use hearth_appliances::Runs;
 use hearth_config::Config;
-use hearth_device::profiles::Runs;
 
 #[cfg(any(feature = "appliance-h2o", not(feature = "lean")))]
 mod flow;
@@ -38,7 +38,7 @@ mod rx433;
 pub enum What {
     /// Timed relays.
     #[cfg(any(feature = "appliance-relay", not(feature = "lean")))]
-    Relay(hearth_device::profiles::relay::RelaySettings),
+    Relay(hearth_appliances::relay::RelaySettings),
     /// PZEM-004T meter.
     #[cfg(any(feature = "appliance-energy", not(feature = "lean")))]
     Energy,
@@ -47,13 +47,13 @@ pub enum What {
     Rx433,
     /// Water tank.
     #[cfg(any(feature = "appliance-h2o", not(feature = "lean")))]
-    H2o(hearth_device::profiles::h2o::H2oSettings),
+    H2o(hearth_appliances::h2o::H2oSettings),
     /// Light switch / relay board.
     #[cfg(any(feature = "appliance-switch", not(feature = "lean")))]
-    Switch(hearth_device::profiles::switch::SwitchSettings),
+    Switch(hearth_appliances::switch::SwitchSettings),
     /// DS18x20 thermometers.
     #[cfg(any(feature = "appliance-termo", not(feature = "lean")))]
-    Termo(hearth_device::profiles::termo::Settings),
+    Termo(hearth_appliances::termo::Settings),
 }
 
 /// The appliance of `config`, if its profile is one. Its GPIOs are
@@ -62,7 +62,7 @@ pub enum What {
 /// that do not parse (`plan` checked them already).
 pub fn plan(config: &Config) -> Result<Option<What>, String> {
     let profile = config.profile.as_str();
-    let Some(appliance) = hearth_device::profiles::appliance(profile) else {
+    let Some(appliance) = hearth_appliances::appliance(profile) else {
         return Err(format!(
             "config.txt: profile {profile} is not an appliance of this build"
         ));
@@ -92,30 +92,28 @@ pub fn plan(config: &Config) -> Result<Option<What>, String> {
     };
     let what = match profile {
         #[cfg(any(feature = "appliance-relay", not(feature = "lean")))]
-        "relay" => What::Relay(
-            hearth_device::profiles::relay::RelaySettings::from_config(config).map_err(bad)?,
-        ),
+        "relay" => {
+            What::Relay(hearth_appliances::relay::RelaySettings::from_config(config).map_err(bad)?)
+        }
         #[cfg(any(feature = "appliance-energy", not(feature = "lean")))]
         "energy" => {
-            hearth_device::profiles::energy::EnergySettings::from_config(config).map_err(bad)?;
+            hearth_appliances::energy::EnergySettings::from_config(config).map_err(bad)?;
             What::Energy
         }
         #[cfg(any(feature = "appliance-rx433", not(feature = "lean")))]
         "rx433" => {
-            hearth_device::profiles::rx433::Settings::from_config(config).map_err(bad)?;
+            hearth_appliances::rx433::Settings::from_config(config).map_err(bad)?;
             What::Rx433
         }
         #[cfg(any(feature = "appliance-termo", not(feature = "lean")))]
         "termo" => {
-            What::Termo(hearth_device::profiles::termo::Settings::from_config(config).map_err(bad)?)
+            What::Termo(hearth_appliances::termo::Settings::from_config(config).map_err(bad)?)
         }
         #[cfg(any(feature = "appliance-h2o", not(feature = "lean")))]
-        "h2o" => {
-            What::H2o(hearth_device::profiles::h2o::H2oSettings::from_config(config).map_err(bad)?)
-        }
+        "h2o" => What::H2o(hearth_appliances::h2o::H2oSettings::from_config(config).map_err(bad)?),
         #[cfg(any(feature = "appliance-switch", not(feature = "lean")))]
         "switch" => What::Switch(
-            hearth_device::profiles::switch::SwitchSettings::from_config(config).map_err(bad)?,
+            hearth_appliances::switch::SwitchSettings::from_config(config).map_err(bad)?,
         ),
         _ => return Err(off()),
     };
@@ -141,7 +139,7 @@ pub enum Hardware {
     /// Relay outputs (already at the off level).
     #[cfg(any(feature = "appliance-relay", not(feature = "lean")))]
     Relay(
-        hearth_device::profiles::relay::RelaySettings,
+        hearth_appliances::relay::RelaySettings,
         Vec<esp_hal::gpio::Output<'static>>,
     ),
     /// The meter's UART.
@@ -152,14 +150,14 @@ pub enum Hardware {
     Rx433(rx433::Rx433Source),
     /// The flow counter (the I2C bus is opened with the weather sensors' code).
     #[cfg(any(feature = "appliance-h2o", not(feature = "lean")))]
-    H2o(hearth_device::profiles::h2o::H2oSettings, flow::FlowCounter),
+    H2o(hearth_appliances::h2o::H2oSettings, flow::FlowCounter),
     /// The switch board's pins.
     #[cfg(any(feature = "appliance-switch", not(feature = "lean")))]
-    Switch(hearth_device::profiles::switch::SwitchSettings, switch::Io),
+    Switch(hearth_appliances::switch::SwitchSettings, switch::Io),
     /// The 1-Wire bus.
     #[cfg(any(feature = "appliance-termo", not(feature = "lean")))]
     Termo(
-        hearth_device::profiles::termo::Settings,
+        hearth_appliances::termo::Settings,
         hearth_drivers::onewire::BitBang<esp_hal::gpio::Flex<'static>, esp_hal::delay::Delay>,
     ),
 }
@@ -277,18 +275,18 @@ pub async fn run<N, B, F>(
     settings: hearth_device::Settings,
     net: &mut N,
     board: &mut B,
-    store: &hearth_device::store::SharedStore<F>,
+    store: &hearth_platform::store::SharedStore<F>,
     now: hearth_core::Millis,
 ) -> !
 where
-    N: hearth_device::Network,
-    B: hearth_device::Board,
+    N: hearth_platform::Network,
+    B: hearth_platform::Board,
     F: embedded_storage_async::nor_flash::NorFlash,
 {
     match hardware {
         #[cfg(any(feature = "appliance-relay", not(feature = "lean")))]
         Hardware::Relay(relays, outputs) => {
-            use hearth_device::profiles::relay::{Relay, RelayPanel};
+            use hearth_appliances::relay::{Relay, RelayPanel};
             let mut relay = Relay::new(outputs, store, &relays, now);
             relay.restore().await;
             match bus.filter(|_| relays.display) {
@@ -306,20 +304,20 @@ where
         }
         #[cfg(any(feature = "appliance-energy", not(feature = "lean")))]
         Hardware::Energy(uart) => {
-            use hearth_device::profiles::energy::Energy;
+            use hearth_appliances::energy::Energy;
             let mut profile = Energy::new(uart, now);
             hearth_device::run(settings, net, board, store, &mut profile).await
         }
         #[cfg(any(feature = "appliance-rx433", not(feature = "lean")))]
         Hardware::Rx433(source) => {
-            use hearth_device::profiles::rx433::Rx433;
+            use hearth_appliances::rx433::Rx433;
             let mut profile = Rx433::new(source, now);
             hearth_device::run(settings, net, board, store, &mut profile).await
         }
         #[cfg(any(feature = "appliance-h2o", not(feature = "lean")))]
         Hardware::H2o(h2o, counter) => {
             use embassy_embedded_hal::shared_bus::asynch::i2c::I2cDevice;
-            use hearth_device::profiles::h2o::H2o;
+            use hearth_appliances::h2o::H2o;
             let Some(bus) = bus else {
                 // Cannot happen: `pins::check` gives h2o its I2C pins and main opens the bus.
                 log::error!("internal: h2o without its I2C bus; resetting in 60 s");
@@ -338,20 +336,20 @@ where
         }
         #[cfg(any(feature = "appliance-termo", not(feature = "lean")))]
         Hardware::Termo(t, bus) => {
-            use hearth_device::profiles::termo::Termo;
+            use hearth_appliances::termo::Termo;
             let mut profile = Termo::new(bus, t, now);
             hearth_device::run(settings, net, board, store, &mut profile).await
         }
         #[cfg(any(feature = "appliance-switch", not(feature = "lean")))]
         Hardware::Switch(sw, io) => match io {
             switch::Io::Direct(io) => {
-                use hearth_device::profiles::switch::Switch;
+                use hearth_appliances::switch::Switch;
                 let mut profile = Switch::new(io, store, &sw, now);
                 profile.restore().await;
                 hearth_device::run(settings, net, board, store, &mut profile).await
             }
             switch::Io::Shift(io) => {
-                use hearth_device::profiles::switch::Switch;
+                use hearth_appliances::switch::Switch;
                 let mut profile = Switch::new(io, store, &sw, now);
                 profile.restore().await;
                 hearth_device::run(settings, net, board, store, &mut profile).await
@@ -375,7 +373,7 @@ mod switch {
     use alloc::vec::Vec;
 
     use esp_hal::gpio::{Input, InputConfig, Level, Output, OutputConfig, Pull};
-    use hearth_device::profiles::switch::{DirectIo, ShiftIo, SwitchSettings};
+    use hearth_appliances::switch::{DirectIo, ShiftIo, SwitchSettings};
     use hearth_drivers::shiftreg::{Lines, ShiftRegisters};
 
     use super::gpio;
@@ -411,7 +409,7 @@ mod switch {
                 Input::new(unsafe { gpio(n) }, InputConfig::default().with_pull(pull))
             };
             match settings.pins {
-                hearth_device::profiles::switch::Pins::Direct { .. } => {
+                hearth_appliances::switch::Pins::Direct { .. } => {
                     let (ins, outs) = pins.split_at(preset.inputs.min(pins.len()));
                     let pull = if preset.inputs_active_low {
                         Pull::Up
@@ -426,7 +424,7 @@ mod switch {
                     let outputs: Vec<_> = outs.iter().map(|&n| out(n, Level::Low)).collect();
                     Io::Direct(DirectIo::new(inputs, outputs, preset.inputs_active_low))
                 }
-                hearth_device::profiles::switch::Pins::ShiftRegisters(_) => {
+                hearth_appliances::switch::Pins::ShiftRegisters(_) => {
                     log::info!(
                         "switch: {} shift registers, oe/latch/clock/ser/qh on GPIO {pins:?}",
                         preset.name

@@ -1,4 +1,4 @@
-//! The chip as a `hearth_device::Board` (the platform traits of `hearth_device::platform`): reset cause, software reset, the loop-liveness policy
+//! The chip as a `hearth_platform::Board` (the platform traits of `hearth_platform`): reset cause, software reset, the loop-liveness policy
 //! shared with the watchdog feeder, hardware entropy, the base MAC as identity, the version,
 //! the status LED (`crate::led`), the serial console and deep sleep (the battery peripherals:
 //! esp-hal's `LowPower::sleep_deep` with the RTC timer as the only wakeup source; the wake
@@ -32,7 +32,7 @@ use esp_hal::rtc_cntl::sleep::{LowPower, RtcSleepConfig};
 use esp_hal::rtc_cntl::SocResetReason;
 use hearth_core::reboot::HardwareReset;
 use hearth_core::Millis;
-use hearth_device::{Console, DeviceStatus, Entropy, FirmwareStore, Identity, Reset, Watchdog};
+use hearth_platform::{Console, DeviceStatus, Entropy, FirmwareStore, Identity, Reset, Watchdog};
 
 use crate::config::StoreError;
 use crate::led::{self, Show};

@@ -23,7 +23,7 @@ use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 use embassy_sync::signal::Signal;
 use embassy_time::Timer;
 use esp_hal::gpio::{AnyPin, Level, Output, OutputConfig};
-use hearth_device::DeviceStatus;
+use hearth_platform::DeviceStatus;
 
 use crate::pins;
 

@@ -79,17 +79,18 @@ use esp_hal::gpio::AnyPin;
 use esp_hal::peripherals::LPWR;
 use esp_hal::timer::timg::TimerGroup;
 use esp_storage::FlashStorage;
+use hearth_appliances::forwarder::{Flavor, Forwarder};
+use hearth_appliances::scale_sensor::ScaleSensor;
+use hearth_appliances::tnowp::TNowP;
 use hearth_config::Timings;
 use hearth_core::reboot::HardwareReset;
 use hearth_core::supervisor::LoopWatchdog;
 use hearth_core::SECOND;
-use hearth_device::link::{run_central, run_peripheral, CentralPort, LinkSettings};
-use hearth_device::profiles::forwarder::{Flavor, Forwarder};
+use hearth_device::link::{run_central, run_peripheral, LinkSettings};
 use hearth_device::profiles::safe::SafeMode;
-use hearth_device::profiles::scale_sensor::ScaleSensor;
-use hearth_device::profiles::tnowp::TNowP;
 use hearth_device::profiles::Plan;
 use hearth_device::update::BootMode;
+use hearth_profile::link::CentralPort;
 use hearth_storage::{keys, KvStore};
 use static_cell::StaticCell;
 
@@ -357,7 +358,7 @@ async fn main(spawner: Spawner) -> ! {
             };
 
             let mut board = make_board(spawner, dogs, &timings, hardware_reset, p.LPWR, firmware);
-            let store = hearth_device::store::shared(store);
+            let store = hearth_platform::store::shared(store);
             let mut settings = settings;
             settings.boot_mode =
                 hearth_device::update::boot(&mut board, &store, &settings.update).await;
@@ -368,12 +369,12 @@ async fn main(spawner: Spawner) -> ! {
             }
             match app {
                 MqttApp::Central(flavor, link, mut radio) => {
-                    let seed = hearth_device::Entropy::seed(&mut board);
+                    let seed = hearth_platform::Entropy::seed(&mut board);
                     let port = CentralPort::new();
                     let mut profile = Forwarder::new(flavor, &port, seed, now_ms());
                     let epoch_random = [
-                        hearth_device::Entropy::seed(&mut board),
-                        hearth_device::Entropy::seed(&mut board),
+                        hearth_platform::Entropy::seed(&mut board),
+                        hearth_platform::Entropy::seed(&mut board),
                     ];
                     let device =
                         hearth_device::run(settings, &mut net, &mut board, &store, &mut profile);
@@ -425,14 +426,14 @@ async fn main(spawner: Spawner) -> ! {
                 Err(message) => fatal::reset_later(&message, &mut dogs, &mut store).await,
             };
             let mut board = make_board(spawner, dogs, &timings, hardware_reset, p.LPWR, firmware);
-            let store = hearth_device::store::shared(store);
+            let store = hearth_platform::store::shared(store);
             match scale {
                 Some((settings, hx711)) => {
                     let mut app = ScaleSensor::new(hx711, settings, now_ms());
                     run_peripheral(&link, &mut board, &mut radio, &store, &mut app).await
                 }
                 None => {
-                    let seed = hearth_device::Entropy::seed(&mut board);
+                    let seed = hearth_platform::Entropy::seed(&mut board);
                     let mut app = TNowP::new(&loaded.config.mqtt.name, seed, now_ms());
                     run_peripheral(&link, &mut board, &mut radio, &store, &mut app).await
                 }
@@ -482,7 +483,7 @@ fn make_board(
     let board = EspBoard::new(hardware_reset, policy, lpwr, firmware);
     log::info!(
         "device MAC {}, heap free {} bytes",
-        board::mac_string(&hearth_device::Identity::unique_id(&board)),
+        board::mac_string(&hearth_platform::Identity::unique_id(&board)),
         esp_alloc::HEAP.free()
     );
     board

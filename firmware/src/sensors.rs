@@ -27,8 +27,8 @@ use esp_hal::i2c::master::{BusTimeout, Config, ConfigError, I2c};
 use esp_hal::peripherals::I2C0;
 use esp_hal::time::Rate;
 use esp_hal::Async;
+use hearth_appliances::weather::Weather;
 use hearth_core::Millis;
-use hearth_device::profiles::weather::Weather;
 
 /// Bus clock.
 pub const BUS_KHZ: u32 = 100;

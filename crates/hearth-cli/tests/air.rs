@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use async_io::Timer;
 use futures_lite::future::{self, block_on};
-use hearth_device::platform::{Radio, RadioError, RadioFrame, BROADCAST};
+use hearth_platform::{Radio, RadioError, RadioFrame, BROADCAST};
 use hearth_sim::air::{self, SimRadio};
 
 const HEARTH: &str = env!("CARGO_BIN_EXE_hearth");

@@ -8,7 +8,7 @@
 //! gives the same verdicts except that a "not before" in the future cannot be seen.
 
 use hearth_device::tls::{verify_server as chip_verify, Clock, Rejection, Trust};
-use hearth_device::{TlsError, TlsSettings};
+use hearth_platform::{TlsError, TlsSettings};
 use hearth_sim::tls::{classify, verify_server as sim_verify};
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, CidrSubnet, CustomExtension, DnType,

@@ -7,7 +7,7 @@
 //! The rules ([`check`]):
 //!
 //! - the image contains the appliance (a `lean` image holds only the appliances built in:
-//!   [`crate::profiles::Appliance::lean_feature`]);
+//!   [`hearth_appliances::Appliance::lean_feature`]);
 //! - the broker is not an IPv6 address (the firmware speaks IPv4);
 //! - every GPIO in use (the status LED, I2C, the W5500, the HX711, the appliance's pins, by
 //!   the config or the chip's defaults) exists on the chip, is not one of its SPI-flash or
@@ -35,7 +35,8 @@ use alloc::vec::Vec;
 
 use hearth_config::{Config, Host, Network};
 
-use crate::profiles::{gpio, ApplianceError, Plan};
+use crate::profiles::{ApplianceError, Plan};
+use hearth_profile::gpio;
 
 /// A chip's GPIO facts and default wiring.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,7 +145,7 @@ pub fn chip(name: &str) -> Option<&'static Chip> {
     CHIPS.iter().copied().find(|c| c.name == name)
 }
 
-pub use crate::profiles::FULL_IMAGE;
+pub use hearth_appliances::FULL_IMAGE;
 
 /// The status LED.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -241,7 +242,7 @@ pub fn check(
     image: &[&str],
 ) -> Result<Wiring, Rejected> {
     let profile = config.profile.as_str();
-    if let Some(feature) = crate::profiles::appliance(profile).and_then(|a| a.lean_feature) {
+    if let Some(feature) = hearth_appliances::appliance(profile).and_then(|a| a.lean_feature) {
         if !image.contains(&profile) {
             return Err(Rejected::one(format!(
                 "config: profile {profile}: this image was built with the cargo feature `lean` \
@@ -299,7 +300,7 @@ fn pin(key: &'static str, given: Option<u8>, default: u8) -> AppPin {
 /// wiring takes them (empty for a profile without an appliance). `Err`: settings that do not
 /// parse (`plan` checked them already).
 pub fn appliance_pins(config: &Config, chip: &Chip) -> Result<Vec<AppPin>, ApplianceError> {
-    use crate::profiles::switch::{Pins, SwitchSettings, Wiring as SwitchWiring};
+    use hearth_appliances::switch::{Pins, SwitchSettings, Wiring as SwitchWiring};
     let profile = config.profile.as_str();
     let bad = |error| ApplianceError {
         profile: profile.into(),
@@ -310,7 +311,7 @@ pub fn appliance_pins(config: &Config, chip: &Chip) -> Result<Vec<AppPin>, Appli
         "relay" => {
             const KEYS: [&str; 4] = ["relay1pin", "relay2pin", "relay3pin", "relay4pin"];
             let settings =
-                crate::profiles::relay::RelaySettings::from_config(config).map_err(bad)?;
+                hearth_appliances::relay::RelaySettings::from_config(config).map_err(bad)?;
             settings
                 .relays
                 .iter()
@@ -319,19 +320,19 @@ pub fn appliance_pins(config: &Config, chip: &Chip) -> Result<Vec<AppPin>, Appli
                 .collect()
         }
         "energy" => {
-            let s = crate::profiles::energy::EnergySettings::from_config(config).map_err(bad)?;
+            let s = hearth_appliances::energy::EnergySettings::from_config(config).map_err(bad)?;
             alloc::vec![pin("pzemtx", s.tx, d.pzem.0), pin("pzemrx", s.rx, d.pzem.1)]
         }
         "rx433" => {
-            let s = crate::profiles::rx433::Settings::from_config(config).map_err(bad)?;
+            let s = hearth_appliances::rx433::Settings::from_config(config).map_err(bad)?;
             alloc::vec![pin("rx433pin", s.pin, d.rx433)]
         }
         "termo" => {
-            crate::profiles::termo::Settings::from_config(config).map_err(bad)?;
+            hearth_appliances::termo::Settings::from_config(config).map_err(bad)?;
             alloc::vec![pin("onewire", gpio(config, "onewire"), d.onewire)]
         }
         "h2o" => {
-            crate::profiles::h2o::H2oSettings::from_config(config).map_err(bad)?;
+            hearth_appliances::h2o::H2oSettings::from_config(config).map_err(bad)?;
             alloc::vec![pin("flowpin", gpio(config, "flowpin"), d.flow)]
         }
         "switch" => {
@@ -363,7 +364,7 @@ pub fn appliance_pins(config: &Config, chip: &Chip) -> Result<Vec<AppPin>, Appli
                     }));
                 }
                 (Pins::ShiftRegisters(_), SwitchWiring::Direct { .. }) => {
-                    return Err(bad(crate::profiles::SettingError::refused(
+                    return Err(bad(hearth_profile::SettingError::refused(
                         "switchsrpins",
                         format!("shift-register pins for {}, a direct board", preset.name),
                     )));

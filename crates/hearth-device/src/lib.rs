@@ -1,12 +1,14 @@
 //! hearth-device: one async main that composes the supervisor, the network, the MQTT session
-//! and an appliance profile over a small set of platform traits. The same code runs on the chip
-//! (esp-hal + embassy) and in the host simulator; only the [`platform`] implementations differ.
+//! and an appliance over the platform traits (`hearth-platform`) and the appliance seam
+//! (`hearth-profile`). The same code runs on the chip (esp-hal + embassy) and in the host
+//! simulator; only the platform implementations differ.
 //!
-//! It owns everything a device decides for itself: which profiles exist and how a config is
-//! run ([`profiles`]), the rules each chip applies to a config at boot ([`chips`]), the MQTT
-//! session and the runtime around it ([`session`], [`runtime`]), the ESP-NOW link
-//! ([`link`]), certificate checks ([`tls`]) and the device side of signed updates and
-//! config pushes ([`update`]).
+//! It owns everything a device decides for itself: how a config is run ([`profiles`]: the
+//! parser for every key, the plan, safe mode), the rules each chip applies to a config at boot
+//! ([`chips`]), the MQTT session and the runtime around it ([`session`], [`runtime`]), the
+//! ESP-NOW link runtimes ([`link`]), certificate checks ([`tls`]) and the device side of
+//! signed updates and config pushes ([`update`]). The appliances themselves are in
+//! `hearth-appliances`, which knows nothing of this crate.
 //!
 //! ```
 //! use hearth_device::{chips, profiles};
@@ -35,12 +37,10 @@ extern crate alloc;
 pub mod bounded;
 pub mod chips;
 pub mod link;
-pub mod platform;
 pub mod profiles;
 pub mod runtime;
 pub mod session;
 pub mod settings;
-pub mod store;
 pub mod tls;
 #[cfg(feature = "embedded-tls")]
 pub mod tls_client;
@@ -50,13 +50,6 @@ pub mod update;
 extern crate std;
 #[cfg(test)]
 mod test_board;
-#[cfg(test)]
-mod test_flash;
 
-pub use platform::{
-    now_ms, Board, Clock, Console, DeviceStatus, Entropy, FirmwareStore, Identity, NetError,
-    Network, NoSlots, Reset, SystemClock, TlsError, Watchdog,
-};
-pub use profiles::Profile;
 pub use runtime::run;
-pub use settings::{Settings, TlsSettings};
+pub use settings::Settings;

@@ -6,15 +6,11 @@
 //! out the machines' outputs in order (persist before sending), feed them frames and time, and
 //! never hold a frame longer than that.
 
-use alloc::collections::VecDeque;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::cell::{Cell, RefCell};
 
 use embassy_futures::select::{select, select3, Either, Either3};
-use embassy_sync::blocking_mutex::raw::NoopRawMutex;
-use embassy_sync::signal::Signal;
 use embassy_time::{with_timeout, Duration, Instant, Timer};
 use embedded_storage_async::nor_flash::NorFlash;
 use hearth_config::Config;
@@ -28,9 +24,9 @@ use hearth_netnow::v3::{Epoch, SenderId, EPOCH_LEN};
 use hearth_storage::keys;
 use hearth_storage::StoreError;
 
-use crate::platform::now_ms;
-use crate::platform::{Radio, Reset, Watchdog};
-use crate::store::SharedStore;
+use hearth_platform::store::SharedStore;
+use hearth_platform::{now_ms, Radio, Reset, Watchdog};
+use hearth_profile::link::{AppAction, CentralPort, LinkCtl, PeripheralApp, Received};
 
 /// The link settings of a validated config.
 #[derive(Clone, PartialEq, Eq)]
@@ -413,105 +409,6 @@ impl Carrier {
     }
 }
 
-/// Most frames a central keeps for its profile before dropping new ones.
-pub const INBOX_CAPACITY: usize = 32;
-/// Most back-data payloads queued for sending.
-pub const BACKDATA_CAPACITY: usize = 4;
-
-/// Data a central accepted.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Received {
-    /// The sender (v3: its authenticated id; v2: the radio source address).
-    pub from: [u8; 6],
-    /// Signal strength, dBm.
-    pub rssi: i8,
-    /// The payload.
-    pub payload: Vec<u8>,
-}
-
-/// Counters of what the link did, for diagnostics.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct LinkStats {
-    /// Frames accepted (data at a central).
-    pub accepted: u32,
-    /// Frames dropped (any reason).
-    pub dropped: u32,
-    /// Frames sent.
-    pub sent: u32,
-    /// Store writes that failed.
-    pub persist_failures: u32,
-    /// Frames not sent because what they depend on could not be stored (fail closed).
-    pub refused: u32,
-}
-
-/// What the central task and its profile share: received data in, back-data out, log lines.
-pub struct CentralPort {
-    inbox: RefCell<VecDeque<Received>>,
-    backdata: RefCell<VecDeque<Vec<u8>>>,
-    log: RefCell<VecDeque<String>>,
-    wake: Signal<NoopRawMutex, ()>,
-    stats: Cell<LinkStats>,
-}
-
-impl Default for CentralPort {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl CentralPort {
-    /// An empty port.
-    pub fn new() -> Self {
-        CentralPort {
-            inbox: RefCell::new(VecDeque::new()),
-            backdata: RefCell::new(VecDeque::new()),
-            log: RefCell::new(VecDeque::new()),
-            wake: Signal::new(),
-            stats: Cell::new(LinkStats::default()),
-        }
-    }
-
-    /// The next accepted data, oldest first.
-    pub fn take(&self) -> Option<Received> {
-        self.inbox.borrow_mut().pop_front()
-    }
-
-    /// Queue back-data for all peripherals; false if the queue is full.
-    pub fn send_backdata(&self, payload: Vec<u8>) -> bool {
-        let mut q = self.backdata.borrow_mut();
-        if q.len() >= BACKDATA_CAPACITY {
-            return false;
-        }
-        q.push_back(payload);
-        drop(q);
-        self.wake.signal(());
-        true
-    }
-
-    /// The next log line of the link.
-    pub fn take_log(&self) -> Option<String> {
-        self.log.borrow_mut().pop_front()
-    }
-
-    /// What the link did so far.
-    pub fn stats(&self) -> LinkStats {
-        self.stats.get()
-    }
-
-    fn push_log(&self, line: String) {
-        let mut l = self.log.borrow_mut();
-        if l.len() < 16 {
-            l.push_back(line);
-        }
-    }
-
-    fn count(&self, f: impl FnOnce(&mut LinkStats)) {
-        let mut s = self.stats.get();
-        f(&mut s);
-        self.stats.set(s);
-    }
-}
-
 /// Log at most one dropped frame per this many ms (the rest are counted).
 const DROP_LOG_EVERY: Millis = 10_000;
 
@@ -596,7 +493,7 @@ pub async fn run_central<R: Radio, F: NorFlash>(
             now_ms(),
         )
         .await;
-        let backdata = port.backdata.borrow_mut().pop_front();
+        let backdata = port.next_backdata();
         if let Some(b) = backdata {
             if let Err(e) = central.send_backdata(&b, now_ms()) {
                 port.push_log(format!("espnow: back-data not sent: {e:?}"));
@@ -604,7 +501,7 @@ pub async fn run_central<R: Radio, F: NorFlash>(
             continue;
         }
         let deadline = Instant::from_millis(central.next_deadline());
-        match select3(radio.receive(), Timer::at(deadline), port.wake.wait()).await {
+        match select3(radio.receive(), Timer::at(deadline), port.woken()).await {
             Either3::First(f) => central.receive(f.from, f.rssi, f.bytes(), now_ms()),
             Either3::Second(()) => central.tick(now_ms()),
             Either3::Third(()) => {}
@@ -665,14 +562,11 @@ async fn drain_central<R: Radio, F: NorFlash, E: Entropy>(
                 payload,
             }) => {
                 port.count(|s| s.accepted += 1);
-                let mut inbox = port.inbox.borrow_mut();
-                if inbox.len() < INBOX_CAPACITY {
-                    inbox.push_back(Received {
-                        from,
-                        rssi,
-                        payload: payload.as_slice().to_vec(),
-                    });
-                }
+                port.deliver(Received {
+                    from,
+                    rssi,
+                    payload: payload.as_slice().to_vec(),
+                });
             }
             Output::Event(CentralEvent::Dropped { from, reason }) => {
                 port.count(|s| s.dropped += 1);
@@ -690,59 +584,6 @@ async fn drain_central<R: Radio, F: NorFlash, E: Entropy>(
     carrier.end_batch();
 }
 
-/// What a battery appliance wants after a step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AppAction {
-    /// Keep running.
-    Continue,
-    /// Deep-sleep this many ms (the device restarts afterwards).
-    Sleep(Millis),
-}
-
-/// The link as a peripheral appliance sees it.
-pub struct LinkCtl<'a, R: Entropy> {
-    peripheral: &'a mut Peripheral<R>,
-    now: Millis,
-}
-
-impl<R: Entropy> LinkCtl<'_, R> {
-    /// Queue a report; retried until confirmed ([`PeripheralEvent::Confirmed`]).
-    pub fn send(&mut self, payload: &[u8]) -> Result<(), hearth_netnow::peripheral::SendError> {
-        self.peripheral.send(payload, self.now)
-    }
-
-    /// Paired and the time is known.
-    pub fn is_ready(&self) -> bool {
-        self.peripheral.is_ready()
-    }
-
-    /// A report is waiting for its confirm.
-    pub fn report_pending(&self) -> bool {
-        self.peripheral.report_pending()
-    }
-
-    /// Forget the pairing and scan again.
-    pub fn repair(&mut self) {
-        self.peripheral.repair(self.now)
-    }
-}
-
-/// A battery appliance on the ESP-NOW link (no Wi-Fi, no MQTT).
-#[allow(async_fn_in_trait)]
-pub trait PeripheralApp {
-    /// When [`work`](Self::work) is next due.
-    fn next_work(&self) -> Millis;
-    /// Do the due work (sensor reads, queue a report).
-    async fn work<R: Entropy>(&mut self, now: Millis, link: &mut LinkCtl<'_, R>) -> AppAction;
-    /// Something happened on the link.
-    fn event<R: Entropy>(
-        &mut self,
-        event: &PeripheralEvent,
-        now: Millis,
-        link: &mut LinkCtl<'_, R>,
-    ) -> AppAction;
-}
-
 /// Bound on one round of the appliance's work.
 const APP_WORK_TIMEOUT: Millis = 10_000;
 /// The loop comes around at least this often.
@@ -757,7 +598,7 @@ pub async fn run_peripheral<B, R: Radio, F: NorFlash, A: PeripheralApp>(
     app: &mut A,
 ) -> !
 where
-    B: Reset + Watchdog + crate::platform::Entropy,
+    B: Reset + Watchdog + hearth_platform::Entropy,
 {
     let boot = now_ms();
     board.heartbeat(boot);
@@ -867,10 +708,7 @@ where
                         other => board.console(&format!("espnow: {other:?}")),
                     }
                     let now = now_ms();
-                    let mut ctl = LinkCtl {
-                        peripheral: &mut peripheral,
-                        now,
-                    };
+                    let mut ctl = LinkCtl::new(&mut peripheral, now);
                     app.event(&e, now, &mut ctl)
                 }
             };
@@ -881,10 +719,7 @@ where
         carrier.end_batch();
         let now = now_ms();
         if now >= app.next_work() {
-            let mut ctl = LinkCtl {
-                peripheral: &mut peripheral,
-                now,
-            };
+            let mut ctl = LinkCtl::new(&mut peripheral, now);
             board.may_block(now);
             let r = with_timeout(
                 Duration::from_millis(APP_WORK_TIMEOUT),
@@ -920,13 +755,13 @@ mod tests {
     use hearth_netnow::{Tid, MAX_FRAME_LEN};
     use hearth_storage::KvStore;
 
-    use crate::platform::{RadioError, RadioFrame};
+    use hearth_platform::{RadioError, RadioFrame};
 
-    use crate::test_flash::{TestFlash, SECTOR};
+    use hearth_storage::test_flash::{TestFlash, SECTOR};
 
     fn store(flash: &TestFlash) -> SharedStore<TestFlash> {
         let range = 0..(SECTOR * 4) as u32;
-        crate::store::shared(block_on(KvStore::open(flash.clone(), range)).unwrap())
+        hearth_platform::store::shared(block_on(KvStore::open(flash.clone(), range)).unwrap())
     }
 
     const ME: [u8; 6] = [0x02, 0, 0, 0, 0, 0x51];

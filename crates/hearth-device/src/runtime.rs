@@ -25,13 +25,13 @@ use hearth_storage::keys;
 use rust_mqtt::buffer::AllocBuffer;
 
 use crate::bounded::{Bounded, Dropped};
-pub use crate::platform::now_ms;
-use crate::platform::{Board, Console, DeviceStatus, NetError, Network, Reset, Watchdog};
-use crate::profiles::DynProfile;
 use crate::session::{self, Incoming, MqttClient};
 use crate::settings::Settings;
-pub use crate::store::SharedStore;
 use crate::update::{BootMode, Updater};
+pub use hearth_platform::now_ms;
+pub use hearth_platform::store::SharedStore;
+use hearth_platform::{Board, Console, DeviceStatus, NetError, Network, Reset, Watchdog};
+use hearth_profile::DynProfile;
 pub use machine::LOOP_PERIOD;
 use machine::{Action, Command, Counter, Machine, Route};
 
@@ -48,7 +48,7 @@ const NO_CLIENT: &str = "no client for the session";
 
 /// Run the device forever. Returns only by resetting the board.
 ///
-/// The appliance is a `&mut dyn DynProfile` (any [`Profile`](crate::profiles::Profile)
+/// The appliance is a `&mut dyn DynProfile` (any [`Profile`](hearth_profile::Profile)
 /// coerces to it: pass `&mut profile`), so the runtime's code is compiled once per image (per
 /// platform), not once per appliance.
 pub async fn run<N, B, F>(

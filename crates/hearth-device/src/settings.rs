@@ -1,10 +1,10 @@
 //! Runtime settings: what the runtime needs from `config.txt`, in the units the policies use.
 
 use alloc::string::String;
-use alloc::vec::Vec;
 
 use hearth_core::supervisor::{MqttPolicy, NetPolicy};
 use hearth_core::{Millis, MINUTE, SECOND};
+pub use hearth_platform::TlsSettings;
 
 /// Everything the runtime needs to know, already validated. Its `Debug` output never shows the
 /// MQTT password.
@@ -79,40 +79,6 @@ impl Settings {
             update: crate::update::UpdateSettings::default(),
             boot_mode: crate::update::BootMode::Normal,
         }
-    }
-}
-
-/// How the broker connection is secured: what the platform's TLS client needs.
-#[derive(Clone, PartialEq, Eq)]
-pub struct TlsSettings {
-    /// The name the server's certificate must be valid for: the host of `mqttbroker` (a DNS
-    /// name, or an IP address without brackets).
-    pub server_name: String,
-    /// DER of the one CA certificate trusted for this broker (`mqttca`). With it the chain,
-    /// the validity period and the host name are verified.
-    pub ca: Option<Vec<u8>>,
-    /// SHA-256 of the server certificate's SubjectPublicKeyInfo (`mqttpin`). Without a CA the
-    /// pinned key is the trust anchor (the host name is still checked, the validity period
-    /// is not: the pin is the decision to trust that key); with a CA, both must pass.
-    pub pin: Option<[u8; 32]>,
-    /// The device's certificate (`mqttclientcert`), DER.
-    pub client_cert: Option<Vec<u8>>,
-    /// The device's private key (`mqttclientkey`), DER. A secret: never shown.
-    pub client_key: Option<Vec<u8>>,
-}
-
-impl core::fmt::Debug for TlsSettings {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("TlsSettings")
-            .field("server_name", &self.server_name)
-            .field("ca", &self.ca.as_ref().map(Vec::len))
-            .field("pin", &self.pin.is_some())
-            .field("client_cert", &self.client_cert.as_ref().map(Vec::len))
-            .field(
-                "client_key",
-                &self.client_key.as_ref().map(|_| "<redacted>"),
-            )
-            .finish()
     }
 }
 

@@ -14,8 +14,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use hearth_core::reboot::HardwareReset;
 use hearth_core::Millis;
 
-use crate::platform::{Console, DeviceStatus, Entropy, FirmwareStore, Identity, Reset, Watchdog};
-use crate::test_flash::{TestFlash, SECTOR};
+use hearth_platform::{Console, DeviceStatus, Entropy, FirmwareStore, Identity, Reset, Watchdog};
+use hearth_storage::test_flash::{TestFlash, SECTOR};
 
 /// The payload of the unwind that [`Reset::reset`] and [`Reset::deep_sleep`] start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +96,10 @@ pub fn expect_reset(f: impl FnOnce()) -> ResetNow {
 impl Identity for TestBoard {
     fn chip(&self) -> &str {
         "sim"
+    }
+
+    fn image_appliances(&self) -> &'static [&'static str] {
+        hearth_appliances::FULL_IMAGE
     }
 
     fn unique_id(&self) -> [u8; 6] {

@@ -28,7 +28,7 @@ use p256::ecdsa::signature::Verifier;
 use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
 
-use crate::platform::TlsError;
+use hearth_platform::TlsError;
 
 /// Why a server (or the configured key) was refused: the error the runtime reports and a
 /// reason for the log.

@@ -16,9 +16,9 @@ use embedded_tls::{
 use p256::ecdsa::{DerSignature, SigningKey};
 use sha2_010::Digest;
 
-use crate::platform::TlsError;
-use crate::settings::TlsSettings;
 use crate::tls::{client_key, verify_server, Clock, Rejection, ServerKey, Trust};
+use hearth_platform::TlsError;
+use hearth_platform::TlsSettings;
 
 /// The one cipher suite: TLS_AES_128_GCM_SHA256.
 pub type Suite = Aes128GcmSha256;

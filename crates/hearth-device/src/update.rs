@@ -29,9 +29,9 @@ use hearth_ota::signed::{self, Kind, Refusal};
 use hearth_ota::{State, Writer};
 use hearth_storage::keys;
 
-use crate::platform::Board;
 use crate::runtime::reboot;
-use crate::store::SharedStore;
+use hearth_platform::store::SharedStore;
+use hearth_platform::Board;
 
 /// Default `otaconfirm`: a new image is healthy after this long with MQTT connected.
 pub const DEFAULT_CONFIRM_S: u32 = 60;
@@ -1427,16 +1427,19 @@ mod tests {
         assert_eq!(append_word("", "a-word-longer-than-the-bound", 8), "");
     }
 
-    fn store(flash: &crate::test_flash::TestFlash) -> SharedStore<crate::test_flash::TestFlash> {
-        let range = 0..(crate::test_flash::SECTOR * crate::test_flash::SECTORS) as u32;
+    fn store(
+        flash: &hearth_storage::test_flash::TestFlash,
+    ) -> SharedStore<hearth_storage::test_flash::TestFlash> {
+        let range =
+            0..(hearth_storage::test_flash::SECTOR * hearth_storage::test_flash::SECTORS) as u32;
         let kv = embassy_futures::block_on(hearth_storage::KvStore::open(flash.clone(), range));
-        crate::store::shared(kv.unwrap())
+        hearth_platform::store::shared(kv.unwrap())
     }
 
     #[test]
     fn the_anti_replay_mark_only_grows_and_an_unreadable_one_refuses() {
         use embassy_futures::block_on;
-        let flash = crate::test_flash::TestFlash::new();
+        let flash = hearth_storage::test_flash::TestFlash::new();
         let s = store(&flash);
         assert_eq!(block_on(last_issued(&s)), Ok(0), "a new device");
         block_on(set_last_issued(&s, 5_000)).unwrap();

@@ -15,7 +15,7 @@ use embedded_io_async::{ErrorKind, ErrorType, Read, Write};
 use embedded_tls::TlsConnection;
 use hearth_device::tls::Clock;
 use hearth_device::tls_client::{handshake, Suite};
-use hearth_device::{TlsError, TlsSettings};
+use hearth_platform::{TlsError, TlsSettings};
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose,

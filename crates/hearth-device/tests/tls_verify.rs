@@ -6,7 +6,7 @@
 //! chip's verifier and the simulator's: `crates/hearth-sim/tests/tls_verdicts.rs`.
 
 use hearth_device::tls::{client_key, spki_sha256, verify_server, Clock, Trust};
-use hearth_device::TlsError;
+use hearth_platform::TlsError;
 use p256::ecdsa::signature::Signer;
 use p256::ecdsa::{DerSignature, SigningKey};
 use rcgen::{

@@ -262,8 +262,8 @@ impl TlsArgs {
     pub fn settings(
         &self,
         host: &str,
-    ) -> Result<hearth_device::TlsSettings, hearth_sim::tls::PemError> {
-        Ok(hearth_device::TlsSettings {
+    ) -> Result<hearth_platform::TlsSettings, hearth_sim::tls::PemError> {
+        Ok(hearth_platform::TlsSettings {
             server_name: host.to_string(),
             ca: self
                 .ca

@@ -63,7 +63,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_lite::future;
-use hearth_device::platform::{Radio, RadioError, RadioFrame, BROADCAST, RADIO_MAX_FRAME};
+use hearth_platform::{Radio, RadioError, RadioFrame, BROADCAST, RADIO_MAX_FRAME};
 
 /// The air used when none is named.
 pub const DEFAULT_AIR: &str = "default";

@@ -12,26 +12,27 @@ use std::time::Duration;
 
 use crate::faults::{FaultQueue, LoopFault, LoopFaults};
 use crate::firmware::Health;
+use hearth_appliances::energy::Energy;
+use hearth_appliances::forwarder::Forwarder;
+use hearth_appliances::h2o::{H2o, H2oSettings};
+use hearth_appliances::relay::{Relay, RelayPanel, RelaySettings};
+use hearth_appliances::rx433::Rx433;
+use hearth_appliances::scale_sensor::ScaleSensor;
+use hearth_appliances::switch::{DirectIo, ShiftIo, Switch, SwitchSettings, Wiring};
+use hearth_appliances::termo::{Settings as TermoSettings, Termo};
+use hearth_appliances::tnowp::TNowP;
+use hearth_appliances::weather::Weather;
 use hearth_core::reboot::HardwareReset;
 use hearth_core::supervisor::LoopWatchdog;
 use hearth_core::{Millis, SECOND};
-use hearth_device::link::{run_central, run_peripheral, CentralPort};
-use hearth_device::profiles::energy::Energy;
-use hearth_device::profiles::forwarder::Forwarder;
-use hearth_device::profiles::h2o::{H2o, H2oSettings};
-use hearth_device::profiles::relay::{Relay, RelayPanel, RelaySettings};
-use hearth_device::profiles::rx433::Rx433;
+use hearth_device::link::{run_central, run_peripheral};
 use hearth_device::profiles::safe::SafeMode;
-use hearth_device::profiles::scale_sensor::ScaleSensor;
-use hearth_device::profiles::switch::{DirectIo, ShiftIo, Switch, SwitchSettings, Wiring};
-use hearth_device::profiles::termo::{Settings as TermoSettings, Termo};
-use hearth_device::profiles::tnowp::TNowP;
-use hearth_device::profiles::weather::Weather;
 use hearth_device::profiles::Plan;
 use hearth_device::update::BootMode;
-use hearth_device::{Console, Entropy, FirmwareStore, Identity, Reset, Watchdog};
 use hearth_drivers::hx711::Hx711;
 use hearth_drivers::shiftreg::{Lines, ShiftRegisters};
+use hearth_platform::{Console, Entropy, FirmwareStore, Identity, Reset, Watchdog};
+use hearth_profile::link::CentralPort;
 use hearth_simchips::hx711::{Hx711Fault, Hx711Model, LoadCell};
 use hearth_simchips::shiftreg::Line;
 use hearth_simchips::{
@@ -268,6 +269,11 @@ impl Identity for SimBoard {
             Ok(chip) => chip.trim().to_string(),
             Err(_) => crate::firmware::CHIP.to_string(),
         }
+    }
+
+    fn image_appliances(&self) -> &'static [&'static str] {
+        // The simulator builds every appliance in.
+        hearth_appliances::FULL_IMAGE
     }
 
     fn unique_id(&self) -> [u8; 6] {
@@ -795,7 +801,7 @@ async fn device_task(parts: Parts) {
             std::process::exit(EXIT_CONFIG);
         }
     };
-    let store = hearth_device::store::shared(store);
+    let store = hearth_platform::store::shared(store);
     // The board's storage-stress switch runs beside the device, as a task of the simulator.
     let stress = board.faults.clone();
     let mut board = LoopFaults::new(board, stress.pending.clone());

@@ -14,10 +14,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use hearth_device::platform::{BROADCAST, RADIO_MAX_FRAME};
 use hearth_netnow::link::{Codec, Msg, Version};
 use hearth_netnow::v3;
 use hearth_netnow::{GroupId, Key, Tid, Timestamp, TsSubtype, MAX_FRAME_LEN, TID_LEN};
+use hearth_platform::{BROADCAST, RADIO_MAX_FRAME};
 
 use crate::air::{self, Datagram, Kind};
 

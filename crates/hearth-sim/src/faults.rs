@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use hearth_core::reboot::HardwareReset;
 use hearth_core::Millis;
-use hearth_device::{Console, DeviceStatus, Entropy, FirmwareStore, Identity, Reset, Watchdog};
+use hearth_platform::{Console, DeviceStatus, Entropy, FirmwareStore, Identity, Reset, Watchdog};
 
 /// One fault of the event loop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,7 +65,7 @@ impl<B: Console + Watchdog> Watchdog for LoopFaults<B> {
                 ));
                 self.inner.may_block(now);
                 std::thread::sleep(Duration::from_millis(ms));
-                self.inner.may_block_exit(hearth_device::now_ms());
+                self.inner.may_block_exit(hearth_platform::now_ms());
                 self.inner.console("slow operation done");
             }
             None => {}

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use async_io::Async;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use hearth_device::{NetError, Network, TlsError, TlsSettings};
+use hearth_platform::{NetError, Network, TlsError, TlsSettings};
 
 use crate::env::Wifi;
 

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use embedded_storage_async::nor_flash::NorFlash;
-use hearth_device::store::SharedStore;
+use hearth_platform::store::SharedStore;
 use hearth_storage::keys;
 
 /// How often a stress task that is off looks whether it was turned on.

@@ -80,6 +80,9 @@
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "testing")]
+extern crate alloc;
+
 mod error;
 pub mod keys;
 mod recovery;
@@ -90,6 +93,8 @@ mod value;
 mod file_flash;
 #[cfg(any(test, feature = "std"))]
 mod mem_flash;
+#[cfg(feature = "testing")]
+pub mod test_flash;
 #[cfg(test)]
 mod test_support;
 

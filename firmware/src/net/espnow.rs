@@ -1,4 +1,4 @@
-//! The ESP-NOW radio as a `hearth_device::Radio`: esp-radio's ESP-NOW on the Wi-Fi station
+//! The ESP-NOW radio as a `hearth_platform::Radio`: esp-radio's ESP-NOW on the Wi-Fi station
 //! interface, for the centrals (`scale_manager`, `tnowc`) and the battery peripherals
 //! (`scale_sensor`, `tnowp`).
 //!
@@ -66,7 +66,7 @@ use esp_radio::wifi::sta::StationConfig;
 use esp_radio::wifi::{
     Config as WifiConfig, ControllerConfig, Protocol, Protocols, WifiController,
 };
-use hearth_device::platform::{Radio, RadioError, RadioFrame, BROADCAST, RADIO_MAX_FRAME};
+use hearth_platform::{Radio, RadioError, RadioFrame, BROADCAST, RADIO_MAX_FRAME};
 
 /// Unicast peers kept in the driver's table (the driver holds 20 with the broadcast peer).
 pub const MAX_PEERS: usize = 16;

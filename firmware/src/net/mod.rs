@@ -1,4 +1,4 @@
-//! The network as a `hearth_device::Network`: embassy-net (DHCPv4, DNS, TCP) over one of two
+//! The network as a `hearth_platform::Network`: embassy-net (DHCPv4, DNS, TCP) over one of two
 //! links, chosen by the config's `ssid`:
 //!
 //! - a Wi-Fi station (`wifi`, esp-radio);
@@ -6,7 +6,7 @@
 //!   `ssid (wired)` and `ssid (wired2)`. This path starts the Wi-Fi radio only for an ESP-NOW
 //!   central (`espnow`, ESP-NOW alone, never associated).
 //!
-//! `espnow` is the ESP-NOW radio (`hearth_device::Radio`) of the centrals and the battery
+//! `espnow` is the ESP-NOW radio (`hearth_platform::Radio`) of the centrals and the battery
 //! peripherals.
 //!
 //! Everything above the link is one implementation, [`StackNetwork`]; the two differ only in
@@ -55,7 +55,7 @@ use embassy_sync::blocking_mutex::Mutex;
 use embassy_sync::signal::Signal;
 use embedded_io_async::{Read, Write};
 use embedded_nal_async::TcpConnect;
-use hearth_device::{NetError, Network, TlsSettings};
+use hearth_platform::{NetError, Network, TlsSettings};
 use static_cell::{ConstStaticCell, StaticCell};
 
 pub use w5500::start as start_ethernet;

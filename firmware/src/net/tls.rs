@@ -23,7 +23,7 @@ use embassy_sync::blocking_mutex::Mutex;
 use embedded_tls::TlsConnection;
 use hearth_device::tls::{Clock, Rejection};
 use hearth_device::tls_client::{handshake, Suite};
-use hearth_device::{TlsError, TlsSettings};
+use hearth_platform::{TlsError, TlsSettings};
 
 use super::Guarded;
 

@@ -1,140 +1,16 @@
-//! Appliance profiles: each declares its published items and commands and does its own
-//! hardware work; the runtime does everything else.
+//! What a config runs: the composition of the appliances (`hearth-appliances`) with the
+//! runtime. The parser for every key of this build ([`parse_config`]: Hearth's, the board's
+//! ([`CONFIG_KEYS`]), each appliance's and the update keys), the [`plan`] that maps a valid
+//! config to the runtime and the appliance it runs, and the safe-mode stand-in ([`safe`]).
 
-use alloc::string::String;
-
-use hearth_core::publish::{PubId, Publications};
-use hearth_core::Millis;
-
-pub mod energy;
 mod error;
-pub mod forwarder;
-pub mod h2o;
-pub mod relay;
-pub mod rx433;
 pub mod safe;
-pub mod scale_filter;
-pub mod scale_sensor;
-pub mod switch;
-pub mod termo;
-pub mod tnowp;
-pub mod weather;
 
+use hearth_appliances::{appliance, forwarder, scale_sensor, Runs, APPLIANCES, PROFILES};
 use hearth_config::{Config, ConfigErrors, KeySpec};
+use hearth_profile::gpio_number;
 
-pub use error::{ApplianceError, PlanError, SettingError};
-
-/// How an appliance runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Runs {
-    /// The MQTT runtime, with the appliance as its profile.
-    Mqtt,
-    /// The MQTT runtime with an ESP-NOW central beside it that forwards what its peripherals
-    /// send.
-    Central(forwarder::Flavor),
-    /// The battery ESP-NOW peripheral runtime: no Wi-Fi, no MQTT.
-    Peripheral,
-}
-
-/// One appliance as every part of Hearth knows it: the parser (its name and keys), the plan
-/// (how it runs), the chip's image rules (whether a `lean` image may leave it out), and the
-/// simulator and the firmware, which build its hardware under the same name.
-#[derive(Debug, Clone, Copy)]
-pub struct Appliance {
-    /// The value of the `profile` key.
-    pub name: &'static str,
-    /// How it runs.
-    pub runs: Runs,
-    /// Its own keys in `config.txt` (beyond Hearth's, the board's and the update keys).
-    pub keys: &'static [KeySpec],
-    /// The firmware's cargo feature that builds it into a `lean` image; `None`: every image
-    /// has it.
-    pub lean_feature: Option<&'static str>,
-}
-
-const fn mqtt(name: &'static str, keys: &'static [KeySpec], feature: &'static str) -> Appliance {
-    Appliance {
-        name,
-        runs: Runs::Mqtt,
-        keys,
-        lean_feature: Some(feature),
-    }
-}
-
-const fn always(name: &'static str, runs: Runs) -> Appliance {
-    Appliance {
-        name,
-        runs,
-        keys: &[],
-        lean_feature: None,
-    }
-}
-
-/// Every appliance. Adding one means its module, its entry here, its wiring in the simulator
-/// and the firmware, and its chip models in `hearth-simchips`.
-pub const APPLIANCES: &[Appliance] = &[
-    always("weather", Runs::Mqtt),
-    mqtt("energy", energy::CONFIG_KEYS, "appliance-energy"),
-    mqtt("h2o", h2o::CONFIG_KEYS, "appliance-h2o"),
-    mqtt("relay", relay::CONFIG_KEYS, "appliance-relay"),
-    mqtt("rx433", rx433::CONFIG_KEYS, "appliance-rx433"),
-    always(
-        "scale_manager",
-        Runs::Central(forwarder::Flavor::ScaleManager),
-    ),
-    always("scale_sensor", Runs::Peripheral),
-    mqtt("switch", switch::CONFIG_KEYS, "appliance-switch"),
-    mqtt("termo", termo::CONFIG_KEYS, "appliance-termo"),
-    always("tnowc", Runs::Central(forwarder::Flavor::TNowC)),
-    always("tnowp", Runs::Peripheral),
-];
-
-/// The appliance called `name`.
-pub fn appliance(name: &str) -> Option<&'static Appliance> {
-    APPLIANCES.iter().find(|a| a.name == name)
-}
-
-const NAMES: [&str; APPLIANCES.len()] = {
-    let mut out = [""; APPLIANCES.len()];
-    let mut i = 0;
-    while i < out.len() {
-        out[i] = APPLIANCES[i].name;
-        i += 1;
-    }
-    out
-};
-
-/// The appliances' names: the values `profile` accepts.
-pub const PROFILES: &[&str] = &NAMES;
-
-const OPTIONAL: usize = {
-    let mut n = 0;
-    let mut i = 0;
-    while i < APPLIANCES.len() {
-        if APPLIANCES[i].lean_feature.is_some() {
-            n += 1;
-        }
-        i += 1;
-    }
-    n
-};
-
-const FULL: [&str; OPTIONAL] = {
-    let mut out = [""; OPTIONAL];
-    let (mut i, mut n) = (0, 0);
-    while i < APPLIANCES.len() {
-        if APPLIANCES[i].lean_feature.is_some() {
-            out[n] = APPLIANCES[i].name;
-            n += 1;
-        }
-        i += 1;
-    }
-    out
-};
-
-/// The appliances a `lean` image may leave out, all of them built in: what a full image
-/// contains of them, and what the host tools assume of the image a config is checked for.
-pub const FULL_IMAGE: &[&str] = &FULL;
+pub use error::{ApplianceError, PlanError};
 
 /// Keys the board and the profiles add to `config.txt` beyond Hearth's own: board wiring
 /// (status LED, W5500 Ethernet on SPI for `ssid (wired)`) and the weather station's I2C pins.
@@ -196,36 +72,11 @@ const fn gpio_key(name: &'static str) -> KeySpec {
     }
 }
 
-/// Validates a GPIO number.
-pub fn gpio_number(value: &str) -> Result<(), &'static str> {
-    match value.parse::<u8>() {
-        Ok(n) if n <= 48 && value.bytes().all(|b| b.is_ascii_digit()) => Ok(()),
-        _ => Err("expected a GPIO number 0..=48"),
-    }
-}
-
 fn flag(value: &str) -> Result<(), &'static str> {
     match value {
         "0" | "1" => Ok(()),
         _ => Err("expected 0 or 1"),
     }
-}
-
-/// A command payload as log lines show it: quoted, escaped, cut to 32 characters.
-pub(crate) fn shown(payload: &str) -> alloc::string::String {
-    let mut text: alloc::string::String = payload.chars().take(32).collect();
-    if payload.chars().nth(32).is_some() {
-        text.push('…');
-    }
-    alloc::format!("{text:?}")
-}
-
-/// A GPIO number given for `key`, if any (values were validated by [`parse_config`]).
-pub fn gpio(config: &Config, key: &str) -> Option<u8> {
-    config
-        .profile_settings
-        .get(key)
-        .and_then(|v| v.parse().ok())
 }
 
 /// Parse and validate a `config.txt` for any profile of this build. The simulator, the firmware
@@ -244,126 +95,11 @@ pub fn config_keys() -> alloc::vec::Vec<KeySpec> {
     keys
 }
 
-/// An appliance.
-#[allow(async_fn_in_trait)]
-pub trait Profile {
-    /// The name used by the `profile` config key.
-    fn name(&self) -> &'static str;
-    /// Register the published items.
-    fn register(&mut self, pubs: &mut Publications, now: Millis);
-    /// When [`work`](Self::work) is next due.
-    fn next_work(&self) -> Millis;
-    /// Do the due hardware work (sensor reads). The runtime bounds its duration. The profile
-    /// may [`expedite`](Publications::expedite) items whose value just became known.
-    async fn work(&mut self, now: Millis, pubs: &mut Publications);
-    /// The current value of a registered item; `None` = nothing to publish.
-    fn evaluate(&mut self, id: PubId, now: Millis) -> Option<String>;
-    /// A command on `cmnd/<name>/<leaf>`; returns false when the profile does not know it.
-    async fn command(&mut self, _leaf: &str, _payload: &str, _pubs: &mut Publications) -> bool {
-        false
-    }
-    /// What Home Assistant should show of this appliance (its discovery entities). Items
-    /// registered later (e.g. per ESP-NOW sender) may be added; the runtime asks again at
-    /// every connection and whenever [`entities_version`](Self::entities_version) changes.
-    fn entities(&self) -> alloc::vec::Vec<hearth_core::discovery::Entity> {
-        alloc::vec::Vec::new()
-    }
-    /// Changes whenever [`entities`](Self::entities) would return a different set. Cheap: the
-    /// runtime reads it every loop turn. Appliances whose entities never change keep the
-    /// default.
-    fn entities_version(&self) -> usize {
-        0
-    }
-    /// Whether the appliance needs a reboot to recover (its hardware stayed broken too long),
-    /// and why, for the log. The runtime checks after every [`work`](Self::work).
-    fn wants_reboot(&self) -> Option<&'static str> {
-        None
-    }
-    /// The broker session came up (`true`, with the interface's address if the network knows
-    /// it) or was lost (`false`); for displays showing it.
-    fn online(&mut self, _online: bool, _address: Option<core::net::Ipv4Addr>) {}
-}
-
-/// A future an appliance returns through [`DynProfile`], boxed so that the trait is
-/// object-safe.
-pub type ProfileFuture<'a, T> =
-    core::pin::Pin<alloc::boxed::Box<dyn core::future::Future<Output = T> + 'a>>;
-
-/// The object-safe face of every [`Profile`], for the runtime: `hearth_device::run` drives a
-/// `&mut dyn DynProfile`, so the runtime's code is compiled **once** per image instead of once
-/// per appliance (eleven copies of about 16 KB each on the ESP32-C3). The cost is one small
-/// heap allocation per [`work`](Profile::work) and per [`command`](Profile::command) call, freed
-/// when it completes. Implemented for every [`Profile`]; appliances never implement it
-/// themselves.
-pub trait DynProfile {
-    /// [`Profile::name`].
-    fn name(&self) -> &'static str;
-    /// [`Profile::register`].
-    fn register(&mut self, pubs: &mut Publications, now: Millis);
-    /// [`Profile::next_work`].
-    fn next_work(&self) -> Millis;
-    /// [`Profile::work`], boxed.
-    fn work<'a>(&'a mut self, now: Millis, pubs: &'a mut Publications) -> ProfileFuture<'a, ()>;
-    /// [`Profile::evaluate`].
-    fn evaluate(&mut self, id: PubId, now: Millis) -> Option<String>;
-    /// [`Profile::command`], boxed.
-    fn command<'a>(
-        &'a mut self,
-        leaf: &'a str,
-        payload: &'a str,
-        pubs: &'a mut Publications,
-    ) -> ProfileFuture<'a, bool>;
-    /// [`Profile::entities`].
-    fn entities(&self) -> alloc::vec::Vec<hearth_core::discovery::Entity>;
-    /// [`Profile::entities_version`].
-    fn entities_version(&self) -> usize;
-    /// [`Profile::wants_reboot`].
-    fn wants_reboot(&self) -> Option<&'static str>;
-    /// [`Profile::online`].
-    fn online(&mut self, online: bool, address: Option<core::net::Ipv4Addr>);
-}
-
-impl<P: Profile> DynProfile for P {
-    fn name(&self) -> &'static str {
-        Profile::name(self)
-    }
-    fn register(&mut self, pubs: &mut Publications, now: Millis) {
-        Profile::register(self, pubs, now)
-    }
-    fn next_work(&self) -> Millis {
-        Profile::next_work(self)
-    }
-    fn work<'a>(&'a mut self, now: Millis, pubs: &'a mut Publications) -> ProfileFuture<'a, ()> {
-        alloc::boxed::Box::pin(Profile::work(self, now, pubs))
-    }
-    fn evaluate(&mut self, id: PubId, now: Millis) -> Option<String> {
-        Profile::evaluate(self, id, now)
-    }
-    fn command<'a>(
-        &'a mut self,
-        leaf: &'a str,
-        payload: &'a str,
-        pubs: &'a mut Publications,
-    ) -> ProfileFuture<'a, bool> {
-        alloc::boxed::Box::pin(Profile::command(self, leaf, payload, pubs))
-    }
-    fn entities(&self) -> alloc::vec::Vec<hearth_core::discovery::Entity> {
-        Profile::entities(self)
-    }
-    fn entities_version(&self) -> usize {
-        Profile::entities_version(self)
-    }
-    fn wants_reboot(&self) -> Option<&'static str> {
-        Profile::wants_reboot(self)
-    }
-    fn online(&mut self, online: bool, address: Option<core::net::Ipv4Addr>) {
-        Profile::online(self, online, address)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hearth_appliances::FULL_IMAGE;
+    use hearth_profile::gpio;
 
     #[test]
     fn the_appliance_table_is_the_one_list_of_names_keys_and_lean_features() {

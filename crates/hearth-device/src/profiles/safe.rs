@@ -6,7 +6,8 @@
 use hearth_core::publish::{PubId, Publications};
 use hearth_core::Millis;
 
-use super::{Profile, PROFILES};
+use hearth_appliances::PROFILES;
+use hearth_profile::Profile;
 
 /// The stand-in for an appliance in safe mode.
 pub struct SafeMode {

@@ -36,11 +36,11 @@ use hearth_core::supervisor::{
 use hearth_core::topics::Topics;
 use hearth_core::{Millis, SECOND};
 
-use crate::platform::{Console, DeviceStatus};
-use crate::profiles::DynProfile;
 use crate::session::{Incoming, MAX_INCOMING_PACKET};
 use crate::settings::Settings;
 use crate::update::Handled;
+use hearth_platform::{Console, DeviceStatus};
+use hearth_profile::DynProfile;
 
 /// The loop comes around at least this often, even with nothing to do.
 pub const LOOP_PERIOD: Millis = SECOND;

@@ -20,10 +20,10 @@ use hearth_ota::State;
 use hearth_storage::keys;
 
 use super::{boot, BootMode, Handled, UpdateSettings, Updater, CONFIG_TRIAL_BOOTS};
-use crate::platform::FirmwareStore;
-use crate::store::SharedStore;
 use crate::test_board::{expect_reset, Configs, ResetNow, TestBoard};
-use crate::test_flash::{TestFlash, SECTOR, SECTORS};
+use hearth_platform::store::SharedStore;
+use hearth_platform::FirmwareStore;
+use hearth_storage::test_flash::{TestFlash, SECTOR, SECTORS};
 
 const DEVICE: &str = "d";
 const CONFIRM: Millis = 60 * SECOND;
@@ -86,7 +86,7 @@ impl World {
     fn open(&self) -> SharedStore<TestFlash> {
         let range = 0..(SECTOR * SECTORS) as u32;
         let kv = block_on(hearth_storage::KvStore::open(self.store.clone(), range));
-        crate::store::shared(kv.unwrap())
+        hearth_platform::store::shared(kv.unwrap())
     }
 
     fn power_up(&self, running: u8, cause: HardwareReset, settings: UpdateSettings) -> Device {

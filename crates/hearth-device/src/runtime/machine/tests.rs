@@ -10,11 +10,11 @@ use hearth_core::publish::{PubId, Publications};
 use hearth_core::Millis;
 
 use super::{Action, Command, Counter, Machine, Route};
-use crate::platform::{Console, DeviceStatus};
-use crate::profiles::Profile;
 use crate::session::Incoming;
 use crate::settings::Settings;
 use crate::update::Handled;
+use hearth_platform::{Console, DeviceStatus};
+use hearth_profile::Profile;
 
 /// What the machine printed.
 #[derive(Default)]

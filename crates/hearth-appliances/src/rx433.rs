@@ -65,7 +65,7 @@ pub const CONFIG_KEYS: &[KeySpec] = &[
     KeySpec {
         name: "rx433pin",
         required: false,
-        validator: super::gpio_number,
+        validator: hearth_profile::gpio_number,
     },
     KeySpec {
         name: "rmt",
@@ -90,13 +90,14 @@ pub struct Settings {
 
 impl Settings {
     /// Reads the settings (the values were validated by the parser).
-    pub fn from_config(config: &hearth_config::Config) -> Result<Self, super::SettingError> {
+    pub fn from_config(
+        config: &hearth_config::Config,
+    ) -> Result<Self, hearth_profile::SettingError> {
         let pin = match config.profile_settings.get("rx433pin") {
             None => None,
-            Some(v) => Some(
-                v.parse::<u8>()
-                    .map_err(|_| super::SettingError::invalid("rx433pin", v, "a GPIO number"))?,
-            ),
+            Some(v) => Some(v.parse::<u8>().map_err(|_| {
+                hearth_profile::SettingError::invalid("rx433pin", v, "a GPIO number")
+            })?),
         };
         Ok(Settings { pin })
     }
@@ -172,7 +173,7 @@ ook_overflow={} presses={} lost={}",
     }
 }
 
-impl<P: PulseSource> super::Profile for Rx433<P> {
+impl<P: PulseSource> hearth_profile::Profile for Rx433<P> {
     fn name(&self) -> &'static str {
         "rx433"
     }
@@ -236,10 +237,10 @@ impl<P: PulseSource> super::Profile for Rx433<P> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::profiles::Profile;
     use embassy_futures::block_on;
     use hearth_core::discovery::Component;
     use hearth_drivers::ook::Pulse;
+    use hearth_profile::Profile;
 
     /// A source replaying a list of pulses (an `Err` is a loss).
     struct Replay {

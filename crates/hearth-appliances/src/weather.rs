@@ -133,7 +133,7 @@ fn set_bit(map: &mut u32, bit: u32, on: bool) {
     }
 }
 
-impl<H: I2c, B: I2c, D: DelayNs> super::Profile for Weather<H, B, D> {
+impl<H: I2c, B: I2c, D: DelayNs> hearth_profile::Profile for Weather<H, B, D> {
     fn name(&self) -> &'static str {
         "weather"
     }

@@ -1,6 +1,6 @@
 //! The ESP-NOW centrals that forward to MQTT: `scale_manager` (battery scales) and `tnowc` (the
 //! link test pair's central). The link itself runs as a task beside the runtime
-//! ([`crate::link::run_central`]); this profile drains what it accepted.
+//! ([`hearth_device::link::run_central`]); this profile drains what it accepted.
 //!
 //! Payloads follow the reference convention, UTF-8 `"<topic>\n<value>"` with exactly one
 //! newline. Differences from the reference (ref-profiles §5, §9, §13.12/13):
@@ -24,7 +24,7 @@ use hearth_core::publish::{PubId, PubSpec, Publications};
 use hearth_core::rng::{Rng, SplitMix64};
 use hearth_core::{Millis, SECOND};
 
-use crate::link::{CentralPort, Received};
+use hearth_profile::link::{CentralPort, Received};
 
 /// How often the profile drains the link (the bound on forwarding latency).
 const DRAIN_EVERY: Millis = 200;
@@ -218,7 +218,7 @@ impl<'p> Forwarder<'p> {
     }
 }
 
-impl super::Profile for Forwarder<'_> {
+impl hearth_profile::Profile for Forwarder<'_> {
     fn name(&self) -> &'static str {
         match self.flavor {
             Flavor::ScaleManager => "scale_manager",

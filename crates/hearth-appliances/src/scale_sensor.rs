@@ -29,9 +29,9 @@ use hearth_drivers::hx711::{Hx711, SETTLING_TIME_MS};
 use hearth_netnow::link::Entropy;
 use hearth_netnow::peripheral::PeripheralEvent;
 
-use super::scale_filter::{calibrate, Outcome, ScaleFilter};
-use crate::link::{AppAction, LinkCtl, PeripheralApp};
-use crate::profiles::SettingError;
+use crate::scale_filter::{calibrate, Outcome, ScaleFilter};
+use hearth_profile::link::{AppAction, LinkCtl, PeripheralApp};
+use hearth_profile::SettingError;
 
 /// Malfunction: the HX711 did not answer at power-up.
 pub const MF_ABSENT: u32 = 1;

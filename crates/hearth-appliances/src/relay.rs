@@ -69,9 +69,9 @@ use hearth_core::{Millis, MINUTE, SECOND};
 use hearth_drivers::ssd1306::{self, Ssd1306};
 use hearth_storage::Key;
 
-use crate::platform::{Clock, SystemClock};
-use crate::profiles::SettingError;
-use crate::store::SharedStore;
+use hearth_platform::store::SharedStore;
+use hearth_platform::{Clock, SystemClock};
+use hearth_profile::SettingError;
 
 /// Most relays one device drives.
 pub const MAX_RELAYS: usize = 4;
@@ -148,7 +148,7 @@ const fn pin_key(name: &'static str) -> KeySpec {
     KeySpec {
         name,
         required: false,
-        validator: super::gpio_number,
+        validator: hearth_profile::gpio_number,
     }
 }
 
@@ -252,7 +252,7 @@ impl RelaySettings {
             let pin = match get(&pin_key) {
                 None => None,
                 Some(v) => Some(
-                    super::gpio(config, &pin_key)
+                    hearth_profile::gpio(config, &pin_key)
                         .ok_or_else(|| SettingError::invalid(&pin_key, v, "a GPIO number"))?,
                 ),
             };
@@ -624,7 +624,7 @@ fn label(i: usize) -> String {
     format!("relay {} (topic {i})", i + 1)
 }
 
-impl<P: OutputPin, F: NorFlash, C: Clock> super::Profile for Relay<'_, P, F, C> {
+impl<P: OutputPin, F: NorFlash, C: Clock> hearth_profile::Profile for Relay<'_, P, F, C> {
     fn name(&self) -> &'static str {
         "relay"
     }
@@ -695,7 +695,7 @@ impl<P: OutputPin, F: NorFlash, C: Clock> super::Profile for Relay<'_, P, F, C> 
             None => pubs.log(format!(
                 "{}: invalid value {} for {leaf} (expected whole seconds); ignored",
                 label(i),
-                super::shown(payload)
+                hearth_profile::shown(payload)
             )),
             Some(asked) => {
                 let granted = self.set(i, asked, now);
@@ -820,7 +820,9 @@ impl<'s, P: OutputPin, F: NorFlash, I: I2c, C: Clock> RelayPanel<'s, P, F, I, C>
     }
 }
 
-impl<P: OutputPin, F: NorFlash, I: I2c, C: Clock> super::Profile for RelayPanel<'_, P, F, I, C> {
+impl<P: OutputPin, F: NorFlash, I: I2c, C: Clock> hearth_profile::Profile
+    for RelayPanel<'_, P, F, I, C>
+{
     fn name(&self) -> &'static str {
         self.relay.name()
     }
@@ -870,15 +872,15 @@ impl<P: OutputPin, F: NorFlash, I: I2c, C: Clock> super::Profile for RelayPanel<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::profiles::Profile;
     use alloc::rc::Rc;
     use alloc::vec;
     use core::cell::{Cell, RefCell};
     use embassy_futures::block_on;
     use embedded_hal::digital::{ErrorKind, ErrorType};
+    use hearth_profile::Profile;
     use hearth_storage::KvStore;
 
-    use crate::test_flash::{TestFlash, SECTOR, SECTORS};
+    use hearth_storage::test_flash::{TestFlash, SECTOR, SECTORS};
 
     /// An output that records every level written (true = high) and can be made to fail.
     #[derive(Clone, Default)]
@@ -927,7 +929,7 @@ mod tests {
     fn open(flash: &TestFlash) -> SharedStore<TestFlash> {
         let store = block_on(KvStore::open(flash.clone(), 0..(SECTOR * SECTORS) as u32))
             .expect("store opens");
-        crate::store::shared(store)
+        hearth_platform::store::shared(store)
     }
 
     fn pins(n: usize) -> Vec<FakePin> {

@@ -30,7 +30,6 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use crate::profiles::SettingError;
 use embedded_hal_async::delay::DelayNs;
 use embedded_hal_async::i2c::I2c;
 use hearth_config::{Config, KeySpec};
@@ -40,6 +39,7 @@ use hearth_core::{Millis, MINUTE, SECOND};
 use hearth_drivers::mcp23017::{self, Mcp23017};
 use hearth_drivers::pulses::{FilterSetting, PulseCounter};
 use hearth_drivers::ssd1306::{self, Ssd1306};
+use hearth_profile::SettingError;
 
 /// Malfunction bit: the level switches are inconsistent (a wet switch above a dry one).
 pub const MF_GAP: u32 = 0x01;
@@ -96,7 +96,7 @@ pub const CONFIG_KEYS: &[KeySpec] = &[
     KeySpec {
         name: "flowpin",
         required: false,
-        validator: super::gpio_number,
+        validator: hearth_profile::gpio_number,
     },
 ];
 
@@ -668,7 +668,7 @@ fn set_bit(map: &mut u32, bit: u32, on: bool) {
     }
 }
 
-impl<E: I2c, S: I2c, C: PulseCounter, D: DelayNs> super::Profile for H2o<E, S, C, D> {
+impl<E: I2c, S: I2c, C: PulseCounter, D: DelayNs> hearth_profile::Profile for H2o<E, S, C, D> {
     fn name(&self) -> &'static str {
         "h2o"
     }
@@ -830,12 +830,12 @@ impl<E: I2c, S: I2c, C: PulseCounter, D: DelayNs> super::Profile for H2o<E, S, C
 
 #[cfg(test)]
 mod tests {
-    use super::super::Profile;
     use super::*;
     use alloc::rc::Rc;
     use core::cell::RefCell;
     use embassy_futures::block_on;
     use embedded_hal_async::i2c::{ErrorKind, ErrorType, Operation};
+    use hearth_profile::Profile;
 
     /// A minimal MCP23017 (sequential registers, pins = `pins`) or a write-only display.
     #[derive(Default)]

@@ -33,13 +33,13 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use crate::profiles::SettingError;
 use embedded_io_async::{Read, ReadReady, Write};
 use hearth_config::{Config, KeySpec};
 use hearth_core::discovery::Entity;
 use hearth_core::publish::{PubId, PubSpec, Publications};
 use hearth_core::{Millis, MINUTE, SECOND};
 use hearth_drivers::pzem::{Measurement, Pzem, Reply, Request, GENERAL_ADDRESS};
+use hearth_profile::SettingError;
 
 /// Malfunction: the start (reading the meter's address) failed.
 pub const MF_START: u32 = 1;
@@ -71,12 +71,12 @@ pub const CONFIG_KEYS: &[KeySpec] = &[
     KeySpec {
         name: "pzemtx",
         required: false,
-        validator: super::gpio_number,
+        validator: hearth_profile::gpio_number,
     },
     KeySpec {
         name: "pzemrx",
         required: false,
-        validator: super::gpio_number,
+        validator: hearth_profile::gpio_number,
     },
 ];
 
@@ -92,8 +92,8 @@ pub struct EnergySettings {
 impl EnergySettings {
     /// Reads `pzemtx` / `pzemrx`; both or neither must be given, and not the same pin.
     pub fn from_config(config: &Config) -> Result<Self, SettingError> {
-        let tx = super::gpio(config, "pzemtx");
-        let rx = super::gpio(config, "pzemrx");
+        let tx = hearth_profile::gpio(config, "pzemtx");
+        let rx = hearth_profile::gpio(config, "pzemrx");
         match (tx, rx) {
             (Some(_), None) => Err(SettingError::Needs {
                 key: "pzemtx",
@@ -356,7 +356,7 @@ fn parse_ticker(payload: &str) -> Option<TickerCmd> {
     }
 }
 
-impl<U: Read + Write + ReadReady> super::Profile for Energy<U> {
+impl<U: Read + Write + ReadReady> hearth_profile::Profile for Energy<U> {
     fn name(&self) -> &'static str {
         "energy"
     }
@@ -506,8 +506,8 @@ impl<U: Read + Write + ReadReady> super::Profile for Energy<U> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::Profile;
     use super::*;
+    use hearth_profile::Profile;
 
     use alloc::collections::VecDeque;
     use alloc::rc::Rc;

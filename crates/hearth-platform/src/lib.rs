@@ -1,6 +1,9 @@
-//! The platform seam: small traits for what the device needs from the hardware, one
-//! implementation per world (esp-hal in `firmware/src/board.rs`, the simulator in
-//! `hearth-sim`). Code asks for the traits it uses, not for the whole board.
+//! hearth-platform: the platform seam. Small traits for what a device needs from its hardware,
+//! one implementation per world (esp-hal in `firmware/src/board.rs`, the simulator in
+//! `hearth-sim`), the clock, the device's shared key-value store ([`store`]) and the TLS
+//! settings the network is handed. Code asks for the traits it uses, not for the whole board.
+//! It knows nothing of MQTT, appliances or the runtime: those sit above it and take these
+//! traits.
 //!
 //! | trait | what it is | chip | simulator |
 //! |---|---|---|---|
@@ -16,8 +19,67 @@
 //!
 //! [`Board`] is all of them but the network and the radio, for the runtime's main.
 
+//!
+//! ```
+//! use hearth_platform::{Clock, Entropy};
+//!
+//! // A test clock and a fixed seed: what a unit test hands code that asks for these traits.
+//! struct Fixed(u64);
+//! impl Clock for Fixed {
+//!     fn now(&self) -> u64 { self.0 }
+//! }
+//! impl Entropy for Fixed {
+//!     fn seed(&mut self) -> u64 { self.0 ^ 0x5eed }
+//! }
+//! fn deadline(clock: &impl Clock, after: u64) -> u64 { clock.now() + after }
+//! assert_eq!(deadline(&Fixed(1_000), 250), 1_250);
+//! ```
+
+#![no_std]
+
+extern crate alloc;
+
+pub mod store;
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
 use hearth_core::reboot::HardwareReset;
 use hearth_core::Millis;
+
+/// How the broker connection is secured: what the platform's TLS client needs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// The name the server's certificate must be valid for: the host of `mqttbroker` (a DNS
+    /// name, or an IP address without brackets).
+    pub server_name: String,
+    /// DER of the one CA certificate trusted for this broker (`mqttca`). With it the chain,
+    /// the validity period and the host name are verified.
+    pub ca: Option<Vec<u8>>,
+    /// SHA-256 of the server certificate's SubjectPublicKeyInfo (`mqttpin`). Without a CA the
+    /// pinned key is the trust anchor (the host name is still checked, the validity period
+    /// is not: the pin is the decision to trust that key); with a CA, both must pass.
+    pub pin: Option<[u8; 32]>,
+    /// The device's certificate (`mqttclientcert`), DER.
+    pub client_cert: Option<Vec<u8>>,
+    /// The device's private key (`mqttclientkey`), DER. A secret: never shown.
+    pub client_key: Option<Vec<u8>>,
+}
+
+impl core::fmt::Debug for TlsSettings {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("TlsSettings")
+            .field("server_name", &self.server_name)
+            .field("ca", &self.ca.as_ref().map(Vec::len))
+            .field("pin", &self.pin.is_some())
+            .field("client_cert", &self.client_cert.as_ref().map(Vec::len))
+            .field(
+                "client_key",
+                &self.client_key.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
 
 /// Why a connection to the broker could not be opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,7 +209,7 @@ pub trait Network {
         &mut self,
         host: &str,
         port: u16,
-        tls: Option<&crate::settings::TlsSettings>,
+        tls: Option<&TlsSettings>,
     ) -> Result<Self::Socket, NetError>;
 }
 
@@ -209,16 +271,15 @@ impl Clock for SystemClock {
 pub trait Identity {
     /// The chip name update images must be built for (`esp32c3`, `esp32c6`, `sim`).
     fn chip(&self) -> &str;
-    /// The chip whose boot rules ([`crate::chips`]) a pushed config must pass: [`Identity::chip`]
-    /// unless the board says otherwise (the simulator can stand in for a chip in a test). A
-    /// name [`crate::chips::chip`] does not know has no chip rules.
+    /// The chip whose boot rules (`hearth_device::chips`) a pushed config must pass:
+    /// [`Identity::chip`] unless the board says otherwise (the simulator can stand in for a
+    /// chip in a test). A name the chip rules do not know has no chip rules.
     fn config_chip(&self) -> alloc::string::String {
         self.chip().into()
     }
-    /// The appliances this image contains (a `lean` firmware image holds only some).
-    fn image_appliances(&self) -> &'static [&'static str] {
-        crate::chips::FULL_IMAGE
-    }
+    /// The appliances this image contains of those a `lean` image may leave out
+    /// (`hearth_appliances::FULL_IMAGE` when it has them all).
+    fn image_appliances(&self) -> &'static [&'static str];
     /// A stable identity, e.g. the base MAC address.
     fn unique_id(&self) -> [u8; 6];
     /// A firmware version string for `getversion`.

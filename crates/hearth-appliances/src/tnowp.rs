@@ -13,7 +13,7 @@ use hearth_core::{Millis, SECOND};
 use hearth_netnow::link::Entropy;
 use hearth_netnow::peripheral::PeripheralEvent;
 
-use crate::link::{AppAction, LinkCtl, PeripheralApp};
+use hearth_profile::link::{AppAction, LinkCtl, PeripheralApp};
 
 /// Report period, plus up to the same again as fudge.
 const EVERY: Millis = 15 * SECOND;

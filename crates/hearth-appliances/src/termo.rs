@@ -76,7 +76,7 @@ pub const CONFIG_KEYS: &[KeySpec] = &[
     KeySpec {
         name: "onewire",
         required: false,
-        validator: super::gpio_number,
+        validator: hearth_profile::gpio_number,
     },
     KeySpec {
         name: "sensor_sigma",
@@ -133,12 +133,12 @@ impl Default for Settings {
 impl Settings {
     /// From `sensor_sigma` (°C), `drift_sigma` (°C per minute) and `initial_sigma` (°C); each
     /// missing key keeps the reference value.
-    pub fn from_config(config: &Config) -> Result<Self, super::SettingError> {
-        let get = |k: &str| -> Result<Option<f32>, super::SettingError> {
+    pub fn from_config(config: &Config) -> Result<Self, hearth_profile::SettingError> {
+        let get = |k: &str| -> Result<Option<f32>, hearth_profile::SettingError> {
             match config.profile_settings.get(k) {
                 None => Ok(None),
                 Some(v) => parse_sigma(v).map(Some).ok_or_else(|| {
-                    super::SettingError::invalid(k, v, "a number of °C in 0.001..=100")
+                    hearth_profile::SettingError::invalid(k, v, "a number of °C in 0.001..=100")
                 }),
             }
         };
@@ -374,7 +374,7 @@ fn temperature_spec(item: &str) -> PubSpec {
     }
 }
 
-impl<T: Thermometers> super::Profile for Termo<T> {
+impl<T: Thermometers> hearth_profile::Profile for Termo<T> {
     fn name(&self) -> &'static str {
         "termo"
     }
@@ -475,13 +475,13 @@ impl<T: Thermometers> super::Profile for Termo<T> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::Profile;
     use super::*;
     use alloc::collections::BTreeMap;
     use alloc::vec;
     use embassy_futures::block_on;
     use hearth_drivers::ds18x20::Reading;
     use hearth_drivers::onewire::{Error, SearchReport};
+    use hearth_profile::Profile;
 
     type R = Result<Reading, Error<()>>;
 

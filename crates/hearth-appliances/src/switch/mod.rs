@@ -63,9 +63,9 @@ use hearth_storage::Key;
 pub use drivers::{Board, DirectIo, Preset, ShiftIo, SrPins, SwitchIo, Wiring};
 pub use program::{compile, default_text, CompileError, Effect, Event, Machine, Program, Timing};
 
-use crate::platform::{Clock, SystemClock};
-use crate::profiles::SettingError;
-use crate::store::SharedStore;
+use hearth_platform::store::SharedStore;
+use hearth_platform::{Clock, SystemClock};
+use hearth_profile::SettingError;
 
 /// First store key of this profile (profile slot 5: `0x1000 + 0x100 * 5`); output *n* is
 /// `STORE_FIRST + n`.
@@ -192,7 +192,9 @@ fn parse_gpios(value: &str) -> Option<Vec<u8>> {
         .split(',')
         .map(|p| {
             let p = p.trim();
-            super::gpio_number(p).ok().and_then(|_| p.parse().ok())
+            hearth_profile::gpio_number(p)
+                .ok()
+                .and_then(|_| p.parse().ok())
         })
         .collect::<Option<_>>()?;
     let distinct = pins.iter().enumerate().all(|(i, p)| !pins[..i].contains(p));
@@ -835,7 +837,7 @@ pub fn parse_state(payload: &str) -> Option<bool> {
         })
 }
 
-impl<IO: SwitchIo, F: NorFlash, C: Clock> super::Profile for Switch<'_, IO, F, C> {
+impl<IO: SwitchIo, F: NorFlash, C: Clock> hearth_profile::Profile for Switch<'_, IO, F, C> {
     fn name(&self) -> &'static str {
         "switch"
     }
@@ -965,7 +967,7 @@ impl<IO: SwitchIo, F: NorFlash, C: Clock> super::Profile for Switch<'_, IO, F, C
             Some(on) => self.machine.set_output(n, on, &mut self.fx),
             None => pubs.log(format!(
                 "output {n}: invalid value {} for {leaf} (expected on/off, 1/0, up/down); ignored",
-                crate::profiles::shown(payload)
+                hearth_profile::shown(payload)
             )),
         }
         self.settle(pubs, now, before).await;
@@ -996,15 +998,15 @@ impl<IO: SwitchIo, F: NorFlash, C: Clock> super::Profile for Switch<'_, IO, F, C
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::profiles::Profile;
     use alloc::rc::Rc;
     use alloc::vec;
     use core::cell::{Cell, RefCell};
     use embassy_futures::block_on;
     use embedded_hal::digital::ErrorKind;
+    use hearth_profile::Profile;
     use hearth_storage::KvStore;
 
-    use crate::test_flash::{TestFlash, SECTOR};
+    use hearth_storage::test_flash::{TestFlash, SECTOR};
 
     /// Inputs set by the test, outputs recorded; both can fail.
     #[derive(Clone, Default)]
@@ -1056,7 +1058,7 @@ mod tests {
 
     fn open(flash: &TestFlash) -> SharedStore<TestFlash> {
         let store = block_on(KvStore::open(flash.clone(), 0..(SECTOR * 4) as u32)).unwrap();
-        crate::store::shared(store)
+        hearth_platform::store::shared(store)
     }
 
     fn boot<'s>(

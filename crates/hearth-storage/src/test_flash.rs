@@ -1,8 +1,8 @@
 //! NOR flash in RAM for the unit tests, with the ESP32's geometry (4-byte words, 4 KiB
 //! sectors): writes only clear bits, erases set a sector to 0xFF, misaligned or out-of-range
 //! access is an error. Its image survives a "reboot" (clones share it), and its reads or writes
-//! can be made to fail. (hearth-storage's `MemFlash` needs its `std` feature, which this
-//! crate's tests do not enable.)
+//! can be made to fail. For the unit tests of the `no_std` crates above (feature `testing`);
+//! [`MemFlash`](crate::MemFlash) is the blocking host flash of the `std` feature.
 
 use alloc::rc::Rc;
 use alloc::vec;
@@ -25,6 +25,12 @@ pub struct TestFlash {
     pub fail_writes: Rc<Cell<bool>>,
     /// Every read fails while set.
     pub fail_reads: Rc<Cell<bool>>,
+}
+
+impl Default for TestFlash {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl TestFlash {
