@@ -26,8 +26,8 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use hearth_appliances::Runs;
-use hearth_config::Config;
+use hearth_appliances::Mqtt;
+use hearth_device::profiles::{OnMqtt, Plan};
 
 #[cfg(any(feature = "appliance-h2o", not(feature = "lean")))]
 mod flow;
@@ -56,68 +56,45 @@ pub enum What {
     Termo(hearth_appliances::termo::Settings),
 }
 
-/// The appliance of `config`, if its profile is one. Its GPIOs are
+/// The appliance hardware `plan` asks for: `None` for `weather` (its bus is the sensors'
+/// code), the centrals and the peripherals, which `main` wires. Its GPIOs are
 /// `hearth_device::chips::appliance_pins`, checked with every other pin by `pins::check`.
-/// `Err`: a profile whose cargo feature is off (`pins::check` refuses it first), or settings
-/// that do not parse (`plan` checked them already).
-pub fn plan(config: &Config) -> Result<Option<What>, String> {
-    let profile = config.profile.as_str();
-    let Some(appliance) = hearth_appliances::appliance(profile) else {
-        return Err(format!(
-            "config.txt: profile {profile} is not an appliance of this build"
-        ));
+/// `Err`: an appliance whose cargo feature is off in this image (`pins::check` refuses it
+/// first).
+pub fn plan(plan: &Plan) -> Result<Option<What>, String> {
+    let appliance = match plan {
+        Plan::Mqtt {
+            appliance: OnMqtt::Appliance(appliance),
+            ..
+        } => appliance,
+        _ => return Ok(None),
     };
-    let Some(feature) = appliance.lean_feature else {
-        // Weather, the centrals and the peripherals: `main` wires them. Any other appliance
-        // without wiring of its own is refused, never run as the weather station.
-        return match (profile, appliance.runs) {
-            ("weather", _) | (_, Runs::Central(_) | Runs::Peripheral) => Ok(None),
-            _ => Err(format!(
-                "config.txt: profile {profile} has no wiring in this firmware"
-            )),
-        };
-    };
-    let off = || {
-        format!(
-            "config.txt: profile {profile}: this image was built with the cargo feature `lean` \
-             and without `{feature}` (build with it, or flash an image that has it)"
-        )
-    };
-    let bad = |error| {
-        let e = hearth_device::profiles::ApplianceError {
-            profile: profile.into(),
-            error,
-        };
-        format!("config.txt: {e}")
-    };
-    let what = match profile {
+    Ok(Some(match appliance {
+        Mqtt::Weather => return Ok(None),
         #[cfg(any(feature = "appliance-relay", not(feature = "lean")))]
-        "relay" => {
-            What::Relay(hearth_appliances::relay::RelaySettings::from_config(config).map_err(bad)?)
-        }
+        Mqtt::Relay(settings) => What::Relay(settings.clone()),
         #[cfg(any(feature = "appliance-energy", not(feature = "lean")))]
-        "energy" => {
-            hearth_appliances::energy::EnergySettings::from_config(config).map_err(bad)?;
-            What::Energy
-        }
+        Mqtt::Energy(_) => What::Energy,
         #[cfg(any(feature = "appliance-rx433", not(feature = "lean")))]
-        "rx433" => {
-            hearth_appliances::rx433::Settings::from_config(config).map_err(bad)?;
-            What::Rx433
-        }
+        Mqtt::Rx433(_) => What::Rx433,
         #[cfg(any(feature = "appliance-termo", not(feature = "lean")))]
-        "termo" => {
-            What::Termo(hearth_appliances::termo::Settings::from_config(config).map_err(bad)?)
-        }
+        Mqtt::Termo(settings) => What::Termo(*settings),
         #[cfg(any(feature = "appliance-h2o", not(feature = "lean")))]
-        "h2o" => What::H2o(hearth_appliances::h2o::H2oSettings::from_config(config).map_err(bad)?),
+        Mqtt::H2o(settings) => What::H2o(settings.clone()),
         #[cfg(any(feature = "appliance-switch", not(feature = "lean")))]
-        "switch" => What::Switch(
-            hearth_appliances::switch::SwitchSettings::from_config(config).map_err(bad)?,
-        ),
-        _ => return Err(off()),
-    };
-    Ok(Some(what))
+        Mqtt::Switch(settings) => What::Switch(settings.clone()),
+        #[allow(unreachable_patterns)]
+        other => {
+            let name = other.name();
+            let feature = hearth_appliances::appliance(name)
+                .and_then(|a| a.lean_feature)
+                .unwrap_or("?");
+            return Err(format!(
+                "config.txt: profile {name}: this image was built with the cargo feature `lean` \
+                 and without `{feature}` (build with it, or flash an image that has it)"
+            ));
+        }
+    }))
 }
 
 /// The peripherals the appliances may take.

@@ -82,13 +82,14 @@ use esp_storage::FlashStorage;
 use hearth_appliances::forwarder::{Flavor, Forwarder};
 use hearth_appliances::scale_sensor::ScaleSensor;
 use hearth_appliances::tnowp::TNowP;
+use hearth_appliances::Peripheral;
 use hearth_config::Timings;
 use hearth_core::reboot::HardwareReset;
 use hearth_core::supervisor::LoopWatchdog;
 use hearth_core::SECOND;
 use hearth_device::link::{run_central, run_peripheral, LinkSettings};
 use hearth_device::profiles::safe::SafeMode;
-use hearth_device::profiles::Plan;
+use hearth_device::profiles::{OnMqtt, Plan};
 use hearth_device::update::BootMode;
 use hearth_profile::link::CentralPort;
 use hearth_storage::{keys, KvStore};
@@ -167,16 +168,19 @@ async fn main(spawner: Spawner) -> ! {
     };
     let timings = loaded.config.timings;
     match &loaded.plan {
-        Plan::Mqtt { settings, central } => log::info!(
+        Plan::Mqtt {
+            settings,
+            appliance,
+        } => log::info!(
             "config: profile {}, device {}, broker {}:{}{}",
             loaded.config.profile,
             settings.name,
             settings.broker_host,
             settings.broker_port,
-            match central {
-                Some((_, link)) =>
+            match appliance {
+                OnMqtt::Central(_, link) =>
                     format!(", ESP-NOW central on channel {}", link.channel.unwrap_or(1)),
-                None => String::new(),
+                OnMqtt::Appliance(_) => String::new(),
             }
         ),
         Plan::Peripheral { .. } => log::info!(
@@ -207,7 +211,7 @@ async fn main(spawner: Spawner) -> ! {
         }
     };
     // The appliance (relay, energy, rx433, h2o, switch, termo).
-    let appliance = match appliances::plan(&loaded.config) {
+    let appliance = match appliances::plan(&loaded.plan) {
         Ok(appliance) => appliance,
         Err(problem) => {
             fatal::config_refused(&[problem], &mut flash, &layout.config, &mut dogs).await
@@ -287,7 +291,14 @@ async fn main(spawner: Spawner) -> ! {
         panicked,
     };
     match loaded.plan {
-        Plan::Mqtt { settings, central } => {
+        Plan::Mqtt {
+            settings,
+            appliance,
+        } => {
+            let central = match appliance {
+                OnMqtt::Central(flavor, link) => Some((flavor, link)),
+                OnMqtt::Appliance(_) => None,
+            };
             // The sensors' bus (before the network, so that every boot error idles with it off).
             let bus = match wiring.i2c {
                 Some((sda_pin, scl_pin)) => {
@@ -407,7 +418,11 @@ async fn main(spawner: Spawner) -> ! {
                 }
             }
         }
-        Plan::Peripheral { link, scale } => {
+        Plan::Peripheral { link, appliance } => {
+            let scale = match appliance {
+                Peripheral::ScaleSensor(settings) => Some(settings),
+                Peripheral::TNowP => None,
+            };
             // The scale's HX711 (`pins::check` gives its pins whenever the plan has a scale).
             let scale = match (scale, wiring.hx711) {
                 (Some(settings), Some((sck, dout))) => {

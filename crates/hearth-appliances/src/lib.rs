@@ -39,7 +39,11 @@ pub mod termo;
 pub mod tnowp;
 pub mod weather;
 
-use hearth_config::KeySpec;
+use alloc::string::String;
+use core::fmt;
+
+use hearth_config::{Config, KeySpec};
+use hearth_profile::SettingError;
 
 /// How an appliance runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,9 +57,103 @@ pub enum Runs {
     Peripheral,
 }
 
+/// An MQTT appliance's settings, parsed and checked by its own rules: what a world (the
+/// simulator, the firmware) builds the appliance's hardware and profile from. A world matches
+/// on it exhaustively, so an appliance added here is a compile error wherever it is not wired.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Mqtt {
+    /// `weather`: its sensors' I2C pins are board keys.
+    Weather,
+    /// `energy`.
+    Energy(energy::EnergySettings),
+    /// `h2o`.
+    H2o(h2o::H2oSettings),
+    /// `relay`.
+    Relay(relay::RelaySettings),
+    /// `rx433`.
+    Rx433(rx433::Settings),
+    /// `switch`.
+    Switch(switch::SwitchSettings),
+    /// `termo`.
+    Termo(termo::Settings),
+}
+
+impl Mqtt {
+    /// The appliance's name (its `profile`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Mqtt::Weather => "weather",
+            Mqtt::Energy(_) => "energy",
+            Mqtt::H2o(_) => "h2o",
+            Mqtt::Relay(_) => "relay",
+            Mqtt::Rx433(_) => "rx433",
+            Mqtt::Switch(_) => "switch",
+            Mqtt::Termo(_) => "termo",
+        }
+    }
+}
+
+/// A battery ESP-NOW appliance's settings.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Peripheral {
+    /// `scale_sensor`.
+    ScaleSensor(scale_sensor::ScaleSettings),
+    /// `tnowp`.
+    TNowP,
+}
+
+/// What an appliance's own rules made of a config, by how it runs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Settings {
+    /// On the MQTT runtime.
+    Mqtt(Mqtt),
+    /// A forwarding ESP-NOW central on the MQTT runtime (its link's settings are the
+    /// runtime's business).
+    Central(forwarder::Flavor),
+    /// A battery ESP-NOW peripheral.
+    Peripheral(Peripheral),
+}
+
+impl Settings {
+    /// How an appliance with these settings runs.
+    pub fn runs(&self) -> Runs {
+        match self {
+            Settings::Mqtt(_) => Runs::Mqtt,
+            Settings::Central(flavor) => Runs::Central(*flavor),
+            Settings::Peripheral(_) => Runs::Peripheral,
+        }
+    }
+}
+
+/// An appliance's settings from a config: its own rules over its keys (the parser checked
+/// each key's syntax already).
+pub type SettingsFn = fn(&Config) -> Result<Settings, SettingError>;
+
+/// A [`SettingError`] of the appliance `profile`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplianceError {
+    /// The config's `profile`.
+    pub profile: String,
+    /// What its settings broke.
+    pub error: SettingError,
+}
+
+impl fmt::Display for ApplianceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "profile {}: {}", self.profile, self.error)
+    }
+}
+
+impl core::error::Error for ApplianceError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
 /// One appliance as every part of Hearth knows it: the parser (its name and keys), the plan
-/// (how it runs), the chip's image rules (whether a `lean` image may leave it out), and the
-/// simulator and the firmware, which build its hardware under the same name.
+/// (how it runs, and its settings), the chip's image rules (whether a `lean` image may leave
+/// it out), and the simulator and the firmware, which build its hardware from its
+/// [`Settings`].
 #[derive(Debug, Clone, Copy)]
 pub struct Appliance {
     /// The value of the `profile` key.
@@ -67,43 +165,83 @@ pub struct Appliance {
     /// The firmware's cargo feature that builds it into a `lean` image; `None`: every image
     /// has it.
     pub lean_feature: Option<&'static str>,
+    /// Its settings from a config.
+    pub settings: SettingsFn,
 }
 
-const fn mqtt(name: &'static str, keys: &'static [KeySpec], feature: &'static str) -> Appliance {
+impl Appliance {
+    /// Its settings from `config` (whose `profile` names it), or the rule they break.
+    pub fn settings(&self, config: &Config) -> Result<Settings, ApplianceError> {
+        (self.settings)(config).map_err(|error| ApplianceError {
+            profile: self.name.into(),
+            error,
+        })
+    }
+}
+
+const fn mqtt(
+    name: &'static str,
+    keys: &'static [KeySpec],
+    feature: &'static str,
+    settings: SettingsFn,
+) -> Appliance {
     Appliance {
         name,
         runs: Runs::Mqtt,
         keys,
         lean_feature: Some(feature),
+        settings,
     }
 }
 
-const fn always(name: &'static str, runs: Runs) -> Appliance {
+const fn always(name: &'static str, runs: Runs, settings: SettingsFn) -> Appliance {
     Appliance {
         name,
         runs,
         keys: &[],
         lean_feature: None,
+        settings,
     }
 }
 
-/// Every appliance. Adding one means its module, its entry here, its wiring in the simulator
-/// and the firmware, and its chip models in `hearth-simchips`.
+/// Every appliance. Adding one means its module, its entry here (and its variant of
+/// [`Settings`]), its wiring in the simulator and the firmware (the compiler points at both),
+/// and its chip models in `hearth-simchips`.
 pub const APPLIANCES: &[Appliance] = &[
-    always("weather", Runs::Mqtt),
-    mqtt("energy", energy::CONFIG_KEYS, "appliance-energy"),
-    mqtt("h2o", h2o::CONFIG_KEYS, "appliance-h2o"),
-    mqtt("relay", relay::CONFIG_KEYS, "appliance-relay"),
-    mqtt("rx433", rx433::CONFIG_KEYS, "appliance-rx433"),
+    always("weather", Runs::Mqtt, |_| Ok(Settings::Mqtt(Mqtt::Weather))),
+    mqtt("energy", energy::CONFIG_KEYS, "appliance-energy", |c| {
+        energy::EnergySettings::from_config(c).map(|s| Settings::Mqtt(Mqtt::Energy(s)))
+    }),
+    mqtt("h2o", h2o::CONFIG_KEYS, "appliance-h2o", |c| {
+        h2o::H2oSettings::from_config(c).map(|s| Settings::Mqtt(Mqtt::H2o(s)))
+    }),
+    mqtt("relay", relay::CONFIG_KEYS, "appliance-relay", |c| {
+        relay::RelaySettings::from_config(c).map(|s| Settings::Mqtt(Mqtt::Relay(s)))
+    }),
+    mqtt("rx433", rx433::CONFIG_KEYS, "appliance-rx433", |c| {
+        rx433::Settings::from_config(c).map(|s| Settings::Mqtt(Mqtt::Rx433(s)))
+    }),
     always(
         "scale_manager",
         Runs::Central(forwarder::Flavor::ScaleManager),
+        |_| Ok(Settings::Central(forwarder::Flavor::ScaleManager)),
     ),
-    always("scale_sensor", Runs::Peripheral),
-    mqtt("switch", switch::CONFIG_KEYS, "appliance-switch"),
-    mqtt("termo", termo::CONFIG_KEYS, "appliance-termo"),
-    always("tnowc", Runs::Central(forwarder::Flavor::TNowC)),
-    always("tnowp", Runs::Peripheral),
+    always("scale_sensor", Runs::Peripheral, |c| {
+        scale_sensor::ScaleSettings::from_config(c)
+            .map(|s| Settings::Peripheral(Peripheral::ScaleSensor(s)))
+    }),
+    mqtt("switch", switch::CONFIG_KEYS, "appliance-switch", |c| {
+        switch::SwitchSettings::from_config(c).map(|s| Settings::Mqtt(Mqtt::Switch(s)))
+    }),
+    mqtt("termo", termo::CONFIG_KEYS, "appliance-termo", |c| {
+        termo::Settings::from_config(c).map(|s| Settings::Mqtt(Mqtt::Termo(s)))
+    }),
+    always("tnowc", Runs::Central(forwarder::Flavor::TNowC), |_| {
+        Ok(Settings::Central(forwarder::Flavor::TNowC))
+    }),
+    always("tnowp", Runs::Peripheral, |_| {
+        Ok(Settings::Peripheral(Peripheral::TNowP))
+    }),
 ];
 
 /// The appliance called `name`.

@@ -175,6 +175,42 @@ fn a_power_cut_during_the_trial_of_a_good_config_does_not_lose_it() {
 }
 
 #[test]
+fn an_appliance_rule_is_refused_by_config_check_push_and_device_on_any_chip() {
+    let broker = Broker::start();
+    let owner = new_owner();
+    let dev = device(&broker, "crule", &owner, "");
+    let dir = TempDir::new("configs");
+    // Each key is valid on its own; the relay appliance refuses the pair.
+    let body = config("crule", broker.port, &format!("{TRIAL}{}\n", owner.otakey))
+        .replace("profile weather", "profile relay\nrelays 2\nrelay3max 60");
+    let relay = write(&dir, "relay.txt", &body);
+    let why = "profile relay: \"relay3max\": given but \"relays\" is 2";
+
+    // The simulator's own check, with no chip named, as `hearth sim` makes it.
+    let out = hearth(&["config", "check", relay.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(why),
+        "{}",
+        text(&out)
+    );
+
+    // The simulated device (no chip rules) checks the appliance's rules before it accepts.
+    let out = push(&broker, "crule", &relay, &owner, &["--no-local-check"]);
+    assert_eq!(out.status.code(), Some(1), "{}\n{}", text(&out), dev.dump());
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("relay3max"), "{said}");
+    std::thread::sleep(s(2));
+    assert!(pushed(&dev).is_none());
+    assert_eq!(dev.log_count("reset cause"), 1, "{}", dev.dump());
+
+    // With the pair made consistent, all of them accept it.
+    let fine = write(&dir, "fine.txt", &body.replace("relays 2", "relays 3"));
+    let out = hearth(&["config", "check", fine.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+#[test]
 fn a_reserved_relay_pin_is_refused_by_config_check_push_and_device() {
     let broker = Broker::start();
     let owner = new_owner();

@@ -35,7 +35,8 @@ use alloc::vec::Vec;
 
 use hearth_config::{Config, Host, Network};
 
-use crate::profiles::{ApplianceError, Plan};
+use crate::profiles::{OnMqtt, Plan};
+use hearth_appliances::{ApplianceError, Mqtt, Peripheral};
 use hearth_profile::gpio;
 
 /// A chip's GPIO facts and default wiring.
@@ -264,18 +265,33 @@ pub fn check(
             )));
         }
     }
-    let appliance =
-        appliance_pins(config, chip).map_err(|e| Rejected::one(format!("config: {e}")))?;
+    let on_mqtt = match plan {
+        Plan::Mqtt {
+            appliance: OnMqtt::Appliance(a),
+            ..
+        } => Some(a),
+        _ => None,
+    };
+    let appliance = match on_mqtt {
+        Some(a) => {
+            appliance_pins(a, config, chip).map_err(|e| Rejected::one(format!("config: {e}")))?
+        }
+        None => Vec::new(),
+    };
     let needs = Needs {
         ethernet: matches!(config.network, Network::Wired | Network::Wired2),
-        i2c: matches!(profile, "weather" | "h2o")
-            || (profile == "relay"
-                && config
-                    .profile_settings
-                    .get("relaydisplay")
-                    .map(String::as_str)
-                    == Some("1")),
-        hx711: matches!(plan, Plan::Peripheral { scale: Some(_), .. }),
+        i2c: match on_mqtt {
+            Some(Mqtt::Weather | Mqtt::H2o(_)) => true,
+            Some(Mqtt::Relay(r)) => r.display,
+            _ => false,
+        },
+        hx711: matches!(
+            plan,
+            Plan::Peripheral {
+                appliance: Peripheral::ScaleSensor(_),
+                ..
+            }
+        ),
         appliance,
     };
     resolve(config, needs, chip)
@@ -296,22 +312,23 @@ fn pin(key: &'static str, given: Option<u8>, default: u8) -> AppPin {
     }
 }
 
-/// The GPIOs the appliance of `config` uses on `chip`, in the order the firmware's appliance
-/// wiring takes them (empty for a profile without an appliance). `Err`: settings that do not
-/// parse (`plan` checked them already).
-pub fn appliance_pins(config: &Config, chip: &Chip) -> Result<Vec<AppPin>, ApplianceError> {
-    use hearth_appliances::switch::{Pins, SwitchSettings, Wiring as SwitchWiring};
-    let profile = config.profile.as_str();
+/// The GPIOs the MQTT appliance `appliance` (planned from `config`) uses on `chip`, in the
+/// order the firmware's appliance wiring takes them (empty for `weather`, whose sensors' pins
+/// are the board's). `Err`: switch pins that do not fit the chosen board.
+pub fn appliance_pins(
+    appliance: &Mqtt,
+    config: &Config,
+    chip: &Chip,
+) -> Result<Vec<AppPin>, ApplianceError> {
+    use hearth_appliances::switch::{Pins, Wiring as SwitchWiring};
     let bad = |error| ApplianceError {
-        profile: profile.into(),
+        profile: config.profile.clone(),
         error,
     };
     let d = &chip.appliance;
-    Ok(match profile {
-        "relay" => {
+    Ok(match appliance {
+        Mqtt::Relay(settings) => {
             const KEYS: [&str; 4] = ["relay1pin", "relay2pin", "relay3pin", "relay4pin"];
-            let settings =
-                hearth_appliances::relay::RelaySettings::from_config(config).map_err(bad)?;
             settings
                 .relays
                 .iter()
@@ -319,24 +336,13 @@ pub fn appliance_pins(config: &Config, chip: &Chip) -> Result<Vec<AppPin>, Appli
                 .map(|(r, (key, default))| pin(key, r.pin, default))
                 .collect()
         }
-        "energy" => {
-            let s = hearth_appliances::energy::EnergySettings::from_config(config).map_err(bad)?;
+        Mqtt::Energy(s) => {
             alloc::vec![pin("pzemtx", s.tx, d.pzem.0), pin("pzemrx", s.rx, d.pzem.1)]
         }
-        "rx433" => {
-            let s = hearth_appliances::rx433::Settings::from_config(config).map_err(bad)?;
-            alloc::vec![pin("rx433pin", s.pin, d.rx433)]
-        }
-        "termo" => {
-            hearth_appliances::termo::Settings::from_config(config).map_err(bad)?;
-            alloc::vec![pin("onewire", gpio(config, "onewire"), d.onewire)]
-        }
-        "h2o" => {
-            hearth_appliances::h2o::H2oSettings::from_config(config).map_err(bad)?;
-            alloc::vec![pin("flowpin", gpio(config, "flowpin"), d.flow)]
-        }
-        "switch" => {
-            let s = SwitchSettings::from_config(config).map_err(bad)?;
+        Mqtt::Rx433(s) => alloc::vec![pin("rx433pin", s.pin, d.rx433)],
+        Mqtt::Termo(_) => alloc::vec![pin("onewire", gpio(config, "onewire"), d.onewire)],
+        Mqtt::H2o(_) => alloc::vec![pin("flowpin", gpio(config, "flowpin"), d.flow)],
+        Mqtt::Switch(s) => {
             let preset = s.board.preset();
             let source = |key: &'static str| {
                 if config.profile_settings.contains_key(key) {
@@ -372,7 +378,7 @@ pub fn appliance_pins(config: &Config, chip: &Chip) -> Result<Vec<AppPin>, Appli
             }
             pins
         }
-        _ => Vec::new(),
+        Mqtt::Weather => Vec::new(),
     })
 }
 

@@ -14,20 +14,21 @@ use crate::faults::{FaultQueue, LoopFault, LoopFaults};
 use crate::firmware::Health;
 use hearth_appliances::energy::Energy;
 use hearth_appliances::forwarder::Forwarder;
-use hearth_appliances::h2o::{H2o, H2oSettings};
-use hearth_appliances::relay::{Relay, RelayPanel, RelaySettings};
+use hearth_appliances::h2o::H2o;
+use hearth_appliances::relay::{Relay, RelayPanel};
 use hearth_appliances::rx433::Rx433;
 use hearth_appliances::scale_sensor::ScaleSensor;
-use hearth_appliances::switch::{DirectIo, ShiftIo, Switch, SwitchSettings, Wiring};
-use hearth_appliances::termo::{Settings as TermoSettings, Termo};
+use hearth_appliances::switch::{DirectIo, ShiftIo, Switch, Wiring};
+use hearth_appliances::termo::Termo;
 use hearth_appliances::tnowp::TNowP;
 use hearth_appliances::weather::Weather;
+use hearth_appliances::{Mqtt, Peripheral};
 use hearth_core::reboot::HardwareReset;
 use hearth_core::supervisor::LoopWatchdog;
 use hearth_core::{Millis, SECOND};
 use hearth_device::link::{run_central, run_peripheral};
 use hearth_device::profiles::safe::SafeMode;
-use hearth_device::profiles::Plan;
+use hearth_device::profiles::{OnMqtt, Plan};
 use hearth_device::update::BootMode;
 use hearth_drivers::hx711::Hx711;
 use hearth_drivers::shiftreg::{Lines, ShiftRegisters};
@@ -811,7 +812,7 @@ async fn device_task(parts: Parts) {
         let plan = match plan {
             Plan::Mqtt {
                 mut settings,
-                central,
+                appliance,
             } => {
                 settings.boot_mode =
                     hearth_device::update::boot(&mut board, &store, &settings.update).await;
@@ -825,18 +826,19 @@ async fn device_task(parts: Parts) {
                         panic!("the appliance crashed: a defect this config triggers (simulated fault crash-config)");
                     });
                 }
-                Plan::Mqtt { settings, central }
+                Plan::Mqtt {
+                    settings,
+                    appliance,
+                }
             }
             other => other,
         };
         match plan {
             Plan::Mqtt {
                 settings,
-                central: None,
-            } => match config.profile.as_str() {
-                "relay" => {
-                    // `plan` validated the relay settings already.
-                    let relays = RelaySettings::from_config(&config).unwrap_or_default();
+                appliance: OnMqtt::Appliance(appliance),
+            } => match appliance {
+                Mqtt::Relay(relays) => {
                     let pins = (1..=relays.relays.len())
                         .map(|i| SimPin {
                             name: format!("relay {i}"),
@@ -855,34 +857,24 @@ async fn device_task(parts: Parts) {
                             .await
                     }
                 }
-                "energy" => {
+                Mqtt::Energy(_) => {
                     let mut profile = Energy::new(pzem.uart(), now);
                     hearth_device::run(settings, &mut net, &mut board, &store, &mut profile).await
                 }
-                "rx433" => {
+                Mqtt::Rx433(_) => {
                     let mut profile = Rx433::new(ook.receiver(), now);
                     hearth_device::run(settings, &mut net, &mut board, &store, &mut profile).await
                 }
-                "termo" => {
-                    let Ok(t) = TermoSettings::from_config(&config) else {
-                        std::process::exit(EXIT_CONFIG)
-                    };
+                Mqtt::Termo(t) => {
                     let mut profile = Termo::new(onewire, t, now);
                     hearth_device::run(settings, &mut net, &mut board, &store, &mut profile).await
                 }
-                "h2o" => {
-                    // `plan` validated the settings already; the error arm cannot happen.
-                    let Ok(h2o) = H2oSettings::from_config(&config) else {
-                        std::process::exit(EXIT_CONFIG)
-                    };
+                Mqtt::H2o(h2o) => {
                     let mut profile =
                         H2o::new(bus.clone(), bus, flow, embassy_time::Delay, h2o, now);
                     hearth_device::run(settings, &mut net, &mut board, &store, &mut profile).await
                 }
-                "switch" => {
-                    let Ok(sw) = SwitchSettings::from_config(&config) else {
-                        std::process::exit(EXIT_CONFIG)
-                    };
+                Mqtt::Switch(sw) => {
                     let preset = sw.board.preset();
                     match preset.wiring {
                         Wiring::Direct { .. } => {
@@ -922,22 +914,14 @@ async fn device_task(parts: Parts) {
                         }
                     }
                 }
-                "weather" => {
+                Mqtt::Weather => {
                     let mut profile = Weather::new(bus.clone(), bus, embassy_time::Delay, now);
                     hearth_device::run(settings, &mut net, &mut board, &store, &mut profile).await
-                }
-                // An appliance of the table without simulated hardware here: never another
-                // appliance's code in its place.
-                other => {
-                    console(&format!(
-                        "config: profile {other} has no simulated hardware in this build"
-                    ));
-                    std::process::exit(EXIT_CONFIG)
                 }
             },
             Plan::Mqtt {
                 settings,
-                central: Some((flavor, link)),
+                appliance: OnMqtt::Central(flavor, link),
             } => {
                 let mut radio = open_radio(&state, board.inner().id);
                 let port = CentralPort::new();
@@ -955,15 +939,15 @@ async fn device_task(parts: Parts) {
                 );
                 embassy_futures::join::join(device, central).await;
             }
-            Plan::Peripheral { link, scale } => {
+            Plan::Peripheral { link, appliance } => {
                 let mut radio = open_radio(&state, board.inner().id);
-                match scale {
-                    Some(settings) => {
+                match appliance {
+                    Peripheral::ScaleSensor(settings) => {
                         let hx = Hx711::new(hx711.sck(), hx711.dout(), SpinDelay);
                         let mut app = ScaleSensor::new(hx, settings, now);
                         run_peripheral(&link, &mut board, &mut radio, &store, &mut app).await
                     }
-                    None => {
+                    Peripheral::TNowP => {
                         let mut app = TNowP::new(&name, seed, now);
                         run_peripheral(&link, &mut board, &mut radio, &store, &mut app).await
                     }

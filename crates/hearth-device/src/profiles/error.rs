@@ -1,32 +1,12 @@
-//! Why a config cannot run: an appliance's settings refused (`hearth_profile::SettingError`,
-//! with its profile: [`ApplianceError`]), or the plan refused ([`PlanError`]). Values, so callers match
+//! Why a config cannot run: the plan refused it ([`PlanError`]), for one of its own rules or
+//! because the appliance's settings broke one of the appliance's
+//! (`hearth_appliances::ApplianceError`). Values, so callers match
 //! on them; each displays as the one line a user reads.
 
 use alloc::string::String;
 use core::fmt;
 
-use hearth_profile::SettingError;
-
-/// A [`SettingError`] of the appliance `profile`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApplianceError {
-    /// The config's `profile`.
-    pub profile: String,
-    /// What its settings broke.
-    pub error: SettingError,
-}
-
-impl fmt::Display for ApplianceError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "profile {}: {}", self.profile, self.error)
-    }
-}
-
-impl core::error::Error for ApplianceError {
-    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
-        Some(&self.error)
-    }
-}
+use hearth_appliances::ApplianceError;
 
 /// Why [`plan`](super::plan) refused a config.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +60,7 @@ mod tests {
 
     use super::*;
     use crate::profiles::{parse_config, plan};
+    use hearth_profile::SettingError;
 
     const PSK: &str = "espnowgroup g\nespnowpsk 0123456789abcdef\n";
 

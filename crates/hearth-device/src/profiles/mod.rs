@@ -6,11 +6,11 @@
 mod error;
 pub mod safe;
 
-use hearth_appliances::{appliance, forwarder, scale_sensor, Runs, APPLIANCES, PROFILES};
+use hearth_appliances::{appliance, forwarder, Runs, APPLIANCES, PROFILES};
 use hearth_config::{Config, ConfigErrors, KeySpec};
 use hearth_profile::gpio_number;
 
-pub use error::{ApplianceError, PlanError};
+pub use error::PlanError;
 
 /// Keys the board and the profiles add to `config.txt` beyond Hearth's own: board wiring
 /// (status LED, W5500 Ethernet on SPI for `ssid (wired)`) and the weather station's I2C pins.
@@ -147,7 +147,7 @@ mod tests {
         use hearth_netnow::link::Version;
         let central = |p: Plan| match p {
             Plan::Mqtt {
-                central: Some((flavor, link)),
+                appliance: OnMqtt::Central(flavor, link),
                 ..
             } => (flavor, link),
             other => panic!("{other:?}"),
@@ -169,7 +169,7 @@ mod tests {
         assert_eq!(l.version, Version::V2);
         match planned(include_str!("../../../../docs/examples/scale_sensor.txt")).unwrap() {
             Plan::Peripheral {
-                scale: Some(s),
+                appliance: hearth_appliances::Peripheral::ScaleSensor(s),
                 link,
             } => {
                 assert_eq!((s.a, s.b, s.sleep), (21530.5, -84211.0, 3_600_000));
@@ -180,8 +180,91 @@ mod tests {
         }
         assert!(matches!(
             planned(include_str!("../../../../docs/examples/tnowp.txt")).unwrap(),
-            Plan::Peripheral { scale: None, .. }
+            Plan::Peripheral {
+                appliance: hearth_appliances::Peripheral::TNowP,
+                ..
+            }
         ));
+    }
+
+    #[test]
+    fn every_appliance_plans_as_its_table_entry_says_it_runs() {
+        use hearth_appliances::{Mqtt, Settings};
+        let examples = [
+            BASE,
+            include_str!("../../../../docs/examples/energy.txt"),
+            include_str!("../../../../docs/examples/h2o.txt"),
+            include_str!("../../../../docs/examples/relay.txt"),
+            include_str!("../../../../docs/examples/rx433.txt"),
+            include_str!("../../../../docs/examples/scale_manager.txt"),
+            include_str!("../../../../docs/examples/scale_sensor.txt"),
+            include_str!("../../../../docs/examples/switch.txt"),
+            include_str!("../../../../docs/examples/termo.txt"),
+            include_str!("../../../../docs/examples/tnowc.txt"),
+            include_str!("../../../../docs/examples/tnowp.txt"),
+        ];
+        let mut seen = alloc::vec::Vec::new();
+        for text in examples {
+            let config = parse_config(text).expect("a valid example");
+            let entry = appliance(&config.profile).expect("an appliance");
+            let settings = entry.settings(&config).expect("valid settings");
+            assert_eq!(settings.runs(), entry.runs, "{}", entry.name);
+            let planned = plan(&config).expect("plans");
+            let agrees = match (&settings, &planned) {
+                (
+                    Settings::Mqtt(a),
+                    Plan::Mqtt {
+                        appliance: OnMqtt::Appliance(b),
+                        ..
+                    },
+                ) => a == b,
+                (
+                    Settings::Central(a),
+                    Plan::Mqtt {
+                        appliance: OnMqtt::Central(b, _),
+                        ..
+                    },
+                ) => a == b,
+                (Settings::Peripheral(a), Plan::Peripheral { appliance: b, .. }) => a == b,
+                _ => false,
+            };
+            assert!(agrees, "{}: {settings:?} but {planned:?}", entry.name);
+            if let Settings::Mqtt(a) = &settings {
+                assert_eq!(a.name(), entry.name);
+            }
+            seen.push(entry.name);
+        }
+        seen.sort_unstable();
+        let mut all: alloc::vec::Vec<_> = APPLIANCES.iter().map(|a| a.name).collect();
+        all.sort_unstable();
+        assert_eq!(seen, all, "an example per appliance");
+        // The relay example's settings are what the appliance's own parser makes of them.
+        let relay = parse_config(include_str!("../../../../docs/examples/relay.txt")).unwrap();
+        let Ok(Plan::Mqtt {
+            appliance: OnMqtt::Appliance(Mqtt::Relay(r)),
+            ..
+        }) = plan(&relay)
+        else {
+            panic!("a relay plan")
+        };
+        assert_eq!(
+            r,
+            hearth_appliances::relay::RelaySettings::from_config(&relay).unwrap()
+        );
+    }
+
+    #[test]
+    fn the_plan_refuses_what_the_appliance_refuses() {
+        // Each key is valid alone; the relay's own rule refuses the pair, as the chip does.
+        let text = alloc::format!(
+            "{}relays 2\nrelay3max 60\n",
+            BASE.replace("weather", "relay")
+        );
+        let e = planned(&text).unwrap_err();
+        assert_eq!(
+            e,
+            "profile relay: \"relay3max\": given but \"relays\" is 2: remove it or raise \"relays\""
+        );
     }
 
     #[test]
@@ -261,63 +344,61 @@ mod tests {
 /// How a validated config is run: what both the simulator and the firmware start for it.
 // Made once per boot and taken apart at once: the size difference costs nothing.
 #[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Plan {
-    /// The MQTT runtime with a profile: `weather`, or a forwarding ESP-NOW central (`link` is
-    /// then its link).
+    /// The MQTT runtime with an appliance.
     Mqtt {
         /// Runtime settings.
         settings: crate::settings::Settings,
-        /// The central's link, for `scale_manager` and `tnowc`.
-        central: Option<(forwarder::Flavor, crate::link::LinkSettings)>,
+        /// The appliance, with its settings.
+        appliance: OnMqtt,
     },
-    /// A battery ESP-NOW peripheral without Wi-Fi or MQTT: `scale_sensor` (with its settings)
-    /// or `tnowp`.
+    /// A battery ESP-NOW peripheral without Wi-Fi or MQTT.
     Peripheral {
         /// Its link.
         link: crate::link::LinkSettings,
-        /// The scale's settings, for `scale_sensor`.
-        scale: Option<scale_sensor::ScaleSettings>,
+        /// The appliance, with its settings.
+        appliance: hearth_appliances::Peripheral,
     },
 }
 
-/// Decide how to run `config`, checking what its profile needs beyond the per-key rules (a
-/// broker for the MQTT profiles, the ESP-NOW keys for the link ones, `ssid (none)` for the
-/// battery ones, the scale's calibration).
+/// What the MQTT runtime of a [`Plan`] drives.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum OnMqtt {
+    /// An appliance of its own hardware (or `weather`).
+    Appliance(hearth_appliances::Mqtt),
+    /// A forwarding ESP-NOW central (`scale_manager`, `tnowc`) and its link.
+    Central(forwarder::Flavor, crate::link::LinkSettings),
+}
+
+/// Decide how to run `config`: the appliance's own rules over its settings, and what its
+/// profile needs beyond the per-key rules (a broker for the MQTT profiles, the ESP-NOW keys
+/// for the link ones, `ssid (none)` for the battery ones).
 pub fn plan(config: &Config) -> Result<Plan, PlanError> {
     use crate::link::LinkSettings;
+    use hearth_appliances::Settings as Appliance;
     let link = |central: bool| LinkSettings::from_config(config, central).map_err(PlanError::Link);
     let p = config.profile.as_str();
-    let Some(appliance) = appliance(p) else {
+    let Some(entry) = appliance(p) else {
         return Err(PlanError::NotInBuild { profile: p.into() });
     };
-    match appliance.runs {
-        Runs::Peripheral => {
-            if config.network != hearth_config::Network::None {
-                return Err(PlanError::NeedsNoNetwork { profile: p.into() });
-            }
-            let scale = match p {
-                "scale_sensor" => Some(scale_sensor::ScaleSettings::from_config(config).map_err(
-                    |error| ApplianceError {
-                        profile: p.into(),
-                        error,
-                    },
-                )?),
-                _ => None,
-            };
-            Ok(Plan::Peripheral {
-                link: link(false)?,
-                scale,
-            })
-        }
-        runs => {
-            let settings =
-                crate::settings::Settings::from_config(config).map_err(PlanError::Runtime)?;
-            let central = match runs {
-                Runs::Central(flavor) => Some((flavor, link(true)?)),
-                _ => None,
-            };
-            Ok(Plan::Mqtt { settings, central })
-        }
+    if entry.runs == Runs::Peripheral && config.network != hearth_config::Network::None {
+        return Err(PlanError::NeedsNoNetwork { profile: p.into() });
     }
+    let runtime = || crate::settings::Settings::from_config(config).map_err(PlanError::Runtime);
+    Ok(match entry.settings(config)? {
+        Appliance::Mqtt(appliance) => Plan::Mqtt {
+            settings: runtime()?,
+            appliance: OnMqtt::Appliance(appliance),
+        },
+        Appliance::Central(flavor) => Plan::Mqtt {
+            settings: runtime()?,
+            appliance: OnMqtt::Central(flavor, link(true)?),
+        },
+        Appliance::Peripheral(appliance) => Plan::Peripheral {
+            link: link(false)?,
+            appliance,
+        },
+    })
 }
