@@ -9,7 +9,7 @@ step() { printf '\n== %s\n' "$*"; }
 
 # --- setup -----------------------------------------------------------------------------------
 NO_STD_TARGET=riscv32imc-unknown-none-elf
-NO_STD_CRATES=(hearth-core hearth-config hearth-storage hearth-drivers hearth-platform hearth-profile hearth-appliances hearth-device hearth-netnow hearth-ota)
+NO_STD_CRATES=(hearth-core hearth-config hearth-storage hearth-drivers hearth-platform hearth-profile hearth-appliances hearth-runtime hearth-device hearth-netnow hearth-ota)
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 

@@ -80,9 +80,9 @@ pub fn plan(plan: &Plan) -> Result<Option<What>, String> {
         #[cfg(any(feature = "appliance-termo", not(feature = "lean")))]
         Mqtt::Termo(settings) => What::Termo(*settings),
         #[cfg(any(feature = "appliance-h2o", not(feature = "lean")))]
-        Mqtt::H2o(settings) => What::H2o(settings.clone()),
+        Mqtt::H2o(settings) => What::H2o(settings.as_ref().clone()),
         #[cfg(any(feature = "appliance-switch", not(feature = "lean")))]
-        Mqtt::Switch(settings) => What::Switch(settings.clone()),
+        Mqtt::Switch(settings) => What::Switch(settings.as_ref().clone()),
         #[allow(unreachable_patterns)]
         other => {
             let name = other.name();
@@ -249,7 +249,7 @@ pub type Bus = crate::sensors::SharedBus;
 pub async fn run<N, B, F>(
     hardware: Hardware,
     bus: Option<&Bus>,
-    settings: hearth_device::Settings,
+    settings: hearth_runtime::Settings,
     net: &mut N,
     board: &mut B,
     store: &hearth_platform::store::SharedStore<F>,
@@ -271,11 +271,27 @@ where
                     use embassy_embedded_hal::shared_bus::asynch::i2c::I2cDevice;
                     // The reference's optional SSD1306 on I2C0 (`relaydisplay 1`).
                     let mut profile = RelayPanel::new(relay, I2cDevice::new(bus), now);
-                    hearth_device::run(settings, net, board, store, &mut profile).await
+                    hearth_runtime::run(
+                        settings,
+                        net,
+                        board,
+                        store,
+                        &mut profile,
+                        hearth_device::CONFIG_RULES,
+                    )
+                    .await
                 }
                 None => {
                     let mut profile = relay;
-                    hearth_device::run(settings, net, board, store, &mut profile).await
+                    hearth_runtime::run(
+                        settings,
+                        net,
+                        board,
+                        store,
+                        &mut profile,
+                        hearth_device::CONFIG_RULES,
+                    )
+                    .await
                 }
             }
         }
@@ -283,13 +299,29 @@ where
         Hardware::Energy(uart) => {
             use hearth_appliances::energy::Energy;
             let mut profile = Energy::new(uart, now);
-            hearth_device::run(settings, net, board, store, &mut profile).await
+            hearth_runtime::run(
+                settings,
+                net,
+                board,
+                store,
+                &mut profile,
+                hearth_device::CONFIG_RULES,
+            )
+            .await
         }
         #[cfg(any(feature = "appliance-rx433", not(feature = "lean")))]
         Hardware::Rx433(source) => {
             use hearth_appliances::rx433::Rx433;
             let mut profile = Rx433::new(source, now);
-            hearth_device::run(settings, net, board, store, &mut profile).await
+            hearth_runtime::run(
+                settings,
+                net,
+                board,
+                store,
+                &mut profile,
+                hearth_device::CONFIG_RULES,
+            )
+            .await
         }
         #[cfg(any(feature = "appliance-h2o", not(feature = "lean")))]
         Hardware::H2o(h2o, counter) => {
@@ -309,13 +341,29 @@ where
                 h2o,
                 now,
             );
-            hearth_device::run(settings, net, board, store, &mut profile).await
+            hearth_runtime::run(
+                settings,
+                net,
+                board,
+                store,
+                &mut profile,
+                hearth_device::CONFIG_RULES,
+            )
+            .await
         }
         #[cfg(any(feature = "appliance-termo", not(feature = "lean")))]
         Hardware::Termo(t, bus) => {
             use hearth_appliances::termo::Termo;
             let mut profile = Termo::new(bus, t, now);
-            hearth_device::run(settings, net, board, store, &mut profile).await
+            hearth_runtime::run(
+                settings,
+                net,
+                board,
+                store,
+                &mut profile,
+                hearth_device::CONFIG_RULES,
+            )
+            .await
         }
         #[cfg(any(feature = "appliance-switch", not(feature = "lean")))]
         Hardware::Switch(sw, io) => match io {
@@ -323,13 +371,29 @@ where
                 use hearth_appliances::switch::Switch;
                 let mut profile = Switch::new(io, store, &sw, now);
                 profile.restore().await;
-                hearth_device::run(settings, net, board, store, &mut profile).await
+                hearth_runtime::run(
+                    settings,
+                    net,
+                    board,
+                    store,
+                    &mut profile,
+                    hearth_device::CONFIG_RULES,
+                )
+                .await
             }
             switch::Io::Shift(io) => {
                 use hearth_appliances::switch::Switch;
                 let mut profile = Switch::new(io, store, &sw, now);
                 profile.restore().await;
-                hearth_device::run(settings, net, board, store, &mut profile).await
+                hearth_runtime::run(
+                    settings,
+                    net,
+                    board,
+                    store,
+                    &mut profile,
+                    hearth_device::CONFIG_RULES,
+                )
+                .await
             }
         },
     }

@@ -1,5 +1,5 @@
 //! Hearth firmware for ESP32-C3 and ESP32-C6: the boot sequence that brings up the chip's
-//! implementations of the platform traits and hands them to `hearth_device::run`, the same
+//! implementations of the platform traits and hands them to `hearth_runtime::run`, the same
 //! runtime the simulator runs.
 //!
 //! Boot order (each step that can fail on config, flash or network ends in `fatal`, never in a
@@ -29,7 +29,7 @@
 //!    - Battery peripherals (`scale_sensor`, `tnowp`): the HX711 (`scale`) for the scale and the
 //!      radio for ESP-NOW alone; no network stack.
 //! 6. The loop-liveness policy, the watchdog feeder task (`watchdog`), the board (`board`),
-//!    then `hearth_device::run` (joined with `link::run_central` for a central) or
+//!    then `hearth_runtime::run` (joined with `link::run_central` for a central) or
 //!    `link::run_peripheral`, which never return.
 //!
 //! Mains appliances (`relay`, `energy`, `rx433`, `h2o`, `switch`, `termo`): their pins are
@@ -87,11 +87,11 @@ use hearth_config::Timings;
 use hearth_core::reboot::HardwareReset;
 use hearth_core::supervisor::LoopWatchdog;
 use hearth_core::SECOND;
-use hearth_device::link::{run_central, run_peripheral, LinkSettings};
 use hearth_device::profiles::safe::SafeMode;
 use hearth_device::profiles::{OnMqtt, Plan};
-use hearth_device::update::BootMode;
 use hearth_profile::link::CentralPort;
+use hearth_runtime::link::{run_central, run_peripheral, LinkSettings};
+use hearth_runtime::update::BootMode;
 use hearth_storage::{keys, KvStore};
 use static_cell::StaticCell;
 
@@ -210,17 +210,14 @@ async fn main(spawner: Spawner) -> ! {
             fatal::config_refused(&rejected.problems, &mut flash, &layout.config, &mut dogs).await
         }
     };
-    // The appliance (relay, energy, rx433, h2o, switch, termo).
-    let appliance = match appliances::plan(&loaded.plan) {
-        Ok(appliance) => appliance,
+    // The appliance's hardware, first of all (relay outputs go to their off level here). Its
+    // planned settings are taken in a block of their own, so that the main task's future keeps
+    // no room for them once the hardware holds them.
+    let hardware = match appliances::plan(&loaded.plan) {
         Err(problem) => {
             fatal::config_refused(&[problem], &mut flash, &layout.config, &mut dogs).await
         }
-    };
-
-    // The appliance's hardware, first of all (relay outputs go to their off level here).
-    let hardware = match appliance {
-        Some(planned) => {
+        Ok(Some(planned)) => {
             let peripherals = appliances::Peripherals {
                 uart1: p.UART1,
                 rmt: p.RMT,
@@ -234,7 +231,7 @@ async fn main(spawner: Spawner) -> ! {
                 Err(problem) => fatal::idle(&[problem], &mut dogs).await,
             }
         }
-        None => None,
+        Ok(None) => None,
     };
 
     // The key-value store.
@@ -291,12 +288,14 @@ async fn main(spawner: Spawner) -> ! {
         panicked,
     };
     match loaded.plan {
+        // The appliance is borrowed, not moved out: a binding by value would keep its room in
+        // the main task's future until the arm ends.
         Plan::Mqtt {
             settings,
-            appliance,
+            ref appliance,
         } => {
             let central = match appliance {
-                OnMqtt::Central(flavor, link) => Some((flavor, link)),
+                OnMqtt::Central(flavor, link) => Some((*flavor, link)),
                 OnMqtt::Appliance(_) => None,
             };
             // The sensors' bus (before the network, so that every boot error idles with it off).
@@ -325,7 +324,7 @@ async fn main(spawner: Spawner) -> ! {
 
             // The network: Wi-Fi (which also carries ESP-NOW for a Wi-Fi central), or the
             // W5500 (which starts the radio only for ESP-NOW, never associated).
-            let espnow_channel = central.as_ref().map(|(_, link)| link.channel.unwrap_or(1));
+            let espnow_channel = central.map(|(_, link)| link.channel.unwrap_or(1));
             let started = match (&loaded.uplink, wiring.ethernet) {
                 (Uplink::Wifi(credentials), _) => {
                     net::start_wifi(spawner, p.WIFI, credentials, espnow_channel)
@@ -358,7 +357,9 @@ async fn main(spawner: Spawner) -> ! {
 
             // What runs beside the runtime: the ESP-NOW central, or the weather sensors.
             let app = match (central, radio, bus, hardware) {
-                (Some((flavor, link)), Some(radio), _, _) => MqttApp::Central(flavor, link, radio),
+                (Some((flavor, link)), Some(radio), _, _) => {
+                    MqttApp::Central(flavor, link.clone(), radio)
+                }
                 (None, _, bus, Some(hardware)) => MqttApp::Appliance(hardware, bus),
                 (None, _, Some(bus), None) => MqttApp::Weather(bus),
                 // Cannot happen: a central always gets its radio, `weather` its bus.
@@ -372,11 +373,19 @@ async fn main(spawner: Spawner) -> ! {
             let store = hearth_platform::store::shared(store);
             let mut settings = settings;
             settings.boot_mode =
-                hearth_device::update::boot(&mut board, &store, &settings.update).await;
+                hearth_runtime::update::boot(&mut board, &store, &settings.update).await;
             if let BootMode::Safe { faults } = settings.boot_mode {
                 log::warn!("safe mode: the last {faults} runs ended in a fault");
                 let mut profile = SafeMode::new(&loaded.config.profile);
-                hearth_device::run(settings, &mut net, &mut board, &store, &mut profile).await
+                hearth_runtime::run(
+                    settings,
+                    &mut net,
+                    &mut board,
+                    &store,
+                    &mut profile,
+                    hearth_device::CONFIG_RULES,
+                )
+                .await
             }
             match app {
                 MqttApp::Central(flavor, link, mut radio) => {
@@ -387,8 +396,14 @@ async fn main(spawner: Spawner) -> ! {
                         hearth_platform::Entropy::seed(&mut board),
                         hearth_platform::Entropy::seed(&mut board),
                     ];
-                    let device =
-                        hearth_device::run(settings, &mut net, &mut board, &store, &mut profile);
+                    let device = hearth_runtime::run(
+                        settings,
+                        &mut net,
+                        &mut board,
+                        &store,
+                        &mut profile,
+                        hearth_device::CONFIG_RULES,
+                    );
                     let central = run_central(
                         &link,
                         &mut radio,
@@ -402,7 +417,15 @@ async fn main(spawner: Spawner) -> ! {
                 }
                 MqttApp::Weather(bus) => {
                     let mut profile = sensors::weather(&bus, now_ms());
-                    hearth_device::run(settings, &mut net, &mut board, &store, &mut profile).await
+                    hearth_runtime::run(
+                        settings,
+                        &mut net,
+                        &mut board,
+                        &store,
+                        &mut profile,
+                        hearth_device::CONFIG_RULES,
+                    )
+                    .await
                 }
                 MqttApp::Appliance(hardware, bus) => {
                     appliances::run(
@@ -418,9 +441,12 @@ async fn main(spawner: Spawner) -> ! {
                 }
             }
         }
-        Plan::Peripheral { link, appliance } => {
+        Plan::Peripheral {
+            link,
+            ref appliance,
+        } => {
             let scale = match appliance {
-                Peripheral::ScaleSensor(settings) => Some(settings),
+                Peripheral::ScaleSensor(settings) => Some(settings.clone()),
                 Peripheral::TNowP => None,
             };
             // The scale's HX711 (`pins::check` gives its pins whenever the plan has a scale).

@@ -1,6 +1,6 @@
 //! The ESP-NOW centrals that forward to MQTT: `scale_manager` (battery scales) and `tnowc` (the
 //! link test pair's central). The link itself runs as a task beside the runtime
-//! ([`hearth_device::link::run_central`]); this profile drains what it accepted.
+//! (`hearth_runtime::link::run_central`); this profile drains what it accepted.
 //!
 //! Payloads follow the reference convention, UTF-8 `"<topic>\n<value>"` with exactly one
 //! newline. Differences from the reference (ref-profiles §5, §9, §13.12/13):

@@ -60,6 +60,8 @@ pub enum Runs {
 /// An MQTT appliance's settings, parsed and checked by its own rules: what a world (the
 /// simulator, the firmware) builds the appliance's hardware and profile from. A world matches
 /// on it exhaustively, so an appliance added here is a compile error wherever it is not wired.
+/// The two largest are boxed: the plan that carries this lives in the firmware's main task for
+/// the whole boot, in static RAM.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Mqtt {
     /// `weather`: its sensors' I2C pins are board keys.
@@ -67,13 +69,13 @@ pub enum Mqtt {
     /// `energy`.
     Energy(energy::EnergySettings),
     /// `h2o`.
-    H2o(h2o::H2oSettings),
+    H2o(alloc::boxed::Box<h2o::H2oSettings>),
     /// `relay`.
     Relay(relay::RelaySettings),
     /// `rx433`.
     Rx433(rx433::Settings),
     /// `switch`.
-    Switch(switch::SwitchSettings),
+    Switch(alloc::boxed::Box<switch::SwitchSettings>),
     /// `termo`.
     Termo(termo::Settings),
 }
@@ -213,7 +215,7 @@ pub const APPLIANCES: &[Appliance] = &[
         energy::EnergySettings::from_config(c).map(|s| Settings::Mqtt(Mqtt::Energy(s)))
     }),
     mqtt("h2o", h2o::CONFIG_KEYS, "appliance-h2o", |c| {
-        h2o::H2oSettings::from_config(c).map(|s| Settings::Mqtt(Mqtt::H2o(s)))
+        h2o::H2oSettings::from_config(c).map(|s| Settings::Mqtt(Mqtt::H2o(s.into())))
     }),
     mqtt("relay", relay::CONFIG_KEYS, "appliance-relay", |c| {
         relay::RelaySettings::from_config(c).map(|s| Settings::Mqtt(Mqtt::Relay(s)))
@@ -231,7 +233,7 @@ pub const APPLIANCES: &[Appliance] = &[
             .map(|s| Settings::Peripheral(Peripheral::ScaleSensor(s)))
     }),
     mqtt("switch", switch::CONFIG_KEYS, "appliance-switch", |c| {
-        switch::SwitchSettings::from_config(c).map(|s| Settings::Mqtt(Mqtt::Switch(s)))
+        switch::SwitchSettings::from_config(c).map(|s| Settings::Mqtt(Mqtt::Switch(s.into())))
     }),
     mqtt("termo", termo::CONFIG_KEYS, "appliance-termo", |c| {
         termo::Settings::from_config(c).map(|s| Settings::Mqtt(Mqtt::Termo(s)))

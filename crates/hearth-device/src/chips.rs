@@ -1,6 +1,6 @@
 //! Every rule a chip applies to a config at boot, as data and one function, shared by the
 //! firmware (which applies them at boot), the device before it accepts a pushed config
-//! (`Config` over MQTT, [`crate::update`]), `hearth config check --chip` and `hearth flash`.
+//! (`Config` over MQTT, `hearth_runtime::update`), `hearth config check --chip` and `hearth flash`.
 //! One set of rules: a config these functions accept boots on the chip, and one they refuse
 //! would have stopped it at boot with no network.
 //!

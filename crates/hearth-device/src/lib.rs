@@ -1,14 +1,10 @@
-//! hearth-device: one async main that composes the supervisor, the network, the MQTT session
-//! and an appliance over the platform traits (`hearth-platform`) and the appliance seam
-//! (`hearth-profile`). The same code runs on the chip (esp-hal + embassy) and in the host
-//! simulator; only the platform implementations differ.
-//!
-//! It owns everything a device decides for itself: how a config is run ([`profiles`]: the
-//! parser for every key, the plan, safe mode), the rules each chip applies to a config at boot
-//! ([`chips`]), the MQTT session and the runtime around it ([`session`], [`runtime`]), the
-//! ESP-NOW link runtimes ([`link`]), certificate checks ([`tls`]) and the device side of
-//! signed updates and config pushes ([`update`]). The appliances themselves are in
-//! `hearth-appliances`, which knows nothing of this crate.
+//! hearth-device: the device composed. The appliances (`hearth-appliances`) and the runtimes
+//! (`hearth-runtime`) know nothing of each other; this crate puts them together for both worlds:
+//! the parser for every key of the build and the [`plan`](profiles::plan) that maps a config
+//! to the runtime and the appliance it runs, with the appliance's settings already checked
+//! ([`profiles`], with safe mode), the rules each chip applies to a config at boot
+//! ([`chips`]) and [`CONFIG_RULES`], what the runtime checks a pushed config against, and the
+//! chip's certificate checks for MQTT over TLS ([`tls`], and the handshake glue `tls_client`).
 //!
 //! ```
 //! use hearth_device::{chips, profiles};
@@ -17,7 +13,10 @@
 //!             mqttname attic\ni2csda 4\n";
 //! let config = profiles::parse_config(text).expect("a valid config.txt");
 //! let plan = profiles::plan(&config).expect("weather has its broker");
-//! assert!(matches!(plan, profiles::Plan::Mqtt { central: None, .. }));
+//! assert!(matches!(
+//!     plan,
+//!     profiles::Plan::Mqtt { appliance: profiles::OnMqtt::Appliance(hearth_appliances::Mqtt::Weather), .. }
+//! ));
 //!
 //! // On an ESP32-C3 the sensors' I2C takes SDA from the config, SCL from the chip's default.
 //! let c3 = chips::chip("esp32c3").unwrap();
@@ -34,22 +33,19 @@
 
 extern crate alloc;
 
-pub mod bounded;
 pub mod chips;
-pub mod link;
 pub mod profiles;
-pub mod runtime;
-pub mod session;
-pub mod settings;
 pub mod tls;
 #[cfg(feature = "embedded-tls")]
 pub mod tls_client;
-pub mod update;
 
 #[cfg(test)]
 extern crate std;
-#[cfg(test)]
-mod test_board;
 
-pub use runtime::run;
-pub use settings::Settings;
+/// What a pushed config must pass before the runtime stores it: every rule the device's chip
+/// and appliances apply at boot ([`chips::check_text`]). The worlds hand it to
+/// [`hearth_runtime::run`] with the appliance:
+/// `hearth_runtime::run(settings, net, board, store, &mut profile, hearth_device::CONFIG_RULES)`.
+/// (A constant, not a wrapper around `run`: an async wrapper would keep a second copy of the
+/// runtime's arguments in the firmware's main task, 336 B of static RAM.)
+pub const CONFIG_RULES: hearth_runtime::update::ConfigRules = chips::check_text;

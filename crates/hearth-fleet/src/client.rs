@@ -8,7 +8,7 @@
 //! failed check is an error, never a plain-text fallback. It speaks MQTT 5, like the devices,
 //! so it works with mosquitto and with the embedded broker of `hearth demo` (an MQTT 5-only
 //! listener, which closed the connection on the MQTT 3.1.1 client this replaced). What a
-//! broker sends is bounded by [`MAX_PACKET`] as on a device (`hearth_device::bounded`).
+//! broker sends is bounded by [`MAX_PACKET`] as on a device (`hearth_runtime::bounded`).
 
 use std::collections::VecDeque;
 use std::io::{self, Write};
@@ -19,7 +19,7 @@ use std::process::ExitCode;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use hearth_device::bounded::{Bounded, Dropped};
+use hearth_runtime::bounded::{Bounded, Dropped};
 use rust_mqtt::buffer::AllocBuffer;
 use rust_mqtt::client::event::Event;
 use rust_mqtt::client::options::{
@@ -358,11 +358,11 @@ impl From<io::Error> for FleetError {
 // Packet bounds.
 
 /// The largest packet the fleet tools read into memory: the device's own bound
-/// ([`hearth_device::session::MAX_INCOMING_PACKET`]), announced as the Maximum Packet Size of
+/// ([`hearth_runtime::session::MAX_INCOMING_PACKET`]), announced as the Maximum Packet Size of
 /// CONNECT. Device statuses and answers are far smaller; a broker does not forward anything
 /// larger (one 64 MB retained message under `#`) to the tools, and one that does anyway has it
 /// dropped as it arrives ([`Client::dropped`]).
-pub const MAX_PACKET: usize = hearth_device::session::MAX_INCOMING_PACKET as usize;
+pub const MAX_PACKET: usize = hearth_runtime::session::MAX_INCOMING_PACKET as usize;
 
 /// Append the remaining-length encoding of `len`; error above [`MAX_REMAINING`].
 pub fn encode_remaining_length(len: usize, out: &mut Vec<u8>) -> Result<(), FleetError> {

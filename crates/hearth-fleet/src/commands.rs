@@ -1,7 +1,7 @@
 //! The fleet commands that change devices: `hearth keygen`, `hearth image`, `hearth ota`,
 //! `hearth cmd` and `hearth config push`. They speak to devices through the broker with the
 //! blocking client of [`crate::client`]; everything that changes a device is signed with the
-//! owner's ed25519 key (see `hearth_ota::signed` and `hearth_device::update`).
+//! owner's ed25519 key (see `hearth_ota::signed` and `hearth_runtime::update`).
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -1012,11 +1012,12 @@ pub fn config_push_run(
             .chip
             .as_deref()
             .unwrap_or(hearth_sim::firmware::CHIP);
-        hearth_device::update::validate_config(&text, chip, hearth_device::chips::FULL_IMAGE)
-            .map_err(|reason| AskError::Config {
+        hearth_device::chips::check_text(&text, chip, hearth_device::chips::FULL_IMAGE).map_err(
+            |problems| AskError::Config {
                 file: file.into(),
-                reason,
-            })?;
+                reason: problems.join("; "),
+            },
+        )?;
     }
     let kind = if options.rotate_key {
         Kind::ConfigRotateKey

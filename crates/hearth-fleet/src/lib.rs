@@ -7,7 +7,7 @@
 //!   (signed, resumable updates confirmed by reading the version back), `cmd`, `config push`;
 //!   and `image`, simulator firmware images to try updates with.
 //!
-//! It owns no device logic: the device side of every message is `hearth_device::update`, and the
+//! It owns no device logic: the device side of every message is `hearth_runtime::update`, and the
 //! status both sides speak is `hearth_core::update_status`. It depends on `hearth-sim` only
 //! for the host's sockets and TLS set-up (verified as a device verifies) and for the format of
 //! simulator images.

@@ -12,7 +12,7 @@
 //! `no_std`, no allocation (the `alloc` feature adds the signing side for the CLI), no I/O but
 //! through `embedded-storage-async`. The crate owns these formats and the checks on them; what
 //! a device does with an accepted update (trial boot, confirmation, rollback) is
-//! `hearth_device::update`.
+//! `hearth_runtime::update`.
 //!
 //! ```
 //! use hearth_ota::otadata::{boot_slot, decode, encode, next_entry, Entry};

@@ -101,7 +101,7 @@ pub trait Profile {
 pub type ProfileFuture<'a, T> =
     core::pin::Pin<alloc::boxed::Box<dyn core::future::Future<Output = T> + 'a>>;
 
-/// The object-safe face of every [`Profile`], for the runtime: the runtime (`hearth_device::run`)
+/// The object-safe face of every [`Profile`], for the runtime: the runtime (`hearth_runtime::run`)
 /// drives a `&mut dyn DynProfile`, so the runtime's code is compiled **once** per image instead of once
 /// per appliance (eleven copies of about 16 KB each on the ESP32-C3). The cost is one small
 /// heap allocation per [`work`](Profile::work) and per [`command`](Profile::command) call, freed

@@ -1,7 +1,7 @@
 //! The ESP-NOW side of the appliance seam: what a central's appliance shares with the link
 //! task beside it ([`CentralPort`]), and what a battery appliance is to the peripheral runtime
 //! ([`PeripheralApp`], driving the link through [`LinkCtl`]). The runtimes themselves live in
-//! `hearth_device::link`.
+//! `hearth_runtime::link`.
 
 use alloc::collections::VecDeque;
 use alloc::string::String;

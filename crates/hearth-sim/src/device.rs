@@ -26,14 +26,14 @@ use hearth_appliances::{Mqtt, Peripheral};
 use hearth_core::reboot::HardwareReset;
 use hearth_core::supervisor::LoopWatchdog;
 use hearth_core::{Millis, SECOND};
-use hearth_device::link::{run_central, run_peripheral};
 use hearth_device::profiles::safe::SafeMode;
 use hearth_device::profiles::{OnMqtt, Plan};
-use hearth_device::update::BootMode;
 use hearth_drivers::hx711::Hx711;
 use hearth_drivers::shiftreg::{Lines, ShiftRegisters};
 use hearth_platform::{Console, Entropy, FirmwareStore, Identity, Reset, Watchdog};
 use hearth_profile::link::CentralPort;
+use hearth_runtime::link::{run_central, run_peripheral};
+use hearth_runtime::update::BootMode;
 use hearth_simchips::hx711::{Hx711Fault, Hx711Model, LoadCell};
 use hearth_simchips::shiftreg::Line;
 use hearth_simchips::{
@@ -815,10 +815,18 @@ async fn device_task(parts: Parts) {
                 appliance,
             } => {
                 settings.boot_mode =
-                    hearth_device::update::boot(&mut board, &store, &settings.update).await;
+                    hearth_runtime::update::boot(&mut board, &store, &settings.update).await;
                 if let BootMode::Safe { .. } = settings.boot_mode {
                     let mut profile = SafeMode::new(&config.profile);
-                    hearth_device::run(settings, &mut net, &mut board, &store, &mut profile).await
+                    hearth_runtime::run(
+                        settings,
+                        &mut net,
+                        &mut board,
+                        &store,
+                        &mut profile,
+                        hearth_device::CONFIG_RULES,
+                    )
+                    .await
                 }
                 if crash_appliance {
                     std::thread::spawn(|| {
@@ -849,30 +857,76 @@ async fn device_task(parts: Parts) {
                     relay.restore().await;
                     if relays.display {
                         let mut profile = RelayPanel::new(relay, bus, now);
-                        hearth_device::run(settings, &mut net, &mut board, &store, &mut profile)
-                            .await
+                        hearth_runtime::run(
+                            settings,
+                            &mut net,
+                            &mut board,
+                            &store,
+                            &mut profile,
+                            hearth_device::CONFIG_RULES,
+                        )
+                        .await
                     } else {
                         let mut profile = relay;
-                        hearth_device::run(settings, &mut net, &mut board, &store, &mut profile)
-                            .await
+                        hearth_runtime::run(
+                            settings,
+                            &mut net,
+                            &mut board,
+                            &store,
+                            &mut profile,
+                            hearth_device::CONFIG_RULES,
+                        )
+                        .await
                     }
                 }
                 Mqtt::Energy(_) => {
                     let mut profile = Energy::new(pzem.uart(), now);
-                    hearth_device::run(settings, &mut net, &mut board, &store, &mut profile).await
+                    hearth_runtime::run(
+                        settings,
+                        &mut net,
+                        &mut board,
+                        &store,
+                        &mut profile,
+                        hearth_device::CONFIG_RULES,
+                    )
+                    .await
                 }
                 Mqtt::Rx433(_) => {
                     let mut profile = Rx433::new(ook.receiver(), now);
-                    hearth_device::run(settings, &mut net, &mut board, &store, &mut profile).await
+                    hearth_runtime::run(
+                        settings,
+                        &mut net,
+                        &mut board,
+                        &store,
+                        &mut profile,
+                        hearth_device::CONFIG_RULES,
+                    )
+                    .await
                 }
                 Mqtt::Termo(t) => {
                     let mut profile = Termo::new(onewire, t, now);
-                    hearth_device::run(settings, &mut net, &mut board, &store, &mut profile).await
+                    hearth_runtime::run(
+                        settings,
+                        &mut net,
+                        &mut board,
+                        &store,
+                        &mut profile,
+                        hearth_device::CONFIG_RULES,
+                    )
+                    .await
                 }
                 Mqtt::H2o(h2o) => {
                     let mut profile =
-                        H2o::new(bus.clone(), bus, flow, embassy_time::Delay, h2o, now);
-                    hearth_device::run(settings, &mut net, &mut board, &store, &mut profile).await
+                        H2o::new(bus.clone(), bus, flow, embassy_time::Delay, *h2o, now);
+                    hearth_runtime::run(
+                        settings,
+                        &mut net,
+                        &mut board,
+                        &store,
+                        &mut profile,
+                        hearth_device::CONFIG_RULES,
+                    )
+                    .await
                 }
                 Mqtt::Switch(sw) => {
                     let preset = sw.board.preset();
@@ -894,8 +948,15 @@ async fn device_task(parts: Parts) {
                             let io = DirectIo::new(ins, outs, preset.inputs_active_low);
                             let mut profile = Switch::new(io, &store, &sw, now);
                             profile.restore().await;
-                            hearth_device::run(settings, &mut net, &mut board, &store, &mut profile)
-                                .await
+                            hearth_runtime::run(
+                                settings,
+                                &mut net,
+                                &mut board,
+                                &store,
+                                &mut profile,
+                                hearth_device::CONFIG_RULES,
+                            )
+                            .await
                         }
                         Wiring::ShiftRegisters(_) => {
                             let lines = Lines {
@@ -909,14 +970,29 @@ async fn device_task(parts: Parts) {
                             let io = ShiftIo::new(chains, preset.inputs_active_low);
                             let mut profile = Switch::new(io, &store, &sw, now);
                             profile.restore().await;
-                            hearth_device::run(settings, &mut net, &mut board, &store, &mut profile)
-                                .await
+                            hearth_runtime::run(
+                                settings,
+                                &mut net,
+                                &mut board,
+                                &store,
+                                &mut profile,
+                                hearth_device::CONFIG_RULES,
+                            )
+                            .await
                         }
                     }
                 }
                 Mqtt::Weather => {
                     let mut profile = Weather::new(bus.clone(), bus, embassy_time::Delay, now);
-                    hearth_device::run(settings, &mut net, &mut board, &store, &mut profile).await
+                    hearth_runtime::run(
+                        settings,
+                        &mut net,
+                        &mut board,
+                        &store,
+                        &mut profile,
+                        hearth_device::CONFIG_RULES,
+                    )
+                    .await
                 }
             },
             Plan::Mqtt {
@@ -927,8 +1003,14 @@ async fn device_task(parts: Parts) {
                 let port = CentralPort::new();
                 let mut profile = Forwarder::new(flavor, &port, seed, now);
                 let epoch_random = [board.seed(), board.seed()];
-                let device =
-                    hearth_device::run(settings, &mut net, &mut board, &store, &mut profile);
+                let device = hearth_runtime::run(
+                    settings,
+                    &mut net,
+                    &mut board,
+                    &store,
+                    &mut profile,
+                    hearth_device::CONFIG_RULES,
+                );
                 let central = run_central(
                     &link,
                     &mut radio,

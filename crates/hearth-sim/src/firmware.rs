@@ -13,7 +13,7 @@
 //! The bootloader behaves like espflash's ESP-IDF bootloader (built without rollback): the
 //! otadata entry with the highest sequence selects the slot (slot 0 when none is valid); an
 //! image that fails its hash is skipped for the other slot. Trial boots, confirmation and
-//! rollback are the application's work (`hearth_device::update`), the same code as on the chip.
+//! rollback are the application's work (`hearth_runtime::update`), the same code as on the chip.
 
 use std::path::Path;
 

@@ -181,7 +181,7 @@ pub const OTA_SLOT0_IMAGE: Key = Key(0x0405);
 /// The same for slot 1.
 pub const OTA_SLOT1_IMAGE: Key = Key(0x0406);
 
-/// The pushed config on trial (see `hearth_device::update`): the CRC-32 of its canonical text
+/// The pushed config on trial (see `hearth_runtime::update`): the CRC-32 of its canonical text
 /// (u32 LE), then the boots it has started (u32 LE), 8 bytes. Absent: no config on trial.
 pub const CONFIG_TRIAL: Key = Key(0x0407);
 

@@ -24,9 +24,9 @@ pub enum PlanError {
     /// The appliance refused its settings.
     Appliance(ApplianceError),
     /// The runtime's settings (broker, TLS, updates) are refused.
-    Runtime(crate::settings::SettingsError),
+    Runtime(hearth_runtime::settings::SettingsError),
     /// The ESP-NOW link's settings are refused.
-    Link(crate::link::LinkConfigError),
+    Link(hearth_runtime::link::LinkConfigError),
 }
 
 impl fmt::Display for PlanError {

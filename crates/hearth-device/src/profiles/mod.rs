@@ -91,7 +91,7 @@ pub fn config_keys() -> alloc::vec::Vec<KeySpec> {
     for a in APPLIANCES {
         keys.extend_from_slice(a.keys);
     }
-    keys.extend_from_slice(crate::update::CONFIG_KEYS);
+    keys.extend_from_slice(hearth_runtime::update::CONFIG_KEYS);
     keys
 }
 
@@ -143,8 +143,8 @@ mod tests {
 
     #[test]
     fn the_documented_examples_parse_and_plan() {
-        use crate::link::LinkSettings;
         use hearth_netnow::link::Version;
+        use hearth_runtime::link::LinkSettings;
         let central = |p: Plan| match p {
             Plan::Mqtt {
                 appliance: OnMqtt::Central(flavor, link),
@@ -349,14 +349,14 @@ pub enum Plan {
     /// The MQTT runtime with an appliance.
     Mqtt {
         /// Runtime settings.
-        settings: crate::settings::Settings,
+        settings: hearth_runtime::settings::Settings,
         /// The appliance, with its settings.
         appliance: OnMqtt,
     },
     /// A battery ESP-NOW peripheral without Wi-Fi or MQTT.
     Peripheral {
         /// Its link.
-        link: crate::link::LinkSettings,
+        link: hearth_runtime::link::LinkSettings,
         /// The appliance, with its settings.
         appliance: hearth_appliances::Peripheral,
     },
@@ -369,15 +369,15 @@ pub enum OnMqtt {
     /// An appliance of its own hardware (or `weather`).
     Appliance(hearth_appliances::Mqtt),
     /// A forwarding ESP-NOW central (`scale_manager`, `tnowc`) and its link.
-    Central(forwarder::Flavor, crate::link::LinkSettings),
+    Central(forwarder::Flavor, hearth_runtime::link::LinkSettings),
 }
 
 /// Decide how to run `config`: the appliance's own rules over its settings, and what its
 /// profile needs beyond the per-key rules (a broker for the MQTT profiles, the ESP-NOW keys
 /// for the link ones, `ssid (none)` for the battery ones).
 pub fn plan(config: &Config) -> Result<Plan, PlanError> {
-    use crate::link::LinkSettings;
     use hearth_appliances::Settings as Appliance;
+    use hearth_runtime::link::LinkSettings;
     let link = |central: bool| LinkSettings::from_config(config, central).map_err(PlanError::Link);
     let p = config.profile.as_str();
     let Some(entry) = appliance(p) else {
@@ -386,7 +386,8 @@ pub fn plan(config: &Config) -> Result<Plan, PlanError> {
     if entry.runs == Runs::Peripheral && config.network != hearth_config::Network::None {
         return Err(PlanError::NeedsNoNetwork { profile: p.into() });
     }
-    let runtime = || crate::settings::Settings::from_config(config).map_err(PlanError::Runtime);
+    let runtime =
+        || hearth_runtime::settings::Settings::from_config(config).map_err(PlanError::Runtime);
     Ok(match entry.settings(config)? {
         Appliance::Mqtt(appliance) => Plan::Mqtt {
             settings: runtime()?,

@@ -1,6 +1,6 @@
 //! Safe mode: the appliance did not become healthy several boots in a row, so it does not run.
 //! The device keeps its network, MQTT, updates, config pushes and commands, so the fault can be
-//! fixed from afar (see [`crate::update`]). It answers to the configured appliance's name, so an
+//! fixed from afar (see `hearth_runtime::update`). It answers to the configured appliance's name, so an
 //! update built for that appliance is accepted.
 
 use hearth_core::publish::{PubId, Publications};

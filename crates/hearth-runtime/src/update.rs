@@ -29,7 +29,7 @@ use hearth_ota::signed::{self, Kind, Refusal};
 use hearth_ota::{State, Writer};
 use hearth_storage::keys;
 
-use crate::runtime::reboot;
+use crate::driver::reboot;
 use hearth_platform::store::SharedStore;
 use hearth_platform::Board;
 
@@ -578,6 +578,8 @@ pub enum Handled {
 
 /// The device side of updates, owned by the runtime loop.
 pub struct Updater {
+    /// What a pushed config must pass.
+    rules: ConfigRules,
     settings: UpdateSettings,
     status: PubId,
     answer: PubId,
@@ -605,12 +607,14 @@ impl Updater {
     /// Register the `Update` (status) and `OTA` (command answers) items.
     pub fn new(
         settings: UpdateSettings,
+        rules: ConfigRules,
         safe_mode: bool,
         pubs: &mut Publications,
         now: Millis,
     ) -> Self {
         Updater {
             settings,
+            rules,
             status: pubs.register(PubSpec::on_demand("Update"), now),
             answer: pubs.register(PubSpec::on_demand("OTA"), now),
             job: None,
@@ -1274,9 +1278,9 @@ impl Updater {
             );
         }
         let chip = board.config_chip();
-        let config = match validate_config(&text, &chip, board.image_appliances()) {
+        let config = match (self.rules)(&text, &chip, board.image_appliances()) {
             Ok(c) => c,
-            Err(e) => return self.refuse(pubs, now, &format!("config: {e}")),
+            Err(e) => return self.refuse(pubs, now, &format!("config: {}", e.join("; "))),
         };
         let new = match UpdateSettings::from_config(&config) {
             Ok(s) => s,
@@ -1326,12 +1330,12 @@ pub fn key_change_allowed(
     }
 }
 
-/// Is `text` a config this firmware can run on the chip called `chip` with an image holding
-/// the appliances `image`? Every rule the chip applies at boot ([`crate::chips::check_text`]);
-/// every error, joined with `; `.
-pub fn validate_config(text: &str, chip: &str, image: &[&str]) -> Result<Config, String> {
-    crate::chips::check_text(text, chip, image).map_err(|errors| errors.join("; "))
-}
+/// The rules a pushed config must pass before the device stores it: every rule the device
+/// applies at boot to a config for the chip called `chip` with an image holding the appliances
+/// `image` (for a device composed with the appliances, `hearth_device::chips::check_text`);
+/// every problem, one line each. The runtime knows no appliance and no chip, so whoever
+/// composes it hands them in.
+pub type ConfigRules = fn(text: &str, chip: &str, image: &[&str]) -> Result<Config, Vec<String>>;
 
 /// The anti-replay mark: the highest issue time accepted, 0 on a device that never accepted
 /// a signed message. A mark that cannot be read is an error, never 0: reading it as 0 would
@@ -1485,7 +1489,7 @@ mod tests {
 
     #[test]
     fn a_config_is_identified_by_its_settings_not_its_layout() {
-        let parse = |t: &str| crate::profiles::parse_config(t).unwrap();
+        let parse = crate::test_board::parse;
         let one = parse("profile weather\nssid A\nmqttbroker 10.0.0.1\nmqttname d\n");
         let same = parse("# comment\nmqttname d\nprofile weather\n\nssid A\nmqttbroker 10.0.0.1\n");
         let other = parse("profile weather\nssid A\nmqttbroker 10.0.0.1:1884\nmqttname d\n");

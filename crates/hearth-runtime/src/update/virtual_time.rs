@@ -96,7 +96,13 @@ impl World {
         let reason = reboot_reason(&store).unwrap_or_default();
         block_on(async { store.lock().await.remove(keys::REBOOT_REASON).await }).unwrap();
         let mut pubs = Publications::new(16);
-        let mut up = Updater::new(settings, mode != BootMode::Normal, &mut pubs, 0);
+        let mut up = Updater::new(
+            settings,
+            crate::test_board::test_rules,
+            mode != BootMode::Normal,
+            &mut pubs,
+            0,
+        );
         block_on(up.start(&mut board, &store, &mut pubs, &reason, 0));
         Device {
             board,
@@ -280,7 +286,7 @@ fn pushed_config(broker: &str, issued: u64) -> (String, Vec<u8>) {
 }
 
 fn settings_of(text: &str) -> UpdateSettings {
-    UpdateSettings::from_config(&crate::profiles::parse_config(text).unwrap()).unwrap()
+    UpdateSettings::from_config(&crate::test_board::parse(text)).unwrap()
 }
 
 #[test]

@@ -5,8 +5,6 @@
 //! for. Every await that can take longer than one loop period is bounded by a timeout and
 //! announced to the watchdog as a permitted blocking window.
 
-pub mod machine;
-
 use alloc::boxed::Box;
 use alloc::format;
 use alloc::rc::Rc;
@@ -25,15 +23,14 @@ use hearth_storage::keys;
 use rust_mqtt::buffer::AllocBuffer;
 
 use crate::bounded::{Bounded, Dropped};
+use crate::machine::{Action, Command, Counter, Machine, Route};
 use crate::session::{self, Incoming, MqttClient};
 use crate::settings::Settings;
-use crate::update::{BootMode, Updater};
-pub use hearth_platform::now_ms;
-pub use hearth_platform::store::SharedStore;
+use crate::update::{BootMode, ConfigRules, Updater};
+use hearth_platform::now_ms;
+use hearth_platform::store::SharedStore;
 use hearth_platform::{Board, Console, DeviceStatus, NetError, Network, Reset, Watchdog};
 use hearth_profile::DynProfile;
-pub use machine::LOOP_PERIOD;
-use machine::{Action, Command, Counter, Machine, Route};
 
 /// Bound on one publish, ping or packet-body read.
 const IO_TIMEOUT: Millis = 5 * SECOND;
@@ -50,13 +47,15 @@ const NO_CLIENT: &str = "no client for the session";
 ///
 /// The appliance is a `&mut dyn DynProfile` (any [`Profile`](hearth_profile::Profile)
 /// coerces to it: pass `&mut profile`), so the runtime's code is compiled once per image (per
-/// platform), not once per appliance.
+/// platform), not once per appliance. `rules` is what a pushed config must pass before it is
+/// stored (`hearth_device::CONFIG_RULES`: every rule of the device's chip and appliances).
 pub async fn run<N, B, F>(
     settings: Settings,
     net: &mut N,
     board: &mut B,
     store: &SharedStore<F>,
     profile: &mut dyn DynProfile,
+    rules: ConfigRules,
 ) -> !
 where
     N: Network,
@@ -73,7 +72,13 @@ where
     let reason = boot_report(board, store).await;
     let mut m = Machine::new(&settings, boot, &reason, seed);
     let safe_mode = matches!(settings.boot_mode, BootMode::Safe { .. });
-    let mut updater = Updater::new(settings.update.clone(), safe_mode, m.pubs_mut(), boot);
+    let mut updater = Updater::new(
+        settings.update.clone(),
+        rules,
+        safe_mode,
+        m.pubs_mut(),
+        boot,
+    );
     updater
         .start(board, store, m.pubs_mut(), &reason, boot)
         .await;

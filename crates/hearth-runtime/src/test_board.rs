@@ -99,7 +99,8 @@ impl Identity for TestBoard {
     }
 
     fn image_appliances(&self) -> &'static [&'static str] {
-        hearth_appliances::FULL_IMAGE
+        // The runtime's tests know no appliance; the config rules they hand in ignore it.
+        &[]
     }
 
     fn unique_id(&self) -> [u8; 6] {
@@ -179,4 +180,21 @@ impl FirmwareStore for TestBoard {
         c.next = c.previous.take();
         Ok(())
     }
+}
+
+/// The config rules of the unit tests (the device's own are its chip's and appliances', in
+/// `hearth_device`): the syntax of Hearth's keys and the update keys, for a `weather` device.
+pub fn test_rules(
+    text: &str,
+    _chip: &str,
+    _image: &[&str],
+) -> Result<hearth_config::Config, alloc::vec::Vec<alloc::string::String>> {
+    use alloc::string::ToString;
+    hearth_config::parse_with(text, &["weather"], crate::update::CONFIG_KEYS)
+        .map_err(|errors| errors.as_slice().iter().map(|e| e.to_string()).collect())
+}
+
+/// A config the unit tests' rules accept.
+pub fn parse(text: &str) -> hearth_config::Config {
+    test_rules(text, "sim", &[]).expect("a valid test config")
 }

@@ -1,6 +1,6 @@
 //! The runtime's decisions as a value, without I/O: [`Machine`].
 //!
-//! The async driver in [`crate::runtime`] owns the network, the MQTT client, the store and
+//! The async driver in [`crate::driver`] owns the network, the MQTT client, the store and
 //! the updater; the machine owns what the device decides: the publication queue, both
 //! supervisors, the back-off, whether the session is up and announced, and the order of one
 //! loop turn. The driver asks [`Machine::poll`] what to do next, performs the [`Action`] and
