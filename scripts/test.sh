@@ -56,6 +56,8 @@ step "no_std cross-build for $NO_STD_TARGET"
 args=()
 for c in "${NO_STD_CRATES[@]}"; do args+=(-p "$c"); done
 cargo build --locked --target "$NO_STD_TARGET" "${args[@]}"
+# The example appliance without its simulator binary: what an appliance of one's own is.
+cargo build --locked --target "$NO_STD_TARGET" -p hearth-example-counter --no-default-features
 
 step "firmware for ESP32-C3 and ESP32-C6: release build, flashable images, size budget"
 scripts/firmware.sh

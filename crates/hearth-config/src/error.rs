@@ -171,6 +171,15 @@ impl ConfigErrors {
     pub fn located<'a>(&'a self, file: &'a str) -> LocatedAll<'a> {
         LocatedAll { errors: self, file }
     }
+
+    /// Each error as its own `file:line: message` line.
+    pub fn located_lines(&self, file: &str) -> Vec<String> {
+        use alloc::string::ToString;
+        self.errors
+            .iter()
+            .map(|e| e.located(file).to_string())
+            .collect()
+    }
 }
 
 impl<'a> IntoIterator for &'a ConfigErrors {
@@ -280,6 +289,14 @@ mod tests {
             .expect("non-empty");
         assert_eq!(all.as_slice(), &[l1, l3, missing]);
         assert!(ConfigErrors::from_vec(Vec::new()).is_none());
+        assert_eq!(
+            all.located_lines("a.txt"),
+            [
+                "a.txt:1: key \"password\" has no value (write \"password None\" for none)",
+                "a.txt:3: key \"ssid\" has no value (write \"ssid None\" for none)",
+                "a.txt: missing required key \"ssid\"",
+            ]
+        );
     }
 
     #[test]

@@ -581,13 +581,7 @@ pub fn resolve(config: &Config, needs: Needs, chip: &Chip) -> Result<Wiring, Rej
 /// config. On a chip [`chip`] does not know (the simulator), only parsing and planning.
 /// Every problem, one line each.
 pub fn check_text(text: &str, chip_name: &str, image: &[&str]) -> Result<Config, Vec<String>> {
-    let config = crate::profiles::parse_config(text).map_err(|errors| {
-        errors
-            .as_slice()
-            .iter()
-            .map(|e| e.located("config").to_string())
-            .collect::<Vec<_>>()
-    })?;
+    let config = crate::profiles::parse_config(text).map_err(|e| e.located_lines("config"))?;
     let plan = crate::profiles::plan(&config).map_err(|e| alloc::vec![e.to_string()])?;
     if let Some(chip) = chip(chip_name) {
         check(&config, &plan, chip, image).map_err(|r| r.problems)?;

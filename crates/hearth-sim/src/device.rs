@@ -32,6 +32,7 @@ use hearth_drivers::hx711::Hx711;
 use hearth_drivers::shiftreg::{Lines, ShiftRegisters};
 use hearth_platform::{Console, Entropy, FirmwareStore, Identity, Reset, Watchdog};
 use hearth_profile::link::CentralPort;
+use hearth_profile::{DynProfile, SettingError};
 use hearth_runtime::link::{run_central, run_peripheral};
 use hearth_runtime::update::BootMode;
 use hearth_simchips::hx711::{Hx711Fault, Hx711Model, LoadCell};
@@ -95,32 +96,41 @@ pub const FLASH_NAME: &str = "flash.bin";
 /// 64 KiB, which only changes how often the store recycles a sector).
 pub const FLASH_SIZE: u32 = 0x4000;
 
+/// A config file's text; on error print why and return the exit code.
+fn read_config(path: &Path) -> Result<String, ExitCode> {
+    let shown = path.display();
+    match std::fs::read(path) {
+        Ok(bytes) => String::from_utf8(bytes).map_err(|_| {
+            eprintln!("{shown}: not UTF-8 text; config.txt must be plain text");
+            ExitCode::from(EXIT_CONFIG as u8)
+        }),
+        Err(e) => {
+            eprintln!("{shown}: cannot read: {e}");
+            Err(ExitCode::from(EXIT_CONFIG as u8))
+        }
+    }
+}
+
+/// A parsed config, or every problem printed and the exit code.
+fn parsed(
+    path: &Path,
+    parsed: Result<hearth_config::Config, hearth_config::ConfigErrors>,
+) -> Result<hearth_config::Config, ExitCode> {
+    parsed.map_err(|errors| {
+        let shown = path.display().to_string();
+        for e in errors.as_slice() {
+            eprintln!("{}", e.located(&shown));
+        }
+        eprintln!("{shown}: {} error(s); nothing was started", errors.len());
+        ExitCode::from(EXIT_CONFIG as u8)
+    })
+}
+
 /// Read and validate a config file; on error print every problem and return the exit code.
 pub fn load(path: &Path) -> Result<(hearth_config::Config, Plan), ExitCode> {
     let shown = path.display().to_string();
-    let text = match std::fs::read(path) {
-        Ok(bytes) => match String::from_utf8(bytes) {
-            Ok(t) => t,
-            Err(_) => {
-                eprintln!("{shown}: not UTF-8 text; config.txt must be plain text");
-                return Err(ExitCode::from(EXIT_CONFIG as u8));
-            }
-        },
-        Err(e) => {
-            eprintln!("{shown}: cannot read: {e}");
-            return Err(ExitCode::from(EXIT_CONFIG as u8));
-        }
-    };
-    let config = match hearth_device::profiles::parse_config(&text) {
-        Ok(c) => c,
-        Err(errors) => {
-            for e in errors.as_slice() {
-                eprintln!("{}", e.located(&shown));
-            }
-            eprintln!("{shown}: {} error(s); nothing was started", errors.len());
-            return Err(ExitCode::from(EXIT_CONFIG as u8));
-        }
-    };
+    let text = read_config(path)?;
+    let config = parsed(path, hearth_device::profiles::parse_config(&text))?;
     match hearth_device::profiles::plan(&config) {
         Ok(p) => Ok((config, p)),
         Err(e) => {
@@ -128,6 +138,59 @@ pub fn load(path: &Path) -> Result<(hearth_config::Config, Plan), ExitCode> {
             Err(ExitCode::from(EXIT_CONFIG as u8))
         }
     }
+}
+
+/// An appliance of your own, outside `hearth-appliances`, run on the simulated board by
+/// [`run_custom`] with the same runtime, store and MQTT session as every appliance (see
+/// `examples/counter`). It has no simulated hardware: what it reads, it models itself.
+pub struct Custom {
+    /// Its `profile` name.
+    pub name: &'static str,
+    /// Its own config keys (beyond Hearth's, the board's and the update keys).
+    pub keys: &'static [hearth_config::KeySpec],
+    /// Its profile, from a parsed config; or the rule the config breaks.
+    pub build: fn(&hearth_config::Config) -> Result<Box<dyn DynProfile>, SettingError>,
+}
+
+/// The custom appliance this process runs, for the config rules of pushes (a plain function,
+/// as the runtime takes them).
+static CUSTOM: std::sync::OnceLock<&'static Custom> = std::sync::OnceLock::new();
+
+impl Custom {
+    /// `text` parsed with this appliance's keys and name.
+    fn parse(&self, text: &str) -> Result<hearth_config::Config, hearth_config::ConfigErrors> {
+        let mut keys = hearth_device::profiles::config_keys();
+        keys.extend_from_slice(self.keys);
+        hearth_config::parse_with(text, &[self.name], &keys)
+    }
+
+    /// Every rule a config of this appliance must pass: the keys, the runtime's settings,
+    /// the appliance's own. The settings and the profile on success.
+    fn check(
+        &self,
+        config: &hearth_config::Config,
+    ) -> Result<(hearth_runtime::Settings, Box<dyn DynProfile>), String> {
+        let settings = hearth_runtime::Settings::from_config(config).map_err(|e| e.to_string())?;
+        let profile =
+            (self.build)(config).map_err(|error| format!("profile {}: {error}", self.name))?;
+        Ok((settings, profile))
+    }
+}
+
+/// What a pushed config must pass on a device running the [`Custom`] appliance.
+fn custom_rules(
+    text: &str,
+    _chip: &str,
+    _image: &[&str],
+) -> Result<hearth_config::Config, Vec<String>> {
+    let Some(custom) = CUSTOM.get() else {
+        return Err(vec![String::from("no appliance is running")]);
+    };
+    let config = custom.parse(text).map_err(|e| e.located_lines("config"))?;
+    custom
+        .check(&config)
+        .map_err(|e| vec![format!("config: {e}")])?;
+    Ok(config)
 }
 
 /// `hearth config check FILE [--chip CHIP]`: the simulator's rules, and with `chip` every
@@ -654,8 +717,14 @@ fn start_env_reader(
 }
 
 /// Everything the device task needs.
+/// What the device runs: an appliance of the build, as planned, or a [`Custom`] one.
+enum Target {
+    Plan(Plan),
+    Custom(hearth_runtime::Settings, Box<dyn DynProfile>),
+}
+
 struct Parts {
-    plan: Plan,
+    plan: Target,
     net: SimNetwork,
     board: SimBoard,
     flash: FileFlash,
@@ -809,6 +878,30 @@ async fn device_task(parts: Parts) {
     let device = async {
         let now = embassy_time::Instant::now().as_millis();
         let seed = board.seed();
+        let plan = match plan {
+            Target::Custom(mut settings, mut profile) => {
+                settings.boot_mode =
+                    hearth_runtime::update::boot(&mut board, &store, &settings.update).await;
+                let mut safe;
+                let profile: &mut dyn DynProfile = match settings.boot_mode {
+                    BootMode::Safe { .. } => {
+                        safe = SafeMode::of(profile.name());
+                        &mut safe
+                    }
+                    _ => profile.as_mut(),
+                };
+                hearth_runtime::run(
+                    settings,
+                    &mut net,
+                    &mut board,
+                    &store,
+                    profile,
+                    custom_rules,
+                )
+                .await
+            }
+            Target::Plan(plan) => plan,
+        };
         let plan = match plan {
             Plan::Mqtt {
                 mut settings,
@@ -1042,6 +1135,23 @@ async fn device_task(parts: Parts) {
 
 /// `hearth sim-device`: run the device until it resets.
 pub fn run(config: &Path, state: &Path) -> ExitCode {
+    boot(config, state, None)
+}
+
+/// Run the device with the appliance `custom` (its config names it) until it resets: the
+/// simulated board, its flash and firmware slots in `state`, the network, the runtime. Without
+/// the board process of `hearth sim` around it, a reset ends the process with the reset's exit
+/// code, and the environment (Wi-Fi faults) is read from standard input as `hearth sim`
+/// would send it.
+pub fn run_custom(config: &Path, state: &Path, custom: &'static Custom) -> ExitCode {
+    if CUSTOM.set(custom).is_err() {
+        eprintln!("run_custom: one custom appliance per process");
+        return ExitCode::from(EXIT_CONFIG as u8);
+    }
+    boot(config, state, Some(custom))
+}
+
+fn boot(config: &Path, state: &Path, custom: Option<&'static Custom>) -> ExitCode {
     let pushed = state.join(PUSHED_CONFIG);
     let config = if pushed.exists() {
         console(&format!(
@@ -1082,7 +1192,19 @@ pub fn run(config: &Path, state: &Path) -> ExitCode {
         (Ok(bad), Ok(bytes)) => bad.trim() == config_fingerprint(&bytes),
         _ => false,
     };
-    let (config, plan) = match load(config) {
+    let loaded = match custom {
+        None => load(config).map(|(c, plan)| (c, Target::Plan(plan))),
+        Some(custom) => read_config(config)
+            .and_then(|text| parsed(config, custom.parse(&text)))
+            .and_then(|c| match custom.check(&c) {
+                Ok((settings, profile)) => Ok((c, Target::Custom(settings, profile))),
+                Err(e) => {
+                    eprintln!("{}: {e}", config.display());
+                    Err(ExitCode::from(EXIT_CONFIG as u8))
+                }
+            }),
+    };
+    let (config, plan) = match loaded {
         Ok(v) => v,
         Err(code) if config == pushed.as_path() => {
             // As on the chip: a pushed config that cannot run here is undone at boot, so a

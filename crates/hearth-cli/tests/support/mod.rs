@@ -12,7 +12,12 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-pub const HEARTH: &str = env!("CARGO_BIN_EXE_hearth");
+/// The `hearth` binary (for the example appliances' tests, which include this harness from
+/// another package, the one on `PATH`).
+pub const HEARTH: &str = match option_env!("CARGO_BIN_EXE_hearth") {
+    Some(path) => path,
+    None => "hearth",
+};
 
 /// A private temporary directory removed on drop.
 pub struct TempDir(pub PathBuf);

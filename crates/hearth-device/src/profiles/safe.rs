@@ -15,6 +15,11 @@ pub struct SafeMode {
 }
 
 impl SafeMode {
+    /// Safe mode for a device running the appliance `appliance`, of this build or not.
+    pub fn of(appliance: &'static str) -> Self {
+        SafeMode { appliance }
+    }
+
     /// Safe mode for a device configured as `appliance`.
     pub fn new(appliance: &str) -> Self {
         SafeMode {
