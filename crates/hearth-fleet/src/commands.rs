@@ -156,6 +156,7 @@ pub fn load_key(path: &Path) -> Result<SigningKey, KeyError> {
 /// `hearth image`: build a simulator image.
 pub fn image(info: &hearth_sim::firmware::ImageInfo, size: usize, out: &Path) -> ExitCode {
     match hearth_sim::firmware::build(info, size)
+        .map_err(|e| e.to_string())
         .and_then(|img| std::fs::write(out, &img).map_err(|e| format!("{}: {e}", out.display())))
     {
         Ok(()) => {

@@ -80,13 +80,109 @@ pub struct ImageInfo {
     pub health: Health,
 }
 
+/// Why bytes are not a simulator image, or an image cannot be made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageError {
+    /// The version is not `MAJOR.MINOR.PATCH`.
+    Version(String),
+    /// Too small for its header and hash.
+    TooSmall {
+        /// The least it needs.
+        min: usize,
+    },
+    /// Larger than a slot.
+    TooLarge,
+    /// No simulator image magic.
+    NotAnImage,
+    /// The header is cut short or not UTF-8.
+    BadHeader,
+    /// The header lacks a field.
+    Missing(&'static str),
+    /// The header's size is outside an image's bounds.
+    BadSize,
+    /// The header's health is none of `ok`, `never`, `crash`.
+    UnknownHealth(String),
+    /// The bytes are not as many as the header says.
+    Length {
+        /// The bytes there are.
+        actual: usize,
+        /// What the header says.
+        header: usize,
+    },
+    /// The hash at the end does not match the bytes.
+    Hash,
+}
+
+impl std::fmt::Display for ImageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Version(v) => write!(f, "version {v:?} is not MAJOR.MINOR.PATCH"),
+            Self::TooSmall { min } => write!(f, "an image needs at least {min} bytes"),
+            Self::TooLarge => write!(f, "an image may have at most {SLOT_SIZE} bytes (one slot)"),
+            Self::NotAnImage => f.write_str("not a Hearth simulator image"),
+            Self::BadHeader => f.write_str("image header truncated or not text"),
+            Self::Missing(k) => write!(f, "image header has no {k}"),
+            Self::BadSize => f.write_str("image header has a bad size"),
+            Self::UnknownHealth(h) => write!(f, "unknown health {h:?}"),
+            Self::Length { actual, header } => {
+                write!(f, "image is {actual} bytes, its header says {header}")
+            }
+            Self::Hash => f.write_str("image hash does not match"),
+        }
+    }
+}
+
+impl std::error::Error for ImageError {}
+
+/// Why the simulated bootloader found nothing to boot.
+#[derive(Debug)]
+pub enum BootError {
+    /// The firmware flash file cannot be opened or made.
+    Flash(String),
+    /// otadata cannot be read.
+    Otadata(String),
+    /// A slot cannot be read.
+    Slot(u8, String),
+    /// The factory image cannot be installed on a new device.
+    Install(String),
+    /// Neither slot holds a valid image.
+    NoImage,
+}
+
+impl std::fmt::Display for BootError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Flash(e) => f.write_str(e),
+            Self::Otadata(e) => write!(f, "otadata: {e}"),
+            Self::Slot(slot, e) => write!(f, "slot {slot}: {e}"),
+            Self::Install(e) => write!(f, "installing the factory image: {e}"),
+            Self::NoImage => f.write_str("no bootable image in either slot"),
+        }
+    }
+}
+
+impl std::error::Error for BootError {}
+
+/// Why a slot's image cannot boot.
+#[derive(Debug)]
+enum SlotError {
+    Read(String),
+    Image(ImageError),
+}
+
+impl std::fmt::Display for SlotError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Read(e) => write!(f, "cannot read it: {e}"),
+            Self::Image(e) => e.fmt(f),
+        }
+    }
+}
+
 /// Build an image of exactly `size` bytes (at least large enough for the header and hash).
-pub fn build(info: &ImageInfo, size: usize) -> Result<Vec<u8>, String> {
+pub fn build(info: &ImageInfo, size: usize) -> Result<Vec<u8>, ImageError> {
     if hearth_ota::Version::parse(&info.version).is_none() {
-        return Err(format!(
-            "version {:?} is not MAJOR.MINOR.PATCH",
-            info.version
-        ));
+        return Err(ImageError::Version(info.version.clone()));
     }
     let header = format!(
         "version={}\nchip={CHIP}\nappliance={}\nhealth={}\nsize={size}\n",
@@ -96,12 +192,10 @@ pub fn build(info: &ImageInfo, size: usize) -> Result<Vec<u8>, String> {
     );
     let min = MIN_LEN + header.len();
     if size < min {
-        return Err(format!("an image needs at least {min} bytes"));
+        return Err(ImageError::TooSmall { min });
     }
     if size > SLOT_SIZE as usize {
-        return Err(format!(
-            "an image may have at most {SLOT_SIZE} bytes (one slot)"
-        ));
+        return Err(ImageError::TooLarge);
     }
     let mut out = Vec::with_capacity(size);
     out.extend_from_slice(MAGIC);
@@ -120,67 +214,69 @@ pub fn build(info: &ImageInfo, size: usize) -> Result<Vec<u8>, String> {
 }
 
 /// Parse an image's header (without checking its hash): what it says, and its length.
-pub fn parse_header(bytes: &[u8]) -> Result<(ImageInfo, usize), String> {
+pub fn parse_header(bytes: &[u8]) -> Result<(ImageInfo, usize), ImageError> {
     if bytes.len() < MIN_LEN || &bytes[..16] != MAGIC {
-        return Err("not a Hearth simulator image".into());
+        return Err(ImageError::NotAnImage);
     }
     let n = u16::from_le_bytes([bytes[16], bytes[17]]) as usize;
     let header = bytes
         .get(18..18 + n)
         .and_then(|h| std::str::from_utf8(h).ok())
-        .ok_or("image header truncated or not text")?;
-    let field = |k: &str| {
+        .ok_or(ImageError::BadHeader)?;
+    let field = |k: &'static str| {
         header
             .lines()
             .find_map(|l| l.strip_prefix(k).and_then(|r| r.strip_prefix('=')))
             .map(str::to_string)
-            .ok_or_else(|| format!("image header has no {k}"))
+            .ok_or(ImageError::Missing(k))
     };
     let health = field("health")?;
     let size: usize = field("size")?
         .parse()
         .ok()
         .filter(|n| (MIN_LEN..=SLOT_SIZE as usize).contains(n))
-        .ok_or("image header has a bad size")?;
+        .ok_or(ImageError::BadSize)?;
     let info = ImageInfo {
         version: field("version")?,
         appliance: field("appliance")?,
-        health: Health::parse(&health).ok_or_else(|| format!("unknown health {health:?}"))?,
+        health: Health::parse(&health).ok_or_else(|| ImageError::UnknownHealth(health.clone()))?,
     };
     Ok((info, size))
 }
 
 /// Check a whole image: header, length and hash.
-pub fn verify(bytes: &[u8]) -> Result<(ImageInfo, usize), String> {
+pub fn verify(bytes: &[u8]) -> Result<(ImageInfo, usize), ImageError> {
     let (info, size) = parse_header(bytes)?;
     if bytes.len() != size {
-        return Err(format!(
-            "image is {} bytes, its header says {size}",
-            bytes.len()
-        ));
+        return Err(ImageError::Length {
+            actual: bytes.len(),
+            header: size,
+        });
     }
     let (body, hash) = bytes.split_at(bytes.len() - 32);
     if Sha256::digest(body).as_slice() != hash {
-        return Err("image hash does not match".into());
+        return Err(ImageError::Hash);
     }
     Ok((info, size))
 }
 
 /// Read and check the image in `slot`.
-async fn read_image(slots: &mut Slots<FileFlash>, slot: u8) -> Result<ImageInfo, String> {
+async fn read_image(slots: &mut Slots<FileFlash>, slot: u8) -> Result<ImageInfo, SlotError> {
     let mut head = [0u8; 256];
     slots
         .read(slot, 0, &mut head)
         .await
-        .map_err(|e| format!("{e:?}"))?;
-    let (_, size) = parse_header(&head)?;
+        .map_err(|e| SlotError::Read(format!("{e:?}")))?;
+    let (_, size) = parse_header(&head).map_err(SlotError::Image)?;
     let mut image = vec![0u8; size.next_multiple_of(4)];
     slots
         .read(slot, 0, &mut image)
         .await
-        .map_err(|e| format!("{e:?}"))?;
+        .map_err(|e| SlotError::Read(format!("{e:?}")))?;
     image.truncate(size);
-    verify(&image).map(|(info, _)| info)
+    verify(&image)
+        .map(|(info, _)| info)
+        .map_err(SlotError::Image)
 }
 
 /// What booted.
@@ -207,21 +303,21 @@ pub fn factory_image() -> Vec<u8> {
 /// The simulated bootloader: open (or make) the firmware flash, install the factory image on a
 /// new device, pick the slot as ESP-IDF's bootloader does, check its image, fall back to the
 /// other slot when it is bad. `log` gets one line per decision.
-pub async fn boot(state: &Path, log: &mut dyn FnMut(&str)) -> Result<Booted, String> {
+pub async fn boot(state: &Path, log: &mut dyn FnMut(&str)) -> Result<Booted, BootError> {
     let path = state.join(FIRMWARE_NAME);
     let len = (LAYOUT.slots[1] + SLOT_SIZE) as usize;
-    let flash =
-        FileFlash::open_or_create(&path, len).map_err(|e| format!("{}: {e}", path.display()))?;
+    let flash = FileFlash::open_or_create(&path, len)
+        .map_err(|e| BootError::Flash(format!("{}: {e}", path.display())))?;
     let mut slots = Slots::new(flash, LAYOUT, 0);
     let entries = slots
         .entries()
         .await
-        .map_err(|e| format!("otadata: {e:?}"))?;
+        .map_err(|e| BootError::Otadata(format!("{e:?}")))?;
     let mut first = [0u8; 4];
     slots
         .read(0, 0, &mut first)
         .await
-        .map_err(|e| format!("slot 0: {e:?}"))?;
+        .map_err(|e| BootError::Slot(0, format!("{e:?}")))?;
     if entries == [None, None] && first == [0xFF; 4] {
         // A new board: "flashed" with this build, as espflash would write ota_0.
         log("bootloader: new device: factory image installed in slot 0");
@@ -231,17 +327,17 @@ pub async fn boot(state: &Path, log: &mut dyn FnMut(&str)) -> Result<Booted, Str
         let mut as_if_slot_1 = Slots::new(slots.into_flash(), LAYOUT, 1);
         let mut w = hearth_ota::Writer::begin(&mut as_if_slot_1, image.len() as u32, sha, 0)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| BootError::Install(e.to_string()))?;
         while !w.complete() {
             let at = w.next() as usize;
             let n = w.chunk_len(at as u32) as usize;
             w.write(&mut as_if_slot_1, at as u32, &image[at..at + n])
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| BootError::Install(e.to_string()))?;
         }
         w.finish(&mut as_if_slot_1)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| BootError::Install(e.to_string()))?;
         slots = Slots::new(as_if_slot_1.into_flash(), LAYOUT, 0);
     }
     let chosen = hearth_ota::otadata::boot_slot(entries);
@@ -263,7 +359,7 @@ pub async fn boot(state: &Path, log: &mut dyn FnMut(&str)) -> Result<Booted, Str
             Err(e) => log(&format!("bootloader: slot {slot}: no valid image: {e}")),
         }
     }
-    Err("no bootable image in either slot".into())
+    Err(BootError::NoImage)
 }
 
 #[cfg(test)]
@@ -285,7 +381,18 @@ mod tests {
         assert_eq!(verify(&img), Ok((info(Health::Crash), 5000)));
         let mut bad = img.clone();
         bad[3000] ^= 1;
-        assert_eq!(verify(&bad), Err("image hash does not match".into()));
+        assert_eq!(verify(&bad), Err(ImageError::Hash));
+        assert_eq!(
+            verify(&img[..4000]),
+            Err(ImageError::Length {
+                actual: 4000,
+                header: 5000
+            })
+        );
+        assert_eq!(
+            format!("{}", verify(&bad).unwrap_err()),
+            "image hash does not match"
+        );
         assert!(verify(&img[..4000]).is_err());
         assert!(build(&info(Health::Ok), 10).is_err());
         assert!(build(
@@ -296,7 +403,7 @@ mod tests {
             5000
         )
         .is_err());
-        assert!(parse_header(b"\x7fELF").is_err());
+        assert_eq!(parse_header(b"\x7fELF"), Err(ImageError::NotAnImage));
     }
 
     #[test]
