@@ -260,6 +260,21 @@ where
     B: hearth_platform::Board,
     F: embedded_storage_async::nor_flash::NorFlash,
 {
+    // The runtime with the appliance each arm builds: a macro rather than an async fn, which
+    // would keep a second copy of the arguments in the main task (static RAM).
+    macro_rules! run_appliance {
+        ($profile:expr) => {
+            hearth_runtime::run(
+                settings,
+                net,
+                board,
+                store,
+                $profile,
+                hearth_device::CONFIG_RULES,
+            )
+            .await
+        };
+    }
     match hardware {
         #[cfg(any(feature = "appliance-relay", not(feature = "lean")))]
         Hardware::Relay(relays, outputs) => {
@@ -271,27 +286,11 @@ where
                     use embassy_embedded_hal::shared_bus::asynch::i2c::I2cDevice;
                     // The reference's optional SSD1306 on I2C0 (`relaydisplay 1`).
                     let mut profile = RelayPanel::new(relay, I2cDevice::new(bus), now);
-                    hearth_runtime::run(
-                        settings,
-                        net,
-                        board,
-                        store,
-                        &mut profile,
-                        hearth_device::CONFIG_RULES,
-                    )
-                    .await
+                    run_appliance!(&mut profile)
                 }
                 None => {
                     let mut profile = relay;
-                    hearth_runtime::run(
-                        settings,
-                        net,
-                        board,
-                        store,
-                        &mut profile,
-                        hearth_device::CONFIG_RULES,
-                    )
-                    .await
+                    run_appliance!(&mut profile)
                 }
             }
         }
@@ -299,29 +298,13 @@ where
         Hardware::Energy(uart) => {
             use hearth_appliances::energy::Energy;
             let mut profile = Energy::new(uart, now);
-            hearth_runtime::run(
-                settings,
-                net,
-                board,
-                store,
-                &mut profile,
-                hearth_device::CONFIG_RULES,
-            )
-            .await
+            run_appliance!(&mut profile)
         }
         #[cfg(any(feature = "appliance-rx433", not(feature = "lean")))]
         Hardware::Rx433(source) => {
             use hearth_appliances::rx433::Rx433;
             let mut profile = Rx433::new(source, now);
-            hearth_runtime::run(
-                settings,
-                net,
-                board,
-                store,
-                &mut profile,
-                hearth_device::CONFIG_RULES,
-            )
-            .await
+            run_appliance!(&mut profile)
         }
         #[cfg(any(feature = "appliance-h2o", not(feature = "lean")))]
         Hardware::H2o(h2o, counter) => {
@@ -341,29 +324,13 @@ where
                 h2o,
                 now,
             );
-            hearth_runtime::run(
-                settings,
-                net,
-                board,
-                store,
-                &mut profile,
-                hearth_device::CONFIG_RULES,
-            )
-            .await
+            run_appliance!(&mut profile)
         }
         #[cfg(any(feature = "appliance-termo", not(feature = "lean")))]
         Hardware::Termo(t, bus) => {
             use hearth_appliances::termo::Termo;
             let mut profile = Termo::new(bus, t, now);
-            hearth_runtime::run(
-                settings,
-                net,
-                board,
-                store,
-                &mut profile,
-                hearth_device::CONFIG_RULES,
-            )
-            .await
+            run_appliance!(&mut profile)
         }
         #[cfg(any(feature = "appliance-switch", not(feature = "lean")))]
         Hardware::Switch(sw, io) => match io {
@@ -371,29 +338,13 @@ where
                 use hearth_appliances::switch::Switch;
                 let mut profile = Switch::new(io, store, &sw, now);
                 profile.restore().await;
-                hearth_runtime::run(
-                    settings,
-                    net,
-                    board,
-                    store,
-                    &mut profile,
-                    hearth_device::CONFIG_RULES,
-                )
-                .await
+                run_appliance!(&mut profile)
             }
             switch::Io::Shift(io) => {
                 use hearth_appliances::switch::Switch;
                 let mut profile = Switch::new(io, store, &sw, now);
                 profile.restore().await;
-                hearth_runtime::run(
-                    settings,
-                    net,
-                    board,
-                    store,
-                    &mut profile,
-                    hearth_device::CONFIG_RULES,
-                )
-                .await
+                run_appliance!(&mut profile)
             }
         },
     }

@@ -875,6 +875,22 @@ async fn device_task(parts: Parts) {
     // The board's storage-stress switch runs beside the device, as a task of the simulator.
     let stress = board.faults.clone();
     let mut board = LoopFaults::new(board, stress.pending.clone());
+    // The MQTT runtime with an appliance of the build and the device's config rules: one
+    // expression for every arm below (a macro, not an async fn, so that no arm pays for a
+    // wrapper's copy of the arguments).
+    macro_rules! run_appliance {
+        ($settings:expr, $profile:expr) => {
+            hearth_runtime::run(
+                $settings,
+                &mut net,
+                &mut board,
+                &store,
+                $profile,
+                hearth_device::CONFIG_RULES,
+            )
+            .await
+        };
+    }
     let device = async {
         let now = embassy_time::Instant::now().as_millis();
         let seed = board.seed();
@@ -911,15 +927,7 @@ async fn device_task(parts: Parts) {
                     hearth_runtime::update::boot(&mut board, &store, &settings.update).await;
                 if let BootMode::Safe { .. } = settings.boot_mode {
                     let mut profile = SafeMode::new(&config.profile);
-                    hearth_runtime::run(
-                        settings,
-                        &mut net,
-                        &mut board,
-                        &store,
-                        &mut profile,
-                        hearth_device::CONFIG_RULES,
-                    )
-                    .await
+                    run_appliance!(settings, &mut profile)
                 }
                 if crash_appliance {
                     std::thread::spawn(|| {
@@ -950,76 +958,28 @@ async fn device_task(parts: Parts) {
                     relay.restore().await;
                     if relays.display {
                         let mut profile = RelayPanel::new(relay, bus, now);
-                        hearth_runtime::run(
-                            settings,
-                            &mut net,
-                            &mut board,
-                            &store,
-                            &mut profile,
-                            hearth_device::CONFIG_RULES,
-                        )
-                        .await
+                        run_appliance!(settings, &mut profile)
                     } else {
                         let mut profile = relay;
-                        hearth_runtime::run(
-                            settings,
-                            &mut net,
-                            &mut board,
-                            &store,
-                            &mut profile,
-                            hearth_device::CONFIG_RULES,
-                        )
-                        .await
+                        run_appliance!(settings, &mut profile)
                     }
                 }
                 Mqtt::Energy(_) => {
                     let mut profile = Energy::new(pzem.uart(), now);
-                    hearth_runtime::run(
-                        settings,
-                        &mut net,
-                        &mut board,
-                        &store,
-                        &mut profile,
-                        hearth_device::CONFIG_RULES,
-                    )
-                    .await
+                    run_appliance!(settings, &mut profile)
                 }
                 Mqtt::Rx433(_) => {
                     let mut profile = Rx433::new(ook.receiver(), now);
-                    hearth_runtime::run(
-                        settings,
-                        &mut net,
-                        &mut board,
-                        &store,
-                        &mut profile,
-                        hearth_device::CONFIG_RULES,
-                    )
-                    .await
+                    run_appliance!(settings, &mut profile)
                 }
                 Mqtt::Termo(t) => {
                     let mut profile = Termo::new(onewire, t, now);
-                    hearth_runtime::run(
-                        settings,
-                        &mut net,
-                        &mut board,
-                        &store,
-                        &mut profile,
-                        hearth_device::CONFIG_RULES,
-                    )
-                    .await
+                    run_appliance!(settings, &mut profile)
                 }
                 Mqtt::H2o(h2o) => {
                     let mut profile =
                         H2o::new(bus.clone(), bus, flow, embassy_time::Delay, *h2o, now);
-                    hearth_runtime::run(
-                        settings,
-                        &mut net,
-                        &mut board,
-                        &store,
-                        &mut profile,
-                        hearth_device::CONFIG_RULES,
-                    )
-                    .await
+                    run_appliance!(settings, &mut profile)
                 }
                 Mqtt::Switch(sw) => {
                     let preset = sw.board.preset();
@@ -1041,15 +1001,7 @@ async fn device_task(parts: Parts) {
                             let io = DirectIo::new(ins, outs, preset.inputs_active_low);
                             let mut profile = Switch::new(io, &store, &sw, now);
                             profile.restore().await;
-                            hearth_runtime::run(
-                                settings,
-                                &mut net,
-                                &mut board,
-                                &store,
-                                &mut profile,
-                                hearth_device::CONFIG_RULES,
-                            )
-                            .await
+                            run_appliance!(settings, &mut profile)
                         }
                         Wiring::ShiftRegisters(_) => {
                             let lines = Lines {
@@ -1063,29 +1015,13 @@ async fn device_task(parts: Parts) {
                             let io = ShiftIo::new(chains, preset.inputs_active_low);
                             let mut profile = Switch::new(io, &store, &sw, now);
                             profile.restore().await;
-                            hearth_runtime::run(
-                                settings,
-                                &mut net,
-                                &mut board,
-                                &store,
-                                &mut profile,
-                                hearth_device::CONFIG_RULES,
-                            )
-                            .await
+                            run_appliance!(settings, &mut profile)
                         }
                     }
                 }
                 Mqtt::Weather => {
                     let mut profile = Weather::new(bus.clone(), bus, embassy_time::Delay, now);
-                    hearth_runtime::run(
-                        settings,
-                        &mut net,
-                        &mut board,
-                        &store,
-                        &mut profile,
-                        hearth_device::CONFIG_RULES,
-                    )
-                    .await
+                    run_appliance!(settings, &mut profile)
                 }
             },
             Plan::Mqtt {
