@@ -32,6 +32,7 @@
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
+use hearth_core::decimal::{Decimals, Decimals64};
 
 use embedded_io_async::{Read, ReadReady, Write};
 use hearth_config::{Config, KeySpec};
@@ -305,16 +306,16 @@ impl<U: Read + Write + ReadReady> Energy<U> {
         }
         let g = self.shown?;
         Some(match i {
-            0 => format!("{:.1}", g.mean(g.v)),
-            1 => format!("{:.1}", g.vmin),
-            2 => format!("{:.1}", g.vmax),
-            3 => format!("{:.2}", g.mean(g.a)),
-            4 => format!("{:.2}", g.amax),
-            5 => format!("{:.1}", g.mean(g.w)),
-            6 => format!("{:.1}", g.mean(g.va)),
-            7 => format!("{:.3}", f64::from(g.energy_wh) / 1000.0),
-            8 => format!("{:.1}", g.mean(g.hz)),
-            9 => format!("{:.2}", g.mean(g.pf)),
+            0 => format!("{}", Decimals64(g.mean(g.v), 1)),
+            1 => format!("{}", Decimals(g.vmin, 1)),
+            2 => format!("{}", Decimals(g.vmax, 1)),
+            3 => format!("{}", Decimals64(g.mean(g.a), 2)),
+            4 => format!("{}", Decimals(g.amax, 2)),
+            5 => format!("{}", Decimals64(g.mean(g.w), 1)),
+            6 => format!("{}", Decimals64(g.mean(g.va), 1)),
+            7 => format!("{}.{:03}", g.energy_wh / 1000, g.energy_wh % 1000),
+            8 => format!("{}", Decimals64(g.mean(g.hz), 1)),
+            9 => format!("{}", Decimals64(g.mean(g.pf), 2)),
             _ => return None,
         })
     }
@@ -325,10 +326,10 @@ impl<U: Read + Write + ReadReady> Energy<U> {
         }
         let m = self.last?;
         Some(match i {
-            0 => format!("{:.1}", m.voltage_v),
-            1 => format!("{:.2}", m.current_a),
-            2 => format!("{:.1}", m.power_w),
-            3 => format!("{:.1}", m.voltage_v * m.current_a),
+            0 => format!("{}", Decimals(m.voltage_v, 1)),
+            1 => format!("{}", Decimals(m.current_a, 2)),
+            2 => format!("{}", Decimals(m.power_w, 1)),
+            3 => format!("{}", Decimals(m.voltage_v * m.current_a, 1)),
             _ => return None,
         })
     }

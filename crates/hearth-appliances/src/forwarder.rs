@@ -103,10 +103,10 @@ pub fn parse_payload(flavor: Flavor, payload: &[u8]) -> Result<(usize, String), 
     }
     let value = value.trim();
     match (flavor, leaf) {
-        (Flavor::ScaleManager, "Weight") => match value.parse::<f32>() {
+        (Flavor::ScaleManager, "Weight") => match hearth_core::decimal::parse_f32(value) {
             // A peer that prints a tiny negative reading as "-0.00" is forwarded as "0.00".
-            Ok(0.0) => Ok((0, value.trim_start_matches('-').into())),
-            Ok(w) if w.is_finite() => Ok((0, value.into())),
+            Some(0.0) => Ok((0, value.trim_start_matches('-').into())),
+            Some(w) if w.is_finite() => Ok((0, value.into())),
             _ => Err(Reject::BadValue(value.into())),
         },
         (Flavor::ScaleManager, "Malfunction") => match value.parse::<i32>() {

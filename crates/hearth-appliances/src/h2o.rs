@@ -29,6 +29,7 @@
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
+use hearth_core::decimal::Decimals;
 
 use embedded_hal_async::delay::DelayNs;
 use embedded_hal_async::i2c::I2c;
@@ -101,10 +102,7 @@ pub const CONFIG_KEYS: &[KeySpec] = &[
 ];
 
 fn positive(value: &str, max: f32) -> Option<f32> {
-    value
-        .parse::<f32>()
-        .ok()
-        .filter(|x| x.is_finite() && *x > 0.0 && *x <= max)
+    hearth_core::decimal::parse_f32(value).filter(|x| x.is_finite() && *x > 0.0 && *x <= max)
 }
 
 fn unit(value: &str) -> Result<(), &'static str> {
@@ -143,10 +141,7 @@ fn levelsensors(value: &str) -> Result<(), &'static str> {
 pub fn parse_sensors(value: &str) -> Result<Vec<f32>, &'static str> {
     let mut out: Vec<f32> = Vec::new();
     for part in value.split(',') {
-        let p = part
-            .trim()
-            .parse::<f32>()
-            .ok()
+        let p = hearth_core::decimal::parse_f32(part.trim())
             .filter(|p| p.is_finite() && (0.0..=100.0).contains(p))
             .ok_or("expected percentages 0..=100 separated by commas, e.g. 20,40,60,80,100")?;
         if out.len() == MAX_SENSORS {
@@ -191,8 +186,7 @@ impl H2oSettings {
         };
         let number = |k: &'static str| -> Result<f32, SettingError> {
             let v = get(k)?;
-            v.parse::<f32>()
-                .ok()
+            hearth_core::decimal::parse_f32(v)
                 .filter(|x| x.is_finite() && *x > 0.0)
                 .ok_or_else(|| SettingError::invalid(k, v, "a number > 0"))
         };
@@ -214,7 +208,8 @@ impl H2oSettings {
             return Err(SettingError::refused(
                 "maxflow",
                 format!(
-                    "\"maxflow\" × \"flowpulserate\" = {pps} pulses per second: must be 1..=30000"
+                    "\"maxflow\" × \"flowpulserate\" = {} pulses per second: must be 1..=30000",
+                    Decimals(pps, 2)
                 ),
             ));
         }
@@ -539,10 +534,10 @@ impl<E: I2c, S: I2c, C: PulseCounter, D: DelayNs> H2o<E, S, C, D> {
         }
         if self.unreported.bursts > 0 && now >= self.next_burst_log {
             pubs.log(format!(
-                "h2o: flow too high: {} burst(s) with {} pulses discarded (limit {:.0} pulses/s)",
+                "h2o: flow too high: {} burst(s) with {} pulses discarded (limit {} pulses/s)",
                 self.unreported.bursts,
                 self.unreported.pulses,
-                self.settings.max_pulses_per_second()
+                Decimals(self.settings.max_pulses_per_second(), 0)
             ));
             self.unreported = Discarded::default();
             self.next_burst_log = now + BURST_LOG_EVERY;
@@ -572,9 +567,9 @@ impl<E: I2c, S: I2c, C: PulseCounter, D: DelayNs> H2o<E, S, C, D> {
     fn estimated_string(&self) -> Option<String> {
         self.level().map(|l| {
             format!(
-                "{:.0}% + {:.0}{}",
-                l,
-                self.pumped_since_change(),
+                "{}% + {}{}",
+                Decimals(l, 0),
+                Decimals(self.pumped_since_change(), 0),
                 self.settings.unit
             )
         })
@@ -613,7 +608,7 @@ impl<E: I2c, S: I2c, C: PulseCounter, D: DelayNs> H2o<E, S, C, D> {
                 .unwrap_or_else(|| String::from("Level unknown"))
         };
         let flow = if self.rate > 0.0 {
-            format!("{:.1}{}/min", self.rate, self.settings.unit)
+            format!("{}{}/min", Decimals(self.rate, 1), self.settings.unit)
         } else if self.flow_mf != 0 {
             String::from("Flow meter MF")
         } else {
@@ -757,21 +752,21 @@ impl<E: I2c, S: I2c, C: PulseCounter, D: DelayNs> hearth_profile::Profile for H2
         if id == ids.unit {
             Some(self.settings.unit.clone())
         } else if id == ids.pct {
-            self.level().map(|l| format!("{l:.0}"))
+            self.level().map(|l| format!("{}", Decimals(l, 0)))
         } else if id == ids.coarse_vol {
-            coarse.map(|v| format!("{v:.0}"))
+            coarse.map(|v| format!("{}", Decimals(v, 0)))
         } else if id == ids.est_vol {
-            coarse.map(|v| format!("{:.0}", v + self.pumped_since_change()))
+            coarse.map(|v| format!("{}", Decimals(v + self.pumped_since_change(), 0)))
         } else if id == ids.est_str {
             self.estimated_string()
         } else if id == ids.flow {
-            Some(format!("{:.1}", self.rate))
+            Some(format!("{}", Decimals(self.rate, 1)))
         } else if id == ids.since_change {
-            Some(format!("{:.1}", self.pumped_since_change()))
+            Some(format!("{}", Decimals(self.pumped_since_change(), 1)))
         } else if id == ids.pumped {
-            self.pumped_window.map(|v| format!("{v:.1}"))
+            self.pumped_window.map(|v| format!("{}", Decimals(v, 1)))
         } else if id == ids.pumped_total {
-            Some(format!("{:.1}", self.total as f32 * self.vpp))
+            Some(format!("{}", Decimals(self.total as f32 * self.vpp, 1)))
         } else if id == ids.malfunction || id == ids.malfunctions {
             Some(format!("{}", self.malfunction()))
         } else if id == ids.map {

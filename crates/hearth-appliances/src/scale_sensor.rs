@@ -73,9 +73,7 @@ impl ScaleSettings {
                 key: k,
                 takes: Some("a number, from the calibration"),
             })?;
-            let x = v
-                .parse::<f32>()
-                .ok()
+            let x = hearth_core::decimal::parse_f32(v)
                 .filter(|x| x.is_finite())
                 .ok_or_else(|| SettingError::invalid(k, v, "a number"))?;
             Ok((x, v))

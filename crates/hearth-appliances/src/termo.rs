@@ -96,9 +96,7 @@ pub const CONFIG_KEYS: &[KeySpec] = &[
 ];
 
 fn parse_sigma(v: &str) -> Option<f32> {
-    v.parse::<f32>()
-        .ok()
-        .filter(|x| x.is_finite() && (0.001..=100.0).contains(x))
+    hearth_core::decimal::parse_f32(v).filter(|x| x.is_finite() && (0.001..=100.0).contains(x))
 }
 
 fn sigma(v: &str) -> Result<(), &'static str> {

@@ -5,6 +5,7 @@
 
 use alloc::format;
 use alloc::string::String;
+use hearth_core::decimal::Decimals;
 
 use embedded_hal_async::delay::DelayNs;
 use embedded_hal_async::i2c::I2c;
@@ -222,9 +223,9 @@ impl<H: I2c, B: I2c, D: DelayNs> hearth_profile::Profile for Weather<H, B, D> {
         if Some(id) == ids.temperature {
             self.temperature.map(|t| format!("{}", Fixed(t, 1)))
         } else if Some(id) == ids.humidity {
-            self.humidity.map(|h| format!("{h:.1}"))
+            self.humidity.map(|h| format!("{}", Decimals(h, 1)))
         } else if Some(id) == ids.pressure {
-            self.pressure_hpa.map(|p| format!("{p:.1}"))
+            self.pressure_hpa.map(|p| format!("{}", Decimals(p, 1)))
         } else if Some(id) == ids.malfunction {
             Some(format!("{}", self.malfunction))
         } else {

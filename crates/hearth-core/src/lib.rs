@@ -35,6 +35,7 @@
 
 extern crate alloc;
 
+pub mod decimal;
 pub mod discovery;
 pub mod publish;
 pub mod reboot;

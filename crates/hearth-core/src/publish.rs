@@ -261,21 +261,15 @@ impl Publications {
 /// A reading written with a fixed number of decimals, never as a negative zero.
 ///
 /// `format!("{:.2}", -0.001)` gives `-0.00`, which dashboards show as a negative weight or
-/// temperature; `Fixed(-0.001, 2)` gives `0.00`. Non-finite values print as Rust prints them.
+/// temperature; `Fixed(-0.001, 2)` gives `0.00`. Non-finite values print as Rust prints them;
+/// at most [`crate::decimal::MAX_PLACES`] decimals.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Fixed(pub f32, pub usize);
 
 impl core::fmt::Display for Fixed {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        let Fixed(value, decimals) = *self;
-        // Half of the last printed digit, so whatever rounds to zero prints as zero.
-        const HALF_ULP: [f32; 7] = [0.5, 0.05, 0.005, 0.000_5, 0.000_05, 0.000_005, 0.000_000_5];
-        let value = match HALF_ULP.get(decimals) {
-            Some(half) if value.abs() < *half => 0.0,
-            None if value == 0.0 => 0.0,
-            _ => value,
-        };
-        write!(f, "{value:.decimals$}")
+        let places = u8::try_from(self.1).unwrap_or(u8::MAX);
+        crate::decimal::write_decimals(f, self.0, places, false)
     }
 }
 

@@ -51,8 +51,8 @@ pub const CONFIG_KEYS: &[KeySpec] = &[
 ];
 
 fn number(value: &str) -> Result<(), &'static str> {
-    match value.parse::<f32>() {
-        Ok(x) if x.is_finite() => Ok(()),
+    match hearth_core::decimal::parse_f32(value) {
+        Some(x) if x.is_finite() => Ok(()),
         _ => Err("expected a number, e.g. 21530.5 or -8.2e4"),
     }
 }
