@@ -111,7 +111,8 @@ pub fn write_decimals(
         }
         write!(f, "{int}")?;
         if places > 0 {
-            write!(f, ".{dec:0width$}", width = usize::from(places))?;
+            // dec < 10^places <= 10^9
+            write!(f, ".{:0width$}", dec as u32, width = usize::from(places))?;
         }
         return Ok(());
     }
@@ -121,12 +122,10 @@ pub fn write_decimals(
     Ok(())
 }
 
-/// Write `m * 2^e` in decimal (up to 2^1024: the largest finite `f64`).
+/// Write `m * 2^e` in decimal (up to 2^1024: the largest finite `f64`), without `u128`'s
+/// formatting (2 KB on the chip).
 fn write_whole(f: &mut fmt::Formatter<'_>, m: u64, e: u32) -> fmt::Result {
-    if let Some(v) = u128::from(m)
-        .checked_shl(e)
-        .filter(|v| v >> e == u128::from(m))
-    {
+    if let Some(v) = m.checked_shl(e).filter(|v| v >> e == m) {
         return write!(f, "{v}");
     }
     // Little-endian 32-bit limbs of m << e, divided by 10^9 until nothing is left.
