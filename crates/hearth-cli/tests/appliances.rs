@@ -391,8 +391,10 @@ fn termo_publishes_one_topic_per_rom_and_ignores_the_power_on_value() {
     let obs = Observer::start(&broker);
     let sim = Sim::start(&appliance("termo", "th1", broker.port, ""));
     assert!(sim.wait_log("mqtt connected", s(20)), "{}", sim.dump());
+    // Discovery follows the connect at once; 30 s leaves room for a loaded test machine
+    // (10 s was once too short with the whole suite running on two cores).
     assert!(
-        support::wait_until(s(10), || support::schema::check_all(&obs, "th1") >= 3),
+        support::wait_until(s(30), || support::schema::check_all(&obs, "th1") >= 3),
         "discovery configs of th1\n{}",
         sim.dump()
     );

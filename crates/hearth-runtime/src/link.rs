@@ -409,8 +409,59 @@ impl Carrier {
     }
 }
 
-/// Log at most one dropped frame per this many ms (the rest are counted).
+/// Log at most one dropped frame of each kind per this many ms (the rest are counted).
 const DROP_LOG_EVERY: Millis = 10_000;
+
+/// Rate limit of the central's "dropped a frame" line: the first drop of each kind (its reason
+/// as printed) is logged at once, later ones of that kind at most once per [`DROP_LOG_EVERY`].
+/// A flood of one kind (a neighbour's network on the same channel) so cannot hide a new kind
+/// (a peer with the wrong key). The kinds remembered are bounded; the oldest is forgotten.
+#[derive(Default)]
+struct DropLog {
+    /// (kind, when it was last logged).
+    kinds: [Option<(u64, Millis)>; 8],
+}
+
+impl DropLog {
+    /// Whether a drop of this reason is logged now (and if so, remember when).
+    fn should_log(&mut self, reason: &impl core::fmt::Display, now: Millis) -> bool {
+        let kind = kind_of(reason);
+        let slot = match self
+            .kinds
+            .iter()
+            .position(|e| e.is_some_and(|(k, _)| k == kind))
+        {
+            Some(i) => i,
+            // A new kind takes a free slot, or the one logged longest ago.
+            None => (0..self.kinds.len())
+                .min_by_key(|&i| self.kinds[i].map_or(0, |(_, t)| t.saturating_add(1)))
+                .unwrap_or(0),
+        };
+        match self.kinds[slot] {
+            Some((k, t)) if k == kind && now.saturating_sub(t) < DROP_LOG_EVERY => false,
+            _ => {
+                self.kinds[slot] = Some((kind, now));
+                true
+            }
+        }
+    }
+}
+
+/// FNV-1a of a value as printed, without allocating.
+fn kind_of(reason: &impl core::fmt::Display) -> u64 {
+    struct Fnv(u64);
+    impl core::fmt::Write for Fnv {
+        fn write_str(&mut self, s: &str) -> core::fmt::Result {
+            for b in s.bytes() {
+                self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+            }
+            Ok(())
+        }
+    }
+    let mut h = Fnv(0xcbf2_9ce4_8422_2325);
+    let _ = core::fmt::write(&mut h, format_args!("{reason}"));
+    h.0
+}
 
 /// The log line of a device that found no counter record and starts a new epoch.
 fn new_epoch_line(epoch: Epoch) -> String {
@@ -481,7 +532,7 @@ pub async fn run_central<R: Radio, F: NorFlash>(
         ));
     }
     let mut carrier = Carrier::new(counter.1, slots);
-    let mut last_drop_log: Option<Millis> = None;
+    let mut drop_log = DropLog::default();
     loop {
         drain_central(
             &mut central,
@@ -489,7 +540,7 @@ pub async fn run_central<R: Radio, F: NorFlash>(
             store,
             radio,
             port,
-            &mut last_drop_log,
+            &mut drop_log,
             now_ms(),
         )
         .await;
@@ -516,7 +567,7 @@ async fn drain_central<R: Radio, F: NorFlash, E: Entropy>(
     store: &SharedStore<F>,
     radio: &mut R,
     port: &CentralPort,
-    last_drop_log: &mut Option<Millis>,
+    drop_log: &mut DropLog,
     now: Millis,
 ) {
     while let Some(o) = central.poll() {
@@ -570,8 +621,7 @@ async fn drain_central<R: Radio, F: NorFlash, E: Entropy>(
             }
             Output::Event(CentralEvent::Dropped { from, reason }) => {
                 port.count(|s| s.dropped += 1);
-                if last_drop_log.is_none_or(|t| now.saturating_sub(t) >= DROP_LOG_EVERY) {
-                    *last_drop_log = Some(now);
+                if drop_log.should_log(&reason, now) {
                     port.push_log(format!(
                         "espnow: dropped a frame from {}: {reason} ({} dropped so far)",
                         mac_text(&from),
@@ -748,6 +798,25 @@ where
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_new_kind_of_drop_is_logged_at_once_and_each_kind_is_rate_limited() {
+        let mut log = super::DropLog::default();
+        let every = super::DROP_LOG_EVERY;
+        assert!(log.should_log(&"wrong group", 0));
+        assert!(!log.should_log(&"wrong group", 1));
+        // Another kind in the same second is not hidden by the first.
+        assert!(log.should_log(&"wire format v2 frame on this network", 2));
+        assert!(!log.should_log(&"wire format v2 frame on this network", 3));
+        assert!(!log.should_log(&"wrong group", every - 1));
+        assert!(log.should_log(&"wrong group", every));
+        // More kinds than slots: the oldest is forgotten, nothing grows.
+        for i in 0..20u64 {
+            assert!(log.should_log(&i, 2 * every + i));
+        }
+        assert!(log.should_log(&"wrong group", 2 * every + 30));
+        assert!(!log.should_log(&19u64, 2 * every + 31));
+    }
+
     use super::*;
     use alloc::vec;
     use embassy_futures::block_on;
@@ -1002,7 +1071,7 @@ mod tests {
         let mut radio = FakeRadio::default();
         let mut central = Central::new(codec(), CENTRAL, 3, SeededEntropy::new(5), &[], (E, 0), 0);
         let mut carrier = Carrier::new(0, PeerSlots::default());
-        let mut log = None;
+        let mut log = super::DropLog::default();
         let mut drain = |central: &mut Central<SeededEntropy>, radio: &mut FakeRadio| {
             block_on(drain_central(
                 central,
