@@ -67,7 +67,8 @@ compile_error!("choose one chip: --no-default-features --features esp32c6 for th
 compile_error!("choose a chip feature: esp32c3 or esp32c6");
 
 use alloc::format;
-use alloc::string::String;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
 use core::cell::RefCell;
 
 use embassy_embedded_hal::adapter::BlockingAsync;
@@ -207,7 +208,8 @@ async fn main(spawner: Spawner) -> ! {
             if let Some(pin) = rejected.led {
                 led::start(spawner, pin);
             }
-            fatal::config_refused(&rejected.problems, &mut flash, &layout.config, &mut dogs).await
+            let lines: Vec<String> = rejected.problems.iter().map(ToString::to_string).collect();
+            fatal::config_refused(&lines, &mut flash, &layout.config, &mut dogs).await
         }
     };
     // The appliance's hardware, first of all (relay outputs go to their off level here). Its

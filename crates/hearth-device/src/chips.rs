@@ -29,6 +29,8 @@
 //! The simulator's chip (`sim`) has no GPIO rules: [`chip`] does not know it, and the device
 //! checks a push against the chip rules only on a chip it knows.
 
+use core::fmt;
+
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -215,20 +217,145 @@ pub struct Wiring {
 /// Why the config was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejected {
-    /// One line per problem.
-    pub problems: Vec<String>,
+    /// Every problem found (each prints as one line).
+    pub problems: Vec<Problem>,
     /// The LED, if its own pin passed every check (it can still show the boot error).
     pub led: Option<Led>,
 }
 
 impl Rejected {
-    fn one(problem: String) -> Self {
+    fn one(problem: Problem) -> Self {
         Self {
             problems: alloc::vec![problem],
             led: None,
         }
     }
 }
+
+/// One rule of a chip that a config breaks; it prints as the line the device logs and the
+/// tools show (`config: ...`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    /// The image was built with the cargo feature `lean` and without the profile's feature.
+    NotInImage {
+        /// The config's profile.
+        profile: String,
+        /// The cargo feature that puts it back.
+        feature: &'static str,
+    },
+    /// An MQTT profile with `ssid (none)`.
+    NeedsNetwork {
+        /// The config's profile.
+        profile: String,
+    },
+    /// The broker is an IPv6 address; the firmware speaks IPv4 only.
+    Ipv6Broker(core::net::Ipv6Addr),
+    /// The appliance's own pin rules.
+    Appliance(ApplianceError),
+    /// A pin above the chip's highest GPIO.
+    NoSuchPin {
+        /// The key and its value, as the config shows them.
+        shown: String,
+        /// The chip's name.
+        chip: &'static str,
+        /// Its highest GPIO.
+        max: u8,
+    },
+    /// A pin of the SPI flash or the USB console.
+    Reserved {
+        /// The key and its value, as the config shows them.
+        shown: String,
+        /// The GPIO.
+        gpio: u8,
+        /// The chip's name.
+        chip: &'static str,
+    },
+    /// Two keys name one GPIO.
+    SharedPin {
+        /// The first key and its value.
+        first: String,
+        /// The second key and its value.
+        second: String,
+        /// The GPIO both name.
+        gpio: u8,
+    },
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Problem::NotInImage { profile, feature } => write!(
+                f,
+                "config: profile {profile}: this image was built with the cargo feature `lean` \
+                 and without `{feature}` (build with it, or flash an image that has it)"
+            ),
+            Problem::NeedsNetwork { profile } => {
+                write!(
+                    f,
+                    "config: `ssid (none)`: profile {profile} needs a network"
+                )
+            }
+            Problem::Ipv6Broker(addr) => write!(
+                f,
+                "config: mqttbroker [{addr}]: the firmware speaks IPv4 only; use an IPv4 address \
+                 or a host name"
+            ),
+            Problem::Appliance(e) => write!(f, "config: {e}"),
+            Problem::NoSuchPin { shown, chip, max } => {
+                write!(f, "config: {shown}: the {chip} has GPIO0..=GPIO{max}")
+            }
+            Problem::Reserved { shown, gpio, chip } => write!(
+                f,
+                "config: {shown}: GPIO{gpio} belongs to the SPI flash or the USB console on the \
+                 {chip}"
+            ),
+            Problem::SharedPin {
+                first,
+                second,
+                gpio,
+            } => write!(f, "config: {first} and {second} are both GPIO{gpio}"),
+        }
+    }
+}
+
+impl core::error::Error for Problem {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Problem::Appliance(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// Why [`check_text`] refused a config text.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Refusal {
+    /// The text does not parse (every line's problem).
+    Invalid(hearth_config::ConfigErrors),
+    /// It parses, but the plan refuses it (an appliance's settings).
+    Plan(crate::profiles::PlanError),
+    /// The chip's rules refuse it.
+    Chip(Vec<Problem>),
+}
+
+impl Refusal {
+    /// One line per problem, as the device logs them and the update status reports them.
+    pub fn lines(&self) -> Vec<String> {
+        match self {
+            Refusal::Invalid(e) => e.located_lines("config"),
+            Refusal::Plan(e) => alloc::vec![e.to_string()],
+            Refusal::Chip(problems) => problems.iter().map(ToString::to_string).collect(),
+        }
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.lines().join("; "))
+    }
+}
+
+impl core::error::Error for Refusal {}
 
 /// The W5500's config keys.
 const ETH_KEYS: [&str; 6] = ["ethsck", "ethmosi", "ethmiso", "ethcs", "ethint", "ethrst"];
@@ -245,24 +372,21 @@ pub fn check(
     let profile = config.profile.as_str();
     if let Some(feature) = hearth_appliances::appliance(profile).and_then(|a| a.lean_feature) {
         if !image.contains(&profile) {
-            return Err(Rejected::one(format!(
-                "config: profile {profile}: this image was built with the cargo feature `lean` \
-                 and without `{feature}` (build with it, or flash an image that has it)"
-            )));
+            return Err(Rejected::one(Problem::NotInImage {
+                profile: profile.into(),
+                feature,
+            }));
         }
     }
     let mqtt = matches!(plan, Plan::Mqtt { .. });
     if mqtt && config.network == Network::None {
-        return Err(Rejected::one(format!(
-            "config: `ssid (none)`: profile {profile} needs a network"
-        )));
+        return Err(Rejected::one(Problem::NeedsNetwork {
+            profile: profile.into(),
+        }));
     }
     if let Some(broker) = config.mqtt.broker.as_ref().filter(|_| mqtt) {
         if let Host::Ipv6(addr) = broker.host {
-            return Err(Rejected::one(format!(
-                "config: mqttbroker [{addr}]: the firmware speaks IPv4 only; use an IPv4 address \
-                 or a host name"
-            )));
+            return Err(Rejected::one(Problem::Ipv6Broker(addr)));
         }
     }
     let on_mqtt = match plan {
@@ -274,7 +398,7 @@ pub fn check(
     };
     let appliance = match on_mqtt {
         Some(a) => {
-            appliance_pins(a, config, chip).map_err(|e| Rejected::one(format!("config: {e}")))?
+            appliance_pins(a, config, chip).map_err(|e| Rejected::one(Problem::Appliance(e)))?
         }
         None => Vec::new(),
     };
@@ -512,42 +636,33 @@ pub fn resolve(config: &Config, needs: Needs, chip: &Chip) -> Result<Wiring, Rej
         .collect();
 
     // (problem, the keys it involves)
-    let mut problems: Vec<(String, [&'static str; 2])> = Vec::new();
+    let mut problems: Vec<(Problem, [&'static str; 2])> = Vec::new();
     for u in &uses {
         if u.pin > chip.max {
-            problems.push((
-                format!(
-                    "config: {}: the {} has GPIO0..=GPIO{}",
-                    u.shown(),
-                    chip.name,
-                    chip.max
-                ),
-                [u.key, u.key],
-            ));
+            let problem = Problem::NoSuchPin {
+                shown: u.shown(),
+                chip: chip.name,
+                max: chip.max,
+            };
+            problems.push((problem, [u.key, u.key]));
         } else if chip.reserved.contains(&u.pin) {
-            problems.push((
-                format!(
-                    "config: {}: GPIO{} belongs to the SPI flash or the USB console on the {}",
-                    u.shown(),
-                    u.pin,
-                    chip.name
-                ),
-                [u.key, u.key],
-            ));
+            let problem = Problem::Reserved {
+                shown: u.shown(),
+                gpio: u.pin,
+                chip: chip.name,
+            };
+            problems.push((problem, [u.key, u.key]));
         }
     }
     for (i, a) in uses.iter().enumerate() {
         for b in &uses[i + 1..] {
             if a.pin == b.pin {
-                problems.push((
-                    format!(
-                        "config: {} and {} are both GPIO{}",
-                        a.shown(),
-                        b.shown(),
-                        a.pin
-                    ),
-                    [a.key, b.key],
-                ));
+                let problem = Problem::SharedPin {
+                    first: a.shown(),
+                    second: b.shown(),
+                    gpio: a.pin,
+                };
+                problems.push((problem, [a.key, b.key]));
             }
         }
     }
@@ -579,14 +694,25 @@ pub fn resolve(config: &Config, needs: Needs, chip: &Chip) -> Result<Wiring, Rej
 /// Parse, plan and check `text` for the chip called `chip` with an image holding `image`:
 /// what the device runs before it accepts a push, and the host tools before they write a
 /// config. On a chip [`chip`] does not know (the simulator), only parsing and planning.
-/// Every problem, one line each.
-pub fn check_text(text: &str, chip_name: &str, image: &[&str]) -> Result<Config, Vec<String>> {
-    let config = crate::profiles::parse_config(text).map_err(|e| e.located_lines("config"))?;
-    let plan = crate::profiles::plan(&config).map_err(|e| alloc::vec![e.to_string()])?;
+/// Every problem ([`Refusal::lines`] gives one line each).
+pub fn check_text(text: &str, chip_name: &str, image: &[&str]) -> Result<Config, Refusal> {
+    let config = crate::profiles::parse_config(text).map_err(Refusal::Invalid)?;
+    let plan = crate::profiles::plan(&config).map_err(Refusal::Plan)?;
     if let Some(chip) = chip(chip_name) {
-        check(&config, &plan, chip, image).map_err(|r| r.problems)?;
+        check(&config, &plan, chip, image).map_err(|r| Refusal::Chip(r.problems))?;
     }
     Ok(config)
+}
+
+/// [`check_text`] as the runtime takes it ([`hearth_runtime::update::ConfigRules`]): the
+/// runtime knows no chip and no appliance, and puts the lines in the update status it
+/// publishes.
+pub fn check_text_lines(
+    text: &str,
+    chip_name: &str,
+    image: &[&str],
+) -> Result<Config, Vec<String>> {
+    check_text(text, chip_name, image).map_err(|r| r.lines())
 }
 
 #[cfg(test)]
@@ -596,7 +722,7 @@ mod tests {
     const BASE: &str = "ssid Home\nmqttbroker 192.168.1.2\nmqttname dev\n";
 
     fn on(chip: &str, body: &str) -> Result<Config, Vec<String>> {
-        check_text(&format!("{BASE}{body}"), chip, FULL_IMAGE)
+        check_text_lines(&format!("{BASE}{body}"), chip, FULL_IMAGE)
     }
 
     #[test]
@@ -657,7 +783,11 @@ mod tests {
         // The W5500's defaults with an LED on its chip select.
         let wired = "profile weather\nssid (wired)\nmqttbroker 192.168.1.2\nmqttname dev\nled 10\n";
         let e = check_text(wired, "esp32c3", FULL_IMAGE).unwrap_err();
-        assert!(e[0].contains("ethcs (default GPIO10)"), "{e:?}");
+        assert!(
+            matches!(&e, Refusal::Chip(p) if matches!(p[..], [Problem::SharedPin { gpio: 10, .. }])),
+            "{e:?}"
+        );
+        assert!(e.lines()[0].contains("ethcs (default GPIO10)"), "{e:?}");
     }
 
     #[test]
@@ -666,7 +796,13 @@ mod tests {
         let e = on("esp32c3", relay).map(|_| ());
         assert!(e.is_ok());
         let e = check_text(&format!("{BASE}{relay}"), "esp32c3", &["energy"]).unwrap_err();
-        assert!(e[0].contains("appliance-relay"), "{e:?}");
+        let Refusal::Chip(p) = &e else {
+            panic!("{e:?}")
+        };
+        assert!(
+            matches!(&p[..], [Problem::NotInImage { feature: "appliance-relay", profile }] if profile == "relay"),
+            "{e:?}"
+        );
         // weather has no appliance feature: any image runs it.
         assert!(check_text(&format!("{BASE}profile weather\n"), "esp32c3", &[]).is_ok());
     }
@@ -675,7 +811,11 @@ mod tests {
     fn an_ipv6_broker_is_refused_on_the_chip() {
         let text = "profile weather\nssid Home\nmqttbroker [fd00::1]\nmqttname dev\n";
         let e = check_text(text, "esp32c6", FULL_IMAGE).unwrap_err();
-        assert!(e[0].contains("IPv4"), "{e:?}");
+        let Refusal::Chip(p) = &e else {
+            panic!("{e:?}")
+        };
+        assert!(matches!(p[..], [Problem::Ipv6Broker(_)]), "{e:?}");
+        assert!(e.lines()[0].contains("IPv4"), "{e:?}");
         assert!(check_text(text, "sim", FULL_IMAGE).is_ok());
     }
 

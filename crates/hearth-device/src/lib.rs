@@ -25,9 +25,11 @@
 //!
 //! // A pin of the C3's SPI flash is refused before anything is written or booted.
 //! let bad = text.replace("i2csda 4", "i2csda 12");
-//! let problems = chips::check_text(&bad, "esp32c3", chips::FULL_IMAGE).unwrap_err();
+//! let refusal = chips::check_text(&bad, "esp32c3", chips::FULL_IMAGE).unwrap_err();
+//! let chips::Refusal::Chip(problems) = &refusal else { panic!("{refusal}") };
+//! assert!(matches!(problems[..], [chips::Problem::Reserved { gpio: 12, .. }]));
 //! let why = "config: i2csda 12: GPIO12 belongs to the SPI flash or the USB console on the esp32c3";
-//! assert_eq!(problems, [why]);
+//! assert_eq!(refusal.lines(), [why]);
 //! ```
 #![no_std]
 
@@ -48,4 +50,4 @@ extern crate std;
 /// `hearth_runtime::run(settings, net, board, store, &mut profile, hearth_device::CONFIG_RULES)`.
 /// (A constant, not a wrapper around `run`: an async wrapper would keep a second copy of the
 /// runtime's arguments in the firmware's main task, 336 B of static RAM.)
-pub const CONFIG_RULES: hearth_runtime::update::ConfigRules = chips::check_text;
+pub const CONFIG_RULES: hearth_runtime::update::ConfigRules = chips::check_text_lines;

@@ -1014,9 +1014,9 @@ pub fn config_push_run(
             .as_deref()
             .unwrap_or(hearth_sim::firmware::CHIP);
         hearth_device::chips::check_text(&text, chip, hearth_device::chips::FULL_IMAGE).map_err(
-            |problems| AskError::Config {
+            |refusal| AskError::Config {
                 file: file.into(),
-                reason: problems.join("; "),
+                reason: refusal.to_string(),
             },
         )?;
     }
