@@ -418,49 +418,49 @@ const DROP_LOG_EVERY: Millis = 10_000;
 /// (a peer with the wrong key). The kinds remembered are bounded; the oldest is forgotten.
 #[derive(Default)]
 struct DropLog {
-    /// (kind, when it was last logged).
-    kinds: [Option<(u64, Millis)>; 8],
+    /// (kind, when it was last logged); kind 0 is a free slot. Four kinds at 16 B each: this
+    /// lives in the main task's future, which is static RAM on the chip.
+    kinds: [(u32, Millis); 4],
 }
 
 impl DropLog {
     /// Whether a drop of this reason is logged now (and if so, remember when).
     fn should_log(&mut self, reason: &impl core::fmt::Display, now: Millis) -> bool {
         let kind = kind_of(reason);
-        let slot = match self
-            .kinds
-            .iter()
-            .position(|e| e.is_some_and(|(k, _)| k == kind))
-        {
+        let slot = match self.kinds.iter().position(|&(k, _)| k == kind) {
             Some(i) => i,
             // A new kind takes a free slot, or the one logged longest ago.
             None => (0..self.kinds.len())
-                .min_by_key(|&i| self.kinds[i].map_or(0, |(_, t)| t.saturating_add(1)))
+                .min_by_key(|&i| match self.kinds[i] {
+                    (0, _) => 0,
+                    (_, t) => t.saturating_add(1),
+                })
                 .unwrap_or(0),
         };
         match self.kinds[slot] {
-            Some((k, t)) if k == kind && now.saturating_sub(t) < DROP_LOG_EVERY => false,
+            (k, t) if k == kind && now.saturating_sub(t) < DROP_LOG_EVERY => false,
             _ => {
-                self.kinds[slot] = Some((kind, now));
+                self.kinds[slot] = (kind, now);
                 true
             }
         }
     }
 }
 
-/// FNV-1a of a value as printed, without allocating.
-fn kind_of(reason: &impl core::fmt::Display) -> u64 {
-    struct Fnv(u64);
+/// FNV-1a (32 bits) of a value as printed, without allocating; never 0.
+fn kind_of(reason: &impl core::fmt::Display) -> u32 {
+    struct Fnv(u32);
     impl core::fmt::Write for Fnv {
         fn write_str(&mut self, s: &str) -> core::fmt::Result {
             for b in s.bytes() {
-                self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+                self.0 = (self.0 ^ u32::from(b)).wrapping_mul(0x0100_0193);
             }
             Ok(())
         }
     }
-    let mut h = Fnv(0xcbf2_9ce4_8422_2325);
+    let mut h = Fnv(0x811c_9dc5);
     let _ = core::fmt::write(&mut h, format_args!("{reason}"));
-    h.0
+    h.0 | 1
 }
 
 /// The log line of a device that found no counter record and starts a new epoch.

@@ -39,8 +39,6 @@ pub struct Lost;
 
 type Queue = Channel<CriticalSectionRawMutex, Result<Pulse, Lost>, QUEUE>;
 
-static PULSES: Queue = Channel::new();
-
 /// The receiver's pulses, for `Rx433`.
 pub struct Rx433Source {
     queue: &'static Queue,
@@ -80,32 +78,36 @@ pub fn start(
         .configure_rx(&config)
         .map_err(|e| format!("rx433: cannot configure RMT channel 2: {e:?}"))?
         .with_pin(pin);
-    let task = capture(channel)
+    // The queue (8 KB) is taken from the heap, not static RAM, so only an rx433 device pays
+    // for it; it lives as long as the device runs.
+    let queue: &'static Queue = alloc::boxed::Box::leak(alloc::boxed::Box::new(Channel::new()));
+    let task = capture(channel, queue)
         .map_err(|_| alloc::string::String::from("rx433: the capture task is already running"))?;
     spawner.spawn(task);
-    Ok(Rx433Source { queue: &PULSES })
+    Ok(Rx433Source { queue })
 }
 
 /// The queue's producer side: drops pulses (and remembers it) while the queue is full.
 struct Feed {
     lost: bool,
+    queue: &'static Queue,
 }
 
 impl Feed {
     fn push(&mut self, pulse: Pulse) {
         if self.lost {
-            if PULSES.try_send(Err(Lost)).is_err() {
+            if self.queue.try_send(Err(Lost)).is_err() {
                 return;
             }
             self.lost = false;
         }
-        if PULSES.try_send(Ok(pulse)).is_err() {
+        if self.queue.try_send(Ok(pulse)).is_err() {
             self.lost = true;
         }
     }
 
     fn lose(&mut self) {
-        if PULSES.try_send(Err(Lost)).is_err() {
+        if self.queue.try_send(Err(Lost)).is_err() {
             self.lost = true;
         }
     }
@@ -116,9 +118,12 @@ fn now_us() -> u64 {
 }
 
 #[embassy_executor::task]
-async fn capture(mut channel: esp_hal::rmt::Channel<'static, Async, esp_hal::rmt::Rx>) {
+async fn capture(
+    mut channel: esp_hal::rmt::Channel<'static, Async, esp_hal::rmt::Rx>,
+    queue: &'static Queue,
+) {
     let mut codes = [PulseCode::default(); CODES];
-    let mut feed = Feed { lost: false };
+    let mut feed = Feed { lost: false, queue };
     // The idle level that ended the last reception and when it began (µs).
     let mut idle: Option<(bool, u64)> = None;
     loop {
