@@ -2,6 +2,13 @@
 //! simulator and tool library (`hearth-sim`): the demo, the simulator and its control socket,
 //! the fleet tools (`mon`, `cmd`, `ota`, `config push`), the config checker, `flash`, and the
 //! ESP-NOW air tool. Exit codes: [`args::EXIT_CODES`].
+//!
+//! ```text
+//! hearth demo                                   # a simulated house on an embedded broker
+//! hearth mon --broker 127.0.0.1:PORT            # watch it (the port the demo printed)
+//! hearth cmd weather-1 getversion --broker 127.0.0.1:PORT
+//! hearth config check config.txt --chip esp32c3
+//! ```
 
 mod args;
 

@@ -16,6 +16,19 @@
 //! `hearth_appliances::weather` for one. `src/main.rs` runs it on the simulated board against a
 //! real broker: `cargo run -p hearth-example-counter -- --config examples/counter/counter.txt
 //! --state /tmp/counter`.
+//!
+//! ```
+//! use hearth_example_counter::{CounterSettings, CONFIG_KEYS, NAME};
+//!
+//! let text = "profile counter\nssid Home\nmqttbroker 192.168.1.2\nmqttname hall\ncounterstep 5\n";
+//! let config = hearth_config::parse_with(text, &[NAME], CONFIG_KEYS).expect("a valid config");
+//! assert_eq!(CounterSettings::from_config(&config).unwrap().step, 5);
+//!
+//! // The parser checks the key's syntax with its line number.
+//! let bad = text.replace("counterstep 5", "counterstep 0");
+//! let errors = hearth_config::parse_with(&bad, &[NAME], CONFIG_KEYS).unwrap_err();
+//! assert!(errors.to_string().contains("counterstep"), "{errors}");
+//! ```
 
 #![no_std]
 
