@@ -187,22 +187,64 @@ impl ControlCmd {
     }
 }
 
-/// Send `command` to the simulator whose state directory is `dir`; returns its answer.
-pub fn send(dir: &Path, command: &str) -> Result<String, String> {
+/// Why [`send`] got no answer from a simulator.
+#[derive(Debug)]
+pub enum SendError {
+    /// Nothing listens on the control socket.
+    Unreachable {
+        /// The socket.
+        path: PathBuf,
+        /// The state directory it was derived from.
+        dir: PathBuf,
+        /// What connecting said.
+        source: std::io::Error,
+    },
+    /// The command could not be written.
+    Write(std::io::Error),
+    /// The simulator did not answer (within 30 s).
+    NoAnswer(std::io::Error),
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SendError::Unreachable { path, dir, source } => write!(
+                f,
+                "cannot reach the simulator at {}: {source} (is `hearth sim --state {}` running?)",
+                path.display(),
+                dir.display()
+            ),
+            SendError::Write(e) => write!(f, "sending the command failed: {e}"),
+            SendError::NoAnswer(e) => write!(f, "no answer from the simulator: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for SendError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SendError::Unreachable { source: e, .. }
+            | SendError::Write(e)
+            | SendError::NoAnswer(e) => Some(e),
+        }
+    }
+}
+
+/// Send `command` to the simulator whose state directory is `dir`; returns its answer (a
+/// refused command is an answer: it starts with `error`).
+pub fn send(dir: &Path, command: &str) -> Result<String, SendError> {
     let path = socket_path(dir);
-    let mut stream = UnixStream::connect(&path).map_err(|e| {
-        format!(
-            "cannot reach the simulator at {}: {e} (is `hearth sim --state {}` running?)",
-            path.display(),
-            dir.display()
-        )
+    let mut stream = UnixStream::connect(&path).map_err(|source| SendError::Unreachable {
+        path: path.clone(),
+        dir: dir.to_path_buf(),
+        source,
     })?;
     let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
-    writeln!(stream, "{command}").map_err(|e| format!("sending the command failed: {e}"))?;
+    writeln!(stream, "{command}").map_err(SendError::Write)?;
     let mut reply = String::new();
     BufReader::new(stream)
         .read_line(&mut reply)
-        .map_err(|e| format!("no answer from the simulator: {e}"))?;
+        .map_err(SendError::NoAnswer)?;
     Ok(reply.trim_end().to_string())
 }
 
