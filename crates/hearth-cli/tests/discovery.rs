@@ -120,3 +120,58 @@ fn a_forwarder_announces_each_new_sender() {
     assert_eq!(v["device_class"], "weight");
     assert_eq!(v["unit_of_measurement"], "kg");
 }
+
+#[test]
+fn home_assistant_s_birth_message_gets_availability_discovery_and_states_again() {
+    let broker = Broker::start();
+    // A Home Assistant that publishes its birth retained: the broker hands it to the device
+    // when it subscribes, with the retain flag. The connect announces everything anyway, so
+    // that is not a birth.
+    broker.publish("homeassistant/status", "online", true);
+    let obs = Observer::start(&broker);
+    let sim = Sim::start(&config("wx2", broker.port, ""));
+    assert!(
+        sim.wait_log("discovery: 6 entities announced", Duration::from_secs(20)),
+        "{}",
+        sim.dump()
+    );
+    // The boot's reboot reason is out (it is published on demand only, never periodically).
+    assert!(support::wait_until(Duration::from_secs(10), || obs
+        .all()
+        .iter()
+        .any(|m| m.topic == "stat/wx2/RebootReason")));
+    std::thread::sleep(Duration::from_secs(6)); // past the longest birth delay
+    assert!(
+        !sim.log().contains("home assistant online"),
+        "{}",
+        sim.dump()
+    );
+    // Home Assistant restarts: its birth message, live.
+    let sent = std::time::Instant::now();
+    broker.publish("homeassistant/status", "online", false);
+    let after = |topic: &str| {
+        obs.all()
+            .iter()
+            .filter(|m| m.at > sent && m.topic.starts_with(topic))
+            .count()
+    };
+    assert!(
+        support::wait_until(Duration::from_secs(15), || {
+            after("homeassistant/sensor/wx2/") >= 6
+                && after("tele/wx2/LWT") >= 1
+                && after("stat/wx2/RebootReason") >= 1
+        }),
+        "discovery, availability and the reboot reason again after the birth message\n{}",
+        sim.dump()
+    );
+    let lwt = obs
+        .all()
+        .into_iter()
+        .rev()
+        .find(|m| m.topic == "tele/wx2/LWT")
+        .expect("availability");
+    assert_eq!(lwt.payload, "Online");
+    assert!(sim
+        .log()
+        .contains("home assistant online: publishing again in"));
+}

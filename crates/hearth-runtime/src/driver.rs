@@ -197,6 +197,19 @@ where
                     Err(e) => m.session_lost(now_ms(), &format!("discovery: {}", e.0), board),
                 }
             }
+            Action::Available => {
+                let Some(client) = session.as_mut() else {
+                    m.session_lost(now, NO_CLIENT, board);
+                    continue;
+                };
+                let lwt = topics.lwt();
+                let sent = session::publish(client, &lwt, hearth_core::topics::ONLINE, true);
+                match guarded(board, IO_TIMEOUT, sent).await {
+                    Some(Ok(())) => {}
+                    Some(Err(e)) => m.session_lost(now_ms(), &e.0, board),
+                    None => m.session_lost(now_ms(), "availability timed out", board),
+                }
+            }
             Action::Ping => {
                 let Some(client) = session.as_mut() else {
                     m.session_lost(now, NO_CLIENT, board);

@@ -42,6 +42,13 @@ use crate::update::Handled;
 use hearth_platform::{Console, DeviceStatus};
 use hearth_profile::DynProfile;
 
+/// Home Assistant's status topic: `online` when it starts (its birth message), `offline` as its
+/// last will. Subscribed with the commands.
+pub const HA_STATUS: &str = "homeassistant/status";
+/// A device answers Home Assistant's birth after a random delay of up to this, so a house of
+/// devices does not answer at once.
+pub const BIRTH_JITTER_MAX: Millis = 5_000;
+
 /// The loop comes around at least this often, even with nothing to do.
 pub const LOOP_PERIOD: Millis = SECOND;
 /// How often the link is polled while associating.
@@ -99,6 +106,9 @@ pub enum Action {
     Offline,
     /// Publish the discovery configs: [`Machine::announced`] or [`Machine::session_lost`].
     Announce,
+    /// Publish the retained availability `Online` again (Home Assistant came online):
+    /// nothing, or [`Machine::session_lost`].
+    Available,
     /// Send a PINGREQ: [`Machine::ping_sent`] or [`Machine::session_lost`].
     Ping,
     /// Publish one message: [`Machine::published`] or [`Machine::publish_failed`].
@@ -176,6 +186,9 @@ pub struct Machine {
     retry_at: Millis,
     /// `Some` while a session is up: the profile's entities version announced on it.
     online: Option<Option<usize>>,
+    /// Home Assistant said `online` on its status topic: everything is published again at
+    /// this (jittered) time.
+    birth_at: Option<Millis>,
     dropped_seen: u32,
     phase: Phase,
     pending: VecDeque<Action>,
@@ -212,6 +225,7 @@ impl Machine {
             rng,
             retry_at: boot,
             online: None,
+            birth_at: None,
             dropped_seen: 0,
             phase: Phase::Delay {
                 start: boot + delay,
@@ -287,6 +301,17 @@ impl Machine {
                     self.phase = Phase::Session;
                 }
                 Phase::Session => {
+                    if self.online.is_some() && self.birth_at.is_some_and(|t| now >= t) {
+                        // Home Assistant (re)started: availability, discovery (a new announce
+                        // on this session) and every state with a value, in that order.
+                        self.birth_at = None;
+                        self.online = Some(None);
+                        self.pubs.refresh();
+                        out.console(
+                            "home assistant online: availability, discovery and states again",
+                        );
+                        return Action::Available;
+                    }
                     if let Some(announced) = self.online {
                         let version = profile.entities_version();
                         if announced != Some(version) {
@@ -493,6 +518,10 @@ impl Machine {
                 retained,
             } => {
                 self.mqttsup.received(now);
+                if topic == HA_STATUS {
+                    self.ha_status(now, &payload, retained, out);
+                    return;
+                }
                 let Some(leaf) = self.topics.command_leaf(&topic) else {
                     out.console(&format!("message on unexpected topic {topic}"));
                     return;
@@ -601,14 +630,34 @@ impl Machine {
             d = d.min(now + LINK_POLL);
         }
         d = d.min(profile.next_work());
+        if let Some(t) = self.birth_at {
+            d = d.min(t);
+        }
         if self.online.is_none() && link {
             d = d.min(self.retry_at);
         }
         d.max(now)
     }
 
+    /// Home Assistant's birth (`online`) or last will (`offline`) on [`HA_STATUS`]. A retained
+    /// `online` is what a broker hands every new subscriber: the connect announced everything
+    /// already, so only a live one counts.
+    fn ha_status(&mut self, now: Millis, payload: &[u8], retained: bool, out: &mut dyn Console) {
+        if retained || payload.trim_ascii() != b"online" || self.online.is_none() {
+            return;
+        }
+        if self.birth_at.is_none() {
+            let delay = hearth_core::rng::Rng::below(&mut self.rng, BIRTH_JITTER_MAX + 1);
+            self.birth_at = Some(now + delay);
+            out.console(&format!(
+                "home assistant online: publishing again in {delay} ms"
+            ));
+        }
+    }
+
     fn end_session(&mut self, now: Millis, why: &str, out: &mut dyn Console) {
         self.online = None;
+        self.birth_at = None;
         self.pending.push_back(Action::Offline);
         out.console(&format!("mqtt lost: {why}"));
         out.status(DeviceStatus::NoBroker);

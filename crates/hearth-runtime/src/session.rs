@@ -19,7 +19,7 @@ use rust_mqtt::client::options::{
 };
 use rust_mqtt::client::Client;
 use rust_mqtt::config::KeepAlive;
-use rust_mqtt::types::{MqttBinary, MqttString, TopicFilter, TopicName};
+use rust_mqtt::types::{MqttBinary, MqttString, ReasonCode, TopicFilter, TopicName};
 use rust_mqtt::Bytes;
 
 use crate::settings::Settings;
@@ -114,10 +114,29 @@ where
         .await
         .map_err(|e| err("connect", e))?;
 
-    let filter_text = topics.cmnd("#");
-    let filter =
-        TopicFilter::new(MqttString::from_str(&filter_text).map_err(|e| err("filter", e))?)
-            .ok_or_else(|| SessionError(format!("invalid topic filter {filter_text:?}")))?;
+    // The device's commands, and Home Assistant's birth and last will. A broker whose ACL
+    // refuses the second still gets a working device (it only misses the births).
+    let commands = topics.cmnd("#");
+    if let Err(code) = subscribe(client, &commands).await? {
+        return Err(SessionError(format!(
+            "subscription to {commands} refused: {code:?}"
+        )));
+    }
+    let _ = subscribe(client, crate::machine::HA_STATUS).await?;
+    publish(client, &lwt, ONLINE, true).await
+}
+
+/// Subscribe to `filter_text` at QoS 0 and wait for the broker's SUBACK: its refusal code, if
+/// it refused.
+async fn subscribe<T>(
+    client: &mut MqttClient<'_, T>,
+    filter_text: &str,
+) -> Result<Result<(), ReasonCode>, SessionError>
+where
+    T: embedded_io_async::Read + embedded_io_async::Write,
+{
+    let filter = TopicFilter::new(MqttString::from_str(filter_text).map_err(|e| err("filter", e))?)
+        .ok_or_else(|| SessionError(format!("invalid topic filter {filter_text:?}")))?;
     client
         .subscribe(filter, &SubscriptionOptions::new())
         .await
@@ -128,17 +147,11 @@ where
             .await
             .map_err(|e| err("waiting for SUBACK", e))?
         {
-            Event::Suback(s) if s.reason_code.is_success() => break,
-            Event::Suback(s) => {
-                return Err(SessionError(format!(
-                    "subscription refused: {:?}",
-                    s.reason_code
-                )))
-            }
+            Event::Suback(s) if s.reason_code.is_success() => return Ok(Ok(())),
+            Event::Suback(s) => return Ok(Err(s.reason_code)),
             _ => continue,
         }
     }
-    publish(client, &lwt, ONLINE, true).await
 }
 
 /// Publish `payload` on `topic` at QoS 0.

@@ -122,6 +122,7 @@ impl World {
             | Action::NetDown
             | Action::UpdaterTick
             | Action::Offline
+            | Action::Available
             | Action::Reboot(_) => {}
             Action::Sleep(until) => self.now = self.now.max(*until),
             Action::Turn => m.link(now, self.link && now >= self.link_at, out),
@@ -513,4 +514,58 @@ fn a_lost_link_ends_the_session_and_counts_both_losses() {
     let before = w.times(is_connect).len();
     w.run_until(w.now + 20_000);
     assert_eq!(w.times(is_connect).len(), before);
+}
+
+/// A message from the broker on `topic`.
+fn message(topic: &str, payload: &str, retained: bool) -> Incoming {
+    Incoming::Message {
+        topic: topic.to_string(),
+        payload: payload.as_bytes().to_vec(),
+        retained,
+    }
+}
+
+#[test]
+fn home_assistant_coming_online_gets_availability_discovery_and_states_again() {
+    use super::{BIRTH_JITTER_MAX, HA_STATUS};
+    assert_eq!(
+        HA_STATUS,
+        alloc::format!("{}/status", hearth_core::discovery::PREFIX)
+    );
+    let mut w = World::new("");
+    let (connected, _) = w.until(|a| matches!(a, Action::Announce));
+    w.run_until(connected + 5_000);
+    let reasons = |w: &World| {
+        w.published
+            .iter()
+            .filter(|(topic, _)| topic == "stat/dev/RebootReason")
+            .count()
+    };
+    assert_eq!(reasons(&w), 1, "the boot's reboot reason");
+
+    // Home Assistant restarts: its birth message.
+    let birth = w.now + 100;
+    w.inbox
+        .push_back((birth, message(HA_STATUS, "online", false)));
+    let (available, _) = w.until(|a| matches!(a, Action::Available));
+    assert!(
+        (birth..=birth + BIRTH_JITTER_MAX).contains(&available),
+        "availability at {available}, birth at {birth}"
+    );
+    let (announced, _) = w.until(|a| matches!(a, Action::Announce));
+    assert!(announced >= available);
+    w.run_until(announced + 2_000);
+    assert_eq!(reasons(&w), 2, "every state with a value goes out again");
+
+    // What a new subscriber gets (a retained birth) and Home Assistant's last will change
+    // nothing; the session stays up.
+    let later = w.now;
+    w.inbox
+        .push_back((later + 100, message(HA_STATUS, "online", true)));
+    w.inbox
+        .push_back((later + 200, message(HA_STATUS, "offline", false)));
+    w.run_until(later + 30_000);
+    let again = w.times(|a| matches!(a, Action::Available | Action::Announce));
+    assert!(again.iter().all(|&t| t <= announced), "{again:?}");
+    assert!(w.m.online());
 }
