@@ -114,15 +114,17 @@ where
         .await
         .map_err(|e| err("connect", e))?;
 
-    // The device's commands, and Home Assistant's birth and last will. A broker whose ACL
-    // refuses the second still gets a working device (it only misses the births).
+    // Home Assistant's birth and last will, then the device's commands. In this order, what
+    // arrives while the second SUBACK is awaited (and is passed over) is at most a status,
+    // never a command; a missed birth is harmless, the connect announces everything. A broker
+    // whose ACL refuses the status subscription still gets a working device.
+    let _ = subscribe(client, crate::machine::HA_STATUS).await?;
     let commands = topics.cmnd("#");
     if let Err(code) = subscribe(client, &commands).await? {
         return Err(SessionError(format!(
             "subscription to {commands} refused: {code:?}"
         )));
     }
-    let _ = subscribe(client, crate::machine::HA_STATUS).await?;
     publish(client, &lwt, ONLINE, true).await
 }
 
