@@ -327,19 +327,22 @@ async fn main(spawner: Spawner) -> ! {
             // The network: Wi-Fi (which also carries ESP-NOW for a Wi-Fi central), or the
             // W5500 (which starts the radio only for ESP-NOW, never associated).
             let espnow_channel = central.map(|(_, link)| link.channel.unwrap_or(1));
+            let tx_power = loaded.config.wifi_tx_power;
             let started = match (&loaded.uplink, wiring.ethernet) {
                 (Uplink::Wifi(credentials), _) => {
-                    net::start_wifi(spawner, p.WIFI, credentials, espnow_channel)
+                    net::start_wifi(spawner, p.WIFI, credentials, espnow_channel, tx_power)
                 }
                 (Uplink::Ethernet, Some(eth)) => {
                     match net::start_ethernet(spawner, p.SPI2, p.RNG, p.ADC1, &eth).await {
-                        Ok(net) if espnow_channel.is_some() => match net::espnow::start(p.WIFI) {
-                            Ok(radio) => Ok((net, Some(radio))),
-                            Err(message) => Err(net::StartError {
-                                message,
-                                config: false,
-                            }),
-                        },
+                        Ok(net) if espnow_channel.is_some() => {
+                            match net::espnow::start(p.WIFI, tx_power) {
+                                Ok(radio) => Ok((net, Some(radio))),
+                                Err(message) => Err(net::StartError {
+                                    message,
+                                    config: false,
+                                }),
+                            }
+                        }
                         Ok(net) => Ok((net, None)),
                         Err(e) => Err(e),
                     }
@@ -464,7 +467,7 @@ async fn main(spawner: Spawner) -> ! {
                 }
             };
             // ESP-NOW alone: the station is started, never associated.
-            let mut radio = match net::espnow::start(p.WIFI) {
+            let mut radio = match net::espnow::start(p.WIFI, loaded.config.wifi_tx_power) {
                 Ok(radio) => radio,
                 Err(message) => fatal::reset_later(&message, &mut dogs, &mut store).await,
             };

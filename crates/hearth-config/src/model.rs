@@ -46,6 +46,9 @@ pub struct Config {
     pub espnow: EspNow,
     /// `watchdog` and the policy timeouts.
     pub timings: Timings,
+    /// `wifitxpower`: the radio's maximum transmit power (Wi-Fi and ESP-NOW); `None` keeps the
+    /// radio driver's default (esp-radio: 5 dBm).
+    pub wifi_tx_power: Option<TxPower>,
     /// The profile's own keys (declared with [`KeySpec`](crate::KeySpec)) that were given a
     /// value, after validation. Keys absent or `None` are not in the map.
     pub profile_settings: BTreeMap<String, String>,
@@ -243,6 +246,44 @@ pub struct EspNow {
     /// `espnowversion`: the wire format, 2 (the reference's, for networks with MicroPython
     /// devices) or 3 (Hearth's, the default).
     pub version: u8,
+}
+
+/// A transmit power in quarters of a dBm (the radio's own unit), 2..=20 dBm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TxPower(u8);
+
+impl TxPower {
+    /// The lowest power accepted, in quarter dBm (2 dBm).
+    pub const MIN_QUARTER_DBM: u8 = 8;
+    /// The highest power accepted, in quarter dBm (20 dBm).
+    pub const MAX_QUARTER_DBM: u8 = 80;
+
+    /// A power from quarters of a dBm, if in range.
+    pub const fn from_quarter_dbm(q: u8) -> Option<Self> {
+        if q >= Self::MIN_QUARTER_DBM && q <= Self::MAX_QUARTER_DBM {
+            Some(TxPower(q))
+        } else {
+            None
+        }
+    }
+
+    /// The power in quarters of a dBm.
+    pub const fn quarter_dbm(self) -> u8 {
+        self.0
+    }
+}
+
+/// As written in `config.txt`: dBm with up to two decimals (`8.5`, `11.25`, `20`).
+impl fmt::Display for TxPower {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (whole, quarter) = (self.0 / 4, self.0 % 4);
+        match quarter {
+            0 => write!(f, "{whole}"),
+            1 => write!(f, "{whole}.25"),
+            2 => write!(f, "{whole}.5"),
+            _ => write!(f, "{whole}.75"),
+        }
+    }
 }
 
 /// The default `espnowversion`.

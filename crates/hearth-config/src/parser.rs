@@ -102,6 +102,15 @@ impl<T> Field<T> {
         }
     }
 
+    /// `Some(None)` when absent, `Some(Some(v))` when given, `None` when invalid.
+    fn or_default_none(self) -> Option<Option<T>> {
+        match self {
+            Field::Absent => Some(None),
+            Field::Given(_, v) => Some(Some(v)),
+            Field::Invalid => None,
+        }
+    }
+
     /// The value, the default when absent, `None` when invalid.
     fn or_default(self, default: T) -> Option<T> {
         match self {
@@ -257,6 +266,9 @@ impl<'a, 's> Reader<'a, 's> {
         let mqtt = self.mqtt(ssid_is_none);
         let espnow = self.espnow();
         let timings = self.timings();
+        let tx_power = self
+            .optional(Key::WifiTxPower, values::tx_power)
+            .or_default_none();
         let keepalive = mqtt.as_ref().map(|m| m.keepalive_s);
         if let (Some(t), Some(k)) = (timings, keepalive) {
             self.keepalive_vs_reboot(k, &t);
@@ -268,6 +280,7 @@ impl<'a, 's> Reader<'a, 's> {
             mqtt: mqtt?,
             espnow: espnow?,
             timings: timings?,
+            wifi_tx_power: tx_power?,
             profile_settings: profile_settings?,
         })
     }

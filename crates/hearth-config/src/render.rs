@@ -39,6 +39,9 @@ impl Config {
             Network::Wired2 => put(Key::Ssid, "(wired2)"),
             Network::None => put(Key::Ssid, "(none)"),
         }
+        if let Some(power) = self.wifi_tx_power {
+            put(Key::WifiTxPower, &power.to_string());
+        }
         if let Some(b) = &self.mqtt.broker {
             put(Key::MqttBroker, &b.to_string());
         }

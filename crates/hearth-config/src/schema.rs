@@ -25,6 +25,7 @@ pub(crate) enum Key {
     Flavor,
     Ssid,
     Password,
+    WifiTxPower,
     MqttBroker,
     MqttName,
     MqttUser,
@@ -54,13 +55,14 @@ pub(crate) enum Key {
 }
 
 impl Key {
-    pub(crate) const COUNT: usize = 30;
+    pub(crate) const COUNT: usize = 31;
 
     pub(crate) const ALL: [Key; Key::COUNT] = [
         Key::Profile,
         Key::Flavor,
         Key::Ssid,
         Key::Password,
+        Key::WifiTxPower,
         Key::MqttBroker,
         Key::MqttName,
         Key::MqttUser,
@@ -95,6 +97,7 @@ impl Key {
             Key::Flavor => "flavor",
             Key::Ssid => "ssid",
             Key::Password => "password",
+            Key::WifiTxPower => "wifitxpower",
             Key::MqttBroker => "mqttbroker",
             Key::MqttName => "mqttname",
             Key::MqttUser => "mqttuser",

@@ -20,6 +20,28 @@ pub(crate) fn whole(v: &str) -> Option<u32> {
     v.parse().ok()
 }
 
+/// `wifitxpower`: dBm, 2..=20, in steps of 0.25 (the radio's unit), with up to two decimals.
+pub(crate) fn tx_power(v: &str) -> Result<crate::model::TxPower, Expected> {
+    const EXPECTED: &str = "expected the transmit power in dBm, 2..=20 in steps of 0.25, e.g. 8.5";
+    let (whole, frac) = v.split_once('.').unwrap_or((v, ""));
+    let quarter = match frac {
+        "" | "0" | "00" => 0,
+        "25" => 1,
+        "5" | "50" => 2,
+        "75" => 3,
+        _ => return Err(EXPECTED.into()),
+    };
+    if whole.is_empty() || whole.len() > 2 || (frac.is_empty() && v.ends_with('.')) {
+        return Err(EXPECTED.into());
+    }
+    let whole = self::whole(whole).ok_or(EXPECTED)?;
+    let q = whole * 4 + quarter;
+    u8::try_from(q)
+        .ok()
+        .and_then(crate::model::TxPower::from_quarter_dbm)
+        .ok_or_else(|| EXPECTED.into())
+}
+
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Unit {
     Seconds,

@@ -1134,3 +1134,40 @@ fn espnow_version_defaults_to_3_and_demands_a_long_psk() {
         "{e}"
     );
 }
+
+#[test]
+fn wifitxpower_takes_dbm_in_quarter_steps() {
+    assert_eq!(ok(BASE).wifi_tx_power, None, "the radio driver's default");
+    for (text, quarters) in [
+        ("8.5", 34),
+        ("2", 8),
+        ("20", 80),
+        ("11.25", 45),
+        ("19.75", 79),
+        ("8.50", 34),
+        ("7.0", 28),
+    ] {
+        let c = ok(&with(&format!("wifitxpower {text}\n")));
+        let power = c.wifi_tx_power.expect("given");
+        assert_eq!(power.quarter_dbm(), quarters, "{text}");
+        // The canonical rendering reads back the same.
+        assert_eq!(ok(&c.to_text()).wifi_tx_power, Some(power), "{text}");
+    }
+    assert_eq!(
+        ok(&with("wifitxpower 8.5\n"))
+            .to_text()
+            .lines()
+            .find(|l| l.starts_with("wifitxpower")),
+        Some("wifitxpower 8.5")
+    );
+    for bad in [
+        "1.75", "21", "20.25", "8.3", "8.", ".5", "-5", "abc", "8.500", "1e1", "100", "8,5",
+    ] {
+        let e = one(&with(&format!("wifitxpower {bad}\n")));
+        assert!(
+            e.contains("wifitxpower") && e.contains("2..=20 in steps of 0.25"),
+            "{bad:?}: {e}"
+        );
+    }
+    assert!(ok(&with("wifitxpower None\n")).wifi_tx_power.is_none());
+}

@@ -856,6 +856,12 @@ async fn device_task(parts: Parts) {
         onewire,
         ..
     } = chips;
+    if let Some(power) = config.wifi_tx_power {
+        // The chip caps its radio here; the simulated one has no power to cap.
+        console(&format!(
+            "radio: transmit power at most {power} dBm (wifitxpower; nothing to cap in the simulator)"
+        ));
+    }
     let store = match KvStore::open(flash, 0..FLASH_SIZE).await {
         Ok(store) => {
             let report = store.report();

@@ -66,6 +66,7 @@ use esp_radio::wifi::sta::StationConfig;
 use esp_radio::wifi::{
     Config as WifiConfig, ControllerConfig, Protocol, Protocols, WifiController,
 };
+use hearth_config::TxPower;
 use hearth_platform::{Radio, RadioError, RadioFrame, BROADCAST, RADIO_MAX_FRAME};
 
 /// Unicast peers kept in the driver's table (the driver holds 20 with the broadcast peer).
@@ -107,9 +108,9 @@ pub struct EspNowRadio {
 
 /// Start the Wi-Fi driver for ESP-NOW alone: station mode, never associated (peripherals and
 /// wired centrals).
-pub fn start(wifi: WIFI<'static>) -> Result<EspNowRadio, String> {
+pub fn start(wifi: WIFI<'static>, tx_power: Option<TxPower>) -> Result<EspNowRadio, String> {
     let station = StationConfig::default().with_protocols(protocols());
-    let controller = WifiController::new(
+    let mut controller = WifiController::new(
         wifi,
         ControllerConfig::default()
             .with_initial_config(WifiConfig::Station(station))
@@ -118,9 +119,29 @@ pub fn start(wifi: WIFI<'static>) -> Result<EspNowRadio, String> {
             .with_sta_disconnected_pm(false),
     )
     .map_err(|e| format!("espnow: the Wi-Fi driver did not start: {e}"))?;
+    set_tx_power(&mut controller, tx_power).map_err(|e| format!("espnow: {e}"))?;
     let mut radio = EspNowRadio::new(&controller);
     radio._controller = Some(controller);
     Ok(radio)
+}
+
+/// Cap the radio's transmit power at `wifitxpower` (the driver's own unit is a quarter dBm);
+/// without it the driver's default stays (esp-radio: 5 dBm). Many cheap ESP32-C3 boards only
+/// associate when it is capped around 8.5 dBm.
+pub fn set_tx_power(
+    controller: &mut WifiController<'static>,
+    tx_power: Option<TxPower>,
+) -> Result<(), String> {
+    let Some(power) = tx_power else {
+        return Ok(());
+    };
+    // 8..=80 quarter dBm by the config's rules, inside the driver's 8..=84.
+    let quarters = i8::try_from(power.quarter_dbm()).unwrap_or(i8::MAX);
+    controller
+        .set_max_tx_power(quarters)
+        .map_err(|e| format!("cannot set the transmit power to {power} dBm: {e:?}"))?;
+    log::info!("radio: transmit power at most {power} dBm (wifitxpower)");
+    Ok(())
 }
 
 /// ESP-NOW on the controller of a Wi-Fi station (a Wi-Fi central); the controller stays with

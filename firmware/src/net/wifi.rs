@@ -30,6 +30,7 @@ use esp_radio::wifi::{
 use super::espnow::EspNowRadio;
 use super::{open, Link, Medium, StackNetwork, StartError, LINK};
 use crate::config::Wifi;
+use hearth_config::TxPower;
 
 /// Pause after the association was lost before associating again.
 const RECONNECT_PAUSE_MS: u64 = 2_000;
@@ -49,6 +50,7 @@ pub fn start(
     wifi: WIFI<'static>,
     credentials: &Wifi,
     espnow: Option<u8>,
+    tx_power: Option<TxPower>,
 ) -> Result<(StackNetwork, Option<EspNowRadio>), StartError> {
     let ssid = Ssid::try_from(credentials.ssid.as_str())
         .map_err(|e| StartError::config(format!("wifi: ssid {:?}: {e}", credentials.ssid)))?;
@@ -65,7 +67,7 @@ pub fn start(
     if espnow.is_some() {
         station = station.with_protocols(super::espnow::protocols());
     }
-    let controller = WifiController::new(
+    let mut controller = WifiController::new(
         wifi,
         ControllerConfig::default()
             .with_initial_config(WifiConfig::Station(station))
@@ -77,6 +79,8 @@ pub fn start(
         // The driver validates the SSID and the passphrase against the network settings.
         config: matches!(e, WifiError::InvalidSsid | WifiError::InvalidPassword),
     })?;
+    super::espnow::set_tx_power(&mut controller, tx_power)
+        .map_err(|e| StartError::driver(format!("wifi: {e}")))?;
     // The RNG is a true RNG once the radio runs.
     let rng = Rng::new();
     let seed = (u64::from(rng.random()) << 32) | u64::from(rng.random());
