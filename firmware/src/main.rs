@@ -376,21 +376,28 @@ async fn main(spawner: Spawner) -> ! {
 
             let mut board = make_board(spawner, dogs, &timings, hardware_reset, p.LPWR, firmware);
             let store = hearth_platform::store::shared(store);
+            // The MQTT runtime on this board with an appliance: a macro, not an async fn, so
+            // that the main task's future pays for no wrapper's copy of the arguments. The
+            // central joins the future with its link.
+            macro_rules! runtime {
+                ($settings:expr, $profile:expr) => {
+                    hearth_runtime::run(
+                        $settings,
+                        &mut net,
+                        &mut board,
+                        &store,
+                        $profile,
+                        hearth_device::CONFIG_RULES,
+                    )
+                };
+            }
             let mut settings = settings;
             settings.boot_mode =
                 hearth_runtime::update::boot(&mut board, &store, &settings.update).await;
             if let BootMode::Safe { faults } = settings.boot_mode {
                 log::warn!("safe mode: the last {faults} runs ended in a fault");
                 let mut profile = SafeMode::new(&loaded.config.profile);
-                hearth_runtime::run(
-                    settings,
-                    &mut net,
-                    &mut board,
-                    &store,
-                    &mut profile,
-                    hearth_device::CONFIG_RULES,
-                )
-                .await
+                runtime!(settings, &mut profile).await
             }
             match app {
                 MqttApp::Central(flavor, link, mut radio) => {
@@ -401,14 +408,7 @@ async fn main(spawner: Spawner) -> ! {
                         hearth_platform::Entropy::seed(&mut board),
                         hearth_platform::Entropy::seed(&mut board),
                     ];
-                    let device = hearth_runtime::run(
-                        settings,
-                        &mut net,
-                        &mut board,
-                        &store,
-                        &mut profile,
-                        hearth_device::CONFIG_RULES,
-                    );
+                    let device = runtime!(settings, &mut profile);
                     let central = run_central(
                         &link,
                         &mut radio,
@@ -422,15 +422,7 @@ async fn main(spawner: Spawner) -> ! {
                 }
                 MqttApp::Weather(bus) => {
                     let mut profile = sensors::weather(&bus, now_ms());
-                    hearth_runtime::run(
-                        settings,
-                        &mut net,
-                        &mut board,
-                        &store,
-                        &mut profile,
-                        hearth_device::CONFIG_RULES,
-                    )
-                    .await
+                    runtime!(settings, &mut profile).await
                 }
                 MqttApp::Appliance(hardware, bus) => {
                     appliances::run(

@@ -102,8 +102,9 @@ impl<T> Field<T> {
         }
     }
 
-    /// `Some(None)` when absent, `Some(Some(v))` when given, `None` when invalid.
-    fn or_default_none(self) -> Option<Option<T>> {
+    /// An optional value: `Some(None)` when absent, `Some(Some(v))` when given, `None` when
+    /// invalid.
+    fn or_none(self) -> Option<Option<T>> {
         match self {
             Field::Absent => Some(None),
             Field::Given(_, v) => Some(Some(v)),
@@ -266,9 +267,7 @@ impl<'a, 's> Reader<'a, 's> {
         let mqtt = self.mqtt(ssid_is_none);
         let espnow = self.espnow();
         let timings = self.timings();
-        let tx_power = self
-            .optional(Key::WifiTxPower, values::tx_power)
-            .or_default_none();
+        let tx_power = self.optional(Key::WifiTxPower, values::tx_power).or_none();
         let keepalive = mqtt.as_ref().map(|m| m.keepalive_s);
         if let (Some(t), Some(k)) = (timings, keepalive) {
             self.keepalive_vs_reboot(k, &t);
@@ -356,10 +355,7 @@ impl<'a, 's> Reader<'a, 's> {
 
     fn mqtt(&mut self, ssid_is_none: bool) -> Option<Mqtt> {
         let broker = if ssid_is_none {
-            match self.optional(Key::MqttBroker, values::broker) {
-                Field::Invalid => None,
-                field => Some(field.value()),
-            }
+            self.optional(Key::MqttBroker, values::broker).or_none()
         } else {
             self.required(Key::MqttBroker, None, values::broker)
                 .map(Some)
@@ -504,15 +500,9 @@ impl<'a, 's> Reader<'a, 's> {
                 return None;
             }
         }
-        let text = |f: Field<&str>| match f {
-            Field::Invalid => None,
-            f => Some(f.value().map(str::to_string)),
-        };
+        let text = |f: Field<&str>| f.or_none().map(|v| v.map(str::to_string));
         let (group, psk) = (text(group), text(psk));
-        let channel = match channel {
-            Field::Invalid => None,
-            f => Some(f.value()),
-        };
+        let channel = channel.or_none();
         Some(EspNow {
             group: group?,
             psk: psk?,

@@ -883,9 +883,13 @@ async fn device_task(parts: Parts) {
     let mut board = LoopFaults::new(board, stress.pending.clone());
     // The MQTT runtime with an appliance of the build and the device's config rules: one
     // expression for every arm below (a macro, not an async fn, so that no arm pays for a
-    // wrapper's copy of the arguments).
+    // wrapper's copy of the arguments). `@future` gives the future unawaited, for a central
+    // that joins it with its link.
     macro_rules! run_appliance {
         ($settings:expr, $profile:expr) => {
+            run_appliance!(@future $settings, $profile).await
+        };
+        (@future $settings:expr, $profile:expr) => {
             hearth_runtime::run(
                 $settings,
                 &mut net,
@@ -894,7 +898,6 @@ async fn device_task(parts: Parts) {
                 $profile,
                 hearth_device::CONFIG_RULES,
             )
-            .await
         };
     }
     let device = async {
@@ -1038,14 +1041,7 @@ async fn device_task(parts: Parts) {
                 let port = CentralPort::new();
                 let mut profile = Forwarder::new(flavor, &port, seed, now);
                 let epoch_random = [board.seed(), board.seed()];
-                let device = hearth_runtime::run(
-                    settings,
-                    &mut net,
-                    &mut board,
-                    &store,
-                    &mut profile,
-                    hearth_device::CONFIG_RULES,
-                );
+                let device = run_appliance!(@future settings, &mut profile);
                 let central = run_central(
                     &link,
                     &mut radio,
