@@ -8,10 +8,16 @@
 //! the availability topic `tele/<name>/LWT` (`Online` / `Offline`).
 //!
 //! Payload keys follow Home Assistant's MQTT discovery schema (full names, no abbreviations):
-//! `name`, `unique_id`, `object_id`, `state_topic`, `command_topic`, `availability_topic`,
+//! `name`, `unique_id`, `default_entity_id`, `object_id`, `state_topic`, `command_topic`, `availability_topic`,
 //! `payload_available`, `payload_not_available`, `device_class`, `unit_of_measurement`,
 //! `state_class`, `entity_category`, `payload_on`, `payload_off`, `event_types`,
 //! `value_template`, `device` (`identifiers`, `name`, `model`, `manufacturer`, `sw_version`).
+//!
+//! The entity id Home Assistant gives an entity comes from `default_entity_id`
+//! (`<component>.<device>_<item>`, lower case, the key since Home Assistant 2025.10) and, for
+//! releases before that, from `object_id` (`<device>_<item>`, which those releases slugify to
+//! the same id). Home Assistant 2026.4 dropped `object_id` and ignores it, so both keys are sent
+//! and an entity keeps its id across an upgrade of Home Assistant.
 
 use alloc::format;
 use alloc::string::String;
@@ -172,6 +178,35 @@ pub fn object_id(item: &str) -> String {
         .collect()
 }
 
+/// An entity id's object part as Home Assistant's `slugify` makes it from ASCII: lower case
+/// letters and digits, every other run of characters one `_`, none at either end. Home
+/// Assistant refuses an entity id with `__`, a leading or a trailing `_`.
+pub fn slug(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut gap = false;
+    for c in text.chars() {
+        if c.is_ascii_alphanumeric() {
+            if gap && !out.is_empty() {
+                out.push('_');
+            }
+            gap = false;
+            out.push(c.to_ascii_lowercase());
+        } else {
+            gap = true;
+        }
+    }
+    out
+}
+
+/// The entity id Home Assistant should give `entity` of `device`: `<component>.<slug>`.
+pub fn default_entity_id(device: &DeviceInfo, entity: &Entity) -> String {
+    format!(
+        "{}.{}",
+        entity.component.name(),
+        slug(&format!("{}_{}", device.name, entity.item))
+    )
+}
+
 /// The retained config topic of `entity`.
 pub fn config_topic(device: &DeviceInfo, entity: &Entity) -> String {
     format!(
@@ -188,6 +223,7 @@ pub fn config_payload(device: &DeviceInfo, entity: &Entity, topics: &Topics) -> 
     j.str("name", &entity.name);
     let uid = format!("hearth_{}_{}", device.id, object_id(&entity.item));
     j.str("unique_id", &uid);
+    j.str("default_entity_id", &default_entity_id(device, entity));
     j.str(
         "object_id",
         &format!("{}_{}", object_id(&device.name), object_id(&entity.item)),
@@ -340,6 +376,7 @@ mod tests {
         assert_eq!(
             config_payload(&device(), &e, &t),
             "{\"name\":\"Temperature\",\"unique_id\":\"hearth_02A1B2C3D4E5_Temperature\",\
+\"default_entity_id\":\"sensor.weather1_temperature\",\
 \"object_id\":\"Weather1_Temperature\",\"state_topic\":\"stat/Weather1/Temperature\",\
 \"availability_topic\":\"tele/Weather1/LWT\",\"payload_available\":\"Online\",\
 \"payload_not_available\":\"Offline\",\"device_class\":\"temperature\",\
@@ -381,5 +418,22 @@ mod tests {
         assert_eq!(event_payload("press"), "{\"event_type\":\"press\"}");
         assert_eq!(object_id("Manual1/Event"), "Manual1_Event");
         assert_eq!(json_string("a\u{1}b\n"), "\"a\\u0001b\\n\"");
+    }
+
+    #[test]
+    fn entity_ids_are_valid_home_assistant_slugs() {
+        assert_eq!(slug("Weather1_Temperature"), "weather1_temperature");
+        assert_eq!(slug("wx-1__Manual1/Event"), "wx_1_manual1_event");
+        assert_eq!(slug("_a-_-b_"), "a_b");
+        assert_eq!(slug("--"), "");
+        let mut d = device();
+        d.name = "Living-Room".into();
+        let e = Entity::switch("Relay1", "Relay 1", "Relay1", "1", "0");
+        assert_eq!(default_entity_id(&d, &e), "switch.living_room_relay1");
+        let p = config_payload(&d, &e, &Topics::new("Living-Room"));
+        assert!(
+            p.contains("\"default_entity_id\":\"switch.living_room_relay1\",\"object_id\":\"Living-Room_Relay1\""),
+            "{p}"
+        );
     }
 }

@@ -222,9 +222,53 @@ pub fn check(topic: &str, payload: &str, name: &str) -> String {
     }
     assert_eq!(dev["name"], name);
     assert!(dev["identifiers"].as_array().is_some_and(|a| !a.is_empty()));
+    check_entity_id(topic, component, obj);
     let uid = obj["unique_id"].as_str().expect("unique_id");
     assert!(uid.starts_with("hearth_"), "{uid}");
     component.to_string()
+}
+
+/// `default_entity_id` (Home Assistant 2025.10 and later) must be a valid entity id of this
+/// component, and `object_id` (the releases before) must slugify to the same object id, so an
+/// entity keeps its id when Home Assistant is upgraded.
+fn check_entity_id(topic: &str, component: &str, obj: &serde_json::Map<String, Value>) {
+    let id = obj
+        .get("default_entity_id")
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("{topic}: default_entity_id missing"));
+    let (domain, object) = id
+        .split_once('.')
+        .unwrap_or_else(|| panic!("{topic}: {id} is not <domain>.<object>"));
+    assert_eq!(domain, component, "{topic}: {id}");
+    // Home Assistant's valid_entity_id: [a-z0-9_] only, no `__`, no `_` at either end.
+    assert!(
+        !object.is_empty()
+            && object
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            && !object.contains("__")
+            && !object.starts_with('_')
+            && !object.ends_with('_'),
+        "{topic}: {id} is not a valid entity id"
+    );
+    let legacy = obj
+        .get("object_id")
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("{topic}: object_id missing"));
+    let mut slug = String::new();
+    for part in legacy
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|p| !p.is_empty())
+    {
+        if !slug.is_empty() {
+            slug.push('_');
+        }
+        slug.push_str(&part.to_ascii_lowercase());
+    }
+    assert_eq!(
+        slug, object,
+        "{topic}: object_id {legacy} names another entity than {id}"
+    );
 }
 
 /// Checks every discovery config `obs` saw for device `name`; returns how many there were.
