@@ -28,6 +28,12 @@ HEARTH_MOSQUITTO="$(find_mosquitto)"
 export HEARTH_MOSQUITTO
 "$HEARTH_MOSQUITTO" -h 2>/dev/null | head -1 || true
 
+step "setup: Home Assistant (PyPI, cached virtual environment) for the real-Home-Assistant test"
+# About 2 minutes the first time, nothing after: scripts/ha-env.sh keeps it in ~/.cache/hearth.
+HEARTH_HA="$(scripts/ha-env.sh)"
+export HEARTH_HA
+"$HEARTH_HA" --version
+
 step "setup: libudev (serial-port support of \`hearth flash\`)"
 if ! pkg-config --exists libudev 2>/dev/null; then
   echo "libudev-dev is missing: installing it with apt"

@@ -87,14 +87,7 @@ fn a_forwarder_announces_each_new_sender() {
         "{}",
         manager.dump()
     );
-    let scale = Sim::start_on_air(
-        &format!(
-            "profile scale_sensor\nssid (none)\nmqttname s1\nespnowgroup g\nespnowpsk {psk}\n\
-             calibration_a 20000\ncalibration_b -50000\nsleep 60\n"
-        ),
-        Some(&air.0),
-    );
-    assert!(scale.ctl("load 1.25").starts_with("ok"));
+    let scale = Sim::scale_on_air(psk, &air.0, "1.25");
     obs.wait_for("stat/hub/Weight", Duration::from_secs(30), |m| {
         m.payload == "1.25" && !m.topic.is_empty()
     })

@@ -148,7 +148,7 @@ impl TlsBroker {
             &acl,
             "user admin\ntopic readwrite #\n\n\
              pattern write stat/%u/#\npattern write tele/%u/#\npattern read cmnd/%u/#\n\
-             pattern write homeassistant/+/%u/#\n",
+             pattern write homeassistant/+/%u/#\npattern read homeassistant/status\n",
         )
         .expect("write acl");
         let conf = dir.0.join("mosquitto.conf");
@@ -331,6 +331,22 @@ fn devices_connect_with_the_ca_or_the_pin_and_credentials() {
         seen.iter()
             .any(|(t, _)| t.starts_with("homeassistant/") && t.contains("/dev1/")),
         "{seen:?}"
+    );
+    // The ACL lets a device hear Home Assistant's birth message: it announces itself again.
+    let before = seen.len();
+    admin
+        .publish("homeassistant/status", b"online", false)
+        .expect("birth message");
+    let again = watch_until(&mut admin, Duration::from_secs(15), |seen| {
+        seen.iter()
+            .any(|(t, p)| t == "tele/dev1/LWT" && p == "Online")
+    });
+    assert!(
+        again
+            .iter()
+            .any(|(t, p)| t == "tele/dev1/LWT" && p == "Online"),
+        "no answer to the birth message after {before} messages: {again:?}\n{}",
+        broker.log()
     );
     admin.disconnect();
 }

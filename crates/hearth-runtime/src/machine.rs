@@ -201,12 +201,24 @@ impl Machine {
     /// [`pubs_mut`](Self::pubs_mut) before the first [`poll`](Self::poll).
     pub fn new(settings: &Settings, boot: Millis, reason: &str, seed: u64) -> Self {
         let mut pubs = Publications::new(LOG_CAPACITY);
+        // Both are Home Assistant entities, so both are retained: Home Assistant subscribes to
+        // a state topic only once it has processed the discovery config, after the boot's
+        // values went out, and would show "unknown" until the next reboot otherwise (a real
+        // Home Assistant showed it).
+        let retained = |spec: PubSpec| PubSpec {
+            retain: true,
+            ..spec
+        };
         let items = CoreItems {
             uptime: pubs.register(
-                PubSpec::periodic("Uptime", settings.uptime_eval, settings.uptime_force),
+                retained(PubSpec::periodic(
+                    "Uptime",
+                    settings.uptime_eval,
+                    settings.uptime_force,
+                )),
                 boot,
             ),
-            reboot_reason: pubs.register(PubSpec::on_demand("RebootReason"), boot),
+            reboot_reason: pubs.register(retained(PubSpec::on_demand("RebootReason")), boot),
         };
         pubs.offer(items.reboot_reason, boot, Some(String::from(reason)), true);
         pubs.log(format!("boot: reason {reason}"));

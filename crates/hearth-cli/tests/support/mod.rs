@@ -434,6 +434,20 @@ impl Sim {
         sim
     }
 
+    /// A battery scale (`scale_sensor` `s1`, no Wi-Fi) in ESP-NOW group `g` with `psk` on the
+    /// air in `air`, loaded with `kg`: its central forwards the weight as `stat/<hub>/Weight`.
+    pub fn scale_on_air(psk: &str, air: &Path, kg: &str) -> Self {
+        let scale = Self::start_on_air(
+            &format!(
+                "profile scale_sensor\nssid (none)\nmqttname s1\nespnowgroup g\nespnowpsk {psk}\n\
+                 calibration_a 20000\ncalibration_b -50000\nsleep 60\n"
+            ),
+            Some(air),
+        );
+        assert!(scale.ctl(&format!("load {kg}")).starts_with("ok"));
+        scale
+    }
+
     pub fn state(&self) -> PathBuf {
         self.dir.0.join("state")
     }

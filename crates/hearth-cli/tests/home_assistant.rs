@@ -1,0 +1,267 @@
+//! A real Home Assistant (from PyPI, in the virtual environment `scripts/ha-env.sh` caches)
+//! against the test's mosquitto and every appliance in the simulator. What is checked is Home
+//! Assistant's own view, through its REST API with a long-lived token made in the test: every
+//! entity the devices announce exists under the entity id the discovery config asks for, is
+//! available, and shows the state the device published; a switch toggled from Home Assistant
+//! switches the simulated relay; a keyfob press becomes an event with the template's
+//! attributes; and Home Assistant logged no complaint about any discovery config.
+
+#[path = "support/ha.rs"]
+mod ha;
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use ha::HomeAssistant;
+use serde_json::{json, Value};
+use support::{config_for, Broker, Sim, TempDir};
+
+fn s(secs: u64) -> Duration {
+    Duration::from_secs(secs)
+}
+
+/// What a retained discovery config asks of Home Assistant.
+struct Announced {
+    component: String,
+    device: String,
+    entity_id: String,
+    state_topic: Option<String>,
+    command_topic: Option<String>,
+}
+
+fn announced(broker: &Broker) -> Vec<Announced> {
+    broker
+        .retained("homeassistant/#")
+        .into_iter()
+        .filter(|(t, _)| t.ends_with("/config"))
+        .map(|(topic, payload)| {
+            let parts: Vec<&str> = topic.split('/').collect();
+            support::schema::check(&topic, &payload, parts[2]);
+            let v: Value = serde_json::from_str(&payload).expect("config JSON");
+            let text = |k: &str| v.get(k).and_then(Value::as_str).map(String::from);
+            Announced {
+                component: parts[1].to_string(),
+                device: parts[2].to_string(),
+                entity_id: text("default_entity_id").expect("default_entity_id"),
+                state_topic: text("state_topic"),
+                command_topic: text("command_topic"),
+            }
+        })
+        .collect()
+}
+
+/// Do Home Assistant's state and the device's published value agree? Numbers are compared as
+/// numbers (Home Assistant may write `81.0` as `81.0` or `81`).
+fn same_value(ha: &str, published: &str) -> bool {
+    match (ha.parse::<f64>(), published.trim().parse::<f64>()) {
+        (Ok(a), Ok(b)) => (a - b).abs() < 1e-9,
+        _ => ha == published.trim(),
+    }
+}
+
+#[test]
+fn home_assistant_shows_every_appliance_and_drives_a_relay() {
+    let broker = Broker::start();
+    let ha = HomeAssistant::start(&broker);
+    eprintln!("Home Assistant {}", ha.version);
+
+    let port = broker.port;
+    let air = TempDir::new("ha-air");
+    let psk = "ha-test-psk-0123456";
+    let devices: Vec<(&str, Sim)> = [
+        ("weather", "wx1", ""),
+        ("relay", "r1", "relays 2\nrelay1max 600\n"),
+        ("energy", "e1", ""),
+        ("rx433", "rf1", ""),
+        (
+            "h2o",
+            "tank1",
+            "unit L\ncapacity 1000\nlevelsensors 25,50,75,100\nflowpulserate 7.5\nmaxflow 30\n",
+        ),
+        ("switch", "sw1", "switchboard Direct4\n"),
+        ("termo", "th1", ""),
+        (
+            "scale_manager",
+            "hub",
+            &format!("espnowgroup g\nespnowpsk {psk}\nespnowchannel 1\n"),
+        ),
+    ]
+    .iter()
+    .map(|(profile, name, extra)| {
+        (
+            *name,
+            Sim::start_on_air(&config_for(profile, name, port, extra), Some(&air.0)),
+        )
+    })
+    .collect();
+    let sim = |name: &str| &devices.iter().find(|(n, _)| *n == name).unwrap().1;
+    let dump = || {
+        devices
+            .iter()
+            .map(|(_, d)| d.dump())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    // The scale's sensor: not on MQTT; the manager forwards its weight as entities of its own.
+    let scale = Sim::scale_on_air(psk, &air.0, "1.25");
+
+    // Every device announced itself, the scale's sender included.
+    let ready = support::wait_until(s(60), || {
+        let a = announced(&broker);
+        devices
+            .iter()
+            .all(|(name, _)| a.iter().filter(|e| e.device == *name).count() >= 3)
+            && a.iter().any(|e| e.entity_id.ends_with("_weight"))
+    });
+    assert!(ready, "discovery configs\n{}\n{}", dump(), scale.dump());
+    let configs = announced(&broker);
+
+    // Home Assistant made every entity, under the id asked for, available.
+    let mut missing = Vec::new();
+    let found = support::wait_until(s(90), || {
+        let states: BTreeMap<String, Value> = ha
+            .states()
+            .into_iter()
+            .filter_map(|v| Some((v["entity_id"].as_str()?.to_string(), v)))
+            .collect();
+        missing = configs
+            .iter()
+            .filter(|e| {
+                states
+                    .get(&e.entity_id)
+                    .is_none_or(|v| v["state"] == "unavailable")
+            })
+            .map(|e| e.entity_id.clone())
+            .collect();
+        missing.is_empty()
+    });
+    assert!(
+        found,
+        "entities Home Assistant lacks or shows unavailable: {missing:?}\n{}",
+        ha.log()
+    );
+    eprintln!("{} entities of {} devices", configs.len(), devices.len());
+
+    // States arrive: measurements the devices make only now (the weather station's first
+    // reading is about a minute after boot; the tank's level after its float switches move;
+    // the energy meter's live values once its ticker is switched on, from Home Assistant),
+    // and every sensor's state is the value its device holds on the broker. The boot's reboot
+    // reason (published once, right after the discovery configs) is there too.
+    assert!(sim("tank1").ctl("tank 3").starts_with("ok"));
+    ha.call(
+        "switch",
+        "turn_on",
+        &json!({ "entity_id": "switch.e1_ticker" }),
+    );
+    let measured = [
+        "sensor.wx1_temperature",
+        "sensor.wx1_humidity",
+        "sensor.wx1_pressure",
+        "sensor.tank1_coarselevelpct",
+        "sensor.e1_vnow",
+        "sensor.e1_wnow",
+        "sensor.hub_weight",
+    ];
+    let mut wrong = Vec::new();
+    let agree = support::wait_until(s(150), || {
+        let held: BTreeMap<String, String> = broker.retained("stat/#").into_iter().collect();
+        let pending = measured.iter().filter(|id| {
+            ha.state(id)
+                .is_none_or(|v| v["state"] == "unknown" || v["state"] == "unavailable")
+        });
+        wrong = pending.map(|id| format!("{id}: no state yet")).collect();
+        wrong.extend(
+            configs
+                .iter()
+                .filter(|e| e.component == "sensor" || e.component == "binary_sensor")
+                .filter_map(|e| {
+                    let value = held.get(e.state_topic.as_ref()?)?;
+                    let state = ha.state(&e.entity_id)?;
+                    let shown = state["state"].as_str().unwrap_or("").to_string();
+                    let ok = if e.component == "sensor" {
+                        same_value(&shown, value)
+                    } else {
+                        shown == "on" || shown == "off"
+                    };
+                    (!ok).then(|| format!("{}: HA {shown:?}, device {value:?}", e.entity_id))
+                }),
+        );
+        wrong.is_empty()
+    });
+    assert!(agree, "states differ: {wrong:#?}\n{}", ha.log());
+    for e in &configs {
+        let shown = ha.state(&e.entity_id).map(|v| v["state"].clone());
+        eprintln!("  {} = {}", e.entity_id, shown.unwrap_or(Value::Null));
+    }
+    for (name, _) in &devices {
+        let reason = ha
+            .state(&format!("sensor.{name}_rebootreason"))
+            .map(|v| v["state"].clone());
+        assert_eq!(
+            reason,
+            Some(json!("power-on")),
+            "{name}'s reboot reason in Home Assistant"
+        );
+    }
+
+    // A switch toggled in Home Assistant switches the relay (active-low: on drives it low).
+    let relay = configs
+        .iter()
+        .find(|e| e.device == "r1" && e.component == "switch")
+        .expect("r1's first relay");
+    assert_eq!(relay.entity_id, "switch.r1_0_state");
+    assert!(relay.command_topic.is_some());
+    assert_eq!(sim("r1").log_count("gpio: relay 1 low"), 0);
+    ha.call(
+        "switch",
+        "turn_on",
+        &json!({ "entity_id": relay.entity_id }),
+    );
+    assert!(
+        sim("r1").wait_log("gpio: relay 1 low", s(10)),
+        "{}",
+        sim("r1").dump()
+    );
+    let shows = |want: &str| {
+        support::wait_until(s(10), || {
+            ha.state(&relay.entity_id)
+                .is_some_and(|v| v["state"] == want)
+        })
+    };
+    assert!(shows("on"), "{}\n{}", ha.log(), sim("r1").dump());
+    let highs = sim("r1").log_count("gpio: relay 1 high");
+    ha.call(
+        "switch",
+        "turn_off",
+        &json!({ "entity_id": relay.entity_id }),
+    );
+    assert!(
+        sim("r1").wait_log_count("gpio: relay 1 high", highs + 1, s(10)),
+        "{}",
+        sim("r1").dump()
+    );
+    assert!(shows("off"), "{}\n{}", ha.log(), sim("r1").dump());
+
+    // A keyfob press is an event in Home Assistant, with the template's attributes.
+    assert!(sim("rf1").ctl("press ev1527 12345 3").starts_with("ok"));
+    let mut last = Value::Null;
+    let pressed = support::wait_until(s(10), || {
+        last = ha.state("event.rf1_keyfob").unwrap_or(Value::Null);
+        last["attributes"]["event_type"] == "EV1527"
+    });
+    assert!(pressed, "{last}\n{}", ha.log());
+    assert_eq!(last["attributes"]["address"], 12345, "{last}");
+    assert_eq!(last["attributes"]["button"], 3, "{last}");
+
+    // Home Assistant took every config without a word.
+    let log = ha.log_all();
+    let complaints: Vec<&str> = log
+        .lines()
+        .filter(|l| {
+            (l.contains(" ERROR ") || l.contains(" WARNING "))
+                && l.contains("homeassistant.components.mqtt")
+        })
+        .collect();
+    assert!(complaints.is_empty(), "{complaints:#?}");
+}
