@@ -23,7 +23,7 @@ Exit codes:
   2  it could not start: a usage error, a config or file that does not check, a broker
      that cannot be reached or refuses the login or the TLS check
 
-The fleet commands (mon, cmd, ota, config push) find the broker in $HEARTH_BROKER
+The fleet commands (mon, cmd, ota, release, config push) find the broker in $HEARTH_BROKER
 ([mqtts://]HOST[:PORT]) and the login in $HEARTH_MQTT_USER / $HEARTH_MQTT_PASSWORD, TLS
 files in $HEARTH_CA, $HEARTH_PIN, $HEARTH_CLIENT_CERT, $HEARTH_CLIENT_KEY; options win.";
 
@@ -55,6 +55,8 @@ enum Top {
     Image(Image),
     /// Signed update over MQTT, with a progress bar, until each device confirms or rolls back
     Ota(Ota),
+    /// Announce an image's version as the newest for its appliance: Home Assistant shows "update available"
+    Release(Release),
     /// Send a command to a device and print its answer
     Cmd(Cmd),
     /// Print every message on one device's topics, or on all topics
@@ -241,6 +243,27 @@ struct Sign {
     /// Sign although this machine's clock is far ahead of the device's anti-replay mark
     #[arg(long)]
     allow_clock_jump: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Publishes {\"version\":...} retained on hearth/release/<appliance> for each appliance the
+image runs; every device's Home Assistant update entity reads it. Installs nothing: run
+`hearth ota` for that (Home Assistant has no key to sign with).")]
+struct Release {
+    /// The image (from scripts/firmware.sh or `hearth image`)
+    image: PathBuf,
+    /// The appliance the image is for (default: what the image says; `all`: every appliance)
+    #[arg(long, value_name = "NAME")]
+    appliance: Option<String>,
+    /// What changed, in one paragraph (at most 255 characters)
+    #[arg(long, value_name = "TEXT")]
+    summary: Option<String>,
+    /// Where the release notes are
+    #[arg(long, value_name = "URL")]
+    url: Option<String>,
+    #[command(flatten)]
+    broker: Broker,
 }
 
 #[derive(Debug, Args)]
@@ -585,6 +608,17 @@ pub enum Run {
         /// How to send.
         options: hearth_fleet::commands::OtaOptions,
     },
+    /// `hearth release`.
+    Release {
+        /// Broker.
+        broker: BrokerArgs,
+        /// Image file.
+        image: PathBuf,
+        /// The appliance override.
+        appliance: Option<String>,
+        /// Summary and URL.
+        notes: hearth_fleet::release::Notes,
+    },
     /// `hearth cmd`.
     Cmd {
         /// Broker.
@@ -743,6 +777,15 @@ impl Cli {
                     },
                 }
             }
+            Top::Release(r) => Run::Release {
+                broker: broker(r.broker)?,
+                image: r.image,
+                appliance: r.appliance,
+                notes: hearth_fleet::release::Notes {
+                    summary: r.summary,
+                    url: r.url,
+                },
+            },
             Top::Cmd(c) => Run::Cmd {
                 broker: broker(c.broker)?,
                 device: c.device,

@@ -101,6 +101,12 @@ fn main() -> ExitCode {
             appliance.as_deref(),
             &options,
         ),
+        Run::Release {
+            broker,
+            image,
+            appliance,
+            notes,
+        } => hearth_fleet::release::release(&broker, &image, appliance.as_deref(), &notes),
         Run::Cmd {
             broker,
             device,

@@ -16,7 +16,7 @@ fn weather_announces_its_entities_retained_and_schema_valid() {
     let broker = Broker::start();
     let sim = Sim::start(&config("wx1", broker.port, ""));
     assert!(
-        sim.wait_log("discovery: 6 entities announced", Duration::from_secs(20)),
+        sim.wait_log("discovery: 7 entities announced", Duration::from_secs(20)),
         "{}",
         sim.dump()
     );
@@ -83,7 +83,7 @@ fn a_forwarder_announces_each_new_sender() {
         Some(&air.0),
     );
     assert!(
-        manager.wait_log("discovery: 4 entities announced", Duration::from_secs(20)),
+        manager.wait_log("discovery: 5 entities announced", Duration::from_secs(20)),
         "{}",
         manager.dump()
     );
@@ -93,7 +93,7 @@ fn a_forwarder_announces_each_new_sender() {
     })
     .unwrap_or_else(|| panic!("{}\n{}", scale.dump(), manager.dump()));
     assert!(
-        manager.wait_log("discovery: 6 entities announced", Duration::from_secs(10)),
+        manager.wait_log("discovery: 7 entities announced", Duration::from_secs(10)),
         "{}",
         manager.dump()
     );
@@ -124,7 +124,7 @@ fn home_assistant_s_birth_message_gets_availability_discovery_and_states_again()
     let obs = Observer::start(&broker);
     let sim = Sim::start(&config("wx2", broker.port, ""));
     assert!(
-        sim.wait_log("discovery: 6 entities announced", Duration::from_secs(20)),
+        sim.wait_log("discovery: 7 entities announced", Duration::from_secs(20)),
         "{}",
         sim.dump()
     );

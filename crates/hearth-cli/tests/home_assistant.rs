@@ -4,7 +4,8 @@
 //! entity the devices announce exists under the entity id the discovery config asks for, is
 //! available, and shows the state the device published; a switch toggled from Home Assistant
 //! switches the simulated relay; a keyfob press becomes an event with the template's
-//! attributes; and Home Assistant logged no complaint about any discovery config.
+//! attributes; `hearth release` makes the update entity show an available update; and Home
+//! Assistant logged no complaint about any discovery config.
 
 #[path = "support/ha.rs"]
 mod ha;
@@ -253,6 +254,77 @@ fn home_assistant_shows_every_appliance_and_drives_a_relay() {
     assert!(pressed, "{last}\n{}", ha.log());
     assert_eq!(last["attributes"]["address"], 12345, "{last}");
     assert_eq!(last["attributes"]["button"], 3, "{last}");
+
+    // Firmware: every device's update entity knows what it runs and, until a release is
+    // announced, has nothing to compare it with. `hearth release` of a newer weather image
+    // makes the weather station's entity say "update available", with the new version;
+    // announcing the relay's running version keeps its entity "up to date".
+    let installed = ha
+        .state("update.r1_firmware")
+        .and_then(|v| {
+            v["attributes"]["installed_version"]
+                .as_str()
+                .map(String::from)
+        })
+        .expect("r1's installed version");
+    let held = broker.retained("stat/r1/Firmware");
+    assert!(held[0].1.contains(&installed), "{held:?}");
+    assert_eq!(ha.state("update.wx1_firmware").unwrap()["state"], "unknown");
+    let dir = TempDir::new("ha-release");
+    let release = |version: &str, appliance: &str| {
+        let image = dir.0.join(format!("{appliance}-{version}.img"));
+        let made = support::hearth(&[
+            "image",
+            "--version",
+            version,
+            "--out",
+            image.to_str().unwrap(),
+        ]);
+        assert!(made.status.success(), "{}", support::text(&made));
+        let out = support::hearth(&[
+            "release",
+            image.to_str().unwrap(),
+            "--appliance",
+            appliance,
+            "--summary",
+            "Faster boot",
+            "--broker",
+            &format!("127.0.0.1:{port}"),
+        ]);
+        assert!(out.status.success(), "{}", support::text(&out));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("hearth/release/{appliance}: released\n")
+        );
+    };
+    release("9.9.9", "weather");
+    release(&installed, "relay");
+    let mut wx1 = Value::Null;
+    let available = support::wait_until(s(10), || {
+        wx1 = ha.state("update.wx1_firmware").unwrap_or(Value::Null);
+        wx1["state"] == "on"
+    });
+    assert!(available, "{wx1}\n{}", ha.log());
+    assert_eq!(wx1["attributes"]["latest_version"], "9.9.9", "{wx1}");
+    assert_eq!(
+        wx1["attributes"]["installed_version"],
+        installed.as_str(),
+        "{wx1}"
+    );
+    assert_eq!(wx1["attributes"]["in_progress"], false, "{wx1}");
+    // No Install button: Home Assistant holds no key to sign an image with.
+    assert_eq!(
+        wx1["attributes"]["supported_features"], 4,
+        "PROGRESS only: {wx1}"
+    );
+    assert!(
+        support::wait_until(s(10), || ha
+            .state("update.r1_firmware")
+            .is_some_and(|v| v["state"] == "off")),
+        "{:?}",
+        ha.state("update.r1_firmware")
+    );
+    assert_eq!(ha.state("update.e1_firmware").unwrap()["state"], "unknown");
 
     // Home Assistant took every config without a word.
     let log = ha.log_all();

@@ -172,10 +172,44 @@ fn a_signed_update_confirms_itself_and_old_manifests_cannot_be_replayed() {
     let bytes = std::fs::read(&image).unwrap();
     let captured = manifest_envelope(&key, "upd", &bytes, Version(0, 2, 0), "sim", now_ms());
 
+    let obs = support::Observer::start_on(&broker, "stat/upd/Firmware");
     let t = Instant::now();
     let out = ota(&broker, "upd", &image, &owner, &[]);
     let took = t.elapsed();
     assert!(out.status.success(), "{}\n{}", text(&out), dev.dump());
+    // Home Assistant's update entity followed it: the bar moved up to 100 on the way, and
+    // the new firmware reports itself installed with nothing in progress.
+    let firmware: Vec<serde_json::Value> = obs
+        .all()
+        .iter()
+        .filter(|m| m.topic == "stat/upd/Firmware")
+        .map(|m| serde_json::from_str(&m.payload).expect("Firmware is JSON"))
+        .collect();
+    let bar: Vec<u64> = firmware
+        .iter()
+        .filter(|f| f["in_progress"] == true)
+        .map(|f| f["update_percentage"].as_u64().expect("a percentage"))
+        .collect();
+    assert!(
+        bar.windows(2).all(|w| w[0] <= w[1])
+            && bar.iter().any(|p| (1..100).contains(p))
+            && bar.last() == Some(&100),
+        "{firmware:?}"
+    );
+    assert!(
+        firmware
+            .iter()
+            .all(|f| f["in_progress"] == false || f["installed_version"] != "0.2.0"),
+        "{firmware:?}"
+    );
+    assert_eq!(
+        broker.retained("stat/upd/Firmware"),
+        [(
+            "stat/upd/Firmware".to_string(),
+            r#"{"installed_version":"0.2.0","in_progress":false,"update_percentage":null}"#
+                .to_string()
+        )],
+    );
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("firmware 0.2.0 confirmed healthy"),
         "{}",

@@ -52,6 +52,11 @@ pub enum Component {
     /// Events (key presses, manual inputs). The state topic carries a JSON object with an
     /// `event_type` (see [`event_payload`]); events are never retained.
     Event { event_types: Vec<String> },
+    /// The device's firmware: the state topic carries the running version and a transfer's
+    /// progress (`update_status::firmware_state`); Home Assistant reads the newest version of
+    /// the device's appliance itself from [`release_topic`]. No install command: an image must
+    /// be signed with the owner's key, which Home Assistant does not hold (`hearth ota` does).
+    Update,
 }
 
 impl Component {
@@ -62,6 +67,7 @@ impl Component {
             Component::BinarySensor { .. } => "binary_sensor",
             Component::Switch { .. } => "switch",
             Component::Event { .. } => "event",
+            Component::Update => "update",
         }
     }
 }
@@ -132,6 +138,17 @@ impl Entity {
         }
     }
 
+    /// The firmware `update` entity on `item`.
+    pub fn update(item: &str, name: &str) -> Entity {
+        Entity {
+            item: item.into(),
+            name: name.into(),
+            component: Component::Update,
+            diagnostic: false,
+            value_template: None,
+        }
+    }
+
     /// An event entity on `item` with these event types.
     pub fn event(item: &str, name: &str, event_types: &[&str]) -> Entity {
         Entity {
@@ -144,6 +161,23 @@ impl Entity {
             value_template: None,
         }
     }
+}
+
+/// Where `hearth release` publishes (retained) the newest firmware for an appliance, as
+/// [`release_payload`]: `hearth/release/<appliance>`.
+pub fn release_topic(appliance: &str) -> String {
+    format!("hearth/release/{}", object_id(appliance))
+}
+
+/// The release message: `{"version":"0.2.0"}`, with the release notes' `summary` and `url`
+/// when there are some (for tools and people reading the topic; Home Assistant 2025.4 reads
+/// only the version from it).
+pub fn release_payload(version: &str, summary: Option<&str>, url: Option<&str>) -> String {
+    let mut j = Json::new();
+    j.str("version", version);
+    j.opt("summary", summary);
+    j.opt("url", url);
+    j.finish()
 }
 
 /// The payload of an event for an [`Component::Event`] entity: `{"event_type":"<t>"}`.
@@ -270,6 +304,12 @@ pub fn config_payload(device: &DeviceInfo, entity: &Entity, topics: &Topics) -> 
                         .join(",")
                 ),
             );
+        }
+        Component::Update => {
+            j.str("device_class", "firmware");
+            j.str("title", "Hearth firmware");
+            j.str("latest_version_topic", &release_topic(&device.model));
+            j.str("latest_version_template", "{{ value_json.version }}");
         }
     }
     if entity.diagnostic {

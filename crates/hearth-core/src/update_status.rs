@@ -171,6 +171,22 @@ enum Value {
 }
 
 impl UpdateStatus {
+    /// How far a firmware transfer is, in percent of the image: while the manifest is
+    /// accepted and chunks arrive, from `next` of `size`; 100 while the image is checked and
+    /// the device reboots into it. `None` when no firmware is on its way (a pushed config, a
+    /// refusal, a failure, an outcome after the reboot).
+    pub fn progress(&self) -> Option<u8> {
+        match self.state {
+            UpdateState::Ready | UpdateState::Receiving => {
+                let size = u64::from(self.size?.max(1));
+                let next = u64::from(self.next.unwrap_or(0));
+                Some((next.min(size) * 100 / size) as u8)
+            }
+            UpdateState::Verifying | UpdateState::Rebooting => Some(100),
+            _ => None,
+        }
+    }
+
     /// A status with only its state.
     pub fn new(state: UpdateState) -> Self {
         Self {
@@ -388,10 +404,99 @@ impl Parser<'_> {
     }
 }
 
+/// The state of a device's Home Assistant `update` entity (`stat/<name>/Firmware`, retained):
+/// the firmware it runs and, while an image is on its way, how far the transfer is. A flat
+/// JSON object with the keys of Home Assistant's MQTT update schema:
+/// `{"installed_version":"0.1.0","in_progress":true,"update_percentage":42}`, or with
+/// `"in_progress":false,"update_percentage":null` when nothing is on its way (the `null`
+/// clears the bar of an earlier transfer).
+///
+/// ```
+/// use hearth_core::update_status::{firmware_state, UpdateState, UpdateStatus};
+/// let mut s = UpdateStatus::new(UpdateState::Receiving);
+/// (s.next, s.size) = (Some(1024), Some(4096));
+/// assert_eq!(
+///     firmware_state("0.1.0", s.progress()),
+///     r#"{"installed_version":"0.1.0","in_progress":true,"update_percentage":25}"#
+/// );
+/// ```
+pub fn firmware_state(installed: &str, progress: Option<u8>) -> String {
+    let version = crate::discovery::json_string(installed);
+    match progress {
+        Some(p) => format!(
+            r#"{{"installed_version":{version},"in_progress":true,"update_percentage":{}}}"#,
+            p.min(100)
+        ),
+        None => format!(
+            r#"{{"installed_version":{version},"in_progress":false,"update_percentage":null}}"#
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use alloc::vec::Vec;
+
+    #[test]
+    fn progress_follows_the_transfer_and_never_passes_100() {
+        let at = |state, next, size| UpdateStatus {
+            next,
+            size,
+            ..UpdateStatus::new(state)
+        };
+        assert_eq!(
+            at(UpdateState::Ready, Some(0), Some(409_600)).progress(),
+            Some(0)
+        );
+        let half = at(UpdateState::Receiving, Some(204_800), Some(409_600));
+        assert_eq!(half.progress(), Some(50));
+        // A status anyone can forge: an offset past the image, a size of 0, the largest size.
+        let past = at(UpdateState::Receiving, Some(u32::MAX), Some(10));
+        assert_eq!(past.progress(), Some(100));
+        assert_eq!(
+            at(UpdateState::Receiving, Some(5), Some(0)).progress(),
+            Some(100)
+        );
+        let big = at(UpdateState::Receiving, Some(u32::MAX - 1), Some(u32::MAX));
+        assert_eq!(big.progress(), Some(99));
+        assert_eq!(at(UpdateState::Receiving, None, None).progress(), None);
+        assert_eq!(
+            UpdateStatus::new(UpdateState::Verifying).progress(),
+            Some(100)
+        );
+        assert_eq!(
+            UpdateStatus::new(UpdateState::Rebooting).progress(),
+            Some(100)
+        );
+        for state in [
+            UpdateState::Refused,
+            UpdateState::Failed,
+            UpdateState::Trial,
+            UpdateState::Confirmed,
+            UpdateState::RolledBack,
+            UpdateState::SafeMode,
+            UpdateState::ConfigInstalled,
+        ] {
+            assert_eq!(at(state, Some(1), Some(2)).progress(), None, "{state}");
+        }
+    }
+
+    #[test]
+    fn the_firmware_state_is_home_assistant_s_update_json() {
+        assert_eq!(
+            firmware_state("0.1.0", None),
+            r#"{"installed_version":"0.1.0","in_progress":false,"update_percentage":null}"#
+        );
+        assert_eq!(
+            firmware_state("1.2.3", Some(100)),
+            r#"{"installed_version":"1.2.3","in_progress":true,"update_percentage":100}"#
+        );
+        assert_eq!(
+            firmware_state("\"x", Some(250)),
+            r#"{"installed_version":"\"x","in_progress":true,"update_percentage":100}"#
+        );
+    }
 
     fn full() -> UpdateStatus {
         UpdateStatus {

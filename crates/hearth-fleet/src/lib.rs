@@ -29,3 +29,4 @@
 
 pub mod client;
 pub mod commands;
+pub mod release;

@@ -429,7 +429,8 @@ async fn ota_command<B: Board, F: NorFlash>(
     }
 }
 
-/// The entities every appliance has: uptime and the reason of the last boot.
+/// The entities every appliance has: uptime, the reason of the last boot, and the firmware
+/// (Home Assistant's `update` entity, fed by the updater's `Firmware` item).
 fn core_entities() -> alloc::vec::Vec<Entity> {
     alloc::vec![
         Entity::sensor(
@@ -440,6 +441,7 @@ fn core_entities() -> alloc::vec::Vec<Entity> {
             Some("measurement")
         ),
         Entity::diagnostic("RebootReason", "Last reboot reason"),
+        Entity::update("Firmware", "Firmware"),
     ]
 }
 

@@ -21,7 +21,7 @@ use embedded_storage_async::nor_flash::NorFlash;
 use hearth_config::{Config, KeySpec};
 use hearth_core::publish::{PubId, PubSpec, Publications};
 use hearth_core::reboot::RebootReason;
-use hearth_core::update_status::{UpdateState, UpdateStatus};
+use hearth_core::update_status::{firmware_state, UpdateState, UpdateStatus};
 use hearth_core::{Millis, SECOND};
 use hearth_ota::manifest::{Manifest, Target, Version};
 use hearth_ota::otadata::crc32;
@@ -555,8 +555,22 @@ async fn slot_record<F: NorFlash>(store: &SharedStore<F>, slot: u8) -> Option<(u
     })
 }
 
-fn emit(pubs: &mut Publications, id: PubId, now: Millis, status: UpdateStatus) {
-    pubs.offer(id, now, Some(status.to_json()), true);
+/// Where the updater reports: the status answers of the update protocol, and the state of
+/// Home Assistant's `update` entity, which follows them.
+struct Reports {
+    /// `stat/<name>/Update`: every status, as the tools read it.
+    status: PubId,
+    /// `stat/<name>/Firmware` (retained): the running version and the transfer's progress
+    /// ([`firmware_state`]), published when it changes.
+    firmware: PubId,
+    /// The running firmware's version.
+    installed: String,
+}
+
+fn emit(pubs: &mut Publications, to: &Reports, now: Millis, status: UpdateStatus) {
+    let firmware = firmware_state(&to.installed, status.progress());
+    pubs.offer(to.status, now, Some(status.to_json()), true);
+    pubs.offer(to.firmware, now, Some(firmware), false);
 }
 
 /// The update being received.
@@ -581,7 +595,7 @@ pub struct Updater {
     /// What a pushed config must pass.
     rules: ConfigRules,
     settings: UpdateSettings,
-    status: PubId,
+    reports: Reports,
     answer: PubId,
     job: Option<Job>,
     trial: bool,
@@ -604,7 +618,8 @@ pub struct Updater {
 const REBOOT_GRACE: Millis = 2 * SECOND;
 
 impl Updater {
-    /// Register the `Update` (status) and `OTA` (command answers) items.
+    /// Register the `Update` (status), `Firmware` (Home Assistant's update entity) and `OTA`
+    /// (command answers) items.
     pub fn new(
         settings: UpdateSettings,
         rules: ConfigRules,
@@ -615,7 +630,17 @@ impl Updater {
         Updater {
             settings,
             rules,
-            status: pubs.register(PubSpec::on_demand("Update"), now),
+            reports: Reports {
+                status: pubs.register(PubSpec::on_demand("Update"), now),
+                firmware: pubs.register(
+                    PubSpec {
+                        retain: true,
+                        ..PubSpec::on_demand("Firmware")
+                    },
+                    now,
+                ),
+                installed: String::new(),
+            },
             answer: pubs.register(PubSpec::on_demand("OTA"), now),
             job: None,
             trial: false,
@@ -659,6 +684,9 @@ impl Updater {
         }
         self.boot_reason = boot_reason.to_string();
         let version = board.version().to_string();
+        self.reports.installed.clone_from(&version);
+        let firmware = firmware_state(&version, None);
+        pubs.offer(self.reports.firmware, now, Some(firmware), true);
         let line = match (slot, state) {
             (Some(slot), Some(state)) => {
                 format!("firmware {version} in slot {slot} ({})", state.as_str())
@@ -723,7 +751,7 @@ impl Updater {
     }
 
     fn offer(&self, pubs: &mut Publications, now: Millis, status: UpdateStatus) {
-        emit(pubs, self.status, now, status);
+        emit(pubs, &self.reports, now, status);
     }
 
     fn refuse(&self, pubs: &mut Publications, now: Millis, error: &str) {
@@ -1131,7 +1159,7 @@ impl Updater {
         pubs: &mut Publications,
         now: Millis,
     ) {
-        let id = self.status;
+        let id = &self.reports;
         let Some(job) = self.job.as_mut() else {
             return self.refuse(
                 pubs,
@@ -1198,7 +1226,7 @@ impl Updater {
         pubs: &mut Publications,
         now: Millis,
     ) {
-        let id = self.status;
+        let id = &self.reports;
         let (Some(job), Some(slots)) = (self.job.as_mut(), board.slots()) else {
             return;
         };

@@ -64,8 +64,8 @@ fn every_subcommand_answers_help() {
     let mut seen = 0;
     walk(&Cli::command_tree(), &mut Vec::new(), &mut seen);
     // demo, sim, sim ctl, sim-device, flash, flash monitor, config, check, push, keygen, image,
-    // ota, cmd, mon, tls, config-lines, espnow, sniff, send, air, completions.
-    assert_eq!(seen, 21);
+    // ota, release, cmd, mon, tls, config-lines, espnow, sniff, send, air, completions.
+    assert_eq!(seen, 22);
 }
 
 #[test]
@@ -182,6 +182,21 @@ fn parses_the_fleet_commands() {
         p("ota --all fw.img --key k"),
         Ok(Run::Ota { all: true, .. })
     ));
+    match p("release fw.img --appliance relay --summary fixes --broker h:1") {
+        Ok(Run::Release {
+            broker: b,
+            image,
+            appliance,
+            notes,
+        }) => {
+            assert_eq!(b, broker("h", 1, None, None));
+            assert_eq!(image, PathBuf::from("fw.img"));
+            assert_eq!(appliance.as_deref(), Some("relay"));
+            assert_eq!((notes.summary.as_deref(), notes.url), (Some("fixes"), None));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(err("release").contains("<IMAGE>"), "{}", err("release"));
     match p("cmd d1 mark 12 --key k --allow-clock-jump --json") {
         Ok(Run::Cmd {
             device,

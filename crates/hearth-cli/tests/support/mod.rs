@@ -282,6 +282,12 @@ pub struct Observer {
 
 impl Observer {
     pub fn start(broker: &Broker) -> Self {
+        Self::start_on(broker, "#")
+    }
+
+    /// An observer of `filter` only: one that must keep reading while binary payloads (update
+    /// chunks, which are not lines of text) go by elsewhere.
+    pub fn start_on(broker: &Broker, filter: &str) -> Self {
         let mut child = Command::new(tool("mosquitto_sub"))
             .args([
                 "-h",
@@ -289,7 +295,7 @@ impl Observer {
                 "-p",
                 &broker.port.to_string(),
                 "-t",
-                "#",
+                filter,
                 "-F",
                 "%r %t %p",
             ])

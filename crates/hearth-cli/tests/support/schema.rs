@@ -87,6 +87,25 @@ fn component_keys(component: &str) -> (&'static [&'static str], &'static [&'stat
             ],
             &["event_types", "state_topic"],
         ),
+        // Home Assistant's MQTT update schema (2025.4; unchanged through 2026.x).
+        "update" => (
+            &[
+                "command_topic",
+                "device_class",
+                "display_precision",
+                "entity_picture",
+                "latest_version_template",
+                "latest_version_topic",
+                "payload_install",
+                "release_summary",
+                "release_url",
+                "retain",
+                "state_topic",
+                "title",
+                "value_template",
+            ],
+            &[],
+        ),
         other => panic!("unexpected component {other}"),
     }
 }
@@ -188,6 +207,22 @@ pub fn check(topic: &str, payload: &str, name: &str) -> String {
                 .contains(&sc),
                 "{topic}"
             );
+        }
+    }
+    if component == "update" {
+        if let Some(class) = obj.get("device_class") {
+            assert_eq!(class, "firmware", "{topic}: the only update device class");
+        }
+        // A payload_install without a command topic would promise an Install button.
+        assert_eq!(
+            obj.contains_key("payload_install"),
+            obj.contains_key("command_topic"),
+            "{topic}"
+        );
+        for k in ["state_topic", "latest_version_topic"] {
+            if let Some(t) = obj.get(k).and_then(Value::as_str) {
+                assert!(!t.is_empty() && !t.contains(['+', '#']), "{topic}: {k} {t}");
+            }
         }
     }
     if component == "event" {

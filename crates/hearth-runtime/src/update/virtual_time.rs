@@ -12,7 +12,7 @@ use ed25519_dalek::SigningKey;
 use embassy_futures::block_on;
 use hearth_core::publish::Publications;
 use hearth_core::reboot::{HardwareReset, RebootReason};
-use hearth_core::update_status::{UpdateState, UpdateStatus};
+use hearth_core::update_status::{firmware_state, UpdateState, UpdateStatus};
 use hearth_core::{Millis, SECOND};
 use hearth_ota::otadata;
 use hearth_ota::signed::{self, Kind};
@@ -144,7 +144,12 @@ impl Device {
     }
 
     fn status(&self) -> UpdateStatus {
-        UpdateStatus::parse(self.pubs.last(self.up.status).expect("an update status")).unwrap()
+        UpdateStatus::parse(
+            self.pubs
+                .last(self.up.reports.status)
+                .expect("an update status"),
+        )
+        .unwrap()
     }
 
     /// Everything queued goes out, as once the session publishes it.
@@ -181,6 +186,11 @@ fn a_new_image_is_on_trial_until_online_for_otaconfirm_then_confirmed() {
     assert_eq!(d.mode, BootMode::Normal);
     assert_eq!(selected(&mut d.board), (1, State::PendingVerify));
     assert_eq!(d.status().state, UpdateState::Trial);
+    // Home Assistant's update entity: the running version, nothing in progress.
+    assert_eq!(
+        d.pubs.last(d.up.reports.firmware),
+        Some(firmware_state(d.board.version, None).as_str())
+    );
     // Online but not long enough, then long enough but offline: still on trial.
     d.tick(CONFIRM - 1, true);
     d.tick(CONFIRM + 5 * SECOND, false);
