@@ -190,6 +190,17 @@ impl Identity for EspBoard {
     fn version(&self) -> &str {
         VERSION
     }
+
+    fn heap(&self) -> Option<hearth_platform::HeapStats> {
+        let stats = esp_alloc::HEAP.stats();
+        let size = u32::try_from(stats.size).unwrap_or(u32::MAX);
+        let used = u32::try_from(stats.current_usage).unwrap_or(u32::MAX);
+        let most = u32::try_from(stats.max_usage).unwrap_or(u32::MAX);
+        Some(hearth_platform::HeapStats {
+            free: size.saturating_sub(used),
+            min_free: size.saturating_sub(most.max(used)),
+        })
+    }
 }
 
 impl Entropy for EspBoard {
@@ -210,6 +221,11 @@ impl Console for EspBoard {
             self.shown = Some(status);
             led::show(Show::Status(status));
         }
+    }
+
+    fn identify(&mut self, ms: hearth_core::Millis) -> bool {
+        led::show(Show::Identify(ms));
+        led::present()
     }
 }
 

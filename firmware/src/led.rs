@@ -8,6 +8,7 @@
 //! | `NoBroker` (link up, no MQTT session) | double blink: 100 on, 150 off, 100 on, 650 off | 1 s |
 //! | `Online` (MQTT session up) | one 50 ms flash | 5 s |
 //! | boot error (`fatal`) | three long blinks (600 on, 300 off), then 2 s off | 4.4 s |
+//! | identify (`cmnd/<name>/OTA identify`, Home Assistant's button), for 10 s | 250 ms on, 250 ms off | 500 ms |
 //!
 //! Without a `led` key there is no LED and nothing is blinked. A boot error before the config
 //! has been read (or one about the LED's own pin) cannot be shown.
@@ -17,11 +18,13 @@
 //! needed, which riscv32imc lacks); the task restarts its pattern when a new one arrives. When
 //! no task runs (no LED) the signal just holds the last value.
 
+use core::sync::atomic::{AtomicBool, Ordering};
 use embassy_executor::Spawner;
-use embassy_futures::select::{select, Either};
+
+use embassy_futures::select::{select3, Either3};
 use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 use embassy_sync::signal::Signal;
-use embassy_time::Timer;
+use embassy_time::{Duration, Instant, Timer};
 use esp_hal::gpio::{AnyPin, Level, Output, OutputConfig};
 use hearth_platform::DeviceStatus;
 
@@ -34,6 +37,9 @@ pub enum Show {
     Status(DeviceStatus),
     /// A boot error: the device idles (or resets later).
     Fault,
+    /// Someone asked the device to show itself: a fast even blink for this many ms, then the
+    /// status again.
+    Identify(u64),
 }
 
 static WISH: Signal<CriticalSectionRawMutex, Show> = Signal::new();
@@ -55,6 +61,7 @@ fn pattern(show: Show) -> &'static [Step] {
             &[(true, 100), (false, 150), (true, 100), (false, 650)]
         }
         Show::Status(DeviceStatus::Online) => &[(true, 50), (false, 4_950)],
+        Show::Identify(_) => &[(true, 250), (false, 250)],
         Show::Fault => &[
             (true, 600),
             (false, 300),
@@ -97,6 +104,7 @@ pub fn start(spawner: Spawner, led: pins::Led) {
         led.pin,
         if led.inverted { ", lit when low" } else { "" }
     );
+    PRESENT.store(true, Ordering::Relaxed);
     spawner.spawn(
         blink(Led {
             pin: output,
@@ -106,13 +114,37 @@ pub fn start(spawner: Spawner, led: pins::Led) {
     );
 }
 
+/// Is there a LED (and a task blinking it)? Only set by [`start`]; read by `identify`.
+static PRESENT: AtomicBool = AtomicBool::new(false);
+
+/// Does this device have a status LED?
+pub fn present() -> bool {
+    PRESENT.load(Ordering::Relaxed)
+}
+
 #[embassy_executor::task]
 async fn blink(mut led: Led) -> ! {
-    let mut shown = Show::Status(DeviceStatus::Booting);
+    let mut status = Show::Status(DeviceStatus::Booting);
+    // While identifying: until when. A status arriving meanwhile is shown afterwards.
+    let mut identify: Option<Instant> = None;
     loop {
-        match select(play(&mut led, pattern(shown)), WISH.wait()).await {
-            Either::First(never) => match never {},
-            Either::Second(next) => shown = next,
+        let shown = match identify {
+            Some(_) => Show::Identify(0),
+            None => status,
+        };
+        let over = async {
+            match identify {
+                Some(at) => Timer::at(at).await,
+                None => core::future::pending::<()>().await,
+            }
+        };
+        match select3(play(&mut led, pattern(shown)), WISH.wait(), over).await {
+            Either3::First(never) => match never {},
+            Either3::Second(Show::Identify(ms)) => {
+                identify = Some(Instant::now() + Duration::from_millis(ms));
+            }
+            Either3::Second(next) => status = next,
+            Either3::Third(()) => identify = None,
         }
     }
 }

@@ -30,7 +30,7 @@ fn relay_turns_on_for_the_clamped_time_and_survives_a_power_cut() {
         "relay1max 4\nrelays 2\n",
     ));
     assert!(
-        sim.wait_log("discovery: 5 entities announced", s(20)),
+        sim.wait_log("discovery: 14 entities announced", s(20)),
         "{}",
         sim.dump()
     );

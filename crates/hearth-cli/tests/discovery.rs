@@ -16,7 +16,7 @@ fn weather_announces_its_entities_retained_and_schema_valid() {
     let broker = Broker::start();
     let sim = Sim::start(&config("wx1", broker.port, ""));
     assert!(
-        sim.wait_log("discovery: 7 entities announced", Duration::from_secs(20)),
+        sim.wait_log("discovery: 16 entities announced", Duration::from_secs(20)),
         "{}",
         sim.dump()
     );
@@ -43,21 +43,45 @@ fn weather_announces_its_entities_retained_and_schema_valid() {
             uids.insert(v["unique_id"].as_str().unwrap().to_string()),
             "unique ids"
         );
-        seen.insert((component, v["state_topic"].as_str().unwrap().to_string()));
+        // A button has no state; it is known by what it sends.
+        let topic = v["state_topic"].as_str().map_or_else(
+            || format!("{} {}", v["command_topic"], v["payload_press"]),
+            String::from,
+        );
+        seen.insert((component, topic));
     }
-    for item in [
+    let mut want: Vec<(&str, String)> = [
         "Temperature",
         "Humidity",
         "Pressure",
         "Malfunction",
         "Uptime",
         "RebootReason",
-    ] {
+        // The diagnostics the simulator can report (no heap: it has none of its own).
+        "RSSI",
+        "IP",
+        "ConnLost",
+        "MqttLost",
+        "Version",
+        "Slot",
+    ]
+    .iter()
+    .map(|item| ("sensor", format!("stat/wx1/{item}")))
+    .collect();
+    want.extend([
+        ("binary_sensor", "stat/wx1/SafeMode".to_string()),
+        ("update", "stat/wx1/Firmware".to_string()),
+        ("button", r#""cmnd/wx1/OTA" "identify""#.to_string()),
+        // No otakey: a restart needs no signature, so Home Assistant may offer it.
+        ("button", r#""cmnd/wx1/OTA" "reboot""#.to_string()),
+    ]);
+    for (component, topic) in &want {
         assert!(
-            seen.contains(&("sensor".to_string(), format!("stat/wx1/{item}"))),
-            "{item} missing: {seen:?}"
+            seen.contains(&(component.to_string(), topic.clone())),
+            "{component} {topic} missing: {seen:?}"
         );
     }
+    assert_eq!(seen.len(), want.len(), "{seen:?}");
     // State values are retained too: a subscriber arriving after the publication gets it.
     obs.wait_for("stat/wx1/Temperature", Duration::from_secs(30), |_| true)
         .unwrap_or_else(|| panic!("temperature\n{}", sim.dump()));
@@ -83,7 +107,7 @@ fn a_forwarder_announces_each_new_sender() {
         Some(&air.0),
     );
     assert!(
-        manager.wait_log("discovery: 5 entities announced", Duration::from_secs(20)),
+        manager.wait_log("discovery: 14 entities announced", Duration::from_secs(20)),
         "{}",
         manager.dump()
     );
@@ -93,7 +117,7 @@ fn a_forwarder_announces_each_new_sender() {
     })
     .unwrap_or_else(|| panic!("{}\n{}", scale.dump(), manager.dump()));
     assert!(
-        manager.wait_log("discovery: 7 entities announced", Duration::from_secs(10)),
+        manager.wait_log("discovery: 16 entities announced", Duration::from_secs(10)),
         "{}",
         manager.dump()
     );
@@ -124,7 +148,7 @@ fn home_assistant_s_birth_message_gets_availability_discovery_and_states_again()
     let obs = Observer::start(&broker);
     let sim = Sim::start(&config("wx2", broker.port, ""));
     assert!(
-        sim.wait_log("discovery: 7 entities announced", Duration::from_secs(20)),
+        sim.wait_log("discovery: 16 entities announced", Duration::from_secs(20)),
         "{}",
         sim.dump()
     );

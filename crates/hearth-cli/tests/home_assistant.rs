@@ -4,7 +4,8 @@
 //! entity the devices announce exists under the entity id the discovery config asks for, is
 //! available, and shows the state the device published; a switch toggled from Home Assistant
 //! switches the simulated relay; a keyfob press becomes an event with the template's
-//! attributes; `hearth release` makes the update entity show an available update; and Home
+//! attributes; `hearth release` makes the update entity show an available update; the
+//! diagnostics follow the device; the identify and restart buttons act on it; and Home
 //! Assistant logged no complaint about any discovery config.
 
 #[path = "support/ha.rs"]
@@ -255,6 +256,40 @@ fn home_assistant_shows_every_appliance_and_drives_a_relay() {
     assert_eq!(last["attributes"]["address"], 12345, "{last}");
     assert_eq!(last["attributes"]["button"], 3, "{last}");
 
+    // Diagnostics: the signal, the address, the counters, the firmware and safe mode are
+    // there (their values were compared with the device's above); a weaker signal reaches
+    // Home Assistant within the minute the device samples in.
+    for (name, _) in &devices {
+        let safe = ha.state(&format!("binary_sensor.{name}_safemode"));
+        assert_eq!(
+            safe.map(|v| v["state"].clone()),
+            Some(json!("off")),
+            "{name}"
+        );
+        let ip = ha.state(&format!("sensor.{name}_ip"));
+        assert_eq!(
+            ip.map(|v| v["state"].clone()),
+            Some(json!("127.0.0.1")),
+            "{name}"
+        );
+    }
+    assert_eq!(ha.state("sensor.wx1_rssi").unwrap()["state"], "-58");
+    assert_eq!(
+        ha.state("sensor.wx1_rssi").unwrap()["attributes"]["unit_of_measurement"],
+        "dBm"
+    );
+    assert!(sim("wx1").ctl("rssi -71").starts_with("ok"));
+    let weaker = support::wait_until(s(75), || {
+        ha.state("sensor.wx1_rssi")
+            .is_some_and(|v| v["state"] == "-71")
+    });
+    assert!(
+        weaker,
+        "{:?}\n{}",
+        ha.state("sensor.wx1_rssi"),
+        sim("wx1").dump()
+    );
+
     // Firmware: every device's update entity knows what it runs and, until a release is
     // announced, has nothing to compare it with. `hearth release` of a newer weather image
     // makes the weather station's entity say "update available", with the new version;
@@ -325,6 +360,35 @@ fn home_assistant_shows_every_appliance_and_drives_a_relay() {
         ha.state("update.r1_firmware")
     );
     assert_eq!(ha.state("update.e1_firmware").unwrap()["state"], "unknown");
+
+    // Buttons: identify blinks the device's status LED (the simulator's is its log); restart
+    // (offered since these devices have no otakey) reboots it, for the reason "command".
+    assert_eq!(sim("r1").log_count("led: identify"), 0);
+    ha.call(
+        "button",
+        "press",
+        &json!({ "entity_id": "button.r1_identify" }),
+    );
+    assert!(
+        sim("r1").wait_log("led: identify, blinking for 10 s", s(10)),
+        "{}",
+        sim("r1").dump()
+    );
+    ha.call(
+        "button",
+        "press",
+        &json!({ "entity_id": "button.th1_restart" }),
+    );
+    let restarted = support::wait_until(s(30), || {
+        ha.state("sensor.th1_rebootreason")
+            .is_some_and(|v| v["state"] == "command: reboot requested")
+    });
+    assert!(
+        restarted,
+        "{:?}\n{}",
+        ha.state("sensor.th1_rebootreason"),
+        sim("th1").dump()
+    );
 
     // Home Assistant took every config without a word.
     let log = ha.log_all();

@@ -172,6 +172,20 @@ fn a_signed_update_confirms_itself_and_old_manifests_cannot_be_replayed() {
     let bytes = std::fs::read(&image).unwrap();
     let captured = manifest_envelope(&key, "upd", &bytes, Version(0, 2, 0), "sim", now_ms());
 
+    // With an otakey, `reboot` must be signed: Home Assistant gets an identify button and no
+    // restart button.
+    assert!(dev.wait_log("entities announced", s(20)), "{}", dev.dump());
+    let buttons: Vec<String> = broker
+        .retained("homeassistant/button/upd/#")
+        .into_iter()
+        .map(|(t, _)| t)
+        .collect();
+    assert_eq!(
+        buttons,
+        ["homeassistant/button/upd/Identify/config"],
+        "{}",
+        dev.dump()
+    );
     let obs = support::Observer::start_on(&broker, "stat/upd/Firmware");
     let t = Instant::now();
     let out = ota(&broker, "upd", &image, &owner, &[]);

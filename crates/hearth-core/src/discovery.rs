@@ -57,6 +57,13 @@ pub enum Component {
     /// the device's appliance itself from [`release_topic`]. No install command: an image must
     /// be signed with the owner's key, which Home Assistant does not hold (`hearth ota` does).
     Update,
+    /// A button: pressing it in Home Assistant publishes `payload` on `cmnd/<name>/<command>`.
+    /// It has no state.
+    Button {
+        command: String,
+        payload: &'static str,
+        device_class: Option<&'static str>,
+    },
 }
 
 impl Component {
@@ -68,6 +75,7 @@ impl Component {
             Component::Switch { .. } => "switch",
             Component::Event { .. } => "event",
             Component::Update => "update",
+            Component::Button { .. } => "button",
         }
     }
 }
@@ -132,6 +140,27 @@ impl Entity {
                 command: command.into(),
                 on,
                 off,
+            },
+            diagnostic: false,
+            value_template: None,
+        }
+    }
+
+    /// A button (under the device's configuration) that publishes `payload` on `command`.
+    pub fn button(
+        item: &str,
+        name: &str,
+        command: &str,
+        payload: &'static str,
+        device_class: Option<&'static str>,
+    ) -> Entity {
+        Entity {
+            item: item.into(),
+            name: name.into(),
+            component: Component::Button {
+                command: command.into(),
+                payload,
+                device_class,
             },
             diagnostic: false,
             value_template: None,
@@ -262,7 +291,9 @@ pub fn config_payload(device: &DeviceInfo, entity: &Entity, topics: &Topics) -> 
         "object_id",
         &format!("{}_{}", object_id(&device.name), object_id(&entity.item)),
     );
-    j.str("state_topic", &topics.stat(&entity.item));
+    if !matches!(entity.component, Component::Button { .. }) {
+        j.str("state_topic", &topics.stat(&entity.item));
+    }
     j.str("availability_topic", &topics.lwt());
     j.str("payload_available", ONLINE);
     j.str("payload_not_available", OFFLINE);
@@ -305,6 +336,15 @@ pub fn config_payload(device: &DeviceInfo, entity: &Entity, topics: &Topics) -> 
                 ),
             );
         }
+        Component::Button {
+            command,
+            payload,
+            device_class,
+        } => {
+            j.str("command_topic", &topics.cmnd(command));
+            j.str("payload_press", payload);
+            j.opt("device_class", *device_class);
+        }
         Component::Update => {
             j.str("device_class", "firmware");
             j.str("title", "Hearth firmware");
@@ -314,6 +354,9 @@ pub fn config_payload(device: &DeviceInfo, entity: &Entity, topics: &Topics) -> 
     }
     if entity.diagnostic {
         j.str("entity_category", "diagnostic");
+    } else if matches!(entity.component, Component::Button { .. }) {
+        // Buttons that act on the device itself sit under its configuration.
+        j.str("entity_category", "config");
     }
     if let Some(t) = &entity.value_template {
         j.str("value_template", t);

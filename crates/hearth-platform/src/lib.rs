@@ -188,8 +188,17 @@ pub trait Network {
     async fn down(&mut self);
     /// Does the link report being up (associated and addressed)?
     fn link_up(&mut self) -> bool;
-    /// The interface's IPv4 address while it has one (for displays and logs).
+    /// The interface's IPv4 address while it has one (for displays, logs and diagnostics).
     fn address(&mut self) -> Option<core::net::Ipv4Addr> {
+        None
+    }
+    /// Is it a radio link (Wi-Fi), whose signal strength [`Network::rssi`] reports? A wired
+    /// interface says `false` and has no signal entity.
+    fn is_wireless(&self) -> bool {
+        false
+    }
+    /// The received signal strength of the access point, dBm, while associated.
+    fn rssi(&mut self) -> Option<i8> {
         None
     }
     /// Does the local network answer at all (the gateway or the DNS server)? Asked after
@@ -267,7 +276,8 @@ impl Clock for SystemClock {
     }
 }
 
-/// Who the device is: its chip, what its image holds, its stable id and its version.
+/// Who the device is: its chip, what its image holds, its stable id, its version, and what its
+/// heap has left.
 pub trait Identity {
     /// The chip name update images must be built for (`esp32c3`, `esp32c6`, `sim`).
     fn chip(&self) -> &str;
@@ -284,6 +294,20 @@ pub trait Identity {
     fn unique_id(&self) -> [u8; 6];
     /// A firmware version string for `getversion`.
     fn version(&self) -> &str;
+    /// The heap: free now and the least it has been free since boot. `None` where there is
+    /// no device heap to report (the simulator runs on the host's allocator).
+    fn heap(&self) -> Option<HeapStats> {
+        None
+    }
+}
+
+/// What the heap has left ([`Identity::heap`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeapStats {
+    /// Free bytes now.
+    pub free: u32,
+    /// The fewest free bytes since boot.
+    pub min_free: u32,
 }
 
 /// Randomness for timing jitter and counter epochs (the chip's RNG; the host's OS).
@@ -300,6 +324,12 @@ pub trait Console {
     fn console(&mut self, line: &str);
     /// The device's status changed. The chip shows it on a LED; the default does nothing.
     fn status(&mut self, _status: DeviceStatus) {}
+    /// Someone asked the device to show itself (Home Assistant's identify button): blink the
+    /// status LED fast for `ms`, then go back to the status. Returns whether anything shows
+    /// it (a board without a LED says `false`, the default).
+    fn identify(&mut self, _ms: Millis) -> bool {
+        false
+    }
     /// Has the user asked an ESP-NOW peripheral to forget its pairing (a button on the chip,
     /// `hearth sim ctl … repair` in the simulator)? Reading clears the request.
     fn take_repair_request(&mut self) -> bool {

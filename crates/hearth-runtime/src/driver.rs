@@ -23,6 +23,7 @@ use hearth_storage::keys;
 use rust_mqtt::buffer::AllocBuffer;
 
 use crate::bounded::{Bounded, Dropped};
+use crate::diagnostics::Diagnostics;
 use crate::machine::{Action, Command, Counter, Machine, Route};
 use crate::session::{self, Incoming, MqttClient};
 use crate::settings::Settings;
@@ -83,6 +84,8 @@ where
         .start(board, store, m.pubs_mut(), &reason, boot)
         .await;
     profile.register(m.pubs_mut(), boot);
+    let slot = board.slots().map(|s| s.running());
+    let mut diag = Diagnostics::new(m.pubs_mut(), boot, board.version(), slot, safe_mode);
 
     let client_id = {
         let id = board.unique_id();
@@ -98,6 +101,12 @@ where
 
     loop {
         let now = now_ms();
+        if diag.due(now) {
+            let mut sample = Diagnostics::sample(net, board);
+            sample.connlost = counter(store, keys::CONNLOST).await;
+            sample.mqttlost = counter(store, keys::MQTTLOST).await;
+            diag.offer(m.pubs_mut(), now, &sample);
+        }
         match m.poll(now, profile, board) {
             Action::Heartbeat => board.heartbeat(now),
             Action::Sleep(until) => Timer::at(Instant::from_millis(until)).await,
@@ -170,6 +179,8 @@ where
                     Some(Ok(())) => {
                         m.connected(now_ms(), board);
                         profile.online(true, net.address());
+                        // The address and the signal are known now: show them at once.
+                        diag.sample_soon();
                         session = Some(client);
                     }
                     outcome => {
@@ -192,7 +203,9 @@ where
                     m.session_lost(now, NO_CLIENT, board);
                     continue;
                 };
-                match announce(client, board, profile, &topics).await {
+                let wireless = net.is_wireless();
+                let signing = updater.has_key();
+                match announce(client, board, profile, &topics, wireless, signing).await {
                     Ok(n) => m.announced(now_ms(), n, board),
                     Err(e) => m.session_lost(now_ms(), &format!("discovery: {}", e.0), board),
                 }
@@ -420,6 +433,17 @@ async fn ota_command<B: Board, F: NorFlash>(
             let text = updater.partitions(board).await;
             updater.answer(pubs, now, text);
         }
+        "identify" => {
+            let text = if board.identify(IDENTIFY_MS) {
+                format!(
+                    "identifying: the status LED blinks for {} s",
+                    IDENTIFY_MS / SECOND
+                )
+            } else {
+                String::from("identify: this device has no status LED (config key led)")
+            };
+            updater.answer(pubs, now, text);
+        }
         "keepversion" => updater.answer(
             pubs,
             now,
@@ -427,6 +451,32 @@ async fn ota_command<B: Board, F: NorFlash>(
         ),
         other => updater.answer(pubs, now, format!("unsupported OTA command {other:?}")),
     }
+}
+
+/// How long `identify` blinks the status LED.
+const IDENTIFY_MS: Millis = 10 * SECOND;
+
+/// Home Assistant's buttons: identify (it changes nothing, so anyone may press it), and restart
+/// only on a device without `otakey` (with one, `reboot` must be signed, which a button
+/// cannot do).
+fn buttons(signing: bool) -> alloc::vec::Vec<Entity> {
+    let mut out = alloc::vec![Entity::button(
+        "Identify",
+        "Identify",
+        "OTA",
+        "identify",
+        Some("identify")
+    )];
+    if !signing {
+        out.push(Entity::button(
+            "Restart",
+            "Restart",
+            "OTA",
+            "reboot",
+            Some("restart"),
+        ));
+    }
+    out
 }
 
 /// The entities every appliance has: uptime, the reason of the last boot, and the firmware
@@ -452,6 +502,8 @@ async fn announce<T, B>(
     board: &mut B,
     profile: &dyn DynProfile,
     topics: &Topics,
+    wireless: bool,
+    signing: bool,
 ) -> Result<usize, session::SessionError>
 where
     T: embedded_io_async::Read + embedded_io_async::Write,
@@ -469,6 +521,11 @@ where
         version: String::from(board.version()),
     };
     let mut entities = core_entities();
+    entities.extend(crate::diagnostics::entities(
+        wireless,
+        board.heap().is_some(),
+    ));
+    entities.extend(buttons(signing));
     entities.extend(profile.entities());
     for e in &entities {
         let topic = discovery::config_topic(&device, e);

@@ -43,6 +43,7 @@
 extern crate alloc;
 
 pub mod bounded;
+pub mod diagnostics;
 mod driver;
 pub mod link;
 pub mod machine;

@@ -59,11 +59,13 @@ pub enum ControlCmd {
     Input(u8, bool),
     /// The temperature every DS18x20 on the 1-Wire bus measures, in millidegrees.
     Temperature(i32),
+    /// The Wi-Fi signal strength the station receives, dBm.
+    Rssi(i8),
 }
 
 /// Help text listing every command.
 pub const HELP: &str =
-    "commands: wifi up|down|stuck, block SECONDS, slow SECONDS, power-cut, quit, \
+    "commands: wifi up|down|stuck, rssi DBM, block SECONDS, slow SECONDS, power-cut, quit, \
 sensor CHIP FAULT (chips: hdc1080, bme280; faults: ok, absent, readfails, garbage; \
 chip hx711: ok, absent, readfails, unstable; chip pzem: ok, absent, readfails, garbage; chip ook: ok, noise, absent), press ev1527|ht6p20 ADDRESS BUTTON, load KG, repair, storage-stress on|off, status";
 
@@ -124,6 +126,10 @@ impl ControlCmd {
             ["tank" | "flow" | "input", ..] => {
                 Err("usage: tank MASK | flow PULSES_PER_S | input N on|off".into())
             }
+            ["rssi", dbm] => match dbm.parse::<i8>() {
+                Ok(r) if (-100..=0).contains(&r) => Ok(Self::Rssi(r)),
+                _ => Err(format!("rssi takes dBm in -100..=0, not {dbm:?}")),
+            },
             ["temperature", c] => match c.parse::<f64>() {
                 Ok(t) if (-55.0..=125.0).contains(&t) => {
                     Ok(Self::Temperature((t * 1000.0).round() as i32))
@@ -281,6 +287,10 @@ mod tests {
             Ok(ControlCmd::Temperature(-5500))
         );
         assert!(ControlCmd::parse("temperature 300").is_err());
+        assert_eq!(ControlCmd::parse("rssi -71"), Ok(ControlCmd::Rssi(-71)));
+        for bad in ["rssi 5", "rssi -101", "rssi x", "rssi"] {
+            assert!(ControlCmd::parse(bad).is_err(), "{bad}");
+        }
         assert!(ControlCmd::parse("sensor onewire hot").is_err());
         assert_eq!(
             ControlCmd::parse("input 2 on"),

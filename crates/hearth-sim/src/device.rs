@@ -407,6 +407,12 @@ impl Console for SimBoard {
         console(line);
     }
 
+    /// The simulated board's status LED is its log.
+    fn identify(&mut self, ms: hearth_core::Millis) -> bool {
+        console(&format!("led: identify, blinking for {} s", ms / 1000));
+        true
+    }
+
     fn take_repair_request(&mut self) -> bool {
         self.faults.repair.swap(false, Ordering::SeqCst)
     }
@@ -616,6 +622,10 @@ fn start_env_reader(
                 Ok(EnvMsg::Wifi(w)) => {
                     console(&format!("environment: wifi {}", w.as_str()));
                     link.set_wifi(w);
+                }
+                Ok(EnvMsg::Rssi(r)) => {
+                    console(&format!("environment: rssi {r} dBm"));
+                    link.set_rssi(r);
                 }
                 Ok(EnvMsg::StorageStress(on)) => faults.stress.store(on, Ordering::SeqCst),
                 Ok(EnvMsg::Load(g)) => {

@@ -53,6 +53,8 @@ pub enum EnvMsg {
     Flow(u32),
     /// A switch manual input held active or released.
     Input(u8, bool),
+    /// The Wi-Fi signal strength, dBm.
+    Rssi(i8),
     /// The DS18x20s' temperature, millidegrees.
     Temperature(i32),
     /// The environment sent at start-up is complete: the device may boot.
@@ -75,6 +77,7 @@ impl fmt::Display for EnvMsg {
             Self::Press(e, a, b) => write!(f, "press {e} {a} {b}"),
             Self::Tank(m) => write!(f, "tank {m}"),
             Self::Temperature(t) => write!(f, "temperature-mc {t}"),
+            Self::Rssi(r) => write!(f, "rssi-dbm {r}"),
             Self::Flow(r) => write!(f, "flow {r}"),
             Self::Input(k, on) => write!(f, "input {k} {}", if *on { "on" } else { "off" }),
             Self::Ready => f.write_str("ready"),
@@ -109,6 +112,10 @@ impl EnvMsg {
                 .parse()
                 .map(Self::CutOtadata)
                 .map_err(|_| format!("bad otadata operation count {n:?}")),
+            ["rssi-dbm", r] => r
+                .parse()
+                .map(Self::Rssi)
+                .map_err(|_| format!("bad rssi {line:?}")),
             ["temperature-mc", t] => t
                 .parse()
                 .map(Self::Temperature)
@@ -153,6 +160,7 @@ mod tests {
             EnvMsg::Sensor("hdc1080".into(), "absent".into()),
             EnvMsg::StorageStress(true),
             EnvMsg::StorageStress(false),
+            EnvMsg::Rssi(-71),
             EnvMsg::Ready,
         ];
         for m in all {

@@ -98,6 +98,10 @@ impl<B: Identity> Identity for LoopFaults<B> {
         self.inner.unique_id()
     }
 
+    fn heap(&self) -> Option<hearth_platform::HeapStats> {
+        self.inner.heap()
+    }
+
     fn version(&self) -> &str {
         self.inner.version()
     }
@@ -120,6 +124,10 @@ impl<B: Console> Console for LoopFaults<B> {
 
     fn take_repair_request(&mut self) -> bool {
         self.inner.take_repair_request()
+    }
+
+    fn identify(&mut self, ms: hearth_core::Millis) -> bool {
+        self.inner.identify(ms)
     }
 }
 

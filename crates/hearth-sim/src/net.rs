@@ -6,7 +6,7 @@
 
 use std::future::pending;
 use std::net::{TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicI8, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
 use async_io::Async;
@@ -18,14 +18,34 @@ use crate::env::Wifi;
 /// How long association takes once the interface is brought up.
 const ASSOCIATION_MS: u64 = 300;
 
+/// The signal a simulated station receives until `sim ctl rssi` says otherwise: a good
+/// indoor link.
+pub const DEFAULT_RSSI: i8 = -58;
+
 /// Link state shared between the environment reader and the network.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Link {
     wifi: AtomicU8,
     generation: AtomicU64,
+    rssi: AtomicI8,
+}
+
+impl Default for Link {
+    fn default() -> Self {
+        Link {
+            wifi: AtomicU8::new(0),
+            generation: AtomicU64::new(0),
+            rssi: AtomicI8::new(DEFAULT_RSSI),
+        }
+    }
 }
 
 impl Link {
+    /// Set the received signal strength, dBm.
+    pub fn set_rssi(&self, dbm: i8) {
+        self.rssi.store(dbm, Ordering::SeqCst);
+    }
+
     /// Current Wi-Fi state.
     pub fn wifi(&self) -> Wifi {
         match self.wifi.load(Ordering::SeqCst) {
@@ -97,6 +117,15 @@ impl Network for SimNetwork {
     fn address(&mut self) -> Option<core::net::Ipv4Addr> {
         // The simulated station reaches the broker over loopback.
         self.link_up().then_some(core::net::Ipv4Addr::LOCALHOST)
+    }
+
+    fn is_wireless(&self) -> bool {
+        true
+    }
+
+    fn rssi(&mut self) -> Option<i8> {
+        self.link_up()
+            .then(|| self.link.rssi.load(Ordering::SeqCst))
     }
 
     fn link_up(&mut self) -> bool {

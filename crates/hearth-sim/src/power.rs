@@ -71,6 +71,8 @@ struct Environment {
     inputs: u32,
     /// What the DS18x20s measure, millidegrees (`None`: the model's own).
     temperature: Option<i32>,
+    /// The Wi-Fi signal, dBm (`None`: the simulated link's default).
+    rssi: Option<i8>,
 }
 
 impl Environment {
@@ -84,6 +86,7 @@ impl Environment {
             v.push(EnvMsg::Repair);
         }
         v.extend(self.temperature.map(EnvMsg::Temperature));
+        v.extend(self.rssi.map(EnvMsg::Rssi));
         v.push(EnvMsg::Tank(self.tank));
         v.push(EnvMsg::Flow(self.flow));
         v.extend(
@@ -168,6 +171,7 @@ pub fn run(config: &Path, state: &Path) -> Result<(), BoardError> {
             flow: 0,
             inputs: 0,
             temperature: None,
+            rssi: None,
         },
         log,
         crashes: Vec::new(),
@@ -451,6 +455,11 @@ impl Board {
                 ControlCmd::Repair => {
                     self.send(run, EnvMsg::Repair);
                     "ok repair".into()
+                }
+                ControlCmd::Rssi(r) => {
+                    self.env.rssi = Some(r);
+                    self.send(run, EnvMsg::Rssi(r));
+                    format!("ok rssi {r} dBm")
                 }
                 ControlCmd::Temperature(t) => {
                     self.env.temperature = Some(t);

@@ -88,6 +88,8 @@ struct LinkState {
     carrier: bool,
     /// Bumped by every `down()`: sockets opened before it fail.
     generation: u32,
+    /// Wi-Fi: the access point's signal while associated, dBm (read by the connection task).
+    rssi: Option<i8>,
 }
 
 struct Link {
@@ -103,6 +105,7 @@ impl Link {
                 wanted: false,
                 carrier: false,
                 generation: 0,
+                rssi: None,
             })),
             control: Signal::new(),
         }
@@ -220,6 +223,14 @@ impl Network for StackNetwork {
     fn address(&mut self) -> Option<Ipv4Addr> {
         // embassy-net's address is core::net's, as of embassy-net 0.9.
         self.stack.config_v4().map(|c| c.address.address())
+    }
+
+    fn is_wireless(&self) -> bool {
+        matches!(self.medium, Medium::Wifi)
+    }
+
+    fn rssi(&mut self) -> Option<i8> {
+        LINK.get().rssi
     }
 
     fn link_up(&mut self) -> bool {

@@ -16,7 +16,7 @@ use alloc::string::String;
 use core::pin::pin;
 
 use embassy_executor::Spawner;
-use embassy_futures::select::{select, Either};
+use embassy_futures::select::{select, select3, Either, Either3};
 use embassy_net::Runner;
 use embassy_time::{with_timeout, Duration, Timer};
 use esp_hal::peripherals::WIFI;
@@ -145,18 +145,30 @@ async fn connection(
                 // A `down()` is also recognised by its generation bump, in case an `up()`
                 // replaced it in the signal before this task saw it.
                 let born = link.get().generation;
-                link.update(|s| s.carrier = true);
+                let rssi = read_rssi(&controller);
+                link.update(|s| {
+                    s.carrier = true;
+                    s.rssi = rssi;
+                });
                 let end = {
                     let mut lost = pin!(controller.wait_for_disconnect_async());
                     loop {
-                        match select(&mut lost, link.control.wait()).await {
-                            Either::First(info) => break Ended::Lost(info),
-                            Either::Second(true) if link.get().generation == born => continue,
-                            Either::Second(wish) => break Ended::Down { up_again: wish },
+                        let every = Timer::after_millis(RSSI_EVERY_MS);
+                        match select3(&mut lost, link.control.wait(), every).await {
+                            Either3::First(info) => break Ended::Lost(info),
+                            Either3::Second(true) if link.get().generation == born => continue,
+                            Either3::Second(wish) => break Ended::Down { up_again: wish },
+                            Either3::Third(()) => {
+                                let rssi = read_rssi(&controller);
+                                link.update(|s| s.rssi = rssi);
+                            }
                         }
                     }
                 };
-                link.update(|s| s.carrier = false);
+                link.update(|s| {
+                    s.carrier = false;
+                    s.rssi = None;
+                });
                 match end {
                     Ended::Lost(info) => {
                         match info {
@@ -178,6 +190,19 @@ async fn connection(
             }
         }
     }
+}
+
+/// How often the signal strength is read while associated (the diagnostics sample it once a
+/// minute).
+const RSSI_EVERY_MS: u64 = 30_000;
+
+/// The access point's signal as the station receives it, dBm; `None` when the driver cannot
+/// say.
+fn read_rssi(controller: &WifiController<'static>) -> Option<i8> {
+    controller
+        .rssi()
+        .ok()
+        .map(|r| r.clamp(i32::from(i8::MIN), 0) as i8)
 }
 
 /// One association attempt, abandoned when `down()` arrives. `espnow`: the ESP-NOW central's

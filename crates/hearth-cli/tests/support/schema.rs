@@ -87,6 +87,17 @@ fn component_keys(component: &str) -> (&'static [&'static str], &'static [&'stat
             ],
             &["event_types", "state_topic"],
         ),
+        // Home Assistant's MQTT button schema: a command, no state.
+        "button" => (
+            &[
+                "command_template",
+                "command_topic",
+                "device_class",
+                "payload_press",
+                "retain",
+            ],
+            &["command_topic", "payload_press"],
+        ),
         // Home Assistant's MQTT update schema (2025.4; unchanged through 2026.x).
         "update" => (
             &[
@@ -120,6 +131,10 @@ fn sensor_units(class: &str) -> Option<&'static [&'static str]> {
         ],
         "weight" => &["kg", "g", "lb", "oz", "st", "µg", "mg"],
         "signal_strength" => &["dB", "dBm"],
+        "data_size" => &[
+            "bit", "kbit", "Mbit", "Gbit", "B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB",
+            "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB",
+        ],
         "duration" => &["d", "h", "min", "s", "ms"],
         "voltage" => &["V", "mV", "µV", "kV", "MV"],
         "current" => &["A", "mA"],
@@ -206,6 +221,14 @@ pub fn check(topic: &str, payload: &str, name: &str) -> String {
                 ]
                 .contains(&sc),
                 "{topic}"
+            );
+        }
+    }
+    if component == "button" {
+        if let Some(class) = obj.get("device_class").and_then(Value::as_str) {
+            assert!(
+                ["identify", "restart", "update"].contains(&class),
+                "{topic}: {class}"
             );
         }
     }
