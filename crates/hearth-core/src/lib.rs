@@ -37,6 +37,7 @@ extern crate alloc;
 
 pub mod decimal;
 pub mod discovery;
+pub mod improv;
 pub mod publish;
 pub mod reboot;
 pub mod rng;
