@@ -364,14 +364,8 @@ impl<U: Read + Write + ReadReady> hearth_profile::Profile for Energy<U> {
 
     fn register(&mut self, pubs: &mut Publications, now: Millis) {
         self.clock = self.clock.max(now);
-        let value = |item: &str| PubSpec {
-            retain: true,
-            ..PubSpec::on_demand(item)
-        };
-        let periodic = |item: &str| PubSpec {
-            retain: true,
-            ..PubSpec::periodic(item, MF_EVAL, FORCE_EVERY)
-        };
+        let value = |item: &str| PubSpec::on_demand(item).retained();
+        let periodic = |item: &str| PubSpec::periodic(item, MF_EVAL, FORCE_EVERY).retained();
         self.ids = Ids {
             agg: AGG_ITEMS
                 .iter()

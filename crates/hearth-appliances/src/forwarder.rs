@@ -120,10 +120,7 @@ pub fn parse_payload(flavor: Flavor, payload: &[u8]) -> Result<(usize, String), 
 
 /// An on-demand item published retained (it holds the last value).
 fn retained(item: &str) -> PubSpec {
-    PubSpec {
-        retain: true,
-        ..PubSpec::on_demand(item)
-    }
+    PubSpec::on_demand(item).retained()
 }
 
 fn leaf_entity(flavor: Flavor, item: &str, leaf: &str, name: &str) -> Entity {

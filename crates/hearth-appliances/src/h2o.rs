@@ -677,13 +677,7 @@ impl<E: I2c, S: I2c, C: PulseCounter, D: DelayNs> hearth_profile::Profile for H2
 
     fn register(&mut self, pubs: &mut Publications, now: Millis) {
         let mut reg = |item, eval, force| {
-            Some(pubs.register(
-                PubSpec {
-                    retain: true,
-                    ..PubSpec::periodic(item, eval, force)
-                },
-                now,
-            ))
+            Some(pubs.register(PubSpec::periodic(item, eval, force).retained(), now))
         };
         let s10 = 10 * SECOND;
         let m10 = 10 * MINUTE;

@@ -631,10 +631,8 @@ impl<P: OutputPin, F: NorFlash, C: Clock> hearth_profile::Profile for Relay<'_, 
 
     fn register(&mut self, pubs: &mut Publications, now: Millis) {
         for (i, ch) in self.channels.iter_mut().enumerate() {
-            let spec = PubSpec {
-                retain: true,
-                ..PubSpec::periodic(&format!("{i}/{STATE}"), EVAL_EVERY, FORCE_EVERY)
-            };
+            let spec =
+                PubSpec::periodic(&format!("{i}/{STATE}"), EVAL_EVERY, FORCE_EVERY).retained();
             ch.state_id = Some(pubs.register(spec, now));
         }
     }

@@ -182,10 +182,7 @@ impl<P: PulseSource> hearth_profile::Profile for Rx433<P> {
         self.ids = Ids {
             keyfob: Some(pubs.register(PubSpec::on_demand("Keyfob"), now)),
             statistics: Some(pubs.register(
-                PubSpec {
-                    retain: true,
-                    ..PubSpec::periodic("Statistics", STATS_EVERY, STATS_EVERY)
-                },
+                PubSpec::periodic("Statistics", STATS_EVERY, STATS_EVERY).retained(),
                 now,
             )),
         };

@@ -366,10 +366,7 @@ impl<T: Thermometers> Termo<T> {
 }
 
 fn temperature_spec(item: &str) -> PubSpec {
-    PubSpec {
-        retain: true,
-        ..PubSpec::periodic(item, TEMP_EVAL, TEMP_FORCE)
-    }
+    PubSpec::periodic(item, TEMP_EVAL, TEMP_FORCE).retained()
 }
 
 impl<T: Thermometers> hearth_profile::Profile for Termo<T> {
@@ -383,10 +380,7 @@ impl<T: Thermometers> hearth_profile::Profile for Termo<T> {
 
     fn register(&mut self, pubs: &mut Publications, now: Millis) {
         self.mf_id = Some(pubs.register(
-            PubSpec {
-                retain: true,
-                ..PubSpec::periodic("Malfunction", MF_EVAL, MF_FORCE)
-            },
+            PubSpec::periodic("Malfunction", MF_EVAL, MF_FORCE).retained(),
             now,
         ));
         for s in &mut self.sensors {

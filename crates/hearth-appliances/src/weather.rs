@@ -141,10 +141,7 @@ impl<H: I2c, B: I2c, D: DelayNs> hearth_profile::Profile for Weather<H, B, D> {
 
     fn register(&mut self, pubs: &mut Publications, now: Millis) {
         // Values are retained, so Home Assistant shows them at once after a restart.
-        let spec = |item| PubSpec {
-            retain: true,
-            ..PubSpec::periodic(item, EVAL_EVERY, FORCE_EVERY)
-        };
+        let spec = |item| PubSpec::periodic(item, EVAL_EVERY, FORCE_EVERY).retained();
         self.ids = Ids {
             temperature: Some(pubs.register(spec("Temperature"), now)),
             humidity: Some(pubs.register(spec("Humidity"), now)),

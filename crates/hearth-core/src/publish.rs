@@ -39,6 +39,15 @@ impl PubSpec {
     pub fn on_demand(item: &str) -> Self {
         Self::periodic(item, 0, 0)
     }
+
+    /// The same item, published with the retain flag (it holds a value: a subscriber arriving
+    /// later, such as a restarted Home Assistant, gets the last one at once).
+    pub fn retained(self) -> Self {
+        Self {
+            retain: true,
+            ..self
+        }
+    }
 }
 
 /// Handle of a registered item.

@@ -48,10 +48,7 @@ pub struct Diagnostics {
 }
 
 fn retained(item: &str) -> PubSpec {
-    PubSpec {
-        retain: true,
-        ..PubSpec::on_demand(item)
-    }
+    PubSpec::on_demand(item).retained()
 }
 
 fn diagnostic(entity: Entity) -> Entity {
@@ -170,7 +167,7 @@ pub fn entities(wireless: bool, heap: bool) -> Vec<Entity> {
     out.push(count("MqttLost", "MQTT session losses"));
     out.push(Entity::diagnostic("Version", "Firmware version"));
     out.push(Entity::diagnostic("Slot", "Firmware slot"));
-    out.push(diagnostic(Entity {
+    out.push(Entity {
         item: "SafeMode".into(),
         name: "Safe mode".into(),
         component: Component::BinarySensor {
@@ -180,7 +177,7 @@ pub fn entities(wireless: bool, heap: bool) -> Vec<Entity> {
         },
         diagnostic: true,
         value_template: None,
-    }));
+    });
     out
 }
 

@@ -205,20 +205,12 @@ impl Machine {
         // a state topic only once it has processed the discovery config, after the boot's
         // values went out, and would show "unknown" until the next reboot otherwise (a real
         // Home Assistant showed it).
-        let retained = |spec: PubSpec| PubSpec {
-            retain: true,
-            ..spec
-        };
         let items = CoreItems {
             uptime: pubs.register(
-                retained(PubSpec::periodic(
-                    "Uptime",
-                    settings.uptime_eval,
-                    settings.uptime_force,
-                )),
+                PubSpec::periodic("Uptime", settings.uptime_eval, settings.uptime_force).retained(),
                 boot,
             ),
-            reboot_reason: pubs.register(retained(PubSpec::on_demand("RebootReason")), boot),
+            reboot_reason: pubs.register(PubSpec::on_demand("RebootReason").retained(), boot),
         };
         pubs.offer(items.reboot_reason, boot, Some(String::from(reason)), true);
         pubs.log(format!("boot: reason {reason}"));

@@ -632,13 +632,7 @@ impl Updater {
             rules,
             reports: Reports {
                 status: pubs.register(PubSpec::on_demand("Update"), now),
-                firmware: pubs.register(
-                    PubSpec {
-                        retain: true,
-                        ..PubSpec::on_demand("Firmware")
-                    },
-                    now,
-                ),
+                firmware: pubs.register(PubSpec::on_demand("Firmware").retained(), now),
                 installed: String::new(),
             },
             answer: pubs.register(PubSpec::on_demand("OTA"), now),

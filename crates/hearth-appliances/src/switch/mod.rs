@@ -843,20 +843,14 @@ impl<IO: SwitchIo, F: NorFlash, C: Clock> hearth_profile::Profile for Switch<'_,
     }
 
     fn register(&mut self, pubs: &mut Publications, now: Millis) {
-        let retained = |item: &str| PubSpec {
-            retain: true,
-            ..PubSpec::periodic(item, EVAL_EVERY, FORCE_EVERY)
-        };
+        let retained = |item: &str| PubSpec::periodic(item, EVAL_EVERY, FORCE_EVERY).retained();
         self.state_ids = (0..self.outputs())
             .map(|n| pubs.register(retained(&format!("{n}/{STATE}")), now))
             .collect();
         self.event_ids = (0..self.inputs())
             .map(|n| pubs.register(PubSpec::on_demand(&format!("Manual{n}/Event")), now))
             .collect();
-        let on_demand_retained = |item: &str| PubSpec {
-            retain: true,
-            ..PubSpec::on_demand(item)
-        };
+        let on_demand_retained = |item: &str| PubSpec::on_demand(item).retained();
         self.ids = Ids {
             program: Some(pubs.register(on_demand_retained("Program"), now)),
             status: Some(pubs.register(on_demand_retained("ProgramCompilation"), now)),
