@@ -83,7 +83,24 @@ pub struct Wifi {
 pub fn load(flash: &mut FlashStorage<'_>, partition: &Region) -> Result<Loaded, Vec<String>> {
     let text = read_text(flash, partition)
         .map_err(|e| alloc::vec![format!("{SHOWN} (partition {partition}): {e}")])?;
-    let config = hearth_device::profiles::parse_config(&text).map_err(|errors| {
+    from_text(&text)
+}
+
+/// The config in force, when the one thing it lacks is its Wi-Fi (`hearth_config::provision`):
+/// the board then asks for it on its console (`crate::improv`).
+pub fn awaiting_wifi(flash: &mut FlashStorage<'_>, partition: &Region) -> Option<String> {
+    let text = read_text(flash, partition).ok()?;
+    let rules = |t: &str| hearth_device::CONFIG_RULES(t, crate::board::CHIP_ID, crate::pins::IMAGE);
+    // Only a config that a network would complete: not one that this chip refuses anyway,
+    // nor a battery peripheral's (which must say `ssid (none)`).
+    (hearth_config::provision::awaits_wifi(&hearth_device::profiles::parse_config(&text))
+        && hearth_config::provision::complete(&text, "probe", "", rules).is_ok())
+    .then_some(text)
+}
+
+/// Validate `text` as [`load`] does.
+pub fn from_text(text: &str) -> Result<Loaded, Vec<String>> {
+    let config = hearth_device::profiles::parse_config(text).map_err(|errors| {
         let mut lines: Vec<String> = errors
             .as_slice()
             .iter()
@@ -235,6 +252,27 @@ pub fn store<F: NorFlash<Error = FlashStorageError>>(
         write_copy(flash, partition.offset, blob::encode(&old))?;
     }
     write_copy(flash, second.offset, new)
+}
+
+/// Replace the config in force by `text` for good (the Wi-Fi given over the console): written
+/// as the second copy first, then as the first, then the second copy erased, so a power cut at
+/// any point leaves a whole config in force (the old one, or the new one in either copy).
+pub fn store_provisioned<F: NorFlash<Error = FlashStorageError>>(
+    flash: &mut F,
+    partition: &Region,
+    text: &str,
+) -> Result<(), StoreError> {
+    let second =
+        second_copy(partition).ok_or_else(|| StoreError::NoSecondCopy(partition.clone()))?;
+    let new = blob::encode(text);
+    if new.len() > blob::COPY_LEN {
+        return Err(StoreError::Refused("the config does not fit its partition"));
+    }
+    write_copy(flash, second.offset, new.clone())?;
+    write_copy(flash, partition.offset, new)?;
+    flash
+        .erase(second.offset, second.offset + blob::COPY_LEN as u32)
+        .map_err(StoreError::Flash)
 }
 
 /// Put back the config that was in force before the last [`store`]: erase the pushed copy,

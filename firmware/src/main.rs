@@ -53,6 +53,7 @@ mod board;
 mod config;
 mod fatal;
 mod flash;
+mod improv;
 mod led;
 mod net;
 mod partitions;
@@ -161,11 +162,24 @@ async fn main(spawner: Spawner) -> ! {
         Err(problem) => fatal::idle(&[problem], &mut dogs).await,
     };
     log::info!("store {}, config {}", layout.store, layout.config);
+    // A config that lacks only its Wi-Fi: ask for it on the USB console (`improv`), boot on
+    // the completed config, store it once the network is joined.
+    let mut provisioning = None;
     let loaded = match config::load(&mut flash, &layout.config) {
         Ok(loaded) => loaded,
-        Err(problems) => {
-            fatal::config_refused(&problems, &mut flash, &layout.config, &mut dogs).await
-        }
+        Err(problems) => match config::awaiting_wifi(&mut flash, &layout.config) {
+            Some(text) => {
+                let (full, console) = improv::wait_for_wifi(p.USB_DEVICE, &text, &mut dogs).await;
+                match config::from_text(&full) {
+                    Ok(loaded) => {
+                        provisioning = Some((console, full));
+                        loaded
+                    }
+                    Err(problems) => fatal::idle(&problems, &mut dogs).await,
+                }
+            }
+            None => fatal::config_refused(&problems, &mut flash, &layout.config, &mut dogs).await,
+        },
     };
     let timings = loaded.config.timings;
     match &loaded.plan {
@@ -359,6 +373,17 @@ async fn main(spawner: Spawner) -> ! {
                 Err(e) if e.config => fatal::idle(&[e.message], &mut dogs).await,
                 Err(e) => fatal::reset_later(&e.message, &mut dogs, &mut store).await,
             };
+            if let Some((console, text)) = provisioning.take() {
+                let follow = improv::follow(
+                    console,
+                    net.stack(),
+                    text,
+                    flash,
+                    layout.config.clone(),
+                    timings.start_delay_s,
+                );
+                spawner.spawn(follow.expect("the Improv follower is spawned once"));
+            }
 
             // What runs beside the runtime: the ESP-NOW central, or the weather sensors.
             let app = match (central, radio, bus, hardware) {

@@ -46,6 +46,22 @@ enum Top {
     SimDevice(ConfigState),
     /// Build a board's flash image from a config and save it or write it to the board
     Flash(Flash),
+    /// Give a board that waits for Wi-Fi its network over its USB console (Improv Serial)
+    #[command(after_help = "\
+The board must run Hearth with a config that has no Wi-Fi (`hearth flash` accepts one).
+A simulated device with such a config waits on DIR/console: `hearth provision --port DIR/console`.
+Without --password the password is read from standard input (empty: an open network).")]
+    Provision {
+        /// The board's serial port (e.g. /dev/ttyACM0)
+        #[arg(long)]
+        port: String,
+        /// The Wi-Fi network's name
+        #[arg(long, value_parser = nonempty)]
+        ssid: String,
+        /// Its password (visible to other users in the process list: prefer standard input)
+        #[arg(long)]
+        password: Option<String>,
+    },
     /// Check a config.txt, or push a signed one to a device
     #[command(subcommand)]
     Config(ConfigCmd),
@@ -111,6 +127,10 @@ struct Sim {
     /// The simulated ESP-NOW air, by name or path (default: $HEARTH_AIR, else `default`)
     #[arg(long, value_name = "NAME|PATH", value_parser = nonempty)]
     air: Option<String>,
+    /// A simulated Wi-Fi access point in range, for a config without Wi-Fi that the device
+    /// then waits for on its console (`hearth provision`); repeatable
+    #[arg(long = "ap", value_name = "NAME[:PASSWORD]", value_parser = hearth_sim::console::AccessPoint::parse)]
+    aps: Vec<hearth_sim::console::AccessPoint>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -522,6 +542,8 @@ pub enum Run {
         state: PathBuf,
         /// The air.
         air: Option<String>,
+        /// Simulated access points.
+        aps: Vec<hearth_sim::console::AccessPoint>,
     },
     /// `hearth sim ctl`.
     Ctl {
@@ -549,6 +571,15 @@ pub enum Run {
         save_image: Option<PathBuf>,
         /// Or write to this port.
         port: Option<String>,
+    },
+    /// `hearth provision`.
+    Provision {
+        /// Serial port.
+        port: String,
+        /// Network name.
+        ssid: String,
+        /// Password, or read it from standard input.
+        password: Option<String>,
     },
     /// `hearth flash monitor`.
     Monitor {
@@ -695,17 +726,31 @@ impl Cli {
                 command: command.join(" "),
             },
             Top::Sim(Sim {
-                config, state, air, ..
+                config,
+                state,
+                air,
+                aps,
+                ..
             }) => Run::Sim {
                 config: config.expect("clap requires --config"),
                 state: state.expect("clap requires --state"),
                 air,
+                aps,
             },
             Top::SimDevice(ConfigState { config, state }) => Run::Device { config, state },
             Top::Flash(Flash {
                 monitor: Some(FlashCmd::Monitor { port, baud }),
                 ..
             }) => Run::Monitor { port, baud },
+            Top::Provision {
+                port,
+                ssid,
+                password,
+            } => Run::Provision {
+                port,
+                ssid,
+                password,
+            },
             Top::Flash(f) => Run::Flash {
                 chip: f.chip.expect("clap requires --chip"),
                 config: f.config.expect("clap requires --config"),

@@ -20,11 +20,22 @@ fn main() -> ExitCode {
     match Cli::from_args() {
         Run::ConfigCheck { file, chip } => hearth_sim::device::config_check(&file, chip.as_deref()),
         Run::Device { config, state } => hearth_sim::device::run(&config, &state),
-        Run::Sim { config, state, air } => {
+        Run::Sim {
+            config,
+            state,
+            air,
+            aps,
+        } => {
             // Check the config before powering anything up: a bad file is reported once, no
-            // restart loop.
-            if let Err(code) = hearth_sim::device::load(&config) {
+            // restart loop. (One that lacks only Wi-Fi passes: the device asks for it.)
+            if let Err(code) = hearth_sim::device::check_before_power(&config) {
                 return code;
+            }
+            if let Err(e) = std::fs::create_dir_all(&state)
+                .and_then(|()| hearth_sim::console::write_access_points(&state, &aps))
+            {
+                eprintln!("{}: {e}", state.display());
+                return ExitCode::from(2);
             }
             if let Some(air) = air {
                 // Single-threaded here, before any thread exists: the board's children inherit
@@ -58,6 +69,11 @@ fn main() -> ExitCode {
             port.as_deref(),
         ),
         Run::Monitor { port, baud } => hearth_sim::board::monitor(&port, baud),
+        Run::Provision {
+            port,
+            ssid,
+            password,
+        } => hearth_sim::board::provision(&port, &ssid, password),
         Run::Espnow(command) => hearth_sim::espnow_tool::run(command),
         Run::Mon {
             broker,

@@ -55,6 +55,7 @@ pub mod blob;
 mod error;
 mod model;
 mod parser;
+pub mod provision;
 mod render;
 mod schema;
 mod syntax;

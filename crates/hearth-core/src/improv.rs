@@ -94,7 +94,8 @@ pub mod command {
     pub const HOSTNAME: u8 = 0x05;
     /// Get (or set) the device name.
     pub const DEVICE_NAME: u8 = 0x06;
-    /// Get the network state (flags and URLs).
+    /// Get the network state (flags and URLs). Hearth has no web page and lists its IP address
+    /// there instead.
     pub const NETWORK_STATE: u8 = 0x07;
 }
 
@@ -360,9 +361,10 @@ pub struct Step {
 pub struct Service {
     state: State,
     info: DeviceInfo,
-    /// Where the device can be reached once provisioned (none: Hearth has no web page of its
-    /// own, so the list is empty, which the protocol allows).
-    url: Option<String>,
+    /// The device's IP address once provisioned, for the network state. (The provisioning
+    /// result carries no URL: Hearth has no web page of its own, and the protocol allows an
+    /// empty list.)
+    address: Option<String>,
     online: bool,
     wireless: bool,
 }
@@ -382,7 +384,7 @@ impl Service {
                 State::Ready
             },
             info,
-            url: None,
+            address: None,
             online: provisioned,
             wireless,
         }
@@ -394,8 +396,7 @@ impl Service {
     }
 
     fn provisioned_result(&self) -> Vec<u8> {
-        let list: Vec<&str> = self.url.as_deref().into_iter().collect();
-        rpc_result(command::WIFI_SETTINGS, &list).unwrap_or_default()
+        rpc_result(command::WIFI_SETTINGS, &[]).unwrap_or_default()
     }
 
     /// Answer one packet from the client. Packets a device never receives (states, results)
@@ -417,6 +418,11 @@ impl Service {
         let mut send = vec![packet(PacketType::ErrorState, ErrorCode::None as u8)];
         let mut action = None;
         match rpc {
+            Rpc::WifiSettings { .. } if self.state != State::Ready => {
+                // Joining already, or on the network with the config's own credentials: a
+                // running device changes them through a signed config push, not the console.
+                send = vec![packet(PacketType::ErrorState, ErrorCode::Unknown as u8)];
+            }
             Rpc::WifiSettings { ssid, password } => {
                 self.state = State::Provisioning;
                 send.push(packet(PacketType::CurrentState, self.state as u8));
@@ -447,7 +453,7 @@ impl Service {
                 let flags = alloc::format!("{flags}");
                 let mut list = vec![flags.as_str()];
                 if self.online {
-                    list.extend(self.url.as_deref());
+                    list.extend(self.address.as_deref());
                 }
                 send.push(rpc_result(command::NETWORK_STATE, &list).unwrap_or_default());
             }
@@ -455,12 +461,12 @@ impl Service {
         Step { send, action }
     }
 
-    /// The network was joined with the credentials of [`Action::Join`] (and they are stored):
-    /// the state and the provisioning result.
-    pub fn joined(&mut self, url: Option<&str>) -> Vec<Vec<u8>> {
+    /// The network was joined with the credentials of [`Action::Join`] (and they are stored),
+    /// and the device has `address`: the state and the provisioning result.
+    pub fn joined(&mut self, address: Option<&str>) -> Vec<Vec<u8>> {
         self.state = State::Provisioned;
         self.online = true;
-        self.url = url.map(String::from);
+        self.address = address.map(String::from);
         vec![
             packet(PacketType::CurrentState, self.state as u8),
             self.provisioned_result(),
@@ -643,15 +649,22 @@ mod tests {
         assert_eq!(s.state(), State::Ready);
         // Again, and joined: provisioned with an empty result (no web page).
         s.handle(&packet);
-        let got = only(&s.joined(None));
+        let got = only(&s.joined(Some("192.168.1.40")));
         assert_eq!(got[0].data, [State::Provisioned as u8]);
         assert_eq!(result_strings(&got[1].data), Some((1, vec![])));
+        // Credentials again once provisioned: refused, the state is kept.
+        let got = only(&s.handle(&packet).send);
+        assert_eq!((got.len(), got[0].data[0]), (1, ErrorCode::Unknown as u8));
+        assert_eq!(s.state(), State::Provisioned);
         // Asked again later: the state and the same result.
         let got = only(&s.handle(&ask(command::CURRENT_STATE)).send);
         assert_eq!(got.len(), 3);
         // Network state: online over Wi-Fi.
         let got = only(&s.handle(&ask(command::NETWORK_STATE)).send);
-        assert_eq!(result_strings(&got[1].data), Some((7, vec!["3".into()])));
+        assert_eq!(
+            result_strings(&got[1].data),
+            Some((7, vec!["3".into(), "192.168.1.40".into()]))
+        );
         // Unknown and malformed commands are errors, nothing else.
         let got = only(&s.handle(&ask(command::HOSTNAME)).send);
         assert_eq!(

@@ -23,8 +23,18 @@
 //! let err = load_config(&path, target).unwrap_err();
 //! assert!(matches!(err, FlashError::Config(_)));
 //! assert!(err.to_string().contains("GPIO12 belongs to the SPI flash"), "{err}");
+//!
+//! // Without Wi-Fi: written as it is (the board asks for it on its console, `provision`),
+//! // checked by every other rule.
+//! let no_wifi = config.replace("ssid Home\n", "");
+//! std::fs::write(&path, &no_wifi).unwrap();
+//! assert_eq!(load_config(&path, target).unwrap(), no_wifi);
+//! std::fs::write(&path, format!("{no_wifi}i2csda 12\n")).unwrap();
+//! assert!(load_config(&path, target).is_err());
 //! std::fs::remove_file(&path).unwrap();
 //! ```
+
+pub mod provision;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -138,7 +148,22 @@ pub fn load_config(path: &Path, target: Target) -> Result<String, FlashError> {
     let text = String::from_utf8(bytes)
         .map_err(|_| FlashError::Config(format!("{}: not UTF-8 text", path.display())))?;
     let shown = path.display().to_string();
-    let config = match hearth_device::profiles::parse_config(&text) {
+    // A config without Wi-Fi is written as it is, checked as it will be once the board has
+    // been given a network over its console (Improv: `hearth provision`, a browser installer).
+    let awaiting =
+        hearth_config::provision::awaits_wifi(&hearth_device::profiles::parse_config(&text));
+    let checked = match awaiting {
+        true => hearth_config::provision::with_wifi(&text, "probe", "")
+            .map_err(|e| FlashError::Config(format!("{shown}: {e}")))?,
+        false => text.clone(),
+    };
+    if awaiting {
+        eprintln!(
+            "{shown}: no Wi-Fi: the board will wait for it on its USB console \
+             (`hearth provision --port PORT`, or a browser installer)"
+        );
+    }
+    let config = match hearth_device::profiles::parse_config(&checked) {
         Ok(c) => c,
         Err(errors) => {
             return Err(FlashError::Config(format!(

@@ -1,4 +1,4 @@
-//! `hearth flash`: the real-board commands. They need the serial-port stack (libudev on Linux),
+//! `hearth flash` and `hearth provision`: the real-board commands. They need the serial-port stack (libudev on Linux),
 //! so they are compiled in with the `flash` feature; without it the simulator and the demo build
 //! with nothing but cargo, and these commands say how to get them.
 
@@ -85,6 +85,47 @@ pub fn monitor(port: &str, baud: u32) -> ExitCode {
     }
 }
 
+/// Give the board on `port` a Wi-Fi network (Improv Serial); without `password`, read it
+/// from standard input.
+#[cfg(feature = "flash")]
+pub fn provision(port: &str, ssid: &str, password: Option<String>) -> ExitCode {
+    use std::io::{BufRead, IsTerminal, Write};
+    let password = match password {
+        Some(p) => p,
+        None => {
+            if std::io::stdin().is_terminal() {
+                print!("password for {ssid} (empty for an open network): ");
+                let _ = std::io::stdout().flush();
+            }
+            let mut line = String::new();
+            if let Err(e) = std::io::stdin().lock().read_line(&mut line) {
+                eprintln!("error: cannot read the password: {e}");
+                return ExitCode::from(2);
+            }
+            line.trim_end_matches(['\r', '\n']).to_string()
+        }
+    };
+    let mut log = |l: &str| println!("  device: {l}");
+    match hearth_flash::provision::provision_port(port, ssid, &password, &mut log) {
+        Ok(p) => {
+            let name = p.info.get(3).map(String::as_str).unwrap_or("the device");
+            let what = p.info.first().map(String::as_str).unwrap_or("?");
+            let version = p.info.get(1).map(String::as_str).unwrap_or("?");
+            let chip = p.info.get(2).map(String::as_str).unwrap_or("?");
+            println!(
+                "{name} ({what} {version} on {chip}) joined {ssid}; address {}; the config with \
+                 this network is stored on it",
+                p.address.as_deref().unwrap_or("not given")
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {port}: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
 #[cfg(not(feature = "flash"))]
 fn unavailable() -> ExitCode {
     eprintln!(
@@ -103,6 +144,12 @@ pub fn flash(
     _save_image: Option<&Path>,
     _port: Option<&str>,
 ) -> ExitCode {
+    unavailable()
+}
+
+/// Give the board on `port` a Wi-Fi network.
+#[cfg(not(feature = "flash"))]
+pub fn provision(_port: &str, _ssid: &str, _password: Option<String>) -> ExitCode {
     unavailable()
 }
 

@@ -235,9 +235,70 @@ pub fn config_check(path: &Path, chip: Option<&str>) -> ExitCode {
 
 fn console(line: &str) {
     let t = embassy_time::Instant::now().as_millis() as f64 / 1000.0;
+    let line = format!("[{t:>9.3}] {line}");
+    crate::console::mirror(&line);
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "[{t:>9.3}] {line}");
+    let _ = writeln!(out, "{line}");
     let _ = out.flush();
+}
+
+/// `hearth sim`'s check before it powers the device up: [`load`], except that a config that
+/// lacks only its Wi-Fi passes (the device asks for it on its console, [`crate::console`]).
+pub fn check_before_power(path: &Path) -> Result<(), ExitCode> {
+    let text = read_config(path)?;
+    if hearth_config::provision::awaits_wifi(&hearth_device::profiles::parse_config(&text)) {
+        println!(
+            "{}: no Wi-Fi in the config: the device will wait for it on its console",
+            path.display()
+        );
+        return Ok(());
+    }
+    load(path).map(|_| ())
+}
+
+/// A config that lacks only its Wi-Fi: ask for it on the console until credentials pass every
+/// rule and join; the path of the complete config, stored. `None`: the config is not of that
+/// kind (the caller loads it as it is).
+fn provision_wifi(
+    path: &Path,
+    state: &Path,
+    version: &str,
+    parse: &dyn Fn(&str) -> Result<hearth_config::Config, hearth_config::ConfigErrors>,
+) -> Option<Result<PathBuf, ExitCode>> {
+    // A console left from an earlier boot is gone with the process that opened it.
+    let _ = std::fs::remove_file(state.join(crate::console::CONSOLE_LINK));
+    let text = std::fs::read_to_string(path).ok()?;
+    if !hearth_config::provision::awaits_wifi(&parse(&text)) {
+        return None;
+    }
+    // The name it will have: the config with any network.
+    let probe = hearth_config::provision::with_wifi(&text, "probe", "").ok()?;
+    let name = parse(&probe).ok()?.mqtt.name;
+    let info = hearth_core::improv::DeviceInfo {
+        firmware: "Hearth".into(),
+        version: version.into(),
+        chip: crate::firmware::CHIP.into(),
+        name,
+    };
+    let chip = std::fs::read_to_string(state.join(RULES_CHIP))
+        .map(|c| c.trim().to_string())
+        .unwrap_or_else(|_| crate::firmware::CHIP.to_string());
+    let check = |full: &str| match CUSTOM.get() {
+        Some(_) => custom_rules(full, &chip, hearth_appliances::FULL_IMAGE),
+        None => hearth_device::CONFIG_RULES(full, &chip, hearth_appliances::FULL_IMAGE),
+    };
+    // Only a config that a network would complete (not a battery peripheral's, which must say
+    // `ssid (none)`): anything else is refused as it is.
+    hearth_config::provision::complete(&text, "probe", "", check).ok()?;
+    Some(
+        match crate::console::provision(state, &text, info, &check, &|l| console(l)) {
+            Ok(_) => Ok(state.join(crate::console::PROVISIONED_CONFIG)),
+            Err(e) => {
+                console(&format!("improv: the console failed: {e}"));
+                Err(ExitCode::from(EXIT_CONFIG as u8))
+            }
+        },
+    )
 }
 
 /// Faults and switches the board sends, shared with the loop.
@@ -1101,13 +1162,21 @@ pub fn run_custom(config: &Path, state: &Path, custom: &'static Custom) -> ExitC
 
 fn boot(config: &Path, state: &Path, custom: Option<&'static Custom>) -> ExitCode {
     let pushed = state.join(PUSHED_CONFIG);
-    let config = if pushed.exists() {
+    let provisioned = state.join(crate::console::PROVISIONED_CONFIG);
+    let mut config = if pushed.exists() {
         console(&format!(
             "config: using the config pushed over MQTT ({}) instead of {}",
             pushed.display(),
             config.display()
         ));
         pushed.as_path()
+    } else if provisioned.exists() {
+        console(&format!(
+            "config: using the config with the Wi-Fi given over the console ({}) instead of {}",
+            provisioned.display(),
+            config.display()
+        ));
+        provisioned.as_path()
     } else {
         config
     };
@@ -1132,6 +1201,15 @@ fn boot(config: &Path, state: &Path, custom: Option<&'static Custom>) -> ExitCod
             std::process::exit(EXIT_NO_IMAGE);
         }
     };
+    let parse = |text: &str| match custom {
+        Some(c) => c.parse(text),
+        None => hearth_device::profiles::parse_config(text),
+    };
+    match provision_wifi(config, state, &booted.info.version, &parse) {
+        Some(Ok(_)) => config = provisioned.as_path(),
+        Some(Err(code)) => return code,
+        None => {}
+    }
     // `hearth sim ctl DIR crash-config`: the appliance crashes with this config.
     let crash_appliance = match (
         std::fs::read_to_string(state.join(CRASH_CONFIG_FILE)),

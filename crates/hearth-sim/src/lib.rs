@@ -33,6 +33,7 @@
 
 pub mod air;
 pub mod board;
+pub mod console;
 pub mod control;
 pub mod demo;
 pub mod device;

@@ -175,6 +175,13 @@ pub struct StackNetwork {
     announced: bool,
 }
 
+impl StackNetwork {
+    /// The stack, for a task that watches the address (`crate::improv`).
+    pub fn stack(&self) -> Stack<'static> {
+        self.stack
+    }
+}
+
 /// The stack over `driver` with its socket pool. Called once (by the chosen link's `start`).
 fn open<D: Driver>(
     driver: D,

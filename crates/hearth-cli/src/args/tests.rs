@@ -63,9 +63,10 @@ fn every_subcommand_answers_help() {
     }
     let mut seen = 0;
     walk(&Cli::command_tree(), &mut Vec::new(), &mut seen);
-    // demo, sim, sim ctl, sim-device, flash, flash monitor, config, check, push, keygen, image,
-    // ota, release, cmd, mon, tls, config-lines, espnow, sniff, send, air, completions.
-    assert_eq!(seen, 22);
+    // demo, sim, sim ctl, sim-device, flash, flash monitor, provision, config, check, push,
+    // keygen, image, ota, release, cmd, mon, tls, config-lines, espnow, sniff, send, air,
+    // completions.
+    assert_eq!(seen, 23);
 }
 
 #[test]
@@ -105,10 +106,17 @@ fn parses_the_commands() {
         }) => assert_eq!(l, Duration::from_secs(9)),
         other => panic!("{other:?}"),
     }
-    match p("sim --air kitchen --config c.txt --state d") {
-        Ok(Run::Sim { config, state, air }) => {
+    match p("sim --air kitchen --config c.txt --state d --ap Home:pass:word --ap Cafe") {
+        Ok(Run::Sim {
+            config,
+            state,
+            air,
+            aps,
+        }) => {
             assert_eq!((config, state), ("c.txt".into(), "d".into()));
             assert_eq!(air.as_deref(), Some("kitchen"));
+            let aps: Vec<_> = aps.iter().map(|a| (&a.ssid[..], &a.password[..])).collect();
+            assert_eq!(aps, [("Home", "pass:word"), ("Cafe", "")]);
         }
         other => panic!("{other:?}"),
     }
@@ -146,6 +154,15 @@ fn parses_the_commands() {
         p("flash monitor --port /dev/ttyACM0"),
         Ok(Run::Monitor { baud: 115_200, .. })
     ));
+    match p("provision --port /dev/ttyACM0 --ssid My_Net") {
+        Ok(Run::Provision {
+            port,
+            ssid,
+            password: None,
+        }) => assert_eq!((port.as_str(), ssid.as_str()), ("/dev/ttyACM0", "My_Net")),
+        other => panic!("{other:?}"),
+    }
+    assert!(p("provision --port /dev/ttyACM0").is_err());
     match p("image --version 1.2.3 --health crash --out x.img") {
         Ok(Run::Image { info, size, out }) => {
             assert_eq!((info.version.as_str(), size), ("1.2.3", 64 * 1024));

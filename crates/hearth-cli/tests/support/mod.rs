@@ -409,6 +409,11 @@ impl Sim {
     /// A simulator whose ESP-NOW radio is on the air in directory `air` (`--air`), so tests
     /// running in parallel do not hear each other.
     pub fn start_on_air(config_text: &str, air: Option<&std::path::Path>) -> Self {
+        Self::start_with(config_text, air, &[])
+    }
+
+    /// [`Sim::start_on_air`] with more arguments for `hearth sim` (e.g. `--ap`).
+    pub fn start_with(config_text: &str, air: Option<&std::path::Path>, args: &[&str]) -> Self {
         let dir = TempDir::new("sim");
         let config = dir.0.join("config.txt");
         std::fs::write(&config, config_text).expect("write config");
@@ -420,6 +425,7 @@ impl Sim {
         if let Some(air) = air {
             cmd.arg("--air").arg(air);
         }
+        cmd.args(args);
         let board = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
