@@ -216,6 +216,10 @@ impl Console for EspBoard {
         log::info!("{line}");
     }
 
+    fn wall_clock(&mut self, unix_ms: u64) {
+        crate::logger::set_wall_clock(unix_ms);
+    }
+
     fn status(&mut self, status: DeviceStatus) {
         if self.shown != Some(status) {
             self.shown = Some(status);

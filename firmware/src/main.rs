@@ -55,6 +55,7 @@ mod fatal;
 mod flash;
 mod improv;
 mod led;
+mod logger;
 mod net;
 mod partitions;
 mod pins;
@@ -133,7 +134,7 @@ fn now_ms() -> u64 {
 
 #[esp_rtos::main]
 async fn main(spawner: Spawner) -> ! {
-    esp_println::logger::init_logger_from_env();
+    logger::init();
     let p = esp_hal::init(esp_hal::Config::default().with_cpu_clock(CPU_CLOCK));
     esp_alloc::heap_allocator!(#[esp_hal::ram(reclaimed)] size: HEAP_RECLAIMED);
     esp_alloc::heap_allocator!(size: HEAP_MAIN);

@@ -40,6 +40,7 @@
 //! | `mqttuser`, `mqttpassword` | [`Mqtt::credentials`] | optional; no password without user |
 //! | `mqttkeepalive` | [`Mqtt::keepalive_s`] | 5..=3600 s, default 30, < `mqttreboot` |
 //! | `watchdog` | [`Timings::watchdog_s`] | 0 = off, default 15 s |
+//! | `ntpserver` | [`Config::ntp_servers`] | optional; 1..=3 time servers (`host` or `host:port`, a DNS name or an IPv4 address, which needs no DNS) for the wall clock, default `pool.ntp.org`; `None`: no wall clock |
 //! | `wifitxpower` | [`Config::wifi_tx_power`] | optional; the radio's maximum transmit power in dBm, 2..=20 in steps of 0.25 (e.g. `8.5`), default the radio driver's (5 dBm) |
 //! | `espnowgroup`, `espnowpsk`, `espnowchannel` | [`Config::espnow`] | optional; channel 1..=13 |
 //! | timings | [`Timings`] | optional, reference defaults; see each field |
@@ -64,8 +65,8 @@ mod values;
 pub use error::{ConfigError, ConfigErrors, ErrorKind, Located, LocatedAll};
 pub use model::{
     Broker, ClientIdentity, Config, EspNow, Host, Mqtt, MqttCredentials, MqttTls, Network, Timings,
-    TxPower, DEFAULT_MQTTS_PORT, DEFAULT_MQTT_KEEPALIVE_S, DEFAULT_MQTT_PORT, DEFAULT_WATCHDOG_S,
-    WATCHDOG_FEED_PERIOD_S, WATCHDOG_MAX_S, WATCHDOG_MIN_S,
+    TxPower, DEFAULT_MQTTS_PORT, DEFAULT_MQTT_KEEPALIVE_S, DEFAULT_MQTT_PORT, DEFAULT_NTP_SERVER,
+    DEFAULT_WATCHDOG_S, WATCHDOG_FEED_PERIOD_S, WATCHDOG_MAX_S, WATCHDOG_MIN_S,
 };
 pub use parser::{parse, parse_with};
 pub use schema::KeySpec;

@@ -3,12 +3,15 @@
 
 use alloc::collections::BTreeMap;
 use alloc::string::String;
+use alloc::vec::Vec;
 use core::fmt;
 use core::net::{Ipv4Addr, Ipv6Addr};
 
 /// MQTT's standard plain-TCP port, used when `mqttbroker` names no port (the reference's only
 /// port).
 pub const DEFAULT_MQTT_PORT: u16 = 1883;
+/// The time server when `ntpserver` is absent (the NTP Pool's own name).
+pub const DEFAULT_NTP_SERVER: &str = "pool.ntp.org";
 
 /// MQTT-over-TLS's standard port, used when an `mqtts://` broker names no port.
 pub const DEFAULT_MQTTS_PORT: u16 = 8883;
@@ -49,6 +52,9 @@ pub struct Config {
     /// `wifitxpower`: the radio's maximum transmit power (Wi-Fi and ESP-NOW); `None` keeps the
     /// radio driver's default (esp-radio: 5 dBm).
     pub wifi_tx_power: Option<TxPower>,
+    /// `ntpserver`: the SNTP servers of the wall clock, in turn (`host` or `host:port`, a DNS
+    /// name or an IPv4 address); absent: [`DEFAULT_NTP_SERVER`]; `None`: no wall clock.
+    pub ntp_servers: Vec<String>,
     /// The profile's own keys (declared with [`KeySpec`](crate::KeySpec)) that were given a
     /// value, after validation. Keys absent or `None` are not in the map.
     pub profile_settings: BTreeMap<String, String>,

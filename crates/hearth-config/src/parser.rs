@@ -268,6 +268,11 @@ impl<'a, 's> Reader<'a, 's> {
         let espnow = self.espnow();
         let timings = self.timings();
         let tx_power = self.optional(Key::WifiTxPower, values::tx_power).or_none();
+        let ntp_servers = match self.slot(Key::NtpServer) {
+            None => Some(vec![String::from(crate::model::DEFAULT_NTP_SERVER)]),
+            Some(Slot::Null(_)) => Some(Vec::new()),
+            Some(_) => self.optional(Key::NtpServer, values::ntp_servers).value(),
+        };
         let keepalive = mqtt.as_ref().map(|m| m.keepalive_s);
         if let (Some(t), Some(k)) = (timings, keepalive) {
             self.keepalive_vs_reboot(k, &t);
@@ -280,6 +285,7 @@ impl<'a, 's> Reader<'a, 's> {
             espnow: espnow?,
             timings: timings?,
             wifi_tx_power: tx_power?,
+            ntp_servers: ntp_servers?,
             profile_settings: profile_settings?,
         })
     }

@@ -42,6 +42,11 @@ impl Config {
         if let Some(power) = self.wifi_tx_power {
             put(Key::WifiTxPower, &power.to_string());
         }
+        match &self.ntp_servers[..] {
+            [one] if one == crate::model::DEFAULT_NTP_SERVER => {}
+            [] => put(Key::NtpServer, "None"),
+            servers => put(Key::NtpServer, &servers.join(" ")),
+        }
         if let Some(b) = &self.mqtt.broker {
             put(Key::MqttBroker, &b.to_string());
         }

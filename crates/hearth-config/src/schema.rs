@@ -26,6 +26,7 @@ pub(crate) enum Key {
     Ssid,
     Password,
     WifiTxPower,
+    NtpServer,
     MqttBroker,
     MqttName,
     MqttUser,
@@ -55,7 +56,7 @@ pub(crate) enum Key {
 }
 
 impl Key {
-    pub(crate) const COUNT: usize = 31;
+    pub(crate) const COUNT: usize = 32;
 
     pub(crate) const ALL: [Key; Key::COUNT] = [
         Key::Profile,
@@ -63,6 +64,7 @@ impl Key {
         Key::Ssid,
         Key::Password,
         Key::WifiTxPower,
+        Key::NtpServer,
         Key::MqttBroker,
         Key::MqttName,
         Key::MqttUser,
@@ -98,6 +100,7 @@ impl Key {
             Key::Ssid => "ssid",
             Key::Password => "password",
             Key::WifiTxPower => "wifitxpower",
+            Key::NtpServer => "ntpserver",
             Key::MqttBroker => "mqttbroker",
             Key::MqttName => "mqttname",
             Key::MqttUser => "mqttuser",

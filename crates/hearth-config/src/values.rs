@@ -5,6 +5,7 @@
 use alloc::borrow::Cow;
 use alloc::format;
 use alloc::string::{String, ToString};
+use alloc::vec::Vec;
 use core::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::model::{Broker, Host, DEFAULT_WATCHDOG_S, WATCHDOG_MAX_S, WATCHDOG_MIN_S};
@@ -143,6 +144,36 @@ pub(crate) fn ssid(v: &str) -> Result<Ssid<'_>, Expected> {
         );
     }
     Ok(Ssid::Wifi(v))
+}
+
+/// `ntpserver`: 1..=3 servers separated by spaces or commas, each `host` or `host:port` with
+/// host a DNS name or an IPv4 address.
+pub(crate) fn ntp_servers(v: &str) -> Result<Vec<String>, Expected> {
+    const EXPECTED: &str = "expected 1 to 3 time servers separated by spaces, each host or host:port (a DNS name or an IPv4 address, port 1..=65535), or None for no wall clock";
+    let servers: Vec<&str> = v
+        .split([' ', '\t', ','])
+        .filter(|s| !s.is_empty())
+        .collect();
+    if servers.is_empty() || servers.len() > 3 {
+        return Err(EXPECTED.into());
+    }
+    for s in &servers {
+        let (host, port) = match s.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (*s, None),
+        };
+        let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p > 0));
+        let host_ok = !host.is_empty()
+            && host.len() <= 253
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+            && !host.starts_with(['.', '-']);
+        if !port_ok || !host_ok {
+            return Err(EXPECTED.into());
+        }
+    }
+    Ok(servers.into_iter().map(String::from).collect())
 }
 
 /// WPA2 passphrase: 8..=63 bytes without control characters, or a raw 64-hex-digit PSK.

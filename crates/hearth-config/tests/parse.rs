@@ -1171,3 +1171,42 @@ fn wifitxpower_takes_dbm_in_quarter_steps() {
     }
     assert!(ok(&with("wifitxpower None\n")).wifi_tx_power.is_none());
 }
+
+#[test]
+fn ntpserver_defaults_to_the_pool_takes_up_to_three_and_none_turns_it_off() {
+    assert_eq!(ok(BASE).ntp_servers, ["pool.ntp.org"]);
+    assert!(
+        !ok(BASE).to_text().contains("ntpserver"),
+        "the default is not written"
+    );
+    let c = ok(&with(
+        "ntpserver 192.168.1.1, time.example.org:1123 pool.ntp.org\n",
+    ));
+    assert_eq!(
+        c.ntp_servers,
+        ["192.168.1.1", "time.example.org:1123", "pool.ntp.org"]
+    );
+    assert_eq!(ok(&c.to_text()).ntp_servers, c.ntp_servers);
+    let off = ok(&with("ntpserver None\n"));
+    assert!(off.ntp_servers.is_empty());
+    assert!(
+        ok(&off.to_text()).ntp_servers.is_empty(),
+        "None reads back as None"
+    );
+    for bad in [
+        "a b c d",
+        "host:0",
+        "host:65536",
+        "host:",
+        "ho_st",
+        "[::1]:123",
+        "-lead",
+        ":123",
+    ] {
+        let e = one(&with(&format!("ntpserver {bad}\n")));
+        assert!(
+            e.contains("ntpserver") && e.contains("1 to 3 time servers"),
+            "{bad:?}: {e}"
+        );
+    }
+}

@@ -41,6 +41,7 @@ pub mod improv;
 pub mod publish;
 pub mod reboot;
 pub mod rng;
+pub mod sntp;
 pub mod supervisor;
 pub mod topics;
 pub mod update_status;

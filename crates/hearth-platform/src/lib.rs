@@ -208,6 +208,23 @@ pub trait Network {
     async fn probe(&mut self) -> bool {
         false
     }
+    /// Send one UDP datagram to `host:port` (a DNS name, resolved as for [`Network::connect`],
+    /// or an IPv4 address, which needs no DNS) and return the length of the first datagram
+    /// that comes back from it into `answer`. The caller bounds the time. A platform without
+    /// UDP says [`NetError::Connect`], the default.
+    async fn exchange_udp(
+        &mut self,
+        _host: &str,
+        _port: u16,
+        _request: &[u8],
+        _answer: &mut [u8],
+    ) -> Result<usize, NetError> {
+        Err(NetError::Connect)
+    }
+    /// The wall clock is set (SNTP): the Unix time in ms now. TLS then checks both ends of a
+    /// certificate's validity against it (never earlier than what the device knew before).
+    /// The default ignores it.
+    fn wall_clock(&mut self, _unix_ms: u64) {}
     /// Open a TCP stream to `host:port` (name resolution included) and, with `tls`, run the
     /// TLS handshake over it, verifying the server as `tls` says; the stream returned then
     /// carries the decrypted bytes. A failed handshake is [`NetError::Tls`], never a plain
@@ -324,6 +341,9 @@ pub trait Console {
     fn console(&mut self, line: &str);
     /// The device's status changed. The chip shows it on a LED; the default does nothing.
     fn status(&mut self, _status: DeviceStatus) {}
+    /// The wall clock is set (SNTP), reading `unix_ms` now: log lines carry the time of day
+    /// from then on. The default ignores it.
+    fn wall_clock(&mut self, _unix_ms: u64) {}
     /// Someone asked the device to show itself (Home Assistant's identify button): blink the
     /// status LED fast for `ms`, then go back to the status. Returns whether anything shows
     /// it (a board without a LED says `false`, the default).

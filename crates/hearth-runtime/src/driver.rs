@@ -8,7 +8,7 @@
 use alloc::boxed::Box;
 use alloc::format;
 use alloc::rc::Rc;
-use alloc::string::String;
+use alloc::string::{String, ToString};
 use core::future::Future;
 
 use embassy_futures::select::{select, Either};
@@ -17,6 +17,7 @@ use embedded_storage_async::nor_flash::NorFlash;
 use hearth_core::discovery::{self, DeviceInfo, Entity};
 use hearth_core::publish::Publications;
 use hearth_core::reboot::{boot_reason, HardwareReset, RebootReason};
+use hearth_core::sntp::{self, Sntp, Utc};
 use hearth_core::topics::Topics;
 use hearth_core::{Millis, SECOND};
 use hearth_storage::keys;
@@ -86,6 +87,7 @@ where
     profile.register(m.pubs_mut(), boot);
     let slot = board.slots().map(|s| s.running());
     let mut diag = Diagnostics::new(m.pubs_mut(), boot, board.version(), slot, safe_mode);
+    let mut sntp = Sntp::new(settings.ntp_servers.clone(), boot);
 
     let client_id = {
         let id = board.unique_id();
@@ -106,6 +108,10 @@ where
             sample.connlost = counter(store, keys::CONNLOST).await;
             sample.mqttlost = counter(store, keys::MQTTLOST).await;
             diag.offer(m.pubs_mut(), now, &sample);
+        }
+        // Only once online: the first connection is never held up by a time server.
+        if sntp.due(now) && m.online() && net.link_up() {
+            sync_clock(&mut sntp, net, board, store, &mut updater).await;
         }
         match m.poll(now, profile, board) {
             Action::Heartbeat => board.heartbeat(now),
@@ -547,6 +553,68 @@ where
         }
     }
     Ok(entities.len())
+}
+
+/// Ask the next time server (SNTP) and, with a usable answer, set the wall clock everywhere it
+/// is used: the log, TLS, the signed messages' issue times.
+async fn sync_clock<N: Network, B: Board, F: NorFlash>(
+    sntp: &mut Sntp,
+    net: &mut N,
+    board: &mut B,
+    store: &SharedStore<F>,
+    updater: &mut Updater,
+) {
+    let sent = now_ms();
+    let before = sntp.clock();
+    let ask = sntp.begin(sent, board.seed());
+    let server = String::from(sntp.server());
+    let mut answer = [0u8; 64];
+    let got = guarded(
+        board,
+        sntp::TIMEOUT,
+        net.exchange_udp(&ask.host, ask.port, &ask.packet, &mut answer),
+    )
+    .await;
+    let received = now_ms();
+    let why = match got {
+        Some(Ok(n)) => {
+            // The newest time the device already trusts: the last owner-signed issue time.
+            let floor_s = crate::update::anti_replay_mark(store).await.unwrap_or(0) / 1000;
+            match sntp.answered(&answer[..n.min(answer.len())], sent, received, floor_s) {
+                Ok(clock) => {
+                    let unix_ms = clock.unix_ms(received);
+                    match before {
+                        None => board
+                            .console(&format!("clock: {} (from {server})", Utc(unix_ms / 1000))),
+                        Some(old) => {
+                            let drift = old.unix_ms(received).abs_diff(unix_ms);
+                            if drift > SECOND {
+                                board.console(&format!(
+                                    "clock: corrected by {drift} ms to {} (from {server})",
+                                    Utc(unix_ms / 1000)
+                                ));
+                            }
+                        }
+                    }
+                    board.wall_clock(unix_ms);
+                    net.wall_clock(unix_ms);
+                    updater.set_clock(clock);
+                    return;
+                }
+                Err(e) => e.to_string(),
+            }
+        }
+        Some(Err(e)) => {
+            sntp.failed(received);
+            e.to_string()
+        }
+        None => {
+            sntp.failed(received);
+            String::from("no answer")
+        }
+    };
+    let next = sntp.next_due().unwrap_or(received).saturating_sub(received) / SECOND;
+    board.console(&format!("clock: {server}: {why}; next try in {next} s"));
 }
 
 /// Run `fut` for at most `limit` ms inside a permitted blocking window of the watchdog.

@@ -36,6 +36,8 @@ pub struct Settings {
     pub update: crate::update::UpdateSettings,
     /// How this boot runs; the platform sets it from [`crate::update::boot`].
     pub boot_mode: crate::update::BootMode,
+    /// The SNTP servers of the wall clock (`ntpserver`); none: no wall clock.
+    pub ntp_servers: alloc::vec::Vec<String>,
 }
 
 impl core::fmt::Debug for Settings {
@@ -57,6 +59,7 @@ impl core::fmt::Debug for Settings {
             .field("uptime_force", &self.uptime_force)
             .field("update", &self.update)
             .field("boot_mode", &self.boot_mode)
+            .field("ntp_servers", &self.ntp_servers)
             .finish()
     }
 }
@@ -78,6 +81,7 @@ impl Settings {
             uptime_force: 30 * MINUTE,
             update: crate::update::UpdateSettings::default(),
             boot_mode: crate::update::BootMode::Normal,
+            ntp_servers: alloc::vec::Vec::new(),
         }
     }
 }
@@ -123,6 +127,7 @@ impl Settings {
         let t = &config.timings;
         let s = |secs: u32| secs as Millis * SECOND;
         let mut settings = Self::with_defaults(&config.mqtt.name, &host, broker.port);
+        settings.ntp_servers = config.ntp_servers.clone();
         if let Some(c) = &config.mqtt.credentials {
             settings.mqtt_user = Some(c.user.clone());
             settings.mqtt_password = c.password.clone();

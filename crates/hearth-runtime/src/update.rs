@@ -217,6 +217,28 @@ pub enum OpenError {
     Refused(Refusal),
     /// Its body is not UTF-8 text.
     NotText,
+    /// Issued further ahead of the device's wall clock than [`MAX_AHEAD`]: a signer whose
+    /// clock runs fast would otherwise raise the anti-replay mark into the future and lock
+    /// every later message out.
+    Ahead {
+        /// How far ahead, s.
+        by_s: u64,
+    },
+}
+
+/// How far ahead of the wall clock (once SNTP set it) a signed message may be issued.
+pub const MAX_AHEAD: Millis = 60 * 60 * SECOND;
+
+/// Is `issued` (ms) too far ahead of `clock` at `now`?
+fn ahead(
+    clock: Option<hearth_core::sntp::WallClock>,
+    issued: u64,
+    now: Millis,
+) -> Option<OpenError> {
+    let wall = clock?.unix_ms(now);
+    (issued > wall + MAX_AHEAD).then(|| OpenError::Ahead {
+        by_s: (issued - wall) / 1000,
+    })
 }
 
 impl core::fmt::Display for OpenError {
@@ -225,6 +247,11 @@ impl core::fmt::Display for OpenError {
             Self::Mark(e) => write!(f, "{e}"),
             Self::Refused(r) => write!(f, "{r}"),
             Self::NotText => f.write_str("body is not UTF-8 text"),
+            Self::Ahead { by_s } => write!(
+                f,
+                "issued {by_s} s ahead of the device's clock (more than {} s): is the signer's clock right?",
+                MAX_AHEAD / SECOND
+            ),
         }
     }
 }
@@ -612,6 +639,8 @@ pub struct Updater {
     boot_reason: String,
     /// A reboot to do once the answers are out (an installed image or config).
     pending_reboot: Option<(RebootReason, Millis)>,
+    /// The wall clock, once SNTP set it.
+    clock: Option<hearth_core::sntp::WallClock>,
 }
 
 /// How long a pending reboot waits for its answer to be published.
@@ -644,7 +673,13 @@ impl Updater {
             safe_mode,
             pending_reboot: None,
             boot_reason: String::new(),
+            clock: None,
         }
+    }
+
+    /// The wall clock is set: signed messages issued too far ahead of it are refused.
+    pub fn set_clock(&mut self, clock: hearth_core::sntp::WallClock) {
+        self.clock = Some(clock);
     }
 
     /// Is a key provisioned? Without one, commands that change the device are accepted
@@ -986,6 +1021,9 @@ impl Updater {
         let last = last_issued(store).await.map_err(OpenError::Mark)?;
         let env = signed::accept(payload, self.settings.key.as_ref(), kind, device, last)
             .map_err(OpenError::Refused)?;
+        if let Some(e) = ahead(self.clock, env.issued, hearth_platform::now_ms()) {
+            return Err(e);
+        }
         let text = core::str::from_utf8(env.body).map_err(|_| OpenError::NotText)?;
         Ok((text.to_string(), env.issued))
     }
@@ -1042,6 +1080,9 @@ impl Updater {
                 return self.refuse(pubs, now, &e.to_string());
             }
         };
+        if let Some(e) = ahead(self.clock, env.issued, now) {
+            return self.refuse(pubs, now, &e.to_string());
+        }
         let manifest = match Manifest::parse(env.body) {
             Ok(m) => m,
             Err(e) => return self.refuse(pubs, now, &e.to_string()),

@@ -6,7 +6,7 @@
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -233,9 +233,26 @@ pub fn config_check(path: &Path, chip: Option<&str>) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// The wall clock once SNTP set it: Unix ms minus the monotonic ms (0: not set).
+static WALL_OFFSET: AtomicU64 = AtomicU64::new(0);
+
 fn console(line: &str) {
-    let t = embassy_time::Instant::now().as_millis() as f64 / 1000.0;
-    let line = format!("[{t:>9.3}] {line}");
+    let mono = embassy_time::Instant::now().as_millis();
+    let t = mono as f64 / 1000.0;
+    let line = match WALL_OFFSET.load(Ordering::Relaxed) {
+        0 => format!("[{t:>9.3}] {line}"),
+        offset => {
+            // The time of day (UTC) after the time since boot, which tools read.
+            let day_ms = (mono + offset) % 86_400_000;
+            format!(
+                "[{t:>9.3}] {:02}:{:02}:{:02}.{:03}Z {line}",
+                day_ms / 3_600_000,
+                day_ms / 60_000 % 60,
+                day_ms / 1000 % 60,
+                day_ms % 1000
+            )
+        }
+    };
     crate::console::mirror(&line);
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}");
@@ -466,6 +483,11 @@ impl Entropy for SimBoard {
 impl Console for SimBoard {
     fn console(&mut self, line: &str) {
         console(line);
+    }
+
+    fn wall_clock(&mut self, unix_ms: u64) {
+        let mono = embassy_time::Instant::now().as_millis();
+        WALL_OFFSET.store(unix_ms.saturating_sub(mono).max(1), Ordering::Relaxed);
     }
 
     /// The simulated board's status LED is its log.

@@ -129,6 +129,10 @@ impl<B: Console> Console for LoopFaults<B> {
     fn identify(&mut self, ms: hearth_core::Millis) -> bool {
         self.inner.identify(ms)
     }
+
+    fn wall_clock(&mut self, unix_ms: u64) {
+        self.inner.wall_clock(unix_ms);
+    }
 }
 
 impl<B: Reset> Reset for LoopFaults<B> {

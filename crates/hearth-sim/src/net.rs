@@ -5,7 +5,7 @@
 //! it as they would reach the chip's TLS client); see [`TlsSocket`].
 
 use std::future::pending;
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
 use std::sync::atomic::{AtomicI8, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
@@ -142,6 +142,35 @@ impl Network for SimNetwork {
         }
     }
 
+    async fn exchange_udp(
+        &mut self,
+        host: &str,
+        port: u16,
+        request: &[u8],
+        answer: &mut [u8],
+    ) -> Result<usize, NetError> {
+        let addrs = self.resolve(host, port).await?;
+        let addr = addrs
+            .into_iter()
+            .find(SocketAddr::is_ipv4)
+            .ok_or(NetError::Dns)?;
+        let socket = Async::<UdpSocket>::bind(([0, 0, 0, 0], 0)).map_err(|_| NetError::Connect)?;
+        socket
+            .send_to(request, addr)
+            .await
+            .map_err(|_| NetError::Connect)?;
+        loop {
+            let (n, from) = socket
+                .recv_from(answer)
+                .await
+                .map_err(|_| NetError::Connect)?;
+            // Only the server's own datagrams; the caller bounds the wait.
+            if from == addr {
+                return Ok(n);
+            }
+        }
+    }
+
     async fn connect(
         &mut self,
         host: &str,
@@ -173,7 +202,9 @@ impl Network for SimNetwork {
 }
 
 impl SimNetwork {
-    async fn connect_tcp(&mut self, host: &str, port: u16) -> Result<TcpSocket, NetError> {
+    /// `host:port` through the simulated link: its faults, then the host's resolver (off the
+    /// executor's thread).
+    async fn resolve(&mut self, host: &str, port: u16) -> Result<Vec<SocketAddr>, NetError> {
         match self.link.wifi() {
             Wifi::Down => return Err(NetError::LinkDown),
             Wifi::Stuck => pending::<()>().await,
@@ -183,10 +214,13 @@ impl SimNetwork {
             return Err(NetError::Connect);
         }
         let target = format!("{host}:{port}");
-        let addrs =
-            blocking::unblock(move || target.to_socket_addrs().map(|a| a.collect::<Vec<_>>()))
-                .await
-                .map_err(|_| NetError::Dns)?;
+        blocking::unblock(move || target.to_socket_addrs().map(|a| a.collect::<Vec<_>>()))
+            .await
+            .map_err(|_| NetError::Dns)
+    }
+
+    async fn connect_tcp(&mut self, host: &str, port: u16) -> Result<TcpSocket, NetError> {
+        let addrs = self.resolve(host, port).await?;
         let generation = self.link.generation();
         for addr in addrs {
             if let Ok(stream) = Async::<TcpStream>::connect(addr).await {

@@ -49,6 +49,7 @@ use embassy_net::dns::DnsQueryType;
 use embassy_net::driver::Driver;
 use embassy_net::tcp::client::{TcpClient, TcpClientState, TcpConnection};
 use embassy_net::tcp::{ConnectError, TcpSocket};
+use embassy_net::udp::{PacketMetadata, UdpSocket};
 use embassy_net::{ConfigV4, IpAddress, Runner, Stack, StackResources};
 use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 use embassy_sync::blocking_mutex::Mutex;
@@ -65,8 +66,9 @@ pub use wifi::start as start_wifi;
 const TCP_TX: usize = 2048;
 /// TCP receive buffer of the broker connection.
 const TCP_RX: usize = 2048;
-/// Sockets in the stack: DHCP, DNS and the broker connection.
-const SOCKETS: usize = 3;
+/// Sockets in the stack: DHCP, DNS, the broker connection and the time server's (SNTP, asked
+/// while the broker connection is open).
+const SOCKETS: usize = 4;
 
 type Client = TcpClient<'static, 1, TCP_TX, TCP_RX>;
 type Connection = TcpConnection<'static, 1, TCP_TX, TCP_RX>;
@@ -180,6 +182,26 @@ impl StackNetwork {
     pub fn stack(&self) -> Stack<'static> {
         self.stack
     }
+
+    /// `host`'s IPv4 address: a literal as it is (no DNS needed), a name through DNS.
+    async fn resolve(&self, host: &str) -> Result<Ipv4Addr, NetError> {
+        if let Ok(a) = host.parse::<Ipv4Addr>() {
+            return Ok(a);
+        }
+        let found = self
+            .stack
+            .dns_query(host, DnsQueryType::A)
+            .await
+            .map_err(|e| {
+                log::warn!("dns: {host}: {e:?}");
+                NetError::Dns
+            })?;
+        found
+            .iter()
+            .find_map(ipv4)
+            .ok_or(NetError::Dns)
+            .inspect_err(|_| log::warn!("dns: {host}: no IPv4 address"))
+    }
 }
 
 /// The stack over `driver` with its socket pool. Called once (by the chosen link's `start`).
@@ -284,6 +306,42 @@ impl Network for StackNetwork {
         answered
     }
 
+    async fn exchange_udp(
+        &mut self,
+        host: &str,
+        port: u16,
+        request: &[u8],
+        answer: &mut [u8],
+    ) -> Result<usize, NetError> {
+        if !self.link_up() {
+            return Err(NetError::LinkDown);
+        }
+        let address = self.resolve(host).await?;
+        let (mut rx_meta, mut tx_meta) = ([PacketMetadata::EMPTY; 1], [PacketMetadata::EMPTY; 1]);
+        let (mut rx, mut tx) = ([0u8; 64], [0u8; 64]);
+        let mut socket = UdpSocket::new(self.stack, &mut rx_meta, &mut rx, &mut tx_meta, &mut tx);
+        socket.bind(0).map_err(|_| NetError::Connect)?;
+        let remote = (IpAddress::Ipv4(address), port);
+        socket
+            .send_to(request, remote)
+            .await
+            .map_err(|_| NetError::Connect)?;
+        // The runtime bounds the wait; datagrams from anyone else are not the answer.
+        loop {
+            let (n, from) = socket
+                .recv_from(answer)
+                .await
+                .map_err(|_| NetError::Connect)?;
+            if from.endpoint.addr == IpAddress::Ipv4(address) && from.endpoint.port == port {
+                return Ok(n);
+            }
+        }
+    }
+
+    fn wall_clock(&mut self, unix_ms: u64) {
+        tls::set_wall_clock(unix_ms);
+    }
+
     async fn connect(
         &mut self,
         host: &str,
@@ -294,24 +352,7 @@ impl Network for StackNetwork {
             return Err(NetError::LinkDown);
         }
         let generation = LINK.get().generation;
-        let address = match host.parse::<Ipv4Addr>() {
-            Ok(a) => a,
-            Err(_) => {
-                let found = self
-                    .stack
-                    .dns_query(host, DnsQueryType::A)
-                    .await
-                    .map_err(|e| {
-                        log::warn!("dns: {host}: {e:?}");
-                        NetError::Dns
-                    })?;
-                found
-                    .iter()
-                    .find_map(ipv4)
-                    .ok_or(NetError::Dns)
-                    .inspect_err(|_| log::warn!("dns: {host}: no IPv4 address"))?
-            }
-        };
+        let address = self.resolve(host).await?;
         let remote = SocketAddr::V4(SocketAddrV4::new(address, port));
         let connection = self.client.connect(remote).await.map_err(|e| {
             log::warn!("tcp: {remote}: {e:?}");

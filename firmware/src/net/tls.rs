@@ -53,6 +53,31 @@ pub fn set_trusted_time(last_issued: Option<&[u8]>) {
     TRUSTED_TIME.lock(|t| t.set(now));
 }
 
+/// The wall clock once SNTP set it: Unix ms at a monotonic ms.
+static WALL_CLOCK: Mutex<CriticalSectionRawMutex, Cell<Option<(u64, u64)>>> =
+    Mutex::new(Cell::new(None));
+
+/// The wall clock reads `unix_ms` now (SNTP): both ends of a certificate's validity are
+/// checked against it from then on, unless it reads earlier than the trusted lower bound.
+pub fn set_wall_clock(unix_ms: u64) {
+    let now = embassy_time::Instant::now().as_millis();
+    WALL_CLOCK.lock(|c| c.set(Some((unix_ms, now))));
+}
+
+/// The time to check certificates against: the wall clock when it is set and not before the
+/// trusted lower bound (SNTP is unauthenticated: it may make the device refuse more, never
+/// accept a certificate that expired before what it knew), else the lower bound alone.
+fn clock() -> Clock {
+    let floor = TRUSTED_TIME.lock(Cell::get);
+    let wall = WALL_CLOCK.lock(Cell::get).map(|(unix_ms, at)| {
+        (unix_ms + embassy_time::Instant::now().as_millis()).saturating_sub(at) / 1000
+    });
+    match wall {
+        Some(now) if now >= floor => Clock::Now(now),
+        _ => Clock::AtLeast(floor),
+    }
+}
+
 /// The TLS session over the broker's TCP connection.
 type Session = TlsConnection<'static, Guarded, Suite>;
 
@@ -120,12 +145,16 @@ pub async fn open(
         log::warn!("tls: {host}: the TLS session is still in use by another connection");
         return Err(TlsError::Handshake);
     };
-    let now = TRUSTED_TIME.lock(Cell::get);
-    log::info!(
-        "tls: {host}: no wall clock; certificate expiry is checked against {now} s (the later \
-         of the build time and the last owner-signed issue time)"
-    );
-    let clock = Clock::AtLeast(now);
+    let clock = clock();
+    match clock {
+        Clock::Now(now) => {
+            log::info!("tls: {host}: certificates checked at {now} s (the wall clock)")
+        }
+        Clock::AtLeast(now) => log::info!(
+            "tls: {host}: no wall clock; certificate expiry is checked against {now} s (the later \
+             of the build time and the last owner-signed issue time)"
+        ),
+    }
     match handshake(stream.session, tls, clock, ChipRng(rng)).await {
         Ok(()) => Ok(stream),
         Err(rejection) => Err(fail(host, rejection)),
