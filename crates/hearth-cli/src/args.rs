@@ -158,8 +158,9 @@ struct Flash {
     /// The chip
     #[arg(long, value_parser = chip, required = true)]
     chip: Option<String>,
-    /// The config written into the config partition (validated before anything is written)
-    #[arg(long, value_name = "FILE", required = true)]
+    /// The config written into the config partition (validated before anything is written);
+    /// without it, in a terminal, the values are asked for
+    #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Firmware ELF (default: the release build of the firmware for the chip)
     #[arg(long, value_name = "FIRMWARE")]
@@ -563,8 +564,8 @@ pub enum Run {
     Flash {
         /// Chip.
         chip: String,
-        /// Config file.
-        config: PathBuf,
+        /// Config file; none: ask in the terminal.
+        config: Option<PathBuf>,
         /// Firmware ELF.
         elf: Option<PathBuf>,
         /// Save here.
@@ -753,7 +754,7 @@ impl Cli {
             },
             Top::Flash(f) => Run::Flash {
                 chip: f.chip.expect("clap requires --chip"),
-                config: f.config.expect("clap requires --config"),
+                config: f.config,
                 elf: f.elf,
                 save_image: f.save_image,
                 port: f.port,

@@ -63,7 +63,7 @@ fn main() -> ExitCode {
             port,
         } => hearth_sim::board::flash(
             &chip,
-            &config,
+            config.as_deref(),
             elf.as_deref(),
             save_image.as_deref(),
             port.as_deref(),

@@ -113,3 +113,106 @@ fn a_device_without_wifi_waits_on_its_console_and_joins_what_it_is_given() {
 fn text_of(o: &std::process::Output) -> String {
     text(o)
 }
+
+/// `hearth flash` without `--config`, in a terminal (a pseudo-terminal here): it asks, checks
+/// each answer, and writes the config it was told into the image.
+#[test]
+fn flash_in_a_terminal_asks_for_the_config_and_writes_it() {
+    use std::io::{Read, Write};
+    use std::os::fd::FromRawFd;
+    use std::process::Stdio;
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let elf = root.join("target/riscv32imc-unknown-none-elf/release/hearth-firmware");
+    assert!(
+        elf.exists(),
+        "{}: build the firmware first (scripts/test.sh does)",
+        elf.display()
+    );
+    let dir = TempDir::new("flash-ask");
+    let out_path = dir.0.join("image.bin");
+    let (mut master, slave) = unsafe {
+        let (mut m, mut s) = (0, 0);
+        assert_eq!(
+            libc::openpty(
+                &mut m,
+                &mut s,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                std::ptr::null()
+            ),
+            0
+        );
+        (std::fs::File::from_raw_fd(m), std::fs::File::from_raw_fd(s))
+    };
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(["flash", "--chip", "esp32c3", "--elf"])
+        .arg(&elf)
+        .arg("--save-image")
+        .arg(&out_path)
+        .stdin(Stdio::from(slave.try_clone().unwrap()))
+        .stdout(Stdio::from(slave))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A name with a slash first: asked again. No Wi-Fi: left for the console.
+    master
+        .write_all(b"relay\nr/1\nr1\n\n192.168.1.2:1883\n\n\n")
+        .unwrap();
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    // The terminal's output: read what is there without blocking on an empty pty.
+    let mut shown = Vec::new();
+    unsafe {
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&master);
+        libc::fcntl(
+            fd,
+            libc::F_SETFL,
+            libc::fcntl(fd, libc::F_GETFL) | libc::O_NONBLOCK,
+        );
+    }
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = master.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        shown.extend_from_slice(&buf[..n]);
+    }
+    let shown = String::from_utf8_lossy(&shown);
+    assert!(status.success(), "{shown}\n{err}");
+    assert!(shown.contains("bad value for \"mqttname\""), "{shown}");
+    assert!(
+        err.contains("no Wi-Fi: the board will wait for it"),
+        "{err}"
+    );
+    let image = std::fs::read(&out_path).unwrap();
+    let want = b"profile relay\nmqttname r1\nmqttbroker 192.168.1.2:1883\n";
+    assert!(
+        image.windows(want.len()).any(|w| w == want),
+        "the config is not in the image"
+    );
+}
+
+#[test]
+fn flash_without_a_config_or_a_terminal_says_what_it_needs() {
+    let out = hearth(&[
+        "flash",
+        "--chip",
+        "esp32c3",
+        "--elf",
+        "/proc/self/exe",
+        "--save-image",
+        "/tmp/never",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("needs --config FILE (or a terminal"),
+        "{}",
+        text(&out)
+    );
+}

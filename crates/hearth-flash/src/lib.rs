@@ -34,6 +34,7 @@
 //! std::fs::remove_file(&path).unwrap();
 //! ```
 
+pub mod ask;
 pub mod provision;
 
 use std::borrow::Cow;
@@ -147,7 +148,13 @@ pub fn load_config(path: &Path, target: Target) -> Result<String, FlashError> {
     let bytes = std::fs::read(path).map_err(|e| io_err(path, e))?;
     let text = String::from_utf8(bytes)
         .map_err(|_| FlashError::Config(format!("{}: not UTF-8 text", path.display())))?;
-    let shown = path.display().to_string();
+    check_config(&text, &path.display().to_string(), target)?;
+    Ok(text)
+}
+
+/// [`load_config`]'s checks on a config's text (`shown`: its name in messages).
+pub fn check_config(text: &str, shown: &str, target: Target) -> Result<(), FlashError> {
+    let text = text.to_string();
     // A config without Wi-Fi is written as it is, checked as it will be once the board has
     // been given a network over its console (Improv: `hearth provision`, a browser installer).
     let awaiting =
@@ -168,7 +175,7 @@ pub fn load_config(path: &Path, target: Target) -> Result<String, FlashError> {
         Err(errors) => {
             return Err(FlashError::Config(format!(
                 "{}\n{shown}: {} error(s); nothing was written",
-                errors.located(&shown),
+                errors.located(shown),
                 errors.len()
             )))
         }
@@ -188,7 +195,7 @@ pub fn load_config(path: &Path, target: Target) -> Result<String, FlashError> {
             for w in wiring.warnings {
                 eprintln!("{shown}: warning: {w}");
             }
-            Ok(text)
+            Ok(())
         }
         Err(rejected) => Err(FlashError::Config(format!(
             "{}\n{shown}: {} error(s) on the {target}; nothing was written",
@@ -292,8 +299,18 @@ pub fn save_image(
     out: &Path,
 ) -> Result<BoardImage, FlashError> {
     let config = load_config(config_path, target)?;
+    save_image_text(target, elf_path, &config, out)
+}
+
+/// [`save_image`] with a config text that has been checked ([`check_config`]).
+pub fn save_image_text(
+    target: Target,
+    elf_path: &Path,
+    config: &str,
+    out: &Path,
+) -> Result<BoardImage, FlashError> {
     let elf = std::fs::read(elf_path).map_err(|e| io_err(elf_path, e))?;
-    let image = build_image(target, &elf, &config)?;
+    let image = build_image(target, &elf, config)?;
     std::fs::write(out, merge(&image)).map_err(|e| io_err(out, e))?;
     Ok(image)
 }

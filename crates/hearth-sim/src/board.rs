@@ -11,16 +11,18 @@ fn fail(e: hearth_flash::FlashError) -> ExitCode {
     ExitCode::from(2)
 }
 
-/// Build the board image; save it or write it to a board.
+/// Build the board image; save it or write it to a board. Without `config`, in a terminal, the
+/// values of a first config are asked for.
 #[cfg(feature = "flash")]
 pub fn flash(
     chip: &str,
-    config: &Path,
+    config: Option<&Path>,
     elf: Option<&Path>,
     save_image: Option<&Path>,
     port: Option<&str>,
 ) -> ExitCode {
     use hearth_flash::Target;
+    use std::io::IsTerminal;
     let target = match Target::parse(chip) {
         Ok(t) => t,
         Err(e) => return fail(e),
@@ -37,8 +39,27 @@ pub fn flash(
         );
         return ExitCode::from(2);
     }
+    if save_image.is_none() && port.is_none() {
+        eprintln!("error: `flash` needs --save-image OUT or --port PORT");
+        return ExitCode::from(2);
+    }
+    let text = match config {
+        Some(path) => hearth_flash::load_config(path, target),
+        None if std::io::stdin().is_terminal() => hearth_flash::ask::ask_config(
+            &mut std::io::stdin().lock(),
+            &mut std::io::stdout(),
+            target,
+        ),
+        None => Err(hearth_flash::FlashError::Usage(
+            "`flash` needs --config FILE (or a terminal, to be asked for the values)".into(),
+        )),
+    };
+    let text = match text {
+        Ok(t) => t,
+        Err(e) => return fail(e),
+    };
     if let Some(out) = save_image {
-        return match hearth_flash::save_image(target, elf, config, out) {
+        return match hearth_flash::save_image_text(target, elf, &text, out) {
             Ok(image) => {
                 for s in &image.segments {
                     println!("  0x{:06x}  {:>8} bytes", s.addr, s.data.len());
@@ -54,17 +75,15 @@ pub fn flash(
         };
     }
     let Some(port) = port else {
-        eprintln!("error: `flash` needs --save-image OUT or --port PORT");
         return ExitCode::from(2);
     };
-    let result = hearth_flash::load_config(config, target).and_then(|text| {
-        let bytes = std::fs::read(elf).map_err(|source| hearth_flash::FlashError::Io {
+    let result = std::fs::read(elf)
+        .map_err(|source| hearth_flash::FlashError::Io {
             path: elf.display().to_string(),
             source,
-        })?;
-        let image = hearth_flash::build_image(target, &bytes, &text)?;
-        hearth_flash::flash(target, &image, port)
-    });
+        })
+        .and_then(|bytes| hearth_flash::build_image(target, &bytes, &text))
+        .and_then(|image| hearth_flash::flash(target, &image, port));
     match result {
         Ok(()) => {
             println!(
@@ -139,7 +158,7 @@ fn unavailable() -> ExitCode {
 #[cfg(not(feature = "flash"))]
 pub fn flash(
     _chip: &str,
-    _config: &Path,
+    _config: Option<&Path>,
     _elf: Option<&Path>,
     _save_image: Option<&Path>,
     _port: Option<&str>,
