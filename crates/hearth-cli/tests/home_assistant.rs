@@ -390,6 +390,66 @@ fn home_assistant_shows_every_appliance_and_drives_a_relay() {
         sim("th1").dump()
     );
 
+    // An update pushed with `hearth ota` shows in Home Assistant as it happens: the entity is
+    // in progress with a percentage part of the way, then reports the new version installed.
+    let owner = support::new_owner();
+    let up = Sim::start(&config_for(
+        "weather",
+        "up1",
+        port,
+        &format!("{}\notaconfirm 5\n", owner.otakey),
+    ));
+    assert!(
+        support::wait_until(s(60), || ha.state("update.up1_firmware").is_some()),
+        "{}",
+        up.dump()
+    );
+    let image = owner.image("up-0.3.0.img", &["--version", "0.3.0", "--size", "409600"]);
+    // Every state Home Assistant gives the entity on the way, from its own event stream.
+    let watch = ha.watch("update.up1_firmware");
+    let out = support::hearth(&[
+        "ota",
+        "up1",
+        image.to_str().unwrap(),
+        "--key",
+        owner.key(),
+        "--broker",
+        &format!("127.0.0.1:{port}"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        support::text(&out),
+        up.dump()
+    );
+    let confirmed = support::wait_until(s(30), || {
+        watch.states().iter().any(|v| {
+            v["attributes"]["installed_version"] == "0.3.0"
+                && v["attributes"]["in_progress"] == false
+        })
+    });
+    let states = watch.stop();
+    let bar: Vec<u64> = states
+        .iter()
+        .filter(|v| v["attributes"]["in_progress"] == true)
+        .filter_map(|v| v["attributes"]["update_percentage"].as_u64())
+        .collect();
+    eprintln!("Home Assistant showed the update at {bar:?} %");
+    assert!(
+        bar.windows(2).all(|w| w[0] <= w[1])
+            && bar.iter().filter(|p| (1..100).contains(*p)).count() >= 3
+            && bar.last() == Some(&100),
+        "the bar in Home Assistant: {bar:?}"
+    );
+    assert!(confirmed, "{states:?}\n{}", up.dump());
+    let done = support::wait_until(s(30), || {
+        ha.state("update.up1_firmware").is_some_and(|v| {
+            v["attributes"]["installed_version"] == "0.3.0"
+                && v["attributes"]["in_progress"] == false
+        })
+    });
+    assert!(done, "{:?}\n{}", ha.state("update.up1_firmware"), up.dump());
+
     // Home Assistant took every config without a word.
     let log = ha.log_all();
     let complaints: Vec<&str> = log

@@ -31,6 +31,33 @@ fn hass() -> PathBuf {
 }
 
 /// One running Home Assistant.
+/// The states of one entity, as Home Assistant gave them ([`HomeAssistant::watch`]).
+pub struct Watch {
+    child: Child,
+    states: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+}
+
+impl Watch {
+    /// The states so far.
+    pub fn states(&self) -> Vec<Value> {
+        self.states.lock().unwrap().clone()
+    }
+
+    /// Stop watching.
+    pub fn stop(mut self) -> Vec<Value> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.states()
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 pub struct HomeAssistant {
     /// Its HTTP port on 127.0.0.1.
     pub port: u16,
@@ -169,6 +196,39 @@ impl HomeAssistant {
     }
 
     /// Everything Home Assistant wrote.
+    /// Every state Home Assistant gives `entity_id` from now on, as it gives it (its
+    /// WebSocket API's state_changed events, `ha_watch.py`), until [`Watch::stop`].
+    pub fn watch(&self, entity_id: &str) -> Watch {
+        use std::io::BufRead;
+        let python = hass().with_file_name("python");
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/ha_watch.py");
+        let mut child = Command::new(&python)
+            .arg(script)
+            .arg(self.url(""))
+            .arg(&self.token)
+            .arg(entity_id)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{}: {e}", python.display()));
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        assert_eq!(
+            lines.next().and_then(Result::ok).as_deref(),
+            Some("ready"),
+            "{script} did not subscribe"
+        );
+        let states = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = states.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    seen.lock().unwrap().push(v);
+                }
+            }
+        });
+        Watch { child, states }
+    }
+
     pub fn log_all(&self) -> String {
         std::fs::read_to_string(self.dir.0.join("hass.out")).unwrap_or_default()
     }
