@@ -87,15 +87,15 @@ pub fn load(flash: &mut FlashStorage<'_>, partition: &Region) -> Result<Loaded, 
 }
 
 /// The config in force, when the one thing it lacks is its Wi-Fi (`hearth_config::provision`):
-/// the board then asks for it on its console (`crate::improv`).
-pub fn awaiting_wifi(flash: &mut FlashStorage<'_>, partition: &Region) -> Option<String> {
+/// the board then asks for it on its console (`crate::improv`). Its text and the device name.
+pub fn awaiting_wifi(flash: &mut FlashStorage<'_>, partition: &Region) -> Option<(String, String)> {
     let text = read_text(flash, partition).ok()?;
     let rules = |t: &str| hearth_device::CONFIG_RULES(t, crate::board::CHIP_ID, crate::pins::IMAGE);
-    // Only a config that a network would complete: not one that this chip refuses anyway,
-    // nor a battery peripheral's (which must say `ssid (none)`).
-    (hearth_config::provision::awaits_wifi(&hearth_device::profiles::parse_config(&text))
-        && hearth_config::provision::complete(&text, "probe", "", rules).is_ok())
-    .then_some(text)
+    let name =
+        hearth_config::provision::awaiting(&text, hearth_device::profiles::parse_config, rules)?
+            .mqtt
+            .name;
+    Some((text, name))
 }
 
 /// Validate `text` as [`load`] does.

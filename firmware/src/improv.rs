@@ -75,14 +75,10 @@ impl Console {
 pub async fn wait_for_wifi(
     usb: USB_DEVICE<'static>,
     text: &str,
+    name: String,
     dogs: &mut Watchdogs,
 ) -> (String, Console) {
     let (rx, _tx) = UsbSerialJtag::new(usb).into_async().split();
-    let name = hearth_config::provision::with_wifi(text, "probe", "")
-        .ok()
-        .and_then(|t| hearth_device::profiles::parse_config(&t).ok())
-        .map(|c| c.mqtt.name)
-        .unwrap_or_default();
     let info = DeviceInfo {
         firmware: "Hearth".into(),
         version: crate::board::VERSION.into(),

@@ -76,15 +76,7 @@ impl Log for Logger {
         };
         let _ = write!(line, "[{:>5}.{:03}] ", mono / 1000, mono % 1000);
         if let Some(offset) = WALL_OFFSET.lock(Cell::get) {
-            let day = (mono + offset) % 86_400_000;
-            let _ = write!(
-                line,
-                "{:02}:{:02}:{:02}.{:03}Z ",
-                day / 3_600_000,
-                day / 60_000 % 60,
-                day / 1000 % 60,
-                day % 1000
-            );
+            let _ = write!(line, "{} ", hearth_core::sntp::TimeOfDay(mono + offset));
         }
         let level = match record.level() {
             Level::Error => "ERROR",

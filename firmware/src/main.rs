@@ -169,8 +169,9 @@ async fn main(spawner: Spawner) -> ! {
     let loaded = match config::load(&mut flash, &layout.config) {
         Ok(loaded) => loaded,
         Err(problems) => match config::awaiting_wifi(&mut flash, &layout.config) {
-            Some(text) => {
-                let (full, console) = improv::wait_for_wifi(p.USB_DEVICE, &text, &mut dogs).await;
+            Some((text, name)) => {
+                let (full, console) =
+                    improv::wait_for_wifi(p.USB_DEVICE, &text, name, &mut dogs).await;
                 match config::from_text(&full) {
                     Ok(loaded) => {
                         provisioning = Some((console, full));

@@ -42,6 +42,26 @@ pub fn awaits_wifi(parsed: &Result<Config, ConfigErrors>) -> bool {
     }
 }
 
+/// The config `text` would become with a network, when it awaits only Wi-Fi (by `parse`) and a
+/// network would complete it under `rules` (every rule the device applies); `None` for any
+/// other text, which is refused as it is (a battery peripheral's, say, which must read
+/// `ssid (none)`). The device announces this config's name while it waits.
+pub fn awaiting(
+    text: &str,
+    parse: impl Fn(&str) -> Result<Config, ConfigErrors>,
+    rules: impl Fn(&str) -> Result<Config, Vec<String>>,
+) -> Option<Config> {
+    if !awaits_wifi(&parse(text)) {
+        return None;
+    }
+    let full = with_wifi(text, PROBE, "").ok()?;
+    let config = rules(&full).ok()?;
+    is_network(&config, PROBE, "").then_some(config)
+}
+
+/// The network [`awaiting`] completes a config with, to see what it would be.
+const PROBE: &str = "probe";
+
 /// Why credentials cannot be written into a config.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CredentialError {
@@ -152,6 +172,20 @@ mod tests {
         let full = with_wifi(BASE, "Home", "secret-passphrase").unwrap();
         assert!(!awaits_wifi(&parse(&full, &["weather"])));
         assert!(!awaits_wifi(&parse("", &["weather"])));
+    }
+
+    #[test]
+    fn awaiting_gives_the_config_a_network_would_complete() {
+        let p = |t: &str| parse(t, &["weather"]);
+        let rules = |t: &str| parse(t, &["weather"]).map_err(|_| alloc::vec![]);
+        assert_eq!(awaiting(BASE, p, rules).unwrap().mqtt.name, "wx");
+        // Complete already, or wrong in another way: nothing to wait for.
+        let full = with_wifi(BASE, "Home", "secret-passphrase").unwrap();
+        assert!(awaiting(&full, p, rules).is_none());
+        assert!(awaiting("profile weather\nmqttname wx\n", p, rules).is_none());
+        // The device's own rules refuse it even with a network (a chip without the appliance).
+        let refuse = |_: &str| Err(alloc::vec![String::from("not in this image")]);
+        assert!(awaiting(BASE, p, refuse).is_none());
     }
 
     #[test]

@@ -205,6 +205,23 @@ impl fmt::Display for Utc {
     }
 }
 
+/// `unix_ms` as the UTC time of day, `HH:MM:SS.mmmZ` (what log lines show once the clock is set).
+pub struct TimeOfDay(pub u64);
+
+impl fmt::Display for TimeOfDay {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let day = self.0 % 86_400_000;
+        write!(
+            f,
+            "{:02}:{:02}:{:02}.{:03}Z",
+            day / 3_600_000,
+            day / 60_000 % 60,
+            day / 1000 % 60,
+            day % 1000
+        )
+    }
+}
+
 /// One question to send: where, and the packet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ask {
@@ -350,6 +367,8 @@ mod tests {
         assert_eq!(format!("{}", Utc(T / 1000)), "2027-01-01T00:00:00Z");
         assert_eq!(format!("{}", Utc(1_709_210_096)), "2024-02-29T12:34:56Z");
         assert_eq!(format!("{}", Utc(0)), "1970-01-01T00:00:00Z");
+        assert_eq!(format!("{}", TimeOfDay(1_709_210_096_007)), "12:34:56.007Z");
+        assert_eq!(format!("{}", TimeOfDay(T + 86_399_999)), "23:59:59.999Z");
     }
 
     #[test]

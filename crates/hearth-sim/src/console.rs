@@ -194,7 +194,7 @@ pub fn provision(
     std::os::unix::fs::symlink(&pty.path, &link)?;
     let mirror_end = pty.master.try_clone()?;
     let _ = TTY.set(Mutex::new(mirror_end));
-    let mut io = pty.master.try_clone()?;
+    let io = pty.master.try_clone()?;
     log(&format!(
         "improv: the config has no Wi-Fi; waiting for it on the serial console {} ({}): \
          `hearth provision --port {}`",
@@ -202,79 +202,96 @@ pub fn provision(
         pty.path.display(),
         link.display()
     ));
-    let mut service = Service::new(info, false, true);
-    let mut parser = Parser::new();
-    let mut buf = [0u8; 256];
+    let mut session = Session {
+        io,
+        parser: Parser::new(),
+        service: Service::new(info, false, true),
+    };
     let stored = loop {
-        wait_readable(io.as_raw_fd());
-        let n = match io.read(&mut buf) {
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-            Err(e) => return Err(e),
-        };
-        let mut done = None;
-        for &b in &buf[..n] {
-            let Some(Ok(packet)) = parser.push(b) else {
-                continue;
-            };
-            let step = service.handle(&packet);
-            send(&mut io, &step.send);
-            match step.action {
-                Some(Action::Scan) => {
-                    let nets: Vec<Network> = access_points(state)
-                        .into_iter()
-                        .map(|a| Network {
-                            secured: !a.password.is_empty(),
-                            ssid: a.ssid,
-                            rssi: -58,
-                        })
-                        .collect();
-                    send(&mut io, &service.scanned(&nets));
+        let joined = session.serve(&mut |service, action| match action {
+            Action::Scan => (service.scanned(&networks(state)), None),
+            Action::Join { ssid, password } => match join(state, text, &ssid, &password, check) {
+                Ok(full) => {
+                    log(&format!("improv: joined {ssid}; the config is stored"));
+                    let address = std::net::Ipv4Addr::LOCALHOST.to_string();
+                    (service.joined(Some(&address)), Some(full))
                 }
-                Some(Action::Join { ssid, password }) => {
-                    match join(state, text, &ssid, &password, check) {
-                        Ok(full) => {
-                            log(&format!("improv: joined {ssid}; the config is stored"));
-                            let address = std::net::Ipv4Addr::LOCALHOST.to_string();
-                            send(&mut io, &service.joined(Some(&address)));
-                            done = Some(full);
-                        }
-                        Err(why) => {
-                            for w in why {
-                                log(&format!("improv: {w}"));
-                            }
-                            send(&mut io, &service.failed());
-                        }
+                Err(why) => {
+                    for w in why {
+                        log(&format!("improv: {w}"));
                     }
+                    (service.failed(), None)
                 }
-                None => {}
-            }
-        }
-        if let Some(full) = done {
+            },
+        })?;
+        if let Some(full) = joined {
             break full;
         }
     };
     std::fs::write(state.join(PROVISIONED_CONFIG), &stored)?;
-    // Keep answering: the client asks for the state and the address after the result.
+    // Keep answering: the client asks for the state and the address after the result. (The
+    // service, provisioned, takes no more credentials.)
+    let state = state.to_path_buf();
     std::thread::spawn(move || {
         let _pty = pty;
-        loop {
-            wait_readable(io.as_raw_fd());
-            match io.read(&mut buf) {
-                Ok(n) => {
-                    for &b in &buf[..n] {
-                        if let Some(Ok(packet)) = parser.push(b) {
-                            let step = service.handle(&packet);
-                            send(&mut io, &step.send);
-                        }
-                    }
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(_) => return,
-            }
-        }
+        let mut answer = |service: &mut Service, action| match action {
+            Action::Scan => (service.scanned(&networks(&state)), None),
+            Action::Join { .. } => (Vec::new(), None),
+        };
+        while session.serve(&mut answer).is_ok() {}
     });
     Ok(stored)
+}
+
+/// The Improv service on the console's terminal.
+struct Session {
+    io: File,
+    parser: Parser,
+    service: Service,
+}
+
+/// What the device does for an [`Action`]: the packets to answer with, and the complete config
+/// once credentials have joined a network.
+type Answer<'a> = dyn FnMut(&mut Service, Action) -> (Vec<Vec<u8>>, Option<String>) + 'a;
+
+impl Session {
+    /// Answer what the console has sent (waiting at most a second for it); the complete config
+    /// if credentials joined.
+    fn serve(&mut self, answer: &mut Answer<'_>) -> std::io::Result<Option<String>> {
+        let mut buf = [0u8; 256];
+        wait_readable(self.io.as_raw_fd());
+        let n = match self.io.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let mut done = None;
+        for &b in &buf[..n] {
+            let Some(Ok(packet)) = self.parser.push(b) else {
+                continue;
+            };
+            let step = self.service.handle(&packet);
+            send(&mut self.io, &step.send);
+            if let Some(action) = step.action {
+                let (packets, full) = answer(&mut self.service, action);
+                send(&mut self.io, &packets);
+                done = done.or(full);
+            }
+        }
+        Ok(done)
+    }
+}
+
+/// The simulated access points, as a scan finds them.
+fn networks(state: &Path) -> Vec<Network> {
+    access_points(state)
+        .into_iter()
+        .map(|a| Network {
+            secured: !a.password.is_empty(),
+            ssid: a.ssid,
+            rssi: -58,
+        })
+        .collect()
 }
 
 /// The config with these credentials, if it passes every rule and joins a simulated network;

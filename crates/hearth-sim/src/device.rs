@@ -241,17 +241,11 @@ fn console(line: &str) {
     let t = mono as f64 / 1000.0;
     let line = match WALL_OFFSET.load(Ordering::Relaxed) {
         0 => format!("[{t:>9.3}] {line}"),
-        offset => {
-            // The time of day (UTC) after the time since boot, which tools read.
-            let day_ms = (mono + offset) % 86_400_000;
-            format!(
-                "[{t:>9.3}] {:02}:{:02}:{:02}.{:03}Z {line}",
-                day_ms / 3_600_000,
-                day_ms / 60_000 % 60,
-                day_ms / 1000 % 60,
-                day_ms % 1000
-            )
-        }
+        // The time of day (UTC) after the time since boot, which tools read.
+        offset => format!(
+            "[{t:>9.3}] {} {line}",
+            hearth_core::sntp::TimeOfDay(mono + offset)
+        ),
     };
     crate::console::mirror(&line);
     let mut out = std::io::stdout().lock();
@@ -285,18 +279,6 @@ fn provision_wifi(
     // A console left from an earlier boot is gone with the process that opened it.
     let _ = std::fs::remove_file(state.join(crate::console::CONSOLE_LINK));
     let text = std::fs::read_to_string(path).ok()?;
-    if !hearth_config::provision::awaits_wifi(&parse(&text)) {
-        return None;
-    }
-    // The name it will have: the config with any network.
-    let probe = hearth_config::provision::with_wifi(&text, "probe", "").ok()?;
-    let name = parse(&probe).ok()?.mqtt.name;
-    let info = hearth_core::improv::DeviceInfo {
-        firmware: "Hearth".into(),
-        version: version.into(),
-        chip: crate::firmware::CHIP.into(),
-        name,
-    };
     let chip = std::fs::read_to_string(state.join(RULES_CHIP))
         .map(|c| c.trim().to_string())
         .unwrap_or_else(|_| crate::firmware::CHIP.to_string());
@@ -304,9 +286,16 @@ fn provision_wifi(
         Some(_) => custom_rules(full, &chip, hearth_appliances::FULL_IMAGE),
         None => hearth_device::CONFIG_RULES(full, &chip, hearth_appliances::FULL_IMAGE),
     };
-    // Only a config that a network would complete (not a battery peripheral's, which must say
-    // `ssid (none)`): anything else is refused as it is.
-    hearth_config::provision::complete(&text, "probe", "", check).ok()?;
+    // Anything but a config that a network would complete is refused as it is.
+    let name = hearth_config::provision::awaiting(&text, parse, check)?
+        .mqtt
+        .name;
+    let info = hearth_core::improv::DeviceInfo {
+        firmware: "Hearth".into(),
+        version: version.into(),
+        chip: crate::firmware::CHIP.into(),
+        name,
+    };
     Some(
         match crate::console::provision(state, &text, info, &check, &|l| console(l)) {
             Ok(_) => Ok(state.join(crate::console::PROVISIONED_CONFIG)),
