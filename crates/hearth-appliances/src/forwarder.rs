@@ -294,6 +294,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_full_central_s_device_config_stays_within_a_bound_of_the_chip_s_heap() {
+        // The worst case of device-based discovery: every sender slot taken. The config is
+        // built whole in RAM, in one allocation of its size (12,708 bytes for these, measured
+        // 2026-12-07); the runtime adds its own ~20 entities (core items, diagnostics,
+        // buttons, about 3.7 KB) to these.
+        let port = CentralPort::new();
+        let mut pubs = Publications::new(4);
+        let mut f = Forwarder::new(Flavor::ScaleManager, &port, 1, 0);
+        for i in 0..=MAX_SENDERS as u8 {
+            f.sender([2, 0, 0, 0, 0, i], &mut pubs, 0);
+        }
+        let entities = hearth_profile::Profile::entities(&f);
+        assert_eq!(entities.len(), 2 + 2 * MAX_SENDERS);
+        let device = hearth_core::discovery::DeviceInfo {
+            name: "scale-manager-1".into(),
+            id: "02A1B2C3D4E5".into(),
+            model: "scale_manager".into(),
+            version: "0.1.0".into(),
+        };
+        let topics = hearth_core::topics::Topics::new(&device.name);
+        let len = hearth_core::discovery::device_payload(&device, &entities, &topics).len();
+        std::println!(
+            "scale_manager, {MAX_SENDERS} senders: {} entities, {len} bytes",
+            entities.len()
+        );
+        assert!(len < 14 * 1024, "{len}");
+    }
+
+    #[test]
     fn payloads_parse_as_the_reference_sends_them() {
         let sm = Flavor::ScaleManager;
         assert_eq!(

@@ -36,7 +36,7 @@ fn relay_turns_on_for_the_clamped_time_and_survives_a_power_cut() {
     );
     // Two switches in Home Assistant, commanded on their own topics.
     let sw: Vec<_> = obs
-        .all()
+        .entities()
         .into_iter()
         .filter(|m| m.topic.starts_with("homeassistant/switch/r1/"))
         .collect();
@@ -189,7 +189,9 @@ fn keyfob_presses_become_events_and_an_absent_receiver_hears_nothing() {
         sim.dump()
     );
     let ev = obs
-        .wait_for("homeassistant/event/rf1/Keyfob/config", s(5), |_| true)
+        .entities()
+        .into_iter()
+        .find(|m| m.topic == "homeassistant/event/rf1/Keyfob/config")
         .unwrap_or_else(|| panic!("keyfob event entity\n{}", sim.dump()));
     assert!(ev.payload.contains("\"event_types\""), "{}", ev.payload);
     assert!(sim.ctl("press ev1527 12345 3").starts_with("ok"));
@@ -319,9 +321,9 @@ fn switch_inputs_toggle_outputs_and_programs_are_checked() {
         "discovery configs of sw1\n{}",
         sim.dump()
     );
-    // The discovery configs arrive one by one: wait for the event entities among them.
+    // Wait for the device config and the event entities in it.
     let events = || {
-        obs.all()
+        obs.entities()
             .into_iter()
             .filter(|m| m.topic.starts_with("homeassistant/event/sw1/"))
             .count()
@@ -415,7 +417,7 @@ fn termo_publishes_one_topic_per_rom_and_ignores_the_power_on_value() {
         sim.dump()
     );
     let entities = obs
-        .all()
+        .entities()
         .into_iter()
         .filter(|m| m.topic.starts_with("homeassistant/sensor/th1/Temperature_"))
         .count();

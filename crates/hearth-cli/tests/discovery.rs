@@ -20,22 +20,19 @@ fn weather_announces_its_entities_retained_and_schema_valid() {
         "{}",
         sim.dump()
     );
-    // A late subscriber (Home Assistant restarting) still gets every config: they are retained.
+    // A late subscriber (Home Assistant restarting) still gets the config: it is retained.
     let obs = Observer::start(&broker);
     assert!(support::wait_until(Duration::from_secs(5), || {
-        obs.all()
-            .iter()
-            .filter(|m| m.topic.starts_with("homeassistant/"))
-            .count()
-            >= 6
+        obs.entities().len() >= 6
     }));
+    assert_eq!(
+        support::schema::check_all(&obs, "wx1"),
+        16,
+        "one device config, nothing per entity"
+    );
     let mut uids = BTreeSet::new();
     let mut seen = BTreeSet::new();
-    for m in obs
-        .all()
-        .iter()
-        .filter(|m| m.topic.starts_with("homeassistant/"))
-    {
+    for m in obs.entities().iter() {
         assert!(m.retained, "{} must be retained", m.topic);
         let component = check(&m.topic, &m.payload, "wx1");
         let v: Value = serde_json::from_str(&m.payload).unwrap();
@@ -122,7 +119,7 @@ fn a_forwarder_announces_each_new_sender() {
         manager.dump()
     );
     let configs: Vec<_> = obs
-        .all()
+        .entities()
         .into_iter()
         .filter(|m| m.topic.starts_with("homeassistant/"))
         .collect();
@@ -168,7 +165,8 @@ fn home_assistant_s_birth_message_gets_availability_discovery_and_states_again()
     broker.publish("homeassistant/status", "online", false);
     let after = |topic: &str| {
         obs.all()
-            .iter()
+            .into_iter()
+            .chain(obs.entities())
             .filter(|m| m.at > sent && m.topic.starts_with(topic))
             .count()
     };

@@ -5,8 +5,10 @@
 //! available, and shows the state the device published; a switch toggled from Home Assistant
 //! switches the simulated relay; a keyfob press becomes an event with the template's
 //! attributes; `hearth release` makes the update entity show an available update; the
-//! diagnostics follow the device; the identify and restart buttons act on it; and Home
-//! Assistant logged no complaint about any discovery config.
+//! diagnostics follow the device; the identify and restart buttons act on it; a device that
+//! finds the per-entity configs of earlier firmware moves them into its device config and
+//! keeps the entities' ids and the names given in Home Assistant; and Home Assistant logged no
+//! complaint about any discovery config.
 
 #[path = "support/ha.rs"]
 mod ha;
@@ -34,9 +36,12 @@ struct Announced {
 
 fn announced(broker: &Broker) -> Vec<Announced> {
     broker
-        .retained("homeassistant/#")
+        .retained("homeassistant/device/+/config")
         .into_iter()
-        .filter(|(t, _)| t.ends_with("/config"))
+        .flat_map(|(topic, payload)| {
+            let name = topic.split('/').nth(2).expect("a device name").to_string();
+            support::schema::device_entities(&topic, &payload, &name)
+        })
         .map(|(topic, payload)| {
             let parts: Vec<&str> = topic.split('/').collect();
             support::schema::check(&topic, &payload, parts[2]);
@@ -450,6 +455,8 @@ fn home_assistant_shows_every_appliance_and_drives_a_relay() {
     });
     assert!(done, "{:?}\n{}", ha.state("update.up1_firmware"), up.dump());
 
+    migration_keeps_the_entities_as_the_user_left_them(&ha, &broker);
+
     // Home Assistant took every config without a word.
     let log = ha.log_all();
     let complaints: Vec<&str> = log
@@ -460,4 +467,134 @@ fn home_assistant_shows_every_appliance_and_drives_a_relay() {
         })
         .collect();
     assert!(complaints.is_empty(), "{complaints:#?}");
+}
+
+/// A weather station whose earlier firmware announced each entity on its own topic: Home
+/// Assistant made them, the user renamed one; the device, on its first connection with this
+/// firmware, moves them into its device config (Home Assistant's `migrate_discovery`).
+fn migration_keeps_the_entities_as_the_user_left_them(ha: &HomeAssistant, broker: &Broker) {
+    // The broker is out of its reach until the old configs are in place.
+    let gate = support::RefusingPort::new();
+    let old = Sim::start(&config_for("weather", "old1", gate.port, ""));
+    assert!(old.wait_log("board: MAC ", s(10)), "{}", old.dump());
+    let id: String = old
+        .log()
+        .lines()
+        .find_map(|l| {
+            l.split_once("board: MAC ")
+                .map(|(_, mac)| mac.replace(':', ""))
+        })
+        .expect("the MAC line");
+    // What earlier firmware published for two of its entities, retained.
+    let device = json!({
+        "identifiers": [format!("hearth_{id}")],
+        "name": "old1",
+        "model": "weather",
+        "manufacturer": "Hearth",
+        "sw_version": "0.1.0",
+    });
+    for (item, class, unit) in [
+        ("Temperature", "temperature", "°C"),
+        ("Humidity", "humidity", "%"),
+    ] {
+        let config = json!({
+            "name": item,
+            "unique_id": format!("hearth_{id}_{item}"),
+            "default_entity_id": format!("sensor.old1_{}", item.to_lowercase()),
+            "object_id": format!("old1_{item}"),
+            "state_topic": format!("stat/old1/{item}"),
+            "availability_topic": "tele/old1/LWT",
+            "payload_available": "Online",
+            "payload_not_available": "Offline",
+            "device_class": class,
+            "unit_of_measurement": unit,
+            "state_class": "measurement",
+            "device": device,
+        });
+        broker.publish(
+            &format!("homeassistant/sensor/old1/{item}/config"),
+            &config.to_string(),
+            true,
+        );
+    }
+    assert!(
+        support::wait_until(s(30), || ha.state("sensor.old1_humidity").is_some()
+            && ha.state("sensor.old1_temperature").is_some()),
+        "{}",
+        ha.log()
+    );
+    // The user renames one.
+    ha.ws(&json!({
+        "type": "config/entity_registry/update",
+        "entity_id": "sensor.old1_temperature",
+        "new_entity_id": "sensor.balcony_temperature",
+        "name": "Balcony",
+    }));
+
+    gate.open_to(broker.port);
+    assert!(old.wait_log("entities announced", s(30)), "{}", old.dump());
+    for item in ["Temperature", "Humidity"] {
+        assert!(
+            old.log().contains(&format!(
+                "discovery: moving homeassistant/sensor/old1/{item}/config into the device config"
+            )),
+            "{}",
+            old.dump()
+        );
+    }
+    // The renamed entity is the device's temperature now, under the user's id and name, and
+    // shows its readings; nothing was made twice.
+    let live = support::wait_until(s(60), || {
+        ha.state("sensor.balcony_temperature").is_some_and(|v| {
+            v["state"]
+                .as_str()
+                .is_some_and(|t| t.parse::<f64>().is_ok())
+        }) && ha.state("sensor.old1_humidity").is_some_and(|v| {
+            v["state"]
+                .as_str()
+                .is_some_and(|t| t.parse::<f64>().is_ok())
+        })
+    });
+    assert!(
+        live,
+        "{:?} {:?}\n{}\n{}",
+        ha.state("sensor.balcony_temperature"),
+        ha.state("sensor.old1_humidity"),
+        old.dump(),
+        ha.log()
+    );
+    let renamed = ha.state("sensor.balcony_temperature").unwrap();
+    assert_eq!(
+        renamed["attributes"]["friendly_name"], "Balcony",
+        "{renamed}"
+    );
+    assert!(ha.state("sensor.old1_temperature").is_none());
+    let entries = ha.ws(&json!({ "type": "config/entity_registry/list" }));
+    let mine: Vec<&Value> = entries
+        .as_array()
+        .expect("registry entries")
+        .iter()
+        .filter(|e| {
+            e["unique_id"]
+                .as_str()
+                .is_some_and(|u| u.starts_with(&format!("hearth_{id}_")))
+        })
+        .collect();
+    let temperature: Vec<_> = mine
+        .iter()
+        .filter(|e| e["unique_id"] == format!("hearth_{id}_Temperature"))
+        .collect();
+    assert_eq!(temperature.len(), 1, "{temperature:?}");
+    assert_eq!(temperature[0]["entity_id"], "sensor.balcony_temperature");
+    let announced = announced(broker)
+        .into_iter()
+        .filter(|e| e.device == "old1")
+        .count();
+    assert_eq!(
+        mine.len(),
+        announced,
+        "one registry entry per entity: {mine:#?}"
+    );
+    // The per-entity configs are gone from the broker.
+    assert_eq!(broker.retained("homeassistant/+/old1/+/config"), vec![]);
 }

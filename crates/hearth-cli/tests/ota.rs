@@ -175,10 +175,14 @@ fn a_signed_update_confirms_itself_and_old_manifests_cannot_be_replayed() {
     // With an otakey, `reboot` must be signed: Home Assistant gets an identify button and no
     // restart button.
     assert!(dev.wait_log("entities announced", s(20)), "{}", dev.dump());
-    let buttons: Vec<String> = broker
-        .retained("homeassistant/button/upd/#")
+    let (topic, config) = broker
+        .retained("homeassistant/device/upd/config")
+        .pop()
+        .expect("the device config");
+    let buttons: Vec<String> = support::schema::device_entities(&topic, &config, "upd")
         .into_iter()
         .map(|(t, _)| t)
+        .filter(|t| t.starts_with("homeassistant/button/"))
         .collect();
     assert_eq!(
         buttons,

@@ -580,11 +580,11 @@ fn the_demo_runs_with_its_embedded_broker_and_cleans_up() {
         "stat/relays/0/State",
         "stat/keyfobs/Keyfob",
         "stat/scales/Weight",
-        "homeassistant/switch/relays/",
+        "homeassistant/device/relays/config",
         "stat/tank/CoarseLevelPct",
         "stat/lights/Manual1/Event",
         "tele/boiler/LWT",
-        "homeassistant/sensor/boiler/",
+        "homeassistant/device/boiler/config",
     ] {
         assert!(text.contains(needle), "demo output lacks {needle}:\n{text}");
     }

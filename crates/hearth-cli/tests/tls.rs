@@ -148,7 +148,7 @@ impl TlsBroker {
             &acl,
             "user admin\ntopic readwrite #\n\n\
              pattern write stat/%u/#\npattern write tele/%u/#\npattern read cmnd/%u/#\n\
-             pattern write homeassistant/+/%u/#\npattern read homeassistant/status\n",
+             pattern write homeassistant/+/%u/#\npattern read homeassistant/status\npattern read homeassistant/+/%u/+/config\n",
         )
         .expect("write acl");
         let conf = dir.0.join("mosquitto.conf");

@@ -1,23 +1,32 @@
 //! Home Assistant MQTT discovery: what an appliance declares about its published items, and
-//! the retained config messages that make Home Assistant create one device per appliance with
-//! its entities, available while the device's LWT says `Online`.
+//! the retained config that makes Home Assistant create one device per appliance with its
+//! entities, available while the device's LWT says `Online`.
 //!
-//! An appliance lists [`Entity`]s; the runtime publishes, retained, one config per entity on
-//! `homeassistant/<component>/<node>/<object>/config`, where `<node>` is the device name and
-//! `<object>` the item with `/` replaced. The state topic is the item's `stat/<name>/<item>`,
-//! the availability topic `tele/<name>/LWT` (`Online` / `Offline`).
+//! An appliance lists [`Entity`]s; the runtime publishes them, retained, as one device-based
+//! config ([`device_payload`], Home Assistant 2024.12 and later) on
+//! `homeassistant/device/<node>/config`, where `<node>` is the device name. Each entity is a
+//! component keyed by its item with `/` replaced ([`object_id`]). The state topic is the
+//! item's `stat/<name>/<item>`; the availability topic, shared by every component, is
+//! `tele/<name>/LWT` (`Online` / `Offline`).
 //!
-//! Payload keys follow Home Assistant's MQTT discovery schema (full names, no abbreviations):
-//! `name`, `unique_id`, `default_entity_id`, `object_id`, `state_topic`, `command_topic`, `availability_topic`,
-//! `payload_available`, `payload_not_available`, `device_class`, `unit_of_measurement`,
-//! `state_class`, `entity_category`, `payload_on`, `payload_off`, `event_types`,
-//! `value_template`, `device` (`identifiers`, `name`, `model`, `manufacturer`, `sw_version`).
+//! Payload keys follow Home Assistant's MQTT discovery schema (full names, no abbreviations).
+//! The device level has `device` (`identifiers`, `name`, `model`, `manufacturer`,
+//! `sw_version`), `origin` (`name`, `sw_version`), `availability_topic`, `payload_available`,
+//! `payload_not_available` and `components`; each component has `platform`, `name`,
+//! `unique_id`, `default_entity_id`, `object_id`, `state_topic`, `command_topic`,
+//! `device_class`, `unit_of_measurement`, `state_class`, `entity_category`, `payload_on`,
+//! `payload_off`, `event_types`, `value_template` as it needs.
 //!
 //! The entity id Home Assistant gives an entity comes from `default_entity_id`
 //! (`<component>.<device>_<item>`, lower case, the key since Home Assistant 2025.10) and, for
 //! releases before that, from `object_id` (`<device>_<item>`, which those releases slugify to
 //! the same id). Home Assistant 2026.4 dropped `object_id` and ignores it, so both keys are sent
 //! and an entity keeps its id across an upgrade of Home Assistant.
+//!
+//! Firmware before this one sent one config per entity, on
+//! `homeassistant/<component>/<node>/<object>/config` ([`entity_config_filter`]). A device
+//! that finds such a config retained for its name moves it over the way Home Assistant asks
+//! ([`is_stale_entity_config`], [`MIGRATE`]), so the entities keep their ids and settings.
 
 use alloc::format;
 use alloc::string::String;
@@ -202,11 +211,13 @@ pub fn release_topic(appliance: &str) -> String {
 /// when there are some (for tools and people reading the topic; Home Assistant 2025.4 reads
 /// only the version from it).
 pub fn release_payload(version: &str, summary: Option<&str>, url: Option<&str>) -> String {
-    let mut j = Json::new();
+    let mut out = String::new();
+    let mut j = Json::new(&mut out);
     j.str("version", version);
     j.opt("summary", summary);
     j.opt("url", url);
-    j.finish()
+    j.finish();
+    out
 }
 
 /// The payload of an event for an [`Component::Event`] entity: `{"event_type":"<t>"}`.
@@ -270,19 +281,100 @@ pub fn default_entity_id(device: &DeviceInfo, entity: &Entity) -> String {
     )
 }
 
-/// The retained config topic of `entity`.
-pub fn config_topic(device: &DeviceInfo, entity: &Entity) -> String {
-    format!(
-        "{PREFIX}/{}/{}/{}/config",
-        entity.component.name(),
-        object_id(&device.name),
-        object_id(&entity.item)
-    )
+/// The retained device-based config topic of `device`: `homeassistant/device/<node>/config`.
+pub fn device_topic(device: &DeviceInfo) -> String {
+    format!("{PREFIX}/device/{}/config", object_id(&device.name))
 }
 
-/// The config payload (JSON) of `entity`.
-pub fn config_payload(device: &DeviceInfo, entity: &Entity, topics: &Topics) -> String {
-    let mut j = Json::new();
+/// The per-entity config topics of device `name` (what firmware before device-based
+/// discovery published): `homeassistant/+/<node>/+/config`. The device subscribes to it to
+/// find such configs left on the broker, and [`fence_topic`] matches it.
+pub fn entity_config_filter(name: &str) -> String {
+    format!("{PREFIX}/+/{}/+/config", object_id(name))
+}
+
+/// A topic under [`entity_config_filter`] that Home Assistant never reads (no platform is
+/// called `hearth`): the device publishes an empty message there after subscribing, and once
+/// it comes back, every retained config the subscription found has arrived before it.
+pub fn fence_topic(name: &str) -> String {
+    format!("{PREFIX}/hearth/{}/fence/config", object_id(name))
+}
+
+/// What Home Assistant takes on a per-entity config topic as "this entity moves to
+/// device-based discovery": it unloads the entity and keeps its registry entry (id, name,
+/// area) for the device config to pick up.
+pub const MIGRATE: &str = "{\"migrate_discovery\":true}";
+
+/// Is this a per-entity config of device `name` that must be moved to device-based discovery:
+/// on a topic under [`entity_config_filter`] (not the [`fence_topic`], not a device config),
+/// and neither empty (cleared) nor [`MIGRATE`] (moved already)?
+pub fn is_stale_entity_config(topic: &str, payload: &[u8], name: &str) -> bool {
+    let node = object_id(name);
+    let mut parts = topic.split('/');
+    let (Some(PREFIX), Some(component), Some(n), Some(_), Some("config"), None) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return false;
+    };
+    let payload = payload.trim_ascii();
+    n == node
+        && component != "device"
+        && component != "hearth"
+        && !payload.is_empty()
+        && payload != MIGRATE.as_bytes()
+}
+
+/// The device-based config payload (JSON) of `device` with these entities: the device block,
+/// the origin, the shared availability, and one component per entity keyed by its
+/// [`object_id`]. Items must have distinct object ids (the scenario tests check every
+/// appliance's config for a repeated key).
+pub fn device_payload(device: &DeviceInfo, entities: &[Entity], topics: &Topics) -> String {
+    // Measured first, then written into one allocation of exactly that size: the chip never
+    // holds two copies (or a grown buffer) of a config that reaches 17 KB on a full central.
+    let mut count = Count(0);
+    write_device(Json::new(&mut count), device, entities, topics);
+    let mut out = String::with_capacity(count.0);
+    write_device(Json::new(&mut out), device, entities, topics);
+    out
+}
+
+/// One writer for both passes (through `dyn Sink`, so the chip holds one copy of it).
+fn write_device(mut j: Json<'_>, device: &DeviceInfo, entities: &[Entity], topics: &Topics) {
+    j.open("device");
+    j.key("identifiers");
+    j.out.push('[');
+    push_json_string(j.out, &format!("hearth_{}", device.id));
+    j.out.push(']');
+    j.str("name", &device.name);
+    j.str("model", &device.model);
+    j.str("manufacturer", "Hearth");
+    j.str("sw_version", &device.version);
+    j.close();
+    j.open("origin");
+    j.str("name", "Hearth");
+    j.str("sw_version", &device.version);
+    j.close();
+    j.str("availability_topic", &topics.lwt());
+    j.str("payload_available", ONLINE);
+    j.str("payload_not_available", OFFLINE);
+    j.open("components");
+    for e in entities {
+        j.open(&object_id(&e.item));
+        component(&mut j, device, e, topics);
+        j.close();
+    }
+    j.close();
+    j.finish();
+}
+
+/// One component of [`device_payload`]: `entity` with its `platform`.
+fn component(j: &mut Json<'_>, device: &DeviceInfo, entity: &Entity, topics: &Topics) {
+    j.str("platform", entity.component.name());
     j.str("name", &entity.name);
     let uid = format!("hearth_{}_{}", device.id, object_id(&entity.item));
     j.str("unique_id", &uid);
@@ -294,9 +386,6 @@ pub fn config_payload(device: &DeviceInfo, entity: &Entity, topics: &Topics) -> 
     if !matches!(entity.component, Component::Button { .. }) {
         j.str("state_topic", &topics.stat(&entity.item));
     }
-    j.str("availability_topic", &topics.lwt());
-    j.str("payload_available", ONLINE);
-    j.str("payload_not_available", OFFLINE);
     match &entity.component {
         Component::Sensor {
             device_class,
@@ -361,22 +450,46 @@ pub fn config_payload(device: &DeviceInfo, entity: &Entity, topics: &Topics) -> 
     if let Some(t) = &entity.value_template {
         j.str("value_template", t);
     }
-    let mut d = Json::new();
-    d.raw(
-        "identifiers",
-        &format!("[{}]", json_string(&format!("hearth_{}", device.id))),
-    );
-    d.str("name", &device.name);
-    d.str("model", &device.model);
-    d.str("manufacturer", "Hearth");
-    d.str("sw_version", &device.version);
-    j.raw("device", &d.finish());
-    j.finish()
 }
 
 /// A JSON string literal of `s`, escaped per RFC 8259.
 pub fn json_string(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
+    push_json_string(&mut out, s);
+    out
+}
+
+/// Where JSON text goes: a string, or a count of its bytes.
+trait Sink {
+    fn push(&mut self, c: char);
+    fn push_str(&mut self, s: &str);
+}
+
+impl Sink for String {
+    fn push(&mut self, c: char) {
+        String::push(self, c);
+    }
+
+    fn push_str(&mut self, s: &str) {
+        String::push_str(self, s);
+    }
+}
+
+/// The length of the text, without the text.
+struct Count(usize);
+
+impl Sink for Count {
+    fn push(&mut self, c: char) {
+        self.0 += c.len_utf8();
+    }
+
+    fn push_str(&mut self, s: &str) {
+        self.0 += s.len();
+    }
+}
+
+/// [`json_string`] appended to `out`.
+fn push_json_string(out: &mut dyn Sink, s: &str) {
     out.push('"');
     for c in s.chars() {
         match c {
@@ -390,31 +503,38 @@ pub fn json_string(s: &str) -> String {
         }
     }
     out.push('"');
-    out
 }
 
-struct Json {
-    out: String,
+/// A JSON object written in place, nested objects included.
+struct Json<'a> {
+    out: &'a mut dyn Sink,
+    /// Nothing written yet in the innermost open object (no comma before the next key).
+    fresh: bool,
 }
 
-impl Json {
-    fn new() -> Self {
-        Json {
-            out: String::from("{"),
+impl<'a> Json<'a> {
+    fn new(out: &'a mut dyn Sink) -> Self {
+        out.push('{');
+        Json { out, fresh: true }
+    }
+
+    fn key(&mut self, key: &str) {
+        if !self.fresh {
+            self.out.push(',');
         }
+        self.fresh = false;
+        push_json_string(self.out, key);
+        self.out.push(':');
     }
 
     fn raw(&mut self, key: &str, value: &str) {
-        if self.out.len() > 1 {
-            self.out.push(',');
-        }
-        self.out.push_str(&json_string(key));
-        self.out.push(':');
+        self.key(key);
         self.out.push_str(value);
     }
 
     fn str(&mut self, key: &str, value: &str) {
-        self.raw(key, &json_string(value));
+        self.key(key);
+        push_json_string(self.out, value);
     }
 
     fn opt(&mut self, key: &str, value: Option<&str>) {
@@ -423,9 +543,20 @@ impl Json {
         }
     }
 
-    fn finish(mut self) -> String {
+    /// Start the object `key`; [`Json::close`] ends it.
+    fn open(&mut self, key: &str) {
+        self.key(key);
+        self.out.push('{');
+        self.fresh = true;
+    }
+
+    fn close(&mut self) {
         self.out.push('}');
-        self.out
+        self.fresh = false;
+    }
+
+    fn finish(self) {
+        self.out.push('}');
     }
 }
 
@@ -442,8 +573,16 @@ mod tests {
         }
     }
 
+    /// The component of `entity` in its device config.
+    fn component_payload(device: &DeviceInfo, entity: &Entity, topics: &Topics) -> String {
+        let all = device_payload(device, core::slice::from_ref(entity), topics);
+        let start = all.find("\"components\":{").unwrap() + "\"components\":{".len();
+        let inner = &all[start..all.len() - 2];
+        String::from(&inner[inner.find(':').unwrap() + 1..])
+    }
+
     #[test]
-    fn sensor_config_has_the_schema_keys() {
+    fn a_device_config_has_the_schema_keys() {
         let t = Topics::new("Weather1");
         let e = Entity::sensor(
             "Temperature",
@@ -453,26 +592,37 @@ mod tests {
             Some("measurement"),
         );
         assert_eq!(
-            config_topic(&device(), &e),
-            "homeassistant/sensor/Weather1/Temperature/config"
+            device_topic(&device()),
+            "homeassistant/device/Weather1/config"
         );
         assert_eq!(
-            config_payload(&device(), &e, &t),
-            "{\"name\":\"Temperature\",\"unique_id\":\"hearth_02A1B2C3D4E5_Temperature\",\
+            device_payload(
+                &device(),
+                &[e, Entity::diagnostic("Malfunction", "Malfunction")],
+                &t
+            ),
+            "{\"device\":{\"identifiers\":[\"hearth_02A1B2C3D4E5\"],\"name\":\"Weather1\",\
+\"model\":\"weather\",\"manufacturer\":\"Hearth\",\"sw_version\":\"0.1.0\"},\
+\"origin\":{\"name\":\"Hearth\",\"sw_version\":\"0.1.0\"},\
+\"availability_topic\":\"tele/Weather1/LWT\",\"payload_available\":\"Online\",\
+\"payload_not_available\":\"Offline\",\"components\":{\
+\"Temperature\":{\"platform\":\"sensor\",\"name\":\"Temperature\",\
+\"unique_id\":\"hearth_02A1B2C3D4E5_Temperature\",\
 \"default_entity_id\":\"sensor.weather1_temperature\",\
 \"object_id\":\"Weather1_Temperature\",\"state_topic\":\"stat/Weather1/Temperature\",\
-\"availability_topic\":\"tele/Weather1/LWT\",\"payload_available\":\"Online\",\
-\"payload_not_available\":\"Offline\",\"device_class\":\"temperature\",\
-\"unit_of_measurement\":\"°C\",\"state_class\":\"measurement\",\"device\":{\"identifiers\":\
-[\"hearth_02A1B2C3D4E5\"],\"name\":\"Weather1\",\"model\":\"weather\",\"manufacturer\":\
-\"Hearth\",\"sw_version\":\"0.1.0\"}}"
+\"device_class\":\"temperature\",\"unit_of_measurement\":\"°C\",\"state_class\":\"measurement\"},\
+\"Malfunction\":{\"platform\":\"sensor\",\"name\":\"Malfunction\",\
+\"unique_id\":\"hearth_02A1B2C3D4E5_Malfunction\",\
+\"default_entity_id\":\"sensor.weather1_malfunction\",\
+\"object_id\":\"Weather1_Malfunction\",\"state_topic\":\"stat/Weather1/Malfunction\",\
+\"entity_category\":\"diagnostic\"}}}"
         );
     }
 
     #[test]
     fn switches_events_and_diagnostics() {
         let t = Topics::new("Relay");
-        let s = config_payload(
+        let s = component_payload(
             &device(),
             &Entity::switch("Relay1", "Relay 1", "Relay1", "1", "0"),
             &t,
@@ -483,24 +633,55 @@ mod tests {
             "{s}"
         );
         let e = Entity::event("Keyfob", "Keyfob", &["ev1527_a1b2c_1", "x\"y"]);
-        let s = config_payload(&device(), &e, &t);
+        let s = component_payload(&device(), &e, &t);
+        assert!(s.starts_with("{\"platform\":\"event\","), "{s}");
         assert!(
             s.contains("\"event_types\":[\"ev1527_a1b2c_1\",\"x\\\"y\"]"),
             "{s}"
         );
-        assert_eq!(
-            config_topic(&device(), &e),
-            "homeassistant/event/Weather1/Keyfob/config"
-        );
-        let d = config_payload(
+        let d = device_payload(
             &device(),
-            &Entity::diagnostic("Malfunction", "Malfunction"),
+            &[Entity::event("Manual1/Event", "Manual 1", &["on"])],
             &t,
         );
-        assert!(d.contains("\"entity_category\":\"diagnostic\""), "{d}");
+        assert_eq!(
+            d.capacity(),
+            d.len(),
+            "measured, then written in one allocation"
+        );
+        assert!(d.contains("\"components\":{\"Manual1_Event\":{"), "{d}");
         assert_eq!(event_payload("press"), "{\"event_type\":\"press\"}");
         assert_eq!(object_id("Manual1/Event"), "Manual1_Event");
         assert_eq!(json_string("a\u{1}b\n"), "\"a\\u0001b\\n\"");
+    }
+
+    #[test]
+    fn only_a_live_per_entity_config_of_this_device_is_stale() {
+        let stale = |t: &str, p: &str| is_stale_entity_config(t, p.as_bytes(), "wx-1");
+        assert_eq!(
+            entity_config_filter("wx/1"),
+            "homeassistant/+/wx_1/+/config"
+        );
+        assert!(stale(
+            "homeassistant/sensor/wx-1/Temperature/config",
+            "{\"name\":\"T\"}"
+        ));
+        // Cleared, moved, the fence, the device config, another device, another shape.
+        assert!(!stale("homeassistant/sensor/wx-1/Temperature/config", ""));
+        assert!(!stale(
+            "homeassistant/sensor/wx-1/Temperature/config",
+            MIGRATE
+        ));
+        assert!(!stale(&fence_topic("wx-1"), ""));
+        assert!(!stale(&fence_topic("wx-1"), "{}"));
+        assert!(!stale("homeassistant/device/wx-1/x/config", "{}"));
+        assert!(!stale("homeassistant/sensor/wx-2/Temperature/config", "{}"));
+        assert!(!stale(
+            "homeassistant/sensor/wx-1/Temperature/config/x",
+            "{}"
+        ));
+        assert!(!stale("homeassistant/device/wx-1/config", "{}"));
+        assert!(!stale("elsewhere/sensor/wx-1/Temperature/config", "{}"));
     }
 
     #[test]
@@ -513,7 +694,7 @@ mod tests {
         d.name = "Living-Room".into();
         let e = Entity::switch("Relay1", "Relay 1", "Relay1", "1", "0");
         assert_eq!(default_entity_id(&d, &e), "switch.living_room_relay1");
-        let p = config_payload(&d, &e, &Topics::new("Living-Room"));
+        let p = component_payload(&d, &e, &Topics::new("Living-Room"));
         assert!(
             p.contains("\"default_entity_id\":\"switch.living_room_relay1\",\"object_id\":\"Living-Room_Relay1\""),
             "{p}"

@@ -211,7 +211,8 @@ where
                 };
                 let wireless = net.is_wireless();
                 let signing = updater.has_key();
-                match announce(client, board, profile, &topics, wireless, signing).await {
+                let stale = m.take_stale();
+                match announce(client, board, profile, &topics, wireless, signing, &stale).await {
                     Ok(n) => m.announced(now_ms(), n, board),
                     Err(e) => m.session_lost(now_ms(), &format!("discovery: {}", e.0), board),
                 }
@@ -501,8 +502,10 @@ fn core_entities() -> alloc::vec::Vec<Entity> {
     ]
 }
 
-/// Publish the Home Assistant discovery configs (retained) of the core items and the profile's
-/// entities, each bounded by the I/O timeout. Returns how many were published.
+/// Move the per-entity configs on `stale` (Home Assistant's [`discovery::MIGRATE`], then the
+/// topic cleared), then publish the Home Assistant device config (retained) with the core
+/// items and the profile's entities, each message bounded by the I/O timeout. Returns how many
+/// entities the device config has.
 async fn announce<T, B>(
     client: &mut MqttClient<'_, T>,
     board: &mut B,
@@ -510,6 +513,7 @@ async fn announce<T, B>(
     topics: &Topics,
     wireless: bool,
     signing: bool,
+    stale: &[String],
 ) -> Result<usize, session::SessionError>
 where
     T: embedded_io_async::Read + embedded_io_async::Write,
@@ -533,21 +537,27 @@ where
     ));
     entities.extend(buttons(signing));
     entities.extend(profile.entities());
-    for e in &entities {
-        let topic = discovery::config_topic(&device, e);
-        let payload = discovery::config_payload(&device, e, topics);
+    let topic = discovery::device_topic(&device);
+    let payload = discovery::device_payload(&device, &entities, topics);
+    let moves = stale.iter().flat_map(|t| {
+        [
+            (t.as_str(), discovery::MIGRATE, false),
+            (t.as_str(), "", true),
+        ]
+    });
+    for (topic, payload, retain) in moves.chain([(topic.as_str(), payload.as_str(), true)]) {
         match guarded(
             board,
             IO_TIMEOUT,
-            session::publish(client, &topic, &payload, true),
+            session::publish(client, topic, payload, retain),
         )
         .await
         {
             Some(Ok(())) => {}
             Some(Err(err)) => return Err(err),
             None => {
-                return Err(session::SessionError(String::from(
-                    "discovery publish timed out",
+                return Err(session::SessionError(format!(
+                    "discovery publish on {topic} timed out"
                 )))
             }
         }

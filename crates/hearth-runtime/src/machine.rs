@@ -26,6 +26,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use hearth_core::discovery;
 use hearth_core::publish::{Outgoing, PubId, PubSpec, Publications};
 use hearth_core::reboot::RebootReason;
 use hearth_core::rng::SplitMix64;
@@ -48,6 +49,17 @@ pub const HA_STATUS: &str = "homeassistant/status";
 /// A device answers Home Assistant's birth after a random delay of up to this, so a house of
 /// devices does not answer at once.
 pub const BIRTH_JITTER_MAX: Millis = 5_000;
+/// After connecting, the device config waits at most this long for the fence
+/// (`discovery::fence_topic`) behind the per-entity configs earlier firmware left retained,
+/// so that it goes out after they have been moved (Home Assistant refuses a device config
+/// whose entities are still announced per entity).
+pub const FENCE_WAIT: Millis = 2_000;
+/// A per-entity config that arrives later (another client publishing one) holds the device
+/// config back this long, so a burst of them is answered with one device config.
+const MIGRATE_SETTLE: Millis = 300;
+/// Per-entity configs waiting to be moved at most; more (a flood on those topics) wait for the
+/// next connection, which finds the retained ones again.
+const STALE_MAX: usize = 64;
 
 /// The loop comes around at least this often, even with nothing to do.
 pub const LOOP_PERIOD: Millis = SECOND;
@@ -104,7 +116,9 @@ pub enum Action {
     Probe,
     /// The session ended: drop the client and tell the profile it is offline. No feedback.
     Offline,
-    /// Publish the discovery configs: [`Machine::announced`] or [`Machine::session_lost`].
+    /// Move the per-entity configs of [`Machine::take_stale`] (for each: publish
+    /// [`discovery::MIGRATE`] on its topic, then clear it, retained and empty), then publish the
+    /// device config: [`Machine::announced`] or [`Machine::session_lost`].
     Announce,
     /// Publish the retained availability `Online` again (Home Assistant came online):
     /// nothing, or [`Machine::session_lost`].
@@ -178,6 +192,8 @@ pub struct Machine {
     items: CoreItems,
     pubs: Publications,
     topics: Topics,
+    /// [`discovery::fence_topic`] of this device.
+    fence: String,
     net_policy: NetPolicy,
     mqtt_policy: MqttPolicy,
     netsup: NetSupervisor,
@@ -189,6 +205,11 @@ pub struct Machine {
     /// Home Assistant said `online` on its status topic: everything is published again at
     /// this (jittered) time.
     birth_at: Option<Millis>,
+    /// The device config waits until then: for the fence after connecting, or for a burst of
+    /// per-entity configs to be moved. Publications wait too, so discovery goes first.
+    announce_at: Option<Millis>,
+    /// Per-entity config topics to move at the next [`Action::Announce`].
+    stale: Vec<String>,
     dropped_seen: u32,
     phase: Phase,
     pending: VecDeque<Action>,
@@ -221,6 +242,7 @@ impl Machine {
             items,
             pubs,
             topics: Topics::new(&settings.name),
+            fence: discovery::fence_topic(&settings.name),
             net_policy: settings.net,
             mqtt_policy: settings.mqtt,
             // Placeholders until the start-up delay is over; made anew then.
@@ -230,6 +252,8 @@ impl Machine {
             retry_at: boot,
             online: None,
             birth_at: None,
+            announce_at: None,
+            stale: Vec::new(),
             dropped_seen: 0,
             phase: Phase::Delay {
                 start: boot + delay,
@@ -318,7 +342,8 @@ impl Machine {
                     }
                     if let Some(announced) = self.online {
                         let version = profile.entities_version();
-                        if announced != Some(version) {
+                        if announced != Some(version) && self.announce_at.is_none_or(|t| now >= t) {
+                            self.announce_at = None;
                             self.phase = Phase::AwaitAnnounce(version);
                             return Action::Announce;
                         }
@@ -348,6 +373,15 @@ impl Machine {
                     }
                 }
                 Phase::Drain { deadline } => {
+                    if self.announce_at.is_some() {
+                        // Discovery first: only listen (for the fence) until it goes out.
+                        self.phase = Phase::AwaitReceive;
+                        return Action::Receive(
+                            deadline
+                                .min(self.mqttsup.next_keepalive_deadline())
+                                .max(now),
+                        );
+                    }
                     if let Some(msg) = self.pubs.pop() {
                         self.phase = Phase::AwaitPublish { deadline };
                         let topic = self.topics.stat(&msg.item);
@@ -429,8 +463,9 @@ impl Machine {
         self.mqttsup.connected(now);
         out.console("mqtt connected");
         out.status(DeviceStatus::Online);
-        // Discovery goes out first thing on the next turn.
+        // Discovery goes out once the fence is back (or after its wait), before anything else.
         self.online = Some(None);
+        self.announce_at = Some(now + FENCE_WAIT);
     }
 
     /// After [`Action::Connect`]: the attempt failed, and whether anything answered it (a TCP
@@ -475,7 +510,12 @@ impl Machine {
         }
     }
 
-    /// After [`Action::Announce`]: `n` discovery configs went out.
+    /// For [`Action::Announce`]: the per-entity config topics to move first.
+    pub fn take_stale(&mut self) -> Vec<String> {
+        core::mem::take(&mut self.stale)
+    }
+
+    /// After [`Action::Announce`]: the device config with `n` entities went out.
     pub fn announced(&mut self, now: Millis, n: usize, out: &mut dyn Console) {
         if let (Phase::AwaitAnnounce(version), Some(announced)) = (self.phase, &mut self.online) {
             *announced = Some(version);
@@ -524,6 +564,36 @@ impl Machine {
                 self.mqttsup.received(now);
                 if topic == HA_STATUS {
                     self.ha_status(now, &payload, retained, out);
+                    return;
+                }
+                if topic == self.fence {
+                    // Every retained per-entity config came before it.
+                    self.announce_at = self.announce_at.map(|t| t.min(now));
+                    return;
+                }
+                if discovery::is_stale_entity_config(&topic, &payload, self.topics.name()) {
+                    if self.stale.contains(&topic) {
+                        return;
+                    }
+                    if self.stale.len() >= STALE_MAX {
+                        out.console(&format!("discovery: {topic} left for the next connection"));
+                        return;
+                    }
+                    out.console(&format!(
+                        "discovery: moving {topic} into the device config (Home Assistant's \
+                         migrate_discovery)"
+                    ));
+                    self.stale.push(topic);
+                    // The device config goes out (again) once the burst is moved.
+                    let settle = now + MIGRATE_SETTLE;
+                    self.announce_at = Some(self.announce_at.map_or(settle, |t| t.max(settle)));
+                    if let Some(announced) = &mut self.online {
+                        *announced = None;
+                    }
+                    return;
+                }
+                if topic.starts_with(discovery::PREFIX) {
+                    // The device's own migrations and clears coming back: nothing to do.
                     return;
                 }
                 let Some(leaf) = self.topics.command_leaf(&topic) else {
@@ -637,6 +707,9 @@ impl Machine {
         if let Some(t) = self.birth_at {
             d = d.min(t);
         }
+        if let Some(t) = self.announce_at {
+            d = d.min(t);
+        }
         if self.online.is_none() && link {
             d = d.min(self.retry_at);
         }
@@ -662,6 +735,8 @@ impl Machine {
     fn end_session(&mut self, now: Millis, why: &str, out: &mut dyn Console) {
         self.online = None;
         self.birth_at = None;
+        self.announce_at = None;
+        self.stale.clear();
         self.pending.push_back(Action::Offline);
         out.console(&format!("mqtt lost: {why}"));
         out.status(DeviceStatus::NoBroker);

@@ -23,6 +23,7 @@ use rust_mqtt::types::{MqttBinary, MqttString, ReasonCode, TopicFilter, TopicNam
 use rust_mqtt::Bytes;
 
 use crate::settings::Settings;
+use hearth_core::discovery;
 use hearth_core::topics::{Topics, OFFLINE, ONLINE};
 
 /// The rust-mqtt client as configured for a device: one subscription, one message in flight
@@ -77,7 +78,9 @@ pub enum Incoming {
 
 /// Connect: CONNECT with clean start, keepalive, credentials and the retained last will
 /// `tele/<name>/LWT = Offline`; wait for the CONNACK; subscribe to `cmnd/<name>/#` and wait for
-/// its SUBACK; publish `Online` retained. The caller bounds the whole with a timeout.
+/// its SUBACK; publish `Online` retained; subscribe to the per-entity discovery configs of
+/// earlier firmware and publish the fence behind them (`hearth_core::discovery`). The caller
+/// bounds the whole with a timeout.
 pub async fn connect<T>(
     client: &mut MqttClient<'_, T>,
     transport: T,
@@ -117,22 +120,43 @@ where
     // Home Assistant's birth and last will, then the device's commands. In this order, what
     // arrives while the second SUBACK is awaited (and is passed over) is at most a status,
     // never a command; a missed birth is harmless, the connect announces everything. A broker
-    // whose ACL refuses the status subscription still gets a working device.
-    let _ = subscribe(client, crate::machine::HA_STATUS).await?;
+    // whose ACL refuses the status subscription still gets a working device. Last, the
+    // per-entity discovery configs that earlier firmware left retained, with the fence behind
+    // them (published below). That SUBACK is not awaited: it, the configs and the fence arrive
+    // in the session's stream, where nothing is passed over; a broker that refuses leaves the
+    // machine to announce after its wait. (One call site each for subscribing and publishing
+    // keeps the chip's code small: every await of a rust-mqtt future is a copy of it.)
     let commands = topics.cmnd("#");
-    if let Err(code) = subscribe(client, &commands).await? {
-        return Err(SessionError(format!(
-            "subscription to {commands} refused: {code:?}"
-        )));
+    let filters = [
+        (crate::machine::HA_STATUS, true, false),
+        (commands.as_str(), true, true),
+        (
+            &discovery::entity_config_filter(topics.name()),
+            false,
+            false,
+        ),
+    ];
+    for (filter, wait, needed) in filters {
+        if let (Err(code), true) = (subscribe(client, filter, wait).await?, needed) {
+            return Err(SessionError(format!(
+                "subscription to {filter} refused: {code:?}"
+            )));
+        }
     }
-    publish(client, &lwt, ONLINE, true).await
+    let fence = discovery::fence_topic(topics.name());
+    for (topic, payload, retain) in [(lwt.as_str(), ONLINE, true), (&fence, "", false)] {
+        publish(client, topic, payload, retain).await?;
+    }
+    Ok(())
 }
 
-/// Subscribe to `filter_text` at QoS 0 and wait for the broker's SUBACK: its refusal code, if
-/// it refused.
+/// Subscribe to `filter_text` at QoS 0 and, if `wait`, wait for the broker's SUBACK: its
+/// refusal code, if it refused. (Without waiting, the SUBACK arrives with the session's other
+/// packets; what arrives while a SUBACK is awaited is passed over.)
 async fn subscribe<T>(
     client: &mut MqttClient<'_, T>,
     filter_text: &str,
+    wait: bool,
 ) -> Result<Result<(), ReasonCode>, SessionError>
 where
     T: embedded_io_async::Read + embedded_io_async::Write,
@@ -143,6 +167,9 @@ where
         .subscribe(filter, &SubscriptionOptions::new())
         .await
         .map_err(|e| err("subscribe", e))?;
+    if !wait {
+        return Ok(Ok(()));
+    }
     loop {
         match client
             .poll()

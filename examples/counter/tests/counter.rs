@@ -53,19 +53,18 @@ fn the_counter_adds_what_it_is_sent_and_home_assistant_sees_it() {
         &config_for("counter", "Counter", broker.port, "counterstep 5\n"),
     );
 
-    // Online: the runtime's availability message, then the appliance's discovery config.
+    // Online: the runtime's availability message, then the device config with the
+    // appliance's entity in it.
     let online = seen.wait_for("tele/Counter/LWT", Duration::from_secs(20), |m| {
         m.payload == "Online"
     });
     assert!(online.is_some(), "{}", log(&dir));
-    let discovery = seen.all().into_iter().find(|m| {
-        m.topic.starts_with("homeassistant/sensor/") && m.payload.contains("stat/Counter/Count")
+    let discovery = support::wait_until(Duration::from_secs(5), || {
+        seen.entities().into_iter().any(|m| {
+            m.topic.starts_with("homeassistant/sensor/") && m.payload.contains("stat/Counter/Count")
+        })
     });
-    assert!(
-        discovery.is_some(),
-        "no discovery config for Count\n{}",
-        log(&dir)
-    );
+    assert!(discovery, "no discovery config for Count\n{}", log(&dir));
 
     // One step (counterstep 5), then a number; only the commands produce these values.
     broker.publish("cmnd/Counter/Add", "", false);

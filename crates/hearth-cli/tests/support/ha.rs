@@ -195,7 +195,25 @@ impl HomeAssistant {
         assert_eq!(status, 200, "{domain}.{service}: {body}\n{}", self.log());
     }
 
-    /// Everything Home Assistant wrote.
+    /// Send one command over Home Assistant's WebSocket API (`ha_watch.py --call`); its
+    /// answer, which must be a success.
+    pub fn ws(&self, command: &Value) -> Value {
+        let python = hass().with_file_name("python");
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/ha_watch.py");
+        let out = Command::new(&python)
+            .arg(script)
+            .arg(self.url(""))
+            .arg(&self.token)
+            .arg("--call")
+            .arg(command.to_string())
+            .output()
+            .unwrap_or_else(|e| panic!("{}: {e}", python.display()));
+        let answer: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{command}: {e}: {}", String::from_utf8_lossy(&out.stderr)));
+        assert_eq!(answer["success"], true, "{command}: {answer}");
+        answer["result"].clone()
+    }
+
     /// Every state Home Assistant gives `entity_id` from now on, as it gives it (its
     /// WebSocket API's state_changed events, `ha_watch.py`), until [`Watch::stop`].
     pub fn watch(&self, entity_id: &str) -> Watch {
@@ -229,6 +247,7 @@ impl HomeAssistant {
         Watch { child, states }
     }
 
+    /// Everything Home Assistant wrote.
     pub fn log_all(&self) -> String {
         std::fs::read_to_string(self.dir.0.join("hass.out")).unwrap_or_default()
     }

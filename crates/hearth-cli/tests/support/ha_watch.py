@@ -1,11 +1,14 @@
-"""Prints every state Home Assistant gives one entity, as it gives it.
+"""Home Assistant's WebSocket API for the tests.
 
-Usage: python ha_watch.py HA_URL TOKEN ENTITY_ID
+Usage:
+    python ha_watch.py HA_URL TOKEN ENTITY_ID
+    python ha_watch.py HA_URL TOKEN --call COMMAND_JSON
 
-Subscribes to Home Assistant's state_changed events over its WebSocket API and prints `ready`
-once the subscription stands, then the new state of ENTITY_ID (JSON, one line each) at every
-change, until it is killed. Runs with the Python of Home Assistant's own virtual environment,
-whose aiohttp it uses.
+The first subscribes to Home Assistant's state_changed events and prints `ready` once the
+subscription stands, then the new state of ENTITY_ID (JSON, one line each) at every change,
+until it is killed. The second sends one command (e.g. `{"type": "config/entity_registry/get",
+"entity_id": "sensor.x"}`) and prints Home Assistant's answer (JSON, one line). Runs with the
+Python of Home Assistant's own virtual environment, whose aiohttp it uses.
 """
 
 import asyncio
@@ -15,14 +18,18 @@ import sys
 import aiohttp
 
 
+async def authenticated(ws: aiohttp.ClientWebSocketResponse, token: str) -> None:
+    await ws.receive_json()  # auth_required
+    await ws.send_json({"type": "auth", "access_token": token})
+    ok = await ws.receive_json()
+    if ok.get("type") != "auth_ok":
+        raise SystemExit(f"websocket auth failed: {ok}")
+
+
 async def watch(url: str, token: str, entity: str) -> None:
     async with aiohttp.ClientSession() as http:
         async with http.ws_connect(f"{url}/api/websocket") as ws:
-            await ws.receive_json()  # auth_required
-            await ws.send_json({"type": "auth", "access_token": token})
-            ok = await ws.receive_json()
-            if ok.get("type") != "auth_ok":
-                raise SystemExit(f"websocket auth failed: {ok}")
+            await authenticated(ws, token)
             await ws.send_json(
                 {"id": 1, "type": "subscribe_events", "event_type": "state_changed"}
             )
@@ -37,5 +44,16 @@ async def watch(url: str, token: str, entity: str) -> None:
                     print(json.dumps(data["new_state"]), flush=True)
 
 
+async def call(url: str, token: str, command: str) -> None:
+    async with aiohttp.ClientSession() as http:
+        async with http.ws_connect(f"{url}/api/websocket") as ws:
+            await authenticated(ws, token)
+            await ws.send_json({"id": 1, **json.loads(command)})
+            print(json.dumps(await ws.receive_json()), flush=True)
+
+
 if __name__ == "__main__":
-    asyncio.run(watch(sys.argv[1], sys.argv[2], sys.argv[3]))
+    if sys.argv[3] == "--call":
+        asyncio.run(call(sys.argv[1], sys.argv[2], sys.argv[4]))
+    else:
+        asyncio.run(watch(sys.argv[1], sys.argv[2], sys.argv[3]))

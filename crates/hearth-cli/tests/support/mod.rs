@@ -96,6 +96,43 @@ impl RefusingPort {
     }
 }
 
+impl RefusingPort {
+    /// Start listening at last, and pass every connection through to `port` on loopback (a
+    /// broker that becomes reachable). Runs for as long as the test process.
+    pub fn open_to(self, port: u16) {
+        use std::os::fd::FromRawFd;
+        let fd = self.fd;
+        std::mem::forget(self);
+        // SAFETY: the descriptor is a bound socket that this guard owned; the listener takes
+        // it over (the guard is forgotten, so it is closed once, by the listener).
+        let listener = unsafe {
+            assert_eq!(
+                libc::listen(fd, 16),
+                0,
+                "listen: {}",
+                std::io::Error::last_os_error()
+            );
+            TcpListener::from_raw_fd(fd)
+        };
+        thread::spawn(move || {
+            for client in listener.incoming().map_while(Result::ok) {
+                let Ok(server) = TcpStream::connect(("127.0.0.1", port)) else {
+                    continue;
+                };
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+    }
+}
+
 impl Drop for RefusingPort {
     fn drop(&mut self) {
         // SAFETY: the descriptor is ours and closed once.
@@ -328,6 +365,12 @@ impl Observer {
 
     pub fn all(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
+    }
+
+    /// The entities of every device-based discovery config seen so far, each as the
+    /// per-entity config Home Assistant makes of it (`schema::entities`).
+    pub fn entities(&self) -> Vec<Seen> {
+        schema::entities(&self.all())
     }
 
     pub fn count(&self, topic: &str) -> usize {

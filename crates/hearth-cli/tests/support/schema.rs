@@ -1,11 +1,143 @@
-//! Home Assistant's MQTT discovery schema, as far as Hearth uses it: which keys each component
-//! accepts and requires, the sensor device classes with their units, the device block. Every
-//! scenario that starts an appliance checks its discovery configs with [`check_all`].
+//! Home Assistant's MQTT discovery schema, as far as Hearth uses it: the device-based config
+//! (Home Assistant 2024.12 and later), which keys each component accepts and requires, the
+//! sensor device classes with their units, the device block. Every scenario that starts an
+//! appliance checks its discovery config with [`check_all`]; [`entities`] gives each entity of
+//! a device config as the per-entity config Home Assistant makes of it.
 #![allow(dead_code)]
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
-use super::Observer;
+use super::{Observer, Seen};
+
+/// Keys Home Assistant accepts at the top of a device-based config (2025.4, unchanged through
+/// 2026.x): the device, the origin, the components, and the options every component inherits.
+const DEVICE_LEVEL: &[&str] = &[
+    "availability",
+    "availability_mode",
+    "availability_template",
+    "availability_topic",
+    "command_topic",
+    "components",
+    "device",
+    "encoding",
+    "origin",
+    "payload_available",
+    "payload_not_available",
+    "qos",
+    "state_topic",
+];
+/// The options a component inherits from the device level unless it sets them itself (Home
+/// Assistant's `SHARED_OPTIONS`).
+const SHARED: &[&str] = &[
+    "availability",
+    "availability_mode",
+    "availability_template",
+    "availability_topic",
+    "command_topic",
+    "payload_available",
+    "payload_not_available",
+    "state_topic",
+];
+
+/// Checks a device-based config of device `name` at its top level and returns its entities as
+/// Home Assistant reads them: `(homeassistant/<platform>/<node>/<key>/config, config)`, the
+/// config being the component with the device, the origin and the shared options merged in.
+pub fn device_entities(topic: &str, payload: &str, name: &str) -> Vec<(String, String)> {
+    assert_eq!(topic, format!("homeassistant/device/{name}/config"));
+    let v: Value =
+        serde_json::from_str(payload).unwrap_or_else(|e| panic!("{topic}: {e}\n{payload}"));
+    let top = v
+        .as_object()
+        .unwrap_or_else(|| panic!("{topic}: not an object"));
+    for k in top.keys() {
+        assert!(
+            DEVICE_LEVEL.contains(&k.as_str()),
+            "{topic}: key {k} is not in Home Assistant's device discovery schema"
+        );
+    }
+    let origin = top["origin"].as_object().expect("origin (required)");
+    assert!(
+        origin["name"].is_string(),
+        "{topic}: origin name (required)"
+    );
+    for k in origin.keys() {
+        assert!(
+            ["name", "sw_version", "support_url"].contains(&k.as_str()),
+            "{topic}: origin key {k}"
+        );
+    }
+    assert!(top["device"].is_object(), "{topic}: device (required)");
+    let components = top["components"]
+        .as_object()
+        .expect("components (required)");
+    assert!(!components.is_empty(), "{topic}: no components");
+    // A key given twice would lose an entity silently (the parser keeps the last one).
+    assert_eq!(
+        payload.matches("\"platform\":").count(),
+        components.len(),
+        "{topic}: a component key is repeated"
+    );
+    components
+        .iter()
+        .map(|(key, c)| {
+            // Home Assistant's object ids in discovery topics: [a-zA-Z0-9_-].
+            assert!(
+                !key.is_empty()
+                    && key
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'),
+                "{topic}: component key {key}"
+            );
+            let mut c: Map<String, Value> = c.as_object().expect("a component object").clone();
+            let platform = c
+                .remove("platform")
+                .and_then(|p| p.as_str().map(String::from))
+                .unwrap_or_else(|| panic!("{topic}: {key} has no platform (required)"));
+            for option in SHARED {
+                if let (Some(v), false) = (top.get(*option), c.contains_key(*option)) {
+                    c.insert((*option).into(), v.clone());
+                }
+            }
+            c.insert("device".into(), top["device"].clone());
+            c.insert("origin".into(), top["origin"].clone());
+            (
+                format!("homeassistant/{platform}/{name}/{key}/config"),
+                Value::Object(c).to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Every entity of the device-based configs among `seen` (an empty one, a cleared config,
+/// has none), as the per-entity message it stands for ([`device_entities`]).
+pub fn entities(seen: &[Seen]) -> Vec<Seen> {
+    seen.iter()
+        .filter(|m| !m.payload.is_empty())
+        .filter_map(|m| {
+            let mut parts = m.topic.split('/');
+            match (
+                parts.next(),
+                parts.next(),
+                parts.next(),
+                parts.next(),
+                parts.next(),
+            ) {
+                (Some("homeassistant"), Some("device"), Some(name), Some("config"), None) => {
+                    Some(device_entities(&m.topic, &m.payload, name).into_iter().map(
+                        |(topic, payload)| Seen {
+                            at: m.at,
+                            retained: m.retained,
+                            topic,
+                            payload,
+                        },
+                    ))
+                }
+                _ => None,
+            }
+        })
+        .flatten()
+        .collect()
+}
 
 /// Keys Home Assistant accepts in every MQTT entity config (the full names; the device block
 /// is checked on its own).
@@ -329,17 +461,28 @@ fn check_entity_id(topic: &str, component: &str, obj: &serde_json::Map<String, V
     );
 }
 
-/// Checks every discovery config `obs` saw for device `name`; returns how many there were.
+/// Checks every discovery config `obs` saw for device `name`, and that none is per entity;
+/// returns how many entities they announce.
 pub fn check_all(obs: &Observer, name: &str) -> usize {
-    let configs: Vec<_> = obs
-        .all()
-        .into_iter()
+    let all = obs.all();
+    let per_entity: Vec<_> = all
+        .iter()
         .filter(|m| {
-            m.topic.starts_with("homeassistant/") && m.topic.split('/').nth(2) == Some(name)
+            m.topic.starts_with("homeassistant/")
+                && m.topic.split('/').nth(1) != Some("device")
+                && m.topic.split('/').nth(2) == Some(name)
+                && !m.payload.is_empty()
+                && m.payload != r#"{"migrate_discovery":true}"#
         })
         .collect();
-    for m in &configs {
+    assert!(per_entity.is_empty(), "per-entity configs: {per_entity:?}");
+    let configs = entities(&all);
+    let mine: Vec<_> = configs
+        .iter()
+        .filter(|m| m.topic.split('/').nth(2) == Some(name))
+        .collect();
+    for m in &mine {
         check(&m.topic, &m.payload, name);
     }
-    configs.len()
+    mine.len()
 }

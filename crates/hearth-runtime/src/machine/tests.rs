@@ -75,6 +75,10 @@ struct World {
     /// What went out on `stat/`, in order.
     published: Vec<(String, String)>,
     counters: u32,
+    /// Per-entity discovery configs the broker holds retained for this device (topics).
+    stale: Vec<String>,
+    /// Each per-entity config moved, with the time of the announce that moved it.
+    moved: Vec<(Millis, String)>,
 }
 
 const BOOT: Millis = 1_000;
@@ -108,6 +112,8 @@ impl World {
             log: Vec::new(),
             published: Vec::new(),
             counters: 0,
+            stale: Vec::new(),
+            moved: Vec::new(),
         }
     }
 
@@ -132,11 +138,27 @@ impl World {
             }
             Action::Work => m.work_done(false),
             Action::Connect => match self.broker {
-                Broker::Up | Broker::Silent => m.connected(now, out),
+                Broker::Up => {
+                    m.connected(now, out);
+                    // The subscription's retained configs, then the fence behind them.
+                    for topic in &self.stale {
+                        self.inbox
+                            .push_back((now + 3, message(topic, "{\"name\":\"T\"}", true)));
+                    }
+                    let fence = hearth_core::discovery::fence_topic("dev");
+                    self.inbox.push_back((now + 5, message(&fence, "", false)));
+                }
+                Broker::Silent => m.connected(now, out),
                 Broker::Down => m.connect_failed(now, "tcp: connection refused", true, out),
             },
             Action::Probe => m.probed(now, true, out),
-            Action::Announce => m.announced(now, 2, out),
+            Action::Announce => {
+                for topic in m.take_stale() {
+                    self.stale.retain(|t| *t != topic);
+                    self.moved.push((now, topic));
+                }
+                m.announced(now, 2, out);
+            }
             Action::Ping => {
                 m.ping_sent(now);
                 if self.broker == Broker::Up {
@@ -298,7 +320,8 @@ fn a_silent_broker_is_pinged_then_dropped_when_no_pingresp_comes() {
     // keepalive 10 s: ping after 5 s of quiet, dead 5 s after an unanswered ping.
     let mut w = World::new("");
     w.broker = Broker::Silent;
-    let (online_at, _) = w.until(is_announce);
+    // (No fence comes back either: discovery goes out after its wait, which is not traffic.)
+    let (online_at, _) = w.until(|a| *a == Action::Connect);
     w.run_until(online_at + 30_000);
     let pings = w.times(|a| *a == Action::Ping);
     let lost = w.times(|a| matches!(a, Action::Offline));
@@ -568,4 +591,109 @@ fn home_assistant_coming_online_gets_availability_discovery_and_states_again() {
     let again = w.times(|a| matches!(a, Action::Available | Action::Announce));
     assert!(again.iter().all(|&t| t <= announced), "{again:?}");
     assert!(w.m.online());
+}
+
+/// The topic of the first publication of a state (`stat/`), after the announce?
+fn first_publish(w: &World) -> Millis {
+    w.times(|a| matches!(a, Action::Publish { .. }))[0]
+}
+
+#[test]
+fn discovery_waits_for_the_fence_and_goes_out_before_any_state() {
+    let mut w = World::new("");
+    let (connected, _) = w.until(|a| *a == Action::Connect);
+    let (announced, _) = w.until(is_announce);
+    // The broker model sends the fence 5 ms after the connect.
+    assert_eq!(announced, connected + 5, "{:?}", w.log);
+    w.run_until(announced + 2_000);
+    assert!(first_publish(&w) >= announced);
+    assert_eq!(w.times(is_announce).len(), 1);
+    assert!(w.moved.is_empty());
+
+    // A broker that never returns the fence (an ACL refusing it) delays discovery by the wait.
+    let mut w = World::new("");
+    w.broker = Broker::Silent;
+    let (connected, _) = w.until(|a| *a == Action::Connect);
+    let (announced, _) = w.until(is_announce);
+    assert_eq!(announced, connected + super::FENCE_WAIT);
+}
+
+#[test]
+fn per_entity_configs_left_by_earlier_firmware_are_moved_before_the_device_config() {
+    let mut w = World::new("");
+    let old = [
+        "homeassistant/sensor/dev/Temperature/config",
+        "homeassistant/switch/dev/Relay1/config",
+    ];
+    w.stale = old.iter().map(|t| String::from(*t)).collect();
+    let (announced, _) = w.until(is_announce);
+    // Moved by the first announce, which comes after the fence.
+    assert_eq!(
+        w.moved,
+        old.iter()
+            .map(|t| (announced, String::from(*t)))
+            .collect::<Vec<_>>()
+    );
+    assert!(w.stale.is_empty());
+    assert!(w.out.lines.iter().any(|l| l.starts_with(
+        "discovery: moving homeassistant/switch/dev/Relay1/config into the device config"
+    )));
+    w.run_until(announced + 5_000);
+    assert_eq!(
+        w.times(is_announce).len(),
+        1,
+        "one device config for the burst"
+    );
+
+    // The device's own migration and clear coming back, another device's config, the fence
+    // again: nothing moves, nothing is announced again.
+    let t = w.now;
+    let own = discovery_message(old[0], super::discovery::MIGRATE);
+    w.inbox.push_back((t + 10, own));
+    w.inbox.push_back((t + 20, discovery_message(old[0], "")));
+    w.inbox.push_back((
+        t + 30,
+        discovery_message("homeassistant/sensor/other/T/config", "{}"),
+    ));
+    w.run_until(t + 3_000);
+    assert_eq!(w.moved.len(), 2);
+    assert_eq!(w.times(is_announce).len(), 1);
+
+    // One published later by someone else: moved, and the device config goes out again once.
+    let t = w.now;
+    w.inbox
+        .push_back((t + 10, discovery_message(old[1], "{\"name\":\"R\"}")));
+    w.inbox
+        .push_back((t + 50, discovery_message(old[0], "{\"name\":\"T\"}")));
+    w.run_until(t + 3_000);
+    assert_eq!(w.moved.len(), 4);
+    let again = w.times(is_announce);
+    assert_eq!(again.len(), 2, "{again:?}");
+    assert!(again[1] >= t + 50 + 300, "{again:?}");
+
+    // A flood of them (every one a new topic) is bounded: the rest waits for a connection.
+    let t = w.now;
+    for i in 0..200 {
+        let topic = alloc::format!("homeassistant/sensor/dev/Flood{i}/config");
+        w.inbox.push_back((t + 10, discovery_message(&topic, "{}")));
+    }
+    w.run_until(t + 3_000);
+    assert_eq!(w.moved.len(), 4 + 64);
+    assert!(w.printed(
+        "discovery: homeassistant/sensor/dev/Flood199/config left for the next connection"
+    ));
+
+    // The next session finds nothing left.
+    w.stale.clear();
+    let moved = w.moved.len();
+    w.broker = Broker::Down;
+    w.run_until(w.now + 1_000);
+    w.broker = Broker::Up;
+    w.run_until(w.now + 60_000);
+    assert_eq!(w.moved.len(), moved);
+    assert!(w.times(is_announce).len() >= 4);
+}
+
+fn discovery_message(topic: &str, payload: &str) -> Incoming {
+    message(topic, payload, false)
 }
