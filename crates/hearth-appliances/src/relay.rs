@@ -79,10 +79,9 @@ pub const MAX_RELAYS: usize = 4;
 pub const DEFAULT_MAX_S: [u32; MAX_RELAYS] = [600, 86_400, 86_400, 86_400];
 /// The largest maximum ON time `relayNmax` accepts, in seconds (one day).
 pub const LONGEST_MAX_S: u32 = 86_400;
-/// The ON payload of the Home Assistant switches: [`LONGEST_MAX_S`], so "on" from Home
-/// Assistant means "on for the relay's maximum time" after clamping.
-pub const HA_ON: &str = "86400";
-/// The OFF payload of the Home Assistant switches.
+/// The OFF payload of the Home Assistant switches. (The ON payload of each is its relay's
+/// maximum ON time in seconds, `relayNmax`: "on" from Home Assistant means "on for the
+/// maximum", with nothing to clamp.)
 pub const HA_OFF: &str = "0";
 /// First store key of this profile (profile slot 4: `0x1000 + 0x100 * 4`).
 pub const STORE_FIRST: u16 = 0x1400;
@@ -712,19 +711,25 @@ impl<P: OutputPin, F: NorFlash, C: Clock> hearth_profile::Profile for Relay<'_, 
     }
 
     fn entities(&self) -> Vec<Entity> {
-        // The state is `1`/`0` but Home Assistant compares it with the payloads it sends:
-        // map `1` to the ON payload.
-        let template = format!("{{{{ '{HA_ON}' if value == '1' else '{HA_OFF}' }}}}");
-        (0..self.channels.len())
-            .map(|i| Entity {
-                value_template: Some(template.clone()),
-                ..Entity::switch(
-                    &format!("{i}/{STATE}"),
-                    &format!("Relay {}", i + 1),
-                    &format!("{i}/{COMMAND}"),
-                    HA_ON,
-                    HA_OFF,
-                )
+        self.channels
+            .iter()
+            .enumerate()
+            .map(|(i, ch)| {
+                let on = format!("{}", ch.max / SECOND);
+                // The state is `1`/`0` but Home Assistant compares it with the payloads it
+                // sends: map `1` to the ON payload.
+                Entity {
+                    value_template: Some(format!(
+                        "{{{{ '{on}' if value == '1' else '{HA_OFF}' }}}}"
+                    )),
+                    ..Entity::switch(
+                        &format!("{i}/{STATE}"),
+                        &format!("Relay {}", i + 1),
+                        &format!("{i}/{COMMAND}"),
+                        &on,
+                        HA_OFF,
+                    )
+                }
             })
             .collect()
     }
@@ -1516,28 +1521,32 @@ mod tests {
         let entities = r.entities();
         assert_eq!(entities.len(), 4);
         for (i, e) in entities.iter().enumerate() {
+            // Each relay's own maximum (the defaults 600, 86400, 86400, 86400) is its ON.
+            let on = format!("{}", DEFAULT_MAX_S[i]);
             assert_eq!(e.item, format!("{i}/State"));
             assert_eq!(e.name, format!("Relay {}", i + 1));
             assert_eq!(
                 e.component,
                 hearth_core::discovery::Component::Switch {
                     command: format!("{i}/TurnOnWithTimeout"),
-                    on: "86400",
-                    off: "0",
+                    on: on.clone(),
+                    off: "0".into(),
                 }
             );
             assert_eq!(
                 e.value_template.as_deref(),
-                Some("{{ '86400' if value == '1' else '0' }}")
+                Some(format!("{{{{ '{on}' if value == '1' else '0' }}}}").as_str())
             );
             assert!(!e.diagnostic);
         }
-        // The ON payload is at least every allowed maximum: "on for the maximum".
-        assert_eq!(parse_seconds(HA_ON), Some(u64::from(LONGEST_MAX_S)));
-        assert!(cmd(&mut r, "3/TurnOnWithTimeout", HA_ON, &mut pubs));
+        // "On" from Home Assistant is on for that relay's maximum, nothing clamped.
+        let _ = logs(&mut pubs);
+        assert!(cmd(&mut r, "3/TurnOnWithTimeout", "86400", &mut pubs));
         assert_eq!(r.remaining(3, 0), Some(86_400_000));
-        assert!(cmd(&mut r, "0/TurnOnWithTimeout", HA_ON, &mut pubs));
+        assert!(cmd(&mut r, "0/TurnOnWithTimeout", "600", &mut pubs));
         assert_eq!(r.remaining(0, 0), Some(600_000));
+        let said = logs(&mut pubs);
+        assert!(!said.iter().any(|l| l.contains("clamped")), "{said:?}");
         assert!(cmd(&mut r, "0/TurnOnWithTimeout", HA_OFF, &mut pubs));
         assert!(!r.is_on(0));
     }

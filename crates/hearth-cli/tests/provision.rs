@@ -185,7 +185,7 @@ fn flash_in_a_terminal_asks_for_the_config_and_writes_it() {
     }
     let shown = String::from_utf8_lossy(&shown);
     assert!(status.success(), "{shown}\n{err}");
-    assert!(shown.contains("bad value for \"mqttname\""), "{shown}");
+    assert!(shown.contains("for \"mqttname\": expected"), "{shown}");
     assert!(
         err.contains("no Wi-Fi: the board will wait for it"),
         "{err}"

@@ -37,8 +37,11 @@ pub enum ErrorKind {
         first_line: usize,
     },
     /// A value that does not parse or is out of range; `expected` says what would be valid.
+    /// `value` is the value as read (shortened and escaped for display; `None` for a secret,
+    /// which is never shown, and for `None` itself).
     BadValue {
         key: &'static str,
+        value: Option<String>,
         expected: Cow<'static, str>,
     },
     /// A required key that is absent from the file.
@@ -88,9 +91,14 @@ impl fmt::Display for ErrorKind {
                     "duplicate key \"{key}\" (first given on line {first_line})"
                 )
             }
-            ErrorKind::BadValue { key, expected } => {
-                write!(f, "bad value for \"{key}\": {expected}")
-            }
+            ErrorKind::BadValue {
+                key,
+                value,
+                expected,
+            } => match value {
+                Some(v) => write!(f, "bad value \"{v}\" for \"{key}\": {expected}"),
+                None => write!(f, "bad value for \"{key}\": {expected}"),
+            },
             ErrorKind::MissingKey { key, hint } => {
                 write!(f, "missing required key \"{key}\"")?;
                 if let Some(h) = hint {
@@ -222,6 +230,11 @@ impl fmt::Display for LocatedAll<'_> {
         }
         Ok(())
     }
+}
+
+/// Keys whose values are secrets: never echoed in an error.
+pub(crate) fn is_secret(key: &str) -> bool {
+    key.contains("password") || key.contains("psk") || key.ends_with("key")
 }
 
 /// A user-written token made safe to print: at most [`ECHO_MAX_CHARS`] characters, with

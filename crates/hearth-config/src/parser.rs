@@ -196,9 +196,30 @@ impl<'a, 's> Reader<'a, 's> {
         }
     }
 
-    fn bad_value(&mut self, line: usize, key: &'static str, expected: Expected) {
-        self.errors
-            .push(ConfigError::at(line, ErrorKind::BadValue { key, expected }));
+    /// `value`: what the line says (`None` for `None`).
+    fn bad_value(
+        &mut self,
+        line: usize,
+        key: &'static str,
+        value: Option<&str>,
+        expected: Expected,
+    ) {
+        // The likeliest reason for a bad value: a comment written after it.
+        let expected = match value {
+            Some(v) if v.contains(" #") || v.contains("\t#") => Cow::Owned(format!(
+                "{expected} (a comment is a line of its own: a `#` after a value is part of the value)"
+            )),
+            _ => expected,
+        };
+        let value = value.filter(|_| !crate::error::is_secret(key)).map(echo);
+        self.errors.push(ConfigError::at(
+            line,
+            ErrorKind::BadValue {
+                key,
+                value,
+                expected,
+            },
+        ));
     }
 
     fn conflict(&mut self, line: Option<usize>, message: String) {
@@ -224,7 +245,7 @@ impl<'a, 's> Reader<'a, 's> {
             Some(Slot::Text(line, v)) => match check(v) {
                 Ok(t) => Field::Given(line, t),
                 Err(e) => {
-                    self.bad_value(line, key.name(), e);
+                    self.bad_value(line, key.name(), Some(v), e);
                     Field::Invalid
                 }
             },
@@ -249,7 +270,7 @@ impl<'a, 's> Reader<'a, 's> {
                 None
             }
             Some(Slot::Null(line)) => {
-                self.bad_value(line, key.name(), REQUIRED_NOT_NONE.into());
+                self.bad_value(line, key.name(), None, REQUIRED_NOT_NONE.into());
                 None
             }
             Some(_) => self.optional(key, check).value(),
@@ -641,7 +662,7 @@ impl<'a, 's> Reader<'a, 's> {
                 }
                 Some(Slot::Null(line)) if spec.required => {
                     ok = false;
-                    self.bad_value(line, spec.name, REQUIRED_NOT_NONE.into());
+                    self.bad_value(line, spec.name, None, REQUIRED_NOT_NONE.into());
                 }
                 None | Some(Slot::Null(_)) => {}
                 Some(Slot::NoValue(_)) => ok = false,
@@ -651,7 +672,7 @@ impl<'a, 's> Reader<'a, 's> {
                     }
                     Err(expected) => {
                         ok = false;
-                        self.bad_value(line, spec.name, expected.into());
+                        self.bad_value(line, spec.name, Some(v), expected.into());
                     }
                 },
             }

@@ -296,12 +296,12 @@ espnowchannel 14
     let expected = "\
 config.txt:3: key \"ssid\" has no value (write \"ssid None\" for none)
 config.txt:4: unknown key \"mqtbroker\" (did you mean \"mqttbroker\"?)
-config.txt:5: bad value for \"mqttname\": expected 1..=64 characters without whitespace, '/', '+' or '#' (it is used in MQTT topics)
-config.txt:6: bad value for \"watchdog\": write 0 to disable the watchdog (the reference firmware read any value but 0, even \"off\", as on)
+config.txt:5: bad value \"bad/name\" for \"mqttname\": expected 1..=64 characters without whitespace, '/', '+' or '#' (it is used in MQTT topics)
+config.txt:6: bad value \"off\" for \"watchdog\": write 0 to disable the watchdog (the reference firmware read any value but 0, even \"off\", as on)
 config.txt:7: duplicate key \"watchdog\" (first given on line 6)
-config.txt:8: bad value for \"mayblock\": expected seconds as a whole number 1..=3600
+config.txt:8: bad value \"0\" for \"mayblock\": expected seconds as a whole number 1..=3600
 config.txt:10: \"mqttbackoffmaxms\" (1000 ms) must be at least \"mqttbackoffms\" (2000 ms)
-config.txt:11: bad value for \"espnowchannel\": expected a Wi-Fi channel as a whole number 1..=13
+config.txt:11: bad value \"14\" for \"espnowchannel\": expected a Wi-Fi channel as a whole number 1..=13
 config.txt: missing required key \"mqttbroker\"";
     assert_eq!(all, expected);
     // Without a file name.
@@ -344,7 +344,7 @@ fn profile_and_flavor() {
     );
     assert_eq!(
         one(&BASE.replace("profile weather", "profile wether")),
-        "config.txt:1: bad value for \"profile\": expected one of: weather, tank, energy"
+        "config.txt:1: bad value \"wether\" for \"profile\": expected one of: weather, tank, energy"
     );
     // `profile None` + `flavor x`: the synonym that has a value wins.
     assert_eq!(
@@ -376,11 +376,11 @@ fn ssid_rules() {
     );
     assert_eq!(
         one(&BASE.replace("ssid Home", &format!("ssid {}", "s".repeat(33)))),
-        "config.txt:2: bad value for \"ssid\": expected a Wi-Fi network name of at most 32 bytes, or (wired), (wired2), (none)"
+        "config.txt:2: bad value \"sssssssssssssssssssssssssssssssss\" for \"ssid\": expected a Wi-Fi network name of at most 32 bytes, or (wired), (wired2), (none)"
     );
     assert_eq!(
         one(&BASE.replace("ssid Home", "ssid (Wired)")),
-        "config.txt:2: bad value for \"ssid\": special values are lower-case; did you mean \"(wired)\"?"
+        "config.txt:2: bad value \"(Wired)\" for \"ssid\": special values are lower-case; did you mean \"(wired)\"?"
     );
 }
 
@@ -395,7 +395,7 @@ fn no_network_makes_broker_optional() {
     assert!(ok(&format!("{base}mqttbroker b\n")).mqtt.broker.is_some());
     assert_eq!(
         one(&format!("{base}mqttbroker b:0\n")),
-        "config.txt:7: bad value for \"mqttbroker\": expected host or host:port with port 1..=65535, where host is a DNS name, an IPv4 address or an [IPv6] address, optionally after mqtt:// (plain) or mqtts:// (TLS)"
+        "config.txt:7: bad value \"b:0\" for \"mqttbroker\": expected host or host:port with port 1..=65535, where host is a DNS name, an IPv4 address or an [IPv6] address, optionally after mqtt:// (plain) or mqtts:// (TLS)"
     );
     // mqttname stays required: it is the device's name.
     assert_eq!(
@@ -453,7 +453,7 @@ fn broker_forms() {
     );
     assert_eq!(
         one(&BASE.replace("mqtt.lan", "fd00::10")),
-        "config.txt:4: bad value for \"mqttbroker\": IPv6 addresses must be in brackets, e.g. [fd00::1] or [fd00::1]:1883"
+        "config.txt:4: bad value \"fd00::10\" for \"mqttbroker\": IPv6 addresses must be in brackets, e.g. [fd00::1] or [fd00::1]:1883"
     );
     assert!(one(&BASE.replace("mqtt.lan", "10.0.0.256"))
         .contains("expected host or host:port with port 1..=65535"));
@@ -548,14 +548,14 @@ fn tls_rules_are_line_numbered() {
             "00".repeat(32)
         ))
     };
-    assert!(bad("mqttca -----BEGIN CERTIFICATE-----").starts_with("config.txt:7: bad value for \"mqttca\": expected the base64 of the CA certificate's DER on one line, not PEM"));
+    assert!(bad("mqttca -----BEGIN CERTIFICATE-----").starts_with("config.txt:7: bad value \"-----BEGIN CERTIFICATE-----\" for \"mqttca\": expected the base64 of the CA certificate's DER on one line, not PEM"));
     assert!(bad("mqttca aGVsbG8=").contains("not a DER CA certificate"));
     assert!(bad("mqttca MIIB!").contains("character 5 is not base64"));
     assert!(bad(&format!("mqttclientcert {}\nmqttclientkey x", der(3)))
         .starts_with("config.txt:8: bad value for \"mqttclientkey\""));
     assert_eq!(
         one(&format!("{}mqttpin abc\n", tls_base())),
-        "config.txt:6: bad value for \"mqttpin\": expected 64 hex digits: the SHA-256 of the broker certificate's public key (SubjectPublicKeyInfo DER); `hearth tls config-lines --pin-from CERT` prints the line"
+        "config.txt:6: bad value \"abc\" for \"mqttpin\": expected 64 hex digits: the SHA-256 of the broker certificate's public key (SubjectPublicKeyInfo DER); `hearth tls config-lines --pin-from CERT` prints the line"
     );
     assert!(one(&BASE.replace("mqtt.lan", "ssl://mqtt.lan")).contains("unknown scheme \"ssl://\""));
     // A device without network may not carry TLS keys either.
@@ -571,7 +571,9 @@ fn mqtt_name_rules() {
     for bad in ["a/b", "a+b", "x#", "two words"] {
         let e = one(&BASE.replace("Weather1", bad));
         assert!(
-            e.starts_with("config.txt:5: bad value for \"mqttname\""),
+            e.starts_with(&format!(
+                "config.txt:5: bad value \"{bad}\" for \"mqttname\""
+            )),
             "{e}"
         );
     }
@@ -611,7 +613,7 @@ fn mqtt_credentials() {
     );
     assert_eq!(
         one(&with("mqttkeepalive 4\n")),
-        "config.txt:6: bad value for \"mqttkeepalive\": expected seconds as a whole number 5..=3600"
+        "config.txt:6: bad value \"4\" for \"mqttkeepalive\": expected seconds as a whole number 5..=3600"
     );
 }
 
@@ -629,7 +631,7 @@ fn watchdog_compatibility() {
     assert_eq!(wd("yes"), Some(15));
     assert_eq!(
         one(&with("watchdog 3601\n")),
-        "config.txt:6: bad value for \"watchdog\": expected 0 (off), or the timeout in seconds as a whole number 5..=3600 (1..=4 mean on with the default 15 s, as in the reference)"
+        "config.txt:6: bad value \"3601\" for \"watchdog\": expected 0 (off), or the timeout in seconds as a whole number 5..=3600 (1..=4 mean on with the default 15 s, as in the reference)"
     );
     assert!(one(&with("watchdog off\n")).contains("write 0 to disable"));
     assert!(one(&with("watchdog false\n")).contains("write 0 to disable"));
@@ -729,10 +731,10 @@ fn timing_keys_and_ranges() {
         ),
     ];
     for (line, expected) in cases {
-        let key = line.split(' ').next().unwrap_or_default();
+        let (key, value) = line.split_once(' ').unwrap_or_default();
         assert_eq!(
             one(&with(&format!("{line}\n"))),
-            format!("config.txt:6: bad value for \"{key}\": {expected}")
+            format!("config.txt:6: bad value \"{value}\" for \"{key}\": {expected}")
         );
     }
 }
@@ -782,7 +784,7 @@ fn cross_field_rules() {
     // A value that is itself bad is reported once; the rule that uses it is skipped.
     assert_eq!(
         one(&with("mqttbackoffms 1\n")),
-        "config.txt:6: bad value for \"mqttbackoffms\": expected milliseconds as a whole number 100..=60000"
+        "config.txt:6: bad value \"1\" for \"mqttbackoffms\": expected milliseconds as a whole number 100..=60000"
     );
 }
 
@@ -859,7 +861,7 @@ fn profile_keys_are_validated_and_returned() {
     assert_eq!(
         render(tank(&with("capacity lots\ncapacity 3\ncapasity 4\n"))),
         [
-            "tank.txt:6: bad value for \"capacity\": expected litres as a whole number 1..=100000",
+            "tank.txt:6: bad value \"lots\" for \"capacity\": expected litres as a whole number 1..=100000",
             "tank.txt:7: duplicate key \"capacity\" (first given on line 6)",
             "tank.txt:8: unknown key \"capasity\" (did you mean \"capacity\"?)",
         ]
@@ -1209,4 +1211,26 @@ fn ntpserver_defaults_to_the_pool_takes_up_to_three_and_none_turns_it_off() {
             "{bad:?}: {e}"
         );
     }
+}
+
+#[test]
+fn a_bad_value_is_shown_as_read_except_a_secret() {
+    // A `#` after a value is part of it; the error shows what was read, and why.
+    let e = one(&BASE.replace(
+        "ssid Home",
+        "ssid My Network          # values may contain spaces",
+    ));
+    assert!(
+        e.contains("bad value \"My Network          # values may contain…\" for \"ssid\""),
+        "{e}"
+    );
+    assert!(e.contains("a comment is a line of its own"), "{e}");
+    // A secret is never echoed.
+    let e = one(&BASE.replace("password secret-pass", "password pw #1"));
+    assert!(
+        e.starts_with("config.txt:3: bad value for \"password\""),
+        "{e}"
+    );
+    assert!(!e.contains("pw #1"), "{e}");
+    assert!(e.contains("a comment is a line of its own"), "{e}");
 }

@@ -52,11 +52,12 @@ pub enum Component {
         on: &'static str,
         off: &'static str,
     },
-    /// A switch commanded on `cmnd/<name>/<command>` with these payloads (state on the item).
+    /// A switch commanded on `cmnd/<name>/<command>` with these payloads (state on the item;
+    /// a relay's ON payload is its own maximum time, so it is not a constant).
     Switch {
         command: String,
-        on: &'static str,
-        off: &'static str,
+        on: String,
+        off: String,
     },
     /// Events (key presses, manual inputs). The state topic carries a JSON object with an
     /// `event_type` (see [`event_payload`]); events are never retained.
@@ -135,20 +136,14 @@ impl Entity {
     }
 
     /// A switch whose state is `item` and whose command leaf is `command`.
-    pub fn switch(
-        item: &str,
-        name: &str,
-        command: &str,
-        on: &'static str,
-        off: &'static str,
-    ) -> Entity {
+    pub fn switch(item: &str, name: &str, command: &str, on: &str, off: &str) -> Entity {
         Entity {
             item: item.into(),
             name: name.into(),
             component: Component::Switch {
                 command: command.into(),
-                on,
-                off,
+                on: on.into(),
+                off: off.into(),
             },
             diagnostic: false,
             value_template: None,

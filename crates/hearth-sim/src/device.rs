@@ -634,6 +634,18 @@ fn identity(state: &Path) -> [u8; 6] {
     [(b[2] & 0xfe) | 0x02, b[3], b[4], b[5], b[6], b[7]]
 }
 
+/// The simulated load cell for a config: the scale's own calibration when it has one.
+fn load_cell(config: &hearth_config::Config) -> LoadCell {
+    match hearth_appliances::scale_sensor::ScaleSettings::from_config(config) {
+        Ok(s) => LoadCell {
+            zero_offset: (-f64::from(s.b)).round() as i32,
+            counts_per_kg: f64::from(s.a),
+            noise_counts: (f64::from(s.a) * 0.005).abs(),
+        },
+        Err(_) => LoadCell::default(),
+    }
+}
+
 /// The hardware watchdog: fed while the loop-liveness policy allows, it resets the device when
 /// it starves for `timeout`. It is armed after the grace period.
 fn start_watchdog(policy: Arc<Mutex<LoopWatchdog>>, grace: Millis, timeout: Millis) {
@@ -1303,11 +1315,13 @@ fn boot(config: &Path, state: &Path, custom: Option<&'static Custom>) -> ExitCod
         clock,
     );
     weather.advance_to(wall_clock_ms());
-    // The scale's load cell: 20 000 counts per kg above a raw zero of 50 000 (so a config
-    // with calibration_a 20000 and calibration_b -50000 reads kilograms).
+    // The scale's load cell matches the device's calibration (`calibration_a` counts per kg,
+    // `calibration_b` the negated raw zero), with noise of ±5 g, so `sim ctl DIR load 72.4`
+    // reads 72.4 kg; without a calibration, the default cell (20 000 counts per kg above a
+    // raw zero of 50 000).
     let hx711 = Hx711Model::new(
         SimClock::external(|| embassy_time::Instant::now().as_micros()),
-        LoadCell::default(),
+        load_cell(&config),
         seed,
     );
     // On a host thread a "1 µs" clock pulse can be preempted for far longer than the chip's
@@ -1414,4 +1428,39 @@ fn boot(config: &Path, state: &Path, custom: Option<&'static Custom>) -> ExitCod
     executor.run(move |spawner| {
         spawner.spawn(device_task(parts).expect("the device task is spawned once"));
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_load_cell_follows_the_scale_s_calibration() {
+        // The documented example: a load put on the simulated cell reads as that load.
+        let text = include_str!("../../../docs/examples/scale_sensor.txt");
+        let config = hearth_device::profiles::parse_config(text).expect("the example parses");
+        let cell = load_cell(&config);
+        let settings = hearth_appliances::scale_sensor::ScaleSettings::from_config(&config)
+            .expect("a scale config");
+        for kg in [0.0, 1.25, 72.4] {
+            let raw = (f64::from(cell.zero_offset) + cell.counts_per_kg * kg).round() as i32;
+            let read =
+                hearth_appliances::scale_filter::calibrate(raw, settings.a, settings.b).unwrap();
+            assert!(
+                (f64::from(read) - kg).abs() < 0.001,
+                "{kg} kg read as {read}"
+            );
+        }
+        // ±5 g of noise whatever the counts per kg.
+        assert!((cell.noise_counts / cell.counts_per_kg - 0.005).abs() < 1e-9);
+        // Another appliance: the default cell.
+        let weather = hearth_device::profiles::parse_config(
+            "profile weather\nssid T\npassword test-passphrase\nmqttbroker 10.0.0.2\nmqttname w\n",
+        )
+        .unwrap();
+        assert_eq!(
+            load_cell(&weather).zero_offset,
+            LoadCell::default().zero_offset
+        );
+    }
 }
