@@ -137,7 +137,7 @@ struct Sim {
 enum SimCmd {
     /// Send a fault or control command to the simulator running with state DIR
     #[command(after_help = "\
-Commands: wifi up|down|stuck, block SECONDS, slow SECONDS, power-cut, quit,
+Commands: wifi up|down|stuck, block SECONDS, slow SECONDS, power-cut, quit, wake,
 sensor CHIP FAULT, load KG, temperature C, tank MASK, flow RATE, input N on|off,
 press ev1527|ht6p20 ADDRESS BUTTON, repair, storage-stress on|off, crash-config,
 power-cut-at otadata N, status")]

@@ -341,3 +341,50 @@ fn hx711_faults_become_malfunction_reports_and_repair_pairs_again() {
         scale.dump()
     );
 }
+
+#[test]
+fn a_sleeping_scale_wakes_on_sim_ctl_wake_and_weighs_with_its_own_calibration() {
+    let broker = Broker::start();
+    let obs = Observer::start(&broker);
+    let air = TempDir::new("air");
+    let _manager = Sim::start_on_air(
+        &central("scale_manager", "hall", broker.port, 1, ""),
+        Some(&air.0),
+    );
+    // The calibration of docs/examples/scale_sensor.txt, not the simulator's default cell,
+    // and a sleep of ten minutes.
+    let scale = Sim::start_on_air(
+        &format!(
+            "profile scale_sensor\nssid (none)\nmqttname hallscale\nwdgrace 0\n\
+             espnowgroup house\nespnowpsk {PSK}\ncalibration_a 21530.5\n\
+             calibration_b -84211\nsleep 600\n"
+        ),
+        Some(&air.0),
+    );
+    assert!(scale.ctl("wake").starts_with("error: the device is awake"));
+    assert!(scale.ctl("load 72.4").starts_with("ok"));
+    let near = |m: &support::Seen, kg: f64| {
+        m.payload
+            .parse::<f64>()
+            .is_ok_and(|w| (w - kg).abs() <= 0.02)
+    };
+    obs.wait_for("stat/hall/Weight", s(60), |m| near(m, 72.4))
+        .unwrap_or_else(|| panic!("no 72.4 kg forwarded\n{}", scale.dump()));
+    assert!(
+        scale.wait_log("deep sleep 600000 ms", s(10)),
+        "{}",
+        scale.dump()
+    );
+    // Asleep for ten minutes: woken now instead.
+    assert!(scale.ctl("load 80").starts_with("ok"));
+    let woken = Instant::now();
+    assert_eq!(scale.ctl("wake"), "ok waking now");
+    obs.wait_for("stat/hall/Weight", s(20), |m| near(m, 80.0))
+        .unwrap_or_else(|| panic!("no reading after the wake\n{}", scale.dump()));
+    assert!(woken.elapsed() < s(20));
+    assert!(
+        scale.log().contains("board: woken by `sim ctl wake`"),
+        "{}",
+        scale.dump()
+    );
+}

@@ -65,6 +65,9 @@ impl RebootReason {
     }
 }
 
+/// The boot reason of a reset that neither the firmware nor a watchdog caused.
+pub const OTHER_RESET: &str = "reset pin, brown-out, USB or debugger";
+
 /// The reason reported after boot: the stored software reason when the hardware says the
 /// firmware asked for the reset, else the hardware's own cause. A software reset with no stored
 /// reason (storage lost it) says so instead of inventing one.
@@ -72,7 +75,9 @@ pub fn boot_reason(hardware: HardwareReset, stored: Option<&str>) -> &str {
     match hardware {
         HardwareReset::PowerOn => "power-on",
         HardwareReset::Watchdog => "watchdog",
-        HardwareReset::Other => "other",
+        // On the chip: the reset pin, a brown-out, a reset over USB (flashing tools) or a
+        // debugger; never a crash (a panic and the watchdogs have their own words).
+        HardwareReset::Other => OTHER_RESET,
         HardwareReset::DeepSleepWake => "deep-sleep wake",
         HardwareReset::Panic => "panic",
         HardwareReset::Software => stored.unwrap_or("software: reason not recorded"),
@@ -118,7 +123,7 @@ mod tests {
         let stale = Some(RebootReason::Command.as_str());
         assert_eq!(boot_reason(HardwareReset::Watchdog, stale), "watchdog");
         assert_eq!(boot_reason(HardwareReset::PowerOn, stale), "power-on");
-        assert_eq!(boot_reason(HardwareReset::Other, stale), "other");
+        assert_eq!(boot_reason(HardwareReset::Other, stale), OTHER_RESET);
         assert_eq!(
             boot_reason(HardwareReset::DeepSleepWake, stale),
             "deep-sleep wake"

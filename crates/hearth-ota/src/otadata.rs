@@ -68,6 +68,19 @@ impl State {
         }
     }
 
+    /// What it means, for a person reading the device's log.
+    pub const fn describe(self) -> &'static str {
+        match self {
+            Self::New => "new, not started yet",
+            Self::PendingVerify => "on trial until it confirms itself",
+            Self::Valid => "confirmed",
+            Self::Invalid => "refused",
+            Self::Aborted => "rolled back",
+            // The erased entry: the image as it was flashed, never updated over the air.
+            Self::Undefined => "as flashed, never updated",
+        }
+    }
+
     /// A word for logs and the status topic.
     pub const fn as_str(self) -> &'static str {
         match self {

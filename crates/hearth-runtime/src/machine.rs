@@ -660,7 +660,12 @@ impl Machine {
         }
         match leaf.as_str() {
             "Refresh" => {
-                if !payload.is_empty() {
+                if payload.is_empty() {
+                    // As in the reference, which tools may rely on; but say so.
+                    let line = "Refresh ignored: its payload is empty (send any text, e.g. 1)";
+                    out.console(line);
+                    self.pubs.log(line);
+                } else {
                     self.pubs.refresh();
                 }
                 Route::Done

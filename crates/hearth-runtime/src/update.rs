@@ -718,7 +718,7 @@ impl Updater {
         pubs.offer(self.reports.firmware, now, Some(firmware), true);
         let line = match (slot, state) {
             (Some(slot), Some(state)) => {
-                format!("firmware {version} in slot {slot} ({})", state.as_str())
+                format!("firmware {version} in slot {slot} ({})", state.describe())
             }
             _ => format!("firmware {version} (no update slots)"),
         };

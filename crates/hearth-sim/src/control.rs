@@ -30,6 +30,8 @@ pub enum ControlCmd {
     PowerCut,
     /// Stop the simulation.
     Quit,
+    /// End a deep sleep (or the pause after repeated crashes) now: the device starts.
+    Wake,
     /// Inject a sensor fault (`sensor hdc1080 absent`, `sensor bme280 ok`).
     Sensor(String, String),
     /// Keep the device writing its store (`storage-stress on|off`).
@@ -66,7 +68,7 @@ pub enum ControlCmd {
 /// Help text listing every command.
 pub const HELP: &str =
     "commands: wifi up|down|stuck, rssi DBM, block SECONDS, slow SECONDS, power-cut, quit, \
-sensor CHIP FAULT (chips: hdc1080, bme280; faults: ok, absent, readfails, garbage; \
+wake, sensor CHIP FAULT (chips: hdc1080, bme280; faults: ok, absent, readfails, garbage; \
 chip hx711: ok, absent, readfails, unstable; chip pzem: ok, absent, readfails, garbage; chip ook: ok, noise, absent), press ev1527|ht6p20 ADDRESS BUTTON, load KG, repair, storage-stress on|off, status";
 
 fn seconds(word: &str) -> Result<u64, String> {
@@ -103,6 +105,7 @@ impl ControlCmd {
             ["block" | "slow", ..] => Err("usage: block|slow SECONDS".into()),
             ["power-cut"] => Ok(Self::PowerCut),
             ["quit"] => Ok(Self::Quit),
+            ["wake"] => Ok(Self::Wake),
             ["status"] => Ok(Self::Status),
             ["tank", mask] => {
                 let m = mask
@@ -310,6 +313,7 @@ mod tests {
         assert_eq!(ControlCmd::parse("slow 0.5"), Ok(ControlCmd::Slow(500)));
         assert_eq!(ControlCmd::parse("power-cut"), Ok(ControlCmd::PowerCut));
         assert_eq!(ControlCmd::parse(" quit "), Ok(ControlCmd::Quit));
+        assert_eq!(ControlCmd::parse("wake"), Ok(ControlCmd::Wake));
         assert_eq!(ControlCmd::parse("status"), Ok(ControlCmd::Status));
         assert_eq!(
             ControlCmd::parse("sensor hdc1080 absent"),

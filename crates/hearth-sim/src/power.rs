@@ -336,6 +336,11 @@ impl Board {
                         let _ = req.reply.send("ok quitting".into());
                         return true;
                     }
+                    ControlCmd::Wake => {
+                        let _ = req.reply.send("ok waking now".into());
+                        self.note("board: woken by `sim ctl wake`");
+                        return false;
+                    }
                     ControlCmd::Load(g) => {
                         self.env.load_g = g;
                         format!("ok load {:.3} kg (from the next start)", g as f64 / 1000.0)
@@ -448,6 +453,7 @@ impl Board {
                     format!("ok load {:.3} kg", g as f64 / 1000.0)
                 }
                 ControlCmd::CrashConfig => self.crash_config(),
+                ControlCmd::Wake => "error: the device is awake (it is running)".into(),
                 ControlCmd::PowerCutAtOtadata(n) => {
                     self.send(run, EnvMsg::CutOtadata(n));
                     format!("ok the power fails before otadata operation {n} from now")

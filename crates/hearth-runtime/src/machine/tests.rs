@@ -456,6 +456,16 @@ fn refresh_publishes_every_item_with_a_value_again() {
     assert_eq!(w.m.route(empty, Handled::No, &mut w.out), Route::Done);
     w.run_until(w.now + 500);
     assert_eq!(count(&w), 1);
+    // ... and says why, on the console and in the device's log.
+    let why = "Refresh ignored: its payload is empty (send any text, e.g. 1)";
+    assert!(w.printed(why));
+    assert!(
+        w.published
+            .iter()
+            .any(|(t, p)| t == "stat/dev/Log" && p == why),
+        "{:?}",
+        w.published
+    );
 
     let refresh = Command {
         leaf: "Refresh".into(),
