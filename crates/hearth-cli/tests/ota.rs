@@ -195,6 +195,13 @@ fn a_signed_update_confirms_itself_and_old_manifests_cannot_be_replayed() {
     let out = ota(&broker, "upd", &image, &owner, &[]);
     let took = t.elapsed();
     assert!(out.status.success(), "{}\n{}", text(&out), dev.dump());
+    // The terminal's bar, redrawn in place, ends at 100 % once, on a line of its own.
+    let err = String::from_utf8_lossy(&out.stderr);
+    let last = &err[err.rfind('\r').expect("a progress bar")..];
+    let (bar, after) = last.split_once('\n').expect("the bar's line ends");
+    assert!(bar.contains("100%"), "{err:?}");
+    assert_eq!(err.matches("100%").count(), 1, "{err:?}");
+    assert!(after.starts_with("  upd: installed"), "{err:?}");
     // Home Assistant's update entity followed it: the bar moved up to 100 on the way, and
     // the new firmware reports itself installed with nothing in progress.
     let firmware: Vec<serde_json::Value> = obs

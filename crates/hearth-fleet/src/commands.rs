@@ -399,6 +399,14 @@ impl Link<'_> {
     }
 }
 
+/// The image is whole: the bar, if drawn, shows 100 % and its line ends (once).
+fn end_bar(open: &mut bool, size: u32) {
+    if std::mem::take(open) {
+        progress_bar(size, size);
+        eprintln!();
+    }
+}
+
 fn progress_bar(done: u32, size: u32) {
     let width = 30;
     // `done` comes from the device's unauthenticated status: never past the end.
@@ -451,7 +459,9 @@ pub fn ota_device(
     let size = manifest.size;
     let window = opts.window.max(1);
     let mut sent_to: u32 = 0; // everything below has been sent at least once
-    let mut acked: u32 = 0;
+                              // The bar is drawn in place; once the image is whole it ends at 100 % on its own line,
+                              // once, whatever the device reports next.
+    let mut bar_open = false;
     let mut silent = 0;
     link.publish("Update/Begin", &envelope)?;
     loop {
@@ -473,7 +483,7 @@ pub fn ota_device(
                 // nonsense, not a reason to index out of it.
                 let next = status.next.unwrap_or(0).min(size);
                 if let Some(e) = &status.error {
-                    if opts.progress {
+                    if std::mem::take(&mut bar_open) {
                         eprintln!();
                     }
                     eprintln!("  {device}: {e}");
@@ -482,9 +492,10 @@ pub fn ota_device(
                     // The start or resume point, or a chunk to send again: from there.
                     sent_to = next;
                 }
-                acked = next;
+                let acked = next;
                 if opts.progress {
                     progress_bar(acked, size);
+                    bar_open = true;
                 }
                 let window_end = acked.saturating_add(window.saturating_mul(hearth_ota::CHUNK));
                 while sent_to < size && sent_to < window_end {
@@ -500,11 +511,9 @@ pub fn ota_device(
                     sent_to += n as u32;
                 }
             }
-            UpdateState::Verifying if opts.progress => {
-                progress_bar(size, size);
-                eprintln!();
-            }
+            UpdateState::Verifying => end_bar(&mut bar_open, size),
             UpdateState::Rebooting => {
+                end_bar(&mut bar_open, size);
                 if !opts.wait_confirm {
                     return Ok(OtaOutcome::Done(format!(
                         "{device}: firmware {} installed; rebooting into it",
@@ -515,7 +524,7 @@ pub fn ota_device(
                 return Ok(wait_verdict(&mut link, device, facts, opts.confirm_timeout));
             }
             UpdateState::Refused | UpdateState::Failed => {
-                if opts.progress && acked > 0 {
+                if std::mem::take(&mut bar_open) {
                     eprintln!();
                 }
                 return Ok(OtaOutcome::Refused(format!(
