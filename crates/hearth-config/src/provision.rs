@@ -54,9 +54,9 @@ pub fn awaiting(
     if !awaits_wifi(&parse(text)) {
         return None;
     }
-    let full = with_wifi(text, PROBE, "").ok()?;
-    let config = rules(&full).ok()?;
-    is_network(&config, PROBE, "").then_some(config)
+    completed(text, PROBE, "", rules)
+        .ok()
+        .map(|(_, config)| config)
 }
 
 /// The network [`awaiting`] completes a config with, to see what it would be.
@@ -128,6 +128,16 @@ pub fn complete(
     password: &str,
     rules: impl Fn(&str) -> Result<Config, Vec<String>>,
 ) -> Result<String, Vec<String>> {
+    completed(text, ssid, password, rules).map(|(full, _)| full)
+}
+
+/// [`complete`], with the config the text parses to.
+fn completed(
+    text: &str,
+    ssid: &str,
+    password: &str,
+    rules: impl Fn(&str) -> Result<Config, Vec<String>>,
+) -> Result<(String, Config), Vec<String>> {
     let full = with_wifi(text, ssid, password).map_err(|e| alloc::vec![alloc::format!("{e}")])?;
     let config = rules(&full)?;
     if !is_network(&config, ssid, password) {
@@ -135,7 +145,7 @@ pub fn complete(
             "the config would not keep this network name and password as given"
         )]);
     }
-    Ok(full)
+    Ok((full, config))
 }
 
 /// Is the config's network exactly this Wi-Fi (an empty password: open)?

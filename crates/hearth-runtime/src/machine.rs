@@ -373,16 +373,13 @@ impl Machine {
                     }
                 }
                 Phase::Drain { deadline } => {
-                    if self.announce_at.is_some() {
-                        // Discovery first: only listen (for the fence) until it goes out.
-                        self.phase = Phase::AwaitReceive;
-                        return Action::Receive(
-                            deadline
-                                .min(self.mqttsup.next_keepalive_deadline())
-                                .max(now),
-                        );
-                    }
-                    if let Some(msg) = self.pubs.pop() {
+                    // Discovery first: while it waits (for the fence), nothing is taken from
+                    // the queue; only listen.
+                    let next = match self.announce_at {
+                        Some(_) => None,
+                        None => self.pubs.pop(),
+                    };
+                    if let Some(msg) = next {
                         self.phase = Phase::AwaitPublish { deadline };
                         let topic = self.topics.stat(&msg.item);
                         return Action::Publish { topic, msg };

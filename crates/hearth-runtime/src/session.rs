@@ -77,10 +77,10 @@ pub enum Incoming {
 }
 
 /// Connect: CONNECT with clean start, keepalive, credentials and the retained last will
-/// `tele/<name>/LWT = Offline`; wait for the CONNACK; subscribe to `cmnd/<name>/#` and wait for
-/// its SUBACK; publish `Online` retained; subscribe to the per-entity discovery configs of
-/// earlier firmware and publish the fence behind them (`hearth_core::discovery`). The caller
-/// bounds the whole with a timeout.
+/// `tele/<name>/LWT = Offline`; wait for the CONNACK; subscribe to `homeassistant/status` and
+/// `cmnd/<name>/#`, waiting for each SUBACK, then to the per-entity discovery configs of
+/// earlier firmware without waiting; publish `Online` retained and the fence behind those
+/// configs (`hearth_core::discovery`). The caller bounds the whole with a timeout.
 pub async fn connect<T>(
     client: &mut MqttClient<'_, T>,
     transport: T,

@@ -1295,13 +1295,7 @@ fn boot(config: &Path, state: &Path, custom: Option<&'static Custom>) -> ExitCod
     }
     let id = identity(state);
     // What a router lists the board by, and the id in its Home Assistant unique ids.
-    console(&format!(
-        "board: MAC {}",
-        id.iter()
-            .map(|b| format!("{b:02X}"))
-            .collect::<Vec<_>>()
-            .join(":")
-    ));
+    console(&format!("board: MAC {}", crate::air::mac_text(&id)));
     let seed = {
         let mut s = [0u8; 8];
         s[..6].copy_from_slice(&id);

@@ -12,6 +12,9 @@ use serde_json::Value;
 
 use crate::support::{free_port, wait_until, Broker, TempDir};
 
+/// The tests' client of Home Assistant's WebSocket API.
+const WS_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/ha_watch.py");
+
 /// The `hass` of the environment `scripts/ha-env.sh` made: `$HEARTH_HA`, else the script is
 /// run to find (or make) it.
 fn hass() -> PathBuf {
@@ -195,19 +198,23 @@ impl HomeAssistant {
         assert_eq!(status, 200, "{domain}.{service}: {body}\n{}", self.log());
     }
 
+    /// `ha_watch.py` for this Home Assistant, run by the Python of its environment; the
+    /// caller adds what to do.
+    fn ws_script(&self) -> Command {
+        let mut cmd = Command::new(hass().with_file_name("python"));
+        cmd.arg(WS_SCRIPT).arg(self.url("")).arg(&self.token);
+        cmd
+    }
+
     /// Send one command over Home Assistant's WebSocket API (`ha_watch.py --call`); its
     /// answer, which must be a success.
     pub fn ws(&self, command: &Value) -> Value {
-        let python = hass().with_file_name("python");
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/ha_watch.py");
-        let out = Command::new(&python)
-            .arg(script)
-            .arg(self.url(""))
-            .arg(&self.token)
+        let out = self
+            .ws_script()
             .arg("--call")
             .arg(command.to_string())
             .output()
-            .unwrap_or_else(|e| panic!("{}: {e}", python.display()));
+            .unwrap_or_else(|e| panic!("{WS_SCRIPT}: {e}"));
         let answer: Value = serde_json::from_slice(&out.stdout)
             .unwrap_or_else(|e| panic!("{command}: {e}: {}", String::from_utf8_lossy(&out.stderr)));
         assert_eq!(answer["success"], true, "{command}: {answer}");
@@ -218,22 +225,18 @@ impl HomeAssistant {
     /// WebSocket API's state_changed events, `ha_watch.py`), until [`Watch::stop`].
     pub fn watch(&self, entity_id: &str) -> Watch {
         use std::io::BufRead;
-        let python = hass().with_file_name("python");
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/ha_watch.py");
-        let mut child = Command::new(&python)
-            .arg(script)
-            .arg(self.url(""))
-            .arg(&self.token)
+        let mut child = self
+            .ws_script()
             .arg(entity_id)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("{}: {e}", python.display()));
+            .unwrap_or_else(|e| panic!("{WS_SCRIPT}: {e}"));
         let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
         assert_eq!(
             lines.next().and_then(Result::ok).as_deref(),
             Some("ready"),
-            "{script} did not subscribe"
+            "{WS_SCRIPT} did not subscribe"
         );
         let states = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let seen = states.clone();

@@ -603,7 +603,7 @@ fn home_assistant_coming_online_gets_availability_discovery_and_states_again() {
     assert!(w.m.online());
 }
 
-/// The topic of the first publication of a state (`stat/`), after the announce?
+/// When the first message went out on `stat/`.
 fn first_publish(w: &World) -> Millis {
     w.times(|a| matches!(a, Action::Publish { .. }))[0]
 }
