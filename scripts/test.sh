@@ -41,6 +41,13 @@ if ! pkg-config --exists libudev 2>/dev/null; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libudev-dev pkg-config >/dev/null
 fi
 
+step "setup: tmux (the terminal the demo's live view is read from)"
+if ! command -v tmux >/dev/null; then
+  echo "tmux is missing: installing it with apt"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tmux >/dev/null
+fi
+
 step "setup: rust components and the $NO_STD_TARGET target"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 if ! rustup target list --installed | grep -qx "$NO_STD_TARGET"; then

@@ -77,6 +77,8 @@ Without --password the password is read from standard input (empty: an open netw
     Cmd(Cmd),
     /// Print every message on one device's topics, or on all topics
     Mon(Mon),
+    /// Publish one message (QoS 0), e.g. a command to a relay
+    Pub(Pub),
     /// TLS helpers
     #[command(subcommand)]
     Tls(TlsCmd),
@@ -101,6 +103,9 @@ struct Demo {
     /// Stop after this many seconds (default: at Ctrl-C)
     #[arg(long = "for", value_name = "SECONDS", value_parser = seconds, allow_hyphen_values = true)]
     seconds: Option<u64>,
+    /// Print every message as it is routed, discovery JSON included, instead of the live view
+    #[arg(long)]
+    raw: bool,
 }
 
 #[derive(Debug, Args)]
@@ -339,6 +344,20 @@ struct Cmd {
 }
 
 #[derive(Debug, Args)]
+struct Pub {
+    /// The topic (no wildcards), e.g. cmnd/relays/0/TurnOnWithTimeout
+    #[arg(value_parser = topic_name)]
+    topic: String,
+    /// The payload, e.g. 30
+    payload: String,
+    /// Ask the broker to keep it for later subscribers
+    #[arg(long)]
+    retain: bool,
+    #[command(flatten)]
+    broker: Broker,
+}
+
+#[derive(Debug, Args)]
 struct Mon {
     /// Only this device's stat/, tele/ and cmnd/ topics (default: every topic)
     #[arg(value_parser = device_name)]
@@ -454,7 +473,14 @@ enum EspnowCmd {
 Kinds: data --payload TEXT [--ts MS] [--tid HEX] | ping --ts MS [--tid HEX] | pairreq
 | wakeup [--tid HEX] | ts [--subtype default|confirm|backdata] [--confirm-tid HEX]
 [--payload TEXT] [--ts MS] [--tid HEX]. Without --ts and --tid: now, and random.
---payload accepts \\n \\t \\xHH escapes.")]
+--payload accepts \\n \\t \\xHH escapes.
+
+A central accepts a data frame sealed with its --psk and --group, on its channel, whose time
+is within 1 s of the central's network time. That time starts from a random base, not the
+clock, so --ts-from-central waits for the central's next time broadcast and uses it. The
+central forwards `stat/<anything>/Weight` and `Malfunction` lines, e.g.
+  hearth espnow send --channel 6 --psk P --group G data --ts-from-central \\
+    --payload 'stat/scale/Weight\\n80.00'")]
     Send(Box<Send>),
     /// Show or set the air's frame loss and signal strength
     Air {
@@ -509,6 +535,9 @@ struct Send {
     /// Timestamp, ms
     #[arg(long, value_name = "MS", value_parser = espnow_tool::parse_ts)]
     ts: Option<u128>,
+    /// data and ping: wait for the central's next time broadcast (at most 40 s) and use its time
+    #[arg(long)]
+    ts_from_central: bool,
     /// Transaction id (v3 pairreq: the challenge)
     #[arg(long, value_name = "HEX", value_parser = espnow_tool::parse_tid)]
     tid: Option<[u8; hearth_netnow::TID_LEN]>,
@@ -534,6 +563,8 @@ pub enum Run {
         devices: u32,
         /// Stop after this long.
         limit: Option<Duration>,
+        /// The topic stream instead of the live view.
+        raw: bool,
     },
     /// `hearth sim`.
     Sim {
@@ -677,6 +708,17 @@ pub enum Run {
         /// Output format.
         format: hearth_fleet::client::MonFormat,
     },
+    /// `hearth pub`.
+    Pub {
+        /// Broker.
+        broker: BrokerArgs,
+        /// Topic.
+        topic: String,
+        /// Payload.
+        payload: String,
+        /// Retain flag.
+        retain: bool,
+    },
     /// `hearth tls config-lines`.
     TlsLines {
         /// CA file.
@@ -718,6 +760,7 @@ impl Cli {
                 port: d.port,
                 devices: d.devices,
                 limit: d.seconds.map(Duration::from_secs),
+                raw: d.raw,
             },
             Top::Sim(Sim {
                 ctl: Some(SimCmd::Ctl { state, command }),
@@ -850,6 +893,12 @@ impl Cli {
                     hearth_fleet::client::MonFormat::Text
                 },
             },
+            Top::Pub(p) => Run::Pub {
+                broker: broker(p.broker)?,
+                topic: p.topic,
+                payload: p.payload,
+                retain: p.retain,
+            },
             Top::Tls(TlsCmd::ConfigLines {
                 ca,
                 pin_from,
@@ -894,6 +943,7 @@ impl Cli {
                         version: s.version,
                         payload: s.payload,
                         ts: s.ts,
+                        ts_from_central: s.ts_from_central,
                         tid: s.tid,
                         confirm_tid: s.confirm_tid,
                         subtype: s.subtype,
@@ -936,6 +986,19 @@ fn nonempty(v: &str) -> Result<String, String> {
 }
 
 /// A device name: not empty, no MQTT wildcards or level separators, no spaces.
+/// A topic to publish on: 1 to 65535 bytes, no wildcard, no NUL.
+fn topic_name(topic: &str) -> Result<String, String> {
+    if topic.is_empty() || topic.len() > 65535 {
+        Err("a topic has 1 to 65535 bytes".into())
+    } else if topic.contains(['+', '#']) {
+        Err("wildcards (+, #) are for subscribing; name one topic".into())
+    } else if topic.contains('\0') {
+        Err("a topic cannot contain NUL".into())
+    } else {
+        Ok(topic.to_string())
+    }
+}
+
 fn device_name(name: &str) -> Result<String, String> {
     if name.is_empty() || name.contains(['/', '+', '#']) || name.chars().any(char::is_whitespace) {
         return Err(format!(

@@ -81,6 +81,12 @@ fn main() -> ExitCode {
             limit,
             format,
         } => hearth_fleet::client::mon(&broker, device.as_deref(), limit, format),
+        Run::Pub {
+            broker,
+            topic,
+            payload,
+            retain,
+        } => hearth_fleet::client::publish(&broker, &topic, payload.as_bytes(), retain),
         Run::TlsLines {
             ca,
             pin_from,
@@ -149,7 +155,8 @@ fn main() -> ExitCode {
             port,
             devices,
             limit,
-        } => done(hearth_sim::demo::run(port, devices, limit)),
+            raw,
+        } => done(hearth_sim::demo::run(port, devices, limit, raw)),
         Run::Completions(shell) => {
             clap_complete::generate(
                 shell,

@@ -34,6 +34,13 @@ fn relay_turns_on_for_the_clamped_time_and_survives_a_power_cut() {
         "{}",
         sim.dump()
     );
+    // A relay board has no switch inputs, and says so, and no tank (the boot log shows only
+    // what the appliance has).
+    assert_eq!(
+        sim.ctl("input 0 on"),
+        "error: this board has no switch inputs"
+    );
+    assert!(!sim.log().contains("tank switches"), "{}", sim.dump());
     // Two switches in Home Assistant, commanded on their own topics.
     let sw: Vec<_> = obs
         .entities()
@@ -330,6 +337,11 @@ fn switch_inputs_toggle_outputs_and_programs_are_checked() {
     };
     support::wait_until(s(10), || events() >= 4);
     assert_eq!(events(), 4, "one event entity per manual input");
+    // A Direct4 has inputs 0 to 3: a fifth is refused, not silently ignored.
+    assert_eq!(
+        sim.ctl("input 4 on"),
+        "error: input 4: this board's inputs are 0 to 3"
+    );
     // A short press on input 0 toggles output 0 (the default program), with an event.
     assert!(sim.ctl("input 0 on").starts_with("ok"));
     std::thread::sleep(Duration::from_millis(300));

@@ -388,3 +388,49 @@ fn a_sleeping_scale_wakes_on_sim_ctl_wake_and_weighs_with_its_own_calibration() 
         scale.dump()
     );
 }
+
+#[test]
+fn a_frame_stamped_with_the_central_s_time_is_forwarded_and_a_wrong_time_is_not() {
+    let broker = Broker::start();
+    let obs = Observer::start(&broker);
+    let air = TempDir::new("air");
+    let hall = Sim::start_on_air(
+        &central("scale_manager", "hall", broker.port, 4, ""),
+        Some(&air.0),
+    );
+    assert!(hall.wait_log("mqtt connected", s(20)), "{}", hall.dump());
+    let send = |payload: &str, time: &[&str]| {
+        std::process::Command::new(support::HEARTH)
+            .args(["espnow", "send", "--air"])
+            .arg(&air.0)
+            .args(["--channel", "4", "--psk", PSK, "--group", "house", "data"])
+            .args(time)
+            .args(["--payload", payload])
+            .output()
+            .expect("hearth espnow send")
+    };
+    // The clock's time is not the central's network time: refused, nothing forwarded.
+    let wrong = send("stat/x/Weight\\n61.00", &[]);
+    assert!(wrong.status.success(), "{wrong:?}");
+    // Its own time, from its next broadcast: forwarded.
+    let right = send("stat/x/Weight\\n80.00", &["--ts-from-central"]);
+    let said = String::from_utf8_lossy(&right.stderr);
+    assert!(right.status.success(), "{right:?}\n{}", hall.dump());
+    assert!(said.contains("the central's network time: "), "{said}");
+    obs.wait_for("stat/hall/Weight", s(10), |m| m.payload == "80.00")
+        .unwrap_or_else(|| panic!("not forwarded\n{said}\n{}", hall.dump()));
+    assert!(
+        !obs.all()
+            .iter()
+            .any(|m| m.topic == "stat/hall/Weight" && m.payload == "61.00"),
+        "a frame with the clock's time was forwarded\n{}",
+        hall.dump()
+    );
+    // Both at once is a usage error.
+    let both = send("stat/x/Weight\\n1.00", &["--ts-from-central", "--ts", "5"]);
+    assert_eq!(both.status.code(), Some(2), "{both:?}");
+    assert!(
+        String::from_utf8_lossy(&both.stderr).contains("either --ts or --ts-from-central"),
+        "{both:?}"
+    );
+}

@@ -569,6 +569,23 @@ fn the_demo_runs_with_its_embedded_broker_and_cleans_up() {
         "{text}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // Plain lines: no escape codes, and the discovery configs summarised, one line each.
+    assert!(
+        !text.contains('\x1b'),
+        "escape codes in the plain output:\n{text}"
+    );
+    assert!(
+        !text.contains("\"components\""),
+        "discovery JSON in the plain output:\n{text}"
+    );
+    let relays = text
+        .lines()
+        .find(|l| l.contains("homeassistant/device/relays/config"))
+        .unwrap_or_else(|| panic!("no discovery line for the relays:\n{text}"));
+    assert!(
+        relays.contains("(discovery: ") && relays.contains(" entities, "),
+        "{relays}"
+    );
     for needle in [
         "tele/weather-1/LWT",
         "tele/weather-2/LWT",
@@ -596,6 +613,31 @@ fn the_demo_runs_with_its_embedded_broker_and_cleans_up() {
         !std::path::Path::new(dir.trim()).exists(),
         "demo left {dir} behind"
     );
+}
+
+#[test]
+fn the_raw_demo_prints_the_discovery_json() {
+    let out = Command::new(HEARTH)
+        .args([
+            "demo",
+            "--port",
+            "0",
+            "--devices",
+            "1",
+            "--for",
+            "12",
+            "--raw",
+        ])
+        .output()
+        .expect("run hearth demo --raw");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let relays = text
+        .lines()
+        .find(|l| l.contains("homeassistant/device/relays/config"))
+        .unwrap_or_else(|| panic!("no discovery line for the relays:\n{text}"));
+    assert!(relays.contains("\"components\":{"), "{relays}");
+    assert!(!text.contains("(discovery: "), "{text}");
 }
 
 #[test]

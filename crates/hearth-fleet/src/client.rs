@@ -893,7 +893,16 @@ pub fn mon(
     format: MonFormat,
 ) -> ExitCode {
     let stdout = io::stdout();
-    match mon_run(args, device, limit, format, &mut stdout.lock()) {
+    exit_code(
+        args,
+        mon_run(args, device, limit, format, &mut stdout.lock()),
+    )
+}
+
+/// Exit code 0, 2 when the broker could not be reached or refused (the work could not start),
+/// 1 for a failure after that; the error on standard error.
+fn exit_code(args: &BrokerArgs, result: Result<(), FleetError>) -> ExitCode {
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(
             e @ (FleetError::Connect { .. } | FleetError::Refused { .. } | FleetError::Tls { .. }),
@@ -906,6 +915,26 @@ pub fn mon(
             ExitCode::from(1)
         }
     }
+}
+
+/// `hearth pub TOPIC PAYLOAD`: connect, publish one message at QoS 0, disconnect (the broker
+/// has routed it once the DISCONNECT that follows it is sent). Says what it sent.
+pub fn publish(args: &BrokerArgs, topic: &str, payload: &[u8], retain: bool) -> ExitCode {
+    let id = format!("hearth-pub-{}", std::process::id());
+    let sent = Client::connect(args, &id, Duration::from_secs(10)).and_then(|mut client| {
+        client.publish(topic, payload, retain)?;
+        client.disconnect();
+        Ok(())
+    });
+    if sent.is_ok() {
+        println!(
+            "published {} bytes on {topic}{} to {}",
+            payload.len(),
+            if retain { " (retained)" } else { "" },
+            args.address()
+        );
+    }
+    exit_code(args, sent)
 }
 
 #[cfg(test)]

@@ -140,6 +140,21 @@ pub fn load(path: &Path) -> Result<(hearth_config::Config, Plan), ExitCode> {
     }
 }
 
+/// How many switch inputs the board of the config at `path` has: its switch board's, none for
+/// every other appliance; `None` when the file does not check (then no limit is known). The
+/// config file is the board's wiring: a pushed config changes settings, not the hardware.
+pub fn switch_inputs(path: &Path) -> Option<usize> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let config = hearth_device::profiles::parse_config(&text).ok()?;
+    match hearth_device::profiles::plan(&config).ok()? {
+        Plan::Mqtt {
+            appliance: OnMqtt::Appliance(Mqtt::Switch(sw)),
+            ..
+        } => Some(sw.board.preset().inputs),
+        _ => Some(0),
+    }
+}
+
 /// An appliance of your own, outside `hearth-appliances`, run on the simulated board by
 /// [`run_custom`] with the same runtime, store and MQTT session as every appliance (see
 /// `examples/counter`). It has no simulated hardware: what it reads, it models itself.
@@ -699,6 +714,9 @@ fn start_env_reader(
         ..
     } = chips;
     std::thread::spawn(move || {
+        // The board replays the whole environment at each boot; the log shows what differs
+        // from a quiet board, so a relay's boot does not list a tank it has not got.
+        let (mut wet, mut rate) = (0u16, 0u32);
         let stdin = std::io::stdin();
         for line in stdin.lock().lines() {
             let Ok(line) = line else { break };
@@ -739,12 +757,18 @@ fn start_env_reader(
                     })
                 }
                 Ok(EnvMsg::Tank(mask)) => {
-                    console(&format!("environment: tank switches wet {mask:#06x}"));
+                    if mask != 0 || wet != 0 {
+                        console(&format!("environment: tank switches wet {mask:#06x}"));
+                    }
+                    wet = mask;
                     mcp.set_switches(mask);
                 }
-                Ok(EnvMsg::Flow(rate)) => {
-                    console(&format!("environment: flow {rate} pulses/s"));
-                    flow.set_rate(f64::from(rate));
+                Ok(EnvMsg::Flow(r)) => {
+                    if r != 0 || rate != 0 {
+                        console(&format!("environment: flow {r} pulses/s"));
+                    }
+                    rate = r;
+                    flow.set_rate(f64::from(r));
                 }
                 Ok(EnvMsg::Input(k, on)) => {
                     console(&format!(

@@ -10,7 +10,7 @@
 //! [`SendOptions::build`]; `hearth` reports them with exit code 2.
 
 use std::io::{self, Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -83,6 +83,9 @@ pub struct SendArgs {
     pub to: [u8; 6],
     /// What to send.
     pub what: Payload,
+    /// Wait for the central's next time broadcast on `channel` and stamp the data or ping
+    /// with its network time (`--ts-from-central`).
+    pub ts_from_central: bool,
 }
 
 /// What `send` puts on the air.
@@ -448,6 +451,8 @@ pub struct SendOptions {
     pub payload: Option<Vec<u8>>,
     /// `--ts`.
     pub ts: Option<u128>,
+    /// `--ts-from-central`.
+    pub ts_from_central: bool,
     /// `--tid`.
     pub tid: Option<[u8; TID_LEN]>,
     /// `--confirm-tid`.
@@ -482,6 +487,7 @@ impl SendOptions {
                     (self.kind.is_some(), "a frame kind"),
                     (self.payload.is_some(), "--payload"),
                     (self.ts.is_some(), "--ts"),
+                    (self.ts_from_central, "--ts-from-central"),
                     (self.tid.is_some(), "--tid"),
                     (self.subtype.is_some(), "--subtype"),
                     (self.confirm_tid.is_some(), "--confirm-tid"),
@@ -511,13 +517,25 @@ impl SendOptions {
                             .into(),
                     );
                 }
+                if self.ts_from_central {
+                    if self.ts.is_some() {
+                        return Err("give either --ts or --ts-from-central, not both".into());
+                    }
+                    if !matches!(kind.as_str(), "data" | "ping") {
+                        return Err(format!(
+                            "--ts-from-central stamps data and ping frames, not {kind}"
+                        ));
+                    }
+                }
+                // The central's time replaces this placeholder just before sending.
+                let ts = self.ts.or(self.ts_from_central.then_some(0));
                 let kind = frame(
                     &kind,
                     version,
                     self.subtype.as_deref(),
                     self.confirm_tid,
                     self.payload,
-                    self.ts,
+                    ts,
                     self.tid,
                 )?;
                 Payload::Frame {
@@ -536,6 +554,7 @@ impl SendOptions {
             from,
             to,
             what,
+            ts_from_central: self.ts_from_central,
         })
     }
 }
@@ -769,8 +788,58 @@ fn build(what: &Payload) -> Result<Vec<u8>, Failure> {
     Ok(out[..len].to_vec())
 }
 
+/// How long `--ts-from-central` waits: a central broadcasts its time every 25 to 35 s.
+const CENTRAL_TIME_WAIT: Duration = Duration::from_secs(40);
+
+/// The network time of the central on `channel`, from its next time broadcast sealed with
+/// `secrets` (either wire format), advanced by the time since it was heard.
+fn central_time(air: &Path, channel: u8, secrets: &Secrets) -> Result<u128, Failure> {
+    let mut sniffer = air::Sniffer::open(air).map_err(io_fail)?;
+    eprintln!(
+        "waiting for the central's time broadcast on channel {channel} (at most {} s)",
+        CENTRAL_TIME_WAIT.as_secs()
+    );
+    let decoder = Decoder::new(secrets, None);
+    let deadline = Instant::now() + CENTRAL_TIME_WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err((
+                1,
+                format!(
+                    "no time broadcast sealed with this --psk and --group on channel {channel} \
+                     within {} s: is the central running on that channel?",
+                    CENTRAL_TIME_WAIT.as_secs()
+                ),
+            ));
+        }
+        let Some(d) = sniffer.recv(Some(left)).map_err(io_fail)? else {
+            continue;
+        };
+        if d.channel != channel || !matches!(d.kind, Kind::Data) {
+            continue;
+        }
+        let heard = Instant::now();
+        if let Some(ts) = decoder.time_broadcast(&d.frame) {
+            return Ok(ts + heard.elapsed().as_millis());
+        }
+    }
+}
+
 fn send(a: &SendArgs) -> Result<(), Failure> {
-    let bytes = build(&a.what)?;
+    let mut what = a.what.clone();
+    if a.ts_from_central {
+        if let Payload::Frame { secrets, kind, .. } = &mut what {
+            let now = central_time(&a.air, a.channel, secrets)?;
+            match kind {
+                FrameArgs::Data { ts, .. } => *ts = Some(now),
+                FrameArgs::Ping { ts, .. } => *ts = now,
+                _ => {}
+            }
+            eprintln!("the central's network time: {now} ms");
+        }
+    }
+    let bytes = build(&what)?;
     let reached = air::inject(&a.air, a.channel, a.from, a.to, &bytes).map_err(io_fail)?;
     println!(
         "sent {} bytes on channel {} from {} to {} ({reached} radio(s) reached)",
@@ -821,6 +890,32 @@ impl Decoder {
             }
         }
         format!("not decoded ({})", errors.join("; "))
+    }
+
+    /// The time of a default time broadcast (a central's; not a confirm or back-data), in
+    /// either wire format.
+    fn time_broadcast(&self, bytes: &[u8]) -> Option<u128> {
+        let mut scratch = [0u8; hearth_netnow::MAX_CIPHERTEXT_LEN];
+        if let Ok(hearth_netnow::Frame::Timestamp {
+            subtype: TsSubtype::Default,
+            ts,
+            ..
+        }) = hearth_netnow::decode(bytes, &self.key, &self.group, &mut scratch)
+        {
+            return Some(ts.as_millis());
+        }
+        let mut scratch = [0u8; v3::MAX_BODY_LEN];
+        match v3::decode(bytes, &self.keys, &self.keys.group_id(), &mut scratch) {
+            Ok((
+                _,
+                v3::Frame::Timestamp {
+                    subtype: TsSubtype::Default,
+                    ts,
+                    ..
+                },
+            )) => Some(ts.as_millis()),
+            _ => None,
+        }
     }
 
     fn v2(&self, bytes: &[u8]) -> Result<String, String> {

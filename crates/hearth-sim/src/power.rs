@@ -331,7 +331,7 @@ impl Board {
         let until = Instant::now() + limit;
         while Instant::now() < until {
             if let Ok(req) = rx.recv_timeout(Duration::from_millis(100)) {
-                let reply = match req.cmd {
+                let reply = match req.cmd.clone() {
                     ControlCmd::Quit => {
                         let _ = req.reply.send("ok quitting".into());
                         return true;
@@ -369,6 +369,7 @@ impl Board {
                     }
                     _ => "error: the device is not running".into(),
                 };
+                announce(&req.cmd, &reply);
                 let _ = req.reply.send(reply);
             }
         }
@@ -482,6 +483,18 @@ impl Board {
                     self.send(run, EnvMsg::Flow(r));
                     format!("ok flow {r} pulses/s")
                 }
+                ControlCmd::Input(k, _)
+                    if crate::device::switch_inputs(&self.config)
+                        .is_some_and(|n| usize::from(k) >= n) =>
+                {
+                    match crate::device::switch_inputs(&self.config) {
+                        Some(0) => "error: this board has no switch inputs".into(),
+                        Some(n) => {
+                            format!("error: input {k}: this board's inputs are 0 to {}", n - 1)
+                        }
+                        None => unreachable!("guarded above"),
+                    }
+                }
                 ControlCmd::Input(k, on) => {
                     if on {
                         self.env.inputs |= 1 << k;
@@ -517,8 +530,17 @@ impl Board {
                     return Ok(None);
                 }
             };
+            announce(&req.cmd, &reply);
             let _ = req.reply.send(reply);
         }
+    }
+}
+
+/// Show a control command's answer on the board's output (`hearth demo` reads it for its
+/// view), not in `device.log`, which keeps what the device and the board did.
+fn announce(cmd: &ControlCmd, reply: &str) {
+    if !matches!(cmd, ControlCmd::Status) {
+        println!("board: sim ctl: {reply}");
     }
 }
 

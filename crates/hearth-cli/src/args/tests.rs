@@ -64,9 +64,9 @@ fn every_subcommand_answers_help() {
     let mut seen = 0;
     walk(&Cli::command_tree(), &mut Vec::new(), &mut seen);
     // demo, sim, sim ctl, sim-device, flash, flash monitor, provision, config, check, push,
-    // keygen, image, ota, release, cmd, mon, tls, config-lines, espnow, sniff, send, air,
+    // keygen, image, ota, release, cmd, mon, pub, tls, config-lines, espnow, sniff, send, air,
     // completions.
-    assert_eq!(seen, 23);
+    assert_eq!(seen, 24);
 }
 
 #[test]
@@ -95,14 +95,16 @@ fn parses_the_commands() {
         Ok(Run::Demo {
             port: 1883,
             devices: 3,
-            limit: None
+            limit: None,
+            raw: false,
         })
     ));
-    match p("demo --port 0 --devices 5 --for 9") {
+    match p("demo --port 0 --devices 5 --for 9 --raw") {
         Ok(Run::Demo {
             port: 0,
             devices: 5,
             limit: Some(l),
+            raw: true,
         }) => assert_eq!(l, Duration::from_secs(9)),
         other => panic!("{other:?}"),
     }
