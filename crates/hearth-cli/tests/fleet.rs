@@ -258,8 +258,8 @@ fn hearth_mon_nothing_listening_fails_clearly() {
 
 #[test]
 fn the_client_talks_to_the_embedded_mqtt_5_broker_of_the_demo() {
-    // The broker `hearth demo` runs in its own process (rumqttd, an MQTT 5-only listener):
-    // the MQTT 3.1.1 client the tools had before was closed at CONNECT.
+    // The broker `hearth demo` runs in its own process (`hearth-broker`); the tools' client
+    // speaks MQTT 5 to it, as to any other broker.
     let broker =
         hearth_broker::EmbeddedBroker::start(([127, 0, 0, 1], 0).into()).expect("embedded broker");
     let port = broker.local_addr().port();

@@ -6,8 +6,8 @@
 //! over the simulator's sockets: plain TCP, or rustls over TCP verified as on the devices
 //! ([`hearth_sim::tls`]): a CA (`--ca`) and/or a pin (`--pin`), never "accept anything", and a
 //! failed check is an error, never a plain-text fallback. It speaks MQTT 5, like the devices,
-//! so it works with mosquitto and with the embedded broker of `hearth demo` (an MQTT 5-only
-//! listener, which closed the connection on the MQTT 3.1.1 client this replaced). What a
+//! so it works with mosquitto and with the embedded broker of `hearth demo` (whose first
+//! version, rumqttd, served MQTT 5 only and closed the MQTT 3.1.1 client this replaced). What a
 //! broker sends is bounded by [`MAX_PACKET`] as on a device (`hearth_runtime::bounded`).
 
 use std::collections::VecDeque;

@@ -1,7 +1,11 @@
 //! Test-side MQTT 5 client: `rust-mqtt` 0.6 over a blocking std `TcpStream`
 //! exposed through `embedded-io-async` traits and driven by
 //! `embassy_futures::block_on`. Every socket read and write has a timeout, so no
-//! test can hang.
+//! test can hang. `raw` speaks bytes for what rust-mqtt cannot send (3.1.1,
+//! oversized and malformed packets).
+#![allow(dead_code)] // each test binary uses a part
+
+pub mod raw;
 
 use std::io::{self, BufWriter, Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
@@ -13,7 +17,7 @@ use rust_mqtt::buffer::AllocBuffer;
 use rust_mqtt::client::event::{Event, Suback};
 use rust_mqtt::client::options::{
     ConnectOptions, DisconnectOptions, PublicationOptions, SubscriptionOptions, TopicReference,
-    WillOptions,
+    UnsubscriptionOptions, WillOptions,
 };
 use rust_mqtt::client::Client;
 use rust_mqtt::config::KeepAlive;
@@ -25,7 +29,7 @@ pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
 /// The client type used by the tests. Const parameters, in order: concurrent
 /// SUBSCRIBEs, receive maximum, send maximum, subscription identifiers per
 /// PUBLISH, user properties per packet, incoming and outgoing topic aliases
-/// (0: rumqttd then never aliases topics towards us).
+/// (0: the broker then never aliases topics towards us).
 pub type Mqtt = Client<'static, 'static, Net, AllocBuffer, 4, 16, 16, 1, 4, 0, 0>;
 
 /// Blocking TCP transport: reads straight from the socket, buffers writes
@@ -153,9 +157,15 @@ pub fn connect(addr: SocketAddr, client_id: &str, will: Option<Will<'_>>) -> Mqt
 
 /// Subscribes and waits for the SUBACK, asserting the granted QoS.
 pub fn subscribe(client: &mut Mqtt, filter: &str, qos: QoS) {
+    subscribe_with(client, filter, SubscriptionOptions::new().qos(qos));
+}
+
+/// Subscribes with options and waits for the SUBACK, asserting the granted QoS.
+pub fn subscribe_with(client: &mut Mqtt, filter: &str, options: SubscriptionOptions<'_>) {
+    let qos = options.qos;
     let filter_string = MqttString::try_from(filter).expect("valid filter string");
     let topic_filter = TopicFilter::new(filter_string).expect("valid topic filter");
-    let pid = block_on(client.subscribe(topic_filter, &SubscriptionOptions::new().qos(qos)))
+    let pid = block_on(client.subscribe(topic_filter, &options))
         .unwrap_or_else(|e| panic!("SUBSCRIBE {filter}: {e:?}"));
     let granted = match qos {
         QoS::AtMostOnce => ReasonCode::Success,
@@ -175,7 +185,27 @@ pub fn subscribe(client: &mut Mqtt, filter: &str, qos: QoS) {
     }
 }
 
-/// Publishes; for QoS 1 waits for the PUBACK.
+/// Unsubscribes and waits for the UNSUBACK, returning its reason code.
+pub fn unsubscribe(client: &mut Mqtt, filter: &str) -> ReasonCode {
+    let filter_string = MqttString::try_from(filter).expect("valid filter string");
+    let topic_filter = TopicFilter::new(filter_string).expect("valid topic filter");
+    let pid = block_on(client.unsubscribe(topic_filter, &UnsubscriptionOptions::new()))
+        .unwrap_or_else(|e| panic!("UNSUBSCRIBE {filter}: {e:?}"));
+    match next_event(client, "UNSUBACK") {
+        Event::Unsuback(Suback {
+            packet_identifier,
+            reason_code,
+            ..
+        }) => {
+            assert_eq!(packet_identifier, pid, "UNSUBACK for another UNSUBSCRIBE");
+            reason_code
+        }
+        other => panic!("expected UNSUBACK for {filter}, got {other:?}"),
+    }
+}
+
+/// Publishes; for QoS 1 waits for the PUBACK, for QoS 2 for PUBREC and
+/// PUBCOMP (rust-mqtt sends the PUBREL in between).
 pub fn publish(client: &mut Mqtt, topic: &str, payload: &[u8], qos: QoS, retain: bool) {
     let mut options = PublicationOptions::new(TopicReference::Name(topic_name(topic))).qos(qos);
     if retain {
@@ -183,13 +213,27 @@ pub fn publish(client: &mut Mqtt, topic: &str, payload: &[u8], qos: QoS, retain:
     }
     let pid = block_on(client.publish(&options, payload.into()))
         .unwrap_or_else(|e| panic!("PUBLISH {topic}: {e:?}"));
-    if let Some(pid) = pid {
-        match next_event(client, "PUBACK") {
-            Event::PublishAcknowledged(ack) => {
-                assert_eq!(ack.packet_identifier, pid, "PUBACK for another PUBLISH")
+    let Some(pid) = pid else { return };
+    if qos == QoS::ExactlyOnce {
+        match next_event(client, "PUBREC") {
+            Event::PublishReceived(ack) => {
+                assert_eq!(ack.packet_identifier, pid, "PUBREC for another PUBLISH")
             }
-            other => panic!("expected PUBACK for {topic}, got {other:?}"),
+            other => panic!("expected PUBREC for {topic}, got {other:?}"),
         }
+        match next_event(client, "PUBCOMP") {
+            Event::PublishComplete(ack) => {
+                assert_eq!(ack.packet_identifier, pid, "PUBCOMP for another PUBLISH")
+            }
+            other => panic!("expected PUBCOMP for {topic}, got {other:?}"),
+        }
+        return;
+    }
+    match next_event(client, "PUBACK") {
+        Event::PublishAcknowledged(ack) => {
+            assert_eq!(ack.packet_identifier, pid, "PUBACK for another PUBLISH")
+        }
+        other => panic!("expected PUBACK for {topic}, got {other:?}"),
     }
 }
 
@@ -224,8 +268,12 @@ pub fn next_publish(client: &mut Mqtt, waiting_for: &str) -> Received {
 }
 
 /// Sends DISCONNECT (normal disconnection) and closes the socket.
-pub fn disconnect(mut client: Mqtt) {
-    let net = block_on(client.disconnect(&DisconnectOptions::new()))
-        .unwrap_or_else(|e| panic!("DISCONNECT: {e:?}"));
+pub fn disconnect(client: Mqtt) {
+    disconnect_with(client, DisconnectOptions::new());
+}
+
+/// Sends DISCONNECT with options and closes the socket.
+pub fn disconnect_with(mut client: Mqtt, options: DisconnectOptions<'_>) {
+    let net = block_on(client.disconnect(&options)).unwrap_or_else(|e| panic!("DISCONNECT: {e:?}"));
     drop(net);
 }
