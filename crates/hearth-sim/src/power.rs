@@ -223,19 +223,7 @@ impl Board {
         }
         self.env.repair = false;
         let mut readers = Vec::new();
-        for stream in [
-            child
-                .stdout
-                .take()
-                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-            child
-                .stderr
-                .take()
-                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-        ]
-        .into_iter()
-        .flatten()
-        {
+        for stream in take_output(&mut child) {
             let mut log = self.log.try_clone().map_err(BoardError::Spawn)?;
             readers.push(thread::spawn(move || {
                 for line in BufReader::new(stream).lines().map_while(Result::ok) {
@@ -534,6 +522,19 @@ impl Board {
             let _ = req.reply.send(reply);
         }
     }
+}
+
+/// The piped standard output and error of `child`, taken from it to be read line by line.
+pub(crate) fn take_output(child: &mut Child) -> Vec<Box<dyn std::io::Read + Send>> {
+    let out = child
+        .stdout
+        .take()
+        .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>);
+    let err = child
+        .stderr
+        .take()
+        .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>);
+    out.into_iter().chain(err).collect()
 }
 
 /// Show a control command's answer on the board's output (`hearth demo` reads it for its

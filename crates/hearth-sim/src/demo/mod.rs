@@ -245,19 +245,7 @@ pub fn run(port: u16, devices: u32, limit: Option<Duration>, raw: bool) -> Resul
         });
         match spawned {
             Ok(mut child) => {
-                for out in [
-                    child
-                        .stdout
-                        .take()
-                        .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-                    child
-                        .stderr
-                        .take()
-                        .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-                ]
-                .into_iter()
-                .flatten()
-                {
+                for out in crate::power::take_output(&mut child) {
                     let tx = tx.clone();
                     std::thread::spawn(move || {
                         for line in BufReader::new(out).lines().map_while(Result::ok) {
