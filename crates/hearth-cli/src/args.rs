@@ -79,6 +79,8 @@ Without --password the password is read from standard input (empty: an open netw
     Mon(Mon),
     /// Publish one message (QoS 0), e.g. a command to a relay
     Pub(Pub),
+    /// List every device the broker knows: appliance, version, slot, online, last reboot, safe mode, RSSI
+    Ls(Ls),
     /// TLS helpers
     #[command(subcommand)]
     Tls(TlsCmd),
@@ -339,6 +341,15 @@ struct Cmd {
     json: bool,
     #[command(flatten)]
     sign: Sign,
+    #[command(flatten)]
+    broker: Broker,
+}
+
+#[derive(Debug, Args)]
+struct Ls {
+    /// One JSON object a device (device, appliance, version, slot, online, reboot_reason, safe_mode, rssi_dbm)
+    #[arg(long)]
+    json: bool,
     #[command(flatten)]
     broker: Broker,
 }
@@ -708,6 +719,13 @@ pub enum Run {
         /// Output format.
         format: hearth_fleet::client::MonFormat,
     },
+    /// `hearth ls`.
+    Ls {
+        /// Broker.
+        broker: BrokerArgs,
+        /// JSON lines.
+        json: bool,
+    },
     /// `hearth pub`.
     Pub {
         /// Broker.
@@ -892,6 +910,10 @@ impl Cli {
                 } else {
                     hearth_fleet::client::MonFormat::Text
                 },
+            },
+            Top::Ls(l) => Run::Ls {
+                broker: broker(l.broker)?,
+                json: l.json,
             },
             Top::Pub(p) => Run::Pub {
                 broker: broker(p.broker)?,

@@ -81,6 +81,7 @@ fn main() -> ExitCode {
             limit,
             format,
         } => hearth_fleet::client::mon(&broker, device.as_deref(), limit, format),
+        Run::Ls { broker, json } => hearth_fleet::inventory::ls(&broker, json),
         Run::Pub {
             broker,
             topic,

@@ -407,3 +407,132 @@ fn hearth_mon_and_cmd_work_against_the_demo_s_own_broker() {
         "{answer}"
     );
 }
+
+#[test]
+fn hearth_ls_lists_every_device_from_the_broker_s_retained_messages() {
+    let broker = Broker::start();
+    let weather = support::Sim::start(&support::config("inv-w", broker.port, ""));
+    let relay = support::Sim::start(&support::config_for(
+        "relay",
+        "inv-r",
+        broker.port,
+        "relays 2\n",
+    ));
+    let gone = support::Sim::start(&support::config("inv-gone", broker.port, ""));
+    for sim in [&weather, &relay, &gone] {
+        assert!(
+            sim.wait_log("discovery:", Duration::from_secs(20)),
+            "{}",
+            sim.dump()
+        );
+    }
+    // One device loses its power for good: the broker publishes its will.
+    drop(gone);
+    let ls = |args: &[&str]| {
+        Command::new(HEARTH)
+            .arg("ls")
+            .args(args)
+            .args(["--broker", &format!("127.0.0.1:{}", broker.port)])
+            .env_remove("HEARTH_BROKER")
+            .output()
+            .expect("hearth ls")
+    };
+    let offline = support::wait_until(Duration::from_secs(10), || {
+        String::from_utf8_lossy(&ls(&[]).stdout)
+            .lines()
+            .any(|l| l.starts_with("inv-gone ") && l.contains(" offline "))
+    });
+    let out = ls(&[]);
+    let table = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{out:?}");
+    assert!(offline, "inv-gone never listed offline:\n{table}");
+    let row = |name: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no row for {name}:\n{table}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+    };
+    let w = row("inv-w");
+    assert_eq!(
+        w[..7],
+        ["inv-w", "weather", "0.1.0", "0", "online", "power-on", "no"],
+        "{table}"
+    );
+    assert_eq!(w[8..], ["dBm"], "the simulated Wi-Fi's signal:\n{table}");
+    assert_eq!(
+        row("inv-r")[..5],
+        ["inv-r", "relay", "0.1.0", "0", "online"],
+        "{table}"
+    );
+    assert_eq!(row("inv-gone")[4], "offline", "{table}");
+    assert!(table.ends_with("3 devices, 2 online\n"), "{table}");
+
+    let out = ls(&["--json"]);
+    assert!(out.status.success(), "{out:?}");
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let names: Vec<_> = lines
+        .iter()
+        .map(|j| j["device"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["inv-gone", "inv-r", "inv-w"]);
+    assert_eq!(lines[2]["appliance"], "weather");
+    assert_eq!(lines[2]["online"], true);
+    assert_eq!(lines[2]["safe_mode"], false);
+    assert_eq!(lines[2]["reboot_reason"], "power-on");
+    assert_eq!(lines[0]["online"], false);
+    assert!(
+        lines[2]["rssi_dbm"].is_i64(),
+        "the simulator reports a signal: {}",
+        lines[2]
+    );
+    drop((weather, relay));
+}
+
+#[test]
+fn hearth_ls_with_nothing_listening_fails_clearly() {
+    let port = RefusingPort::new();
+    let out = Command::new(HEARTH)
+        .args(["ls", "--broker", &format!("127.0.0.1:{}", port.port)])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("127.0.0.1"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn the_inventory_reads_the_demo_s_embedded_broker_to_the_end() {
+    // The marker that ends the inventory must come back after every retained message on the
+    // demo's own broker too, however many there are.
+    let broker =
+        hearth_broker::EmbeddedBroker::start(([127, 0, 0, 1], 0).into()).expect("embedded broker");
+    let args = local(broker.local_addr().port());
+    let mut devices = Client::connect(&args, "fleet-inventory-pub", T).expect("connect");
+    for i in 0..200 {
+        devices
+            .publish(&format!("tele/dev-{i:03}/LWT"), b"Online", true)
+            .expect("publish");
+        devices
+            .publish(&format!("stat/dev-{i:03}/Version"), b"0.2.0", true)
+            .expect("publish");
+    }
+    // The broker handles one connection's packets in order: once the last is retained, all are.
+    let mut check = Client::connect(&args, "fleet-inventory-check", T).expect("connect");
+    check.subscribe("stat/dev-199/Version").expect("subscribe");
+    assert!(next(&mut check).retained);
+    check.disconnect();
+    devices.disconnect();
+    // One read, no retry: it must not stop before the last retained message.
+    let all = hearth_fleet::inventory::collect(&args).expect("inventory");
+    assert_eq!(all.len(), 200);
+    assert!(all
+        .iter()
+        .all(|d| d.online == Some(true) && d.version.as_deref() == Some("0.2.0")));
+}

@@ -901,7 +901,7 @@ pub fn mon(
 
 /// Exit code 0, 2 when the broker could not be reached or refused (the work could not start),
 /// 1 for a failure after that; the error on standard error.
-fn exit_code(args: &BrokerArgs, result: Result<(), FleetError>) -> ExitCode {
+pub(crate) fn exit_code(args: &BrokerArgs, result: Result<(), FleetError>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(

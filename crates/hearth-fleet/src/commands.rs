@@ -602,24 +602,15 @@ pub fn is_online(broker: &BrokerArgs, device: &str) -> Result<bool, FleetError> 
     Ok(online)
 }
 
-/// The devices announcing themselves online (retained `tele/<name>/LWT = Online`).
+/// The devices announcing themselves online (retained `tele/<name>/LWT = Online`), by name,
+/// from the inventory ([`crate::inventory::collect`]: every retained message, not a guess
+/// from a quiet spell).
 pub fn online_devices(broker: &BrokerArgs) -> Result<Vec<String>, FleetError> {
-    let mut c = subscribed(broker, "list", "tele/+/LWT")?;
-    let mut out = Vec::new();
-    while let Ok(Some(m)) = c.recv(Duration::from_millis(700)) {
-        let name = m
-            .topic
-            .strip_prefix("tele/")
-            .and_then(|t| t.strip_suffix("/LWT"));
-        if let (Some(name), b"Online") = (name, m.payload.as_slice()) {
-            if !out.iter().any(|n| n == name) {
-                out.push(name.to_string());
-            }
-        }
-    }
-    c.disconnect();
-    out.sort();
-    Ok(out)
+    Ok(crate::inventory::collect(broker)?
+        .into_iter()
+        .filter(|d| d.online == Some(true))
+        .map(|d| d.name)
+        .collect())
 }
 
 /// What `hearth ota` is about to do: the image and the devices it goes to.

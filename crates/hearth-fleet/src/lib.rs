@@ -6,6 +6,7 @@
 //! - [`commands`]: what changes devices, signed with the owner's ed25519 key: `keygen`, `ota`
 //!   (signed, resumable updates confirmed by reading the version back), `cmd`, `config push`;
 //!   and `image`, simulator firmware images to try updates with.
+//! - [`inventory`]: `hearth ls`, every device the broker knows, from its retained messages.
 //!
 //! It owns no device logic: the device side of every message is `hearth_runtime::update`, and the
 //! status both sides speak is `hearth_core::update_status`. It depends on `hearth-sim` only
@@ -29,4 +30,5 @@
 
 pub mod client;
 pub mod commands;
+pub mod inventory;
 pub mod release;

@@ -64,9 +64,9 @@ fn every_subcommand_answers_help() {
     let mut seen = 0;
     walk(&Cli::command_tree(), &mut Vec::new(), &mut seen);
     // demo, sim, sim ctl, sim-device, flash, flash monitor, provision, config, check, push,
-    // keygen, image, ota, release, cmd, mon, pub, tls, config-lines, espnow, sniff, send, air,
+    // keygen, image, ota, release, cmd, mon, pub, ls, tls, config-lines, espnow, sniff, send, air,
     // completions.
-    assert_eq!(seen, 24);
+    assert_eq!(seen, 25);
 }
 
 #[test]
