@@ -300,9 +300,21 @@ struct Ota {
     /// DEVICE[,DEVICE...] IMAGE, or only IMAGE with --all
     #[arg(value_name = "DEVICES IMAGE", num_args = 1..=2, required = true)]
     words: Vec<String>,
-    /// Every device announcing itself online
+    /// Every device of the image's appliance the broker knows (offline ones are skipped and listed)
     #[arg(long)]
     all: bool,
+    /// Leave devices that run a newer version alone
+    #[arg(long)]
+    only_outdated: bool,
+    /// Send even to devices that already run the image's version (a rerun skips them)
+    #[arg(long)]
+    reinstall: bool,
+    /// Update N devices first, one by one; if one fails or rolls back, stop
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    canary: usize,
+    /// Stop once more than N devices failed or rolled back (default: try every device)
+    #[arg(long, value_name = "N")]
+    max_failures: Option<usize>,
     /// The secret key (from `hearth keygen`)
     #[arg(long)]
     key: PathBuf,
@@ -880,6 +892,12 @@ impl Cli {
                         window: o.window,
                         wait_confirm: !o.no_wait,
                         allow_clock_jump: o.sign.allow_clock_jump,
+                        policy: hearth_fleet::rollout::Policy {
+                            only_outdated: o.only_outdated,
+                            reinstall: o.reinstall,
+                            canary: o.canary,
+                            max_failures: o.max_failures,
+                        },
                         ..Default::default()
                     },
                 }

@@ -1111,3 +1111,129 @@ fn a_fleet_update_reaches_every_online_device() {
         text(&out)
     );
 }
+
+#[test]
+fn a_canary_that_rolls_back_stops_the_rollout_and_offline_devices_are_listed() {
+    let broker = Broker::start();
+    let owner = new_owner();
+    let devices: Vec<Sim> = ["can-a", "can-b", "can-c"]
+        .iter()
+        .map(|n| device(&broker, n, &owner, ""))
+        .collect();
+    // One more that is offline when the rollout starts (its will is on the broker).
+    drop(device(&broker, "can-off", &owner, ""));
+    let never = owner.image("never.img", &["--version", "0.2.0", "--health", "never"]);
+    let bf = broker_flag(&broker);
+    let out = hearth(&[
+        "ota",
+        "--all",
+        never.to_str().unwrap(),
+        "--canary",
+        "1",
+        "--key",
+        owner.key(),
+        "--broker",
+        &bf,
+    ]);
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    let dumps = || devices.iter().map(Sim::dump).collect::<Vec<_>>().join("\n");
+    assert_eq!(out.status.code(), Some(1), "{}\n{}", text(&out), dumps());
+    for line in [
+        "to 3 device(s)",
+        "skipped: can-off: skipped: offline when the rollout started",
+        "canary: can-a",
+        "rolled back: can-a: firmware 0.2.0 failed its trial; back on 0.1.0",
+        "stopped: the canary can-a rolled back: the rollout stops",
+        "4 device(s): 1 rolled back, 2 not reached, 1 offline",
+    ] {
+        assert!(said.contains(line), "no {line:?} in:\n{said}");
+    }
+    let row = |name: &str| {
+        said.lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .map(|l| {
+                l.split_whitespace()
+                    .skip(1)
+                    .take(2)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+    };
+    assert_eq!(row("can-b").as_deref(), Some("not reached"), "{said}");
+    assert_eq!(row("can-c").as_deref(), Some("not reached"), "{said}");
+    // Not reached means not touched: both still run the factory image.
+    for name in ["can-b", "can-c"] {
+        assert!(
+            cmd(&broker, name, &["getversion"], None).contains("hearth 0.1.0"),
+            "{name}\n{}",
+            dumps()
+        );
+    }
+}
+
+#[test]
+fn an_interrupted_rollout_resumes_without_sending_again_to_confirmed_devices() {
+    use std::io::BufRead;
+    let broker = Broker::start();
+    let owner = new_owner();
+    let devices: Vec<Sim> = ["res-a", "res-b", "res-c"]
+        .iter()
+        .map(|n| device(&broker, n, &owner, ""))
+        .collect();
+    let image = owner.image("v030.img", &["--version", "0.3.0", "--size", "60000"]);
+    let bf = broker_flag(&broker);
+    let args = [
+        "ota",
+        "--all",
+        image.to_str().unwrap(),
+        "--key",
+        owner.key(),
+        "--broker",
+        &bf,
+    ];
+    // The tool crashes (SIGKILL) right after the first device is confirmed.
+    let mut first = std::process::Command::new(support::HEARTH)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("hearth ota");
+    let mut seen = String::new();
+    for line in std::io::BufReader::new(first.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.starts_with("ok: res-a") {
+            break;
+        }
+    }
+    let _ = first.kill();
+    let _ = first.wait();
+    assert!(
+        seen.contains("ok: res-a: firmware 0.3.0 confirmed healthy"),
+        "{seen}"
+    );
+    // The same command again: res-a is not sent the image again, the others are updated.
+    let out = hearth(&args);
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    let dumps = || devices.iter().map(Sim::dump).collect::<Vec<_>>().join("\n");
+    assert!(out.status.success(), "{}\n{}", text(&out), dumps());
+    assert!(said.contains("to 2 device(s)"), "{said}");
+    assert!(
+        said.contains("skipped: res-a: already runs 0.3.0: not sent again"),
+        "{said}"
+    );
+    for name in ["res-b", "res-c"] {
+        assert!(
+            said.contains(&format!("ok: {name}: firmware 0.3.0 confirmed healthy")),
+            "{said}"
+        );
+    }
+    assert!(said.contains("3 device(s): 2 updated, 1 current"), "{said}");
+    assert_eq!(
+        devices[0].log_count("first boot of firmware 0.3.0"),
+        1,
+        "res-a got the image twice\n{}",
+        devices[0].dump()
+    );
+}

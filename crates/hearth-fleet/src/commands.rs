@@ -15,6 +15,7 @@ use hearth_ota::signed::{self, Kind};
 use sha2::{Digest, Sha256};
 
 use crate::client::{BrokerArgs, Client, FleetError, Received};
+use crate::rollout::{self, Verdict};
 
 /// Why a secret key could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -315,6 +316,8 @@ pub struct OtaOptions {
     pub progress: bool,
     /// Sign even when this machine's clock is far ahead of the device's anti-replay mark.
     pub allow_clock_jump: bool,
+    /// Who gets it and when the rollout stops.
+    pub policy: rollout::Policy,
 }
 
 impl Default for OtaOptions {
@@ -325,6 +328,7 @@ impl Default for OtaOptions {
             confirm_timeout: Duration::from_secs(900),
             progress: true,
             allow_clock_jump: false,
+            policy: rollout::Policy::default(),
         }
     }
 }
@@ -622,6 +626,8 @@ pub struct OtaPlan {
     pub size: usize,
     /// The devices, in the order they are updated.
     pub devices: Vec<String>,
+    /// The devices left out, with why.
+    pub skipped: Vec<(String, Verdict)>,
 }
 
 /// Why `hearth ota` could not start, or could not finish with one device.
@@ -666,8 +672,8 @@ pub enum OtaError {
 pub struct DeviceResult {
     /// The device.
     pub device: String,
-    /// Its verdict, or why the tool could not finish with it.
-    pub outcome: Result<OtaOutcome, OtaError>,
+    /// Its verdict.
+    pub verdict: Verdict,
     /// How long it took.
     pub elapsed: Duration,
 }
@@ -675,15 +681,18 @@ pub struct DeviceResult {
 impl DeviceResult {
     /// Updated and confirmed (or installed, when not waiting).
     pub fn succeeded(&self) -> bool {
-        matches!(self.outcome, Ok(OtaOutcome::Done(_)))
+        matches!(self.verdict, Verdict::Updated(_))
     }
 }
 
-/// Update `devices` (or, with `all`, every device online) one after the other with the image
-/// at `image_path`, signed with the key at `key_path`. `planned` hears the plan before the
-/// first byte goes out and `finished` each device's result as it ends (the progress bar, when
-/// `opts.progress`, goes to standard error); the results are returned too. An error means
-/// nothing was sent: the key, the image or the broker.
+/// Roll the image at `image_path`, signed with the key at `key_path`, out to `devices` (or,
+/// with `all`, every device of the image's appliance the broker knows) under `policy`
+/// ([`crate::rollout`]): offline devices and those already on the image's version are
+/// skipped, the canary stage goes first, and the rollout stops on a failed canary or too many
+/// failures. `planned` hears the plan before the first byte goes out and `finished` each
+/// device's result as it ends (the progress bar, when `opts.progress`, goes to standard
+/// error). The report is returned: every device, skipped and not reached ones included, and
+/// why it stopped. An error means nothing was sent: the key, the image or the broker.
 #[allow(clippy::too_many_arguments)]
 pub fn ota_run(
     broker: &BrokerArgs,
@@ -695,42 +704,122 @@ pub fn ota_run(
     opts: &OtaOptions,
     planned: &mut dyn FnMut(&OtaPlan),
     finished: &mut dyn FnMut(&DeviceResult),
-) -> Result<Vec<DeviceResult>, OtaError> {
+) -> Result<OtaReport, OtaError> {
     let key = load_key(key_path)?;
     let image = std::fs::read(image_path).map_err(|source| OtaError::ReadImage {
         path: image_path.into(),
         source,
     })?;
     let facts = image_facts(&image, appliance)?;
-    let mut devices = devices.to_vec();
-    if all {
-        devices = online_devices(broker)?;
-        if devices.is_empty() {
-            return Err(OtaError::NoneOnline(broker.address()));
-        }
+    let inventory = crate::inventory::collect(broker)?;
+    let named = (!all).then_some(devices);
+    let (send, skipped) = rollout::plan(
+        &inventory,
+        named,
+        &facts.appliance,
+        &facts.version.to_string(),
+        &opts.policy,
+    );
+    if all && send.is_empty() && skipped.is_empty() {
+        return Err(OtaError::NoneOnline(broker.address()));
     }
     let plan = OtaPlan {
         facts,
         size: image.len(),
-        devices,
+        devices: send,
+        skipped,
     };
     planned(&plan);
-    let mut results = Vec::with_capacity(plan.devices.len());
+    let mut run = rollout::Rollout::new(opts.policy.clone());
+    let mut results: Vec<DeviceResult> = Vec::with_capacity(plan.devices.len());
     for device in &plan.devices {
         let started = Instant::now();
+        let verdict = if run.stopped().is_some() {
+            Verdict::NotReached
+        } else {
+            let verdict = match ota_device(broker, device, &image, &plan.facts, &key, opts) {
+                Ok(OtaOutcome::Done(m)) => Verdict::Updated(m),
+                Ok(OtaOutcome::Refused(m)) => Verdict::Refused(m),
+                Ok(OtaOutcome::RolledBack(m)) => Verdict::RolledBack(m),
+                Err(e) => Verdict::Refused(e.to_string()),
+            };
+            run.record(device, &verdict);
+            verdict
+        };
         let result = DeviceResult {
             device: device.clone(),
-            outcome: ota_device(broker, device, &image, &plan.facts, &key, opts),
+            verdict,
             elapsed: started.elapsed(),
         };
         finished(&result);
         results.push(result);
     }
-    Ok(results)
+    let skipped = plan
+        .skipped
+        .into_iter()
+        .map(|(device, verdict)| DeviceResult {
+            device,
+            verdict,
+            elapsed: Duration::ZERO,
+        });
+    Ok(OtaReport {
+        devices: results.into_iter().chain(skipped).collect(),
+        stopped: run.stopped().map(String::from),
+    })
 }
 
-/// `hearth ota`: update each device in turn; exits non-zero if any did not end on the new
-/// image.
+/// The end of a rollout: every device with its verdict, and why it stopped early, if it did.
+#[derive(Debug)]
+pub struct OtaReport {
+    /// The devices sent to, in order, then the skipped ones.
+    pub devices: Vec<DeviceResult>,
+    /// Why the rollout stopped before its last device.
+    pub stopped: Option<String>,
+}
+
+impl OtaReport {
+    /// Every device ends on the image's version.
+    pub fn all_on_image(&self) -> bool {
+        self.devices.iter().all(|d| d.verdict.on_image())
+    }
+
+    /// The report as text: one line a device (`DEVICE  RESULT  DETAIL`) and the counts.
+    pub fn text(&self) -> String {
+        let width = self
+            .devices
+            .iter()
+            .map(|d| d.device.chars().count())
+            .max()
+            .unwrap_or(6)
+            .max(6);
+        let mut out = format!("{:<width$}  {:<11}  DETAIL\n", "DEVICE", "RESULT");
+        for d in &self.devices {
+            out.push_str(&format!(
+                "{:<width$}  {:<11}  {}\n",
+                d.device,
+                d.verdict.word(),
+                d.verdict.detail()
+            ));
+        }
+        let mut counts: Vec<(&str, usize)> = Vec::new();
+        for d in &self.devices {
+            match counts.iter_mut().find(|(w, _)| *w == d.verdict.word()) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((d.verdict.word(), 1)),
+            }
+        }
+        let counts: Vec<String> = counts.iter().map(|(w, n)| format!("{n} {w}")).collect();
+        out.push_str(&format!(
+            "{} device(s): {}\n",
+            self.devices.len(),
+            counts.join(", ")
+        ));
+        out
+    }
+}
+
+/// `hearth ota`: roll the image out and print each device as it ends, then the report; exit
+/// code 0 only when every device ends on the image's version.
 pub fn ota(
     broker: &BrokerArgs,
     devices: &[String],
@@ -740,7 +829,7 @@ pub fn ota(
     appliance: Option<&str>,
     opts: &OtaOptions,
 ) -> ExitCode {
-    let results = ota_run(
+    let report = ota_run(
         broker,
         devices,
         all,
@@ -756,18 +845,43 @@ pub fn ota(
                 plan.facts.appliance,
                 plan.size,
                 plan.devices.len()
-            )
+            );
+            for (device, verdict) in &plan.skipped {
+                println!("skipped: {device}: {}", verdict.detail());
+            }
+            if opts.policy.canary > 0 && !plan.devices.is_empty() {
+                println!(
+                    "canary: {}",
+                    plan.devices
+                        .iter()
+                        .take(opts.policy.canary)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
         },
-        &mut |r| match &r.outcome {
-            Ok(OtaOutcome::Done(m)) => println!("ok: {m} ({:.1} s)", r.elapsed.as_secs_f64()),
-            Ok(OtaOutcome::Refused(m)) => println!("refused: {m}"),
-            Ok(OtaOutcome::RolledBack(m)) => println!("rolled back: {m}"),
-            Err(e) => println!("error: {e}"),
+        &mut |r| match &r.verdict {
+            Verdict::Updated(m) => println!("ok: {m} ({:.1} s)", r.elapsed.as_secs_f64()),
+            Verdict::Refused(m) => println!("refused: {m}"),
+            Verdict::RolledBack(m) => println!("rolled back: {m}"),
+            _ => {}
         },
     );
-    match results {
-        Ok(results) if results.iter().all(DeviceResult::succeeded) => ExitCode::SUCCESS,
-        Ok(_) => ExitCode::from(1),
+    match report {
+        Ok(report) => {
+            if let Some(why) = &report.stopped {
+                println!("stopped: {why}");
+            }
+            if report.devices.len() > 1 || report.stopped.is_some() {
+                print!("\n{}", report.text());
+            }
+            if report.all_on_image() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(2)

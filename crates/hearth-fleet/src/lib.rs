@@ -32,3 +32,4 @@ pub mod client;
 pub mod commands;
 pub mod inventory;
 pub mod release;
+pub mod rollout;
