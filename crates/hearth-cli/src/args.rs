@@ -315,6 +315,9 @@ struct Ota {
     /// Stop once more than N devices failed or rolled back (default: try every device)
     #[arg(long, value_name = "N")]
     max_failures: Option<usize>,
+    /// After the canary, update up to K devices at once
+    #[arg(long, value_name = "K", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    parallel: u16,
     /// The secret key (from `hearth keygen`)
     #[arg(long)]
     key: PathBuf,
@@ -897,6 +900,7 @@ impl Cli {
                             reinstall: o.reinstall,
                             canary: o.canary,
                             max_failures: o.max_failures,
+                            parallel: usize::from(o.parallel),
                         },
                         ..Default::default()
                     },

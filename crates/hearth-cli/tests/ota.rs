@@ -1237,3 +1237,50 @@ fn an_interrupted_rollout_resumes_without_sending_again_to_confirmed_devices() {
         devices[0].dump()
     );
 }
+
+#[test]
+fn a_wave_updates_its_devices_at_once() {
+    let broker = Broker::start();
+    // Only the statuses: the image chunks are no lines of text.
+    let obs = support::Observer::start_on(&broker, "stat/+/Update");
+    let owner = new_owner();
+    let devices: Vec<Sim> = ["par-a", "par-b", "par-c"]
+        .iter()
+        .map(|n| device(&broker, n, &owner, ""))
+        .collect();
+    let image = owner.image("v030.img", &["--version", "0.3.0", "--size", "60000"]);
+    let bf = broker_flag(&broker);
+    let out = hearth(&[
+        "ota",
+        "--all",
+        image.to_str().unwrap(),
+        "--parallel",
+        "3",
+        "--key",
+        owner.key(),
+        "--broker",
+        &bf,
+    ]);
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    let dumps = || devices.iter().map(Sim::dump).collect::<Vec<_>>().join("\n");
+    assert!(out.status.success(), "{}\n{}", text(&out), dumps());
+    assert!(said.contains("3 device(s): 3 updated"), "{said}");
+    // At once: every device had accepted its manifest before the first one confirmed.
+    let first = |device: &str, state: &str| {
+        obs.all()
+            .into_iter()
+            .find(|m| {
+                m.topic == format!("stat/{device}/Update")
+                    && m.payload.starts_with(&format!("{{\"state\":\"{state}\""))
+            })
+            .map(|m| m.at)
+            .unwrap_or_else(|| panic!("{device} never said {state}\n{}", dumps()))
+    };
+    let names = ["par-a", "par-b", "par-c"];
+    let last_start = names.iter().map(|d| first(d, "ready")).max().unwrap();
+    let first_end = names.iter().map(|d| first(d, "confirmed")).min().unwrap();
+    assert!(
+        last_start < first_end,
+        "the devices were updated one after the other\n{said}"
+    );
+}

@@ -732,27 +732,72 @@ pub fn ota_run(
     planned(&plan);
     let mut run = rollout::Rollout::new(opts.policy.clone());
     let mut results: Vec<DeviceResult> = Vec::with_capacity(plan.devices.len());
-    for device in &plan.devices {
+    let one = |device: &str, opts: &OtaOptions| {
         let started = Instant::now();
-        let verdict = if run.stopped().is_some() {
-            Verdict::NotReached
-        } else {
-            let verdict = match ota_device(broker, device, &image, &plan.facts, &key, opts) {
-                Ok(OtaOutcome::Done(m)) => Verdict::Updated(m),
-                Ok(OtaOutcome::Refused(m)) => Verdict::Refused(m),
-                Ok(OtaOutcome::RolledBack(m)) => Verdict::RolledBack(m),
-                Err(e) => Verdict::Refused(e.to_string()),
-            };
-            run.record(device, &verdict);
-            verdict
+        let verdict = match ota_device(broker, device, &image, &plan.facts, &key, opts) {
+            Ok(OtaOutcome::Done(m)) => Verdict::Updated(m),
+            Ok(OtaOutcome::Refused(m)) => Verdict::Refused(m),
+            Ok(OtaOutcome::RolledBack(m)) => Verdict::RolledBack(m),
+            Err(e) => Verdict::Refused(e.to_string()),
         };
-        let result = DeviceResult {
-            device: device.clone(),
+        DeviceResult {
+            device: device.to_string(),
             verdict,
             elapsed: started.elapsed(),
+        }
+    };
+    // Devices updated at once show no progress bar: their bars would mix.
+    let quiet = OtaOptions {
+        progress: false,
+        ..opts.clone()
+    };
+    let mut next = 0;
+    while next < plan.devices.len() {
+        if run.stopped().is_some() {
+            for device in &plan.devices[next..] {
+                let result = DeviceResult {
+                    device: device.clone(),
+                    verdict: Verdict::NotReached,
+                    elapsed: Duration::ZERO,
+                };
+                finished(&result);
+                results.push(result);
+            }
+            break;
+        }
+        // The canary stage goes one by one; then waves of `parallel` devices at once.
+        let size = if run.in_canary() {
+            1
+        } else {
+            opts.policy.parallel.max(1)
         };
-        finished(&result);
-        results.push(result);
+        let wave = &plan.devices[next..(next + size).min(plan.devices.len())];
+        next += wave.len();
+        let ended: Vec<DeviceResult> = if let [device] = wave {
+            vec![one(device, opts)]
+        } else {
+            std::thread::scope(|scope| {
+                let running: Vec<_> = wave
+                    .iter()
+                    .map(|device| (device, scope.spawn(|| one(device, &quiet))))
+                    .collect();
+                running
+                    .into_iter()
+                    .map(|(device, thread)| {
+                        thread.join().unwrap_or_else(|_| DeviceResult {
+                            device: device.clone(),
+                            verdict: Verdict::Refused("the tool failed while updating it".into()),
+                            elapsed: Duration::ZERO,
+                        })
+                    })
+                    .collect()
+            })
+        };
+        for result in ended {
+            run.record(&result.device, &result.verdict);
+            finished(&result);
+            results.push(result);
+        }
     }
     let skipped = plan
         .skipped

@@ -20,6 +20,9 @@ pub struct Policy {
     pub canary: usize,
     /// Stop once more devices than this failed or rolled back (`None`: never stop).
     pub max_failures: Option<usize>,
+    /// After the canary stage, update this many devices at once (a wave); the failure limit
+    /// is checked after each wave. 0 and 1: one by one.
+    pub parallel: usize,
 }
 
 /// How one device ended, as the end report says it.
