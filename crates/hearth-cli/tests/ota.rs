@@ -1284,3 +1284,51 @@ fn a_wave_updates_its_devices_at_once() {
         "the devices were updated one after the other\n{said}"
     );
 }
+
+#[test]
+fn ls_and_ota_work_across_a_bridge_to_the_site_s_broker() {
+    // Devices on the site's mosquitto; the tools on a central mosquitto bridged to it.
+    let site = Broker::start();
+    let central = Broker::bridged_to(&site);
+    let owner = new_owner();
+    let devices: Vec<Sim> = ["br-a", "br-b"]
+        .iter()
+        .map(|n| device(&site, n, &owner, ""))
+        .collect();
+    let dumps = || devices.iter().map(Sim::dump).collect::<Vec<_>>().join("\n");
+    let cf = broker_flag(&central);
+    let ls = || {
+        let out = hearth(&["ls", "--broker", &cf]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let seen = wait_until(s(20), || ls().contains("2 devices, 2 online"));
+    assert!(
+        seen,
+        "the central broker never listed both:\n{}\n{}",
+        ls(),
+        central.log()
+    );
+    let image = owner.image("v030.img", &["--version", "0.3.0", "--size", "60000"]);
+    let out = hearth(&[
+        "ota",
+        "--all",
+        image.to_str().unwrap(),
+        "--key",
+        owner.key(),
+        "--broker",
+        &cf,
+    ]);
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{}\n{}", text(&out), dumps());
+    assert!(said.contains("2 device(s): 2 updated"), "{said}");
+    // The new versions reach the central broker's inventory through the bridge.
+    let updated = wait_until(s(20), || {
+        let table = ls();
+        ["br-a", "br-b"].iter().all(|d| {
+            table
+                .lines()
+                .any(|l| l.starts_with(&format!("{d} ")) && l.contains(" 0.3.0 "))
+        })
+    });
+    assert!(updated, "{}", ls());
+}

@@ -177,7 +177,27 @@ impl Broker {
         Self::start_with(free_port(), Some((user, password)))
     }
 
+    /// A second mosquitto bridged to `site` (every topic both ways, retained messages
+    /// included), as a landlord's central broker is to each house's.
+    pub fn bridged_to(site: &Broker) -> Self {
+        let bridge = format!(
+            "connection site\naddress 127.0.0.1:{}\ntopic # both 0\ncleansession true\n\
+             restart_timeout 1\n",
+            site.port
+        );
+        Self::start_conf(free_port(), None, &bridge)
+    }
+
+    /// mosquitto's own log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.0.join("mosquitto.log")).unwrap_or_default()
+    }
+
     fn start_with(port: u16, login: Option<(&str, &str)>) -> Self {
+        Self::start_conf(port, login, "")
+    }
+
+    fn start_conf(port: u16, login: Option<(&str, &str)>, extra: &str) -> Self {
         let dir = TempDir::new("broker");
         let conf = dir.0.join("mosquitto.conf");
         let auth = match login {
@@ -197,7 +217,7 @@ impl Broker {
         };
         std::fs::write(
             &conf,
-            format!("listener {port} 127.0.0.1\n{auth}persistence false\nlog_dest stderr\n"),
+            format!("listener {port} 127.0.0.1\n{auth}persistence false\nlog_dest stderr\n{extra}"),
         )
         .expect("write mosquitto.conf");
         let log = std::fs::File::create(dir.0.join("mosquitto.log")).expect("log");
