@@ -21,6 +21,9 @@ use crate::router::{lock, Delivery};
 pub(crate) const MAX_QUEUED: usize = 4096;
 /// Payload bytes queued for one client before the broker stops queueing more.
 pub(crate) const MAX_QUEUED_BYTES: usize = 16 * 1024 * 1024;
+/// Bytes of the connection's own replies queued: a client that keeps asking (PINGREQ, QoS 1
+/// publishes) without reading the answers is closed past this.
+pub(crate) const MAX_REPLY_BYTES: usize = 1024 * 1024;
 
 enum Out {
     /// A packet already encoded (the connection's own replies).
@@ -33,6 +36,8 @@ struct Outbox {
     items: VecDeque<Out>,
     queued: usize,
     queued_bytes: usize,
+    /// Bytes of `Out::Packet`s queued.
+    reply_bytes: usize,
     /// Packet id -> QoS of the messages sent and not yet acknowledged.
     inflight: HashMap<u16, u8>,
     next_id: u16,
@@ -80,6 +85,7 @@ impl Link {
                 items: VecDeque::new(),
                 queued: 0,
                 queued_bytes: 0,
+                reply_bytes: 0,
                 inflight: HashMap::new(),
                 next_id: 0,
                 version: Version::V5,
@@ -100,14 +106,22 @@ impl Link {
         out.maximum_packet_size = max_packet;
     }
 
-    /// Queues one of the connection's own packets (never refused, never
-    /// dropped, unless the connection is closing).
+    /// Queues one of the connection's own packets (never dropped, unless the
+    /// connection is closing). A client whose unread replies pass
+    /// [`MAX_REPLY_BYTES`] is not reading: its connection is closed.
     pub(crate) fn send(&self, packet: Vec<u8>) {
         let mut out = lock(&self.out);
-        if !out.closing {
-            out.items.push_back(Out::Packet(packet));
-            self.ready.notify_all();
+        if out.closing {
+            return;
         }
+        if out.reply_bytes + packet.len() > MAX_REPLY_BYTES {
+            drop(out);
+            self.kill();
+            return;
+        }
+        out.reply_bytes += packet.len();
+        out.items.push_back(Out::Packet(packet));
+        self.ready.notify_all();
     }
 
     /// Queues a delivery. When the queue is full a QoS 0 message is dropped
@@ -176,7 +190,9 @@ impl Link {
             out.queued = 0;
             out.queued_bytes = 0;
             if let (Some(code), Version::V5) = (code, out.version) {
-                out.items.push_back(Out::Packet(codec::disconnect(code)));
+                let packet = codec::disconnect(code);
+                out.reply_bytes += packet.len();
+                out.items.push_back(Out::Packet(packet));
             }
             self.ready.notify_all();
         }
@@ -194,6 +210,7 @@ impl Link {
             out.items.clear();
             out.queued = 0;
             out.queued_bytes = 0;
+            out.reply_bytes = 0;
             self.ready.notify_all();
         }
         let _ = self.stream.shutdown(Shutdown::Both);
@@ -223,6 +240,18 @@ impl Link {
                 }
                 Some(Out::Packet(_)) => false,
             };
+            // Receive Maximum holds back deliveries only: a reply queued behind a held
+            // delivery (a PINGRESP, a PUBACK) goes out first. Deliveries keep their order.
+            if blocked {
+                let reply = out
+                    .items
+                    .iter()
+                    .position(|item| matches!(item, Out::Packet(_)));
+                if let Some(Out::Packet(packet)) = reply.and_then(|i| out.items.remove(i)) {
+                    out.reply_bytes -= packet.len();
+                    return Some(packet);
+                }
+            }
             if blocked {
                 out = self
                     .ready
@@ -231,7 +260,10 @@ impl Link {
                 continue;
             }
             match out.items.pop_front() {
-                Some(Out::Packet(packet)) => return Some(packet),
+                Some(Out::Packet(packet)) => {
+                    out.reply_bytes -= packet.len();
+                    return Some(packet);
+                }
                 Some(Out::Deliver(d)) => {
                     out.queued -= 1;
                     out.queued_bytes -= d.publication.payload.len();
@@ -319,6 +351,40 @@ mod tests {
         assert!(link.deliver(delivery(0, MAX_QUEUED_BYTES)));
         assert!(link.deliver(delivery(0, 1)));
         assert_eq!(link.dropped(), 1);
+    }
+
+    #[test]
+    fn replies_a_client_does_not_read_are_bounded() {
+        let (server, _client) = pair();
+        let link = Link::new(server);
+        let pingresp = vec![0xd0, 0x00];
+        for _ in 0..MAX_REPLY_BYTES / 2 {
+            link.send(pingresp.clone());
+        }
+        assert!(!lock(&link.out).closing);
+        link.send(pingresp);
+        let out = lock(&link.out);
+        assert!(out.closing && out.items.is_empty(), "closed past the bound");
+    }
+
+    #[test]
+    fn a_reply_overtakes_a_delivery_held_by_receive_maximum() {
+        let (server, _client) = pair();
+        let link = Link::new(server);
+        link.configure(Version::V5, 1, u32::MAX);
+        lock(&link.out).inflight.insert(7, 1);
+        assert!(link.deliver(delivery(1, 1)));
+        link.send(vec![0xd0, 0x00]);
+        assert_eq!(
+            link.next_packet(),
+            Some(vec![0xd0, 0x00]),
+            "the PINGRESP goes first"
+        );
+        link.completed(7, 1);
+        let held = link
+            .next_packet()
+            .expect("the delivery, now that an id is free");
+        assert_eq!(held[0] & 0xf0, 0x30, "a PUBLISH");
     }
 
     #[test]

@@ -303,12 +303,9 @@ struct Ota {
     /// Every device of the image's appliance the broker knows (offline ones are skipped and listed)
     #[arg(long)]
     all: bool,
-    /// Leave devices that run a newer version alone
+    /// Send only to devices known to run an older version (skip those whose version the broker does not hold)
     #[arg(long)]
     only_outdated: bool,
-    /// Send even to devices that already run the image's version (a rerun skips them)
-    #[arg(long)]
-    reinstall: bool,
     /// Update N devices first, one by one; if one fails or rolls back, stop
     #[arg(long, value_name = "N", default_value_t = 0)]
     canary: usize,
@@ -897,7 +894,6 @@ impl Cli {
                         allow_clock_jump: o.sign.allow_clock_jump,
                         policy: hearth_fleet::rollout::Policy {
                             only_outdated: o.only_outdated,
-                            reinstall: o.reinstall,
                             canary: o.canary,
                             max_failures: o.max_failures,
                             parallel: usize::from(o.parallel),

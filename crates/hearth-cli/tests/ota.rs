@@ -35,6 +35,24 @@ fn broker_flag(broker: &Broker) -> String {
     format!("127.0.0.1:{}", broker.port)
 }
 
+/// Wait until `hearth ls` on `broker` (HOST:PORT) lists each device online with its
+/// appliance: what `hearth ota --all` selects by (a device's discovery config follows its
+/// connection by up to 2 s).
+fn wait_listed(broker: &str, names: &[&str]) {
+    let table =
+        || String::from_utf8_lossy(&hearth(&["ls", "--broker", broker]).stdout).into_owned();
+    let listed = wait_until(s(20), || {
+        let t = table();
+        names.iter().all(|n| {
+            t.lines().any(|l| {
+                let w: Vec<_> = l.split_whitespace().collect();
+                w.first() == Some(n) && w.get(1) != Some(&"-") && w.get(4) == Some(&"online")
+            })
+        })
+    });
+    assert!(listed, "not all of {names:?} listed:\n{}", table());
+}
+
 fn ota(broker: &Broker, device: &str, image: &Path, owner: &Owner, extra: &[&str]) -> Output {
     let b = broker_flag(broker);
     let mut args = vec![
@@ -269,15 +287,30 @@ fn a_signed_update_confirms_itself_and_old_manifests_cannot_be_replayed() {
     let st = probe.status();
     assert_eq!(st.state, "refused", "{st:?}");
     assert!(st.error.unwrap().contains("replayed or stale"));
-    // A fresh signature on an older version: a downgrade.
+    // A fresh signature on an older version, a downgrade: the tool does not send it (the
+    // device would refuse), says so and fails...
     let old = owner.image("v019.img", &["--version", "0.1.9"]);
     let out = ota(&broker, "upd", &old, &owner, &[]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
-        String::from_utf8_lossy(&out.stdout)
-            .contains("image version 0.1.9 is not newer than the running 0.2.0"),
+        String::from_utf8_lossy(&out.stdout).contains(
+            "skipped: upd: runs 0.2.0, newer than the image (a device refuses an older one)"
+        ),
         "{}",
         text(&out)
+    );
+    // ...and the device refuses it when another tool sends it anyway.
+    let old_bytes = std::fs::read(&old).unwrap();
+    let downgrade = manifest_envelope(&key, "upd", &old_bytes, Version(0, 1, 9), "sim", now_ms());
+    probe.drain();
+    probe.send("Update/Begin", &downgrade, false);
+    let st = probe.status();
+    assert_eq!(st.state, "refused", "{st:?}");
+    assert!(
+        st.error
+            .as_deref()
+            .is_some_and(|e| e.contains("image version 0.1.9 is not newer than the running 0.2.0")),
+        "{st:?}"
     );
 }
 
@@ -1036,6 +1069,7 @@ fn a_fleet_update_reaches_every_online_device() {
     let b = device(&broker, "fleet-b", &owner, "");
     let image = owner.image("v030.img", &["--version", "0.3.0", "--size", "100000"]);
     let bf = broker_flag(&broker);
+    wait_listed(&bf, &["fleet-a", "fleet-b"]);
     let out = hearth(&[
         "ota",
         "--all",
@@ -1124,6 +1158,13 @@ fn a_canary_that_rolls_back_stops_the_rollout_and_offline_devices_are_listed() {
     drop(device(&broker, "can-off", &owner, ""));
     let never = owner.image("never.img", &["--version", "0.2.0", "--health", "never"]);
     let bf = broker_flag(&broker);
+    let listed_offline = wait_until(s(10), || {
+        String::from_utf8_lossy(&hearth(&["ls", "--broker", &bf]).stdout)
+            .lines()
+            .any(|l| l.starts_with("can-off ") && l.contains(" offline "))
+    });
+    assert!(listed_offline, "can-off's will never reached the broker");
+    wait_listed(&bf, &["can-a", "can-b", "can-c"]);
     let out = hearth(&[
         "ota",
         "--all",
@@ -1140,7 +1181,7 @@ fn a_canary_that_rolls_back_stops_the_rollout_and_offline_devices_are_listed() {
     assert_eq!(out.status.code(), Some(1), "{}\n{}", text(&out), dumps());
     for line in [
         "to 3 device(s)",
-        "skipped: can-off: skipped: offline when the rollout started",
+        "skipped: can-off: offline when the rollout started",
         "canary: can-a",
         "rolled back: can-a: firmware 0.2.0 failed its trial; back on 0.1.0",
         "stopped: the canary can-a rolled back: the rollout stops",
@@ -1182,6 +1223,7 @@ fn an_interrupted_rollout_resumes_without_sending_again_to_confirmed_devices() {
         .collect();
     let image = owner.image("v030.img", &["--version", "0.3.0", "--size", "60000"]);
     let bf = broker_flag(&broker);
+    wait_listed(&bf, &["res-a", "res-b", "res-c"]);
     let args = [
         "ota",
         "--all",
@@ -1250,6 +1292,7 @@ fn a_wave_updates_its_devices_at_once() {
         .collect();
     let image = owner.image("v030.img", &["--version", "0.3.0", "--size", "60000"]);
     let bf = broker_flag(&broker);
+    wait_listed(&bf, &["par-a", "par-b", "par-c"]);
     let out = hearth(&[
         "ota",
         "--all",
@@ -1308,6 +1351,7 @@ fn ls_and_ota_work_across_a_bridge_to_the_site_s_broker() {
         ls(),
         central.log()
     );
+    wait_listed(&cf, &["br-a", "br-b"]);
     let image = owner.image("v030.img", &["--version", "0.3.0", "--size", "60000"]);
     let out = hearth(&[
         "ota",

@@ -647,9 +647,9 @@ pub enum OtaError {
     /// The image file is not an image.
     #[error(transparent)]
     Image(#[from] ImageError),
-    /// `--all`, and no device announces itself online.
-    #[error("no device is online on {0}")]
-    NoneOnline(String),
+    /// `--all`, and the broker knows no device of the image's appliance.
+    #[error("the broker on {0} knows no device of appliance {1} (hearth ls shows what it knows)")]
+    NoneOnline(String, String),
     /// The broker: connecting, subscribing, publishing.
     #[error(transparent)]
     Broker(#[from] FleetError),
@@ -721,8 +721,17 @@ pub fn ota_run(
         &opts.policy,
     );
     if all && send.is_empty() && skipped.is_empty() {
-        return Err(OtaError::NoneOnline(broker.address()));
+        return Err(OtaError::NoneOnline(broker.address(), facts.appliance));
     }
+    // A device already on the image's version may still be on trial (the command was run
+    // again while it was): it is not current until it has confirmed.
+    let skipped = skipped
+        .into_iter()
+        .map(|(device, verdict)| match verdict {
+            Verdict::Current(v) if on_trial(broker, &device) => (device, Verdict::OnTrial(v)),
+            other => (device, other),
+        })
+        .collect();
     let plan = OtaPlan {
         facts,
         size: image.len(),
@@ -932,6 +941,34 @@ pub fn ota(
             ExitCode::from(2)
         }
     }
+}
+
+/// Does `device` run an image on trial? From its `partitions` answer: the otadata entry with
+/// the highest sequence number is `pending-verify`. Not known (no answer): no.
+fn on_trial(broker: &BrokerArgs, device: &str) -> bool {
+    ask(broker, device, "OTA", b"partitions")
+        .ok()
+        .and_then(|a| newest_otadata_state(&a))
+        .is_some_and(|state| state == "pending-verify")
+}
+
+/// The state of the newest otadata entry in a `partitions` answer (`… otadata: [0] seq 3
+/// slot 0 valid [1] seq 4 slot 1 pending-verify`).
+pub fn newest_otadata_state(answer: &str) -> Option<String> {
+    let (_, entries) = answer.split_once("otadata:")?;
+    entries
+        .split('[')
+        .filter_map(|e| {
+            let words: Vec<&str> = e.split_whitespace().collect();
+            match words.as_slice() {
+                [_, "seq", seq, "slot", _, state, ..] => {
+                    Some((seq.parse::<u64>().ok()?, state.to_string()))
+                }
+                _ => None,
+            }
+        })
+        .max_by_key(|(seq, _)| *seq)
+        .map(|(_, state)| state)
 }
 
 /// The firmware version `device` runs, from its answer to `getversion`.
@@ -1264,6 +1301,24 @@ mod tests {
         assert_eq!(stale, ClockError::Stale { at: mark, mark });
         assert!(stale.to_string().contains("stale"));
         assert!(clock_verdict(5, 0, false).is_ok(), "no mark yet");
+    }
+
+    #[test]
+    fn the_newest_otadata_entry_says_whether_a_device_is_on_trial() {
+        let a = "running slot 1 (firmware 0.3.0); slot 0 at 0x10000, slot 1 at 0x110000, \
+                 1048576 bytes each; otadata: [0] seq 3 slot 0 valid [1] seq 4 slot 1 pending-verify";
+        assert_eq!(newest_otadata_state(a).as_deref(), Some("pending-verify"));
+        let b = "running slot 0 (firmware 0.3.0); …; otadata: [0] seq 5 slot 0 valid [1] seq 4 slot 1 aborted";
+        assert_eq!(newest_otadata_state(b).as_deref(), Some("valid"));
+        assert_eq!(newest_otadata_state("otadata: [0] empty [1] empty"), None);
+        assert_eq!(
+            newest_otadata_state("firmware 0.1.0; this device has no update slots"),
+            None
+        );
+        assert_eq!(
+            newest_otadata_state("otadata: [0] seq x slot 0 valid"),
+            None
+        );
     }
 
     #[test]

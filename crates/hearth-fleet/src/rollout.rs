@@ -4,18 +4,19 @@
 //! [`Rollout`] take the inventory and each device's outcome and say what comes next, so the
 //! rules are unit-tested; `commands::ota_run` does the sending.
 //!
-//! Running the same command again resumes a rollout: a device that already runs the image's
-//! version (confirmed, so it published it at boot) is not sent it again.
+//! A device refuses an image that is not newer than the one it runs, so none is sent one: a
+//! device on the image's version is `current` (one still on trial is told apart by the tool,
+//! see `commands::ota_run`) and one on a newer version is `newer`. Running the same command
+//! again therefore resumes a rollout without sending anything twice.
 
 use crate::inventory::Device;
 
 /// What the rollout was asked to do.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Policy {
-    /// Leave devices that run a newer version than the image alone (no downgrade).
+    /// Send only to devices known to run an older version: also skip those whose version the
+    /// broker does not hold.
     pub only_outdated: bool,
-    /// Send even to devices that already run the image's version.
-    pub reinstall: bool,
     /// Update this many devices first, one by one; any failure among them stops the rollout.
     pub canary: usize,
     /// Stop once more devices than this failed or rolled back (`None`: never stop).
@@ -37,6 +38,15 @@ pub enum Verdict {
     Refused(String),
     /// Offline when the rollout started: skipped.
     Offline,
+    /// The broker holds no availability for it (not a Hearth device, or never connected):
+    /// skipped.
+    Unknown,
+    /// Its version is not on the broker (`--only-outdated`): skipped.
+    NoVersion,
+    /// `--all`, and the broker holds no appliance for it (no discovery config): skipped.
+    NoAppliance,
+    /// Runs the image's version, still on trial: skipped; its verdict is still to come.
+    OnTrial(String),
     /// Already runs the image's version: skipped.
     Current(String),
     /// Runs a newer version than the image (`--only-outdated`): skipped.
@@ -63,6 +73,10 @@ impl Verdict {
             Self::RolledBack(_) => "rolled back",
             Self::Refused(_) => "refused",
             Self::Offline => "offline",
+            Self::Unknown => "unknown",
+            Self::NoVersion => "no version",
+            Self::NoAppliance => "no appliance",
+            Self::OnTrial(_) => "on trial",
             Self::Current(_) => "current",
             Self::Newer(_) => "newer",
             Self::NotReached => "not reached",
@@ -73,9 +87,23 @@ impl Verdict {
     pub fn detail(&self) -> String {
         match self {
             Self::Updated(m) | Self::RolledBack(m) | Self::Refused(m) => m.clone(),
-            Self::Offline => "skipped: offline when the rollout started".into(),
+            Self::Offline => "offline when the rollout started".into(),
+            Self::Unknown => "the broker holds no availability for it".into(),
+            Self::NoAppliance => "the broker holds no appliance for it (not a Hearth device, or \
+                                  its discovery config is not out yet)"
+                .into(),
+            Self::NoVersion => "the broker holds no version for it (--only-outdated sends only to \
+                                devices known to run an older one)"
+                .into(),
+            Self::OnTrial(v) => format!(
+                "runs {v} on trial: run the command again once it has confirmed or rolled back"
+            ),
             Self::Current(v) => format!("already runs {v}: not sent again"),
-            Self::Newer(v) => format!("runs {v}, newer than the image: left alone"),
+            Self::Newer(v) => {
+                format!(
+                    "runs {v}, newer than the image (a device refuses an older one): left alone"
+                )
+            }
             Self::NotReached => "the rollout stopped before it".into(),
         }
     }
@@ -90,9 +118,9 @@ fn newer(a: &str, b: &str) -> Option<bool> {
 
 /// The devices a rollout of `version` for `appliance` goes to, in order, and the ones it
 /// skips with why. `named`: the devices given on the command line (`None`: every device of
-/// the image's appliance the broker knows). A named device the broker knows nothing of is
-/// tried (an older device that leaves no retained messages). An image for `all` appliances
-/// goes to every device.
+/// the image's appliance the broker knows; for an image of `all` appliances, every device the
+/// broker knows an appliance of). A device is sent the image only when the broker holds it
+/// online and holds no version as new as the image's.
 pub fn plan(
     inventory: &[Device],
     named: Option<&[String]>,
@@ -107,26 +135,35 @@ pub fn plan(
             .collect(),
         None => inventory
             .iter()
-            .filter(|d| appliance == "all" || d.appliance.as_deref() == Some(appliance))
+            .filter(|d| match d.appliance.as_deref() {
+                Some(a) => appliance == "all" || a == appliance,
+                None => true,
+            })
             .map(|d| (d.name.clone(), Some(d)))
             .collect(),
     };
     let mut send = Vec::new();
     let mut skipped = Vec::new();
     for (name, known) in chosen {
-        let verdict = known.and_then(|d| {
-            if d.online == Some(false) {
-                return Some(Verdict::Offline);
+        let verdict = match known {
+            None => Some(Verdict::Unknown),
+            Some(d) if named.is_none() && d.appliance.is_none() && d.online != Some(false) => {
+                Some(Verdict::NoAppliance)
             }
-            let running = d.version.as_deref()?;
-            if running == version && !policy.reinstall {
-                Some(Verdict::Current(running.into()))
-            } else if policy.only_outdated && newer(running, version) == Some(true) {
-                Some(Verdict::Newer(running.into()))
-            } else {
-                None
-            }
-        });
+            Some(d) => match (d.online, d.version.as_deref()) {
+                (None, _) => Some(Verdict::Unknown),
+                (Some(false), _) => Some(Verdict::Offline),
+                (Some(true), None) if policy.only_outdated => Some(Verdict::NoVersion),
+                (Some(true), None) => None,
+                (Some(true), Some(running)) if running == version => {
+                    Some(Verdict::Current(running.into()))
+                }
+                (Some(true), Some(running)) if newer(running, version) == Some(true) => {
+                    Some(Verdict::Newer(running.into()))
+                }
+                (Some(true), Some(_)) => None,
+            },
+        };
         match verdict {
             Some(v) => skipped.push((name, v)),
             None => send.push(name),
@@ -208,23 +245,34 @@ mod tests {
             dev("b", "weather", "0.3.0", true),
             dev("c", "weather", "0.4.0", true),
             dev("d", "weather", "0.1.0", false),
+            Device {
+                version: None,
+                ..dev("n", "weather", "", true)
+            },
+            Device {
+                online: None,
+                ..dev("q", "weather", "0.1.0", true)
+            },
             dev("r", "relay", "0.1.0", true),
+            Device {
+                appliance: None,
+                ..dev("t", "", "9.1", true)
+            },
         ]
     }
 
     #[test]
-    fn all_means_the_image_s_appliance_and_skips_offline_and_current_devices() {
+    fn all_means_the_image_s_appliance_and_skips_what_a_device_would_refuse() {
         let (send, skipped) = plan(&inventory(), None, "weather", "0.3.0", &Policy::default());
-        assert_eq!(
-            send,
-            ["a", "c"],
-            "c is newer, but only --only-outdated leaves it"
-        );
+        assert_eq!(send, ["a", "n"], "n's version is unknown: tried");
         assert_eq!(
             skipped,
             [
                 ("b".to_string(), Verdict::Current("0.3.0".into())),
-                ("d".to_string(), Verdict::Offline)
+                ("c".to_string(), Verdict::Newer("0.4.0".into())),
+                ("d".to_string(), Verdict::Offline),
+                ("q".to_string(), Verdict::Unknown),
+                ("t".to_string(), Verdict::NoAppliance),
             ]
         );
         let only = Policy {
@@ -233,19 +281,14 @@ mod tests {
         };
         let (send, skipped) = plan(&inventory(), None, "weather", "0.3.0", &only);
         assert_eq!(send, ["a"]);
-        assert!(skipped.contains(&("c".into(), Verdict::Newer("0.4.0".into()))));
-        let again = Policy {
-            reinstall: true,
-            ..Policy::default()
-        };
-        let (send, _) = plan(&inventory(), None, "weather", "0.3.0", &again);
-        assert_eq!(send, ["a", "b", "c"]);
+        assert!(skipped.contains(&("n".into(), Verdict::NoVersion)));
+        // An image for every appliance: every device whose appliance the broker knows.
         let (send, _) = plan(&inventory(), None, "all", "0.3.0", &Policy::default());
-        assert_eq!(send, ["a", "c", "r"]);
+        assert_eq!(send, ["a", "n", "r"]);
     }
 
     #[test]
-    fn named_devices_keep_their_order_and_unknown_ones_are_tried() {
+    fn named_devices_keep_their_order_and_unknown_ones_are_skipped() {
         let names = ["r".to_string(), "ghost".into(), "d".into(), "a".into()];
         let (send, skipped) = plan(
             &inventory(),
@@ -254,8 +297,18 @@ mod tests {
             "0.3.0",
             &Policy::default(),
         );
-        assert_eq!(send, ["r", "ghost", "a"]);
-        assert_eq!(skipped, [("d".to_string(), Verdict::Offline)]);
+        assert_eq!(
+            send,
+            ["r", "a"],
+            "a named device of another appliance may refuse"
+        );
+        assert_eq!(
+            skipped,
+            [
+                ("ghost".to_string(), Verdict::Unknown),
+                ("d".to_string(), Verdict::Offline)
+            ]
+        );
     }
 
     #[test]

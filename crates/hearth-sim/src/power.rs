@@ -471,27 +471,21 @@ impl Board {
                     self.send(run, EnvMsg::Flow(r));
                     format!("ok flow {r} pulses/s")
                 }
-                ControlCmd::Input(k, _)
-                    if crate::device::switch_inputs(&self.config)
-                        .is_some_and(|n| usize::from(k) >= n) =>
-                {
-                    match crate::device::switch_inputs(&self.config) {
-                        Some(0) => "error: this board has no switch inputs".into(),
-                        Some(n) => {
-                            format!("error: input {k}: this board's inputs are 0 to {}", n - 1)
+                ControlCmd::Input(k, on) => match crate::device::switch_inputs(&self.config) {
+                    Some(0) => "error: this board has no switch inputs".into(),
+                    Some(n) if usize::from(k) >= n => {
+                        format!("error: input {k}: this board's inputs are 0 to {}", n - 1)
+                    }
+                    _ => {
+                        if on {
+                            self.env.inputs |= 1 << k;
+                        } else {
+                            self.env.inputs &= !(1 << k);
                         }
-                        None => unreachable!("guarded above"),
+                        self.send(run, EnvMsg::Input(k, on));
+                        format!("ok input {k} {}", if on { "on" } else { "off" })
                     }
-                }
-                ControlCmd::Input(k, on) => {
-                    if on {
-                        self.env.inputs |= 1 << k;
-                    } else {
-                        self.env.inputs &= !(1 << k);
-                    }
-                    self.send(run, EnvMsg::Input(k, on));
-                    format!("ok input {k} {}", if on { "on" } else { "off" })
-                }
+                },
                 ControlCmd::Press(e, a, b) => {
                     self.send(run, EnvMsg::Press(e.clone(), a, b));
                     format!("ok press {e} {a} {b}")

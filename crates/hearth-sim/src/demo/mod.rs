@@ -193,8 +193,11 @@ pub fn run(port: u16, devices: u32, limit: Option<Duration>, raw: bool) -> Resul
         .map_err(|e| DemoError::Broker(e.to_string()))?;
     // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
     unsafe {
-        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+        // A closed terminal (SIGHUP) and Ctrl-\ (SIGQUIT) stop it as cleanly, so the screen
+        // is given back and the boards are stopped.
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
+            libc::signal(sig, on_signal as *const () as libc::sighandler_t);
+        }
     }
     let base = std::env::temp_dir().join(format!("hearth-demo-{}", std::process::id()));
     let exe = std::env::current_exe().map_err(|e| DemoError::Setup(e.to_string()))?;
@@ -372,7 +375,14 @@ pub fn run(port: u16, devices: u32, limit: Option<Duration>, raw: bool) -> Resul
     for child in &mut children {
         let _ = child.wait();
     }
-    let _ = std::fs::remove_dir_all(&base);
+    // A board's device process ends at its power line's end, which may be a moment after the
+    // board: try again while it still writes there.
+    for _ in 0..20 {
+        if std::fs::remove_dir_all(&base).is_ok() || !base.exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
     result
 }
 

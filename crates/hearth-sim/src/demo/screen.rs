@@ -27,7 +27,14 @@ pub struct Frame<'a> {
 }
 
 /// `text` cut to `width` characters (an ellipsis marks the cut), padded to it when `pad`.
+/// Control characters (a payload's line break, an escape) become `?`: what a device sends
+/// must not move the cursor.
 fn fit(text: &str, width: usize, pad: bool) -> String {
+    let clean: String = text
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    let text = clean.as_str();
     let n = text.chars().count();
     if n > width {
         let mut s: String = text.chars().take(width.saturating_sub(1)).collect();
@@ -243,5 +250,6 @@ mod tests {
         assert_eq!(fit("21.4 °C", 10, true), "21.4 °C   ");
         assert_eq!(fit("abcdef", 4, true), "abc…");
         assert_eq!(fit("abc", 0, false), "");
+        assert_eq!(fit("1\x1b[2J\n2", 10, false), "1?[2J?2");
     }
 }
