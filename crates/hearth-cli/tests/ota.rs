@@ -53,6 +53,31 @@ fn wait_listed(broker: &str, names: &[&str]) {
     assert!(listed, "not all of {names:?} listed:\n{}", table());
 }
 
+/// Devices with the owner's key on `broker`, each started as [`device`] does.
+fn fleet(broker: &Broker, owner: &Owner, names: &[&str]) -> Vec<Sim> {
+    names.iter().map(|n| device(broker, n, owner, "")).collect()
+}
+
+/// Every device's log, for a failure message.
+fn dump_all(devices: &[Sim]) -> String {
+    devices.iter().map(Sim::dump).collect::<Vec<_>>().join("\n")
+}
+
+/// `hearth ota --all IMAGE` with the owner's key on `broker` (HOST:PORT), and `extra` options.
+fn ota_all(broker: &str, image: &Path, owner: &Owner, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "ota",
+        "--all",
+        image.to_str().unwrap(),
+        "--key",
+        owner.key(),
+        "--broker",
+        broker,
+    ];
+    args.extend_from_slice(extra);
+    hearth(&args)
+}
+
 fn ota(broker: &Broker, device: &str, image: &Path, owner: &Owner, extra: &[&str]) -> Output {
     let b = broker_flag(broker);
     let mut args = vec![
@@ -1150,10 +1175,7 @@ fn a_fleet_update_reaches_every_online_device() {
 fn a_canary_that_rolls_back_stops_the_rollout_and_offline_devices_are_listed() {
     let broker = Broker::start();
     let owner = new_owner();
-    let devices: Vec<Sim> = ["can-a", "can-b", "can-c"]
-        .iter()
-        .map(|n| device(&broker, n, &owner, ""))
-        .collect();
+    let devices = fleet(&broker, &owner, &["can-a", "can-b", "can-c"]);
     // One more that is offline when the rollout starts (its will is on the broker).
     drop(device(&broker, "can-off", &owner, ""));
     let never = owner.image("never.img", &["--version", "0.2.0", "--health", "never"]);
@@ -1165,19 +1187,9 @@ fn a_canary_that_rolls_back_stops_the_rollout_and_offline_devices_are_listed() {
     });
     assert!(listed_offline, "can-off's will never reached the broker");
     wait_listed(&bf, &["can-a", "can-b", "can-c"]);
-    let out = hearth(&[
-        "ota",
-        "--all",
-        never.to_str().unwrap(),
-        "--canary",
-        "1",
-        "--key",
-        owner.key(),
-        "--broker",
-        &bf,
-    ]);
+    let out = ota_all(&bf, &never, &owner, &["--canary", "1"]);
     let said = String::from_utf8_lossy(&out.stdout).into_owned();
-    let dumps = || devices.iter().map(Sim::dump).collect::<Vec<_>>().join("\n");
+    let dumps = || dump_all(&devices);
     assert_eq!(out.status.code(), Some(1), "{}\n{}", text(&out), dumps());
     for line in [
         "to 3 device(s)",
@@ -1217,10 +1229,7 @@ fn an_interrupted_rollout_resumes_without_sending_again_to_confirmed_devices() {
     use std::io::BufRead;
     let broker = Broker::start();
     let owner = new_owner();
-    let devices: Vec<Sim> = ["res-a", "res-b", "res-c"]
-        .iter()
-        .map(|n| device(&broker, n, &owner, ""))
-        .collect();
+    let devices = fleet(&broker, &owner, &["res-a", "res-b", "res-c"]);
     let image = owner.image("v030.img", &["--version", "0.3.0", "--size", "60000"]);
     let bf = broker_flag(&broker);
     wait_listed(&bf, &["res-a", "res-b", "res-c"]);
@@ -1258,7 +1267,7 @@ fn an_interrupted_rollout_resumes_without_sending_again_to_confirmed_devices() {
     // The same command again: res-a is not sent the image again, the others are updated.
     let out = hearth(&args);
     let said = String::from_utf8_lossy(&out.stdout).into_owned();
-    let dumps = || devices.iter().map(Sim::dump).collect::<Vec<_>>().join("\n");
+    let dumps = || dump_all(&devices);
     assert!(out.status.success(), "{}\n{}", text(&out), dumps());
     assert!(said.contains("to 2 device(s)"), "{said}");
     assert!(
@@ -1286,26 +1295,13 @@ fn a_wave_updates_its_devices_at_once() {
     // Only the statuses: the image chunks are no lines of text.
     let obs = support::Observer::start_on(&broker, "stat/+/Update");
     let owner = new_owner();
-    let devices: Vec<Sim> = ["par-a", "par-b", "par-c"]
-        .iter()
-        .map(|n| device(&broker, n, &owner, ""))
-        .collect();
+    let devices = fleet(&broker, &owner, &["par-a", "par-b", "par-c"]);
     let image = owner.image("v030.img", &["--version", "0.3.0", "--size", "60000"]);
     let bf = broker_flag(&broker);
     wait_listed(&bf, &["par-a", "par-b", "par-c"]);
-    let out = hearth(&[
-        "ota",
-        "--all",
-        image.to_str().unwrap(),
-        "--parallel",
-        "3",
-        "--key",
-        owner.key(),
-        "--broker",
-        &bf,
-    ]);
+    let out = ota_all(&bf, &image, &owner, &["--parallel", "3"]);
     let said = String::from_utf8_lossy(&out.stdout).into_owned();
-    let dumps = || devices.iter().map(Sim::dump).collect::<Vec<_>>().join("\n");
+    let dumps = || dump_all(&devices);
     assert!(out.status.success(), "{}\n{}", text(&out), dumps());
     assert!(said.contains("3 device(s): 3 updated"), "{said}");
     // At once: every device had accepted its manifest before the first one confirmed.
@@ -1334,11 +1330,8 @@ fn ls_and_ota_work_across_a_bridge_to_the_site_s_broker() {
     let site = Broker::start();
     let central = Broker::bridged_to(&site);
     let owner = new_owner();
-    let devices: Vec<Sim> = ["br-a", "br-b"]
-        .iter()
-        .map(|n| device(&site, n, &owner, ""))
-        .collect();
-    let dumps = || devices.iter().map(Sim::dump).collect::<Vec<_>>().join("\n");
+    let devices = fleet(&site, &owner, &["br-a", "br-b"]);
+    let dumps = || dump_all(&devices);
     let cf = broker_flag(&central);
     let ls = || {
         let out = hearth(&["ls", "--broker", &cf]);
@@ -1353,15 +1346,7 @@ fn ls_and_ota_work_across_a_bridge_to_the_site_s_broker() {
     );
     wait_listed(&cf, &["br-a", "br-b"]);
     let image = owner.image("v030.img", &["--version", "0.3.0", "--size", "60000"]);
-    let out = hearth(&[
-        "ota",
-        "--all",
-        image.to_str().unwrap(),
-        "--key",
-        owner.key(),
-        "--broker",
-        &cf,
-    ]);
+    let out = ota_all(&cf, &image, &owner, &[]);
     let said = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "{}\n{}", text(&out), dumps());
     assert!(said.contains("2 device(s): 2 updated"), "{said}");
