@@ -586,11 +586,15 @@ fn wait_verdict(
     ))
 }
 
-/// A client connected to `broker` (within 10 s) and subscribed to `filter`, with a client id
-/// unique to this process and call (`tag` says what it is for in the broker's log).
+/// A client id unique to this process and call; `tag` says what it is for in the broker's log.
+pub(crate) fn client_id(tag: &str) -> String {
+    format!("hearth-{tag}-{}-{}", std::process::id(), issued() % 100_000)
+}
+
+/// A client connected to `broker` (within 10 s) and subscribed to `filter`, with a
+/// [`client_id`].
 fn subscribed(broker: &BrokerArgs, tag: &str, filter: &str) -> Result<Client, FleetError> {
-    let id = format!("hearth-{tag}-{}-{}", std::process::id(), issued() % 100_000);
-    let mut c = Client::connect(broker, &id, Duration::from_secs(10))?;
+    let mut c = Client::connect(broker, &client_id(tag), Duration::from_secs(10))?;
     c.subscribe(filter)?;
     Ok(c)
 }
@@ -604,17 +608,6 @@ pub fn is_online(broker: &BrokerArgs, device: &str) -> Result<bool, FleetError> 
     );
     c.disconnect();
     Ok(online)
-}
-
-/// The devices announcing themselves online (retained `tele/<name>/LWT = Online`), by name,
-/// from the inventory ([`crate::inventory::collect`]: every retained message, not a guess
-/// from a quiet spell).
-pub fn online_devices(broker: &BrokerArgs) -> Result<Vec<String>, FleetError> {
-    Ok(crate::inventory::collect(broker)?
-        .into_iter()
-        .filter(|d| d.online == Some(true))
-        .map(|d| d.name)
-        .collect())
 }
 
 /// What `hearth ota` is about to do: the image and the devices it goes to.
@@ -717,7 +710,7 @@ pub fn ota_run(
         &inventory,
         named,
         &facts.appliance,
-        &facts.version.to_string(),
+        facts.version,
         &opts.policy,
     );
     if all && send.is_empty() && skipped.is_empty() {
@@ -839,22 +832,18 @@ impl OtaReport {
 
     /// The report as text: one line a device (`DEVICE  RESULT  DETAIL`) and the counts.
     pub fn text(&self) -> String {
-        let width = self
+        let rows: Vec<Vec<String>> = self
             .devices
             .iter()
-            .map(|d| d.device.chars().count())
-            .max()
-            .unwrap_or(6)
-            .max(6);
-        let mut out = format!("{:<width$}  {:<11}  DETAIL\n", "DEVICE", "RESULT");
-        for d in &self.devices {
-            out.push_str(&format!(
-                "{:<width$}  {:<11}  {}\n",
-                d.device,
-                d.verdict.word(),
-                d.verdict.detail()
-            ));
-        }
+            .map(|d| {
+                vec![
+                    d.device.clone(),
+                    d.verdict.word().to_string(),
+                    d.verdict.detail(),
+                ]
+            })
+            .collect();
+        let mut out = crate::table::columns(&["DEVICE", "RESULT", "DETAIL"], &rows);
         let mut counts: Vec<(&str, usize)> = Vec::new();
         for d in &self.devices {
             match counts.iter_mut().find(|(w, _)| *w == d.verdict.word()) {

@@ -93,13 +93,7 @@ pub fn devices(messages: &[Received]) -> Vec<Device> {
 /// Read the inventory from the broker: subscribe, then wait for the marker that follows the
 /// retained messages.
 pub fn collect(args: &BrokerArgs) -> Result<Vec<Device>, FleetError> {
-    let id = format!(
-        "hearth-ls-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos())
-    );
+    let id = crate::commands::client_id("ls");
     let mut client = Client::connect(args, &id, Duration::from_secs(10))?;
     for f in FILTERS {
         client.subscribe(f)?;
@@ -134,10 +128,10 @@ fn or_dash(v: &Option<String>) -> &str {
 
 /// The inventory as a table, one line a device, and a summary line.
 pub fn table(devices: &[Device]) -> String {
-    let rows: Vec<[String; 8]> = devices
+    let rows: Vec<Vec<String>> = devices
         .iter()
         .map(|d| {
-            [
+            vec![
                 d.name.clone(),
                 or_dash(&d.appliance).to_string(),
                 or_dash(&d.version).to_string(),
@@ -167,29 +161,7 @@ pub fn table(devices: &[Device]) -> String {
         "SAFE MODE",
         "RSSI",
     ];
-    let mut widths: Vec<usize> = head.iter().map(|h| h.chars().count()).collect();
-    for r in &rows {
-        for (w, cell) in widths.iter_mut().zip(r) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let mut out = String::new();
-        for (i, (c, w)) in cells.iter().zip(&widths).enumerate() {
-            if i + 1 == cells.len() {
-                out.push_str(c);
-            } else {
-                out.push_str(&format!("{c:<w$}  "));
-            }
-        }
-        out.trim_end().to_string()
-    };
-    let mut out = line(head.to_vec());
-    out.push('\n');
-    for r in &rows {
-        out.push_str(&line(r.iter().map(String::as_str).collect()));
-        out.push('\n');
-    }
+    let mut out = crate::table::columns(&head, &rows);
     let online = devices.iter().filter(|d| d.online == Some(true)).count();
     let safe = devices.iter().filter(|d| d.safe_mode == Some(true)).count();
     out.push_str(&format!(

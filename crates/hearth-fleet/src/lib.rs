@@ -33,3 +33,4 @@ pub mod commands;
 pub mod inventory;
 pub mod release;
 pub mod rollout;
+mod table;

@@ -9,6 +9,8 @@
 //! see `commands::ota_run`) and one on a newer version is `newer`. Running the same command
 //! again therefore resumes a rollout without sending anything twice.
 
+use hearth_ota::manifest::Version;
+
 use crate::inventory::Device;
 
 /// What the rollout was asked to do.
@@ -109,13 +111,6 @@ impl Verdict {
     }
 }
 
-/// Compare two dotted versions number by number (`0.10.0` > `0.9.1`); `None` when either is
-/// not numbers and dots.
-fn newer(a: &str, b: &str) -> Option<bool> {
-    let nums = |v: &str| -> Option<Vec<u64>> { v.split('.').map(|p| p.parse().ok()).collect() };
-    Some(nums(a)? > nums(b)?)
-}
-
 /// The devices a rollout of `version` for `appliance` goes to, in order, and the ones it
 /// skips with why. `named`: the devices given on the command line (`None`: every device of
 /// the image's appliance the broker knows; for an image of `all` appliances, every device the
@@ -125,7 +120,7 @@ pub fn plan(
     inventory: &[Device],
     named: Option<&[String]>,
     appliance: &str,
-    version: &str,
+    version: Version,
     policy: &Policy,
 ) -> (Vec<String>, Vec<(String, Verdict)>) {
     let chosen: Vec<(String, Option<&Device>)> = match named {
@@ -155,13 +150,12 @@ pub fn plan(
                 (Some(false), _) => Some(Verdict::Offline),
                 (Some(true), None) if policy.only_outdated => Some(Verdict::NoVersion),
                 (Some(true), None) => None,
-                (Some(true), Some(running)) if running == version => {
-                    Some(Verdict::Current(running.into()))
-                }
-                (Some(true), Some(running)) if newer(running, version) == Some(true) => {
-                    Some(Verdict::Newer(running.into()))
-                }
-                (Some(true), Some(_)) => None,
+                // The device's own rule (`hearth_ota::manifest`): only a newer image is taken.
+                (Some(true), Some(running)) => match Version::parse(running) {
+                    Some(v) if v == version => Some(Verdict::Current(running.into())),
+                    Some(v) if v > version => Some(Verdict::Newer(running.into())),
+                    _ => None,
+                },
             },
         };
         match verdict {
@@ -229,6 +223,8 @@ impl Rollout {
 mod tests {
     use super::*;
 
+    const V030: Version = Version(0, 3, 0);
+
     fn dev(name: &str, appliance: &str, version: &str, online: bool) -> Device {
         Device {
             name: name.into(),
@@ -263,7 +259,7 @@ mod tests {
 
     #[test]
     fn all_means_the_image_s_appliance_and_skips_what_a_device_would_refuse() {
-        let (send, skipped) = plan(&inventory(), None, "weather", "0.3.0", &Policy::default());
+        let (send, skipped) = plan(&inventory(), None, "weather", V030, &Policy::default());
         assert_eq!(send, ["a", "n"], "n's version is unknown: tried");
         assert_eq!(
             skipped,
@@ -279,11 +275,11 @@ mod tests {
             only_outdated: true,
             ..Policy::default()
         };
-        let (send, skipped) = plan(&inventory(), None, "weather", "0.3.0", &only);
+        let (send, skipped) = plan(&inventory(), None, "weather", V030, &only);
         assert_eq!(send, ["a"]);
         assert!(skipped.contains(&("n".into(), Verdict::NoVersion)));
         // An image for every appliance: every device whose appliance the broker knows.
-        let (send, _) = plan(&inventory(), None, "all", "0.3.0", &Policy::default());
+        let (send, _) = plan(&inventory(), None, "all", V030, &Policy::default());
         assert_eq!(send, ["a", "n", "r"]);
     }
 
@@ -294,7 +290,7 @@ mod tests {
             &inventory(),
             Some(&names),
             "weather",
-            "0.3.0",
+            V030,
             &Policy::default(),
         );
         assert_eq!(
@@ -312,11 +308,22 @@ mod tests {
     }
 
     #[test]
-    fn versions_compare_by_number() {
-        assert_eq!(newer("0.10.0", "0.9.1"), Some(true));
-        assert_eq!(newer("0.3.0", "0.3.0"), Some(false));
-        assert_eq!(newer("1.0", "0.99.99"), Some(true));
-        assert_eq!(newer("0.3.0-rc1", "0.3.0"), None);
+    fn versions_compare_by_number_as_the_device_does() {
+        let on = |v: &str| {
+            let (send, skipped) = plan(
+                &[dev("x", "weather", v, true)],
+                None,
+                "weather",
+                Version(0, 9, 1),
+                &Policy::default(),
+            );
+            skipped.into_iter().next().map(|(_, v)| v).ok_or(send)
+        };
+        assert_eq!(on("0.10.0"), Ok(Verdict::Newer("0.10.0".into())));
+        assert_eq!(on("0.9.1"), Ok(Verdict::Current("0.9.1".into())));
+        assert_eq!(on("0.9.0"), Err(vec!["x".to_string()]));
+        // Not a version the device would have published: tried, and the device decides.
+        assert_eq!(on("0.9.1-rc1"), Err(vec!["x".to_string()]));
     }
 
     #[test]

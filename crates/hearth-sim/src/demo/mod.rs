@@ -38,9 +38,16 @@ pub enum DemoError {
 
 /// A valid config for demo device `name` talking to `port`.
 pub fn demo_config(name: &str, port: u16) -> String {
+    mqtt_config("weather", name, port)
+}
+
+/// The config every MQTT device of the demo starts from: appliance `profile`, named `name`,
+/// on the demo's broker at `port`.
+fn mqtt_config(profile: &str, name: &str, port: u16) -> String {
     format!(
-        "# written by `hearth demo`\nprofile weather\nssid Demo Network\npassword demo-passphrase\n\
-         mqttbroker 127.0.0.1:{port}\nmqttname {name}\nstartdelay 2\nmqttkeepalive 15\n"
+        "# written by `hearth demo`\nprofile {profile}\nssid Demo Network\n\
+         password demo-passphrase\nmqttbroker 127.0.0.1:{port}\nmqttname {name}\n\
+         startdelay 2\nmqttkeepalive 15\n"
     )
 }
 
@@ -71,13 +78,7 @@ fn weather_try(i: u32) -> Try {
 
 /// Every device of the demo: `devices` weather stations, then the rest of the house.
 fn plan(port: u16, devices: u32) -> Vec<Planned> {
-    let mqtt = |profile: &str, name: &str| {
-        format!(
-            "# written by `hearth demo`\nprofile {profile}\nssid Demo Network\n\
-             password demo-passphrase\nmqttbroker 127.0.0.1:{port}\nmqttname {name}\n\
-             startdelay 2\nmqttkeepalive 15\n"
-        )
-    };
+    let mqtt = |profile: &str, name: &str| mqtt_config(profile, name, port);
     let device = |name: &str, profile, text, timeline, try_it| Planned {
         name: name.into(),
         profile,
