@@ -39,7 +39,7 @@ pub struct Cli {
 enum Top {
     /// Start an embedded MQTT broker and a simulated house, and show its topics live
     Demo(Demo),
-    /// Run one simulated appliance against the broker its config names (or control one)
+    /// Run one simulated appliance (or, with --fleet, many) against the broker its config names (or control them)
     Sim(Sim),
     /// The device process that `hearth sim` starts (internal)
     #[command(hide = true, name = "sim-device")]
@@ -138,6 +138,12 @@ struct Sim {
     /// then waits for on its console (`hearth provision`); repeatable
     #[arg(long = "ap", value_name = "NAME[:PASSWORD]", value_parser = hearth_sim::console::AccessPoint::parse)]
     aps: Vec<hearth_sim::console::AccessPoint>,
+    /// Run N devices of the config (a template) in this process, named after its mqttname
+    /// with -0001, -0002…, each with its own directory in DIR; their lines go to
+    /// DIR/fleet.log. `sim ctl DIR COMMAND` aims at all of them, or add --device NAME or
+    /// --share PERCENT
+    #[arg(long, value_name = "N", conflicts_with = "aps", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    fleet: Option<u32>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -147,7 +153,10 @@ enum SimCmd {
 Commands: wifi up|down|stuck, block SECONDS, slow SECONDS, power-cut, quit, wake,
 sensor CHIP FAULT, load KG, temperature C, tank MASK, flow RATE, input N on|off,
 press ev1527|ht6p20 ADDRESS BUTTON, repair, storage-stress on|off, crash-config,
-power-cut-at otadata N, status")]
+power-cut-at otadata N, status
+
+For a fleet (`hearth sim --fleet N`), aim with --device NAME (repeatable) or --share PERCENT;
+without either a command reaches every member (`power-cut` cuts the whole fleet).")]
     Ctl {
         /// The simulator's state directory
         state: PathBuf,
@@ -327,6 +336,9 @@ struct Ota {
     /// Do not wait for the devices to confirm the new image
     #[arg(long)]
     no_wait: bool,
+    /// How long to wait for each device to confirm or roll back before it counts as failed
+    #[arg(long, value_name = "SECONDS", default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    confirm_timeout: u64,
     #[command(flatten)]
     sign: Sign,
     #[command(flatten)]
@@ -599,6 +611,8 @@ pub enum Run {
         air: Option<String>,
         /// Simulated access points.
         aps: Vec<hearth_sim::console::AccessPoint>,
+        /// `--fleet N`.
+        fleet: Option<u32>,
     },
     /// `hearth sim ctl`.
     Ctl {
@@ -804,12 +818,14 @@ impl Cli {
                 state,
                 air,
                 aps,
+                fleet,
                 ..
             }) => Run::Sim {
                 config: config.expect("clap requires --config"),
                 state: state.expect("clap requires --state"),
                 air,
                 aps,
+                fleet,
             },
             Top::SimDevice(ConfigState { config, state }) => Run::Device { config, state },
             Top::Flash(Flash {
@@ -891,6 +907,7 @@ impl Cli {
                     options: hearth_fleet::commands::OtaOptions {
                         window: o.window,
                         wait_confirm: !o.no_wait,
+                        confirm_timeout: std::time::Duration::from_secs(o.confirm_timeout),
                         allow_clock_jump: o.sign.allow_clock_jump,
                         policy: hearth_fleet::rollout::Policy {
                             only_outdated: o.only_outdated,

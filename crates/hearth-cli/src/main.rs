@@ -25,6 +25,7 @@ fn main() -> ExitCode {
             state,
             air,
             aps,
+            fleet,
         } => {
             // Check the config before powering anything up: a bad file is reported once, no
             // restart loop. (One that lacks only Wi-Fi passes: the device asks for it.)
@@ -42,7 +43,16 @@ fn main() -> ExitCode {
                 // it.
                 std::env::set_var(hearth_sim::device::AIR_ENV, air);
             }
-            done(hearth_sim::power::run(&config, &state))
+            match fleet {
+                Some(n) => match hearth_sim::fleet::run(&config, &state, n as usize) {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        ExitCode::from(2)
+                    }
+                },
+                None => done(hearth_sim::power::run(&config, &state)),
+            }
         }
         Run::Ctl { state, command } => match hearth_sim::control::send(&state, &command) {
             Ok(reply) => {

@@ -53,6 +53,9 @@ pub mod update;
 
 #[cfg(test)]
 extern crate std;
+// The tests' timers run on the host's embassy-time driver.
+#[cfg(test)]
+use hearth_hosttime as _;
 #[cfg(test)]
 mod test_board;
 

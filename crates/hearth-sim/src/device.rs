@@ -251,17 +251,164 @@ pub fn config_check(path: &Path, chip: Option<&str>) -> ExitCode {
 /// The wall clock once SNTP set it: Unix ms minus the monotonic ms (0: not set).
 static WALL_OFFSET: AtomicU64 = AtomicU64::new(0);
 
-fn console(line: &str) {
-    let mono = embassy_time::Instant::now().as_millis();
-    let t = mono as f64 / 1000.0;
-    let line = match WALL_OFFSET.load(Ordering::Relaxed) {
+/// Where the device's console goes when it is one of a fleet in this process (`hearth sim
+/// --fleet`): its name, state directory, boot time and wall clock, and the fleet's log.
+pub struct Member {
+    /// The device's name (its `mqttname`).
+    pub name: String,
+    /// Its state directory.
+    pub state: PathBuf,
+    /// The monotonic ms at its last boot: the console shows the time since.
+    boot_ms: AtomicU64,
+    /// As [`WALL_OFFSET`], for this device.
+    wall_offset: AtomicU64,
+    sink: Box<dyn Fn(&str) + Send + Sync>,
+}
+
+impl Member {
+    /// A fleet member named `name` in `state`, its console lines (already stamped and
+    /// prefixed with its name) given to `sink`.
+    pub fn new(name: String, state: PathBuf, sink: Box<dyn Fn(&str) + Send + Sync>) -> Self {
+        Self {
+            name,
+            state,
+            boot_ms: AtomicU64::new(0),
+            wall_offset: AtomicU64::new(0),
+            sink,
+        }
+    }
+
+    /// The device (re)boots now.
+    pub fn booting(&self) {
+        self.boot_ms
+            .store(embassy_time::Instant::now().as_millis(), Ordering::Relaxed);
+        self.wall_offset.store(0, Ordering::Relaxed);
+    }
+
+    /// The monotonic ms of its last boot.
+    pub fn boot_ms(&self) -> u64 {
+        self.boot_ms.load(Ordering::Relaxed)
+    }
+
+    /// One console line of this device.
+    pub fn line(&self, line: &str) {
+        let mono = embassy_time::Instant::now().as_millis();
+        let up = mono.saturating_sub(self.boot_ms.load(Ordering::Relaxed));
+        (self.sink)(&stamped(
+            up,
+            self.wall_offset.load(Ordering::Relaxed),
+            mono,
+            line,
+        ));
+    }
+}
+
+std::thread_local! {
+    /// The fleet member whose code runs on this thread now (none: the process is one device).
+    static CURRENT: std::cell::RefCell<Option<Arc<Member>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The fleet member running on this thread, if any.
+pub fn current_member() -> Option<Arc<Member>> {
+    CURRENT.with(|c| c.borrow().clone())
+}
+
+/// While this lives, console lines and resets on this thread are `member`'s.
+pub struct Entered(Option<Arc<Member>>);
+
+/// Run the following code as `member` (until the guard drops).
+pub fn enter(member: &Arc<Member>) -> Entered {
+    Entered(CURRENT.with(|c| c.replace(Some(member.clone()))))
+}
+
+impl Drop for Entered {
+    fn drop(&mut self) {
+        let before = self.0.take();
+        CURRENT.with(|c| *c.borrow_mut() = before);
+    }
+}
+
+/// How a run of the device ended, as its board sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// The runtime reset the chip.
+    Reset,
+    /// Deep sleep for this many ms.
+    Sleep(Millis),
+    /// The watchdog reset it.
+    Watchdog,
+    /// The config cannot run: restarting would not help.
+    Config,
+    /// Neither slot holds a bootable image.
+    NoImage,
+    /// It panicked.
+    Panic,
+    /// Its power failed.
+    PowerCut,
+}
+
+impl Stop {
+    /// The exit code a device process ends with.
+    fn exit_code(self) -> i32 {
+        match self {
+            Self::Reset => EXIT_RESET,
+            Self::Sleep(_) => EXIT_SLEEP,
+            Self::Watchdog => EXIT_WATCHDOG,
+            Self::Config => EXIT_CONFIG,
+            Self::NoImage => EXIT_NO_IMAGE,
+            Self::Panic => 101,
+            Self::PowerCut => 137,
+        }
+    }
+
+    /// The reset cause the next boot reads.
+    pub fn cause(self) -> HardwareReset {
+        match self {
+            Self::Reset => HardwareReset::Software,
+            Self::Sleep(_) => HardwareReset::DeepSleepWake,
+            Self::Watchdog => HardwareReset::Watchdog,
+            Self::Panic => HardwareReset::Panic,
+            Self::PowerCut => HardwareReset::PowerOn,
+            Self::Config | Self::NoImage => HardwareReset::Other,
+        }
+    }
+}
+
+/// End this run of the device: a device process exits with the stop's code; a fleet member's
+/// run unwinds to its board ([`crate::fleet`]), which restarts it as the hardware would.
+fn stop(why: Stop) -> ! {
+    if current_member().is_some() {
+        std::panic::resume_unwind(Box::new(why))
+    }
+    if why == Stop::PowerCut {
+        // As the board's power-cut: no cleanup, nothing flushed beyond what the files hold.
+        // SAFETY: kill(2) on our own process.
+        unsafe {
+            libc::kill(libc::getpid(), libc::SIGKILL);
+        }
+    }
+    std::process::exit(why.exit_code())
+}
+
+/// A console line with the time since boot and, once known, the time of day.
+fn stamped(up_ms: u64, wall_offset: u64, mono: u64, line: &str) -> String {
+    let t = up_ms as f64 / 1000.0;
+    match wall_offset {
         0 => format!("[{t:>9.3}] {line}"),
         // The time of day (UTC) after the time since boot, which tools read.
         offset => format!(
             "[{t:>9.3}] {} {line}",
             hearth_core::sntp::TimeOfDay(mono + offset)
         ),
-    };
+    }
+}
+
+fn console(line: &str) {
+    if let Some(member) = current_member() {
+        return member.line(line);
+    }
+    let mono = embassy_time::Instant::now().as_millis();
+    let line = stamped(mono, WALL_OFFSET.load(Ordering::Relaxed), mono, line);
     crate::console::mirror(&line);
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}");
@@ -330,6 +477,8 @@ struct Faults {
     /// Flash operations on otadata until the injected power cut (0: none armed).
     cut_otadata: AtomicU32,
     stress: AtomicBool,
+    /// Set when `stress` changes.
+    stress_changed: crate::latch::Latch<()>,
     repair: AtomicBool,
 }
 
@@ -442,16 +591,19 @@ impl Reset for SimBoard {
 
     fn reset(&mut self) -> ! {
         console("reset");
-        std::process::exit(EXIT_RESET)
+        stop(Stop::Reset)
     }
 
     fn deep_sleep(&mut self, ms: Millis) -> ! {
-        // The request lives next to the flash; the board reads it when the process has ended.
-        if let Err(e) = std::fs::write(self.state.join(SLEEP_FILE), ms.to_string()) {
-            console(&format!("deep sleep: cannot record the sleep time: {e}"));
+        // The request lives next to the flash; the board reads it when the process has ended
+        // (a fleet's board is told directly).
+        if current_member().is_none() {
+            if let Err(e) = std::fs::write(self.state.join(SLEEP_FILE), ms.to_string()) {
+                console(&format!("deep sleep: cannot record the sleep time: {e}"));
+            }
         }
         console(&format!("deep sleep {ms} ms"));
-        std::process::exit(EXIT_SLEEP)
+        stop(Stop::Sleep(ms))
     }
 }
 
@@ -491,7 +643,11 @@ impl Console for SimBoard {
 
     fn wall_clock(&mut self, unix_ms: u64) {
         let mono = embassy_time::Instant::now().as_millis();
-        WALL_OFFSET.store(unix_ms.saturating_sub(mono).max(1), Ordering::Relaxed);
+        let offset = unix_ms.saturating_sub(mono).max(1);
+        match current_member() {
+            Some(member) => member.wall_offset.store(offset, Ordering::Relaxed),
+            None => WALL_OFFSET.store(offset, Ordering::Relaxed),
+        }
     }
 
     /// The simulated board's status LED is its log.
@@ -546,12 +702,7 @@ impl SlotFlash {
             0 => {}
             1 => {
                 console("power cut (injected) in the middle of an otadata update");
-                // As the board's power-cut: no cleanup, nothing flushed beyond what the flash
-                // file already holds.
-                // SAFETY: kill(2) on our own process.
-                unsafe {
-                    libc::kill(libc::getpid(), libc::SIGKILL);
-                }
+                stop(Stop::PowerCut)
             }
             n => self.faults.cut_otadata.store(n - 1, Ordering::SeqCst),
         }
@@ -695,136 +846,161 @@ fn set_fault<F: std::str::FromStr<Err = String>>(chip: &str, fault: &str, set: i
 /// boots without it.
 const ENV_READY_WAIT: Duration = Duration::from_secs(2);
 
-fn start_env_reader(
+/// The simulated hardware of a running device that its board's environment reaches: the link,
+/// the faults of the loop and the flash, and the chips.
+#[derive(Clone)]
+pub struct Live {
     link: Arc<Link>,
     faults: Arc<Faults>,
     chips: Chips,
-    ready: std::sync::mpsc::Sender<()>,
-) {
-    let Chips {
-        bus,
-        hx711,
-        pzem,
-        ook,
-        mcp,
-        flow,
-        shiftreg,
-        inputs,
-        onewire,
-        ..
-    } = chips;
-    std::thread::spawn(move || {
+    /// The tank's wet switches and the flow rate last set, so the log shows changes only.
+    tank_flow: Arc<Mutex<(u16, u32)>>,
+}
+
+impl Live {
+    /// Apply one environment message, logging it; true for [`EnvMsg::Ready`].
+    pub fn apply(&self, msg: EnvMsg) -> bool {
+        let Chips {
+            bus,
+            hx711,
+            pzem,
+            ook,
+            mcp,
+            flow,
+            shiftreg,
+            inputs,
+            onewire,
+            ..
+        } = &self.chips;
+        let (link, faults) = (&self.link, &self.faults);
         // The board replays the whole environment at each boot; the log shows what differs
         // from a quiet board, so a relay's boot does not list a tank it has not got.
-        let (mut wet, mut rate) = (0u16, 0u32);
+        let mut tank_flow = lock(&self.tank_flow);
+        let (wet, rate) = &mut *tank_flow;
+        match msg {
+            EnvMsg::Wifi(w) => {
+                console(&format!("environment: wifi {}", w.as_str()));
+                link.set_wifi(w);
+            }
+            EnvMsg::Rssi(r) => {
+                console(&format!("environment: rssi {r} dBm"));
+                link.set_rssi(r);
+            }
+            EnvMsg::StorageStress(on) => {
+                faults.stress.store(on, Ordering::SeqCst);
+                faults.stress_changed.set(());
+            }
+            EnvMsg::Load(g) => {
+                if g != 0 || hx711.load_kg() != 0.0 {
+                    console(&format!("environment: load {:.3} kg", g as f64 / 1000.0));
+                }
+                hx711.set_load_kg(g as f64 / 1000.0);
+            }
+            EnvMsg::CutOtadata(n) => {
+                console(&format!(
+                    "environment: power fails before otadata operation {n}"
+                ));
+                faults.cut_otadata.store(n, Ordering::SeqCst);
+            }
+            EnvMsg::Repair => {
+                console("environment: re-pair requested");
+                faults.repair.store(true, Ordering::SeqCst);
+            }
+            EnvMsg::Temperature(mc) => {
+                let c = f64::from(mc) / 1000.0;
+                console(&format!("environment: temperature {c:.1} °C"));
+                onewire.set_all_temperatures(c);
+            }
+            EnvMsg::Sensor(chip, fault) if chip == "onewire" => {
+                set_fault::<hearth_simchips::OneWireFault>(&chip, &fault, |f| {
+                    onewire.set_bus_fault(f)
+                })
+            }
+            EnvMsg::Tank(mask) => {
+                if mask != 0 || *wet != 0 {
+                    console(&format!("environment: tank switches wet {mask:#06x}"));
+                }
+                *wet = mask;
+                mcp.set_switches(mask);
+            }
+            EnvMsg::Flow(r) => {
+                if r != 0 || *rate != 0 {
+                    console(&format!("environment: flow {r} pulses/s"));
+                }
+                *rate = r;
+                flow.set_rate(f64::from(r));
+            }
+            EnvMsg::Input(k, on) => {
+                console(&format!(
+                    "environment: input {k} {}",
+                    if on { "on" } else { "off" }
+                ));
+                if on {
+                    inputs.fetch_or(1 << k, Ordering::SeqCst);
+                } else {
+                    inputs.fetch_and(!(1 << k), Ordering::SeqCst);
+                }
+                // The Dingtian 8's '165 inputs are active low.
+                shiftreg.set_input_level(k, !on);
+            }
+            EnvMsg::Sensor(chip, fault) if chip == "flow" => {
+                set_fault::<hearth_simchips::FlowFault>(&chip, &fault, |f| flow.set_fault(f))
+            }
+            EnvMsg::Sensor(chip, fault) if chip == "shiftreg" => {
+                set_fault::<hearth_simchips::ShiftRegFault>(&chip, &fault, |f| {
+                    shiftreg.set_fault(f)
+                })
+            }
+            EnvMsg::Press(encoder, address, button) => {
+                let e = match encoder.as_str() {
+                    "ht6p20" => Encoder::Ht6p20,
+                    _ => Encoder::Ev1527,
+                };
+                console(&format!(
+                    "environment: keyfob {encoder} {address} button {button}"
+                ));
+                ook.press(e, address, button);
+            }
+            EnvMsg::Sensor(chip, fault) if chip == "ook" => {
+                set_fault::<OokFault>(&chip, &fault, |f| ook.set_fault(f))
+            }
+            EnvMsg::Sensor(chip, fault) if chip == "pzem" => {
+                set_fault::<hearth_simchips::ChipFault>(&chip, &fault, |f| pzem.set_fault(f))
+            }
+            EnvMsg::Sensor(chip, fault) if chip == "hx711" => {
+                set_fault::<Hx711Fault>(&chip, &fault, |f| hx711.set_fault(f))
+            }
+            EnvMsg::Sensor(chip, fault) => {
+                match hearth_simchips::parse_sensor_fault(&chip, &fault) {
+                    Ok((addr, f)) => {
+                        console(&format!("environment: sensor {chip} {fault}"));
+                        if let Err(e) = bus.set_fault(addr, f) {
+                            console(&format!("environment: {e}"));
+                        }
+                    }
+                    Err(e) => console(&format!("environment: {e}")),
+                }
+            }
+            EnvMsg::Block(ms) => lock(&faults.pending).push_back(LoopFault::Block(ms)),
+            EnvMsg::Slow(ms) => lock(&faults.pending).push_back(LoopFault::Slow(ms)),
+            EnvMsg::Ready => return true,
+        }
+        false
+    }
+}
+
+/// Read environment messages from the board on standard input; the board going away powers
+/// the device off.
+fn start_env_reader(live: Live, ready: std::sync::mpsc::Sender<()>) {
+    std::thread::spawn(move || {
         let stdin = std::io::stdin();
         for line in stdin.lock().lines() {
             let Ok(line) = line else { break };
             match EnvMsg::parse(&line) {
-                Ok(EnvMsg::Wifi(w)) => {
-                    console(&format!("environment: wifi {}", w.as_str()));
-                    link.set_wifi(w);
-                }
-                Ok(EnvMsg::Rssi(r)) => {
-                    console(&format!("environment: rssi {r} dBm"));
-                    link.set_rssi(r);
-                }
-                Ok(EnvMsg::StorageStress(on)) => faults.stress.store(on, Ordering::SeqCst),
-                Ok(EnvMsg::Load(g)) => {
-                    if g != 0 || hx711.load_kg() != 0.0 {
-                        console(&format!("environment: load {:.3} kg", g as f64 / 1000.0));
+                Ok(msg) => {
+                    if live.apply(msg) {
+                        let _ = ready.send(());
                     }
-                    hx711.set_load_kg(g as f64 / 1000.0);
-                }
-                Ok(EnvMsg::CutOtadata(n)) => {
-                    console(&format!(
-                        "environment: power fails before otadata operation {n}"
-                    ));
-                    faults.cut_otadata.store(n, Ordering::SeqCst);
-                }
-                Ok(EnvMsg::Repair) => {
-                    console("environment: re-pair requested");
-                    faults.repair.store(true, Ordering::SeqCst);
-                }
-                Ok(EnvMsg::Temperature(mc)) => {
-                    let c = f64::from(mc) / 1000.0;
-                    console(&format!("environment: temperature {c:.1} °C"));
-                    onewire.set_all_temperatures(c);
-                }
-                Ok(EnvMsg::Sensor(chip, fault)) if chip == "onewire" => {
-                    set_fault::<hearth_simchips::OneWireFault>(&chip, &fault, |f| {
-                        onewire.set_bus_fault(f)
-                    })
-                }
-                Ok(EnvMsg::Tank(mask)) => {
-                    if mask != 0 || wet != 0 {
-                        console(&format!("environment: tank switches wet {mask:#06x}"));
-                    }
-                    wet = mask;
-                    mcp.set_switches(mask);
-                }
-                Ok(EnvMsg::Flow(r)) => {
-                    if r != 0 || rate != 0 {
-                        console(&format!("environment: flow {r} pulses/s"));
-                    }
-                    rate = r;
-                    flow.set_rate(f64::from(r));
-                }
-                Ok(EnvMsg::Input(k, on)) => {
-                    console(&format!(
-                        "environment: input {k} {}",
-                        if on { "on" } else { "off" }
-                    ));
-                    if on {
-                        inputs.fetch_or(1 << k, Ordering::SeqCst);
-                    } else {
-                        inputs.fetch_and(!(1 << k), Ordering::SeqCst);
-                    }
-                    // The Dingtian 8's '165 inputs are active low.
-                    shiftreg.set_input_level(k, !on);
-                }
-                Ok(EnvMsg::Sensor(chip, fault)) if chip == "flow" => {
-                    set_fault::<hearth_simchips::FlowFault>(&chip, &fault, |f| flow.set_fault(f))
-                }
-                Ok(EnvMsg::Sensor(chip, fault)) if chip == "shiftreg" => {
-                    set_fault::<hearth_simchips::ShiftRegFault>(&chip, &fault, |f| {
-                        shiftreg.set_fault(f)
-                    })
-                }
-                Ok(EnvMsg::Press(encoder, address, button)) => {
-                    let e = match encoder.as_str() {
-                        "ht6p20" => Encoder::Ht6p20,
-                        _ => Encoder::Ev1527,
-                    };
-                    console(&format!(
-                        "environment: keyfob {encoder} {address} button {button}"
-                    ));
-                    ook.press(e, address, button);
-                }
-                Ok(EnvMsg::Sensor(chip, fault)) if chip == "ook" => {
-                    set_fault::<OokFault>(&chip, &fault, |f| ook.set_fault(f))
-                }
-                Ok(EnvMsg::Sensor(chip, fault)) if chip == "pzem" => {
-                    set_fault::<hearth_simchips::ChipFault>(&chip, &fault, |f| pzem.set_fault(f))
-                }
-                Ok(EnvMsg::Sensor(chip, fault)) if chip == "hx711" => {
-                    set_fault::<Hx711Fault>(&chip, &fault, |f| hx711.set_fault(f))
-                }
-                Ok(EnvMsg::Sensor(chip, fault)) => {
-                    match hearth_simchips::parse_sensor_fault(&chip, &fault) {
-                        Ok((addr, f)) => {
-                            console(&format!("environment: sensor {chip} {fault}"));
-                            if let Err(e) = bus.set_fault(addr, f) {
-                                console(&format!("environment: {e}"));
-                            }
-                        }
-                        Err(e) => console(&format!("environment: {e}")),
-                    }
-                }
-                Ok(EnvMsg::Block(ms)) => lock(&faults.pending).push_back(LoopFault::Block(ms)),
-                Ok(EnvMsg::Slow(ms)) => lock(&faults.pending).push_back(LoopFault::Slow(ms)),
-                Ok(EnvMsg::Ready) => {
-                    let _ = ready.send(());
                 }
                 Err(e) => console(&format!("environment: {e}")),
             }
@@ -836,12 +1012,12 @@ fn start_env_reader(
 
 /// Everything the device task needs.
 /// What the device runs: an appliance of the build, as planned, or a [`Custom`] one.
-enum Target {
+pub(crate) enum Target {
     Plan(Plan),
     Custom(hearth_runtime::Settings, Box<dyn DynProfile>),
 }
 
-struct Parts {
+pub(crate) struct Parts {
     plan: Target,
     net: SimNetwork,
     board: SimBoard,
@@ -852,6 +1028,8 @@ struct Parts {
     config: hearth_config::Config,
     /// The appliance crashes soon after it starts (`crash-config`).
     crash_appliance: bool,
+    /// The booted image crashes this long after the start (`health=crash`), with this message.
+    crash_image: Option<(Duration, String)>,
 }
 
 /// The simulated hardware of every appliance; each run uses the part its profile needs.
@@ -945,13 +1123,19 @@ fn open_radio(state: &Path, mac: [u8; 6]) -> SimRadio {
         Err(e) => {
             console(&format!("radio: cannot join air {}: {e}", dir.display()));
             let _ = state;
-            std::process::exit(EXIT_CONFIG);
+            stop(Stop::Config)
         }
     }
 }
 
 #[embassy_executor::task]
 async fn device_task(parts: Parts) {
+    device_main(parts).await;
+}
+
+/// The device from power-up: its store, the runtime with its appliance, and the simulated
+/// defects its image or config has. It ends only by [`stop`].
+pub(crate) async fn device_main(parts: Parts) {
     let Parts {
         plan,
         mut net,
@@ -962,7 +1146,20 @@ async fn device_task(parts: Parts) {
         name,
         config,
         crash_appliance,
+        crash_image,
     } = parts;
+    // The simulated defects strike in the device's own task (a panic there is what a panic is
+    // on the chip), at their time.
+    let crash = crate::latch::Latch::new();
+    if let Some(at) = crash_image {
+        crash.set(at);
+    }
+    let crasher = async {
+        let (after, message) = crash.wait().await;
+        embassy_time::Timer::after(embassy_time::Duration::from_millis(after.as_millis() as u64))
+            .await;
+        panic!("{message}");
+    };
     let Chips {
         bus,
         hx711,
@@ -992,7 +1189,7 @@ async fn device_task(parts: Parts) {
         }
         Err(e) => {
             console(&format!("storage: cannot open the store: {e}"));
-            std::process::exit(EXIT_CONFIG);
+            stop(Stop::Config)
         }
     };
     let store = hearth_platform::store::shared(store);
@@ -1057,10 +1254,10 @@ async fn device_task(parts: Parts) {
                     run_appliance!(settings, &mut profile)
                 }
                 if crash_appliance {
-                    std::thread::spawn(|| {
-                        std::thread::sleep(Duration::from_secs(2));
-                        panic!("the appliance crashed: a defect this config triggers (simulated fault crash-config)");
-                    });
+                    crash.set((
+                        Duration::from_secs(2),
+                        "the appliance crashed: a defect this config triggers (simulated fault crash-config)".into(),
+                    ));
                 }
                 Plan::Mqtt {
                     settings,
@@ -1186,7 +1383,12 @@ async fn device_task(parts: Parts) {
             }
         }
     };
-    embassy_futures::join::join(device, crate::stress::run(&store, &stress.stress, console)).await;
+    embassy_futures::join::join3(
+        device,
+        crate::stress::run(&store, &stress.stress, &stress.stress_changed, console),
+        crasher,
+    )
+    .await;
 }
 
 /// `hearth sim-device`: run the device until it resets.
@@ -1208,6 +1410,52 @@ pub fn run_custom(config: &Path, state: &Path, custom: &'static Custom) -> ExitC
 }
 
 fn boot(config: &Path, state: &Path, custom: Option<&'static Custom>) -> ExitCode {
+    // The last panic is kept (as RTC memory would keep it across resets) until a new one.
+    let panic_path = state.join(PANIC_FILE);
+    std::panic::set_hook(Box::new(move |info| {
+        let text = info.to_string();
+        console(&format!("panic: {text}"));
+        let _ = std::fs::write(&panic_path, &text);
+        // As on the chip: a panic resets the device.
+        std::process::exit(101);
+    }));
+    let Prepared {
+        parts,
+        live,
+        watchdog,
+    } = match prepare(config, state, custom, reset_cause()) {
+        Ok(p) => p,
+        Err(why) => return ExitCode::from(why.exit_code() as u8),
+    };
+    if let Some((policy, grace, timeout)) = watchdog {
+        start_watchdog(policy, grace, timeout);
+    }
+    let (ready, environment) = std::sync::mpsc::channel();
+    start_env_reader(live, ready);
+    // Boot in the environment the board powered the device up in, not before it arrived.
+    let _ = environment.recv_timeout(ENV_READY_WAIT);
+    let executor = Box::leak(Box::new(embassy_executor::Executor::new()));
+    executor.run(move |spawner| {
+        spawner.spawn(device_task(parts).expect("the device task is spawned once"));
+    })
+}
+
+/// A device ready to run: its parts, the hardware its board's environment reaches, and its
+/// watchdog (the loop policy, the grace and the timeout, ms) when the config arms one.
+pub(crate) struct Prepared {
+    pub(crate) parts: Parts,
+    pub(crate) live: Live,
+    pub(crate) watchdog: Option<(Arc<Mutex<LoopWatchdog>>, Millis, Millis)>,
+}
+
+/// Power-up to the start of the firmware: the config in force, the bootloader, the config's
+/// checks, the flash, the chips. `reset` is what the hardware reports as the reset cause.
+pub(crate) fn prepare(
+    config: &Path,
+    state: &Path,
+    custom: Option<&'static Custom>,
+    reset: HardwareReset,
+) -> Result<Prepared, Stop> {
     let pushed = state.join(PUSHED_CONFIG);
     let provisioned = state.join(crate::console::PROVISIONED_CONFIG);
     let mut config = if pushed.exists() {
@@ -1227,35 +1475,26 @@ fn boot(config: &Path, state: &Path, custom: Option<&'static Custom>) -> ExitCod
     } else {
         config
     };
-    // The last panic is kept (as RTC memory would keep it across resets) until a new one.
-    let panic_path = state.join(PANIC_FILE);
-    let last_panic = std::fs::read_to_string(&panic_path).ok();
-    {
-        let panic_path = panic_path.clone();
-        std::panic::set_hook(Box::new(move |info| {
-            let text = info.to_string();
-            console(&format!("panic: {text}"));
-            let _ = std::fs::write(&panic_path, &text);
-            // As on the chip: a panic resets the device.
-            std::process::exit(101);
-        }));
-    }
+    let last_panic = std::fs::read_to_string(state.join(PANIC_FILE)).ok();
     let booted = match embassy_futures::block_on(crate::firmware::boot(state, &mut |l| console(l)))
     {
         Ok(b) => b,
         Err(e) => {
             console(&format!("bootloader: {e}: the device cannot start"));
-            std::process::exit(EXIT_NO_IMAGE);
+            return Err(Stop::NoImage);
         }
     };
     let parse = |text: &str| match custom {
         Some(c) => c.parse(text),
         None => hearth_device::profiles::parse_config(text),
     };
-    match provision_wifi(config, state, &booted.info.version, &parse) {
-        Some(Ok(_)) => config = provisioned.as_path(),
-        Some(Err(code)) => return code,
-        None => {}
+    // A fleet's members have their Wi-Fi in their config: no console to provision over.
+    if current_member().is_none() {
+        match provision_wifi(config, state, &booted.info.version, &parse) {
+            Some(Ok(_)) => config = provisioned.as_path(),
+            Some(Err(_)) => return Err(Stop::Config),
+            None => {}
+        }
     }
     // `hearth sim ctl DIR crash-config`: the appliance crashes with this config.
     let crash_appliance = match (
@@ -1279,44 +1518,51 @@ fn boot(config: &Path, state: &Path, custom: Option<&'static Custom>) -> ExitCod
     };
     let (config, plan) = match loaded {
         Ok(v) => v,
-        Err(code) if config == pushed.as_path() => {
+        Err(_) if config == pushed.as_path() => {
             // As on the chip: a pushed config that cannot run here is undone at boot, so a
             // push never leaves the device off the network (the device checked it with the
             // same rules before accepting it; this covers rules that changed since).
             match restore_previous(state) {
                 Ok(()) => {
                     console("config: the config pushed over MQTT cannot run here: the previous config is back; resetting into it");
-                    std::process::exit(EXIT_RESET);
+                    return Err(Stop::Reset);
                 }
                 Err(e) => {
                     console(&format!("config: cannot put the previous config back: {e}"));
-                    return code;
+                    return Err(Stop::Config);
                 }
             }
         }
-        Err(code) => return code,
+        Err(_) => return Err(Stop::Config),
     };
     let flash_path: PathBuf = state.join(FLASH_NAME);
     let flash = match FileFlash::open_or_create(&flash_path, FLASH_SIZE as usize) {
-        Ok(f) => f,
+        Ok(mut f) => {
+            // A fleet's members hold no flash file open (thousands of them would pass the
+            // process's limit of open files).
+            if current_member().is_some() {
+                f.close_between_operations();
+            }
+            f
+        }
         Err(e) => {
-            eprintln!("{}: {e}", flash_path.display());
-            return ExitCode::from(EXIT_CONFIG as u8);
+            console(&format!("{}: {e}", flash_path.display()));
+            return Err(Stop::Config);
         }
     };
     let t = &config.timings;
     let watchdog = Arc::new(Mutex::new(LoopWatchdog::new(
-        0,
+        embassy_time::Instant::now().as_millis(),
         LoopWatchdog::FEED_WINDOW,
         t.may_block_s as Millis * SECOND,
     )));
-    if let Some(timeout_s) = t.watchdog_s {
-        start_watchdog(
+    let armed = t.watchdog_s.map(|timeout_s| {
+        (
             watchdog.clone(),
             t.watchdog_grace_s as Millis * SECOND,
             timeout_s as Millis * SECOND,
-        );
-    }
+        )
+    });
     let id = identity(state);
     // What a router lists the board by, and the id in its Home Assistant unique ids.
     console(&format!("board: MAC {}", crate::air::mac_text(&id)));
@@ -1396,12 +1642,14 @@ fn boot(config: &Path, state: &Path, custom: Option<&'static Custom>) -> ExitCod
         inputs: Arc::new(AtomicU32::new(0)),
         onewire,
     };
-    let (ready, environment) = std::sync::mpsc::channel();
-    start_env_reader(link.clone(), faults.clone(), chips.clone(), ready);
-    // Boot in the environment the board powered the device up in, not before it arrived.
-    let _ = environment.recv_timeout(ENV_READY_WAIT);
+    let live = Live {
+        link: link.clone(),
+        faults: faults.clone(),
+        chips: chips.clone(),
+        tank_flow: Arc::default(),
+    };
     let board = SimBoard {
-        reset: reset_cause(),
+        reset,
         watchdog,
         faults: faults.clone(),
         weather,
@@ -1424,13 +1672,15 @@ fn boot(config: &Path, state: &Path, custom: Option<&'static Custom>) -> ExitCod
         Health::Never => SimNetwork::new(link).broken(),
         _ => SimNetwork::new(link),
     };
-    if booted.info.health == Health::Crash {
-        let version = booted.info.version.clone();
-        std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_secs(3));
-            panic!("firmware {version} crashed (a simulated defect of this image)");
-        });
-    }
+    let crash_image = (booted.info.health == Health::Crash).then(|| {
+        (
+            Duration::from_secs(3),
+            format!(
+                "firmware {} crashed (a simulated defect of this image)",
+                booted.info.version
+            ),
+        )
+    });
     let parts = Parts {
         plan,
         net,
@@ -1441,10 +1691,12 @@ fn boot(config: &Path, state: &Path, custom: Option<&'static Custom>) -> ExitCod
         name: config.mqtt.name.clone(),
         config,
         crash_appliance,
+        crash_image,
     };
-    let executor = Box::leak(Box::new(embassy_executor::Executor::new()));
-    executor.run(move |spawner| {
-        spawner.spawn(device_task(parts).expect("the device task is spawned once"));
+    Ok(Prepared {
+        parts,
+        live,
+        watchdog: armed,
     })
 }
 

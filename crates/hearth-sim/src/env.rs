@@ -5,9 +5,10 @@
 use std::fmt;
 
 /// What the simulated Wi-Fi does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Wifi {
     /// Normal.
+    #[default]
     Up,
     /// The access point is gone: the link reports down.
     Down,

@@ -306,8 +306,11 @@ pub fn factory_image() -> Vec<u8> {
 pub async fn boot(state: &Path, log: &mut dyn FnMut(&str)) -> Result<Booted, BootError> {
     let path = state.join(FIRMWARE_NAME);
     let len = (LAYOUT.slots[1] + SLOT_SIZE) as usize;
-    let flash = FileFlash::open_or_create(&path, len)
+    let mut flash = FileFlash::open_or_create(&path, len)
         .map_err(|e| BootError::Flash(format!("{}: {e}", path.display())))?;
+    if crate::device::current_member().is_some() {
+        flash.close_between_operations();
+    }
     let mut slots = Slots::new(flash, LAYOUT, 0);
     let entries = slots
         .entries()

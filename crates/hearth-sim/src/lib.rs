@@ -2,7 +2,9 @@
 //! TCP to a real broker, a flash file with NOR semantics, and I2C chips simulated at the register
 //! level. A second process (the "board") plays power supply, watchdog reset line and
 //! environment: it restarts the device after a reset, keeps the flash file, and takes fault
-//! commands on a control socket in the state directory.
+//! commands on a control socket in the state directory. `hearth sim --fleet N` runs N such
+//! devices as tasks of one process instead ([`fleet`]), each with its own state directory,
+//! over the same device code, on the simulator's own time driver ([`clock`]).
 //!
 //! It owns the simulated platform (the [`device`] implements `hearth_device`'s platform
 //! traits over host sockets, files and chip models; [`faults`] wraps it with the loop faults),
@@ -33,6 +35,7 @@
 
 pub mod air;
 pub mod board;
+pub use hearth_hosttime as clock;
 pub mod console;
 pub mod control;
 pub mod demo;
@@ -41,6 +44,8 @@ pub mod env;
 pub mod espnow_tool;
 pub mod faults;
 pub mod firmware;
+pub mod fleet;
+pub mod latch;
 pub mod net;
 pub mod power;
 pub mod stress;

@@ -51,20 +51,21 @@ pub enum BoardError {
     Config,
 }
 
-struct Request {
-    cmd: ControlCmd,
-    reply: Sender<String>,
+/// A command from the control socket and where its answer goes.
+pub(crate) struct Request<C> {
+    pub(crate) cmd: C,
+    pub(crate) reply: Sender<String>,
 }
 
 /// The environment that outlives device resets.
-#[derive(Debug, Clone)]
-struct Environment {
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Environment {
     wifi: Wifi,
     stress: bool,
     sensors: Vec<(String, String)>,
     load_g: i64,
     /// A re-pair asked for while the device was not running, delivered at its next start.
-    repair: bool,
+    pub(crate) repair: bool,
     /// The tank's wet switches and the flow rate (h2o), and the held switch inputs.
     tank: u16,
     flow: u32,
@@ -76,13 +77,111 @@ struct Environment {
 }
 
 impl Environment {
-    fn messages(&self) -> Vec<EnvMsg> {
+    /// The Wi-Fi as the environment has it.
+    pub(crate) fn wifi_str(&self) -> &'static str {
+        self.wifi.as_str()
+    }
+
+    /// A command that changes the environment of a running device: kept here for the next
+    /// start, and the message to send now with the answer. `None`: not such a command.
+    /// `config` is the board's wiring.
+    pub(crate) fn command(
+        &mut self,
+        cmd: &ControlCmd,
+        config: &Path,
+    ) -> Option<(Option<EnvMsg>, String)> {
+        Some(match cmd.clone() {
+            ControlCmd::Wifi(w) => {
+                self.wifi = w;
+                (Some(EnvMsg::Wifi(w)), format!("ok wifi {}", w.as_str()))
+            }
+            ControlCmd::Block(ms) => (
+                Some(EnvMsg::Block(ms)),
+                format!("ok blocking the loop for {ms} ms"),
+            ),
+            ControlCmd::Slow(ms) => (
+                Some(EnvMsg::Slow(ms)),
+                format!("ok slow operation of {ms} ms"),
+            ),
+            ControlCmd::Sensor(chip, fault) => {
+                self.sensors.retain(|(c, _)| *c != chip);
+                self.sensors.push((chip.clone(), fault.clone()));
+                let reply = format!("ok sensor {chip} {fault}");
+                (Some(EnvMsg::Sensor(chip, fault)), reply)
+            }
+            ControlCmd::StorageStress(on) => {
+                self.stress = on;
+                (
+                    Some(EnvMsg::StorageStress(on)),
+                    format!("ok storage-stress {}", if on { "on" } else { "off" }),
+                )
+            }
+            ControlCmd::Load(g) => {
+                self.load_g = g;
+                (
+                    Some(EnvMsg::Load(g)),
+                    format!("ok load {:.3} kg", g as f64 / 1000.0),
+                )
+            }
+            ControlCmd::PowerCutAtOtadata(n) => (
+                Some(EnvMsg::CutOtadata(n)),
+                format!("ok the power fails before otadata operation {n} from now"),
+            ),
+            ControlCmd::Repair => (Some(EnvMsg::Repair), "ok repair".into()),
+            ControlCmd::Rssi(r) => {
+                self.rssi = Some(r);
+                (Some(EnvMsg::Rssi(r)), format!("ok rssi {r} dBm"))
+            }
+            ControlCmd::Temperature(t) => {
+                self.temperature = Some(t);
+                (
+                    Some(EnvMsg::Temperature(t)),
+                    format!("ok temperature {:.1} °C", f64::from(t) / 1000.0),
+                )
+            }
+            ControlCmd::Tank(m) => {
+                self.tank = m;
+                (Some(EnvMsg::Tank(m)), format!("ok tank {m:#06x}"))
+            }
+            ControlCmd::Flow(r) => {
+                self.flow = r;
+                (Some(EnvMsg::Flow(r)), format!("ok flow {r} pulses/s"))
+            }
+            ControlCmd::Input(k, on) => match crate::device::switch_inputs(config) {
+                Some(0) => (None, "error: this board has no switch inputs".into()),
+                Some(n) if usize::from(k) >= n => (
+                    None,
+                    format!("error: input {k}: this board's inputs are 0 to {}", n - 1),
+                ),
+                _ => {
+                    if on {
+                        self.inputs |= 1 << k;
+                    } else {
+                        self.inputs &= !(1 << k);
+                    }
+                    (
+                        Some(EnvMsg::Input(k, on)),
+                        format!("ok input {k} {}", if on { "on" } else { "off" }),
+                    )
+                }
+            },
+            ControlCmd::Press(e, a, b) => {
+                let reply = format!("ok press {e} {a} {b}");
+                (Some(EnvMsg::Press(e, a, b)), reply)
+            }
+            _ => return None,
+        })
+    }
+
+    /// Everything a device is powered up in; `repair` is delivered once.
+    pub(crate) fn messages(&mut self) -> Vec<EnvMsg> {
+        let repair = std::mem::take(&mut self.repair);
         let mut v = vec![
             EnvMsg::Wifi(self.wifi),
             EnvMsg::StorageStress(self.stress),
             EnvMsg::Load(self.load_g),
         ];
-        if self.repair {
+        if repair {
             v.push(EnvMsg::Repair);
         }
         v.extend(self.temperature.map(EnvMsg::Temperature));
@@ -155,24 +254,13 @@ pub fn run(config: &Path, state: &Path) -> Result<(), BoardError> {
             source,
         })?;
 
-    let (tx, rx) = mpsc::channel::<Request>();
-    thread::spawn(move || serve_control(listener, tx));
+    let (tx, rx) = mpsc::channel::<Request<ControlCmd>>();
+    thread::spawn(move || serve_control(listener, tx, ControlCmd::parse));
 
     let mut board = Board {
         config: config.to_path_buf(),
         state: state.to_path_buf(),
-        env: Environment {
-            wifi: Wifi::Up,
-            stress: false,
-            sensors: Vec::new(),
-            load_g: 0,
-            repair: false,
-            tank: 0,
-            flow: 0,
-            inputs: 0,
-            temperature: None,
-            rssi: None,
-        },
+        env: Environment::default(),
         log,
         crashes: Vec::new(),
     };
@@ -221,7 +309,6 @@ impl Board {
             // environment (a storage stress, a sensor fault) it was powered up in.
             let _ = writeln!(input, "{}", EnvMsg::Ready);
         }
-        self.env.repair = false;
         let mut readers = Vec::new();
         for stream in take_output(&mut child) {
             let mut log = self.log.try_clone().map_err(BoardError::Spawn)?;
@@ -267,7 +354,7 @@ impl Board {
         }
     }
 
-    fn main_loop(&mut self, rx: &Receiver<Request>) -> Result<(), BoardError> {
+    fn main_loop(&mut self, rx: &Receiver<Request<ControlCmd>>) -> Result<(), BoardError> {
         let mut cause = "power-on";
         loop {
             let mut run = self.spawn(cause)?;
@@ -315,7 +402,7 @@ impl Board {
 
     /// Serve commands for `limit` while no device runs (paused or asleep); true if told to
     /// quit. Changes to the environment are kept for the next start.
-    fn wait_commands(&mut self, rx: &Receiver<Request>, limit: Duration) -> bool {
+    fn wait_commands(&mut self, rx: &Receiver<Request<ControlCmd>>, limit: Duration) -> bool {
         let until = Instant::now() + limit;
         while Instant::now() < until {
             if let Ok(req) = rx.recv_timeout(Duration::from_millis(100)) {
@@ -342,7 +429,7 @@ impl Board {
                         self.env.wifi = w;
                         format!("ok wifi {} (from the next start)", w.as_str())
                     }
-                    ControlCmd::CrashConfig => self.crash_config(),
+                    ControlCmd::CrashConfig => crash_config(&self.state, &self.config),
                     ControlCmd::Repair => {
                         self.env.repair = true;
                         "ok repair (at the next start)".into()
@@ -364,35 +451,11 @@ impl Board {
         false
     }
 
-    /// `crash-config`: remember the fingerprint of the config the device runs now; the device
-    /// crashes after boot while it runs that config.
-    fn crash_config(&self) -> String {
-        let pushed = self.state.join(crate::device::PUSHED_CONFIG);
-        let path = if pushed.exists() {
-            pushed
-        } else {
-            self.config.clone()
-        };
-        let marked = std::fs::read(&path).and_then(|bytes| {
-            std::fs::write(
-                self.state.join(crate::device::CRASH_CONFIG_FILE),
-                crate::device::config_fingerprint(&bytes),
-            )
-        });
-        match marked {
-            Ok(()) => format!(
-                "ok the appliance crashes after boot while the config is {}",
-                path.display()
-            ),
-            Err(e) => format!("error: {}: {e}", path.display()),
-        }
-    }
-
     /// Watch one device run; `None` means quit.
     fn supervise(
         &mut self,
         run: &mut Running,
-        rx: &Receiver<Request>,
+        rx: &Receiver<Request<ControlCmd>>,
     ) -> Result<Option<Ended>, BoardError> {
         loop {
             if let Ok(Some(status)) = run.child.try_wait() {
@@ -411,85 +474,17 @@ impl Board {
                 Err(RecvTimeoutError::Timeout) => continue,
                 Err(RecvTimeoutError::Disconnected) => return Ok(None),
             };
+            if let Some((msg, reply)) = self.env.command(&req.cmd, &self.config) {
+                if let Some(msg) = msg {
+                    self.send(run, msg);
+                }
+                announce(&req.cmd, &reply);
+                let _ = req.reply.send(reply);
+                continue;
+            }
             let reply = match req.cmd.clone() {
-                ControlCmd::Wifi(w) => {
-                    self.env.wifi = w;
-                    self.send(run, EnvMsg::Wifi(w));
-                    format!("ok wifi {}", w.as_str())
-                }
-                ControlCmd::Block(ms) => {
-                    self.send(run, EnvMsg::Block(ms));
-                    format!("ok blocking the loop for {ms} ms")
-                }
-                ControlCmd::Slow(ms) => {
-                    self.send(run, EnvMsg::Slow(ms));
-                    format!("ok slow operation of {ms} ms")
-                }
-                ControlCmd::Sensor(chip, fault) => {
-                    self.env.sensors.retain(|(c, _)| *c != chip);
-                    self.env.sensors.push((chip.clone(), fault.clone()));
-                    self.send(run, EnvMsg::Sensor(chip.clone(), fault.clone()));
-                    format!("ok sensor {chip} {fault}")
-                }
-                ControlCmd::StorageStress(on) => {
-                    self.env.stress = on;
-                    self.send(run, EnvMsg::StorageStress(on));
-                    format!("ok storage-stress {}", if on { "on" } else { "off" })
-                }
-                ControlCmd::Load(g) => {
-                    self.env.load_g = g;
-                    self.send(run, EnvMsg::Load(g));
-                    format!("ok load {:.3} kg", g as f64 / 1000.0)
-                }
-                ControlCmd::CrashConfig => self.crash_config(),
+                ControlCmd::CrashConfig => crash_config(&self.state, &self.config),
                 ControlCmd::Wake => "error: the device is awake (it is running)".into(),
-                ControlCmd::PowerCutAtOtadata(n) => {
-                    self.send(run, EnvMsg::CutOtadata(n));
-                    format!("ok the power fails before otadata operation {n} from now")
-                }
-                ControlCmd::Repair => {
-                    self.send(run, EnvMsg::Repair);
-                    "ok repair".into()
-                }
-                ControlCmd::Rssi(r) => {
-                    self.env.rssi = Some(r);
-                    self.send(run, EnvMsg::Rssi(r));
-                    format!("ok rssi {r} dBm")
-                }
-                ControlCmd::Temperature(t) => {
-                    self.env.temperature = Some(t);
-                    self.send(run, EnvMsg::Temperature(t));
-                    format!("ok temperature {:.1} °C", f64::from(t) / 1000.0)
-                }
-                ControlCmd::Tank(m) => {
-                    self.env.tank = m;
-                    self.send(run, EnvMsg::Tank(m));
-                    format!("ok tank {m:#06x}")
-                }
-                ControlCmd::Flow(r) => {
-                    self.env.flow = r;
-                    self.send(run, EnvMsg::Flow(r));
-                    format!("ok flow {r} pulses/s")
-                }
-                ControlCmd::Input(k, on) => match crate::device::switch_inputs(&self.config) {
-                    Some(0) => "error: this board has no switch inputs".into(),
-                    Some(n) if usize::from(k) >= n => {
-                        format!("error: input {k}: this board's inputs are 0 to {}", n - 1)
-                    }
-                    _ => {
-                        if on {
-                            self.env.inputs |= 1 << k;
-                        } else {
-                            self.env.inputs &= !(1 << k);
-                        }
-                        self.send(run, EnvMsg::Input(k, on));
-                        format!("ok input {k} {}", if on { "on" } else { "off" })
-                    }
-                },
-                ControlCmd::Press(e, a, b) => {
-                    self.send(run, EnvMsg::Press(e.clone(), a, b));
-                    format!("ok press {e} {a} {b}")
-                }
                 ControlCmd::Status => format!(
                     "ok running pid {} for {:.1} s, wifi {}, storage-stress {}",
                     run.child.id(),
@@ -511,6 +506,8 @@ impl Board {
                     let _ = req.reply.send("ok quitting".into());
                     return Ok(None);
                 }
+                // Answered by the environment above.
+                other => format!("error: {other:?} is not for a running device"),
             };
             announce(&req.cmd, &reply);
             let _ = req.reply.send(reply);
@@ -539,7 +536,37 @@ fn announce(cmd: &ControlCmd, reply: &str) {
     }
 }
 
-fn serve_control(listener: UnixListener, tx: Sender<Request>) {
+/// `crash-config`: remember the fingerprint of the config the device in `state` runs now
+/// (`config` unless one was pushed); the device crashes after boot while it runs that config.
+pub(crate) fn crash_config(state: &Path, config: &Path) -> String {
+    let pushed = state.join(crate::device::PUSHED_CONFIG);
+    let path = if pushed.exists() {
+        pushed
+    } else {
+        config.to_path_buf()
+    };
+    let marked = std::fs::read(&path).and_then(|bytes| {
+        std::fs::write(
+            state.join(crate::device::CRASH_CONFIG_FILE),
+            crate::device::config_fingerprint(&bytes),
+        )
+    });
+    match marked {
+        Ok(()) => format!(
+            "ok the appliance crashes after boot while the config is {}",
+            path.display()
+        ),
+        Err(e) => format!("error: {}: {e}", path.display()),
+    }
+}
+
+/// Take one command line per connection on `listener`, parse it with `parse`, hand it to the
+/// board over `tx` and write its answer back.
+pub(crate) fn serve_control<C: Send + 'static>(
+    listener: UnixListener,
+    tx: Sender<Request<C>>,
+    parse: fn(&str) -> Result<C, String>,
+) {
     for stream in listener.incoming() {
         let Ok(stream) = stream else { continue };
         let tx = tx.clone();
@@ -552,7 +579,7 @@ fn serve_control(listener: UnixListener, tx: Sender<Request>) {
             if BufReader::new(stream).read_line(&mut line).is_err() {
                 return;
             }
-            let answer = match ControlCmd::parse(line.trim()) {
+            let answer = match parse(line.trim()) {
                 Err(e) => format!("error: {e}"),
                 Ok(cmd) => {
                     let (reply_tx, reply_rx) = mpsc::channel();

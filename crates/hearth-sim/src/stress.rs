@@ -7,14 +7,10 @@
 //! acknowledged on the console (`stress-ack N`) once the store has read it back.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use embedded_storage_async::nor_flash::NorFlash;
 use hearth_platform::store::SharedStore;
 use hearth_storage::keys;
-
-/// How often a stress task that is off looks whether it was turned on.
-const IDLE_POLL: Duration = Duration::from_millis(50);
 
 /// The record for sequence number `n`: the number and a check word, so a torn or stale value
 /// never passes for a record.
@@ -47,7 +43,12 @@ async fn read<F: NorFlash>(store: &SharedStore<F>) -> Result<Option<u64>, String
 }
 
 /// Report the record found at boot, then write while `on` says so; never returns.
-pub async fn run<F: NorFlash>(store: &SharedStore<F>, on: &AtomicBool, console: fn(&str)) -> ! {
+pub async fn run<F: NorFlash>(
+    store: &SharedStore<F>,
+    on: &AtomicBool,
+    changed: &crate::latch::Latch<()>,
+    console: fn(&str),
+) -> ! {
     let mut n = match read(store).await {
         Ok(Some(n)) => {
             console(&format!("stress-boot {n} ok"));
@@ -61,10 +62,9 @@ pub async fn run<F: NorFlash>(store: &SharedStore<F>, on: &AtomicBool, console: 
     };
     loop {
         if !on.load(Ordering::SeqCst) {
-            embassy_time::Timer::after(embassy_time::Duration::from_millis(
-                IDLE_POLL.as_millis() as u64
-            ))
-            .await;
+            // Idle until the board switches stress on (a thousand idle devices of a fleet
+            // must not spin).
+            changed.wait().await;
             continue;
         }
         n += 1;

@@ -23,7 +23,9 @@ const ERASE_CHUNK: usize = 256;
 /// A file with NOR-flash semantics and the geometry of the ESP32's esp-storage driver.
 #[derive(Debug)]
 pub struct FileFlash {
-    file: File,
+    /// The open file; `None` when it is opened for each operation instead
+    /// ([`FileFlash::close_between_operations`]).
+    file: Option<File>,
     path: PathBuf,
     capacity: usize,
 }
@@ -90,7 +92,7 @@ impl FileFlash {
             }
         };
         Ok(FileFlash {
-            file,
+            file: Some(file),
             path: path.to_path_buf(),
             capacity,
         })
@@ -109,15 +111,23 @@ impl FileFlash {
     /// Push every completed write to the disk (not needed to survive a killed process, only a
     /// crash of the host).
     pub fn sync(&self) -> io::Result<()> {
-        self.file.sync_data()
+        self.with_file(|f| f.sync_data())
     }
 
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<(), FileFlashError> {
-        platform::read_exact_at(&self.file, buf, offset).map_err(FileFlashError::io)
+    /// Hold no open file: open it for each read, write or erase and close it after. For
+    /// thousands of simulated devices in one process (`hearth sim --fleet`), each with two
+    /// flash files, under the process's limit of open files. Every operation still goes to the
+    /// file as before, so a kill leaves the same torn state.
+    pub fn close_between_operations(&mut self) {
+        self.file = None;
     }
 
-    fn write_at(&self, buf: &[u8], offset: u64) -> Result<(), FileFlashError> {
-        platform::write_all_at(&self.file, buf, offset).map_err(FileFlashError::io)
+    /// Run `f` on the open file, or on the file opened for it.
+    fn with_file<R>(&self, f: impl FnOnce(&File) -> io::Result<R>) -> io::Result<R> {
+        match &self.file {
+            Some(file) => f(file),
+            None => f(&OpenOptions::new().read(true).write(true).open(&self.path)?),
+        }
     }
 }
 
@@ -320,7 +330,8 @@ impl blocking::ReadNorFlash for FileFlash {
 
     fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), Self::Error> {
         blocking::check_read(&*self, offset, bytes.len())?;
-        self.read_at(bytes, u64::from(offset))
+        self.with_file(|f| platform::read_exact_at(f, bytes, u64::from(offset)))
+            .map_err(FileFlashError::io)
     }
 
     fn capacity(&self) -> usize {
@@ -336,10 +347,13 @@ impl blocking::NorFlash for FileFlash {
     fn erase(&mut self, from: u32, to: u32) -> Result<(), Self::Error> {
         blocking::check_erase(&*self, from, to)?;
         let erased = [0xFF; ERASE_CHUNK];
-        for at in (u64::from(from)..u64::from(to)).step_by(ERASE_CHUNK) {
-            self.write_at(&erased, at)?;
-        }
-        Ok(())
+        self.with_file(|file| {
+            for at in (u64::from(from)..u64::from(to)).step_by(ERASE_CHUNK) {
+                platform::write_all_at(file, &erased, at)?;
+            }
+            Ok(())
+        })
+        .map_err(FileFlashError::io)
     }
 
     /// Programs `bytes` (new = old AND data), one flash word per system call; words that would
@@ -349,22 +363,26 @@ impl blocking::NorFlash for FileFlash {
         let word = GEOMETRY.write_size;
         let mut old = [0u8; ERASE_CHUNK];
         let mut at = u64::from(offset);
-        for data in bytes.chunks(ERASE_CHUNK) {
-            let old = &mut old[..data.len()];
-            self.read_at(old, at)?;
-            for (old_word, data_word) in old.chunks_exact_mut(word).zip(data.chunks_exact(word)) {
-                let mut changed = false;
-                for (o, d) in old_word.iter_mut().zip(data_word) {
-                    changed |= *o & d != *o;
-                    *o &= d;
+        self.with_file(|file| {
+            for data in bytes.chunks(ERASE_CHUNK) {
+                let old = &mut old[..data.len()];
+                platform::read_exact_at(file, old, at)?;
+                for (old_word, data_word) in old.chunks_exact_mut(word).zip(data.chunks_exact(word))
+                {
+                    let mut changed = false;
+                    for (o, d) in old_word.iter_mut().zip(data_word) {
+                        changed |= *o & d != *o;
+                        *o &= d;
+                    }
+                    if changed {
+                        platform::write_all_at(file, old_word, at)?;
+                    }
+                    at += word as u64;
                 }
-                if changed {
-                    self.write_at(old_word, at)?;
-                }
-                at += word as u64;
             }
-        }
-        Ok(())
+            Ok(())
+        })
+        .map_err(FileFlashError::io)
     }
 }
 
@@ -493,6 +511,26 @@ mod tests {
         );
         // Nothing was changed by the refused operations.
         assert!(read_vec(&mut flash, 0, CAP).iter().all(|b| *b == 0xFF));
+    }
+
+    #[test]
+    fn closed_between_operations_it_holds_no_file_and_behaves_the_same() {
+        let dir = TempDir::new("closed");
+        let path = dir.join("closed.bin");
+        let mut flash = FileFlash::open_or_create(&path, 8192).unwrap();
+        flash.close_between_operations();
+        assert!(flash.file.is_none());
+        blocking::NorFlash::write(&mut flash, 4, &[0x0f, 0xf0, 0x00, 0xff]).unwrap();
+        blocking::NorFlash::write(&mut flash, 4, &[0xff, 0xff, 0xff, 0x0f]).unwrap();
+        assert_eq!(read_vec(&mut flash, 4, 4), [0x0f, 0xf0, 0x00, 0x0f]);
+        blocking::NorFlash::erase(&mut flash, 0, 4096).unwrap();
+        assert_eq!(read_vec(&mut flash, 0, 8), [0xff; 8]);
+        // The file is what another handle reads, and a missing file is an error, not a panic.
+        blocking::NorFlash::write(&mut flash, 4096, &[1, 2, 3, 4]).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap()[4096..4100], [1, 2, 3, 4]);
+        std::fs::remove_file(&path).unwrap();
+        let mut b = [0u8; 4];
+        assert!(blocking::ReadNorFlash::read(&mut flash, 0, &mut b).is_err());
     }
 
     #[test]

@@ -114,12 +114,27 @@ fn parses_the_commands() {
             state,
             air,
             aps,
+            fleet: None,
         }) => {
             assert_eq!((config, state), ("c.txt".into(), "d".into()));
             assert_eq!(air.as_deref(), Some("kitchen"));
             let aps: Vec<_> = aps.iter().map(|a| (&a.ssid[..], &a.password[..])).collect();
             assert_eq!(aps, [("Home", "pass:word"), ("Cafe", "")]);
         }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        p("sim --fleet 300 --config c.txt --state d"),
+        Ok(Run::Sim {
+            fleet: Some(300),
+            ..
+        })
+    ));
+    assert!(p("sim --fleet 0 --config c.txt --state d").is_err());
+    assert!(p("sim --fleet 100001 --config c.txt --state d").is_err());
+    assert!(p("sim --fleet 3 --ap Home --config c.txt --state d").is_err());
+    match p("sim ctl d wifi down --share 30") {
+        Ok(Run::Ctl { command, .. }) => assert_eq!(command, "wifi down --share 30"),
         other => panic!("{other:?}"),
     }
     match p("sim ctl d wifi down") {

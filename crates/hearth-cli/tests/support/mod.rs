@@ -585,6 +585,51 @@ impl Drop for Sim {
     }
 }
 
+/// `hearth sim --fleet N`: N devices of one config in one process, members `<name>-0001`…
+pub struct Fleet(pub Sim);
+
+impl Fleet {
+    pub fn start(config_text: &str, n: usize) -> Self {
+        Self(Sim::start_with(
+            config_text,
+            None,
+            &["--fleet", &n.to_string()],
+        ))
+    }
+
+    pub fn ctl(&self, command: &str) -> String {
+        self.0.ctl(command)
+    }
+
+    /// Every member's lines, each after its name.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.0.state().join("fleet.log")).unwrap_or_default()
+    }
+
+    /// How often `needle` appears in the lines of member `name`.
+    pub fn count(&self, name: &str, needle: &str) -> usize {
+        let prefix = format!("{name} ");
+        self.log()
+            .lines()
+            .filter(|l| l.starts_with(&prefix) && l.contains(needle))
+            .count()
+    }
+
+    /// The names a `sim ctl` answer lists after `N of M:`.
+    pub fn named(reply: &str) -> Vec<String> {
+        reply
+            .rsplit_once(": ")
+            .map(|(_, names)| {
+                names
+                    .trim_end_matches(')')
+                    .split_whitespace()
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
 // --- The owner's side of signed updates, shared by the update and config-push tests. ---
 
 /// Run `hearth` with `args` to completion.
