@@ -13,7 +13,10 @@ use hearth_ota::manifest::{Manifest, Version};
 use hearth_ota::otadata::crc32;
 use hearth_ota::signed::{self, Kind};
 use sha2::{Digest, Sha256};
-use support::{config, hearth, new_owner, text, wait_until, Broker, Owner, Sim, TempDir, HEARTH};
+use support::{
+    config, hearth, new_owner, ota_all, ota_all_killed_at, text, wait_until, Broker, Owner, Sim,
+    TempDir, HEARTH,
+};
 
 fn s(n: u64) -> Duration {
     Duration::from_secs(n)
@@ -61,21 +64,6 @@ fn fleet(broker: &Broker, owner: &Owner, names: &[&str]) -> Vec<Sim> {
 /// Every device's log, for a failure message.
 fn dump_all(devices: &[Sim]) -> String {
     devices.iter().map(Sim::dump).collect::<Vec<_>>().join("\n")
-}
-
-/// `hearth ota --all IMAGE` with the owner's key on `broker` (HOST:PORT), and `extra` options.
-fn ota_all(broker: &str, image: &Path, owner: &Owner, extra: &[&str]) -> Output {
-    let mut args = vec![
-        "ota",
-        "--all",
-        image.to_str().unwrap(),
-        "--key",
-        owner.key(),
-        "--broker",
-        broker,
-    ];
-    args.extend_from_slice(extra);
-    hearth(&args)
 }
 
 fn ota(broker: &Broker, device: &str, image: &Path, owner: &Owner, extra: &[&str]) -> Output {
@@ -1095,15 +1083,7 @@ fn a_fleet_update_reaches_every_online_device() {
     let image = owner.image("v030.img", &["--version", "0.3.0", "--size", "100000"]);
     let bf = broker_flag(&broker);
     wait_listed(&bf, &["fleet-a", "fleet-b"]);
-    let out = hearth(&[
-        "ota",
-        "--all",
-        image.to_str().unwrap(),
-        "--key",
-        owner.key(),
-        "--broker",
-        &bf,
-    ]);
+    let out = ota_all(&bf, &image, &owner, &[]);
     assert!(
         out.status.success(),
         "{}\n{}\n{}",
@@ -1226,46 +1206,20 @@ fn a_canary_that_rolls_back_stops_the_rollout_and_offline_devices_are_listed() {
 
 #[test]
 fn an_interrupted_rollout_resumes_without_sending_again_to_confirmed_devices() {
-    use std::io::BufRead;
     let broker = Broker::start();
     let owner = new_owner();
     let devices = fleet(&broker, &owner, &["res-a", "res-b", "res-c"]);
     let image = owner.image("v030.img", &["--version", "0.3.0", "--size", "60000"]);
     let bf = broker_flag(&broker);
     wait_listed(&bf, &["res-a", "res-b", "res-c"]);
-    let args = [
-        "ota",
-        "--all",
-        image.to_str().unwrap(),
-        "--key",
-        owner.key(),
-        "--broker",
-        &bf,
-    ];
     // The tool crashes (SIGKILL) right after the first device is confirmed.
-    let mut first = std::process::Command::new(support::HEARTH)
-        .args(args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("hearth ota");
-    let mut seen = String::new();
-    for line in std::io::BufReader::new(first.stdout.take().unwrap()).lines() {
-        let line = line.unwrap();
-        seen.push_str(&line);
-        seen.push('\n');
-        if line.starts_with("ok: res-a") {
-            break;
-        }
-    }
-    let _ = first.kill();
-    let _ = first.wait();
+    let seen = ota_all_killed_at(&bf, &image, &owner, &[], |l| l.starts_with("ok: res-a"));
     assert!(
         seen.contains("ok: res-a: firmware 0.3.0 confirmed healthy"),
         "{seen}"
     );
     // The same command again: res-a is not sent the image again, the others are updated.
-    let out = hearth(&args);
+    let out = ota_all(&bf, &image, &owner, &[]);
     let said = String::from_utf8_lossy(&out.stdout).into_owned();
     let dumps = || dump_all(&devices);
     assert!(out.status.success(), "{}\n{}", text(&out), dumps());

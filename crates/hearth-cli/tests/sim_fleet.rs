@@ -5,11 +5,11 @@
 mod support;
 
 use std::collections::HashMap;
-use std::io::BufRead;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use support::{config, hearth, new_owner, text, wait_until, Broker, Fleet, HEARTH};
+use support::{
+    config, hearth, new_owner, ota_all, ota_all_killed_at, text, wait_until, Broker, Fleet,
+};
 
 fn s(n: u64) -> Duration {
     Duration::from_secs(n)
@@ -142,21 +142,6 @@ fn a_fleet_runs_its_members_and_takes_faults_aimed_at_one_a_share_or_all() {
     drop(broker);
 }
 
-/// A `hearth ota --all` on `bf` with `extra` options, its report.
-fn ota_all(bf: &str, image: &std::path::Path, key: &str, extra: &[&str]) -> std::process::Output {
-    let mut args = vec![
-        "ota",
-        "--all",
-        image.to_str().unwrap(),
-        "--key",
-        key,
-        "--broker",
-        bf,
-    ];
-    args.extend_from_slice(extra);
-    hearth(&args)
-}
-
 #[test]
 fn rollouts_across_two_hundred_devices_stop_at_a_bad_canary_skip_the_offline_and_resume() {
     const N: usize = 200;
@@ -193,7 +178,7 @@ fn rollouts_across_two_hundred_devices_stop_at_a_bad_canary_skip_the_offline_and
     let out = ota_all(
         &bf,
         &never,
-        owner.key(),
+        &owner,
         &[
             "--canary",
             "1",
@@ -237,14 +222,7 @@ fn rollouts_across_two_hundred_devices_stop_at_a_bad_canary_skip_the_offline_and
 
     // A good image; the tool is killed after its canary and first wave.
     let good = owner.image("v030.img", &["--version", "0.3.0", "--size", "20000"]);
-    let args = [
-        "ota",
-        "--all",
-        good.to_str().unwrap(),
-        "--key",
-        owner.key(),
-        "--broker",
-        &bf,
+    let extra = [
         "--canary",
         "1",
         "--parallel",
@@ -252,34 +230,17 @@ fn rollouts_across_two_hundred_devices_stop_at_a_bad_canary_skip_the_offline_and
         "--confirm-timeout",
         "90",
     ];
-    let mut first = Command::new(HEARTH)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("hearth ota");
     let mut confirmed = Vec::new();
-    let mut seen = String::new();
-    for line in std::io::BufReader::new(first.stdout.take().unwrap()).lines() {
-        let line = line.unwrap();
-        seen.push_str(&line);
-        seen.push('\n');
+    let seen = ota_all_killed_at(&bf, &good, &owner, &extra, |line| {
         if let Some(rest) = line.strip_prefix("ok: ") {
             confirmed.push(rest.split(':').next().unwrap_or("").to_string());
-            if confirmed.len() == 41 {
-                break;
-            }
         }
-    }
-    let _ = first.kill();
-    let _ = first.wait();
+        confirmed.len() == 41
+    });
     assert_eq!(confirmed.len(), 41, "{seen}");
 
     // Run again: the confirmed ones are current and get nothing; the rest are updated.
-    let out = Command::new(HEARTH)
-        .args(args)
-        .output()
-        .expect("hearth ota");
+    let out = ota_all(&bf, &good, &owner, &extra);
     let said = String::from_utf8_lossy(&out.stdout).into_owned();
     assert_eq!(
         out.status.code(),

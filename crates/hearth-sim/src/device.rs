@@ -812,25 +812,50 @@ fn load_cell(config: &hearth_config::Config) -> LoadCell {
     }
 }
 
-/// The hardware watchdog: fed while the loop-liveness policy allows, it resets the device when
-/// it starves for `timeout`. It is armed after the grace period.
-fn start_watchdog(policy: Arc<Mutex<LoopWatchdog>>, grace: Millis, timeout: Millis) {
-    std::thread::spawn(move || {
-        let mut last_fed = 0;
-        loop {
-            std::thread::sleep(Duration::from_millis(100));
-            let now = embassy_time::Instant::now().as_millis();
-            if now < grace || lock(&policy).should_feed(now) {
-                last_fed = now;
-            } else if now - last_fed >= timeout {
-                console("watchdog: the loop stopped proving liveness; resetting");
-                std::process::exit(EXIT_WATCHDOG);
-            }
+/// The hardware watchdog of one device: fed while the loop-liveness policy allows, it bites
+/// when the loop starves it for `timeout`. It is armed after the grace period.
+pub(crate) struct HardwareWatchdog {
+    policy: Arc<Mutex<LoopWatchdog>>,
+    grace_until: Millis,
+    timeout: Millis,
+    last_fed: Millis,
+}
+
+impl HardwareWatchdog {
+    /// A watchdog started now.
+    fn new(policy: Arc<Mutex<LoopWatchdog>>, grace: Millis, timeout: Millis) -> Self {
+        let now = embassy_time::Instant::now().as_millis();
+        Self {
+            policy,
+            grace_until: now + grace,
+            timeout,
+            last_fed: now,
+        }
+    }
+
+    /// Look at the loop at `now`: feed it if the policy allows; true when it bites (the
+    /// device resets).
+    pub(crate) fn bites(&mut self, now: Millis) -> bool {
+        if now < self.grace_until || lock(&self.policy).should_feed(now) {
+            self.last_fed = now;
+            false
+        } else {
+            now - self.last_fed >= self.timeout
+        }
+    }
+}
+
+/// A single device's watchdog, on a thread of its own, looking ten times a second.
+fn start_watchdog(mut dog: HardwareWatchdog) {
+    std::thread::spawn(move || loop {
+        std::thread::sleep(Duration::from_millis(100));
+        if dog.bites(embassy_time::Instant::now().as_millis()) {
+            console("watchdog: the loop stopped proving liveness; resetting");
+            std::process::exit(EXIT_WATCHDOG);
         }
     });
 }
 
-/// Read environment messages from the board; the board going away powers the device off.
 /// Parse `fault` for the chip model `chip` and apply it with `set`, logging either way.
 fn set_fault<F: std::str::FromStr<Err = String>>(chip: &str, fault: &str, set: impl FnOnce(F)) {
     match fault.parse::<F>() {
@@ -1427,8 +1452,8 @@ fn boot(config: &Path, state: &Path, custom: Option<&'static Custom>) -> ExitCod
         Ok(p) => p,
         Err(why) => return ExitCode::from(why.exit_code() as u8),
     };
-    if let Some((policy, grace, timeout)) = watchdog {
-        start_watchdog(policy, grace, timeout);
+    if let Some(dog) = watchdog {
+        start_watchdog(dog);
     }
     let (ready, environment) = std::sync::mpsc::channel();
     start_env_reader(live, ready);
@@ -1441,11 +1466,11 @@ fn boot(config: &Path, state: &Path, custom: Option<&'static Custom>) -> ExitCod
 }
 
 /// A device ready to run: its parts, the hardware its board's environment reaches, and its
-/// watchdog (the loop policy, the grace and the timeout, ms) when the config arms one.
+/// watchdog when the config arms one.
 pub(crate) struct Prepared {
     pub(crate) parts: Parts,
     pub(crate) live: Live,
-    pub(crate) watchdog: Option<(Arc<Mutex<LoopWatchdog>>, Millis, Millis)>,
+    pub(crate) watchdog: Option<HardwareWatchdog>,
 }
 
 /// Power-up to the start of the firmware: the config in force, the bootloader, the config's
@@ -1557,7 +1582,7 @@ pub(crate) fn prepare(
         t.may_block_s as Millis * SECOND,
     )));
     let armed = t.watchdog_s.map(|timeout_s| {
-        (
+        HardwareWatchdog::new(
             watchdog.clone(),
             t.watchdog_grace_s as Millis * SECOND,
             timeout_s as Millis * SECOND,

@@ -31,11 +31,10 @@ use std::time::Duration;
 
 use embassy_futures::select::{select, Either};
 use hearth_core::reboot::HardwareReset;
-use hearth_core::supervisor::LoopWatchdog;
 use hearth_core::Millis;
 
 use crate::control::{self, ControlCmd};
-use crate::device::{self, Live, Member, Prepared, Stop};
+use crate::device::{self, HardwareWatchdog, Live, Member, Prepared, Stop};
 use crate::latch::Latch;
 use crate::power::{BoardError, Environment, Request};
 
@@ -69,6 +68,9 @@ pub enum FleetError {
     /// The process may not open enough files.
     #[error("{0}")]
     Limit(String),
+    /// The thread the members run on ended (a defect of the fleet itself, shown above).
+    #[error("the fleet's executor thread ended (see above)")]
+    Executor,
 }
 
 /// The members' names: `base-0001` to `base-N`, four digits or as many as N has.
@@ -185,14 +187,6 @@ enum Kill {
     Quit,
 }
 
-/// The hardware watchdog of a running member.
-struct Dog {
-    policy: Arc<Mutex<LoopWatchdog>>,
-    grace_until: Millis,
-    timeout: Millis,
-    last_fed: Millis,
-}
-
 /// One member's board: its device, environment and state.
 struct Slot {
     member: Arc<Member>,
@@ -201,7 +195,7 @@ struct Slot {
     live: Mutex<Option<Live>>,
     kill: Latch<Kill>,
     phase: Mutex<Phase>,
-    dog: Mutex<Option<Dog>>,
+    dog: Mutex<Option<HardwareWatchdog>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -299,38 +293,30 @@ async fn board(slot: Arc<Slot>) {
                     }
                 }
                 *lock(&slot.live) = Some(live);
+                *lock(&slot.dog) = watchdog;
                 // A watchdog reset meant for the last run is void; a power cut stands.
                 if let Some(k) = slot.kill.take() {
                     if k == Kill::PowerCut || k == Kill::Quit {
                         slot.kill.set(k);
                     }
                 }
-                let now = now_ms();
-                *lock(&slot.dog) = watchdog.map(|(policy, grace, timeout)| Dog {
-                    policy,
-                    grace_until: now + grace,
-                    timeout,
-                    last_fed: now,
-                });
                 slot.set(Phase::Running);
                 let run = Scoped {
                     member: slot.member.clone(),
                     run: Some(Box::pin(device::device_main(parts))),
                 };
-                let ended = match select(run, slot.killed()).await {
+                let outcome = select(run, slot.killed()).await;
+                *lock(&slot.live) = None;
+                *lock(&slot.dog) = None;
+                match outcome {
                     Either::First(stop) => stop,
                     Either::Second(Kill::PowerCut) => Stop::PowerCut,
                     Either::Second(Kill::Watchdog) => Stop::Watchdog,
                     Either::Second(_) => {
-                        *lock(&slot.live) = None;
-                        *lock(&slot.dog) = None;
                         slot.set(Phase::Stopped("quit".into()));
                         return;
                     }
-                };
-                *lock(&slot.live) = None;
-                *lock(&slot.dog) = None;
-                ended
+                }
             }
         };
         let up = now_ms().saturating_sub(slot.member.boot_ms());
@@ -402,10 +388,7 @@ async fn watchdog(slots: Arc<Vec<Arc<Slot>>>) {
         let now = now_ms();
         for slot in slots.iter() {
             let mut dog = lock(&slot.dog);
-            let Some(d) = dog.as_mut() else { continue };
-            if now < d.grace_until || lock(&d.policy).should_feed(now) {
-                d.last_fed = now;
-            } else if now - d.last_fed >= d.timeout {
+            if dog.as_mut().is_some_and(|d| d.bites(now)) {
                 *dog = None;
                 slot.member
                     .line("watchdog: the loop stopped proving liveness; resetting");
@@ -519,7 +502,6 @@ fn aimed(slots: &[Arc<Slot>], aim: &Aim) -> Result<Vec<usize>, String> {
 
 /// One member's answer to `cmd`.
 fn command(slot: &Slot, cmd: &ControlCmd) -> String {
-    let running = lock(&slot.live).clone();
     match cmd {
         ControlCmd::Block(_) | ControlCmd::Slow(_) => {
             "error: block and slow would stop every member of the fleet (they share one \
@@ -550,27 +532,22 @@ fn command(slot: &Slot, cmd: &ControlCmd) -> String {
             }
         }
         cmd => {
+            let Some(live) = lock(&slot.live).clone() else {
+                return lock(&slot.env)
+                    .command_while_off(cmd, &slot.config)
+                    .unwrap_or_else(|| format!("error: {cmd:?} is not for a fleet"));
+            };
             let Some((msg, reply)) = lock(&slot.env).command(cmd, &slot.config) else {
                 return format!("error: {cmd:?} is not for a fleet");
             };
-            match (msg, running) {
-                (Some(msg), Some(live)) => {
-                    let _as = device::enter(&slot.member);
-                    live.apply(msg);
-                    reply
-                }
-                (Some(EnvMsg::Repair), None) => {
-                    lock(&slot.env).repair = true;
-                    format!("{reply} (at the next start)")
-                }
-                (Some(_), None) => format!("{reply} (from the next start)"),
-                (None, _) => reply,
+            if let Some(msg) = msg {
+                let _as = device::enter(&slot.member);
+                live.apply(msg);
             }
+            reply
         }
     }
 }
-
-use crate::env::EnvMsg;
 
 /// The members' answers in one line: equal answers grouped with how many and (when `names`)
 /// who gave them, errors first.
@@ -739,9 +716,7 @@ fn control_loop(
             Ok(req) => req,
             Err(RecvTimeoutError::Timeout) => {
                 if executor.is_finished() {
-                    return Err(FleetError::Limit(
-                        "the fleet's executor thread ended (see above)".into(),
-                    ));
+                    return Err(FleetError::Executor);
                 }
                 continue;
             }

@@ -65,7 +65,7 @@ pub(crate) struct Environment {
     sensors: Vec<(String, String)>,
     load_g: i64,
     /// A re-pair asked for while the device was not running, delivered at its next start.
-    pub(crate) repair: bool,
+    repair: bool,
     /// The tank's wet switches and the flow rate (h2o), and the held switch inputs.
     tank: u16,
     flow: u32,
@@ -170,6 +170,24 @@ impl Environment {
                 (Some(EnvMsg::Press(e, a, b)), reply)
             }
             _ => return None,
+        })
+    }
+
+    /// [`Environment::command`] for a device that is not running (asleep, paused, stopped):
+    /// kept for its next start and answered so; a re-pair is delivered at that start. What is
+    /// not kept (a keyfob press, a loop fault, an otadata cut) is an error.
+    pub(crate) fn command_while_off(&mut self, cmd: &ControlCmd, config: &Path) -> Option<String> {
+        let (msg, reply) = self.command(cmd, config)?;
+        Some(match msg {
+            Some(EnvMsg::Repair) => {
+                self.repair = true;
+                format!("{reply} (at the next start)")
+            }
+            Some(
+                EnvMsg::Press(..) | EnvMsg::Block(_) | EnvMsg::Slow(_) | EnvMsg::CutOtadata(_),
+            ) => "error: the device is not running".into(),
+            Some(_) => format!("{reply} (from the next start)"),
+            None => reply,
         })
     }
 
@@ -416,24 +434,14 @@ impl Board {
                         self.note("board: woken by `sim ctl wake`");
                         return false;
                     }
-                    ControlCmd::Load(g) => {
-                        self.env.load_g = g;
-                        format!("ok load {:.3} kg (from the next start)", g as f64 / 1000.0)
-                    }
-                    ControlCmd::Sensor(chip, fault) => {
-                        self.env.sensors.retain(|(c, _)| *c != chip);
-                        self.env.sensors.push((chip.clone(), fault.clone()));
-                        format!("ok sensor {chip} {fault} (from the next start)")
-                    }
-                    ControlCmd::Wifi(w) => {
-                        self.env.wifi = w;
-                        format!("ok wifi {} (from the next start)", w.as_str())
-                    }
+                    cmd @ (ControlCmd::Load(_)
+                    | ControlCmd::Sensor(..)
+                    | ControlCmd::Wifi(_)
+                    | ControlCmd::Repair) => self
+                        .env
+                        .command_while_off(&cmd, &self.config)
+                        .unwrap_or_default(),
                     ControlCmd::CrashConfig => crash_config(&self.state, &self.config),
-                    ControlCmd::Repair => {
-                        self.env.repair = true;
-                        "ok repair (at the next start)".into()
-                    }
                     ControlCmd::Status => {
                         format!(
                             "ok not running (wakes in {:.1} s)",

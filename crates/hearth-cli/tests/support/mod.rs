@@ -687,3 +687,58 @@ impl Owner {
         self.key.to_str().unwrap()
     }
 }
+
+/// The arguments of `hearth ota --all IMAGE` with the owner's key on `broker` (HOST:PORT),
+/// and `extra` options.
+pub fn ota_all_args(broker: &str, image: &Path, owner: &Owner, extra: &[&str]) -> Vec<String> {
+    let args: Vec<String> = [
+        "ota",
+        "--all",
+        image.to_str().unwrap(),
+        "--key",
+        owner.key(),
+        "--broker",
+        broker,
+    ]
+    .iter()
+    .chain(extra)
+    .map(|a| a.to_string())
+    .collect();
+    args
+}
+
+/// `hearth ota --all` ([`ota_all_args`]) run to completion.
+pub fn ota_all(broker: &str, image: &Path, owner: &Owner, extra: &[&str]) -> Output {
+    let args = ota_all_args(broker, image, owner, extra);
+    hearth(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// `hearth ota --all` ([`ota_all_args`]) killed (SIGKILL, as a crash of the tool) at the first
+/// line of its output for which `stop` is true; everything it printed until then.
+pub fn ota_all_killed_at(
+    broker: &str,
+    image: &Path,
+    owner: &Owner,
+    extra: &[&str],
+    mut stop: impl FnMut(&str) -> bool,
+) -> String {
+    use std::io::BufRead;
+    let mut tool = Command::new(HEARTH)
+        .args(ota_all_args(broker, image, owner, extra))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("hearth ota");
+    let mut seen = String::new();
+    for line in std::io::BufReader::new(tool.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if stop(&line) {
+            break;
+        }
+    }
+    let _ = tool.kill();
+    let _ = tool.wait();
+    seen
+}
